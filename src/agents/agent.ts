@@ -1,0 +1,38 @@
+import type { Json, TurnInput } from '../core/types.ts';
+
+/** What every agent kind gets besides the turn: a signal that fires on timeout or cancel. */
+export interface AgentContext {
+  signal: AbortSignal;
+  timeoutMs: number;
+}
+
+/**
+ * An agent adapter: one stateless turn. It returns the agent's raw answer; the
+ * engine validates it against the turn protocol, so adapters stay thin.
+ */
+export interface Agent {
+  readonly kind: string;
+  turn(input: TurnInput, ctx: AgentContext): Promise<unknown>;
+}
+
+/** Signature of an in-process agent (kind `function`). */
+export type AgentFunction = (input: TurnInput, ctx: AgentContext) => unknown;
+
+/** Context handed to a tool: the idempotency key is its place in the run. */
+export interface ToolContext {
+  idempotencyKey: string;
+  /** True when an earlier execution of this same effect may have happened (crash before it was recorded). */
+  maybeRepeated: boolean;
+  runId: string;
+  taskId: string;
+  agent: string;
+  signal: AbortSignal;
+}
+
+export type ToolFunction = (input: Json, ctx: ToolContext) => unknown;
+
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  run: ToolFunction;
+}

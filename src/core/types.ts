@@ -1,0 +1,177 @@
+/**
+ * Shared types of the Spine core.
+ *
+ * Glossary (see DESIGN.md for the full vocabulary):
+ * - run:    all work caused by one submission; a tree of tasks with one root.
+ * - task:   one agent's job inside a run: input, state, attempts, lease, parent.
+ * - turn:   one invocation of an agent for a task. A task runs turns until one
+ *           returns an `output`; turn N+1 receives the results of turn N's actions.
+ * - action: what a turn asks the hub to do. This version knows `tool` (the hub
+ *           runs a registered tool, recorded in the effects ledger) and `handoff`
+ *           (delegate to another agent: a child task; siblings run in parallel and
+ *           the parent's next turn receives all their results — fan-out/join).
+ * - effect: an executed side effect, recorded under an idempotency key derived from
+ *           its place in the run (`run/task/turn/action`); never executed twice
+ *           once recorded.
+ * - lease:  a worker's time-limited claim on a task, extended by heartbeats and
+ *           fenced by (owner, lease number) so a worker that lost its lease cannot
+ *           commit.
+ * - audit event: an append-only record of a state transition, turn, action or
+ *           effect, written in the same transaction as the change it records.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Task lifecycle (a documented string-union state machine; see engine/task-states.ts
+ * for the allowed transitions):
+ *
+ *   queued ─lease→ leased ─turn starts→ running ─┬→ succeeded
+ *     ↑                                          ├→ waiting (children) ─join→ queued
+ *     │                                          ├→ retry-scheduled ─due→ (leasable again)
+ *     └──── lease expired / released ────────────┼→ dead (attempts spent, or not retryable)
+ *                                                └→ cancelled (cascades to children)
+ *
+ * `failed` is recorded (audit) for every failed attempt; the task then moves on at
+ * once to `retry-scheduled` or `dead`. `escalated` is reserved for the policy layer.
+ */
+export type TaskState =
+  | 'queued'
+  | 'leased'
+  | 'running'
+  | 'waiting'
+  | 'retry-scheduled'
+  | 'succeeded'
+  | 'failed'
+  | 'escalated'
+  | 'dead'
+  | 'cancelled';
+
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'dead', 'cancelled'];
+
+/** Run lifecycle: running → succeeded | failed | cancelled; `failed` → running again on retry. */
+export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const TERMINAL_RUN_STATES: readonly RunState[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+  details?: Json;
+}
+
+export interface Run {
+  id: string;
+  agent: string;
+  state: RunState;
+  input: Json;
+  output: Json | null;
+  error: ErrorInfo | null;
+  rootTaskId: string;
+  idempotencyKey: string | null;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+export interface Task {
+  id: string;
+  runId: string;
+  parentId: string | null;
+  /** The parent's turn and action index that created this task (a handoff). */
+  parentTurn: number | null;
+  parentAction: number | null;
+  depth: number;
+  agent: string;
+  state: TaskState;
+  input: Json;
+  output: Json | null;
+  error: ErrorInfo | null;
+  /** Number of committed turns. */
+  turns: number;
+  /** Unfinished children this task waits for. */
+  waitingOn: number;
+  /** Failed attempts so far (a lease lost to a dead worker is not a failure). */
+  attempt: number;
+  maxAttempts: number;
+  /** Times this task was reclaimed from a worker whose lease expired. */
+  reclaims: number;
+  /** Monotonic lease number; with leaseOwner it fences commits. */
+  leaseNo: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  runAt: number;
+  createdAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+// ── The turn protocol (language-neutral JSON; docs/agent-protocol.md) ──────────
+
+export interface ToolAction {
+  type: 'tool';
+  tool: string;
+  input?: Json;
+  /** Optional label chosen by the agent, echoed in the result. */
+  id?: string;
+}
+
+export interface HandoffAction {
+  type: 'handoff';
+  agent: string;
+  input?: Json;
+  id?: string;
+}
+
+export type Action = ToolAction | HandoffAction;
+
+/** The outcome of one action, handed to the next turn. `taskId` names a handoff's child task. */
+export type ActionResult =
+  | { index: number; type: Action['type']; id?: string; taskId?: string; ok: true; value: Json }
+  | { index: number; type: Action['type']; id?: string; taskId?: string; ok: false; error: ErrorInfo };
+
+export interface Usage {
+  inputTokens?: number;
+  outputTokens?: number;
+  costUsd?: number;
+}
+
+/** What an agent answers for one turn. */
+export interface TurnResult {
+  actions?: Action[];
+  output?: Json;
+  usage?: Usage;
+}
+
+export interface TurnRecord {
+  turn: number;
+  actions: Action[];
+  results: ActionResult[];
+  output?: Json;
+}
+
+/** What the hub hands an agent for one turn. */
+export interface TurnInput {
+  protocol: 'spine.turn/1';
+  task: {
+    id: string;
+    runId: string;
+    agent: string;
+    parentId: string | null;
+    depth: number;
+    input: Json;
+    /** 1-based number of this turn within the task. */
+    turn: number;
+    /** 1-based attempt number of this turn. */
+    attempt: number;
+  };
+  /** Session continuity arrives with the gateway; null until then. */
+  session: null;
+  /** Earlier turns of this task with their actions and results. */
+  history: TurnRecord[];
+  /** Results of the previous turn's actions, in action order. */
+  results: ActionResult[];
+  memory: Json[];
+  grants: { tools: string[]; agents: string[] };
+}

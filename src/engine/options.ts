@@ -1,0 +1,52 @@
+import type { Agent, ToolDefinition } from '../agents/agent.ts';
+
+/** Exponential backoff with jitter; only retryable errors are retried. */
+export interface RetryPolicy {
+  /** Attempts per turn, including the first. */
+  maxAttempts: number;
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  /** `full`: a uniform delay in [0, backoff]; `none`: exactly the backoff. */
+  jitter: 'full' | 'none';
+}
+
+export interface AgentSpec {
+  name: string;
+  agent: Agent;
+  timeoutMs: number;
+  retry: RetryPolicy;
+}
+
+export interface EngineLimits {
+  /** Deepest handoff nesting; the root task is depth 0. */
+  maxDepth: number;
+  /** Turns a task may take without returning an output. */
+  maxTurns: number;
+  /** Times a task may be reclaimed from dead workers before it is dead-lettered. */
+  maxReclaims: number;
+}
+
+export interface WorkerOptions {
+  /** Turns in flight at once in this worker. */
+  concurrency: number;
+  leaseMs: number;
+  heartbeatMs: number;
+  /** Idle poll for due retries and other processes' work (wake-ups make most polls unnecessary). */
+  pollMs: number;
+  /** On shutdown, how long in-flight turns may finish before their leases are handed back. */
+  drainMs: number;
+}
+
+/** The compiled, checked registry an engine runs with. */
+export interface Registry {
+  agents: ReadonlyMap<string, AgentSpec>;
+  tools: ReadonlyMap<string, ToolDefinition>;
+  limits: EngineLimits;
+  retry: RetryPolicy;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };
+export const DEFAULT_LIMITS: EngineLimits = { maxDepth: 8, maxTurns: 50, maxReclaims: 5 };
+export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 1_000, drainMs: 10_000 };
+export const DEFAULT_TIMEOUT_MS = 120_000;

@@ -1,0 +1,40 @@
+import { UnknownAgentError } from '../core/errors.ts';
+import type { Json, Run } from '../core/types.ts';
+import { TERMINAL_RUN_STATES } from '../core/types.ts';
+import type { Store } from '../store/store.ts';
+import type { Registry } from './options.ts';
+
+export interface SubmitRequest {
+  agent: string;
+  input: Json;
+  idempotencyKey?: string | null;
+  actor?: string;
+}
+
+/** Starts a run for an agent. An unknown agent is refused before anything is written. */
+export async function submitRun(store: Store, registry: Registry, req: SubmitRequest, now: number): Promise<{ run: Run; created: boolean }> {
+  const spec = registry.agents.get(req.agent);
+  if (!spec) throw new UnknownAgentError(req.agent, [...registry.agents.keys()]);
+  return store.createRun(
+    { agent: spec.name, input: req.input, idempotencyKey: req.idempotencyKey ?? null, maxAttempts: spec.retry.maxAttempts, actor: req.actor ?? 'api' },
+    now,
+  );
+}
+
+export function isTerminal(run: Run): boolean {
+  return TERMINAL_RUN_STATES.includes(run.state);
+}
+
+/** Resolves with the run once it is terminal (polls the store; runs may finish in another process). */
+export async function waitForRun(store: Store, runId: string, opts: { pollMs?: number; timeoutMs?: number; onPoll?: (run: Run) => void } = {}): Promise<Run> {
+  const pollMs = opts.pollMs ?? 50;
+  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  for (;;) {
+    const run = await store.getRun(runId);
+    if (!run) throw new Error(`run ${runId} not found`);
+    if (isTerminal(run)) return run;
+    opts.onPoll?.(run);
+    if (Date.now() >= deadline) return run;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

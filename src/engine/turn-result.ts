@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { AgentProtocolError } from '../core/errors.ts';
+import type { TurnResult } from '../core/types.ts';
+
+const json: z.ZodType<unknown> = z.unknown();
+
+const toolAction = z.strictObject({
+  type: z.literal('tool'),
+  tool: z.string().min(1),
+  input: json.optional(),
+  id: z.string().optional(),
+});
+const handoffAction = z.strictObject({
+  type: z.literal('handoff'),
+  agent: z.string().min(1),
+  input: json.optional(),
+  id: z.string().optional(),
+});
+const usage = z.strictObject({
+  inputTokens: z.number().nonnegative().optional(),
+  outputTokens: z.number().nonnegative().optional(),
+  costUsd: z.number().nonnegative().optional(),
+});
+
+const turnResult = z
+  .strictObject({
+    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction])).optional(),
+    output: json.optional(),
+    usage: usage.optional(),
+  })
+  .refine((r) => r.actions !== undefined || r.output !== undefined, {
+    message: 'a turn must return "actions" (possibly empty, to take another turn) or "output"',
+  })
+  .refine((r) => r.output === undefined || !(r.actions ?? []).some((a) => a.type === 'handoff'), {
+    message: 'a turn that returns "output" cannot also hand off: hand off first, then return the output on a later turn',
+  });
+
+/** Checks an agent's raw answer against the turn protocol, listing every violation. */
+export function parseTurnResult(agent: string, raw: unknown): TurnResult {
+  const parsed = turnResult.safeParse(raw);
+  if (parsed.success) return parsed.data as TurnResult;
+  const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message }));
+  throw new AgentProtocolError(agent, `invalid turn result: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+}

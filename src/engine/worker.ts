@@ -1,0 +1,166 @@
+import { hostname } from 'node:os';
+import type { Clock } from '../core/clock.ts';
+import { systemClock } from '../core/clock.ts';
+import { newId } from '../core/ids.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import type { ClaimedTask, Lease, Store } from '../store/store.ts';
+import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { runTask, type StopReason } from './task-runner.ts';
+
+interface InFlight {
+  lease: Lease;
+  stop: AbortController;
+  done: Promise<void>;
+}
+
+export interface WorkerDeps {
+  store: Store;
+  registry: Registry;
+  options?: Partial<WorkerOptions>;
+  clock?: Clock;
+  log?: Logger;
+  id?: string;
+}
+
+/**
+ * Leases tasks in batches (as many as it has free slots), runs them, heartbeats
+ * its leases and requeues tasks whose worker died. Wakes on commits that made work
+ * ready; polls only as a fallback (due retries, other processes' work).
+ */
+export class Worker {
+  readonly id: string;
+  private readonly store: Store;
+  private readonly registry: Registry;
+  private readonly opts: WorkerOptions;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly inflight = new Map<string, InFlight>();
+  private stopping = false;
+  private loopDone: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private wakePending = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private lastReap = 0;
+  private readonly reapEveryMs: number;
+
+  constructor(deps: WorkerDeps) {
+    this.store = deps.store;
+    this.registry = deps.registry;
+    this.opts = { ...DEFAULT_WORKER, ...deps.options };
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.log ?? silentLogger;
+    this.id = deps.id ?? newId('wrk');
+    this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 5_000));
+  }
+
+  get running(): number {
+    return this.inflight.size;
+  }
+
+  async start(): Promise<void> {
+    await this.store.registerWorker({ id: this.id, pid: process.pid, host: hostname() }, this.clock.now());
+    this.unsubscribe = this.store.onTasksReady(() => this.wake());
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
+    this.loopDone = this.loop();
+  }
+
+  /** Stops leasing, lets in-flight turns finish within drainMs, then hands the rest back. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.wake();
+    await this.loopDone;
+    const deadline = new Promise<void>((r) => setTimeout(r, this.opts.drainMs).unref());
+    await Promise.race([Promise.all([...this.inflight.values()].map((f) => f.done)), deadline]);
+    const left = [...this.inflight.values()];
+    for (const f of left) f.stop.abort('shutdown' satisfies StopReason);
+    await Promise.all(left.map((f) => f.done));
+    if (left.length > 0) await this.store.releaseLeases(left.map((f) => f.lease), this.clock.now());
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.unsubscribe?.();
+    await this.store.stopWorker(this.id, this.clock.now());
+  }
+
+  /** Asks the loop to look for work now. */
+  wake(): void {
+    this.wakePending = true;
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        const now = this.clock.now();
+        if (now - this.lastReap >= this.reapEveryMs) {
+          this.lastReap = now;
+          await this.store.reclaimExpiredLeases(now, this.registry.limits.maxReclaims);
+        }
+        const free = this.opts.concurrency - this.inflight.size;
+        if (free > 0) {
+          this.wakePending = false;
+          const claimed = await this.store.claimTasks({ workerId: this.id, limit: free, leaseMs: this.opts.leaseMs, now: this.clock.now() });
+          for (const c of claimed) this.launch(c);
+          if (claimed.length === free) continue; // probably more waiting
+        }
+      } catch (err) {
+        this.log.error('worker loop error; retrying after a pause', { error: err instanceof Error ? err.message : String(err) });
+        await this.idle(Math.min(this.opts.pollMs, 1_000));
+        continue;
+      }
+      await this.idle(this.opts.pollMs);
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    if (this.wakePending || this.stopping) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeUp = null;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private launch(claimed: ClaimedTask): void {
+    const stop = new AbortController();
+    const id = claimed.task.id;
+    const done = runTask({ store: this.store, registry: this.registry, clock: this.clock, workerId: this.id, log: this.log }, claimed, stop.signal)
+      .catch((err: unknown) => {
+        // The lease will expire and another worker retries; nothing is lost.
+        this.log.error('task runner crashed', { task: id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      })
+      .finally(() => {
+        this.inflight.delete(id);
+        this.wake();
+      });
+    this.inflight.set(id, { lease: claimed.lease, stop, done });
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.inflight.size === 0 && this.stopping) return;
+    try {
+      const now = this.clock.now();
+      // Only judge tasks launched before asking: a claim committed after the heartbeat read is not "lost".
+      const asked = new Set(this.inflight.keys());
+      const held = new Set(await this.store.heartbeat(this.id, now + this.opts.leaseMs, now));
+      for (const [id, f] of this.inflight) {
+        if (asked.has(id) && !held.has(id) && !f.stop.signal.aborted) {
+          this.log.warn('lease lost (cancelled or expired); stopping the turn', { task: id });
+          f.stop.abort('lease-lost' satisfies StopReason);
+        }
+      }
+    } catch (err) {
+      this.log.error('heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}

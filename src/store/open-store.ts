@@ -1,0 +1,30 @@
+import { resolve } from 'node:path';
+import { InvalidInputError } from '../core/errors.ts';
+import { SqlStore } from './sql/sql-store.ts';
+import { SqliteBackend } from './sqlite/sqlite-backend.ts';
+import type { Durability, Store } from './store.ts';
+
+export const DEFAULT_DB = 'sqlite:.spine/spine.db';
+
+export interface OpenStoreOptions {
+  /** `sqlite:<path>` (default `sqlite:.spine/spine.db`) or `postgres://…`. */
+  url?: string;
+  durability?: Durability;
+  /** Base directory for relative SQLite paths. */
+  cwd?: string;
+}
+
+/** Picks the store adapter from a URL. This is the edge where adapters are wired in. */
+export function openStore(opts: OpenStoreOptions = {}): Store {
+  const url = opts.url ?? DEFAULT_DB;
+  const durability = opts.durability ?? 'strict';
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!path) throw new InvalidInputError('--db', 'sqlite: needs a file path, e.g. sqlite:.spine/spine.db');
+    return new SqlStore(new SqliteBackend({ path: path === ':memory:' ? path : resolve(opts.cwd ?? process.cwd(), path), durability }));
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    throw new InvalidInputError('--db', 'the PostgreSQL backend is not available in this build yet; use sqlite:<path>');
+  }
+  throw new InvalidInputError('--db', `unsupported store URL "${url}": use sqlite:<path> or postgres://…`);
+}

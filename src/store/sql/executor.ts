@@ -1,0 +1,29 @@
+/**
+ * The one seam between the shared SQL store and a database driver. Statements use
+ * `?` placeholders; adapters translate them if their driver wants another form.
+ */
+export type SqlParam = string | number | null;
+
+export interface SqlExecutor {
+  /** Runs a statement; resolves to the number of rows changed. */
+  run(sql: string, params?: readonly SqlParam[]): Promise<number>;
+  all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly SqlParam[]): Promise<T | undefined>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** SQL that differs between backends, named by what it does. */
+export interface DialectSql {
+  /**
+   * Leases up to `limit` ready tasks for a worker. Parameters, in order:
+   * owner, leaseExpiresAt, now, now, limit. Returns the leased task rows.
+   */
+  claimTasks: string;
+}

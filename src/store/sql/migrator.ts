@@ -1,0 +1,65 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SchemaOutdatedError, SchemaTooNewError } from '../../core/errors.ts';
+import type { SchemaStatus } from '../store.ts';
+import type { SqlBackend } from './backend.ts';
+import type { Migration } from './executor.ts';
+
+/** Loads `NNNN_name.sql` files from a folder, in version order. */
+export function loadMigrations(dir: string): Migration[] {
+  const out: Migration[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    const m = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file);
+    if (!m) continue;
+    out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
+  }
+  out.forEach((mig, i) => {
+    if (mig.version !== i + 1) throw new Error(`migrations in ${dir} are not numbered 1..n (found ${mig.version} at position ${i + 1})`);
+  });
+  return out;
+}
+
+const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at BIGINT NOT NULL
+)`;
+
+export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
+  const known = backend.migrations.length;
+  try {
+    const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    return { current: Number(row?.v ?? 0), known };
+  } catch {
+    // No schema_migrations table yet: a fresh database.
+    return { current: 0, known };
+  }
+}
+
+/**
+ * Applies pending migrations, each in its own transaction that also records its
+ * version, so a crash leaves the schema at a whole version. Refuses a database
+ * whose schema is newer than this build knows.
+ */
+export async function migrate(backend: SqlBackend, now: number): Promise<{ applied: number[]; version: number }> {
+  return backend.withMigrationLock(async () => {
+    await backend.transaction((tx) => tx.exec(CREATE_TABLE));
+    const { current, known } = await schemaStatus(backend);
+    if (current > known) throw new SchemaTooNewError(current, known);
+    const applied: number[] = [];
+    for (const mig of backend.migrations.slice(current)) {
+      await backend.transaction(async (tx) => {
+        await tx.exec(mig.sql);
+        await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [mig.version, mig.name, now]);
+      });
+      applied.push(mig.version);
+    }
+    return { applied, version: known };
+  });
+}
+
+export async function assertSchemaCurrent(backend: SqlBackend): Promise<void> {
+  const { current, known } = await schemaStatus(backend);
+  if (current > known) throw new SchemaTooNewError(current, known);
+  if (current < known) throw new SchemaOutdatedError(current, known);
+}
