@@ -58,12 +58,18 @@ export function parseConfig(file: string, value: unknown): SpineConfigFile {
   return result.data;
 }
 
-export function zodIssues(error: z.ZodError): FieldIssue[] {
+export function zodIssues(error: { issues: readonly z.core.$ZodIssue[] }, prefix: PropertyKey[] = []): FieldIssue[] {
   const out: FieldIssue[] = [];
   for (const issue of error.issues) {
-    const path = issue.path.map(String).join('.');
+    const segments = [...prefix, ...issue.path];
+    const path = segments.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: path ? `${path}.${key}` : key, message: 'unknown setting' });
+    } else if (issue.code === 'invalid_key') {
+      // A record key that fails its pattern: report the key's own message.
+      out.push(...zodIssues({ issues: issue.issues }, segments));
+    } else if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+      out.push({ path, message: `required (${issue.expected})` });
     } else {
       out.push({ path, message: issue.message });
     }
@@ -105,7 +111,9 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     if (agents.has(name)) issues.push({ path: `agents.${name}`, message: 'defined both in the config file and in code' });
     agents.set(name, { name, timeoutMs: DEFAULT_TIMEOUT_MS, retry, agent: new FunctionAgent(fn) });
   }
-  if (agents.size === 0) issues.push({ path: 'agents', message: 'at least one agent is required' });
+  if (Object.keys(raw.agents).length === 0 && Object.keys(parts.agents ?? {}).length === 0) {
+    issues.push({ path: 'agents', message: 'at least one agent is required' });
+  }
 
   const tools = new Map<string, ToolDefinition>();
   for (const [name, cfg] of Object.entries(raw.tools ?? {})) {

@@ -48,5 +48,5 @@ export interface Registry {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };
 export const DEFAULT_LIMITS: EngineLimits = { maxDepth: 8, maxTurns: 50, maxReclaims: 5 };
-export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 1_000, drainMs: 10_000 };
+export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 250, drainMs: 10_000 };
 export const DEFAULT_TIMEOUT_MS = 120_000;

@@ -60,7 +60,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     const n = turns + 1;
     let actions: Action[];
     let output: Json | undefined;
-    let usage: Usage | null = null;
+    let usage: Usage | null;
     let recorded: EffectRecord[] = [];
     const audit: AuditEntry[] = [];
     const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
@@ -159,7 +159,8 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
 function buildTurnInput(registry: Registry, claimed: ClaimedTask, n: number, attempt: number, history: TurnRecord[], results: ActionResult[]): TurnInput {
   const { task } = claimed;
-  return {
+  // A copy: an in-process agent that keeps or changes its input must not reach the runner's in-memory history.
+  return structuredClone({
     protocol: 'spine.turn/1',
     task: { id: task.id, runId: task.runId, agent: task.agent, parentId: task.parentId, depth: task.depth, input: task.input, turn: n, attempt },
     session: null,
@@ -167,7 +168,7 @@ function buildTurnInput(registry: Registry, claimed: ClaimedTask, n: number, att
     results,
     memory: [],
     grants: { tools: [...registry.tools.keys()], agents: [...registry.agents.keys()] },
-  };
+  } satisfies TurnInput);
 }
 
 /** Calls the agent with its timeout; a stop (cancel, shutdown) aborts the call too. */

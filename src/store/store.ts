@@ -210,6 +210,8 @@ export interface Store {
   // ── audit ──
   appendAudit(entries: AuditEntry[], now: number): Promise<void>;
   listAudit(filter: { runId?: string; afterSeq?: number; limit: number }): Promise<AuditEvent[]>;
+  /** The newest audit sequence number (0 when empty), to tail from now on. */
+  latestAuditSeq(): Promise<number>;
 }
 
 export interface EffectStart {

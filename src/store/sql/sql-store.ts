@@ -613,6 +613,11 @@ export class SqlStore implements Store {
       : await this.db.read.all<AuditRow>('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', [filter.afterSeq ?? 0, filter.limit]);
     return rows.map(toAuditEvent);
   }
+
+  async latestAuditSeq(): Promise<number> {
+    const row = await this.db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
+    return Number(row?.seq ?? 0);
+  }
 }
 
 function isUnfinished(state: string): boolean {

@@ -1,0 +1,5 @@
+/** The slice of the turn protocol these example agents read (docs/agent-protocol.md). */
+export interface Turn {
+  task: { runId: string; input: { text?: string; topic?: string }; turn: number };
+  results: Array<{ type: string; id?: string; ok: boolean; value?: unknown; error?: { code: string; message: string } }>;
+}

@@ -1,0 +1,42 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidInputError } from '../core/errors.ts';
+
+/** Options every command accepts. */
+export const GLOBAL_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  db: { type: 'string' },
+  durability: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with strict checking; a bad argument becomes an InvalidInputError naming it. */
+export function parse<O extends Options>(argv: string[], options: O, maxPositionals = Infinity) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const m = /'(-[^']+)'/.exec(msg);
+    throw new InvalidInputError(m?.[1] ?? 'arguments', msg.replace(/\. To specify a positional argument.*$/, ''));
+  }
+  if (parsed.positionals.length > maxPositionals) {
+    throw new InvalidInputError('arguments', `unexpected argument "${parsed.positionals[maxPositionals]}"`);
+  }
+  return parsed;
+}
+
+export function intOption(name: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidInputError(`--${name}`, `must be an integer ≥ ${min}, got "${value}"`);
+  return n;
+}
+
+export function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new InvalidInputError(`--${name}`, `must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}

@@ -1,0 +1,117 @@
+import { InvalidInputError } from '../../core/errors.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import type { RunState } from '../../core/types.ts';
+import { intOption, oneOf, parse } from '../args.ts';
+import { maybeConfig, openCliStore } from '../context.ts';
+import { duration, short, table, taskTree, when } from '../format.ts';
+import type { CommandResult } from '../main.ts';
+
+export const RUNS_HELP = `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
+spine runs show <run-id> [--json]
+spine runs cancel <run-id> [--reason <text>] [--json]
+spine runs retry <run-id> [--json]
+
+list    newest first; --before pages on (pass the last id shown). States: running,
+        succeeded, failed (dead-lettered: replay with retry), cancelled.
+show    the run, its task tree, each task's turns, and the effects ledger.
+cancel  cancels every unfinished task of the run (cascades to children).
+retry   replays a failed run: its dead task is queued again and resumes from its
+        last committed turn; recorded effects are not executed again.`;
+
+const RUN_STATES = ['running', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly RunState[];
+
+export async function runsCommand(argv: string[]): Promise<CommandResult> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'list':
+      return list(rest);
+    case 'show':
+      return show(rest);
+    case 'cancel':
+      return cancel(rest);
+    case 'retry':
+      return retry(rest);
+    default:
+      throw new InvalidInputError('runs', sub ? `unknown subcommand "${sub}" (list, show, cancel, retry)` : 'needs a subcommand: list, show, cancel or retry');
+  }
+}
+
+async function list(argv: string[]): Promise<CommandResult> {
+  const { values } = parse(argv, { state: { type: 'string' }, agent: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' } }, 0);
+  const state = oneOf('state', values.state, RUN_STATES);
+  const limit = intOption('limit', values.limit) ?? 20;
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    const runs = await store.listRuns({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
+    if (values.json) return { stdout: JSON.stringify({ runs, next: runs.length === limit ? runs.at(-1)!.id : null }, null, 2) };
+    if (runs.length === 0) return { stdout: 'no runs' };
+    const out = table(
+      ['RUN', 'AGENT', 'STATE', 'CREATED', 'TOOK', 'RESULT'],
+      runs.map((r) => [r.id, r.agent, r.state, when(r.createdAt), duration(r), r.error ? r.error.code : short(r.output, 40)]),
+    );
+    return { stdout: runs.length === limit ? `${out}\n(more: --before ${runs.at(-1)!.id})` : out };
+  } finally {
+    await store.close();
+  }
+}
+
+async function show(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, {}, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<run-id>', 'missing');
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    const run = await store.getRun(id);
+    if (!run) throw new NotFoundError('run', id);
+    const tasks = await store.listTasks({ runId: id, limit: 10_000 });
+    const effects = await store.listEffects({ runId: id });
+    if (values.json) {
+      const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.getTurns(t.id)] as const)));
+      return { stdout: JSON.stringify({ run, tasks, turns, effects }, null, 2) };
+    }
+    const lines = [
+      `run      ${run.id}`,
+      `agent    ${run.agent}`,
+      `state    ${run.state}`,
+      `created  ${when(run.createdAt)}   took ${duration(run)}`,
+      `input    ${short(run.input, 200)}`,
+    ];
+    if (run.output !== null) lines.push(`output   ${short(run.output, 400)}`);
+    if (run.error) lines.push(`error    ${run.error.code}: ${run.error.message}`);
+    lines.push('', 'tasks', taskTree(tasks));
+    if (effects.length) {
+      lines.push('', 'effects');
+      lines.push(table(['KEY', 'TOOL', 'STATE', 'ATTEMPTS'], effects.map((e) => [e.key, e.tool, e.state, String(e.attempts)])));
+    }
+    return { stdout: lines.join('\n') };
+  } finally {
+    await store.close();
+  }
+}
+
+async function cancel(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, { reason: { type: 'string' } }, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<run-id>', 'missing');
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    const n = await store.cancelRun(id, Date.now(), 'cli', values.reason);
+    const run = await store.getRun(id);
+    return { stdout: values.json ? JSON.stringify({ run, cancelledTasks: n }, null, 2) : `cancelled run ${id} (${n} unfinished task${n === 1 ? '' : 's'})` };
+  } finally {
+    await store.close();
+  }
+}
+
+async function retry(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, {}, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<run-id>', 'missing');
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    const run = await store.retryRun(id, Date.now(), 'cli');
+    return { stdout: values.json ? JSON.stringify({ run }, null, 2) : `run ${id} queued again; follow it with \`spine runs show ${id}\`` };
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DEFAULT_CONFIG_FILE, loadConfig, type CompiledConfig } from '../config/load.ts';
+import { DEFAULT_DB, openStore } from '../store/open-store.ts';
+import type { Durability, Store } from '../store/store.ts';
+import { oneOf } from './args.ts';
+
+export interface CommonFlags {
+  config?: string | undefined;
+  db?: string | undefined;
+  durability?: string | undefined;
+  json?: boolean | undefined;
+}
+
+/** The store URL: --db, then SPINE_DB, then the embedded default. */
+export function storeUrl(flags: CommonFlags): string {
+  return flags.db || process.env.SPINE_DB || DEFAULT_DB;
+}
+
+export function configPath(flags: CommonFlags): string {
+  return resolve(flags.config || process.env.SPINE_CONFIG || DEFAULT_CONFIG_FILE);
+}
+
+export async function loadCliConfig(flags: CommonFlags): Promise<CompiledConfig> {
+  return loadConfig(configPath(flags));
+}
+
+/**
+ * Loads the config if there is one: read-only commands work without a config, but
+ * one that is named or present must be valid.
+ */
+export async function maybeConfig(flags: CommonFlags): Promise<CompiledConfig | null> {
+  const path = configPath(flags);
+  const named = Boolean(flags.config || process.env.SPINE_CONFIG);
+  if (!named && !existsSync(path)) return null;
+  return loadConfig(path);
+}
+
+/**
+ * Opens the store. The embedded SQLite store migrates itself (zero set-up); other
+ * backends must be migrated explicitly with `spine migrate`. A schema newer than
+ * this build is always refused.
+ */
+export async function openCliStore(flags: CommonFlags, config?: CompiledConfig | null): Promise<Store> {
+  const url = storeUrl(flags);
+  const durability: Durability =
+    oneOf('durability', flags.durability ?? process.env.SPINE_DURABILITY, ['strict', 'fast'] as const) ?? config?.durability ?? 'strict';
+  const store = openStore({ url, durability });
+  try {
+    if (url.startsWith('sqlite:')) await store.migrate();
+    else await store.assertSchemaCurrent();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
+}

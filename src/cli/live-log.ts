@@ -1,0 +1,79 @@
+import type { AuditEvent, Store } from '../store/store.ts';
+import { short } from './format.ts';
+
+/** Audit kinds worth a line on the console of `spine up`; the rest stay in the log. */
+function describe(e: AuditEvent): string | null {
+  const d = (e.data ?? {}) as Record<string, unknown>;
+  const err = d.error as { code?: string; message?: string } | undefined;
+  switch (e.kind) {
+    case 'run.created':
+      return `run ${e.runId} started → ${e.agent}`;
+    case 'action.handoff':
+      return `  ${e.agent} hands off to ${String(d.agent)}`;
+    case 'action.refused':
+      return `  ${e.agent}: action refused (${String(d.code)})`;
+    case 'effect.completed':
+      return `  ${e.agent} called tool ${String(d.tool)}${d.maybeRepeated ? ' (re-executed after a crash)' : ''}`;
+    case 'effect.failed':
+      return `  ${e.agent}: tool ${String(d.tool)} failed`;
+    case 'effect.replayed':
+      return `  ${e.agent}: tool ${String(d.tool)} replayed from the effects ledger`;
+    case 'task.succeeded':
+      return `  ${e.agent} finished`;
+    case 'task.retry-scheduled':
+      return `  ${e.agent}: attempt ${String(d.attempt)} failed; retry scheduled`;
+    case 'task.dead':
+      return `  ${e.agent} dead-lettered: ${err ? `${err.code}: ${short(err.message, 120)}` : ''}`;
+    case 'task.reclaimed':
+      return `  ${e.agent}: lease expired; task reclaimed`;
+    case 'run.succeeded':
+      return `run ${e.runId} succeeded`;
+    case 'run.failed':
+      return `run ${e.runId} failed (replay it with \`spine runs retry ${e.runId}\`)`;
+    case 'run.cancelled':
+      return `run ${e.runId} cancelled`;
+    default:
+      return null;
+  }
+}
+
+/** Follows the audit log from a point on and prints the interesting events. */
+export class AuditFollower {
+  private after = 0;
+  private busy: Promise<void> = Promise.resolve();
+  private readonly store: Store;
+  private readonly print: (line: string) => void;
+
+  constructor(store: Store, print: (line: string) => void) {
+    this.store = store;
+    this.print = print;
+  }
+
+  /** Starts from the newest event: only what happens from now on is printed. */
+  async start(): Promise<void> {
+    this.after = await this.store.latestAuditSeq();
+  }
+
+  /** Prints every event committed so far; calls are serialised. */
+  poll(): Promise<void> {
+    this.busy = this.busy.then(async () => {
+      for (;;) {
+        const events = await this.store.listAudit({ afterSeq: this.after, limit: 500 });
+        for (const e of events) {
+          this.after = e.seq;
+          const line = describe(e);
+          if (line) this.print(line);
+        }
+        if (events.length < 500) return;
+      }
+    });
+    return this.busy;
+  }
+
+  async follow(signal: AbortSignal, everyMs = 100): Promise<void> {
+    while (!signal.aborted) {
+      await this.poll();
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}

@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, SpineError } from '../core/errors.ts';
+import { INIT_HELP, initCommand } from './commands/init.ts';
+import { MIGRATE_HELP, migrateCommand } from './commands/migrate.ts';
+import { RUNS_HELP, runsCommand } from './commands/runs.ts';
+import { SEND_HELP, sendCommand } from './commands/send.ts';
+import { UP_HELP, WORKER_HELP, upCommand } from './commands/up.ts';
+
+export interface CommandResult {
+  stdout?: string;
+  exitCode?: number;
+}
+
+/**
+ * Exit codes: 0 ok · 1 the work failed (a run ended failed/cancelled, or an
+ * unexpected error) · 2 bad usage, argument, input or config · 3 refused: not
+ * found, or not allowed in the current state · 4 the database schema is newer or
+ * older than this Spine.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4 } as const;
+
+const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>; help: string; summary: string }> = {
+  init: { run: initCommand, help: INIT_HELP, summary: 'scaffold a working project' },
+  up: { run: upCommand, help: UP_HELP, summary: 'run workers on the embedded store until stopped' },
+  worker: { run: upCommand, help: WORKER_HELP, summary: 'run workers only' },
+  send: { run: sendCommand, help: SEND_HELP, summary: 'submit work to an agent (--wait for the result)' },
+  runs: { run: runsCommand, help: RUNS_HELP, summary: 'list, show, cancel or retry runs' },
+  migrate: { run: migrateCommand, help: MIGRATE_HELP, summary: 'apply pending schema migrations' },
+};
+
+const GLOBAL_HELP = `spine — durable, policy-governed orchestration for multi-agent systems
+
+usage: spine <command> [options]
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
+  .join('\n')}
+
+options for every command:
+  --config, -c <file>   config file (default ./spine.config.json5, or SPINE_CONFIG)
+  --db <url>            sqlite:<path> (default sqlite:.spine/spine.db) or postgres://… (or SPINE_DB)
+  --durability <level>  strict (default: fsync before acknowledging) or fast
+  --json                machine-readable output
+  --help, -h            help for a command
+
+exit codes: 0 ok, 1 work failed, 2 bad input or config, 3 not found / not allowed now, 4 schema mismatch`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(GLOBAL_HELP);
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version());
+    return EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`spine: unknown command "${name}"\n\n${GLOBAL_HELP}`);
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.help);
+    return EXIT.ok;
+  }
+  const json = rest.includes('--json');
+  try {
+    const result = await command.run(rest);
+    if (result.stdout !== undefined) console.log(result.stdout);
+    return result.exitCode ?? EXIT.ok;
+  } catch (err) {
+    return reportError(err, json);
+  }
+}
+
+function reportError(err: unknown, json: boolean): number {
+  const code = exitCodeFor(err);
+  if (json) {
+    const body = err instanceof SpineError ? err.toInfo() : { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+    console.error(JSON.stringify({ error: body }, null, 2));
+  } else if (err instanceof ConfigError) {
+    console.error(`spine: invalid config ${err.file}:\n${err.issues.map((i) => `  ${i.path || '(file)'}: ${i.message}`).join('\n')}`);
+  } else if (err instanceof SpineError) {
+    console.error(`spine: ${err.message}`);
+  } else {
+    console.error(`spine: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  }
+  return code;
+}
+
+function exitCodeFor(err: unknown): number {
+  if (!(err instanceof SpineError)) return EXIT.failed;
+  switch (err.code) {
+    case 'CONFIG_INVALID':
+    case 'INVALID_INPUT':
+    case 'UNKNOWN_AGENT':
+    case 'UNKNOWN_TOOL':
+      return EXIT.usage;
+    case 'NOT_FOUND':
+    case 'INVALID_STATE':
+      return EXIT.refused;
+    case 'SCHEMA_TOO_NEW':
+    case 'SCHEMA_OUTDATED':
+      return EXIT.schema;
+    default:
+      return EXIT.failed;
+  }
+}
+
+if (import.meta.main) {
+  process.exitCode = await main(process.argv.slice(2));
+}
