@@ -1,14 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AgentFunction, ToolFunction } from '../src/agents/agent.ts';
+import type { TestContext } from 'node:test';
+import type { Agent, AgentFunction, ToolFunction } from '../src/agents/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
-import type { Run } from '../src/core/types.ts';
-import { DEFAULT_LIMITS, DEFAULT_RETRY, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type WorkerOptions } from '../src/engine/options.ts';
-import { waitForRun } from '../src/engine/runs.ts';
+import type { ContractRegistry } from '../src/contracts/registry.ts';
+import type { Json, Run } from '../src/core/types.ts';
+import { DEFAULT_RETRY, type EngineLimits, type Registry, type RetryPolicy, type WorkerOptions } from '../src/engine/options.ts';
+import { createRegistry, type AgentInit, type ToolInit } from '../src/engine/registry.ts';
+import type { CompiledPolicy } from '../src/policy/rules.ts';
+import { submitRun, waitForRun } from '../src/engine/runs.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/store/open-store.ts';
-import type { Store } from '../src/store/store.ts';
+import type { AuditEvent, Store } from '../src/store/store.ts';
 
 /** A fresh SQLite store in a temp folder; `cleanup` closes and deletes it. */
 export async function tempStore(durability: 'strict' | 'fast' = 'fast'): Promise<{ store: Store; dir: string; url: string; cleanup: () => Promise<void> }> {
@@ -27,30 +31,39 @@ export async function tempStore(durability: 'strict' | 'fast' = 'fast'): Promise
   };
 }
 
-export interface AgentDef {
-  fn: AgentFunction;
-  timeoutMs?: number;
+export interface AgentDef extends Omit<AgentInit, 'agent' | 'retry'> {
+  fn?: AgentFunction;
+  /** An agent adapter other than a function (e.g. a CommandAgent). */
+  agent?: Agent;
   retry?: Partial<RetryPolicy>;
 }
 
-/** A registry from in-process functions, with fast retries by default. */
+/**
+ * A registry from in-process functions, with fast retries by default. Unless an
+ * agent says otherwise, it is granted every tool: these suites test the engine; the
+ * boundary's own suite tests grants.
+ */
 export function registry(
   agents: Record<string, AgentFunction | AgentDef>,
-  tools: Record<string, ToolFunction> = {},
-  opts: { limits?: Partial<EngineLimits>; retry?: Partial<RetryPolicy> } = {},
+  tools: Record<string, ToolFunction | ToolInit> = {},
+  opts: { limits?: Partial<EngineLimits>; retry?: Partial<RetryPolicy>; contracts?: ContractRegistry; policy?: CompiledPolicy } = {},
 ): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, initialMs: 5, maxMs: 20, ...opts.retry };
-  const specs = new Map<string, AgentSpec>();
+  const inits: Record<string, AgentInit> = {};
   for (const [name, def] of Object.entries(agents)) {
     const d: AgentDef = typeof def === 'function' ? { fn: def } : def;
-    specs.set(name, { name, agent: new FunctionAgent(d.fn), timeoutMs: d.timeoutMs ?? 5_000, retry: { ...retry, ...d.retry } });
+    const agent = d.agent ?? new FunctionAgent(d.fn ?? (() => ({ output: null })));
+    inits[name] = { timeoutMs: 5_000, grants: { tools: { allow: ['*'], deny: [] }, handoffs: null }, ...d, agent, retry: { ...retry, ...d.retry } };
   }
-  return {
-    agents: specs,
-    tools: new Map(Object.entries(tools).map(([name, run]) => [name, { name, run }])),
-    limits: { ...DEFAULT_LIMITS, ...opts.limits },
+  const toolInits = Object.fromEntries(Object.entries(tools).map(([name, t]) => [name, typeof t === 'function' ? { run: t } : t]));
+  return createRegistry({
+    agents: inits,
+    tools: toolInits,
     retry,
-  };
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.contracts ? { contracts: opts.contracts } : {}),
+    ...(opts.policy ? { policy: opts.policy } : {}),
+  });
 }
 
 export const FAST_WORKER: Partial<WorkerOptions> = { concurrency: 8, leaseMs: 2_000, heartbeatMs: 500, pollMs: 20, drainMs: 1_000 };
@@ -64,4 +77,45 @@ export async function startWorker(store: Store, reg: Registry, options: Partial<
 
 export function finished(store: Store, runId: string, timeoutMs = 10_000): Promise<Run> {
   return waitForRun(store, runId, { pollMs: 10, timeoutMs });
+}
+
+// ── added for the engine, recovery and command-agent suites ─────────────────────
+
+/** A temp store with a started worker; both are stopped and deleted when the test ends. */
+export async function harness(t: TestContext, reg: Registry, options: Partial<WorkerOptions> = {}): Promise<{ store: Store; worker: Worker; dir: string }> {
+  const { store, dir, cleanup } = await tempStore();
+  let worker: Worker | null = null;
+  t.after(async () => {
+    await worker?.stop();
+    await cleanup();
+  });
+  worker = await startWorker(store, reg, options);
+  return { store, worker, dir };
+}
+
+/** Submits a run through the same path the CLI and gateway use. */
+export async function submit(store: Store, reg: Registry, agent: string, input: Json = null): Promise<Run> {
+  const { run } = await submitRun(store, reg, { agent, input, actor: 'test' }, Date.now());
+  return run;
+}
+
+/** Every audit event of a run, oldest first. */
+export function auditOf(store: Store, runId: string): Promise<AuditEvent[]> {
+  return store.listAudit({ runId, limit: 10_000 });
+}
+
+/** Polls `cond` until it holds; fails with `what` after `timeoutMs`. For states reached in another task, not for timing. */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A promise with its resolve function exposed, to hold an agent inside its turn until the test lets go. */
+export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((r) => (open = r));
+  return { promise, open };
 }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, SpineError } from '../core/errors.ts';
+import { APPROVALS_HELP, approvalsCommand } from './commands/approvals.ts';
 import { INIT_HELP, initCommand } from './commands/init.ts';
 import { MIGRATE_HELP, migrateCommand } from './commands/migrate.ts';
+import { POLICY_HELP, policyCommand } from './commands/policy.ts';
 import { RUNS_HELP, runsCommand } from './commands/runs.ts';
 import { SEND_HELP, sendCommand } from './commands/send.ts';
 import { UP_HELP, WORKER_HELP, upCommand } from './commands/up.ts';
@@ -25,6 +27,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>
   worker: { run: upCommand, help: WORKER_HELP, summary: 'run workers only' },
   send: { run: sendCommand, help: SEND_HELP, summary: 'submit work to an agent (--wait for the result)' },
   runs: { run: runsCommand, help: RUNS_HELP, summary: 'list, show, cancel or retry runs' },
+  approvals: { run: approvalsCommand, help: APPROVALS_HELP, summary: 'list and decide approvals; standing grants' },
+  policy: { run: policyCommand, help: POLICY_HELP, summary: 'explain how policy decides an action (executes nothing)' },
   migrate: { run: migrateCommand, help: MIGRATE_HELP, summary: 'apply pending schema migrations' },
 };
 

@@ -3,22 +3,23 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
 import type { z } from 'zod';
-import type { AgentFunction, ToolDefinition, ToolFunction } from '../agents/agent.ts';
+import type { AgentFunction, ToolFunction } from '../agents/agent.ts';
 import { CommandAgent } from '../agents/command-agent.ts';
 import { FunctionAgent } from '../agents/function-agent.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
-import {
-  DEFAULT_LIMITS,
-  DEFAULT_RETRY,
-  DEFAULT_TIMEOUT_MS,
-  DEFAULT_WORKER,
-  type AgentSpec,
-  type Registry,
-  type RetryPolicy,
-  type WorkerOptions,
-} from '../engine/options.ts';
+import { ContractRegistry } from '../contracts/registry.ts';
+import type { Json } from '../core/types.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
+import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
+import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
+import { compileChannels, type ChannelSettings } from '../intake/channels/config.ts';
+import type { RoutingConfig } from '../intake/intake.ts';
+import { compileSchedules, type ScheduleSettings } from '../intake/schedules/config.ts';
+import { compilePolicy } from '../policy/rules.ts';
+import { compileBindings } from '../routing/bindings.ts';
+import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
-import { configSchema, type SpineConfigFile } from './schema.ts';
+import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
 export const DEFAULT_CONFIG_FILE = 'spine.config.json5';
 
@@ -27,6 +28,10 @@ export interface CompiledConfig {
   file: string;
   dir: string;
   registry: Registry;
+  routing: RoutingConfig;
+  gateway: GatewaySettings;
+  channels: ChannelSettings;
+  schedules: ScheduleSettings;
   worker: WorkerOptions;
   durability: Durability;
   raw: SpineConfigFile;
@@ -90,42 +95,84 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...raw.retry };
   if (retry.maxMs < retry.initialMs) issues.push({ path: 'retry.maxMs', message: 'must be at least retry.initialMs' });
 
-  const agents = new Map<string, AgentSpec>();
+  const contracts = new ContractRegistry();
+  for (const [id, def] of Object.entries(raw.contracts ?? {})) {
+    const schema = typeof def.schema === 'string' ? readSchemaFile(dir, def.schema, `contracts.${id}.schema`, issues) : (def.schema as Json);
+    if (schema === undefined) continue;
+    for (const issue of contracts.add(id, { schema, ...(def.accepts ? { accepts: def.accepts } : {}) })) {
+      issues.push({ path: `contracts.${id}${issue.path ? '.' + issue.path : ''}`, message: issue.message });
+    }
+  }
+  const known = Object.keys(raw.contracts ?? {});
+  const checkContract = (id: string | undefined, path: string) => {
+    if (id !== undefined && !known.includes(id)) issues.push({ path, message: `unknown contract ${id} (declared: ${known.join(', ') || 'none'})` });
+  };
+  for (const [id, def] of Object.entries(raw.contracts ?? {})) (def.accepts ?? []).forEach((a, i) => checkContract(a, `contracts.${id}.accepts.${i}`));
+
+  const agents: Record<string, AgentInit> = {};
   for (const [name, cfg] of Object.entries(raw.agents)) {
     const path = `agents.${name}`;
-    const agentRetry = { ...retry, ...cfg.retry };
-    const common = { name, timeoutMs: cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS, retry: agentRetry };
+    checkContract(cfg.input, `${path}.input`);
+    checkContract(cfg.output, `${path}.output`);
+    for (const target of grantList(cfg.grants?.handoffs).allow) {
+      if (!target.includes('*') && !(target in raw.agents)) issues.push({ path: `${path}.grants.handoffs`, message: `unknown agent "${target}"` });
+    }
+    const common: Omit<AgentInit, 'agent'> = {
+      timeoutMs: cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      retry: { ...retry, ...cfg.retry },
+      input: cfg.input ?? null,
+      output: cfg.output ?? null,
+      grants: { tools: grantList(cfg.grants?.tools), handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs) },
+      cost: toCost(cfg.cost),
+      onExhausted: cfg.onExhausted ?? 'dead',
+    };
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
       if (fn !== undefined) {
-        if (typeof fn === 'function') agents.set(name, { ...common, agent: new FunctionAgent(fn as AgentFunction) });
+        if (typeof fn === 'function') agents[name] = { ...common, agent: new FunctionAgent(fn as AgentFunction) };
         else issues.push({ path: `${path}.${cfg.export ? 'export' : 'module'}`, message: `export "${cfg.export ?? 'default'}" is not a function` });
       }
     } else {
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
-      agents.set(name, { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) });
+      agents[name] = { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
     }
   }
   for (const [name, fn] of Object.entries(parts.agents ?? {})) {
-    if (agents.has(name)) issues.push({ path: `agents.${name}`, message: 'defined both in the config file and in code' });
-    agents.set(name, { name, timeoutMs: DEFAULT_TIMEOUT_MS, retry, agent: new FunctionAgent(fn) });
+    if (name in raw.agents) issues.push({ path: `agents.${name}`, message: 'defined both in the config file and in code' });
+    agents[name] = { agent: new FunctionAgent(fn), retry, grants: { tools: { allow: ['*'], deny: [] } } };
   }
   if (Object.keys(raw.agents).length === 0 && Object.keys(parts.agents ?? {}).length === 0) {
     issues.push({ path: 'agents', message: 'at least one agent is required' });
   }
 
-  const tools = new Map<string, ToolDefinition>();
+  const tools: Record<string, ToolInit> = {};
   for (const [name, cfg] of Object.entries(raw.tools ?? {})) {
+    checkContract(cfg.input, `tools.${name}.input`);
+    checkContract(cfg.output, `tools.${name}.output`);
     const fn = await importExport(dir, cfg.module, cfg.export, `tools.${name}.module`, issues);
     if (fn === undefined) continue;
     if (typeof fn !== 'function') {
       issues.push({ path: `tools.${name}.${cfg.export ? 'export' : 'module'}`, message: `export "${cfg.export ?? 'default'}" is not a function` });
       continue;
     }
-    tools.set(name, { name, run: fn as ToolFunction, ...(cfg.description ? { description: cfg.description } : {}) });
+    tools[name] = {
+      run: fn as ToolFunction,
+      ...(cfg.description ? { description: cfg.description } : {}),
+      input: cfg.input ?? null,
+      output: cfg.output ?? null,
+      sideEffect: cfg.sideEffect ?? 'external',
+      cost: toCost(cfg.cost),
+    };
   }
-  for (const [name, fn] of Object.entries(parts.tools ?? {})) tools.set(name, { name, run: fn });
+  for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
+
+  const policy = compilePolicy(raw.policy, issues);
+  const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
+  const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
+  const gateway = compileGateway(raw.gateway, issues);
+  const channels = compileChannels(raw.channels, issues);
+  const schedules = compileSchedules(raw.schedules, issues);
 
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
@@ -135,11 +182,36 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: { agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry },
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy }),
+    routing,
+    gateway,
+    channels,
+    schedules,
     worker,
     durability: raw.store?.durability ?? 'strict',
     raw,
   };
+}
+
+function grantList(g: AllowDeny | undefined): { allow: string[]; deny: string[] } {
+  if (g === undefined) return { allow: [], deny: [] };
+  if (Array.isArray(g)) return { allow: g, deny: [] };
+  return { allow: g.allow ?? [], deny: g.deny ?? [] };
+}
+
+function toCost(c: { usd?: number | undefined; tokens?: number | undefined } | undefined): Cost | null {
+  if (!c) return null;
+  return { micros: Math.round((c.usd ?? 0) * 1e6), tokens: c.tokens ?? 0 };
+}
+
+function readSchemaFile(dir: string, path: string, field: string, issues: FieldIssue[]): Json | undefined {
+  const abs = isAbsolute(path) ? path : resolve(dir, path);
+  try {
+    return JSON.parse(readFileSync(abs, 'utf8')) as Json;
+  } catch (err) {
+    issues.push({ path: field, message: `cannot read a JSON Schema from ${abs}: ${err instanceof Error ? err.message : String(err)}` });
+    return undefined;
+  }
 }
 
 async function importExport(dir: string, modulePath: string, exportName: string | undefined, path: string, issues: FieldIssue[]): Promise<unknown> {

@@ -1,4 +1,10 @@
 import { z } from 'zod';
+import { gatewaySchema } from '../gateway/config.ts';
+import { channelsSchema } from '../intake/channels/config.ts';
+import { schedulesSchema } from '../intake/schedules/config.ts';
+import { policySchema } from '../policy/rules.ts';
+import { bindingSchema } from '../routing/bindings.ts';
+import { sessionsSchema } from '../routing/sessions.ts';
 
 /**
  * The schema of `spine.config.json5`. Objects are strict, so a misspelt key is an
@@ -18,11 +24,40 @@ export const retrySchema = z.strictObject({
   jitter: z.enum(['full', 'none']).optional(),
 });
 
+const CONTRACT_ID = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*@[1-9][0-9]*$/;
+const contractId = z.string().regex(CONTRACT_ID, 'contract ids are name@version, e.g. research.request@2');
+
+/** Estimated spend, reserved against cost ceilings before the crossing happens. */
+const cost = z.strictObject({
+  usd: z.number().nonnegative().optional(),
+  tokens: z.number().int().nonnegative().optional(),
+});
+
+const allowDeny = z.union([
+  z.array(z.string().min(1)),
+  z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() }),
+]);
+
 const agentCommon = {
   description: z.string().optional(),
   /** Per-turn timeout. */
   timeoutMs: positiveInt.optional(),
   retry: retrySchema.optional(),
+  /** Contracts the agent's input and output must satisfy. */
+  input: contractId.optional(),
+  output: contractId.optional(),
+  /** Tools are denied unless granted here; `deny` wins over `allow`; `crm.*` covers a namespace. */
+  grants: z
+    .strictObject({
+      tools: allowDeny.optional(),
+      /** Agents it may hand off to (all when omitted). */
+      handoffs: allowDeny.optional(),
+    })
+    .optional(),
+  /** Estimated spend of one turn (e.g. a model call), reserved against cost ceilings. */
+  cost: cost.optional(),
+  /** When retries run out: dead-letter (default) or escalate to a human. */
+  onExhausted: z.enum(['dead', 'escalate']).optional(),
 };
 
 const functionAgent = z.strictObject({
@@ -50,9 +85,30 @@ export const toolSchema = z.strictObject({
   module: z.string().min(1),
   export: z.string().min(1).optional(),
   description: z.string().optional(),
+  input: contractId.optional(),
+  output: contractId.optional(),
+  /** `read` changes nothing; `write` changes our own data; `external` reaches the outside world (default). */
+  sideEffect: z.enum(['read', 'write', 'external']).optional(),
+  cost: cost.optional(),
+});
+
+export const contractSchema = z.strictObject({
+  /** A JSON Schema (2020-12) object, or the path of a .json file holding one. */
+  schema: z.union([z.record(z.string(), z.unknown()), z.boolean(), z.string().min(1)]),
+  /** Contracts whose payloads this one accepts (e.g. the previous version, when compatible). */
+  accepts: z.array(contractId).optional(),
+  description: z.string().optional(),
 });
 
 export const configSchema = z.strictObject({
+  /** Routing rules, most specific first (see docs/routing.md). */
+  bindings: z.array(bindingSchema).optional(),
+  sessions: sessionsSchema.optional(),
+  gateway: gatewaySchema.optional(),
+  channels: channelsSchema.optional(),
+  schedules: schedulesSchema.optional(),
+  contracts: z.record(contractId, contractSchema).optional(),
+  policy: policySchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),
   tools: z.record(z.string().regex(TOOL_NAME, 'tool names are dotted words, e.g. notes.save'), toolSchema).optional(),
   retry: retrySchema.optional(),
@@ -82,3 +138,4 @@ export const configSchema = z.strictObject({
 export type SpineConfigFile = z.infer<typeof configSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
 export type ToolConfig = z.infer<typeof toolSchema>;
+export type AllowDeny = z.infer<typeof allowDeny>;

@@ -69,6 +69,11 @@ export interface Run {
   output: Json | null;
   error: ErrorInfo | null;
   rootTaskId: string;
+  tenant: string;
+  /** The envelope that caused the run, and the session it runs in, if any. */
+  envelopeId: string | null;
+  sessionKey: string | null;
+  kind: 'work' | 'router';
   idempotencyKey: string | null;
   createdAt: number;
   updatedAt: number;
@@ -121,6 +126,8 @@ export interface HandoffAction {
   type: 'handoff';
   agent: string;
   input?: Json;
+  /** Contract id (`name@version`) the payload is declared as; defaults to the receiver's input contract. */
+  contract?: string;
   id?: string;
 }
 
@@ -144,6 +151,16 @@ export interface TurnResult {
   usage?: Usage;
 }
 
+/** One message of a session's history: what a user sent, or what the agent answered. */
+export interface SessionMessage {
+  role: 'user' | 'agent';
+  runId: string;
+  at: number;
+  text?: string;
+  input?: Json;
+  output?: Json;
+}
+
 export interface TurnRecord {
   turn: number;
   actions: Action[];
@@ -165,9 +182,11 @@ export interface TurnInput {
     turn: number;
     /** 1-based attempt number of this turn. */
     attempt: number;
+    /** Why the previous attempt failed (e.g. the contract violations of its output), so the agent can correct itself. */
+    lastError: ErrorInfo | null;
   };
-  /** Session continuity arrives with the gateway; null until then. */
-  session: null;
+  /** The conversation this run belongs to, with its recent messages; null for runs outside a session. */
+  session: { key: string; history: SessionMessage[] } | null;
   /** Earlier turns of this task with their actions and results. */
   history: TurnRecord[];
   /** Results of the previous turn's actions, in action order. */

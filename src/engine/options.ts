@@ -1,4 +1,6 @@
 import type { Agent, ToolDefinition } from '../agents/agent.ts';
+import type { ContractRegistry } from '../contracts/registry.ts';
+import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 
 /** Exponential backoff with jitter; only retryable errors are retried. */
 export interface RetryPolicy {
@@ -11,11 +13,34 @@ export interface RetryPolicy {
   jitter: 'full' | 'none';
 }
 
+/** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
+export interface Cost {
+  micros: number;
+  tokens: number;
+}
+
 export interface AgentSpec {
   name: string;
   agent: Agent;
   timeoutMs: number;
   retry: RetryPolicy;
+  /** Contract ids (`name@version`) its input and output must satisfy; null = unchecked. */
+  input: string | null;
+  output: string | null;
+  grants: Grants;
+  /** Estimated spend of one turn (an LLM call), reserved before the turn. */
+  cost: Cost | null;
+  /** When attempts run out: dead-letter the task, or escalate it to a human. */
+  onExhausted: 'dead' | 'escalate';
+}
+
+/** A tool in the catalog. */
+export interface ToolSpec extends ToolDefinition {
+  input: string | null;
+  output: string | null;
+  /** `read` changes nothing; `write` changes our own data; `external` reaches the outside world. */
+  sideEffect: 'read' | 'write' | 'external';
+  cost: Cost | null;
 }
 
 export interface EngineLimits {
@@ -41,9 +66,11 @@ export interface WorkerOptions {
 /** The compiled, checked registry an engine runs with. */
 export interface Registry {
   agents: ReadonlyMap<string, AgentSpec>;
-  tools: ReadonlyMap<string, ToolDefinition>;
+  tools: ReadonlyMap<string, ToolSpec>;
   limits: EngineLimits;
   retry: RetryPolicy;
+  contracts: ContractRegistry;
+  policy: PolicyEngine;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

@@ -9,6 +9,8 @@ export interface SubmitRequest {
   input: Json;
   idempotencyKey?: string | null;
   actor?: string;
+  /** Whose spend this is, for daily cost ceilings. */
+  tenant?: string;
 }
 
 /** Starts a run for an agent. An unknown agent is refused before anything is written. */
@@ -16,7 +18,14 @@ export async function submitRun(store: Store, registry: Registry, req: SubmitReq
   const spec = registry.agents.get(req.agent);
   if (!spec) throw new UnknownAgentError(req.agent, [...registry.agents.keys()]);
   return store.createRun(
-    { agent: spec.name, input: req.input, idempotencyKey: req.idempotencyKey ?? null, maxAttempts: spec.retry.maxAttempts, actor: req.actor ?? 'api' },
+    {
+      agent: spec.name,
+      input: req.input,
+      idempotencyKey: req.idempotencyKey ?? null,
+      maxAttempts: spec.retry.maxAttempts,
+      actor: req.actor ?? 'api',
+      ...(req.tenant ? { tenant: req.tenant } : {}),
+    },
     now,
   );
 }

@@ -1,28 +1,21 @@
 import type { Clock } from '../core/clock.ts';
 import { digest } from '../core/digest.ts';
-import {
-  DepthLimitError,
-  LeaseLostError,
-  SpineError,
-  ToolError,
-  TurnLimitError,
-  TurnTimeoutError,
-  UnknownAgentError,
-  UnknownToolError,
-  toErrorInfo,
-} from '../core/errors.ts';
+import { DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
-import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type Lease, type NewChildTask, type Store, type TurnOutcome } from '../store/store.ts';
-import type { AgentSpec, Registry } from './options.ts';
+import { ContractViolationError } from '../contracts/registry.ts';
+import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
+import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
+import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from './retry.ts';
 import { parseTurnResult } from './turn-result.ts';
 
 export interface RunnerEnv {
   store: Store;
   registry: Registry;
+  boundary: Boundary;
   clock: Clock;
   workerId: string;
   log: Logger;
@@ -33,14 +26,16 @@ export type StopReason = 'lease-lost' | 'shutdown';
 
 class Stopped extends Error {}
 
+type Pause = Extract<Verdict, { effect: 'defer' | 'approve' | 'escalate' }>;
+
 /**
- * Runs one leased task through its turns until it waits for children, finishes,
- * fails an attempt, or loses its lease. Between turns that need nothing from other
- * tasks it keeps the lease and goes on in memory: history is a cache of what each
- * turn committed.
+ * Runs one leased task through its turns until it waits (children, an approval, a
+ * time window, a rate limit), finishes, fails an attempt, or loses its lease.
+ * Between turns that need nothing from other tasks it keeps the lease and goes on
+ * in memory: history is a cache of what each turn committed.
  */
 export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortSignal): Promise<void> {
-  const { store, registry, clock, log } = env;
+  const { store, registry, boundary, clock, log } = env;
   const { task, lease } = claimed;
   store.markRunning(lease, clock.now()).catch((err: unknown) => log.warn('markRunning failed', { task: task.id, error: String(err) }));
 
@@ -49,75 +44,121 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     await commitFailure(env, claimed, task.attempt, new UnknownAgentError(task.agent, [...registry.agents.keys()]));
     return;
   }
+  const run = await store.getRun(task.runId);
+  const tenant = run?.tenant ?? 'default';
 
   const history: TurnRecord[] = [...claimed.history];
   let results: ActionResult[] = claimed.results;
   let open = claimed.openTurn;
   let attempt = task.attempt;
+  let lastError: ErrorInfo | null = attempt > 0 ? task.error : null;
   let turns = task.turns;
 
   for (;;) {
     const n = turns + 1;
+    const ctx = (key: string): CrossingContext => ({ task, tenant, actor: env.workerId, key });
+    const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
+    const audit: AuditEntry[] = [];
     let actions: Action[];
     let output: Json | undefined;
     let usage: Usage | null;
     let recorded: EffectRecord[] = [];
-    const audit: AuditEntry[] = [];
-    const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
+    let decided: boolean;
+    let turnSpend: Settlement | null = null;
 
     try {
       if (n > registry.limits.maxTurns) throw new TurnLimitError(registry.limits.maxTurns);
       if (open && open.turn === n) {
-        // The turn was decided before a crash: replay its recorded actions, never ask the agent again.
+        // Decided before a crash, a deferral or an approval: replay it, never ask the agent again.
         actions = open.actions;
         output = open.output;
         usage = open.usage;
         recorded = open.effects;
+        decided = true;
         open = null;
         audit.push({ ...base, kind: 'turn.resumed', data: { turn: n } });
       } else {
-        const input = buildTurnInput(registry, claimed, n, attempt + 1, history, results);
+        const spend = await boundary.turn(ctx(`${task.runId}/${task.id}/${n}/turn`), spec);
+        audit.push(...spend.audit);
+        if (spend.effect !== 'allow') {
+          if (spend.effect === 'deny') throw new SpineError(spend.error.code, spend.error.message, { retryable: false });
+          await commitPause(env, claimed, spend, audit, []);
+          return;
+        }
+        turnSpend = spend.reservation;
+        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results);
         const raw = await callAgent(spec, input, stop);
         const answer = parseTurnResult(spec.name, raw);
         actions = answer.actions ?? [];
         output = answer.output;
         usage = answer.usage ?? null;
+        if (output !== undefined) await boundary.checkOutput(spec, output);
+        decided = false;
         audit.push({ ...base, kind: 'turn.answered', digest: digest(raw), data: { turn: n, actions: actions.length, hasOutput: output !== undefined } });
-        const tools = actions.flatMap((a, i) => (a.type === 'tool' && registry.tools.has(a.tool) ? [{ a, i }] : []));
-        if (tools.length > 0) {
-          // Record the decision and start its effects durably before running any of them.
-          const starts = tools.map(({ a, i }) => ({ key: effectKey(task.runId, task.id, n, i), action: i, tool: a.tool, inputDigest: digest(a.input ?? null) }));
-          await store.recordDecision(
-            lease,
-            {
-              n,
-              actions,
-              ...(output === undefined ? {} : { output }),
-              usage,
-              effects: starts,
-              audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n, effects: starts.length } }],
-            },
-            clock.now(),
-          );
-          faultPoint('after-decision-before-effect');
-        }
       }
     } catch (err) {
-      if (stop.aborted) return;
-      if (err instanceof LeaseLostError) return;
-      await commitFailure(env, claimed, attempt, err, audit);
+      if (stop.aborted || err instanceof LeaseLostError) return;
+      await commitFailure(env, claimed, attempt, err, audit, boundary.turnSettlement(turnSpend, null));
       return;
     }
+    const settle = boundary.turnSettlement(turnSpend, usage);
+
+    /** Records the decision once, before the first effect or pause, so a resume replays these actions. */
+    const recordDecision = async () => {
+      if (decided) return;
+      decided = true;
+      await store.recordDecision(
+        lease,
+        { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n } }] },
+        clock.now(),
+      );
+      faultPoint('after-decision-before-effect');
+    };
 
     const turnResults: ActionResult[] = [];
     const children: NewChildTask[] = [];
+    let pause: Pause | null = null;
     try {
       for (const [i, action] of actions.entries()) {
+        const key = effectKey(task.runId, task.id, n, i);
         if (action.type === 'tool') {
-          turnResults.push(await runTool(env, claimed, n, i, action, recorded.find((e) => e.action === i), stop, audit));
+          const done = recorded.find((e) => e.action === i && e.state !== 'started');
+          if (done) {
+            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: action.tool } });
+            turnResults.push(ledgerResult(i, action, done));
+            continue;
+          }
+          const tool = registry.tools.get(action.tool);
+          if (!tool) {
+            turnResults.push(refuse(i, action, new UnknownToolError(action.tool, [...registry.tools.keys()]).toInfo(), audit, base));
+            continue;
+          }
+          const verdict = await boundary.tool(ctx(key), action.tool, action.input ?? null);
+          audit.push(...verdict.audit);
+          if (verdict.effect === 'deny') {
+            turnResults.push(refuse(i, action, verdict.error, audit, base));
+            continue;
+          }
+          if (verdict.effect !== 'allow') {
+            pause = verdict;
+            break;
+          }
+          await recordDecision();
+          turnResults.push(await runTool(env, claimed, n, i, action, tool, verdict.reservation, stop, audit));
         } else {
-          turnResults.push(planHandoff(registry, claimed, i, action, children, audit));
+          const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
+          if ('pause' in planned) {
+            pause = planned.pause;
+            break;
+          }
+          turnResults.push(planned.result);
+          if (planned.child) children.push(planned.child);
         }
+      }
+      if (pause) {
+        await recordDecision();
+        await commitPause(env, claimed, pause, audit, settle);
+        return;
       }
     } catch (err) {
       if (stop.aborted || err instanceof Stopped || err instanceof LeaseLostError) return;
@@ -135,6 +176,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
       await store.commitTurn({
         lease,
         now: clock.now(),
+        settle,
         turn: { n, actions, results: turnResults, ...(output === undefined ? {} : { output }), usage },
         outcome,
         audit,
@@ -147,27 +189,36 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
       throw err;
     }
     faultPoint('after-commit');
-    if (outcome.kind !== 'continue') return;
-    if (stop.aborted) return;
+    if (outcome.kind !== 'continue' || stop.aborted) return;
 
     history.push({ turn: n, actions, results: turnResults });
     results = turnResults;
     turns = n;
     attempt = 0;
+    lastError = null;
   }
 }
 
-function buildTurnInput(registry: Registry, claimed: ClaimedTask, n: number, attempt: number, history: TurnRecord[], results: ActionResult[]): TurnInput {
+function buildTurnInput(
+  env: RunnerEnv,
+  claimed: ClaimedTask,
+  n: number,
+  attempt: number,
+  lastError: ErrorInfo | null,
+  history: TurnRecord[],
+  results: ActionResult[],
+): TurnInput {
   const { task } = claimed;
+  const { registry, boundary } = env;
   // A copy: an in-process agent that keeps or changes its input must not reach the runner's in-memory history.
   return structuredClone({
     protocol: 'spine.turn/1',
-    task: { id: task.id, runId: task.runId, agent: task.agent, parentId: task.parentId, depth: task.depth, input: task.input, turn: n, attempt },
-    session: null,
+    task: { id: task.id, runId: task.runId, agent: task.agent, parentId: task.parentId, depth: task.depth, input: task.input, turn: n, attempt, lastError },
+    session: claimed.session,
     history,
     results,
     memory: [],
-    grants: { tools: [...registry.tools.keys()], agents: [...registry.agents.keys()] },
+    grants: { tools: boundary.grantedTools(task.agent), agents: [...registry.agents.keys()].filter((a) => registry.policy.handoffGranted(task.agent, a)) },
   } satisfies TurnInput);
 }
 
@@ -194,88 +245,148 @@ async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal): 
   }
 }
 
-/** Executes (or replays from the ledger) one tool action; its failure is the action's result, not the turn's. */
+function refuse(index: number, action: Action, error: ErrorInfo, audit: AuditEntry[], base: Omit<AuditEntry, 'kind'>): ActionResult {
+  audit.push({ ...base, kind: 'action.refused', data: { index, action: action.type === 'tool' ? `tool:${action.tool}` : `handoff:${action.agent}`, code: error.code } });
+  return { index, type: action.type, ...(action.id === undefined ? {} : { id: action.id }), ok: false, error };
+}
+
+function ledgerResult(index: number, action: ToolAction, rec: EffectRecord): ActionResult {
+  const head = { index, type: 'tool' as const, ...(action.id === undefined ? {} : { id: action.id }) };
+  return rec.state === 'completed' ? { ...head, ok: true, value: rec.result } : { ...head, ok: false, error: rec.error! };
+}
+
+/** Executes one tool under its idempotency key; the ledger's record is the result. */
 async function runTool(
   env: RunnerEnv,
   claimed: ClaimedTask,
   n: number,
   index: number,
   action: ToolAction,
-  recorded: EffectRecord | undefined,
+  tool: ToolSpec,
+  reservation: Settlement | null,
   stop: AbortSignal,
   audit: AuditEntry[],
 ): Promise<ActionResult> {
-  const { store, registry, clock } = env;
+  const { store, clock, registry } = env;
   const { task } = claimed;
   const key = effectKey(task.runId, task.id, n, index);
-  const head = { index, type: 'tool' as const, ...(action.id === undefined ? {} : { id: action.id }) };
   const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
-  const tool = registry.tools.get(action.tool);
-  if (!tool) {
-    const error = new UnknownToolError(action.tool, [...registry.tools.keys()]).toInfo();
-    audit.push({ ...base, kind: 'action.refused', data: { index, tool: action.tool, code: error.code } });
-    return { ...head, ok: false, error };
-  }
-  if (recorded && recorded.state !== 'started') {
+  const input = action.input ?? null;
+  const rec = await store.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: action.tool, inputDigest: digest(input) }, clock.now());
+  if (rec.state !== 'started') {
+    // Another holder of this lease recorded it meanwhile: the ledger's outcome stands; nothing was spent here.
+    if (reservation) await store.settleReservation({ ...reservation, micros: 0, tokens: 0 }, clock.now());
     audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: action.tool } });
-    return recorded.state === 'completed' ? { ...head, ok: true, value: recorded.result } : { ...head, ok: false, error: recorded.error! };
+    return ledgerResult(index, action, rec);
   }
-  let maybeRepeated = false;
-  if (recorded) {
-    // Started before a crash but never recorded: it may have happened. Run it again under the same key.
-    await store.restartEffect(key, clock.now());
-    maybeRepeated = true;
-  }
+  const maybeRepeated = rec.attempts > 1;
   if (stop.aborted) throw new Stopped();
   let outcome: { result: Json } | { error: ErrorInfo };
   try {
-    const value = await tool.run(action.input ?? null, { idempotencyKey: key, maybeRepeated, runId: task.runId, taskId: task.id, agent: task.agent, signal: stop });
+    const value = await tool.run(input, { idempotencyKey: key, maybeRepeated, runId: task.runId, taskId: task.id, agent: task.agent, signal: stop });
     outcome = { result: toJsonValue(value) };
   } catch (err) {
     outcome = { error: err instanceof SpineError ? err.toInfo() : new ToolError(action.tool, err instanceof Error ? err.message : String(err)).toInfo() };
   }
   faultPoint('after-effect-before-record');
-  const result: ActionResult = 'result' in outcome ? { ...head, ok: true, value: outcome.result } : { ...head, ok: false, error: outcome.error };
-  await store.completeEffect(key, outcome, clock.now(), [
-    { ...base, kind: result.ok ? 'effect.completed' : 'effect.failed', digest: digest(outcome), data: { key, tool: action.tool, maybeRepeated } },
-  ]);
+  const final = await store.completeEffect(
+    key,
+    outcome,
+    clock.now(),
+    [{ ...base, kind: 'result' in outcome ? 'effect.completed' : 'effect.failed', digest: digest(outcome), data: { key, tool: action.tool, maybeRepeated } }],
+    reservation ?? undefined,
+  );
+  const result = ledgerResult(index, action, final);
+  if (result.ok && tool.output) {
+    const violations = registry.contracts.violations(tool.output, result.value);
+    if (violations.length) {
+      const error = new ContractViolationError(tool.output, `output of tool ${tool.name}`, violations).toInfo();
+      audit.push({ ...base, kind: 'contract.rejected', data: { key, contract: tool.output, tool: tool.name } });
+      return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error };
+    }
+  }
   return result;
 }
 
-/** Validates a handoff and plans its child task; a refused handoff is the action's result. */
-function planHandoff(registry: Registry, claimed: ClaimedTask, index: number, action: HandoffAction, children: NewChildTask[], audit: AuditEntry[]): ActionResult {
+type Planned = { result: ActionResult; child: NewChildTask | null } | { pause: Pause };
+
+/** Validates a handoff at the boundary and plans its child task; a refused handoff is the action's result. */
+async function planHandoff(env: RunnerEnv, ctx: CrossingContext, claimed: ClaimedTask, index: number, action: HandoffAction, audit: AuditEntry[]): Promise<Planned> {
+  const { registry, boundary } = env;
   const { task } = claimed;
-  const head = { index, type: 'handoff' as const, ...(action.id === undefined ? {} : { id: action.id }) };
-  const base = { runId: task.runId, taskId: task.id, agent: task.agent };
+  const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
   const target = registry.agents.get(action.agent);
-  let refusal: SpineError | null = null;
-  if (!target) refusal = new UnknownAgentError(action.agent, [...registry.agents.keys()]);
-  else if (task.depth + 1 > registry.limits.maxDepth) refusal = new DepthLimitError(registry.limits.maxDepth);
-  if (refusal || !target) {
-    const error = refusal!.toInfo();
-    audit.push({ ...base, kind: 'action.refused', data: { index, agent: action.agent, code: error.code } });
-    return { ...head, ok: false, error };
-  }
+  if (!target) return { result: refuse(index, action, new UnknownAgentError(action.agent, [...registry.agents.keys()]).toInfo(), audit, base), child: null };
+  if (task.depth + 1 > registry.limits.maxDepth) return { result: refuse(index, action, new DepthLimitError(registry.limits.maxDepth).toInfo(), audit, base), child: null };
+  const input = action.input ?? null;
+  const verdict = await boundary.handoff(ctx, target, input, action.contract);
+  audit.push(...verdict.audit);
+  if (verdict.effect === 'deny') return { result: refuse(index, action, verdict.error, audit, base), child: null };
+  if (verdict.effect !== 'allow') return { pause: verdict };
   const id = newId('task');
-  children.push({ id, agent: target.name, input: action.input ?? null, parentAction: index, maxAttempts: target.retry.maxAttempts });
-  audit.push({ ...base, kind: 'action.handoff', digest: digest(action.input ?? null), data: { index, agent: target.name, child: id } });
-  // Filled with the child's outcome when the parent's next turn is assembled.
-  return { ...head, taskId: id, ok: false, error: { code: 'CHILD_NOT_FINISHED', message: 'child task has not finished', retryable: false } };
+  audit.push({ ...base, kind: 'action.handoff', digest: digest(input), data: { index, agent: target.name, child: id } });
+  return {
+    // Filled with the child's outcome when the parent's next turn is assembled.
+    result: {
+      index,
+      type: 'handoff',
+      ...(action.id === undefined ? {} : { id: action.id }),
+      taskId: id,
+      ok: false,
+      error: { code: 'CHILD_NOT_FINISHED', message: 'child task has not finished', retryable: false },
+    },
+    child: { id, agent: target.name, input, parentAction: index, maxAttempts: target.retry.maxAttempts },
+  };
 }
 
-/** Records a failed attempt: retry with backoff if retryable and attempts remain, else dead-letter. */
-async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: number, err: unknown, audit: AuditEntry[] = []): Promise<void> {
+/** A crossing must wait (window, rate limit, approval) or a ceiling stopped it: the decided turn stays open. */
+async function commitPause(env: RunnerEnv, claimed: ClaimedTask, pause: Pause, audit: AuditEntry[], settle: Settlement[]): Promise<void> {
+  const outcome: TurnOutcome =
+    pause.effect === 'defer'
+      ? { kind: 'defer', until: pause.until, ruleId: pause.ruleId, reason: pause.reason }
+      : pause.effect === 'approve'
+        ? { kind: 'await-approval', approval: pause.approval }
+        : { kind: 'escalate', error: pause.error, approval: pause.approval };
+  try {
+    await env.store.commitTurn({ lease: claimed.lease, now: env.clock.now(), settle, outcome, audit });
+  } catch (e) {
+    if (!(e instanceof LeaseLostError)) throw e;
+  }
+}
+
+/** Records a failed attempt: retry with backoff if retryable and attempts remain; else dead-letter or escalate. */
+async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: number, err: unknown, audit: AuditEntry[] = [], settle: Settlement[] = []): Promise<void> {
   const { store, registry, clock, log } = env;
   const { task, lease } = claimed;
   const info = toErrorInfo(err, 'AGENT_FAILED');
-  const policy = registry.agents.get(task.agent)?.retry ?? registry.retry;
+  const spec = registry.agents.get(task.agent);
+  const policy = spec?.retry ?? registry.retry;
   const failed = attempt + 1;
   const now = clock.now();
-  const outcome: TurnOutcome =
-    info.retryable && failed < policy.maxAttempts ? { kind: 'retry', error: info, runAt: now + backoffMs(policy, failed) } : { kind: 'dead', error: info };
+  let outcome: TurnOutcome;
+  if (info.retryable && failed < policy.maxAttempts) outcome = { kind: 'retry', error: info, runAt: now + backoffMs(policy, failed) };
+  else if (spec?.onExhausted === 'escalate') {
+    outcome = {
+      kind: 'escalate',
+      error: info,
+      approval: {
+        runId: task.runId,
+        taskId: task.id,
+        agent: task.agent,
+        actionKey: `${task.runId}/${task.id}/${task.turns + 1}/attempts`,
+        action: { kind: 'turn', name: task.agent, input: null },
+        kind: 'escalation',
+        ruleId: null,
+        reason: `${task.agent} failed ${failed} time(s) (${info.code}: ${info.message}); approve to retry with fresh attempts, deny to dead-letter it`,
+        approvers: 'operators',
+        expiresAt: null,
+        onExpiry: null,
+      },
+    };
+  } else outcome = { kind: 'dead', error: info };
   log.warn(`task attempt failed → ${outcome.kind}`, { task: task.id, agent: task.agent, code: info.code, message: info.message });
   try {
-    await store.commitTurn({ lease, now, outcome, audit });
+    await store.commitTurn({ lease, now, settle, outcome, audit });
   } catch (e) {
     if (!(e instanceof LeaseLostError)) throw e;
   }
@@ -285,5 +396,3 @@ function toJsonValue(value: unknown): Json {
   if (value === undefined) return null;
   return JSON.parse(JSON.stringify(value)) as Json;
 }
-
-export type { Lease };

@@ -14,6 +14,7 @@ const handoffAction = z.strictObject({
   type: z.literal('handoff'),
   agent: z.string().min(1),
   input: json.optional(),
+  contract: z.string().min(1).optional(),
   id: z.string().optional(),
 });
 const usage = z.strictObject({

@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
+import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { Boundary } from './boundary.ts';
 import { runTask, type StopReason } from './task-runner.ts';
 
 interface InFlight {
@@ -43,6 +45,7 @@ export class Worker {
   private unsubscribe: (() => void) | null = null;
   private lastReap = 0;
   private readonly reapEveryMs: number;
+  private readonly boundary: Boundary;
 
   constructor(deps: WorkerDeps) {
     this.store = deps.store;
@@ -52,6 +55,7 @@ export class Worker {
     this.log = deps.log ?? silentLogger;
     this.id = deps.id ?? newId('wrk');
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 5_000));
+    this.boundary = new Boundary(this.store, this.registry, this.clock);
   }
 
   get running(): number {
@@ -97,11 +101,14 @@ export class Worker {
         if (now - this.lastReap >= this.reapEveryMs) {
           this.lastReap = now;
           await this.store.reclaimExpiredLeases(now, this.registry.limits.maxReclaims);
+          await this.store.releaseExpiredReservations(now);
+          await this.store.expireApprovals(now);
         }
         const free = this.opts.concurrency - this.inflight.size;
         if (free > 0) {
           this.wakePending = false;
           const claimed = await this.store.claimTasks({ workerId: this.id, limit: free, leaseMs: this.opts.leaseMs, now: this.clock.now() });
+          if (claimed.length > 0) faultPoint('after-claim');
           for (const c of claimed) this.launch(c);
           if (claimed.length === free) continue; // probably more waiting
         }
@@ -134,7 +141,7 @@ export class Worker {
   private launch(claimed: ClaimedTask): void {
     const stop = new AbortController();
     const id = claimed.task.id;
-    const done = runTask({ store: this.store, registry: this.registry, clock: this.clock, workerId: this.id, log: this.log }, claimed, stop.signal)
+    const done = runTask({ store: this.store, registry: this.registry, boundary: this.boundary, clock: this.clock, workerId: this.id, log: this.log }, claimed, stop.signal)
       .catch((err: unknown) => {
         // The lease will expire and another worker retries; nothing is lost.
         this.log.error('task runner crashed', { task: id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
@@ -152,7 +159,8 @@ export class Worker {
       const now = this.clock.now();
       // Only judge tasks launched before asking: a claim committed after the heartbeat read is not "lost".
       const asked = new Set(this.inflight.keys());
-      const held = new Set(await this.store.heartbeat(this.id, now + this.opts.leaseMs, now));
+      // Extend only the leases of turns still running: a task whose runner crashed must expire and be reclaimed.
+      const held = new Set(await this.store.heartbeat(this.id, now + this.opts.leaseMs, now, [...asked]));
       for (const [id, f] of this.inflight) {
         if (asked.has(id) && !held.has(id) && !f.stop.signal.aborted) {
           this.log.warn('lease lost (cancelled or expired); stopping the turn', { task: id });

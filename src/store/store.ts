@@ -1,4 +1,5 @@
-import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
+import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
+import type { Envelope } from '../intake/envelope.ts';
 
 /**
  * The Store port: everything the engine, CLI and (later) gateway need from durable
@@ -49,6 +50,8 @@ export interface AuditEvent extends AuditEntry {
 export interface NewRun {
   agent: string;
   input: Json;
+  /** Whose spend this is, for daily ceilings (default `default`). */
+  tenant?: string;
   idempotencyKey?: string | null;
   maxAttempts: number;
   actor?: string;
@@ -94,23 +97,177 @@ export interface OpenTurn {
 export interface ClaimedTask {
   task: Task;
   lease: Lease;
+  /** The run's session and its recent history (root tasks of session runs only). */
+  session: { key: string; history: SessionMessage[] } | null;
   history: TurnRecord[];
   /** Results of the last committed turn's actions (tool results and children's outcomes). */
   results: ActionResult[];
   openTurn: OpenTurn | null;
 }
 
-/** How a turn (or a failed attempt) ends, decided by the engine and applied atomically. */
+/**
+ * How a turn (or a failed attempt) ends, decided by the engine and applied atomically.
+ * `defer`, `await-approval` and `escalate` leave the turn's recorded decision open:
+ * the task resumes it later without asking the agent again.
+ */
 export type TurnOutcome =
   | { kind: 'continue' }
   | { kind: 'wait'; children: NewChildTask[] }
   | { kind: 'succeed'; output: Json }
   | { kind: 'retry'; error: ErrorInfo; runAt: number }
-  | { kind: 'dead'; error: ErrorInfo };
+  | { kind: 'dead'; error: ErrorInfo }
+  | { kind: 'defer'; until: number; ruleId: string; reason: string }
+  | { kind: 'await-approval'; approval: NewApproval }
+  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval };
+
+// ── intake and sessions ───────────────────────────────────────────────────────
+
+export interface EnvelopeRecord extends Envelope {
+  id: string;
+  /** routed: a run was made · routing: a routing agent is choosing · unroutable: no binding matched */
+  state: 'routed' | 'routing' | 'unroutable';
+  /** The routing decision: which binding fired and why. */
+  route: Json | null;
+  error: ErrorInfo | null;
+  runId: string | null;
+  sessionKey: string | null;
+  receivedAt: number;
+}
+
+export interface SessionInfo {
+  key: string;
+  agent: string;
+  /** The run holding the lane, if any. */
+  activeRun: string | null;
+  /** Runs ever queued in this session. */
+  messages: number;
+  /** Bumped by every reset; history only spans the current epoch. */
+  epoch: number;
+  forkedFrom: string | null;
+  createdAt: number;
+  lastActivityAt: number;
+  resetAt: number | null;
+}
+
+/** Where an accepted envelope goes: a run in a session lane, or the unroutable error state. */
+export type AcceptRoute =
+  | {
+      ok: true;
+      agent: string;
+      /** `router`: the run's output names the agent that then gets the envelope. */
+      kind: 'work' | 'router';
+      decision: Json;
+      session: { key: string; agent: string; resetDue: (lastActivity: number) => boolean };
+      maxAttempts: number;
+      tenant?: string;
+    }
+  | { ok: false; decision: Json; error: ErrorInfo };
+
+export interface AcceptResult {
+  envelope: EnvelopeRecord;
+  /** False when the idempotency key was seen before: nothing new was stored. */
+  created: boolean;
+  run: Run | null;
+}
+
+// ── the boundary's shared state ───────────────────────────────────────────────
+
+/** Spend moved from reserved to spent: the actual amounts of a reserved crossing. */
+export interface Settlement {
+  reservationId: string;
+  micros: number;
+  tokens: number;
+}
+
+export interface BucketTake {
+  ruleId: string;
+  key: string;
+  capacity: number;
+  refillPerMs: number;
+  onExceeded: 'wait' | 'fail';
+}
+
+export interface BudgetReserve {
+  ruleId: string;
+  key: string;
+  maxMicros: number | null;
+  maxTokens: number | null;
+}
+
+export interface LimitAcquire {
+  takes: BucketTake[];
+  budgets: BudgetReserve[];
+  micros: number;
+  tokens: number;
+  reservationId: string;
+  runId: string;
+  taskId: string;
+  /** An unsettled reservation is released after this (its holder died). */
+  expiresAt: number;
+}
+
+export type LimitResult =
+  | { ok: true; reservationId: string | null }
+  | { ok: false; kind: 'rate'; ruleId: string; key: string; retryAt: number; onExceeded: 'wait' | 'fail' }
+  | { ok: false; kind: 'cost'; ruleId: string; key: string };
+
+export interface BudgetUsage {
+  key: string;
+  spentMicros: number;
+  reservedMicros: number;
+  spentTokens: number;
+  reservedTokens: number;
+}
+
+/**
+ * Approval lifecycle: pending → approved | denied | expired. An `escalation` is the
+ * same record for a task a limit stopped (e.g. a cost ceiling): approving lets it go on.
+ */
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired';
+
+export interface NewApproval {
+  runId: string;
+  taskId: string;
+  agent: string;
+  /** The action's place in the run (its effect key); a decision applies to exactly that action. */
+  actionKey: string;
+  action: Json;
+  kind: 'approval' | 'escalation';
+  ruleId: string | null;
+  reason: string;
+  approvers: string;
+  expiresAt: number | null;
+  onExpiry: Json | null;
+  supersedes?: string | null;
+}
+
+export interface Approval extends NewApproval {
+  id: string;
+  state: ApprovalState;
+  requestedAt: number;
+  decidedBy: string | null;
+  decidedAt: number | null;
+  decisionReason: string | null;
+  supersedes: string | null;
+}
+
+export interface StandingGrant {
+  id: string;
+  agent: string;
+  /** Action pattern, e.g. `tool:email.*`. */
+  action: string;
+  grantedBy: string;
+  reason: string | null;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+}
 
 export interface TurnCommit {
   lease: Lease;
   now: number;
+  /** Reservations to settle in the same transaction (the turn's own spend). */
+  settle?: Settlement[];
   /** The committed turn; absent when an attempt failed before the turn completed. */
   turn?: { n: number; actions: Action[]; results: ActionResult[]; output?: Json; usage?: Usage | null };
   outcome: TurnOutcome;
@@ -122,6 +279,8 @@ export interface ClaimRequest {
   limit: number;
   leaseMs: number;
   now: number;
+  /** Most session messages to hand a root task's turn (default 20). */
+  historyLimit?: number;
 }
 
 export interface RunFilter {
@@ -185,27 +344,76 @@ export interface Store {
   // ── workers ──
   claimTasks(req: ClaimRequest): Promise<ClaimedTask[]>;
   markRunning(lease: Lease, now: number): Promise<void>;
-  /** Extends the worker's leases; returns the ids of tasks it still holds. */
-  heartbeat(workerId: string, leaseUntil: number, now: number): Promise<string[]>;
+  /**
+   * Extends the worker's leases — only on `taskIds` when given (the tasks it is still running, so a
+   * task whose runner crashed is left to expire and be reclaimed) — and returns the ids it still holds.
+   */
+  heartbeat(workerId: string, leaseUntil: number, now: number, taskIds?: readonly string[]): Promise<string[]>;
   /** Hands leased tasks back (graceful shutdown): they become queued at once, no attempt used. */
   releaseLeases(leases: Lease[], now: number): Promise<void>;
   /** Requeues tasks whose lease expired; tasks reclaimed more than maxReclaims times go dead. */
   reclaimExpiredLeases(now: number, maxReclaims: number): Promise<number>;
-  /** Records a turn's decided actions and starts its tool effects (state `started`). */
-  recordDecision(
-    lease: Lease,
-    decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; effects: EffectStart[]; audit: AuditEntry[] },
-    now: number,
-  ): Promise<void>;
-  /** Marks a recorded `started` effect as being executed again (after a crash). */
-  restartEffect(key: string, now: number): Promise<EffectRecord>;
-  completeEffect(key: string, outcome: { result: Json } | { error: ErrorInfo }, now: number, audit: AuditEntry[]): Promise<void>;
+  /** Records a turn's decided actions, so a resumed task replays them instead of asking the agent again. */
+  recordDecision(lease: Lease, decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] }, now: number): Promise<void>;
+  /**
+   * Records that an effect is about to run (state `started`, attempts + 1) and returns
+   * the ledger record. A record already `completed` or `failed` comes back unchanged:
+   * the caller replays it instead of running the effect. attempts > 1 means an earlier
+   * execution may have happened (the process died before recording its outcome).
+   */
+  beginEffect(start: EffectStart, now: number): Promise<EffectRecord>;
+  /**
+   * Records an effect's outcome and settles its cost reservation in the same transaction.
+   * Returns the ledger's record: if another holder recorded it first, that outcome stands.
+   */
+  completeEffect(key: string, outcome: { result: Json } | { error: ErrorInfo }, now: number, audit: AuditEntry[], settle?: Settlement): Promise<EffectRecord>;
   /** Applies a turn's outcome atomically; throws LeaseLostError if the lease is no longer held. */
   commitTurn(commit: TurnCommit): Promise<void>;
 
   registerWorker(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
   stopWorker(id: string, now: number): Promise<void>;
   listWorkers(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
+
+  // ── intake and sessions ──
+  /**
+   * Stores an envelope and, in the same transaction, its run in the session's lane
+   * (or its unroutable error). A repeated idempotency key returns the original.
+   */
+  acceptEnvelope(req: { envelope: Envelope; envelopeId: string; route: AcceptRoute; actor: string }, now: number): Promise<AcceptResult>;
+  getEnvelope(id: string): Promise<EnvelopeRecord | null>;
+  listEnvelopes(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]>;
+  /** Envelopes whose routing agent has finished, with that run: ready for `completeRouting`. */
+  routingDue(limit: number): Promise<Array<{ envelope: EnvelopeRecord; router: Run }>>;
+  /** Hands a routed envelope to the chosen agent (only once, whoever calls it). */
+  completeRouting(envelopeId: string, route: Extract<AcceptRoute, { ok: true }>, now: number): Promise<Run | null>;
+  listSessions(filter: { agent?: string; limit: number }): Promise<SessionInfo[]>;
+  getSession(key: string): Promise<SessionInfo | null>;
+  sessionMessages(key: string, limit: number): Promise<SessionMessage[]>;
+  /** Starts the session afresh: later turns see no earlier history. */
+  resetSession(key: string, actor: string, now: number): Promise<boolean>;
+  /** A new session seeded with the history of `key`. */
+  forkSession(key: string, newKey: string, historyLimit: number, actor: string, now: number): Promise<SessionInfo>;
+
+  // ── the boundary ──
+  /** Records a contract the first time it is used (idempotent). */
+  recordContract(id: string, digest: string, schema: Json, now: number): Promise<void>;
+  /** Takes rate tokens and reserves spend atomically: all of it, or nothing. */
+  acquireLimits(req: LimitAcquire, now: number): Promise<LimitResult>;
+  settleReservation(settlement: Settlement, now: number): Promise<void>;
+  releaseExpiredReservations(now: number): Promise<number>;
+  budgetUsage(keys: string[]): Promise<BudgetUsage[]>;
+  approvalFor(actionKey: string): Promise<ApprovalState | null>;
+  getApproval(id: string): Promise<Approval | null>;
+  listApprovals(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
+  /** Records who decided; wakes the waiting task wherever it is. */
+  decideApproval(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval>;
+  /** Applies the escalation of every expired approval (deny, reroute or notify). */
+  expireApprovals(now: number): Promise<number>;
+  grantStanding(grant: { agent: string; action: string; durationMs: number; actor: string; reason?: string }, now: number): Promise<StandingGrant>;
+  revokeStanding(id: string, actor: string, now: number): Promise<void>;
+  listStandingGrants(filter: { activeAt?: number }): Promise<StandingGrant[]>;
+  /** Whether an unexpired, unrevoked standing grant covers this agent and action. */
+  hasStandingGrant(agent: string, action: string, now: number): Promise<boolean>;
 
   // ── audit ──
   appendAudit(entries: AuditEntry[], now: number): Promise<void>;
@@ -216,6 +424,9 @@ export interface Store {
 
 export interface EffectStart {
   key: string;
+  runId: string;
+  taskId: string;
+  turn: number;
   action: number;
   tool: string;
   inputDigest: string;

@@ -14,7 +14,13 @@ const CONFIG = `// Spine configuration. Every field is documented in docs/config
 {
   agents: {
     // Plans the work: hands the question to the helper, saves a note, answers.
-    lead: { kind: 'function', module: './agents/lead.ts', timeoutMs: 30000 },
+    lead: {
+      kind: 'function',
+      module: './agents/lead.ts',
+      timeoutMs: 30000,
+      // Tools are denied unless granted: lead may save notes and nothing else.
+      grants: { tools: ['notes.*'] },
+    },
     // Does one piece of the work.
     helper: { kind: 'function', module: './agents/helper.ts' },
     // Any executable speaking the turn protocol works too, e.g.:

@@ -6,11 +6,12 @@ import { loadCliConfig, openCliStore } from '../context.ts';
 import { duration, short, taskTree } from '../format.ts';
 import type { CommandResult } from '../main.ts';
 
-export const SEND_HELP = `spine send <agent> [text] [--input <json>] [--idempotency-key <key>] [--wait [--timeout <ms>]] [--json]
+export const SEND_HELP = `spine send <agent> [text] [--input <json>] [--idempotency-key <key>] [--tenant <t>] [--wait [--timeout <ms>]] [--json]
 
 Submits work to an agent and prints the run id. The input is {"text": <text>}, or
 the JSON given with --input. With --wait, blocks until the run is terminal and
-prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.`;
+prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
+--tenant names whose spend this is, for daily cost ceilings (default: default).`;
 
 export async function sendCommand(argv: string[]): Promise<CommandResult> {
   const { values, positionals } = parse(
@@ -18,6 +19,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
     {
       input: { type: 'string', short: 'i' },
       'idempotency-key': { type: 'string' },
+      tenant: { type: 'string' },
       wait: { type: 'boolean', short: 'w' },
       timeout: { type: 'string' },
     },
@@ -43,7 +45,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
     const { run, created } = await submitRun(
       store,
       config.registry,
-      { agent, input, idempotencyKey: values['idempotency-key'] ?? null, actor: 'cli' },
+      { agent, input, idempotencyKey: values['idempotency-key'] ?? null, actor: 'cli', ...(values.tenant ? { tenant: values.tenant } : {}) },
       Date.now(),
     );
     if (!values.wait) {

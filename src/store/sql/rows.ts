@@ -12,6 +12,12 @@ export interface RunRow {
   output: string | null;
   error: string | null;
   root_task_id: string;
+  tenant: string;
+  envelope_id: string | null;
+  session_key: string | null;
+  session_seq: number | string | null;
+  session_epoch: number | string | null;
+  kind: string;
   created_at: number | string;
   updated_at: number | string;
   finished_at: number | string | null;
@@ -102,6 +108,10 @@ export function toRun(r: RunRow): Run {
     output: parseJson(r.output),
     error: parseJson<ErrorInfo>(r.error),
     rootTaskId: r.root_task_id,
+    tenant: r.tenant,
+    envelopeId: r.envelope_id,
+    sessionKey: r.session_key,
+    kind: r.kind as Run['kind'],
     idempotencyKey: r.idempotency_key,
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),

@@ -1,18 +1,31 @@
 import { CancelledError, InvalidStateError, LeaseExpiredTooOftenError, LeaseLostError, NotFoundError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
-import type { Action, ErrorInfo, Json, Run, Task, TurnRecord, Usage } from '../../core/types.ts';
+import type { Action, ErrorInfo, Json, Run, SessionMessage, Task, TurnRecord, Usage } from '../../core/types.ts';
+import { matches } from '../../policy/patterns.ts';
+import type { Envelope } from '../../intake/envelope.ts';
 import type {
+  AcceptResult,
+  AcceptRoute,
+  Approval,
+  ApprovalState,
   AuditEntry,
   AuditEvent,
+  BudgetUsage,
   ClaimedTask,
   ClaimRequest,
   EffectRecord,
   EffectStart,
+  EnvelopeRecord,
   Lease,
+  LimitAcquire,
+  LimitResult,
   NewRun,
   RunFilter,
   SchemaStatus,
+  SessionInfo,
+  Settlement,
+  StandingGrant,
   Store,
   StoreCapabilities,
   TaskFilter,
@@ -22,6 +35,22 @@ import type {
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { assertSchemaCurrent, migrate, schemaStatus } from './migrator.ts';
+import { enterLane, insertEnvelopeRow, leaveLane, resetSession, sessionHistory, toEnvelope, toSession, type EnvelopeRow, type SessionRow } from './intake-sql.ts';
+import {
+  LimitRefused,
+  acquireLimits,
+  approvalFor,
+  decideApproval,
+  expireApprovals,
+  insertApproval,
+  releaseExpiredReservations,
+  settleReservation,
+  toApproval,
+  toStandingGrant,
+  wakeForApproval,
+  type ApprovalRow,
+  type StandingGrantRow,
+} from './policy-sql.ts';
 import {
   assembleTurns,
   parseUsage,
@@ -80,33 +109,247 @@ export class SqlStore implements Store {
 
   async createRun(req: NewRun, now: number): Promise<{ run: Run; created: boolean }> {
     const result = await this.db.transaction(async (tx) => {
-      const runId = newId('run');
-      const taskId = newId('task');
-      const inserted = await tx.get<RunRow>(
-        `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, created_at, updated_at)
-         VALUES (?, ?, ?, 'running', ?, ?, ?, ?)
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
-        [runId, req.idempotencyKey ?? null, req.agent, toJson(req.input), taskId, now, now],
-      );
-      if (!inserted) {
-        const existing = await tx.get<RunRow>('SELECT * FROM runs WHERE idempotency_key = ?', [req.idempotencyKey ?? null]);
-        if (!existing) throw new Error('idempotency conflict without an existing run');
-        return { run: toRun(existing), created: false };
-      }
-      await tx.run(
-        `INSERT INTO tasks (id, run_id, depth, agent, state, input, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, ?, 0, ?, 'queued', ?, ?, ?, ?, ?)`,
-        [taskId, runId, req.agent, toJson(req.input), req.maxAttempts, now, now, now],
-      );
-      const actor = req.actor ?? null;
-      await insertAudit(tx, now, [
-        { kind: 'run.created', runId, agent: req.agent, actor, data: { idempotencyKey: req.idempotencyKey ?? null } },
-        { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0 } },
-      ]);
-      return { run: toRun(inserted), created: true };
+      const inserted = await this.insertRun(tx, { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, now);
+      if (inserted) return { run: inserted, created: true };
+      const existing = await tx.get<RunRow>('SELECT * FROM runs WHERE idempotency_key = ?', [req.idempotencyKey ?? null]);
+      if (!existing) throw new Error('idempotency conflict without an existing run');
+      return { run: toRun(existing), created: false };
     });
     if (result.created) this.db.signalTasksReady();
     return result;
+  }
+
+  /**
+   * Inserts a run and its root task. In a session, the run joins the session's lane:
+   * its root task is queued only if the lane is free, else it waits for the lane.
+   * Returns null if the idempotency key exists already.
+   */
+  private async insertRun(
+    tx: SqlExecutor,
+    req: NewRun & {
+      runId: string;
+      envelopeId: string | null;
+      kind: 'work' | 'router';
+      session: { key: string; agent: string; resetDue: (lastActivity: number) => boolean } | null;
+    },
+    now: number,
+  ): Promise<Run | null> {
+    const { runId } = req;
+    const taskId = newId('task');
+    const lane = req.session ? await enterLane(tx, req.session, runId, now) : null;
+    const inserted = await tx.get<RunRow>(
+      `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, created_at, updated_at)
+       VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+      [
+        runId,
+        req.idempotencyKey ?? null,
+        req.agent,
+        toJson(req.input),
+        taskId,
+        req.tenant ?? 'default',
+        req.envelopeId,
+        req.session?.key ?? null,
+        lane?.seq ?? null,
+        lane?.epoch ?? null,
+        req.kind,
+        now,
+        now,
+      ],
+    );
+    if (!inserted) {
+      if (lane?.active) throw new Error('lane taken for a run that was not inserted');
+      return null;
+    }
+    const waits = lane !== null && !lane.active;
+    await tx.run(
+      `INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
+       VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [taskId, runId, req.agent, waits ? 'waiting' : 'queued', waits ? 'lane' : null, toJson(req.input), req.maxAttempts, now, now, now],
+    );
+    const actor = req.actor ?? null;
+    await insertAudit(tx, now, [
+      {
+        kind: 'run.created',
+        runId,
+        agent: req.agent,
+        actor,
+        data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind },
+      },
+      { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
+    ]);
+    return toRun(inserted);
+  }
+
+  async acceptEnvelope(req: { envelope: Envelope; envelopeId: string; route: AcceptRoute; actor: string }, now: number): Promise<AcceptResult> {
+    const result = await this.db.transaction(async (tx) => {
+      const e = req.envelope;
+      const route = req.route;
+      const created = await insertEnvelopeRow(
+        tx,
+        {
+          id: req.envelopeId,
+          idempotency_key: e.idempotencyKey,
+          channel: e.channel,
+          account: e.account,
+          peer_kind: e.peer.kind,
+          peer_id: e.peer.id,
+          parent_peer: e.parentPeer,
+          sender: e.sender ? toJson(e.sender) : null,
+          thread: e.thread,
+          text: e.text,
+          data: toJson(e.data),
+          reply_to: e.replyTo === null ? null : toJson(e.replyTo),
+          state: route.ok ? (route.kind === 'router' ? 'routing' : 'routed') : 'unroutable',
+          route: toJson(route.decision),
+          error: route.ok ? null : toJson(route.error),
+          run_id: null,
+          session_key: route.ok ? route.session.key : null,
+        },
+        now,
+      );
+      if (!created) {
+        const existing = await tx.get<EnvelopeRow>('SELECT * FROM envelopes WHERE idempotency_key = ?', [e.idempotencyKey]);
+        const env = toEnvelope(existing!);
+        const run = env.runId ? await tx.get<RunRow>('SELECT * FROM runs WHERE id = ?', [env.runId]) : undefined;
+        return { envelope: env, created: false, run: run ? toRun(run) : null };
+      }
+      await insertAudit(tx, now, [
+        { kind: 'envelope.received', actor: req.actor, data: { envelope: req.envelopeId, channel: e.channel, account: e.account, peer: e.peer.id, idempotencyKey: e.idempotencyKey } },
+        {
+          kind: route.ok ? 'route.decided' : 'route.unroutable',
+          agent: route.ok ? route.agent : null,
+          actor: req.actor,
+          data: { envelope: req.envelopeId, decision: route.decision, ...(route.ok ? {} : { error: route.error as unknown as Json }) },
+        },
+      ]);
+      let run: Run | null = null;
+      if (route.ok) {
+        run = await this.insertRun(
+          tx,
+          {
+            runId: newId('run'),
+            agent: route.agent,
+            input: envelopeInput(e, req.envelopeId),
+            maxAttempts: route.maxAttempts,
+            actor: req.actor,
+            envelopeId: req.envelopeId,
+            session: route.session,
+            kind: route.kind,
+            ...(route.tenant ? { tenant: route.tenant } : {}),
+          },
+          now,
+        );
+        await tx.run('UPDATE envelopes SET run_id = ? WHERE id = ?', [run!.id, req.envelopeId]);
+      }
+      const row = await tx.get<EnvelopeRow>('SELECT * FROM envelopes WHERE id = ?', [req.envelopeId]);
+      return { envelope: toEnvelope(row!), created: true, run };
+    });
+    if (result.created && result.run) this.db.signalTasksReady();
+    return result;
+  }
+
+  async getEnvelope(id: string): Promise<EnvelopeRecord | null> {
+    const row = await this.db.read.get<EnvelopeRow>('SELECT * FROM envelopes WHERE id = ?', [id]);
+    return row ? toEnvelope(row) : null;
+  }
+
+  async listEnvelopes(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (filter.state) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
+    if (filter.before) {
+      where.push('id < ?');
+      params.push(filter.before);
+    }
+    params.push(filter.limit);
+    const rows = await this.db.read.all<EnvelopeRow>(`SELECT * FROM envelopes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`, params);
+    return rows.map(toEnvelope);
+  }
+
+  async routingDue(limit: number): Promise<Array<{ envelope: EnvelopeRecord; router: Run }>> {
+    const rows = await this.db.read.all<EnvelopeRow & { r_id: string }>(
+      `SELECT e.*, r.id AS r_id FROM envelopes e JOIN runs r ON r.id = e.run_id
+       WHERE e.state = 'routing' AND r.state IN ('succeeded', 'failed', 'cancelled') ORDER BY e.received_at LIMIT ?`,
+      [limit],
+    );
+    const out: Array<{ envelope: EnvelopeRecord; router: Run }> = [];
+    for (const r of rows) {
+      const run = await this.getRun(r.r_id);
+      if (run) out.push({ envelope: toEnvelope(r), router: run });
+    }
+    return out;
+  }
+
+  async completeRouting(envelopeId: string, route: Extract<AcceptRoute, { ok: true }>, now: number): Promise<Run | null> {
+    const run = await this.db.transaction(async (tx) => {
+      const row = await tx.get<EnvelopeRow>(`UPDATE envelopes SET state = 'routed' WHERE id = ? AND state = 'routing' RETURNING *`, [envelopeId]);
+      if (!row) return null;
+      const e = toEnvelope(row);
+      const run = await this.insertRun(
+        tx,
+        {
+          runId: newId('run'),
+          agent: route.agent,
+          input: envelopeInput(e, envelopeId),
+          maxAttempts: route.maxAttempts,
+          actor: 'router',
+          envelopeId,
+          session: route.session,
+          kind: 'work',
+          ...(route.tenant ? { tenant: route.tenant } : {}),
+        },
+        now,
+      );
+      await tx.run('UPDATE envelopes SET run_id = ?, session_key = ?, route = ? WHERE id = ?', [run!.id, route.session.key, toJson(route.decision), envelopeId]);
+      await insertAudit(tx, now, [{ kind: 'route.decided', runId: run!.id, agent: route.agent, actor: 'router', data: { envelope: envelopeId, decision: route.decision } }]);
+      return run;
+    });
+    if (run) this.db.signalTasksReady();
+    return run;
+  }
+
+  async listSessions(filter: { agent?: string; limit: number }): Promise<SessionInfo[]> {
+    const rows = filter.agent
+      ? await this.db.read.all<SessionRow>('SELECT * FROM sessions WHERE agent = ? ORDER BY last_activity_at DESC LIMIT ?', [filter.agent, filter.limit])
+      : await this.db.read.all<SessionRow>('SELECT * FROM sessions ORDER BY last_activity_at DESC LIMIT ?', [filter.limit]);
+    return rows.map(toSession);
+  }
+
+  async getSession(key: string): Promise<SessionInfo | null> {
+    const row = await this.db.read.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+    return row ? toSession(row) : null;
+  }
+
+  async sessionMessages(key: string, limit: number): Promise<SessionMessage[]> {
+    const row = await this.db.read.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+    if (!row) throw new NotFoundError('session', key);
+    return sessionHistory(this.db.read, key, Number(row.next_seq) + 1, Number(row.epoch), limit);
+  }
+
+  async resetSession(key: string, actor: string, now: number): Promise<boolean> {
+    const done = await this.db.transaction((tx) => resetSession(tx, key, actor, now));
+    if (!done) throw new NotFoundError('session', key);
+    return done;
+  }
+
+  async forkSession(key: string, newKey: string, historyLimit: number, actor: string, now: number): Promise<SessionInfo> {
+    const history = await this.sessionMessages(key, historyLimit);
+    return this.db.transaction(async (tx) => {
+      const parent = await tx.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+      if (!parent) throw new NotFoundError('session', key);
+      const row = await tx.get<SessionRow>(
+        `INSERT INTO sessions (key, agent, forked_from, seed_history, created_at, last_activity_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key) DO NOTHING RETURNING *`,
+        [newKey, parent.agent, key, toJson(history), now, now],
+      );
+      if (!row) throw new InvalidStateError(`session ${newKey} exists already`);
+      await insertAudit(tx, now, [{ kind: 'session.forked', agent: parent.agent, actor, data: { from: key, session: newKey, messages: history.length } }]);
+      return toSession(row);
+    });
   }
 
   async getRun(id: string): Promise<Run | null> {
@@ -176,7 +419,7 @@ export class SqlStore implements Store {
   }
 
   async cancelRun(runId: string, now: number, actor: string, reason?: string): Promise<number> {
-    return this.db.transaction(async (tx) => {
+    const count = await this.db.transaction(async (tx) => {
       const run = await tx.get<RunRow>('SELECT * FROM runs WHERE id = ?', [runId]);
       if (!run) throw new NotFoundError('run', runId);
       if (run.state === 'succeeded' || run.state === 'cancelled') {
@@ -194,12 +437,16 @@ export class SqlStore implements Store {
         now,
         runId,
       ]);
+      if (run.session_key) await leaveLane(tx, run.session_key, runId, now);
       await insertAudit(tx, now, [
         ...rows.map((r) => ({ kind: 'task.cancelled', runId, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
         { kind: 'run.cancelled', runId, agent: run.agent, actor, data: { reason: reason ?? null } },
       ]);
       return rows.length;
     });
+    // A session lane may have been freed for the next message.
+    this.db.signalTasksReady();
+    return count;
   }
 
   async cancelTask(taskId: string, now: number, actor: string, reason?: string): Promise<number> {
@@ -245,6 +492,11 @@ export class SqlStore implements Store {
         `UPDATE runs SET state = 'running', error = NULL, finished_at = NULL, updated_at = ? WHERE id = ? RETURNING *`,
         [now, runId],
       );
+      if (run.session_key) {
+        // Back into its session's lane: now if the lane is free, else behind the run holding it.
+        const took = await tx.run('UPDATE sessions SET active_run = ? WHERE key = ? AND active_run IS NULL', [runId, run.session_key]);
+        if (took !== 1) await tx.run(`UPDATE tasks SET state = 'waiting', waiting_for = 'lane' WHERE id = ?`, [run.root_task_id]);
+      }
       await insertAudit(tx, now, [
         { kind: 'run.retried', runId, agent: run.agent, actor },
         { kind: 'task.replayed', runId, taskId: run.root_task_id, agent: run.agent, actor },
@@ -271,13 +523,23 @@ export class SqlStore implements Store {
     const claimed: ClaimedTask[] = [];
     for (const row of rows) {
       const task = toTask(row);
-      claimed.push(await this.loadClaimContext(task));
+      claimed.push(await this.loadClaimContext(task, req.historyLimit ?? 20));
     }
     return claimed;
   }
 
-  private async loadClaimContext(task: Task): Promise<ClaimedTask> {
+  private async loadClaimContext(task: Task, historyLimit: number): Promise<ClaimedTask> {
     const lease: Lease = { taskId: task.id, owner: task.leaseOwner!, leaseNo: task.leaseNo };
+    let session: ClaimedTask['session'] = null;
+    if (task.parentId === null) {
+      const run = await this.db.read.get<{ session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null }>(
+        'SELECT session_key, session_seq, session_epoch FROM runs WHERE id = ?',
+        [task.runId],
+      );
+      if (run?.session_key) {
+        session = { key: run.session_key, history: await sessionHistory(this.db.read, run.session_key, Number(run.session_seq), Number(run.session_epoch), historyLimit) };
+      }
+    }
     const { committed, open } = await this.loadTurns(this.db.read, task.id);
     const last = committed.at(-1);
     let openTurn: ClaimedTask['openTurn'] = null;
@@ -294,7 +556,7 @@ export class SqlStore implements Store {
         effects: effects.map(toEffect),
       };
     }
-    return { task, lease, history: committed, results: last ? last.results : [], openTurn };
+    return { task, lease, session, history: committed, results: last ? last.results : [], openTurn };
   }
 
   private async loadTurns(db: SqlExecutor, taskId: string) {
@@ -318,12 +580,17 @@ export class SqlStore implements Store {
     });
   }
 
-  async heartbeat(workerId: string, leaseUntil: number, now: number): Promise<string[]> {
+  async heartbeat(workerId: string, leaseUntil: number, now: number, taskIds?: readonly string[]): Promise<string[]> {
     return this.db.transaction(async (tx) => {
-      const rows = await tx.all<{ id: string }>(
-        `UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND state IN ${HELD} RETURNING id`,
-        [leaseUntil, workerId],
-      );
+      const only = taskIds === undefined ? '' : `AND id IN (${taskIds.map(() => '?').join(', ')})`;
+      const rows =
+        taskIds?.length === 0
+          ? []
+          : await tx.all<{ id: string }>(`UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND state IN ${HELD} ${only} RETURNING id`, [
+              leaseUntil,
+              workerId,
+              ...(taskIds ?? []),
+            ]);
       await tx.run('UPDATE workers SET heartbeat_at = ? WHERE id = ?', [now, workerId]);
       return rows.map((r) => r.id);
     });
@@ -376,11 +643,11 @@ export class SqlStore implements Store {
 
   async recordDecision(
     lease: Lease,
-    decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; effects: EffectStart[]; audit: AuditEntry[] },
+    decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] },
     now: number,
   ): Promise<void> {
     await this.db.transaction(async (tx) => {
-      const task = await this.fence(tx, lease, now);
+      await this.fence(tx, lease, now);
       await tx.run(`INSERT INTO turns (task_id, n, state, actions, output, usage, decided_at) VALUES (?, ?, 'decided', ?, ?, ?, ?)`, [
         lease.taskId,
         decision.n,
@@ -389,42 +656,56 @@ export class SqlStore implements Store {
         decision.usage ? toJson(decision.usage) : null,
         now,
       ]);
-      for (const e of decision.effects) {
-        await tx.run(
-          `INSERT INTO effects (key, run_id, task_id, turn, action, tool, input_digest, state, attempts, started_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, 'started', 1, ?)`,
-          [e.key, task.run_id, lease.taskId, decision.n, e.action, e.tool, e.inputDigest, now],
-        );
-      }
       await insertAudit(tx, now, decision.audit);
     });
   }
 
-  async restartEffect(key: string, now: number): Promise<EffectRecord> {
+  async beginEffect(e: EffectStart, now: number): Promise<EffectRecord> {
     return this.db.transaction(async (tx) => {
       const row = await tx.get<EffectRow>(
-        `UPDATE effects SET attempts = attempts + 1, started_at = ? WHERE key = ? AND state = 'started' RETURNING *`,
-        [now, key],
+        `INSERT INTO effects (key, run_id, task_id, turn, action, tool, input_digest, state, attempts, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'started', 1, ?)
+         ON CONFLICT (key) DO UPDATE SET attempts = effects.attempts + 1, started_at = excluded.started_at WHERE effects.state = 'started'
+         RETURNING *`,
+        [e.key, e.runId, e.taskId, e.turn, e.action, e.tool, e.inputDigest, now],
       );
-      if (!row) throw new InvalidStateError(`effect ${key} is not in state started`);
+      if (!row) {
+        // Already completed or failed (possibly by an earlier holder of the lease): replay it.
+        const existing = await tx.get<EffectRow>('SELECT * FROM effects WHERE key = ?', [e.key]);
+        if (!existing) throw new NotFoundError('effect', e.key);
+        return toEffect(existing);
+      }
+      const attempts = Number(row.attempts);
       await insertAudit(tx, now, [
-        { kind: 'effect.restarted', runId: row.run_id, taskId: row.task_id, data: { key, tool: row.tool, attempts: Number(row.attempts) } },
+        { kind: attempts > 1 ? 'effect.restarted' : 'effect.started', runId: e.runId, taskId: e.taskId, data: { key: e.key, tool: e.tool, attempts } },
       ]);
       return toEffect(row);
     });
   }
 
-  async completeEffect(key: string, outcome: { result: Json } | { error: ErrorInfo }, now: number, audit: AuditEntry[]): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  async completeEffect(
+    key: string,
+    outcome: { result: Json } | { error: ErrorInfo },
+    now: number,
+    audit: AuditEntry[],
+    settle?: Settlement,
+  ): Promise<EffectRecord> {
+    return this.db.transaction(async (tx) => {
       const ok = 'result' in outcome;
-      await tx.run(`UPDATE effects SET state = ?, result = ?, error = ?, completed_at = ? WHERE key = ? AND state = 'started'`, [
-        ok ? 'completed' : 'failed',
-        ok ? toJson(outcome.result) : null,
-        ok ? null : toJson(outcome.error),
-        now,
-        key,
-      ]);
+      const row = await tx.get<EffectRow>(
+        `UPDATE effects SET state = ?, result = ?, error = ?, completed_at = ? WHERE key = ? AND state = 'started' RETURNING *`,
+        [ok ? 'completed' : 'failed', ok ? toJson(outcome.result) : null, ok ? null : toJson(outcome.error), now, key],
+      );
+      if (settle) await settleReservation(tx, settle.reservationId, settle, now);
+      if (!row) {
+        // Already recorded by an earlier holder of the lease: keep the first outcome, the one that counts.
+        const existing = await tx.get<EffectRow>('SELECT * FROM effects WHERE key = ?', [key]);
+        if (!existing) throw new NotFoundError('effect', key);
+        await insertAudit(tx, now, [{ kind: 'effect.duplicate-outcome', runId: existing.run_id, taskId: existing.task_id, data: { key } }]);
+        return toEffect(existing);
+      }
       await insertAudit(tx, now, audit);
+      return toEffect(row);
     });
   }
 
@@ -451,6 +732,7 @@ export class SqlStore implements Store {
           ],
         );
       }
+      for (const settlement of c.settle ?? []) await settleReservation(tx, settlement.reservationId, settlement, now);
       const turns = c.turn ? c.turn.n : task.turns;
       const audit: AuditEntry[] = [...c.audit];
       const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: c.lease.owner };
@@ -471,7 +753,7 @@ export class SqlStore implements Store {
             audit.push({ kind: 'task.created', runId: task.runId, taskId: childId, agent: child.agent, actor: c.lease.owner, data: { parent: task.id, depth: task.depth + 1 } });
           }
           await tx.run(
-            `UPDATE tasks SET turns = ?, attempt = 0, state = 'waiting', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+            `UPDATE tasks SET turns = ?, attempt = 0, state = 'waiting', waiting_for = 'children', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
              WHERE id = ?`,
             [turns, children.length, now, task.id],
           );
@@ -494,6 +776,31 @@ export class SqlStore implements Store {
             { ...base, kind: 'task.failed', data: { error: c.outcome.error as unknown as Json, attempt: task.attempt + 1 } },
             { ...base, kind: 'task.retry-scheduled', data: { runAt: c.outcome.runAt, attempt: task.attempt + 1 } },
           );
+          break;
+        case 'defer':
+          // Not a failure: the open decision is re-evaluated when the task comes due.
+          await tx.run(
+            `UPDATE tasks SET turns = ?, state = 'queued', run_at = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+            [turns, c.outcome.until, now, task.id],
+          );
+          audit.push({ ...base, kind: 'task.deferred', data: { until: c.outcome.until, ruleId: c.outcome.ruleId, reason: c.outcome.reason } });
+          break;
+        case 'await-approval':
+          await tx.run(
+            `UPDATE tasks SET turns = ?, state = 'waiting', waiting_for = 'approval', waiting_on = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+            [turns, now, task.id],
+          );
+          await insertAudit(tx, now, audit.splice(0));
+          await insertApproval(tx, c.outcome.approval, now, c.lease.owner);
+          audit.push({ ...base, kind: 'task.waiting', data: { for: 'approval' } });
+          break;
+        case 'escalate':
+          await tx.run(
+            `UPDATE tasks SET turns = ?, state = 'escalated', error = ?, waiting_on = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+            [turns, toJson(c.outcome.error), now, task.id],
+          );
+          await insertAudit(tx, now, audit.splice(0));
+          await insertApproval(tx, c.outcome.approval, now, c.lease.owner);
           break;
         case 'dead':
           await tx.run(`UPDATE tasks SET turns = ?, attempt = attempt + 1 WHERE id = ?`, [turns, task.id]);
@@ -562,18 +869,20 @@ export class SqlStore implements Store {
         [now, task.parentId],
       );
       if (parent && Number(parent.waiting_on) === 0) {
-        await tx.run(`UPDATE tasks SET state = 'queued', run_at = ?, updated_at = ? WHERE id = ?`, [now, now, task.parentId]);
+        await tx.run(`UPDATE tasks SET state = 'queued', waiting_for = NULL, run_at = ?, updated_at = ? WHERE id = ?`, [now, now, task.parentId]);
         await insertAudit(tx, now, [{ kind: 'task.joined', runId: parent.run_id, taskId: task.parentId, agent: parent.agent, actor }]);
         return true;
       }
       return false;
     }
     const runState = state === 'succeeded' ? 'succeeded' : state === 'dead' ? 'failed' : 'cancelled';
-    const run = await tx.get<{ agent: string }>(
-      `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent`,
+    const run = await tx.get<{ agent: string; session_key: string | null }>(
+      `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key`,
       [runState, output === null ? null : toJson(output), error ? toJson(error) : null, now, now, task.runId],
     );
     await insertAudit(tx, now, [{ kind: `run.${runState}`, runId: task.runId, agent: run?.agent ?? task.agent, actor }]);
+    // The session's next message may start now.
+    if (run?.session_key) return (await leaveLane(tx, run.session_key, task.runId, now)) !== null;
     return false;
   }
 
@@ -597,6 +906,151 @@ export class SqlStore implements Store {
     return rows.map(toWorker);
   }
 
+  // ── the boundary ────────────────────────────────────────────────────────────
+
+  async recordContract(id: string, digestText: string, schema: Json, now: number): Promise<void> {
+    await this.db.transaction((tx) =>
+      tx.run('INSERT INTO contracts (id, digest, schema, first_used_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', [id, digestText, toJson(schema), now]),
+    );
+  }
+
+  async acquireLimits(req: LimitAcquire, now: number): Promise<LimitResult> {
+    try {
+      return await this.db.transaction((tx) => acquireLimits(tx, req, now));
+    } catch (err) {
+      if (err instanceof LimitRefused) return err.result;
+      throw err;
+    }
+  }
+
+  async settleReservation(settlement: Settlement, now: number): Promise<void> {
+    await this.db.transaction((tx) => settleReservation(tx, settlement.reservationId, settlement, now));
+  }
+
+  async releaseExpiredReservations(now: number): Promise<number> {
+    return this.db.transaction((tx) => releaseExpiredReservations(tx, now));
+  }
+
+  async budgetUsage(keys: string[]): Promise<BudgetUsage[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.db.read.all<{
+      key: string;
+      spent_micros: number | string;
+      reserved_micros: number | string;
+      spent_tokens: number | string;
+      reserved_tokens: number | string;
+    }>(`SELECT * FROM budgets WHERE key IN (${keys.map(() => '?').join(', ')}) ORDER BY key`, keys);
+    return rows.map((r) => ({
+      key: r.key,
+      spentMicros: Number(r.spent_micros),
+      reservedMicros: Number(r.reserved_micros),
+      spentTokens: Number(r.spent_tokens),
+      reservedTokens: Number(r.reserved_tokens),
+    }));
+  }
+
+  approvalFor(actionKey: string): Promise<ApprovalState | null> {
+    return approvalFor(this.db.read, actionKey);
+  }
+
+  async getApproval(id: string): Promise<Approval | null> {
+    const row = await this.db.read.get<ApprovalRow>('SELECT * FROM approvals WHERE id = ?', [id]);
+    return row ? toApproval(row) : null;
+  }
+
+  async listApprovals(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]> {
+    const where: string[] = [];
+    const params: SqlParam[] = [];
+    if (filter.state) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
+    if (filter.runId) {
+      where.push('run_id = ?');
+      params.push(filter.runId);
+    }
+    params.push(filter.limit);
+    const rows = await this.db.read.all<ApprovalRow>(
+      `SELECT * FROM approvals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY requested_at, id LIMIT ?`,
+      params,
+    );
+    return rows.map(toApproval);
+  }
+
+  async decideApproval(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval> {
+    const approval = await this.db.transaction(async (tx) => {
+      const a = await decideApproval(tx, id, decision, now);
+      await this.afterApprovalDecision(tx, a, now, decision.actor);
+      return a;
+    });
+    this.db.signalTasksReady();
+    return approval;
+  }
+
+  async expireApprovals(now: number): Promise<number> {
+    const effects = await this.db.transaction(async (tx) => {
+      const effects = await expireApprovals(tx, now);
+      for (const e of effects) if (e.outcome === 'denied') await this.afterApprovalDecision(tx, e.approval, now, 'expiry');
+      return effects;
+    });
+    if (effects.some((e) => e.outcome === 'denied')) this.db.signalTasksReady();
+    return effects.length;
+  }
+
+  /**
+   * A decided approval wakes its task: approved actions go ahead, denied ones come back
+   * to the agent as refusals. A denied escalation dead-letters the task instead.
+   */
+  private async afterApprovalDecision(tx: SqlExecutor, a: Approval, now: number, actor: string): Promise<void> {
+    if (a.kind === 'escalation' && a.state !== 'approved') {
+      const row = await tx.get<TaskRow>(`SELECT * FROM tasks WHERE id = ? AND state = 'escalated'`, [a.taskId]);
+      if (!row) return;
+      const error = parseJson<ErrorInfo>(row.error) ?? { code: 'ESCALATION_DENIED', message: 'an operator denied the escalation', retryable: false };
+      await this.finishTask(tx, toTask(row), 'dead', null, error, now, actor);
+      return;
+    }
+    await wakeForApproval(tx, a, now, actor);
+  }
+
+  async grantStanding(grant: { agent: string; action: string; durationMs: number; actor: string; reason?: string }, now: number): Promise<StandingGrant> {
+    return this.db.transaction(async (tx) => {
+      const row = await tx.get<StandingGrantRow>(
+        `INSERT INTO standing_grants (id, agent, action, granted_by, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        [newId('grant'), grant.agent, grant.action, grant.actor, grant.reason ?? null, now, now + grant.durationMs],
+      );
+      await insertAudit(tx, now, [
+        { kind: 'grant.standing', agent: grant.agent, actor: grant.actor, data: { grant: row!.id, action: grant.action, expiresAt: now + grant.durationMs, reason: grant.reason ?? null } },
+      ]);
+      return toStandingGrant(row!);
+    });
+  }
+
+  async revokeStanding(id: string, actor: string, now: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const row = await tx.get<StandingGrantRow>('UPDATE standing_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING *', [now, id]);
+      if (!row) throw new NotFoundError('active standing grant', id);
+      await insertAudit(tx, now, [{ kind: 'grant.revoked', agent: row.agent, actor, data: { grant: id, action: row.action } }]);
+    });
+  }
+
+  async listStandingGrants(filter: { activeAt?: number }): Promise<StandingGrant[]> {
+    const rows =
+      filter.activeAt === undefined
+        ? await this.db.read.all<StandingGrantRow>('SELECT * FROM standing_grants ORDER BY created_at, id')
+        : await this.db.read.all<StandingGrantRow>('SELECT * FROM standing_grants WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id', [
+            filter.activeAt,
+          ]);
+    return rows.map(toStandingGrant);
+  }
+
+  async hasStandingGrant(agent: string, action: string, now: number): Promise<boolean> {
+    const rows = await this.db.read.all<{ action: string }>(
+      'SELECT action FROM standing_grants WHERE agent = ? AND revoked_at IS NULL AND expires_at > ?',
+      [agent, now],
+    );
+    return rows.some((r) => matches(r.action, action));
+  }
+
   // ── audit ───────────────────────────────────────────────────────────────────
 
   async appendAudit(entries: AuditEntry[], now: number): Promise<void> {
@@ -618,6 +1072,23 @@ export class SqlStore implements Store {
     const row = await this.db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
     return Number(row?.seq ?? 0);
   }
+}
+
+/** What a run caused by an envelope gets as its input. */
+function envelopeInput(e: Envelope, envelopeId: string): Json {
+  return {
+    text: e.text,
+    envelope: {
+      id: envelopeId,
+      channel: e.channel,
+      account: e.account,
+      peer: e.peer,
+      parentPeer: e.parentPeer,
+      sender: e.sender,
+      thread: e.thread,
+      data: e.data,
+    },
+  } as Json;
 }
 
 function isUnfinished(state: string): boolean {

@@ -1,0 +1,119 @@
+import { InvalidInputError } from '../../core/errors.ts';
+import type { Json } from '../../core/types.ts';
+import { formatCost, type Crossing } from '../../policy/evaluate.ts';
+import { parse } from '../args.ts';
+import { loadCliConfig, openCliStore } from '../context.ts';
+import { table } from '../format.ts';
+import type { CommandResult } from '../main.ts';
+
+export const POLICY_HELP = `spine policy explain --agent <agent> --action <kind:name> [--args <json>] [--run <run-id>] [--tenant <t>] [--at <ISO time>] [--json]
+
+Evaluates one action against the contracts, grants and policy rules, in their fixed
+order, and prints every rule with what it decided and why. Executes nothing: no
+token is taken, no spend reserved, no approval requested. Actions: tool:<name>,
+handoff:<agent>, turn:<agent> (the agent's own spend).`;
+
+export async function policyCommand(argv: string[]): Promise<CommandResult> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'explain') throw new InvalidInputError('policy', sub ? `unknown subcommand "${sub}" (explain)` : 'needs a subcommand: explain');
+  const { values } = parse(
+    rest,
+    { agent: { type: 'string' }, action: { type: 'string' }, args: { type: 'string' }, run: { type: 'string' }, tenant: { type: 'string' }, at: { type: 'string' } },
+    0,
+  );
+  if (!values.agent) throw new InvalidInputError('--agent', 'missing');
+  if (!values.action) throw new InvalidInputError('--action', 'missing, e.g. --action tool:email.send');
+  const m = /^(tool|handoff|turn):(.+)$/.exec(values.action);
+  if (!m) throw new InvalidInputError('--action', `must be tool:<name>, handoff:<agent> or turn:<agent>, got "${values.action}"`);
+  const kind = m[1] as 'tool' | 'handoff' | 'turn';
+  const name = m[2]!;
+  let args: Json = null;
+  if (values.args !== undefined) {
+    try {
+      args = JSON.parse(values.args) as Json;
+    } catch (err) {
+      throw new InvalidInputError('--args', `not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const now = values.at === undefined ? Date.now() : Date.parse(values.at);
+  if (Number.isNaN(now)) throw new InvalidInputError('--at', `not a date: "${values.at}"`);
+
+  const config = await loadCliConfig(values);
+  const { registry } = config;
+  const agent = registry.agents.get(values.agent);
+  if (!agent) throw new InvalidInputError('--agent', `unknown agent "${values.agent}" (known: ${[...registry.agents.keys()].join(', ')})`);
+
+  const steps: Array<{ ruleId: string; kind: string; outcome: string; reason: string }> = [];
+  let cost: Crossing['cost'] = null;
+  if (kind === 'tool') {
+    const tool = registry.tools.get(name);
+    if (!tool) throw new InvalidInputError('--action', `unknown tool "${name}" (known: ${[...registry.tools.keys()].join(', ') || 'none'})`);
+    cost = tool.cost;
+    if (tool.input) {
+      const v = registry.contracts.violations(tool.input, args);
+      steps.push({ ruleId: tool.input, kind: 'contract', outcome: v.length ? 'deny' : 'pass', reason: v.length ? v.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ') : 'input satisfies the contract' });
+    }
+  } else if (kind === 'handoff') {
+    const target = registry.agents.get(name);
+    if (!target) throw new InvalidInputError('--action', `unknown agent "${name}"`);
+    if (target.input) {
+      const v = registry.contracts.violations(target.input, args);
+      steps.push({ ruleId: target.input, kind: 'contract', outcome: v.length ? 'deny' : 'pass', reason: v.length ? v.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ') : 'payload satisfies the receiver’s contract' });
+    }
+  } else {
+    cost = agent.cost;
+  }
+
+  const store = await openCliStore(values, config);
+  try {
+    const crossing: Crossing = {
+      kind,
+      name,
+      agent: agent.name,
+      runId: values.run ?? '(explain)',
+      taskId: '(explain)',
+      tenant: values.tenant ?? 'default',
+      input: args,
+      key: '(explain)',
+      cost,
+    };
+    const facts = { approvalFor: async () => null, standingGrant: (a: string, action: string, at: number) => store.hasStandingGrant(a, action, at) };
+    const contractDenied = steps.some((s) => s.outcome === 'deny');
+    const decision = await registry.policy.evaluate(crossing, now, facts, { explain: true });
+    steps.push(...decision.trace);
+    let effect: string = contractDenied ? 'deny' : decision.effect;
+    let reason = contractDenied ? 'the input violates its contract' : decision.reason;
+    // Report what the shared limits would say, without taking anything.
+    const usage = decision.limits ? await store.budgetUsage(decision.limits.budgets.map((b) => b.key)) : [];
+    for (const b of decision.limits?.budgets ?? []) {
+      const u = usage.find((x) => x.key === b.key);
+      const spent = (u?.spentMicros ?? 0) + (u?.reservedMicros ?? 0);
+      const tokens = (u?.spentTokens ?? 0) + (u?.reservedTokens ?? 0);
+      const over = (b.maxMicros !== null && spent + decision.limits!.micros > b.maxMicros) || (b.maxTokens !== null && tokens + decision.limits!.tokens > b.maxTokens);
+      steps.push({
+        ruleId: b.ruleId,
+        kind: 'budget',
+        outcome: over ? 'escalate' : 'pass',
+        reason: `${b.key}: used ${formatCost({ micros: spent, tokens })} of ${b.maxMicros === null ? '∞' : `$${(b.maxMicros / 1e6).toFixed(2)}`} / ${b.maxTokens ?? '∞'} tokens`,
+      });
+      if (over && effect === 'allow') {
+        effect = 'escalate';
+        reason = `cost ceiling ${b.ruleId} would be exceeded`;
+      }
+    }
+    const result = { agent: agent.name, action: values.action, at: new Date(now).toISOString(), effect, ruleId: contractDenied ? null : decision.ruleId, reason, rules: steps };
+    if (values.json) return { stdout: JSON.stringify(result, null, 2) };
+    return {
+      stdout: [
+        `${values.action} by ${agent.name} at ${result.at}`,
+        '',
+        table(['RULE', 'KIND', 'OUTCOME', 'WHY'], steps.map((s) => [s.ruleId, s.kind, s.outcome, s.reason])),
+        '',
+        `decision: ${effect.toUpperCase()}${result.ruleId ? ` (rule ${result.ruleId})` : ''} — ${reason}`,
+        '(nothing was executed, reserved or requested)',
+      ].join('\n'),
+    };
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,134 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { SpineError, type FieldIssue } from '../core/errors.ts';
+import { digest } from '../core/digest.ts';
+import type { Json } from '../core/types.ts';
+
+/**
+ * Contracts are JSON Schema (2020-12) documents, named and versioned
+ * (`research.request@2`). Validators are compiled once, when the config is
+ * compiled, and reused for every check.
+ */
+
+export interface ContractDefinition {
+  schema: Json;
+  /** Other contracts whose payloads this one accepts as declared-compatible (e.g. an older version). */
+  accepts?: string[];
+  description?: string;
+}
+
+export interface ContractRef {
+  name: string;
+  version: number;
+  /** `name@version` */
+  id: string;
+}
+
+export interface Contract extends ContractRef {
+  schema: Json;
+  accepts: readonly string[];
+  digest: string;
+  validate: ValidateFunction;
+}
+
+export const CONTRACT_ID = /^([A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)@([1-9][0-9]*)$/;
+
+export function parseContractId(id: string): ContractRef | null {
+  const m = CONTRACT_ID.exec(id);
+  return m ? { name: m[1]!, version: Number(m[2]), id } : null;
+}
+
+/** A payload that does not satisfy its contract; lists every violation. */
+export class ContractViolationError extends SpineError {
+  readonly contract: string;
+  readonly violations: FieldIssue[];
+  constructor(contract: string, where: string, violations: FieldIssue[]) {
+    super('CONTRACT_VIOLATION', `${where} violates ${contract}: ${violations.map((v) => `${v.path || '(root)'} ${v.message}`).join('; ')}`, {
+      retryable: true,
+      details: { contract, violations: violations.map((v) => ({ path: v.path, message: v.message })) },
+    });
+    this.contract = contract;
+    this.violations = violations;
+  }
+}
+
+/** A handoff whose contract the receiving agent does not accept. */
+export class ContractMismatchError extends SpineError {
+  constructor(given: string, expected: string) {
+    super('CONTRACT_MISMATCH', `payload declared as ${given}, but the receiver expects ${expected} and does not declare it accepts ${given}`, {
+      retryable: false,
+    });
+  }
+}
+
+type AddFormats = (ajv: Ajv2020) => Ajv2020;
+const addFormats = addFormatsModule as unknown as AddFormats;
+
+export class ContractRegistry {
+  private readonly ajv: Ajv2020;
+  private readonly contracts = new Map<string, Contract>();
+
+  constructor() {
+    this.ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats(this.ajv);
+  }
+
+  get size(): number {
+    return this.contracts.size;
+  }
+
+  ids(): string[] {
+    return [...this.contracts.keys()];
+  }
+
+  /** Compiles and registers a contract; returns the problems (for config errors) instead of throwing. */
+  add(id: string, def: ContractDefinition): FieldIssue[] {
+    const ref = parseContractId(id);
+    if (!ref) return [{ path: '', message: 'contract names are name@version, e.g. research.request@2' }];
+    let validate: ValidateFunction;
+    try {
+      validate = this.ajv.compile(def.schema as object);
+    } catch (err) {
+      return [{ path: 'schema', message: `not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}` }];
+    }
+    this.contracts.set(id, { ...ref, schema: def.schema, accepts: def.accepts ?? [], digest: digest(def.schema), validate });
+    return [];
+  }
+
+  get(id: string): Contract | undefined {
+    return this.contracts.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.contracts.has(id);
+  }
+
+  /** Returns every violation of `value` against the contract (empty when valid). */
+  violations(id: string, value: unknown): FieldIssue[] {
+    const c = this.contracts.get(id);
+    if (!c) return [{ path: '', message: `unknown contract ${id}` }];
+    if (c.validate(value)) return [];
+    return (c.validate.errors ?? []).map(toIssue);
+  }
+
+  /** Throws ContractViolationError listing every violation. */
+  check(id: string, value: unknown, where: string): void {
+    const v = this.violations(id, value);
+    if (v.length > 0) throw new ContractViolationError(id, where, v);
+  }
+
+  /** Whether a payload declared as `given` may be handed to a receiver expecting `expected`. */
+  accepts(expected: string, given: string): boolean {
+    if (expected === given) return true;
+    return this.contracts.get(expected)?.accepts.includes(given) ?? false;
+  }
+}
+
+function toIssue(e: ErrorObject): FieldIssue {
+  const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  let message = e.message ?? 'is invalid';
+  if (e.keyword === 'required') message = `must have property "${String((e.params as { missingProperty: string }).missingProperty)}"`;
+  if (e.keyword === 'additionalProperties') message = `must not have property "${String((e.params as { additionalProperty: string }).additionalProperty)}"`;
+  if (e.keyword === 'enum') message = `must be one of ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`;
+  return { path, message };
+}

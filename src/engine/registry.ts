@@ -1,0 +1,78 @@
+import type { Agent, ToolFunction } from '../agents/agent.ts';
+import { ContractRegistry } from '../contracts/registry.ts';
+import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
+import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
+
+/** Agent settings for building a registry in code; everything but the agent has a default. */
+export interface AgentInit {
+  agent: Agent;
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  input?: string | null;
+  output?: string | null;
+  /** Default: no tools, handoffs to any agent. */
+  grants?: Partial<Grants>;
+  cost?: AgentSpec['cost'];
+  onExhausted?: AgentSpec['onExhausted'];
+}
+
+export interface ToolInit {
+  run: ToolFunction;
+  description?: string;
+  input?: string | null;
+  output?: string | null;
+  sideEffect?: ToolSpec['sideEffect'];
+  cost?: ToolSpec['cost'];
+}
+
+export const NO_GRANTS: Grants = { tools: { allow: [], deny: [] }, handoffs: null };
+
+/** Builds the checked registry the engine runs with (the config compiler and tests both use it). */
+export function createRegistry(parts: {
+  agents: Record<string, AgentInit>;
+  tools?: Record<string, ToolInit>;
+  limits?: Partial<EngineLimits>;
+  retry?: Partial<RetryPolicy>;
+  contracts?: ContractRegistry;
+  policy?: CompiledPolicy;
+}): Registry {
+  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
+  const agents = new Map<string, AgentSpec>();
+  const grants = new Map<string, Grants>();
+  for (const [name, a] of Object.entries(parts.agents)) {
+    const g: Grants = { ...NO_GRANTS, ...a.grants };
+    grants.set(name, g);
+    agents.set(name, {
+      name,
+      agent: a.agent,
+      timeoutMs: a.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      retry: { ...retry, ...a.retry },
+      input: a.input ?? null,
+      output: a.output ?? null,
+      grants: g,
+      cost: a.cost ?? null,
+      onExhausted: a.onExhausted ?? 'dead',
+    });
+  }
+  const tools = new Map<string, ToolSpec>();
+  for (const [name, t] of Object.entries(parts.tools ?? {})) {
+    tools.set(name, {
+      name,
+      run: t.run,
+      ...(t.description === undefined ? {} : { description: t.description }),
+      input: t.input ?? null,
+      output: t.output ?? null,
+      sideEffect: t.sideEffect ?? 'external',
+      cost: t.cost ?? null,
+    });
+  }
+  return {
+    agents,
+    tools,
+    limits: { ...DEFAULT_LIMITS, ...parts.limits },
+    retry,
+    contracts: parts.contracts ?? new ContractRegistry(),
+    policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
+  };
+}
