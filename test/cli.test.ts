@@ -61,8 +61,9 @@ describe('spine CLI', () => {
   });
 
   it('up --send runs the scaffolded multi-agent project to completion', async () => {
-    const r = await spine(dir, ['up', '--db', db(), '--send', 'lead', '--text', 'hello spine world', '--exit']);
+    const r = await spine(dir, ['up', '--db', db(), '--port', '0', '--send', 'lead', '--text', 'hello spine world', '--exit']);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /gateway http:\/\/127\.0\.0\.1:\d+/, 'up runs the gateway too');
     assert.match(r.stdout, /lead hands off to helper/);
     assert.match(r.stdout, /called tool notes\.save/);
     assert.match(r.stdout, /succeeded/);
@@ -73,7 +74,7 @@ describe('spine CLI', () => {
   it('send --wait blocks until a separate `up` process finishes the run; SIGTERM drains it', async () => {
     const env = { ...process.env };
     delete env.SPINE_DB;
-    const up = spawn(process.execPath, [MAIN, 'up', '--db', db(), '--quiet'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const up = spawn(process.execPath, [MAIN, 'up', '--db', db(), '--port', '0', '--quiet'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => up.on('close', (code) => resolve(code)));
     try {
       const r = await spine(dir, ['send', 'lead', 'four little words here', '--wait', '--db', db(), '--json']);

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ToolContext } from '../src/agents/agent.ts';
@@ -13,7 +12,7 @@ import type { Json, Run, RunState } from '../src/core/types.ts';
 import type { AgentSpec, Registry, RetryPolicy } from '../src/engine/options.ts';
 import type { Worker } from '../src/engine/worker.ts';
 import type { Store } from '../src/store/store.ts';
-import { auditOf, finished, registry, startWorker, submit, tempStore, until } from './helpers.ts';
+import { auditOf, finished, forge, registry, startWorker, submit, tempStore, until } from './helpers.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const BAD_MODES = ['not-json', 'exit', 'bad-protocol', 'hang'] as const;
@@ -116,13 +115,8 @@ describe('command agents', () => {
       effects.map((e) => [e.turn, e.action, e.state, e.attempts]),
       [[1, 0, 'completed', 1]],
     );
-    const db = new DatabaseSync(join(dir, 'spine.db'), { readOnly: true });
-    try {
-      const row = db.prepare(`SELECT COUNT(*) AS n FROM turns WHERE task_id = ? AND state <> 'committed'`).get(failed.rootTaskId) as { n: number };
-      assert.equal(row.n, 0, 'no half-recorded turn');
-    } finally {
-      db.close();
-    }
+    const { rows } = await forge<{ n: number }>(store, `SELECT COUNT(*) AS n FROM turns WHERE task_id = ? AND state <> 'committed'`, [failed.rootTaskId]);
+    assert.equal(rows[0]!.n, 0, 'no half-recorded turn');
     const task = (await store.getTask(failed.rootTaskId))!;
     assert.equal(task.turns, 1);
     assert.equal(task.leaseOwner, null);

@@ -6,15 +6,14 @@
  * started again.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { effectKey, type Store } from '../src/store/store.ts';
-import { openStore } from '../src/store/open-store.ts';
 import { Children } from './fixtures/child.ts';
 import { SPECIALISTS, readApplied, readInvocations, type Invocation } from './fixtures/scenarios.ts';
+import { tempStore } from './helpers.ts';
 
 const RUNS = 200;
 /** Enough kills to spread them over the whole workload (~2.5 s of work at concurrency 4). */
@@ -27,18 +26,14 @@ async function unfinishedRuns(store: Store): Promise<number> {
 }
 
 test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect applied once', { timeout: 90_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'spine-crash-'));
+  const { store, dir, url, cleanup } = await tempStore('strict');
   const data = join(dir, 'data');
   mkdirSync(data);
-  const url = `sqlite:${join(dir, 'spine.db')}`;
-  const store = openStore({ url, durability: 'strict' });
   const children = new Children();
   t.after(async () => {
     await children.killAll();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   });
-  await store.migrate();
 
   const created = await Promise.all(
     Array.from({ length: RUNS }, (_, n) => store.createRun({ agent: 'commander', input: { n }, maxAttempts: 3, actor: 'test' }, Date.now())),

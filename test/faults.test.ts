@@ -7,8 +7,7 @@
  * died between running the tool and recording its result.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,7 +15,6 @@ import { faultPoint, faultsArmed, type FaultPoint } from '../src/core/faults.ts'
 import type { Run, Task } from '../src/core/types.ts';
 import { waitForRun } from '../src/engine/runs.ts';
 import type { Worker } from '../src/engine/worker.ts';
-import { openStore } from '../src/store/open-store.ts';
 import { effectKey, type AuditEvent, type EffectRecord, type Store } from '../src/store/store.ts';
 import { finished, startWorker, tempStore } from './helpers.ts';
 import { Children } from './fixtures/child.ts';
@@ -58,18 +56,14 @@ async function snapshot(store: Store, runId: string, data: string): Promise<Snap
 
 /** Runs one `counter` run in a worker process armed with `faults`, then finishes it in a clean one. */
 async function crashAt(t: TestContext, faults: string, opts: { restart?: boolean } = {}): Promise<CrashOutcome> {
-  const dir = mkdtempSync(join(tmpdir(), 'spine-faults-'));
+  const { store, dir, url, cleanup } = await tempStore('strict');
   const data = join(dir, 'data');
   mkdirSync(data);
-  const url = `sqlite:${join(dir, 'spine.db')}`;
-  const store = openStore({ url, durability: 'strict' });
   const children = new Children();
   t.after(async () => {
     await children.killAll();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   });
-  await store.migrate();
   const { run } = await store.createRun({ agent: 'counter', input: null, maxAttempts: 3, actor: 'test' }, Date.now());
 
   const faulted = children.spawn({ db: url, dir: data, ...WORKER, faults });
@@ -139,7 +133,7 @@ test('with SPINE_FAULTS unset the fault points are inert', async (t) => {
 
 test('after-claim: the leased task is reclaimed after the crash and runs once', { timeout: 60_000 }, async (t) => {
   const o = await crashAt(t, 'after-claim');
-  assert.equal(o.atCrash.task.state, 'leased');
+  assert.equal(o.atCrash.task.state, 'running');
   assert.equal(o.atCrash.calls.length, 0, 'the agent was not called before the crash');
   assert.equal(o.atCrash.effects.length, 0);
   assertSucceeded(o);

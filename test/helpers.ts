@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
 import type { TestContext } from 'node:test';
 import type { Agent, AgentFunction, ToolFunction } from '../src/agents/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
@@ -12,13 +15,53 @@ import type { CompiledPolicy } from '../src/policy/rules.ts';
 import { submitRun, waitForRun } from '../src/engine/runs.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/store/open-store.ts';
+import { PG_TYPES } from '../src/store/postgres/pg-backend.ts';
+import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
 import type { AuditEvent, Store } from '../src/store/store.ts';
 
-/** A fresh SQLite store in a temp folder; `cleanup` closes and deletes it. */
+/** Which backend the store and engine suites run on: `SPINE_TEST_DB=postgres` picks PostgreSQL. */
+export const TEST_DB: 'sqlite' | 'postgres' = process.env.SPINE_TEST_DB === 'postgres' ? 'postgres' : 'sqlite';
+/** The PostgreSQL server the suites use (each store gets its own schema in it). */
+export const PG_TEST_URL = process.env.SPINE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** How `forge` reaches the database behind a store made by tempStore. */
+type ForgeTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; schema: string };
+const forgeTargets = new WeakMap<Store, ForgeTarget>();
+
+/**
+ * A fresh store; `cleanup` closes and deletes it. SQLite: a file in a temp folder.
+ * With SPINE_TEST_DB=postgres: a new schema `t_<random>` in the test database (the
+ * temp folder is still made, for files a test writes), dropped by `cleanup`.
+ */
 export async function tempStore(durability: 'strict' | 'fast' = 'fast'): Promise<{ store: Store; dir: string; url: string; cleanup: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'spine-test-'));
-  const url = `sqlite:${join(dir, 'spine.db')}`;
+  if (TEST_DB === 'postgres') {
+    const schema = `t_${randomBytes(6).toString('hex')}`;
+    const url = `${PG_TEST_URL}${PG_TEST_URL.includes('?') ? '&' : '?'}schema=${schema}&pool=4`;
+    const store = openStore({ url, durability });
+    forgeTargets.set(store, { kind: 'postgres', url: PG_TEST_URL, schema });
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`SPINE_TEST_DB=postgres: cannot set up a schema on ${PG_TEST_URL}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return {
+      store,
+      dir,
+      url,
+      cleanup: async () => {
+        await store.close();
+        await pgAdmin(PG_TEST_URL, (c) => c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const path = join(dir, 'spine.db');
+  const url = `sqlite:${path}`;
   const store = openStore({ url, durability });
+  forgeTargets.set(store, { kind: 'sqlite', path });
   await store.migrate();
   return {
     store,
@@ -29,6 +72,52 @@ export async function tempStore(durability: 'strict' | 'fast' = 'fast'): Promise
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Runs `fn` on a short-lived PostgreSQL connection (search_path set to `schema` when given). */
+export async function pgAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>, schema?: string): Promise<T> {
+  const client = new pg.Client({ connectionString: url, types: PG_TYPES, ...(schema ? { options: `-c search_path="${schema}"` } : {}) });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Runs raw SQL (with `?` placeholders) against the database behind a tempStore store,
+ * on a separate connection as another process would: to forge state a test cannot
+ * reach through the Store port (a lease expired long ago, a reservation's holder
+ * gone) or to read a column the port does not show. Returns the rows (RETURNING or
+ * SELECT) and the number of rows changed.
+ */
+export async function forge<T = Record<string, unknown>>(store: Store, sql: string, params: ReadonlyArray<string | number | null> = []): Promise<{ rows: T[]; changes: number }> {
+  const target = forgeTargets.get(store);
+  if (!target) throw new Error('forge() needs a store made by tempStore()');
+  if (target.kind === 'sqlite') {
+    const db = new DatabaseSync(target.path);
+    try {
+      db.exec('PRAGMA busy_timeout = 5000');
+      const stmt = db.prepare(sql);
+      if (stmt.columns().length > 0) {
+        const rows = stmt.all(...params) as T[];
+        return { rows: rows.map((r) => ({ ...r })), changes: rows.length };
+      }
+      return { rows: [], changes: Number(stmt.run(...params).changes) };
+    } finally {
+      db.close();
+    }
+  }
+  return pgAdmin(
+    target.url,
+    async (c) => {
+      const res = await c.query(toPgPlaceholders(sql), [...params]);
+      return { rows: res.rows as T[], changes: res.rowCount ?? 0 };
+    },
+    target.schema,
+  );
 }
 
 export interface AgentDef extends Omit<AgentInit, 'agent' | 'retry'> {

@@ -1,14 +1,12 @@
 /**
  * Lease expiry: a worker that dies holding a lease is forged (a task claimed as
  * `dead-worker`, its lease_expires_at moved into the past straight in the database
- * file, so no test sleeps for a lease to run out). A live worker must reclaim the
+ * (helpers' `forge`, on SQLite or PostgreSQL), so no test sleeps for a lease to run out). A live worker must reclaim the
  * task and finish it; the dead worker's stale lease must be fenced off; a task whose
  * workers keep dying must be dead-lettered; and a turn the dead worker had already
  * decided must be resumed without asking the agent again.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { test, type TestContext } from 'node:test';
 import type { ToolContext } from '../src/agents/agent.ts';
 import { digest } from '../src/core/digest.ts';
@@ -18,17 +16,16 @@ import type { Registry, WorkerOptions } from '../src/engine/options.ts';
 import { submitRun } from '../src/engine/runs.ts';
 import type { Worker } from '../src/engine/worker.ts';
 import { effectKey, type ClaimedTask, type Store } from '../src/store/store.ts';
-import { finished, registry, startWorker, tempStore } from './helpers.ts';
+import { finished, forge, registry, startWorker, tempStore } from './helpers.ts';
 
 interface Env {
   store: Store;
-  dir: string;
   /** Starts a real worker (on `via`, default the store), stopped when the test ends. */
   start: (reg: Registry, opts?: { via?: Store; options?: Partial<WorkerOptions> }) => Promise<Worker>;
 }
 
 async function setup(t: TestContext): Promise<Env> {
-  const { store, dir, cleanup } = await tempStore();
+  const { store, cleanup } = await tempStore();
   const workers: Worker[] = [];
   t.after(async () => {
     for (const w of workers) await w.stop();
@@ -36,7 +33,6 @@ async function setup(t: TestContext): Promise<Env> {
   });
   return {
     store,
-    dir,
     start: async (reg, opts = {}) => {
       const w = await startWorker(opts.via ?? store, reg, opts.options);
       workers.push(w);
@@ -53,27 +49,19 @@ async function submit(store: Store, reg: Registry, agent: string, input: Json = 
 async function claimAs(store: Store, workerId: string): Promise<ClaimedTask> {
   const claimed = await store.claimTasks({ workerId, limit: 1, leaseMs: 60_000, now: Date.now() });
   assert.equal(claimed.length, 1, `${workerId} claims the task`);
-  assert.equal(claimed[0]!.task.state, 'leased');
+  assert.equal(claimed[0]!.task.state, 'running');
   assert.equal(claimed[0]!.lease.owner, workerId);
   return claimed[0]!;
 }
 
 /** Moves a lease's expiry into the past, as if its worker had died long ago: no sleeping. */
-function forgeExpiry(dir: string, taskId: string): void {
-  const db = new DatabaseSync(join(dir, 'spine.db'));
-  try {
-    db.exec('PRAGMA busy_timeout = 5000');
-    const { changes } = db
-      .prepare(`UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state IN ('leased', 'running')`)
-      .run(Date.now() - 60_000, taskId);
-    assert.equal(Number(changes), 1, 'the forged task holds a lease');
-  } finally {
-    db.close();
-  }
+async function forgeExpiry(store: Store, taskId: string): Promise<void> {
+  const { changes } = await forge(store, `UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND state IN ('leased', 'running')`, [Date.now() - 60_000, taskId]);
+  assert.equal(changes, 1, 'the forged task holds a lease');
 }
 
 test('a dead worker’s expired lease is reclaimed by a live worker, which runs the task to success', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   let calls = 0;
   const reg = registry({
     solo: () => {
@@ -83,7 +71,7 @@ test('a dead worker’s expired lease is reclaimed by a live worker, which runs 
   });
   const run = await submit(store, reg, 'solo');
   const dead = await claimAs(store, 'dead-worker');
-  forgeExpiry(dir, dead.task.id);
+  await forgeExpiry(store, dead.task.id);
 
   const worker = await start(reg);
   const done = await finished(store, run.id);
@@ -119,13 +107,13 @@ test('a dead worker’s expired lease is reclaimed by a live worker, which runs 
 });
 
 test('fencing: after a takeover the stale lease can neither decide, commit, heartbeat nor release', async (t) => {
-  const { store, dir } = await setup(t);
+  const { store } = await setup(t);
   const reg = registry({ solo: () => ({ output: 'unused' }) });
   const run = await submit(store, reg, 'solo');
   const dead = await claimAs(store, 'dead-worker');
   assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 0, 'a live lease is not reclaimed');
 
-  forgeExpiry(dir, dead.task.id);
+  await forgeExpiry(store, dead.task.id);
   assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 1);
   const live = await claimAs(store, 'new-worker');
   assert.equal(live.lease.leaseNo, dead.lease.leaseNo + 1);
@@ -143,7 +131,7 @@ test('fencing: after a takeover the stale lease can neither decide, commit, hear
   assert.deepEqual(await store.heartbeat('new-worker', Date.now() + 120_000, Date.now(), [live.task.id]), [live.task.id]);
   await store.releaseLeases([dead.lease], Date.now());
   let task = (await store.getTask(run.rootTaskId))!;
-  assert.equal(task.state, 'leased');
+  assert.equal(task.state, 'running');
   assert.equal(task.leaseOwner, 'new-worker', 'a stale release does not hand back the new owner’s lease');
   assert.equal(task.turns, 0);
 
@@ -155,7 +143,7 @@ test('fencing: after a takeover the stale lease can neither decide, commit, hear
 });
 
 test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_EXPIRED_TOO_OFTEN', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   let calls = 0;
   const reg = registry(
     {
@@ -170,7 +158,7 @@ test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_E
   const run = await submit(store, reg, 'poison');
   for (let i = 1; i <= reg.limits.maxReclaims; i++) {
     const dead = await claimAs(store, `dead-worker-${i}`);
-    forgeExpiry(dir, dead.task.id);
+    await forgeExpiry(store, dead.task.id);
     assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 1);
     const task = (await store.getTask(run.rootTaskId))!;
     assert.equal(task.state, 'queued', `after ${i} reclaims the task is still queued`);
@@ -178,7 +166,7 @@ test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_E
   }
   // One more dead worker; the live worker's reaper finds it before it claims anything.
   const last = await claimAs(store, 'dead-worker-last');
-  forgeExpiry(dir, last.task.id);
+  await forgeExpiry(store, last.task.id);
   await start(reg);
   const done = await finished(store, run.id);
   assert.equal(done.state, 'failed');
@@ -219,7 +207,7 @@ function resumer(toolValue: Json) {
 }
 
 /** The dead worker asked the agent for turn 1 and recorded its decision, then died before committing. */
-async function decideAndDie(store: Store, dir: string, run: Run, action: Action, opts: { completeWith?: Json } = {}) {
+async function decideAndDie(store: Store, run: Run, action: Action, opts: { completeWith?: Json } = {}) {
   const dead = await claimAs(store, 'dead-worker');
   const key = effectKey(run.id, run.rootTaskId, 1, 0);
   await store.recordDecision(
@@ -236,15 +224,15 @@ async function decideAndDie(store: Store, dir: string, run: Run, action: Action,
   await store.beginEffect({ key, runId: run.id, taskId: run.rootTaskId, turn: 1, action: 0, tool: 'note', inputDigest: digest({ x: 1 }) }, Date.now());
   // … and, in some tests, even recorded its outcome.
   if (opts.completeWith !== undefined) await store.completeEffect(key, { result: opts.completeWith }, Date.now(), []);
-  forgeExpiry(dir, dead.task.id);
+  await forgeExpiry(store, dead.task.id);
   return key;
 }
 
 test('a decided but uncommitted turn is resumed by the new worker without asking the agent again', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   const { reg, action, turnsAsked, invocations } = resumer({ noted: true });
   const run = await submit(store, reg, 'resumer');
-  const key = await decideAndDie(store, dir, run, action);
+  const key = await decideAndDie(store, run, action);
 
   await start(reg);
   const done = await finished(store, run.id);
@@ -266,10 +254,10 @@ test('a decided but uncommitted turn is resumed by the new worker without asking
 });
 
 test('a decided turn whose effect the dead worker completed is replayed from the ledger, not re-executed', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   const { reg, action, turnsAsked, invocations } = resumer({ noted: 'by the live worker' });
   const run = await submit(store, reg, 'resumer');
-  await decideAndDie(store, dir, run, action, { completeWith: { noted: 'by the dead worker' } });
+  await decideAndDie(store, run, action, { completeWith: { noted: 'by the dead worker' } });
 
   await start(reg);
   const done = await finished(store, run.id);
@@ -285,10 +273,10 @@ test('a decided turn whose effect the dead worker completed is replayed from the
 });
 
 test('a zombie’s late effect record wins: the new owner replays it instead of running the tool', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   const { reg, action, turnsAsked, invocations } = resumer({ noted: 'by the live worker' });
   const run = await submit(store, reg, 'resumer');
-  const key = await decideAndDie(store, dir, run, action);
+  const key = await decideAndDie(store, run, action);
   // The "dead" worker was only paused: it records its effect just as the new owner is about to
   // begin it again. The ledger keeps the first outcome, and the new owner replays it.
   const zombie = new Proxy(store, {
@@ -315,10 +303,10 @@ test('a zombie’s late effect record wins: the new owner replays it instead of 
 });
 
 test('a runner that crashes does not keep its lease alive: the task is reclaimed and finished', async (t) => {
-  const { store, dir, start } = await setup(t);
+  const { store, start } = await setup(t);
   const { reg, action, turnsAsked } = resumer({ noted: 'second time lucky' });
   const run = await submit(store, reg, 'resumer');
-  await decideAndDie(store, dir, run, action);
+  await decideAndDie(store, run, action);
   // The new owner's runner crashes once (a store error it cannot handle). Before the fix, the
   // worker's heartbeat kept that orphaned lease alive forever.
   let crashes = 0;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE, loadConfig, type CompiledConfig } from '../config/load.ts';
+import { consoleLogger } from '../core/log.ts';
 import { DEFAULT_DB, openStore } from '../store/open-store.ts';
 import type { Durability, Store } from '../store/store.ts';
 import { oneOf } from './args.ts';
@@ -45,7 +46,8 @@ export async function openCliStore(flags: CommonFlags, config?: CompiledConfig |
   const url = storeUrl(flags);
   const durability: Durability =
     oneOf('durability', flags.durability ?? process.env.SPINE_DURABILITY, ['strict', 'fast'] as const) ?? config?.durability ?? 'strict';
-  const store = openStore({ url, durability });
+  // Connection losses and reconnects (PostgreSQL) are worth a line on stderr.
+  const store = openStore({ url, durability, log: consoleLogger('spine') });
   try {
     if (url.startsWith('sqlite:')) await store.migrate();
     else await store.assertSchemaCurrent();

@@ -38,8 +38,12 @@ function describe(e: AuditEvent): string | null {
 }
 
 /** Follows the audit log from a point on and prints the interesting events. */
+/** How long a gap in audit sequence numbers is waited on before it is passed (a rolled-back transaction leaves one for good). */
+const GAP_HOLD_MS = 1_000;
+
 export class AuditFollower {
   private after = 0;
+  private gapSince: number | null = null;
   private busy: Promise<void> = Promise.resolve();
   private readonly store: Store;
   private readonly print: (line: string) => void;
@@ -54,12 +58,21 @@ export class AuditFollower {
     this.after = await this.store.latestAuditSeq();
   }
 
-  /** Prints every event committed so far; calls are serialised. */
+  /**
+   * Prints every event committed so far; calls are serialised. On a database whose
+   * sequence numbers can commit out of order (PostgreSQL), a gap is held for a
+   * moment: a later commit may still fill it, and its event must not be skipped.
+   */
   poll(): Promise<void> {
     this.busy = this.busy.then(async () => {
       for (;;) {
         const events = await this.store.listAudit({ afterSeq: this.after, limit: 500 });
         for (const e of events) {
+          if (e.seq !== this.after + 1) {
+            this.gapSince ??= Date.now();
+            if (Date.now() - this.gapSince < GAP_HOLD_MS) return;
+          }
+          this.gapSince = null;
           this.after = e.seq;
           const line = describe(e);
           if (line) this.print(line);

@@ -1,12 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, SpineError } from '../core/errors.ts';
+import { AGENTS_HELP, agentsCommand } from './commands/agents.ts';
 import { APPROVALS_HELP, approvalsCommand } from './commands/approvals.ts';
 import { INIT_HELP, initCommand } from './commands/init.ts';
 import { MIGRATE_HELP, migrateCommand } from './commands/migrate.ts';
 import { POLICY_HELP, policyCommand } from './commands/policy.ts';
+import { ROUTE_HELP, routeCommand } from './commands/route.ts';
 import { RUNS_HELP, runsCommand } from './commands/runs.ts';
 import { SEND_HELP, sendCommand } from './commands/send.ts';
-import { UP_HELP, WORKER_HELP, upCommand } from './commands/up.ts';
+import { SESSIONS_HELP, sessionsCommand } from './commands/sessions.ts';
+import { DOCTOR_HELP, doctorCommand } from './commands/doctor.ts';
+import { GATEWAY_HELP, gatewayCommand } from './commands/gateway.ts';
+import { TOKENS_HELP, tokensCommand } from './commands/tokens.ts';
+import { UP_HELP, WORKER_HELP, upCommand, workerCommand } from './commands/up.ts';
 
 export interface CommandResult {
   stdout?: string;
@@ -23,13 +29,19 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4 } as con
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>; help: string; summary: string }> = {
   init: { run: initCommand, help: INIT_HELP, summary: 'scaffold a working project' },
-  up: { run: upCommand, help: UP_HELP, summary: 'run workers on the embedded store until stopped' },
-  worker: { run: upCommand, help: WORKER_HELP, summary: 'run workers only' },
+  up: { run: upCommand, help: UP_HELP, summary: 'run the gateway and workers (embedded store by default) until stopped' },
+  worker: { run: workerCommand, help: WORKER_HELP, summary: 'run workers, outbox and schedules without the gateway' },
+  gateway: { run: gatewayCommand, help: GATEWAY_HELP, summary: 'run the HTTP gateway alone' },
+  tokens: { run: tokensCommand, help: TOKENS_HELP, summary: 'create, list or revoke gateway API tokens' },
   send: { run: sendCommand, help: SEND_HELP, summary: 'submit work to an agent (--wait for the result)' },
   runs: { run: runsCommand, help: RUNS_HELP, summary: 'list, show, cancel or retry runs' },
+  agents: { run: agentsCommand, help: AGENTS_HELP, summary: 'list agents or bindings; add an agent to the config' },
+  route: { run: routeCommand, help: ROUTE_HELP, summary: 'explain which binding an envelope goes to' },
+  sessions: { run: sessionsCommand, help: SESSIONS_HELP, summary: 'list, show, reset or fork sessions' },
   approvals: { run: approvalsCommand, help: APPROVALS_HELP, summary: 'list and decide approvals; standing grants' },
   policy: { run: policyCommand, help: POLICY_HELP, summary: 'explain how policy decides an action (executes nothing)' },
   migrate: { run: migrateCommand, help: MIGRATE_HELP, summary: 'apply pending schema migrations' },
+  doctor: { run: doctorCommand, help: DOCTOR_HELP, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },
 };
 
 const GLOBAL_HELP = `spine — durable, policy-governed orchestration for multi-agent systems
@@ -106,6 +118,7 @@ function exitCodeFor(err: unknown): number {
     case 'INVALID_INPUT':
     case 'UNKNOWN_AGENT':
     case 'UNKNOWN_TOOL':
+    case 'CONTRACT_VIOLATION':
       return EXIT.usage;
     case 'NOT_FOUND':
     case 'INVALID_STATE':

@@ -172,7 +172,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
-  const schedules = compileSchedules(raw.schedules, issues);
+  const schedules = compileSchedules(raw.schedules, issues, agentNames);
 
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));

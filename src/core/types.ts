@@ -26,7 +26,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * Task lifecycle (a documented string-union state machine; see engine/task-states.ts
  * for the allowed transitions):
  *
- *   queued ─lease→ leased ─turn starts→ running ─┬→ succeeded
+ *   queued ─lease→ leased ─turn starts→ running ─┬→ succeeded     (a claim does both steps in one commit)
  *     ↑                                          ├→ waiting (children) ─join→ queued
  *     │                                          ├→ retry-scheduled ─due→ (leasable again)
  *     └──── lease expired / released ────────────┼→ dead (attempts spent, or not retryable)
@@ -131,7 +131,20 @@ export interface HandoffAction {
   id?: string;
 }
 
-export type Action = ToolAction | HandoffAction;
+/** An outbound message: committed to the outbox, sent by the dispatcher with retries. */
+export interface DeliverAction {
+  type: 'deliver';
+  /** A configured channel: slack, telegram, discord, webhook, … */
+  channel: string;
+  account?: string;
+  /** The recipient in the channel's terms: a Slack channel id, a Telegram chat id, … */
+  to: string;
+  thread?: string;
+  text: string;
+  id?: string;
+}
+
+export type Action = ToolAction | HandoffAction | DeliverAction;
 
 /** The outcome of one action, handed to the next turn. `taskId` names a handoff's child task. */
 export type ActionResult =

@@ -124,6 +124,11 @@ export class Boundary {
     return this.decide(ctx, { kind: 'handoff', name: target.name, input, cost: null });
   }
 
+  /** An outbound message: policy on `deliver:<channel>:<to>` (allowlists, approvals, windows, rate limits). */
+  async deliver(ctx: CrossingContext, channel: string, to: string, input: Json): Promise<Verdict> {
+    return this.decide(ctx, { kind: 'deliver', name: `${channel}:${to}`, input, cost: null });
+  }
+
   /** The agent's own turn (its model spend), checked before the agent is called. */
   async turn(ctx: CrossingContext, spec: AgentSpec): Promise<Verdict> {
     if (!spec.cost || this.registry.policy.policy.ceilings.length === 0) return { effect: 'allow', reservation: null, audit: [] };
@@ -193,7 +198,7 @@ export class Boundary {
             reason: a.reason,
             approvers: a.approvers,
             expiresAt: now + a.expiresInMs,
-            onExpiry: a.onExpiry as unknown as Json,
+            onExpiry: a.onExpiry,
           },
           audit,
         };

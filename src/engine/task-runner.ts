@@ -4,7 +4,7 @@ import { DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError,
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
-import type { Action, ActionResult, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
+import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
 import { ContractViolationError } from '../contracts/registry.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
 import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
@@ -19,6 +19,11 @@ export interface RunnerEnv {
   clock: Clock;
   workerId: string;
   log: Logger;
+  /**
+   * Called just before the runner hands in its last commit: its slot is free, so the
+   * worker's next claim can join that commit's transaction (one fsync for both).
+   */
+  release?: () => void;
 }
 
 /** Why a runner was told to stop; in both cases it must not commit. */
@@ -37,21 +42,20 @@ type Pause = Extract<Verdict, { effect: 'defer' | 'approve' | 'escalate' }>;
 export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortSignal): Promise<void> {
   const { store, registry, boundary, clock, log } = env;
   const { task, lease } = claimed;
-  store.markRunning(lease, clock.now()).catch((err: unknown) => log.warn('markRunning failed', { task: task.id, error: String(err) }));
 
   const spec = registry.agents.get(task.agent);
   if (!spec) {
     await commitFailure(env, claimed, task.attempt, new UnknownAgentError(task.agent, [...registry.agents.keys()]));
     return;
   }
-  const run = await store.getRun(task.runId);
-  const tenant = run?.tenant ?? 'default';
+  const tenant = claimed.tenant;
 
   const history: TurnRecord[] = [...claimed.history];
   let results: ActionResult[] = claimed.results;
   let open = claimed.openTurn;
   let attempt = task.attempt;
-  let lastError: ErrorInfo | null = attempt > 0 ? task.error : null;
+  // Set after a failed attempt or an escalation; cleared by every committed turn.
+  let lastError: ErrorInfo | null = task.error;
   let turns = task.turns;
 
   for (;;) {
@@ -145,6 +149,26 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           }
           await recordDecision();
           turnResults.push(await runTool(env, claimed, n, i, action, tool, verdict.reservation, stop, audit));
+        } else if (action.type === 'deliver') {
+          const done = recorded.find((e) => e.action === i && e.state !== 'started');
+          if (done) {
+            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: `deliver:${action.channel}` } });
+            turnResults.push(ledgerResult(i, action, done));
+            continue;
+          }
+          const payload = { channel: action.channel, account: action.account ?? 'default', to: action.to, ...(action.thread ? { thread: action.thread } : {}), text: action.text };
+          const verdict = await boundary.deliver(ctx(key), action.channel, action.to, payload);
+          audit.push(...verdict.audit);
+          if (verdict.effect === 'deny') {
+            turnResults.push(refuse(i, action, verdict.error, audit, base));
+            continue;
+          }
+          if (verdict.effect !== 'allow') {
+            pause = verdict;
+            break;
+          }
+          await recordDecision();
+          turnResults.push(await runDeliver(env, claimed, n, i, action));
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
           if ('pause' in planned) {
@@ -172,6 +196,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     else outcome = { kind: 'continue' };
 
     audit.push({ ...base, kind: 'turn.committed', digest: digest(turnResults), data: { turn: n, outcome: outcome.kind } });
+    if (outcome.kind !== 'continue') env.release?.();
     try {
       await store.commitTurn({
         lease,
@@ -245,13 +270,24 @@ async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal): 
   }
 }
 
+function actionName(action: Action): string {
+  switch (action.type) {
+    case 'tool':
+      return `tool:${action.tool}`;
+    case 'handoff':
+      return `handoff:${action.agent}`;
+    case 'deliver':
+      return `deliver:${action.channel}:${action.to}`;
+  }
+}
+
 function refuse(index: number, action: Action, error: ErrorInfo, audit: AuditEntry[], base: Omit<AuditEntry, 'kind'>): ActionResult {
-  audit.push({ ...base, kind: 'action.refused', data: { index, action: action.type === 'tool' ? `tool:${action.tool}` : `handoff:${action.agent}`, code: error.code } });
+  audit.push({ ...base, kind: 'action.refused', data: { index, action: actionName(action), code: error.code } });
   return { index, type: action.type, ...(action.id === undefined ? {} : { id: action.id }), ok: false, error };
 }
 
-function ledgerResult(index: number, action: ToolAction, rec: EffectRecord): ActionResult {
-  const head = { index, type: 'tool' as const, ...(action.id === undefined ? {} : { id: action.id }) };
+function ledgerResult(index: number, action: ToolAction | DeliverAction, rec: EffectRecord): ActionResult {
+  const head = { index, type: action.type, ...(action.id === undefined ? {} : { id: action.id }) };
   return rec.state === 'completed' ? { ...head, ok: true, value: rec.result } : { ...head, ok: false, error: rec.error! };
 }
 
@@ -308,6 +344,30 @@ async function runTool(
   return result;
 }
 
+/**
+ * An outbound message's durable effect is its outbox row, keyed by the action's
+ * place in the run: even a re-execution after a crash cannot queue it twice. The
+ * dispatcher sends it (with retries) after the row is committed.
+ */
+async function runDeliver(env: RunnerEnv, claimed: ClaimedTask, n: number, index: number, action: DeliverAction): Promise<ActionResult> {
+  const { store, clock } = env;
+  const { task } = claimed;
+  const key = effectKey(task.runId, task.id, n, index);
+  const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
+  const target = { to: action.to, ...(action.thread ? { thread: action.thread } : {}) };
+  const payload = { text: action.text };
+  const rec = await store.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: `deliver:${action.channel}`, inputDigest: digest({ target, payload }) }, clock.now());
+  if (rec.state !== 'started') return ledgerResult(index, action, rec);
+  const item = await store.outbox.enqueue(
+    { idempotencyKey: key, runId: task.runId, taskId: task.id, channel: action.channel, account: action.account ?? 'default', target, payload },
+    clock.now(),
+  );
+  const final = await store.completeEffect(key, { result: { outbox: item.id, state: item.state } }, clock.now(), [
+    { ...base, kind: 'effect.completed', digest: digest(item.id), data: { key, tool: `deliver:${action.channel}`, outbox: item.id } },
+  ]);
+  return ledgerResult(index, action, final);
+}
+
 type Planned = { result: ActionResult; child: NewChildTask | null } | { pause: Pause };
 
 /** Validates a handoff at the boundary and plans its child task; a refused handoff is the action's result. */
@@ -347,6 +407,7 @@ async function commitPause(env: RunnerEnv, claimed: ClaimedTask, pause: Pause, a
       : pause.effect === 'approve'
         ? { kind: 'await-approval', approval: pause.approval }
         : { kind: 'escalate', error: pause.error, approval: pause.approval };
+  env.release?.();
   try {
     await env.store.commitTurn({ lease: claimed.lease, now: env.clock.now(), settle, outcome, audit });
   } catch (e) {
@@ -385,6 +446,7 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
     };
   } else outcome = { kind: 'dead', error: info };
   log.warn(`task attempt failed → ${outcome.kind}`, { task: task.id, agent: task.agent, code: info.code, message: info.message });
+  env.release?.();
   try {
     await store.commitTurn({ lease, now, settle, outcome, audit });
   } catch (e) {

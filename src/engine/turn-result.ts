@@ -17,6 +17,15 @@ const handoffAction = z.strictObject({
   contract: z.string().min(1).optional(),
   id: z.string().optional(),
 });
+const deliverAction = z.strictObject({
+  type: z.literal('deliver'),
+  channel: z.string().min(1),
+  account: z.string().min(1).optional(),
+  to: z.string().min(1),
+  thread: z.string().min(1).optional(),
+  text: z.string(),
+  id: z.string().optional(),
+});
 const usage = z.strictObject({
   inputTokens: z.number().nonnegative().optional(),
   outputTokens: z.number().nonnegative().optional(),
@@ -25,7 +34,7 @@ const usage = z.strictObject({
 
 const turnResult = z
   .strictObject({
-    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction])).optional(),
+    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction])).optional(),
     output: json.optional(),
     usage: usage.optional(),
   })

@@ -13,6 +13,8 @@ interface InFlight {
   lease: Lease;
   stop: AbortController;
   done: Promise<void>;
+  /** Its last commit is handed in: the slot counts as free. */
+  released: boolean;
 }
 
 export interface WorkerDeps {
@@ -22,6 +24,8 @@ export interface WorkerDeps {
   clock?: Clock;
   log?: Logger;
   id?: string;
+  /** Most session messages handed to a root task's turn (`sessions.historyLimit`, default 20). */
+  historyLimit?: number;
 }
 
 /**
@@ -32,7 +36,7 @@ export interface WorkerDeps {
 export class Worker {
   readonly id: string;
   private readonly store: Store;
-  private readonly registry: Registry;
+  private registry: Registry;
   private readonly opts: WorkerOptions;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -41,11 +45,14 @@ export class Worker {
   private loopDone: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private wakePending = false;
+  private idleEndedByTimer = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastReap = 0;
+  /** Session history bound for claimed turns; follows config reloads. */
+  historyLimit: number;
   private readonly reapEveryMs: number;
-  private readonly boundary: Boundary;
+  private boundary: Boundary;
 
   constructor(deps: WorkerDeps) {
     this.store = deps.store;
@@ -54,12 +61,19 @@ export class Worker {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.log ?? silentLogger;
     this.id = deps.id ?? newId('wrk');
-    this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 5_000));
+    this.historyLimit = deps.historyLimit ?? 20;
+    this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
     this.boundary = new Boundary(this.store, this.registry, this.clock);
   }
 
   get running(): number {
     return this.inflight.size;
+  }
+
+  /** Swaps in a reloaded registry: turns that start from now on use it; turns in flight finish with the old one. */
+  setRegistry(registry: Registry): void {
+    this.registry = registry;
+    this.boundary = new Boundary(this.store, registry, this.clock);
   }
 
   async start(): Promise<void> {
@@ -104,10 +118,27 @@ export class Worker {
           await this.store.releaseExpiredReservations(now);
           await this.store.expireApprovals(now);
         }
-        const free = this.opts.concurrency - this.inflight.size;
+        let busy = 0;
+        for (const f of this.inflight.values()) if (!f.released) busy++;
+        const free = this.opts.concurrency - busy;
+        if (free > 0 && this.idleEndedByTimer) {
+          // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
+          this.idleEndedByTimer = false;
+          const due = await this.store.nextDueAt();
+          if (due === null || due > this.clock.now()) {
+            await this.idle(this.sleepUntil(due));
+            continue;
+          }
+        }
         if (free > 0) {
           this.wakePending = false;
-          const claimed = await this.store.claimTasks({ workerId: this.id, limit: free, leaseMs: this.opts.leaseMs, now: this.clock.now() });
+          const claimed = await this.store.claimTasks({
+            workerId: this.id,
+            limit: free,
+            leaseMs: this.opts.leaseMs,
+            now: this.clock.now(),
+            historyLimit: this.historyLimit,
+          });
           if (claimed.length > 0) faultPoint('after-claim');
           for (const c of claimed) this.launch(c);
           if (claimed.length === free) continue; // probably more waiting
@@ -117,8 +148,32 @@ export class Worker {
         await this.idle(Math.min(this.opts.pollMs, 1_000));
         continue;
       }
-      await this.idle(this.opts.pollMs);
+      await this.idle(await this.idleFor());
     }
+  }
+
+  /**
+   * How long to sleep when there is nothing to lease: until the next queued task
+   * comes due, at most the fallback poll. A store that wakes us across processes
+   * (PostgreSQL LISTEN/NOTIFY) needs only a slow fallback poll.
+   */
+  private async idleFor(): Promise<number> {
+    try {
+      return this.sleepUntil(await this.store.nextDueAt());
+    } catch {
+      return this.fallbackPollMs();
+    }
+  }
+
+  private sleepUntil(due: number | null): number {
+    // Never sleep past the next reap: expired leases, reservations and approvals are found in time.
+    const fallback = Math.min(this.fallbackPollMs(), this.reapEveryMs);
+    if (due === null) return fallback;
+    return Math.max(5, Math.min(fallback, due - this.clock.now()));
+  }
+
+  private fallbackPollMs(): number {
+    return this.store.capabilities.crossProcessWakeups ? Math.max(this.opts.pollMs, 5_000) : this.opts.pollMs;
   }
 
   private idle(ms: number): Promise<void> {
@@ -129,6 +184,7 @@ export class Worker {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.wakeUp = null;
+        this.idleEndedByTimer = true;
         resolve();
       }, ms);
       this.wakeUp = () => {
@@ -141,7 +197,15 @@ export class Worker {
   private launch(claimed: ClaimedTask): void {
     const stop = new AbortController();
     const id = claimed.task.id;
-    const done = runTask({ store: this.store, registry: this.registry, boundary: this.boundary, clock: this.clock, workerId: this.id, log: this.log }, claimed, stop.signal)
+    const release = () => {
+      const f = this.inflight.get(id);
+      if (f && !f.released && !this.stopping) {
+        f.released = true;
+        this.wake();
+      }
+    };
+    const env = { store: this.store, registry: this.registry, boundary: this.boundary, clock: this.clock, workerId: this.id, log: this.log, release };
+    const done = runTask(env, claimed, stop.signal)
       .catch((err: unknown) => {
         // The lease will expire and another worker retries; nothing is lost.
         this.log.error('task runner crashed', { task: id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
@@ -150,7 +214,7 @@ export class Worker {
         this.inflight.delete(id);
         this.wake();
       });
-    this.inflight.set(id, { lease: claimed.lease, stop, done });
+    this.inflight.set(id, { lease: claimed.lease, stop, done, released: false });
   }
 
   private async heartbeat(): Promise<void> {

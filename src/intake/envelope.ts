@@ -55,3 +55,20 @@ export function envelopeFromApi(body: ApiEnvelope, idempotencyKey: string): Enve
     replyTo: null,
   };
 }
+
+/** What a run caused by an envelope gets as its input (and what an agent's input contract checks). */
+export function envelopeInput(e: Envelope, envelopeId: string): Json {
+  return {
+    text: e.text,
+    envelope: {
+      id: envelopeId,
+      channel: e.channel,
+      account: e.account,
+      peer: e.peer,
+      parentPeer: e.parentPeer,
+      sender: e.sender,
+      thread: e.thread,
+      data: e.data,
+    },
+  };
+}

@@ -1,12 +1,12 @@
 import type { Clock } from '../core/clock.ts';
 import { UnknownAgentError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
-import type { Json } from '../core/types.ts';
+import type { ErrorInfo, Json } from '../core/types.ts';
 import type { Registry } from '../engine/options.ts';
 import { describeEnvelope, route, type Binding, type RouteDecision } from '../routing/bindings.ts';
 import { scopeFor, sessionKey, shouldReset, type SessionScope, type SessionSettings } from '../routing/sessions.ts';
 import type { AcceptResult, AcceptRoute, EnvelopeRecord, Store } from '../store/store.ts';
-import type { Envelope } from './envelope.ts';
+import { envelopeInput, type Envelope } from './envelope.ts';
 
 /** The routing half of a compiled config: bindings and session settings. */
 export interface RoutingConfig {
@@ -27,6 +27,7 @@ export class Intake {
   private readonly store: Store;
   private readonly clock: Clock;
   private current: { registry: Registry; routing: RoutingConfig };
+  private sweeping: { timer: NodeJS.Timeout; unsubscribe: () => void; busy: boolean } | null = null;
 
   constructor(store: Store, registry: Registry, routing: RoutingConfig, clock: Clock) {
     this.store = store;
@@ -48,13 +49,18 @@ export class Intake {
    * Stores the envelope and its run atomically. `agent` skips the bindings and sends
    * the envelope straight to that agent (operator API calls, `spine send`).
    */
-  async accept(e: Envelope, opts: { actor: string; agent?: string; tenant?: string }): Promise<AcceptResult> {
+  async accept(e: Envelope, opts: { actor: string; agent?: string; tenant?: string; session?: SessionTarget }): Promise<AcceptResult> {
     const envelopeId = newId('env');
     const acceptRoute = this.decide(e, envelopeId, opts);
+    if (acceptRoute.ok) {
+      // Intake is a crossing too: input that breaks the agent's contract is refused, and nothing is stored.
+      const spec = this.current.registry.agents.get(acceptRoute.agent);
+      if (spec?.input) this.current.registry.contracts.check(spec.input, envelopeInput(e, envelopeId), `envelope for ${spec.name}`);
+    }
     return this.store.acceptEnvelope({ envelope: e, envelopeId, route: acceptRoute, actor: opts.actor }, this.clock.now());
   }
 
-  private decide(e: Envelope, envelopeId: string, opts: { agent?: string; tenant?: string }): AcceptRoute {
+  private decide(e: Envelope, envelopeId: string, opts: { agent?: string; tenant?: string; session?: SessionTarget }): AcceptRoute {
     const { registry, routing } = this.current;
     const tenant = opts.tenant ? { tenant: opts.tenant } : {};
     if (opts.agent) {
@@ -65,7 +71,7 @@ export class Intake {
         agent: spec.name,
         kind: 'work',
         decision: { binding: null, tier: null, why: `addressed directly to ${spec.name}` },
-        session: this.session(spec.name, scopeFor(e, null, routing.sessions), e, envelopeId),
+        session: this.session(spec.name, opts.session ?? scopeFor(e, null, routing.sessions), e, envelopeId),
         maxAttempts: spec.retry.maxAttempts,
         ...tenant,
       };
@@ -91,17 +97,47 @@ export class Intake {
       ok: true,
       agent: spec.name,
       kind: d.binding.router ? 'router' : 'work',
-      decision: { binding: d.binding.id, tier: d.binding.tier, why: d.why, candidates: d.candidates as unknown as Json },
-      session: this.session(spec.name, scopeFor(e, d.binding.session, routing.sessions), e, envelopeId),
+      decision: {
+        binding: d.binding.id,
+        tier: d.binding.tier,
+        why: d.why,
+        candidates: d.candidates as unknown as Json,
+        // Kept with the envelope, so the hand-on works even if a reload drops the binding meanwhile.
+        ...(d.binding.router ? { router: d.binding.router, session: d.binding.session } : {}),
+      },
+      session: this.session(spec.name, opts.session ?? scopeFor(e, d.binding.session, routing.sessions), e, envelopeId),
       maxAttempts: spec.retry.maxAttempts,
       ...tenant,
     };
   }
 
-  private session(agent: string, scope: SessionScope, e: Envelope, envelopeId: string): Extract<AcceptRoute, { ok: true }>['session'] {
+  private session(agent: string, scope: SessionTarget, e: Envelope, envelopeId: string): Extract<AcceptRoute, { ok: true }>['session'] {
     const policy = this.current.routing.sessions.reset;
     const now = this.clock.now();
-    return { key: sessionKey(agent, scope, e, envelopeId), agent, resetDue: (last) => shouldReset(policy, last, now) };
+    const key = typeof scope === 'string' ? sessionKey(agent, scope, e, envelopeId) : scope.key;
+    return { key, agent, resetDue: (last) => shouldReset(policy, last, now) };
+  }
+
+  /** Runs `sweepRouting` whenever work finishes in this process, and every `everyMs` as a fallback. */
+  startSweeping(everyMs = 500, onError: (err: unknown) => void = () => {}): void {
+    if (this.sweeping) return;
+    const sweep = () => {
+      if (!this.sweeping || this.sweeping.busy) return;
+      this.sweeping.busy = true;
+      this.sweepRouting()
+        .catch(onError)
+        .finally(() => {
+          if (this.sweeping) this.sweeping.busy = false;
+        });
+    };
+    this.sweeping = { timer: setInterval(sweep, everyMs), unsubscribe: this.store.onCommitted(sweep), busy: false };
+  }
+
+  stopSweeping(): void {
+    if (!this.sweeping) return;
+    clearInterval(this.sweeping.timer);
+    this.sweeping.unsubscribe();
+    this.sweeping = null;
   }
 
   /**
@@ -115,36 +151,44 @@ export class Intake {
     let done = 0;
     for (const { envelope, router } of due) {
       const r = this.routerChoice(envelope, router.state === 'succeeded' ? router.output : undefined);
-      if (!r) continue;
-      if (await this.store.completeRouting(envelope.id, r, this.clock.now())) done++;
+      const now = this.clock.now();
+      if ('error' in r) {
+        // Nothing can take it any more (e.g. a reload removed every candidate): an error state, never a hang.
+        if (await this.store.failRouting(envelope.id, r.error, now)) done++;
+        continue;
+      }
+      if (await this.store.completeRouting(envelope.id, r, now)) done++;
     }
     return done;
   }
 
-  private routerChoice(envelope: EnvelopeRecord, output: Json | undefined): Extract<AcceptRoute, { ok: true }> | null {
+  private routerChoice(envelope: EnvelopeRecord, output: Json | undefined): Extract<AcceptRoute, { ok: true }> | { error: ErrorInfo } {
     const { registry, routing } = this.current;
-    const bindingId = (envelope.route as { binding?: string } | null)?.binding;
-    const binding = routing.bindings.find((b) => b.id === bindingId);
-    if (!binding?.router) return null;
+    const stored = envelope.route as { binding?: string; tier?: string; router?: { agent: string; candidates: string[]; fallback: string }; session?: SessionScope | null } | null;
+    const router = stored?.router;
+    if (!router) return { error: { code: UNROUTABLE, message: 'routing decision lost its router settings', retryable: false } };
     const named = typeof output === 'string' ? output : output && typeof output === 'object' && !Array.isArray(output) ? output.agent : undefined;
-    const valid = typeof named === 'string' && binding.router.candidates.includes(named) && registry.agents.has(named);
-    const agent = valid ? named : binding.router.fallback;
+    const valid = typeof named === 'string' && router.candidates.includes(named) && registry.agents.has(named);
+    const agent = valid ? named : router.fallback;
     const why = valid
-      ? `routing agent ${binding.router.agent} chose ${agent}`
+      ? `routing agent ${router.agent} chose ${agent}`
       : output === undefined
-        ? `routing agent ${binding.router.agent} failed; fallback ${agent}`
-        : `routing agent ${binding.router.agent} answered ${JSON.stringify(output)}, not one of ${binding.router.candidates.join(', ')}; fallback ${agent}`;
+        ? `routing agent ${router.agent} failed; fallback ${agent}`
+        : `routing agent ${router.agent} answered ${JSON.stringify(output)}, not one of ${router.candidates.join(', ')}; fallback ${agent}`;
     const spec = registry.agents.get(agent);
-    if (!spec) return null;
+    if (!spec) return { error: { code: UNROUTABLE, message: `${why}, but agent ${agent} is not configured any more`, retryable: false } };
     return {
       ok: true,
       agent,
       kind: 'work',
-      decision: { binding: binding.id, tier: binding.tier, why, router: binding.router.agent, fallback: !valid },
-      session: this.session(agent, scopeFor(envelope, binding.session, routing.sessions), envelope, envelope.id),
+      decision: { binding: stored?.binding ?? null, tier: stored?.tier ?? null, why, router: router.agent, fallback: !valid },
+      session: this.session(agent, scopeFor(envelope, stored?.session ?? null, routing.sessions), envelope, envelope.id),
       maxAttempts: spec.retry.maxAttempts,
     };
   }
 }
+
+/** A session scope, or an explicit existing session (e.g. a fork) to continue. */
+export type SessionTarget = SessionScope | { key: string };
 
 export { describeEnvelope };

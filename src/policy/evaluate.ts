@@ -318,7 +318,7 @@ function outsideAllowlist(rule: Allowlist, input: Json): string[] {
     const value = getPath(input, field);
     const values = Array.isArray(value) ? value : value === undefined || value === null ? [] : [value];
     for (const v of values) {
-      const s = String(v);
+      const s = typeof v === 'string' ? v : JSON.stringify(v);
       if (!rule.allow.some((pattern) => allowlistMatch(pattern, s))) bad.push(s);
     }
   }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { FieldIssue } from '../core/errors.ts';
 import { parseDuration } from './duration.ts';
 import { qualifyAction } from './patterns.ts';
-import { DAYS, isValidTimezone, parseClock, type Day, type TimeWindow } from './windows.ts';
+import { DAYS, isValidTimezone, parseClock, type TimeWindow } from './windows.ts';
 
 /**
  * Policy rules as written in `spine.config.json5` (`policy.rules`) and their
@@ -246,7 +246,7 @@ function compileRule(rule: RuleConfig, path: string, issues: FieldIssue[]): Comp
         ...base,
         kind: 'timeWindow',
         actions: rule.actions.map(qualifyAction),
-        window: { mode, timezone: rule.timezone, from, to, days: (spec.days as Day[] | undefined) ?? null },
+        window: { mode, timezone: rule.timezone, from, to, days: (spec.days) ?? null },
       };
     }
   }

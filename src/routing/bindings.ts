@@ -146,7 +146,9 @@ export function route(bindings: readonly Binding[], e: Envelope): RouteDecision 
     } else if (b.tier === winner.tier) tied.push(b);
   }
   if (!winner) {
-    return { ok: false, code: 'UNROUTABLE', why: `no binding matches ${describeEnvelope(e)} and there is no default binding`, candidates };
+    // The reason names why each binding failed, so the stored error explains itself.
+    const reasons = candidates.length ? candidates.map((c) => `${c.binding}: ${c.why}`).join('; ') : 'no bindings are configured';
+    return { ok: false, code: 'UNROUTABLE', why: `no binding matches ${describeEnvelope(e)} and there is no default binding (${reasons})`, candidates };
   }
   const tie = tied.length ? `; ${tied.map((t) => t.id).join(', ')} matched the same tier and lost on config order` : '';
   const agent = winner.agent ?? winner.router!.agent;

@@ -98,18 +98,24 @@ export function shouldReset(policy: ResetPolicy, lastActivity: number, now: numb
   }
 }
 
+const HOUR = 3_600_000;
+const hourFormats = new Map<string, Intl.DateTimeFormat>();
+
 /** The most recent moment at or before `now` when the local clock in `tz` read `hour`:00. */
 function lastBoundary(hour: number, tz: string, now: number): number {
-  // Walk back hour by hour (at most 25 steps, DST-safe) to the last local hour boundary.
-  const f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hour: '2-digit', hourCycle: 'h23' });
-  let t = Math.floor(now / 3_600_000) * 3_600_000;
-  for (let i = 0; i < 26; i++) {
-    if (Number(f.format(t)) === hour) {
-      // Local hour boundaries are whole UTC hours except in offsets with minutes; look for the exact minute.
-      const mf = new Intl.DateTimeFormat('en-US', { timeZone: tz, minute: '2-digit' });
-      return t - Number(mf.format(t)) * 60_000;
-    }
-    t -= 3_600_000;
+  let f = hourFormats.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    hourFormats.set(tz, f);
+  }
+  // A local hour:00 lies within the UTC hour before the first whole UTC hour whose local
+  // hour is `hour` (offsets with minutes included), so walk back over whole UTC hours
+  // from the one after `now`. Up to two days: on a DST day `hour` may not exist at all.
+  for (let t = Math.floor(now / HOUR) * HOUR + HOUR, i = 0; i < 50; i++, t -= HOUR) {
+    const parts = f.formatToParts(t);
+    if (Number(parts.find((p) => p.type === 'hour')?.value) !== hour) continue;
+    const boundary = t - Number(parts.find((p) => p.type === 'minute')?.value ?? 0) * 60_000;
+    if (boundary <= now) return boundary;
   }
   return now;
 }

@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 import { InvalidInputError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { PgBackend } from './postgres/pg-backend.ts';
 import { SqlStore } from './sql/sql-store.ts';
 import { SqliteBackend } from './sqlite/sqlite-backend.ts';
 import type { Durability, Store } from './store.ts';
@@ -12,6 +14,8 @@ export interface OpenStoreOptions {
   durability?: Durability;
   /** Base directory for relative SQLite paths. */
   cwd?: string;
+  /** PostgreSQL: where connection losses and reconnects are reported (default: silent). */
+  log?: Logger;
 }
 
 /** Picks the store adapter from a URL. This is the edge where adapters are wired in. */
@@ -24,7 +28,8 @@ export function openStore(opts: OpenStoreOptions = {}): Store {
     return new SqlStore(new SqliteBackend({ path: path === ':memory:' ? path : resolve(opts.cwd ?? process.cwd(), path), durability }));
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    throw new InvalidInputError('--db', 'the PostgreSQL backend is not available in this build yet; use sqlite:<path>');
+    // strict: the server's synchronous_commit; fast: synchronous_commit=off for this store's sessions.
+    return new SqlStore(new PgBackend({ url, durability, ...(opts.log ? { log: opts.log } : {}) }));
   }
   throw new InvalidInputError('--db', `unsupported store URL "${url}": use sqlite:<path> or postgres://…`);
 }

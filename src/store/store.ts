@@ -1,5 +1,8 @@
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
 import type { Envelope } from '../intake/envelope.ts';
+import type { OutboxStore } from './outbox.ts';
+import type { ScheduleStore } from './schedules.ts';
+import type { TokenStore } from './tokens.ts';
 
 /**
  * The Store port: everything the engine, CLI and (later) gateway need from durable
@@ -97,6 +100,8 @@ export interface OpenTurn {
 export interface ClaimedTask {
   task: Task;
   lease: Lease;
+  /** The run's tenant (whose spend this is). */
+  tenant: string;
   /** The run's session and its recent history (root tasks of session runs only). */
   session: { key: string; history: SessionMessage[] } | null;
   history: TurnRecord[];
@@ -311,19 +316,43 @@ export interface SchemaStatus {
   known: number;
 }
 
+/** Counts for `spine doctor`: the queue, leases held past expiry, approvals and the outbox. */
+export interface StoreHealth {
+  tasksByState: Record<string, number>;
+  runsByState: Record<string, number>;
+  /** Tasks still held (leased/running) after their lease expired: their worker died and no reaper has run. */
+  stuckLeases: { count: number; oldestExpiredAt: number | null; taskIds: string[] };
+  /** The due time of the oldest task that is ready but not yet leased (queue lag). */
+  oldestReadyAt: number | null;
+  pendingApprovals: number;
+  outbox: { pending: number; dead: number; oldestDueAt: number | null };
+  /** Workers registered, not stopped, that heartbeated since `aliveSince`. */
+  workersAlive: number;
+}
+
 export interface Store {
   readonly capabilities: StoreCapabilities;
   /** Where this store lives, safe to print (no password). */
   readonly description: string;
+  /** Gateway API tokens (hashed). */
+  readonly tokens: TokenStore;
+  /** Outbound messages, committed before they are sent. */
+  readonly outbox: OutboxStore;
+  /** Schedules' next fire times. */
+  readonly schedules: ScheduleStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;
   /** Throws SchemaTooNewError / SchemaOutdatedError unless the schema is exactly current. */
   assertSchemaCurrent(): Promise<void>;
+  /** Queue depth, stuck leases, approvals and outbox backlog (read-only; for `spine doctor`). */
+  health(now: number, aliveSince: number): Promise<StoreHealth>;
   close(): Promise<void>;
 
   /** Calls `listener` after a commit made tasks leasable (in this process, or any when crossProcessWakeups). */
   onTasksReady(listener: () => void): () => void;
+  /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
+  onCommitted(listener: () => void): () => void;
 
   // ── runs ──
   /** Creates a run and its root task; with an idempotency key, a repeat returns the original run. */
@@ -342,8 +371,10 @@ export interface Store {
   retryRun(runId: string, now: number, actor: string): Promise<Run>;
 
   // ── workers ──
+  /** When the earliest queued or retry-scheduled task comes due (null: none), so idle workers sleep exactly that long. */
+  nextDueAt(): Promise<number | null>;
+  /** Leases up to `limit` ready tasks and marks them running (`task.leased` + `task.running`). */
   claimTasks(req: ClaimRequest): Promise<ClaimedTask[]>;
-  markRunning(lease: Lease, now: number): Promise<void>;
   /**
    * Extends the worker's leases — only on `taskIds` when given (the tasks it is still running, so a
    * task whose runner crashed is left to expire and be reclaimed) — and returns the ids it still holds.
@@ -384,6 +415,8 @@ export interface Store {
   listEnvelopes(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]>;
   /** Envelopes whose routing agent has finished, with that run: ready for `completeRouting`. */
   routingDue(limit: number): Promise<Array<{ envelope: EnvelopeRecord; router: Run }>>;
+  /** Puts an envelope whose routing cannot complete into the unroutable error state (only from `routing`). */
+  failRouting(envelopeId: string, error: ErrorInfo, now: number): Promise<boolean>;
   /** Hands a routed envelope to the chosen agent (only once, whoever calls it). */
   completeRouting(envelopeId: string, route: Extract<AcceptRoute, { ok: true }>, now: number): Promise<Run | null>;
   listSessions(filter: { agent?: string; limit: number }): Promise<SessionInfo[]>;

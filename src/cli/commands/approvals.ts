@@ -1,5 +1,4 @@
 import { InvalidInputError } from '../../core/errors.ts';
-import type { ApprovalState } from '../../store/store.ts';
 import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
@@ -56,7 +55,7 @@ async function list(argv: string[]): Promise<CommandResult> {
   const limit = intOption('limit', values.limit) ?? 50;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const approvals = await store.listApprovals({ limit, ...(state === 'all' ? {} : { state: state as ApprovalState }), ...(values.run ? { runId: values.run } : {}) });
+    const approvals = await store.listApprovals({ limit, ...(state === 'all' ? {} : { state: state }), ...(values.run ? { runId: values.run } : {}) });
     if (values.json) return { stdout: JSON.stringify({ approvals }, null, 2) };
     if (approvals.length === 0) return { stdout: `no ${state === 'all' ? '' : state + ' '}approvals` };
     return {

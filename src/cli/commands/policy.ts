@@ -83,6 +83,7 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
     steps.push(...decision.trace);
     let effect: string = contractDenied ? 'deny' : decision.effect;
     let reason = contractDenied ? 'the input violates its contract' : decision.reason;
+    let ruleId: string | null = contractDenied ? (steps.find((s) => s.kind === 'contract' && s.outcome === 'deny')?.ruleId ?? null) : decision.ruleId;
     // Report what the shared limits would say, without taking anything.
     const usage = decision.limits ? await store.budgetUsage(decision.limits.budgets.map((b) => b.key)) : [];
     for (const b of decision.limits?.budgets ?? []) {
@@ -99,9 +100,10 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
       if (over && effect === 'allow') {
         effect = 'escalate';
         reason = `cost ceiling ${b.ruleId} would be exceeded`;
+        ruleId = b.ruleId;
       }
     }
-    const result = { agent: agent.name, action: values.action, at: new Date(now).toISOString(), effect, ruleId: contractDenied ? null : decision.ruleId, reason, rules: steps };
+    const result = { agent: agent.name, action: values.action, at: new Date(now).toISOString(), effect, ruleId, reason, rules: steps };
     if (values.json) return { stdout: JSON.stringify(result, null, 2) };
     return {
       stdout: [

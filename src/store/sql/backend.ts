@@ -23,5 +23,7 @@ export interface SqlBackend {
   /** Announces, after a commit, that tasks became leasable. */
   signalTasksReady(): void;
   onTasksReady(listener: () => void): () => void;
+  /** Calls `listener` after every commit made through this backend. */
+  onCommitted(listener: () => void): () => void;
   close(): Promise<void>;
 }

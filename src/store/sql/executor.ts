@@ -22,8 +22,14 @@ export interface Migration {
 /** SQL that differs between backends, named by what it does. */
 export interface DialectSql {
   /**
-   * Leases up to `limit` ready tasks for a worker. Parameters, in order:
-   * owner, leaseExpiresAt, now, now, limit. Returns the leased task rows.
+   * Leases up to `limit` ready tasks for a worker and marks them running (a worker
+   * claims only what it starts at once). Parameters, in order: owner,
+   * leaseExpiresAt, now, now, limit. Returns the leased task rows.
    */
   claimTasks: string;
+  /**
+   * Leases up to `limit` due outbox items. Parameters, in order: owner,
+   * leaseExpiresAt, now, now, limit, now. Returns the leased outbox rows.
+   */
+  leaseOutbox: string;
 }

@@ -30,10 +30,18 @@ export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
   try {
     const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
     return { current: Number(row?.v ?? 0), known };
-  } catch {
-    // No schema_migrations table yet: a fresh database.
-    return { current: 0, known };
+  } catch (err) {
+    // No schema_migrations table yet: a fresh database. Anything else (the database is
+    // unreachable) must not pass for "version 0", or migrate would try to apply everything.
+    if (isMissingTable(err)) return { current: 0, known };
+    throw err;
   }
+}
+
+/** SQLite says "no such table"; PostgreSQL raises SQLSTATE 42P01 (undefined_table). */
+function isMissingTable(err: unknown): boolean {
+  if ((err as { code?: unknown } | null)?.code === '42P01') return true;
+  return err instanceof Error && /no such table/i.test(err.message);
 }
 
 /**

@@ -148,9 +148,22 @@ export async function settleReservation(tx: SqlExecutor, id: string, actual: { m
 
 /** Releases reservations whose holder died before settling them. */
 export async function releaseExpiredReservations(tx: SqlExecutor, now: number): Promise<number> {
+  return releaseWhere(tx, 'expires_at < ?', [now], now, 'expired');
+}
+
+/**
+ * Releases the open reservations of a task whose worker died (its lease was
+ * reclaimed). Every recorded effect settled its reservation in the same commit, so
+ * what is still reserved belongs to an effect that will run again under a new one.
+ */
+export async function releaseTaskReservations(tx: SqlExecutor, taskId: string, now: number): Promise<number> {
+  return releaseWhere(tx, 'task_id = ?', [taskId], now, 'holder died');
+}
+
+async function releaseWhere(tx: SqlExecutor, cond: string, params: Array<string | number>, now: number, reason: string): Promise<number> {
   const rows = await tx.all<{ id: string; keys: string; micros: number | string; tokens: number | string; run_id: string; task_id: string }>(
-    `UPDATE reservations SET state = 'released', finished_at = ? WHERE state = 'reserved' AND expires_at < ? RETURNING id, keys, micros, tokens, run_id, task_id`,
-    [now, now],
+    `UPDATE reservations SET state = 'released', finished_at = ? WHERE state = 'reserved' AND ${cond} RETURNING id, keys, micros, tokens, run_id, task_id`,
+    [now, ...params],
   );
   for (const r of rows) {
     for (const key of parseJson<string[]>(r.keys) ?? []) {
@@ -165,7 +178,7 @@ export async function releaseExpiredReservations(tx: SqlExecutor, now: number): 
   await insertAudit(
     tx,
     now,
-    rows.map((r) => ({ kind: 'cost.released', runId: r.run_id, taskId: r.task_id, actor: 'reaper', data: { reservation: r.id, reason: 'expired' } })),
+    rows.map((r) => ({ kind: 'cost.released', runId: r.run_id, taskId: r.task_id, actor: 'reaper', data: { reservation: r.id, reason } })),
   );
   return rows.length;
 }
@@ -242,7 +255,8 @@ export async function decideApproval(
 /** An escalated or approval-waiting task continues once its approval is decided. */
 export async function wakeForApproval(tx: SqlExecutor, a: Approval, now: number, actor: string): Promise<boolean> {
   const woke = await tx.run(
-    `UPDATE tasks SET state = 'queued', attempt = 0, error = NULL, run_at = ?, updated_at = ? WHERE id = ? AND state IN ('waiting', 'escalated') AND waiting_on = 0`,
+    // An escalated task keeps its error, so its fresh attempt sees why it was escalated (lastError).
+    `UPDATE tasks SET state = 'queued', attempt = 0, waiting_for = NULL, run_at = ?, updated_at = ? WHERE id = ? AND state IN ('waiting', 'escalated') AND waiting_on = 0`,
     [now, now, a.taskId],
   );
   if (woke === 1) {

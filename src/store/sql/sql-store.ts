@@ -3,7 +3,7 @@ import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Action, ErrorInfo, Json, Run, SessionMessage, Task, TurnRecord, Usage } from '../../core/types.ts';
 import { matches } from '../../policy/patterns.ts';
-import type { Envelope } from '../../intake/envelope.ts';
+import { envelopeInput, type Envelope } from '../../intake/envelope.ts';
 import type {
   AcceptResult,
   AcceptRoute,
@@ -28,13 +28,21 @@ import type {
   StandingGrant,
   Store,
   StoreCapabilities,
+  StoreHealth,
   TaskFilter,
   TurnCommit,
   WorkerInfo,
 } from '../store.ts';
+import type { OutboxStore } from '../outbox.ts';
+import type { ScheduleStore } from '../schedules.ts';
+import type { TokenStore } from '../tokens.ts';
 import type { SqlBackend } from './backend.ts';
+import { SqlOutboxStore, enqueueRunReply } from './outbox-sql.ts';
+import { SqlScheduleStore } from './schedule-sql.ts';
+import { SqlTokenStore } from './token-sql.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { assertSchemaCurrent, migrate, schemaStatus } from './migrator.ts';
+import { storeHealth } from './health-sql.ts';
 import { enterLane, insertEnvelopeRow, leaveLane, resetSession, sessionHistory, toEnvelope, toSession, type EnvelopeRow, type SessionRow } from './intake-sql.ts';
 import {
   LimitRefused,
@@ -44,6 +52,7 @@ import {
   expireApprovals,
   insertApproval,
   releaseExpiredReservations,
+  releaseTaskReservations,
   settleReservation,
   toApproval,
   toStandingGrant,
@@ -81,12 +90,18 @@ const AUDIT_CHUNK = 32;
 export class SqlStore implements Store {
   readonly capabilities: StoreCapabilities;
   readonly description: string;
+  readonly tokens: TokenStore;
+  readonly outbox: OutboxStore;
+  readonly schedules: ScheduleStore;
   private readonly db: SqlBackend;
 
   constructor(backend: SqlBackend) {
     this.db = backend;
     this.capabilities = backend.capabilities;
     this.description = backend.description;
+    this.tokens = new SqlTokenStore(backend);
+    this.outbox = new SqlOutboxStore(backend);
+    this.schedules = new SqlScheduleStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
@@ -98,11 +113,17 @@ export class SqlStore implements Store {
   assertSchemaCurrent(): Promise<void> {
     return assertSchemaCurrent(this.db);
   }
+  health(now: number, aliveSince: number): Promise<StoreHealth> {
+    return storeHealth(this.db.read, now, aliveSince);
+  }
   close(): Promise<void> {
     return this.db.close();
   }
   onTasksReady(listener: () => void): () => void {
     return this.db.onTasksReady(listener);
+  }
+  onCommitted(listener: () => void): () => void {
+    return this.db.onCommitted(listener);
   }
 
   // ── runs ────────────────────────────────────────────────────────────────────
@@ -282,6 +303,14 @@ export class SqlStore implements Store {
       if (run) out.push({ envelope: toEnvelope(r), router: run });
     }
     return out;
+  }
+
+  async failRouting(envelopeId: string, error: ErrorInfo, now: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const changed = await tx.run(`UPDATE envelopes SET state = 'unroutable', error = ? WHERE id = ? AND state = 'routing'`, [toJson(error), envelopeId]);
+      if (changed === 1) await insertAudit(tx, now, [{ kind: 'route.unroutable', actor: 'router', data: { envelope: envelopeId, error: error as unknown as Json } }]);
+      return changed === 1;
+    });
   }
 
   async completeRouting(envelopeId: string, route: Extract<AcceptRoute, { ok: true }>, now: number): Promise<Run | null> {
@@ -509,38 +538,61 @@ export class SqlStore implements Store {
 
   // ── workers ─────────────────────────────────────────────────────────────────
 
+  async nextDueAt(): Promise<number | null> {
+    const row = await this.db.read.get<{ at: number | string | null }>(`SELECT MIN(run_at) AS at FROM tasks WHERE state IN ('queued', 'retry-scheduled')`);
+    return row?.at === null || row?.at === undefined ? null : Number(row.at);
+  }
+
   async claimTasks(req: ClaimRequest): Promise<ClaimedTask[]> {
     if (req.limit <= 0) return [];
     const rows = await this.db.transaction(async (tx) => {
       const rows = await tx.all<TaskRow>(this.db.sql.claimTasks, [req.workerId, req.now + req.leaseMs, req.now, req.now, req.limit]);
+      // Leased and running in one step: both transitions recorded, in one INSERT.
       await insertAudit(
         tx,
         req.now,
-        rows.map((r) => ({ kind: 'task.leased', runId: r.run_id, taskId: r.id, agent: r.agent, actor: req.workerId, data: { leaseNo: Number(r.lease_no) } })),
+        rows.flatMap((r) => [
+          { kind: 'task.leased', runId: r.run_id, taskId: r.id, agent: r.agent, actor: req.workerId, data: { leaseNo: Number(r.lease_no) } },
+          { kind: 'task.running', runId: r.run_id, taskId: r.id, agent: r.agent, actor: req.workerId },
+        ]),
       );
       return rows;
     });
+    if (rows.length === 0) return [];
+    // Everything the turns need, in a few batched reads (committed data: the claim is done).
+    const tasks = rows.map(toTask);
+    const runIds = [...new Set(tasks.map((t) => t.runId))];
+    const runs = await this.db.read.all<{ id: string; tenant: string; session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null }>(
+      `SELECT id, tenant, session_key, session_seq, session_epoch FROM runs WHERE id IN (${runIds.map(() => '?').join(', ')})`,
+      runIds,
+    );
+    const runById = new Map(runs.map((r) => [r.id, r]));
+    const turnRows = await this.db.read.all<TurnRow>(
+      `SELECT * FROM turns WHERE task_id IN (${tasks.map(() => '?').join(', ')}) ORDER BY task_id, n`,
+      tasks.map((t) => t.id),
+    );
+    const turnsByTask = new Map<string, TurnRow[]>();
+    for (const t of turnRows) turnsByTask.set(t.task_id, [...(turnsByTask.get(t.task_id) ?? []), t]);
     const claimed: ClaimedTask[] = [];
-    for (const row of rows) {
-      const task = toTask(row);
-      claimed.push(await this.loadClaimContext(task, req.historyLimit ?? 20));
+    for (const task of tasks) {
+      const run = runById.get(task.runId);
+      claimed.push(await this.loadClaimContext(task, run, turnsByTask.get(task.id) ?? [], req.historyLimit ?? 20));
     }
     return claimed;
   }
 
-  private async loadClaimContext(task: Task, historyLimit: number): Promise<ClaimedTask> {
+  private async loadClaimContext(
+    task: Task,
+    run: { tenant: string; session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null } | undefined,
+    turnRows: TurnRow[],
+    historyLimit: number,
+  ): Promise<ClaimedTask> {
     const lease: Lease = { taskId: task.id, owner: task.leaseOwner!, leaseNo: task.leaseNo };
     let session: ClaimedTask['session'] = null;
-    if (task.parentId === null) {
-      const run = await this.db.read.get<{ session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null }>(
-        'SELECT session_key, session_seq, session_epoch FROM runs WHERE id = ?',
-        [task.runId],
-      );
-      if (run?.session_key) {
-        session = { key: run.session_key, history: await sessionHistory(this.db.read, run.session_key, Number(run.session_seq), Number(run.session_epoch), historyLimit) };
-      }
+    if (task.parentId === null && run?.session_key) {
+      session = { key: run.session_key, history: await sessionHistory(this.db.read, run.session_key, Number(run.session_seq), Number(run.session_epoch), historyLimit) };
     }
-    const { committed, open } = await this.loadTurns(this.db.read, task.id);
+    const { committed, open } = await this.assembleTurnRows(this.db.read, task.id, turnRows);
     const last = committed.at(-1);
     let openTurn: ClaimedTask['openTurn'] = null;
     if (open) {
@@ -556,28 +608,21 @@ export class SqlStore implements Store {
         effects: effects.map(toEffect),
       };
     }
-    return { task, lease, session, history: committed, results: last ? last.results : [], openTurn };
+    return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn };
   }
 
   private async loadTurns(db: SqlExecutor, taskId: string) {
     const turns = await db.all<TurnRow>('SELECT * FROM turns WHERE task_id = ? ORDER BY n', [taskId]);
+    return this.assembleTurnRows(db, taskId, turns);
+  }
+
+  private async assembleTurnRows(db: SqlExecutor, taskId: string, turns: TurnRow[]) {
     if (turns.length === 0) return { committed: [], open: null };
     const needsChildren = turns.some((t) => t.actions.includes('"handoff"'));
     const children = needsChildren
       ? await db.all<ChildOutcomeRow>('SELECT id, parent_turn, parent_action, state, output, error FROM tasks WHERE parent_id = ?', [taskId])
       : [];
     return assembleTurns(turns, children);
-  }
-
-  async markRunning(lease: Lease, now: number): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      const row = await tx.get<{ run_id: string; agent: string }>(
-        `UPDATE tasks SET state = 'running', updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state = 'leased'
-         RETURNING run_id, agent`,
-        [now, lease.taskId, lease.owner, lease.leaseNo],
-      );
-      if (row) await insertAudit(tx, now, [{ kind: 'task.running', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner }]);
-    });
   }
 
   async heartbeat(workerId: string, leaseUntil: number, now: number, taskIds?: readonly string[]): Promise<string[]> {
@@ -625,6 +670,7 @@ export class SqlStore implements Store {
         await insertAudit(tx, now, [
           { kind: 'task.reclaimed', runId: task.runId, taskId: task.id, agent: task.agent, actor: 'reaper', data: { reclaims: task.reclaims } },
         ]);
+        await releaseTaskReservations(tx, task.id, now);
         if (task.reclaims > maxReclaims) {
           const error = new LeaseExpiredTooOftenError(task.reclaims).toInfo();
           await tx.run(
@@ -711,9 +757,17 @@ export class SqlStore implements Store {
 
   async commitTurn(c: TurnCommit): Promise<void> {
     const woke = await this.db.transaction(async (tx) => {
-      const row = await this.fence(tx, c.lease, c.now);
-      const task = toTask(row);
       const now = c.now;
+      const outcome = c.outcome;
+      // The common case — a turn that finishes its task — fences and finishes in one statement.
+      const row =
+        outcome.kind === 'succeed'
+          ? await this.fence(tx, c.lease, now, {
+              sql: `state = 'succeeded', output = ?, turns = ?, attempt = 0, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,`,
+              params: [toJson(outcome.output), c.turn ? c.turn.n : null, now],
+            })
+          : await this.fence(tx, c.lease, now);
+      const task = toTask(row);
       if (c.turn) {
         await tx.run(
           `INSERT INTO turns (task_id, n, state, actions, results, output, usage, decided_at, committed_at)
@@ -739,7 +793,7 @@ export class SqlStore implements Store {
       let woke = false;
       switch (c.outcome.kind) {
         case 'continue':
-          await tx.run(`UPDATE tasks SET turns = ?, attempt = 0, state = 'running', updated_at = ? WHERE id = ?`, [turns, now, task.id]);
+          await tx.run(`UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'running', updated_at = ? WHERE id = ?`, [turns, now, task.id]);
           break;
         case 'wait': {
           const children = c.outcome.children;
@@ -753,7 +807,7 @@ export class SqlStore implements Store {
             audit.push({ kind: 'task.created', runId: task.runId, taskId: childId, agent: child.agent, actor: c.lease.owner, data: { parent: task.id, depth: task.depth + 1 } });
           }
           await tx.run(
-            `UPDATE tasks SET turns = ?, attempt = 0, state = 'waiting', waiting_for = 'children', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+            `UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'waiting', waiting_for = 'children', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
              WHERE id = ?`,
             [turns, children.length, now, task.id],
           );
@@ -762,9 +816,8 @@ export class SqlStore implements Store {
           break;
         }
         case 'succeed':
-          await tx.run(`UPDATE tasks SET turns = ?, attempt = 0 WHERE id = ?`, [turns, task.id]);
-          await insertAudit(tx, now, audit.splice(0));
-          woke = await this.finishTask(tx, task, 'succeeded', c.outcome.output, null, now, c.lease.owner);
+          audit.push({ ...base, kind: 'task.succeeded' });
+          woke = await this.propagateFinish(tx, task, 'succeeded', c.outcome.output, null, now, c.lease.owner, audit);
           break;
         case 'retry':
           await tx.run(
@@ -805,8 +858,7 @@ export class SqlStore implements Store {
         case 'dead':
           await tx.run(`UPDATE tasks SET turns = ?, attempt = attempt + 1 WHERE id = ?`, [turns, task.id]);
           audit.push({ ...base, kind: 'task.failed', data: { error: c.outcome.error as unknown as Json, attempt: task.attempt + 1 } });
-          await insertAudit(tx, now, audit.splice(0));
-          woke = await this.finishTask(tx, task, 'dead', null, c.outcome.error, now, c.lease.owner);
+          woke = await this.finishTask(tx, task, 'dead', null, c.outcome.error, now, c.lease.owner, audit);
           break;
       }
       await insertAudit(tx, now, audit);
@@ -816,10 +868,12 @@ export class SqlStore implements Store {
   }
 
   /** Checks the lease is still held; returns the task row. */
-  private async fence(tx: SqlExecutor, lease: Lease, now: number): Promise<TaskRow> {
+  private async fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }): Promise<TaskRow> {
+    // `also` sets more columns in the same statement; `turns = ?` with null keeps the count.
+    const set = also ? also.sql.replace('turns = ?', 'turns = COALESCE(?, turns)') : '';
     const row = await tx.get<TaskRow>(
-      `UPDATE tasks SET updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
-      [now, lease.taskId, lease.owner, lease.leaseNo],
+      `UPDATE tasks SET ${set} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
+      [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo],
     );
     if (!row) throw new LeaseLostError(lease.taskId);
     return row;
@@ -834,23 +888,25 @@ export class SqlStore implements Store {
     error: ErrorInfo | null,
     now: number,
     actor: string,
+    sink?: AuditEntry[],
   ): Promise<boolean> {
     await tx.run(
       `UPDATE tasks SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
        WHERE id = ?`,
       [state, output === null ? null : toJson(output), error ? toJson(error) : null, now, now, task.id],
     );
-    await insertAudit(tx, now, [
-      {
-        kind: `task.${state}`,
-        runId: task.runId,
-        taskId: task.id,
-        agent: task.agent,
-        actor,
-        ...(error ? { data: { error: error as unknown as Json } } : {}),
-      },
-    ]);
-    return this.propagateFinish(tx, task, state, output, error, now, actor);
+    const audit = sink ?? [];
+    audit.push({
+      kind: `task.${state}`,
+      runId: task.runId,
+      taskId: task.id,
+      agent: task.agent,
+      actor,
+      ...(error ? { data: { error: error as unknown as Json } } : {}),
+    });
+    const woke = await this.propagateFinish(tx, task, state, output, error, now, actor, audit);
+    if (!sink) await insertAudit(tx, now, audit);
+    return woke;
   }
 
   /** A finished task wakes its parent once all siblings are done, or finishes its run. */
@@ -862,7 +918,15 @@ export class SqlStore implements Store {
     error: ErrorInfo | null,
     now: number,
     actor: string,
+    sink?: AuditEntry[],
   ): Promise<boolean> {
+    // Audit entries go to the caller's sink (one INSERT per commit), or are written here.
+    if (!sink) {
+      const own: AuditEntry[] = [];
+      const woke = await this.propagateFinish(tx, task, state, output, error, now, actor, own);
+      await insertAudit(tx, now, own);
+      return woke;
+    }
     if (task.parentId) {
       const parent = await tx.get<{ waiting_on: number | string; run_id: string; agent: string }>(
         `UPDATE tasks SET waiting_on = waiting_on - 1, updated_at = ? WHERE id = ? AND state = 'waiting' RETURNING waiting_on, run_id, agent`,
@@ -870,20 +934,22 @@ export class SqlStore implements Store {
       );
       if (parent && Number(parent.waiting_on) === 0) {
         await tx.run(`UPDATE tasks SET state = 'queued', waiting_for = NULL, run_at = ?, updated_at = ? WHERE id = ?`, [now, now, task.parentId]);
-        await insertAudit(tx, now, [{ kind: 'task.joined', runId: parent.run_id, taskId: task.parentId, agent: parent.agent, actor }]);
+        sink.push({ kind: 'task.joined', runId: parent.run_id, taskId: task.parentId, agent: parent.agent, actor });
         return true;
       }
       return false;
     }
     const runState = state === 'succeeded' ? 'succeeded' : state === 'dead' ? 'failed' : 'cancelled';
-    const run = await tx.get<{ agent: string; session_key: string | null }>(
-      `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key`,
+    const run = await tx.get<{ agent: string; session_key: string | null; envelope_id: string | null }>(
+      `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key, envelope_id`,
       [runState, output === null ? null : toJson(output), error ? toJson(error) : null, now, now, task.runId],
     );
-    await insertAudit(tx, now, [{ kind: `run.${runState}`, runId: task.runId, agent: run?.agent ?? task.agent, actor }]);
+    sink.push({ kind: `run.${runState}`, runId: task.runId, agent: run?.agent ?? task.agent, actor });
+    // A run answering a channel message queues its reply in the same commit; `true` wakes the dispatcher.
+    const replied = runState === 'succeeded' && run?.envelope_id != null && (await enqueueRunReply(tx, task.runId, output, now));
     // The session's next message may start now.
-    if (run?.session_key) return (await leaveLane(tx, run.session_key, task.runId, now)) !== null;
-    return false;
+    if (run?.session_key) return (await leaveLane(tx, run.session_key, task.runId, now)) !== null || replied;
+    return replied;
   }
 
   async registerWorker(info: { id: string; pid: number; host: string }, now: number): Promise<void> {
@@ -1072,23 +1138,6 @@ export class SqlStore implements Store {
     const row = await this.db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
     return Number(row?.seq ?? 0);
   }
-}
-
-/** What a run caused by an envelope gets as its input. */
-function envelopeInput(e: Envelope, envelopeId: string): Json {
-  return {
-    text: e.text,
-    envelope: {
-      id: envelopeId,
-      channel: e.channel,
-      account: e.account,
-      peer: e.peer,
-      parentPeer: e.parentPeer,
-      sender: e.sender,
-      thread: e.thread,
-      data: e.data,
-    },
-  } as Json;
 }
 
 function isUnfinished(state: string): boolean {

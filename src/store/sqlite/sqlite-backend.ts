@@ -13,10 +13,20 @@ let cachedMigrations: Migration[] | null = null;
 
 const SQLITE_SQL: DialectSql = {
   // One writer at a time in SQLite, so a plain UPDATE … WHERE id IN (subquery) is race-free.
-  claimTasks: `UPDATE tasks SET state = 'leased', lease_owner = ?, lease_no = lease_no + 1, lease_expires_at = ?, updated_at = ?
+  // INDEXED BY: without statistics the planner prefers tasks_state_idx and sorts the
+  // whole queue on every claim; the partial ready index keeps a claim O(batch).
+  claimTasks: `UPDATE tasks SET state = 'running', lease_owner = ?, lease_no = lease_no + 1, lease_expires_at = ?, updated_at = ?
     WHERE id IN (
-      SELECT id FROM tasks WHERE state IN ('queued', 'retry-scheduled') AND run_at <= ? ORDER BY run_at, id LIMIT ?
+      SELECT id FROM tasks INDEXED BY tasks_ready_idx
+      WHERE state IN ('queued', 'retry-scheduled') AND run_at <= ? ORDER BY run_at, id LIMIT ?
     ) RETURNING *`,
+  leaseOutbox: `UPDATE outbox SET attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?
+    WHERE id IN (
+      SELECT id FROM outbox
+      WHERE state = 'pending' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+      ORDER BY next_attempt_at, created_at, id LIMIT ?
+    ) AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+    RETURNING *`,
 };
 
 /** Runs prepared statements on one node:sqlite connection, caching them by SQL text. */
@@ -130,6 +140,7 @@ export class SqliteBackend implements SqlBackend {
             }
           }
           this.writer.exec('COMMIT');
+          this.events.emit('committed');
         } catch (err) {
           if (this.writer.isTransaction) this.writer.exec('ROLLBACK');
           for (const unit of batch) unit.reject(err);
@@ -154,6 +165,11 @@ export class SqliteBackend implements SqlBackend {
   onTasksReady(listener: () => void): () => void {
     this.events.on('ready', listener);
     return () => this.events.off('ready', listener);
+  }
+
+  onCommitted(listener: () => void): () => void {
+    this.events.on('committed', listener);
+    return () => this.events.off('committed', listener);
   }
 
   async close(): Promise<void> {

@@ -81,11 +81,19 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE state = 'pending';
 
+-- One row per configured schedule (kept when it leaves the config). `spec` is the digest
+-- of what decides its fire times; a claim (claim_id, claimed_at, claimed_fires: a JSON
+-- array of fire times) is set with next_fire_at's advance and cleared once those fires'
+-- envelopes are accepted, so a crash in between is finished by any process.
 CREATE TABLE schedules (
   id TEXT PRIMARY KEY,
   spec TEXT NOT NULL,
   next_fire_at INTEGER,
   last_fire_at INTEGER,
   fires INTEGER NOT NULL DEFAULT 0,
+  claim_id TEXT,
+  claimed_at INTEGER,
+  claimed_fires TEXT,
+  created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );

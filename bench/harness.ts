@@ -1,0 +1,160 @@
+/**
+ * Bench plumbing: temp stores, a registry of in-process function agents, a worker
+ * with the bench's options, and a store wrapper that reports when a task's final
+ * commit is durable (so the bench needs no polling to see a run finish).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { AgentFunction } from '../src/agents/agent.ts';
+import { FunctionAgent } from '../src/agents/function-agent.ts';
+import { silentLogger } from '../src/core/log.ts';
+import type { Registry, WorkerOptions } from '../src/engine/options.ts';
+import { createRegistry, type AgentInit } from '../src/engine/registry.ts';
+import { Worker } from '../src/engine/worker.ts';
+import { openStore } from '../src/store/open-store.ts';
+import type { Durability, Store, TurnCommit } from '../src/store/store.ts';
+
+/** The worker options every workload uses. */
+export const BENCH_WORKER: Partial<WorkerOptions> = { concurrency: 8, pollMs: 50, leaseMs: 30_000 };
+
+export interface BenchStore {
+  store: Store;
+  dbPath: string;
+  /** Closes the store and deletes its folder. */
+  cleanup(): Promise<void>;
+}
+
+export async function openBenchStore(root: string, name: string, durability: Durability): Promise<BenchStore> {
+  const dir = mkdtempSync(join(root, `${name}-${durability}-`));
+  const dbPath = join(dir, 'spine.db');
+  const store = openStore({ url: `sqlite:${dbPath}`, durability });
+  await store.migrate();
+  let closed = false;
+  return {
+    store,
+    dbPath,
+    cleanup: async () => {
+      if (!closed) {
+        closed = true;
+        await store.close();
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** In-process function agents with the defaults (no tools, handoffs to any agent, no contracts, empty policy). */
+export function makeRegistry(agents: Record<string, AgentFunction>): Registry {
+  const inits: Record<string, AgentInit> = {};
+  for (const [name, fn] of Object.entries(agents)) inits[name] = { agent: new FunctionAgent(fn), timeoutMs: 30_000 };
+  return createRegistry({ agents: inits });
+}
+
+export async function startWorker(store: Store, registry: Registry): Promise<Worker> {
+  const worker = new Worker({ store, registry, options: BENCH_WORKER, log: silentLogger });
+  await worker.start();
+  return worker;
+}
+
+export type FinishKind = 'succeed' | 'dead';
+
+/** Per-method call counts and time (ms, call → promise settled), only when tracing. */
+export type StoreTrace = Record<string, { calls: number; totalMs: number; items?: number }>;
+
+export interface TrackedStore {
+  /** Hand this to the worker and to submitRun. */
+  readonly store: Store;
+  /** Called once a task's final commit (succeeded or dead) is durable. */
+  onFinish: ((taskId: string, kind: FinishKind, at: number) => void) | null;
+  /** Filled when created with trace: true. */
+  readonly trace: StoreTrace | null;
+}
+
+/**
+ * Wraps a store so the bench learns, without polling, when a task's final commit
+ * resolved. With trace, also times every store method (small overhead; diagnostics only).
+ */
+export function trackStore(inner: Store, opts: { trace?: boolean } = {}): TrackedStore {
+  const trace: StoreTrace | null = opts.trace ? {} : null;
+  const tracked: TrackedStore = { store: inner, onFinish: null, trace };
+  const bound = new Map<PropertyKey, unknown>();
+
+  type AnyFn = (...args: never[]) => unknown;
+
+  const commitTurn = async (c: TurnCommit): Promise<void> => {
+    await inner.commitTurn(c);
+    const kind = c.outcome.kind;
+    if ((kind === 'succeed' || kind === 'dead') && tracked.onFinish) tracked.onFinish(c.lease.taskId, kind, performance.now());
+  };
+
+  /** Times a store method (call → settled) and, for claimTasks, counts the tasks claimed. */
+  const traced = (name: string, fn: AnyFn): AnyFn => {
+    if (!trace || name === 'onTasksReady') return fn;
+    return async (...args: never[]): Promise<unknown> => {
+      const entry = (trace[name] ??= { calls: 0, totalMs: 0 });
+      const t0 = performance.now();
+      try {
+        const value = await fn(...args);
+        if (name === 'claimTasks' && Array.isArray(value)) entry.items = (entry.items ?? 0) + value.length;
+        return value;
+      } finally {
+        entry.calls++;
+        entry.totalMs += performance.now() - t0;
+      }
+    };
+  };
+
+  const proxy = new Proxy(inner, {
+    get(target, prop) {
+      const cached = bound.get(prop);
+      if (cached !== undefined) return cached;
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const fn: AnyFn = prop === 'commitTurn' ? commitTurn : (value as AnyFn).bind(target);
+      const wrapped = typeof prop === 'string' ? traced(prop, fn) : fn;
+      bound.set(prop, wrapped);
+      return wrapped;
+    },
+  });
+
+  return Object.assign(tracked, { store: proxy });
+}
+
+/** Resolves per-task waits; a finish reported before anyone waits is kept until asked for. */
+export class FinishWaiters {
+  private readonly waiting = new Map<string, (v: { kind: FinishKind; at: number }) => void>();
+  private readonly early = new Map<string, { kind: FinishKind; at: number }>();
+
+  finished(taskId: string, kind: FinishKind, at: number): void {
+    const w = this.waiting.get(taskId);
+    if (w) {
+      this.waiting.delete(taskId);
+      w({ kind, at });
+    } else this.early.set(taskId, { kind, at });
+  }
+
+  wait(taskId: string): Promise<{ kind: FinishKind; at: number }> {
+    const got = this.early.get(taskId);
+    if (got) {
+      this.early.delete(taskId);
+      return Promise.resolve(got);
+    }
+    return new Promise((resolve) => this.waiting.set(taskId, resolve));
+  }
+}
+
+/** Counts runs by state straight from the database file (a sanity check after a workload). */
+export function runStates(dbPath: string): Record<string, number> {
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  try {
+    const rows = db.prepare('SELECT state, count(*) AS n FROM runs GROUP BY state').all() as Array<{ state: string; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  } finally {
+    db.close();
+  }
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}

@@ -1,0 +1,167 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { intOption, parse } from '../args.ts';
+import { storeUrl } from '../context.ts';
+import { table } from '../format.ts';
+import type { CommandResult } from '../main.ts';
+import { openStore } from '../../store/open-store.ts';
+import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
+
+export const DOCTOR_HELP = `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
+
+Checks the store and reports, without changing anything:
+  connectivity   the database answers (and how fast)
+  backend        which adapter, and its capabilities (group commit, cross-process
+                 wake-ups, SKIP LOCKED claims)
+  schema         the schema version against the one this Spine knows
+  leases         tasks still held after their lease expired (a dead worker that no
+                 live worker has reclaimed); stuck longer than --stuck-after
+                 (default 60 s) is a failure
+  queue          tasks and runs by state, the oldest ready task, live workers
+  approvals      pending approvals
+  outbox         outbound messages waiting, and dead ones
+Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`;
+
+type Status = 'ok' | 'warn' | 'fail' | 'skip';
+
+interface Check {
+  name: string;
+  status: Status;
+  detail: string;
+}
+
+interface Report {
+  healthy: boolean;
+  store: string;
+  capabilities: StoreCapabilities | null;
+  schema: SchemaStatus | null;
+  latencyMs: number | null;
+  health: StoreHealth | null;
+  checks: Check[];
+}
+
+/** A worker heartbeating within this is alive (the default heartbeat is every 10 s). */
+const ALIVE_WINDOW_MS = 60_000;
+
+export async function doctorCommand(argv: string[]): Promise<CommandResult> {
+  const { values } = parse(argv, { 'stuck-after': { type: 'string' } }, 0);
+  const stuckAfterMs = (intOption('stuck-after', values['stuck-after'], 0) ?? 60) * 1_000;
+  const url = storeUrl(values);
+  const report = await diagnose(url, stuckAfterMs);
+  const exitCode = report.healthy ? 0 : 1;
+  if (values.json) return { stdout: JSON.stringify(report, null, 2), exitCode };
+  return { stdout: render(report), exitCode };
+}
+
+export async function diagnose(url: string, stuckAfterMs: number, now = Date.now()): Promise<Report> {
+  const checks: Check[] = [];
+  const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks };
+
+  // An embedded store that does not exist yet would be created by opening it: report it instead.
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path !== ':memory:' && !existsSync(resolve(path))) {
+      checks.push({ name: 'connectivity', status: 'fail', detail: `no database at ${resolve(path)} (run \`spine migrate\` or \`spine up\` first)` });
+      return report;
+    }
+  }
+  let store: Store;
+  try {
+    store = openStore({ url });
+  } catch (err) {
+    checks.push({ name: 'connectivity', status: 'fail', detail: message(err) });
+    return report;
+  }
+  try {
+    report.store = store.description;
+    report.capabilities = store.capabilities;
+    const started = performance.now();
+    try {
+      report.schema = await store.schemaStatus();
+      report.latencyMs = Math.round((performance.now() - started) * 10) / 10;
+      checks.push({ name: 'connectivity', status: 'ok', detail: `answered in ${report.latencyMs} ms` });
+    } catch (err) {
+      checks.push({ name: 'connectivity', status: 'fail', detail: message(err) });
+      return report;
+    }
+    const caps = store.capabilities;
+    checks.push({
+      name: 'backend',
+      status: 'ok',
+      detail: `${store.description}; ${[
+        caps.groupCommit ? 'group commit' : 'one transaction per commit',
+        caps.crossProcessWakeups ? 'cross-process wake-ups (LISTEN/NOTIFY)' : 'in-process wake-ups only (other processes poll)',
+        caps.skipLockedClaims ? 'SKIP LOCKED claims' : 'claims serialised by the write lock',
+      ].join(', ')}`,
+    });
+    const { current, known } = report.schema;
+    if (current === known) checks.push({ name: 'schema', status: 'ok', detail: `version ${current} (current)` });
+    else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
+    else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
+    if (current !== known) {
+      for (const name of ['leases', 'queue', 'approvals', 'outbox']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      return report;
+    }
+
+    const h = await store.health(now, now - ALIVE_WINDOW_MS);
+    report.health = h;
+    if (h.stuckLeases.count === 0) checks.push({ name: 'leases', status: 'ok', detail: 'no lease held past its expiry' });
+    else {
+      const overdueMs = now - (h.stuckLeases.oldestExpiredAt ?? now);
+      const status: Status = overdueMs > stuckAfterMs ? 'fail' : 'warn';
+      checks.push({
+        name: 'leases',
+        status,
+        detail: `${h.stuckLeases.count} task(s) held past lease expiry, oldest by ${seconds(overdueMs)} (${h.stuckLeases.taskIds.slice(0, 3).join(', ')}${h.stuckLeases.count > 3 ? ', …' : ''})${
+          h.workersAlive === 0 ? '; no live worker to reclaim them' : '; a live worker reclaims them on its next reaper pass'
+        }`,
+      });
+    }
+    const depth = Object.entries(h.tasksByState)
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ');
+    const ready = (h.tasksByState['queued'] ?? 0) + (h.tasksByState['retry-scheduled'] ?? 0);
+    const lagMs = h.oldestReadyAt === null ? 0 : now - h.oldestReadyAt;
+    const starving = ready > 0 && h.workersAlive === 0 && lagMs > stuckAfterMs;
+    checks.push({
+      name: 'queue',
+      status: starving ? 'warn' : 'ok',
+      detail: `tasks: ${depth || 'none'}; ${h.workersAlive} live worker(s)${h.oldestReadyAt === null ? '' : `; oldest ready task due ${seconds(lagMs)} ago`}${starving ? '; nothing is leasing' : ''}`,
+    });
+    checks.push({ name: 'approvals', status: 'ok', detail: `${h.pendingApprovals} pending` });
+    const outboxLag = h.outbox.oldestDueAt === null ? 0 : Math.max(0, now - h.outbox.oldestDueAt);
+    checks.push({
+      name: 'outbox',
+      status: h.outbox.dead > 0 ? 'warn' : 'ok',
+      detail: `${h.outbox.pending} waiting${h.outbox.pending ? ` (oldest due ${seconds(outboxLag)} ago)` : ''}, ${h.outbox.dead} dead${h.outbox.dead ? ' (requeue them once the channel works)' : ''}`,
+    });
+    return report;
+  } catch (err) {
+    checks.push({ name: 'store', status: 'fail', detail: message(err) });
+    return report;
+  } finally {
+    report.healthy = checks.every((c) => c.status !== 'fail');
+    await store.close().catch(() => {});
+  }
+}
+
+function render(r: Report): string {
+  const mark: Record<Status, string> = { ok: 'ok', warn: 'WARN', fail: 'FAIL', skip: '-' };
+  const lines = [table(['CHECK', 'STATUS', 'DETAIL'], r.checks.map((c) => [c.name, mark[c.status], c.detail]))];
+  if (r.health) {
+    const runs = Object.entries(r.health.runsByState)
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ');
+    lines.push('', `runs: ${runs || 'none'}`);
+  }
+  lines.push('', r.healthy ? 'healthy' : 'UNHEALTHY');
+  return lines.join('\n');
+}
+
+function seconds(ms: number): string {
+  return ms < 1_000 ? `${Math.max(0, Math.round(ms))} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,143 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { InvalidInputError } from '../core/errors.ts';
+import type { ApiToken, TokenStore } from '../store/tokens.ts';
+import { isLoopbackHost } from './config.ts';
+
+/**
+ * Gateway auth: bearer tokens with scopes. A token is `spn_` + 32 random bytes
+ * (base64url); only its SHA-256 is stored. Scopes:
+ *   admin           everything
+ *   operator        submit, cancel, retry, decide approvals, read
+ *   viewer          read only
+ *   ingress:<ch>    POST /v1/envelopes with channel <ch> only
+ */
+
+export const TOKEN_PREFIX = 'spn_';
+
+/** What a route needs. `submit` is also met by `ingress:<channel>` for that channel. */
+export type Permission = 'public' | 'read' | 'submit' | 'operate' | 'admin';
+
+export const ROLE_SCOPES = ['admin', 'operator', 'viewer'] as const;
+const CHANNEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+/** Who is calling: a token, or `anonymous` on an explicitly insecure loopback gateway. */
+export interface Principal {
+  name: string;
+  tokenId: string | null;
+  scopes: readonly string[];
+}
+
+export const ANONYMOUS: Principal = { name: 'anonymous', tokenId: null, scopes: ['admin'] };
+
+export function newTokenSecret(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+export function hashToken(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Checks one `--scope` value; throws InvalidInputError naming it. */
+export function parseScope(scope: string): string {
+  if ((ROLE_SCOPES as readonly string[]).includes(scope)) return scope;
+  if (scope.startsWith('ingress:')) {
+    const channel = scope.slice('ingress:'.length);
+    if (CHANNEL_NAME.test(channel)) return scope;
+    throw new InvalidInputError('--scope', `"${scope}": the channel after ingress: must be a lowercase name like ingress:api or ingress:webhook`);
+  }
+  throw new InvalidInputError('--scope', `unknown scope "${scope}" (admin, operator, viewer, ingress:<channel>)`);
+}
+
+export function isAllowed(p: Principal, need: Permission, channel?: string): boolean {
+  const s = p.scopes;
+  if (need === 'public') return true;
+  if (s.includes('admin')) return true;
+  switch (need) {
+    case 'admin':
+      return false;
+    case 'operate':
+      return s.includes('operator');
+    case 'read':
+      return s.includes('operator') || s.includes('viewer');
+    case 'submit':
+      return s.includes('operator') || (channel !== undefined && s.includes(`ingress:${channel}`)) || (channel === undefined && s.some((x) => x.startsWith('ingress:')));
+  }
+}
+
+/** The scopes that would allow `need`, for 403 messages. */
+export function scopesFor(need: Permission, channel?: string): string[] {
+  switch (need) {
+    case 'public':
+      return [];
+    case 'admin':
+      return ['admin'];
+    case 'operate':
+      return ['operator', 'admin'];
+    case 'read':
+      return ['viewer', 'operator', 'admin'];
+    case 'submit':
+      return [channel ? `ingress:${channel}` : 'ingress:<channel>', 'operator', 'admin'];
+  }
+}
+
+/** `Authorization: Bearer <token>`; null when absent; '' when present but malformed. */
+export function bearerToken(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  return m ? m[1]! : '';
+}
+
+/**
+ * Resolves tokens to principals. Every lookup reads the store (a revoked token stops
+ * working at once); `lastUsedAt` is written at most once a minute per token.
+ */
+export class Authenticator {
+  private readonly tokens: TokenStore;
+  private readonly now: () => number;
+  private readonly touched = new Map<string, number>();
+
+  constructor(tokens: TokenStore, now: () => number) {
+    this.tokens = tokens;
+    this.now = now;
+  }
+
+  async resolve(secret: string): Promise<Principal | null> {
+    if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 256) return null;
+    const token = await this.tokens.findByHash(hashToken(secret));
+    if (!token) return null;
+    this.touch(token);
+    return { name: token.name, tokenId: token.id, scopes: token.scopes };
+  }
+
+  private touch(token: ApiToken): void {
+    const now = this.now();
+    const last = this.touched.get(token.id) ?? token.lastUsedAt ?? 0;
+    if (now - last < 60_000) return;
+    this.touched.set(token.id, now);
+    // Best effort: a failed bookkeeping write must not fail the request.
+    this.tokens.touch(token.id, now).catch(() => this.touched.delete(token.id));
+  }
+}
+
+/**
+ * Anonymous access is for a developer's own machine: the request must name a
+ * loopback Host (defeats DNS rebinding) and, if a browser sent an Origin, a loopback
+ * one (defeats cross-site requests from web pages).
+ */
+export function isLocalRequest(headers: Headers): boolean {
+  const host = headers.get('host');
+  if (!host || !isLoopbackHost(stripPort(host))) return false;
+  const origin = headers.get('origin');
+  if (origin === null) return true;
+  try {
+    return isLoopbackHost(new URL(origin).hostname);
+  } catch {
+    return false;
+  }
+}
+
+function stripPort(host: string): string {
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1);
+  const i = host.lastIndexOf(':');
+  return i > 0 && host.indexOf(':') === i ? host.slice(0, i) : host;
+}

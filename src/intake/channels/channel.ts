@@ -1,0 +1,62 @@
+import { SpineError } from '../../core/errors.ts';
+import type { Json } from '../../core/types.ts';
+import type { OutboxItem } from '../../store/outbox.ts';
+import type { Envelope } from '../envelope.ts';
+
+/**
+ * A channel adapter turns a platform's signed webhook request into an envelope, and
+ * an outbox item into that platform's real API call. Adapters are pure edge code:
+ * the gateway hands them the raw request; the outbox dispatcher hands them items.
+ */
+
+/** A request whose signature, timestamp or secret is wrong. Answered 401; nothing is stored. */
+export class UnauthorizedRequestError extends SpineError {
+  constructor(message: string) {
+    super('UNAUTHORIZED', message, { retryable: false });
+  }
+}
+
+/** A request that is signed but not something the channel understands. Answered 400; nothing is stored. */
+export class BadChannelRequestError extends SpineError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message, { retryable: false });
+  }
+}
+
+export interface InboundRequest {
+  /** Account segment of the webhook URL: /v1/channels/<channel>/<account>. */
+  account: string;
+  headers: Headers;
+  /** The body exactly as received (signatures are over the raw bytes). */
+  rawBody: string;
+  now: number;
+}
+
+export type InboundResult =
+  /** Work for Spine: store the envelope, then answer with `ack` (the platform's expected reply). */
+  | { kind: 'envelope'; envelope: Envelope; ack: { status: number; body: Json | string | null } }
+  /** A handshake the platform needs answered at once (Slack url_verification, Discord PING); nothing is stored. */
+  | { kind: 'respond'; status: number; body: Json | string | null }
+  /** Signed and valid but nothing to do (e.g. a bot's own message, an edit). Acknowledged; nothing is stored. */
+  | { kind: 'ignore'; status: number; body: Json | string | null };
+
+export interface SendResult {
+  ok: boolean;
+  /** On failure: worth trying again (5xx, 429, network) or not (4xx). */
+  retryable: boolean;
+  /** When the platform asked us to wait (429 Retry-After), in ms. */
+  retryAfterMs?: number;
+  status?: number;
+  response?: Json;
+  error?: string;
+}
+
+export interface ChannelAdapter {
+  readonly name: string;
+  /** Verifies and normalises one webhook request; throws UnauthorizedRequestError / BadChannelRequestError. */
+  receive(req: InboundRequest): Promise<InboundResult>;
+  /** Sends one outbox item with the platform's real API shape. */
+  send(item: OutboxItem, fetchImpl: typeof fetch): Promise<SendResult>;
+  /** The outbox target for replying to an envelope of this channel (stored as the envelope's replyTo). */
+  replyTarget?(envelope: Envelope): Json | null;
+}

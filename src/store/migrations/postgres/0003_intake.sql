@@ -1,0 +1,103 @@
+-- PostgreSQL dialect of ../sqlite/0003_intake.sql: the same tables, columns and indexes.
+-- BIGINT for INTEGER (ms times and counters), DOUBLE PRECISION for REAL, an identity
+-- column for audit_events.seq. test/postgres-schema.test.ts keeps the two in step.
+
+-- Intake, routing and sessions: envelopes, session lanes, API tokens, the outbox
+-- and schedules. Runs and tasks learn which envelope and session they belong to.
+
+ALTER TABLE runs ADD COLUMN envelope_id TEXT;
+ALTER TABLE runs ADD COLUMN session_key TEXT;
+ALTER TABLE runs ADD COLUMN session_seq BIGINT;
+ALTER TABLE runs ADD COLUMN session_epoch BIGINT;
+-- `router` runs hand the envelope to the agent their output names.
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'work';
+CREATE INDEX runs_session_idx ON runs (session_key, session_seq);
+CREATE INDEX runs_envelope_idx ON runs (envelope_id);
+
+-- What a `waiting` task waits for: children, approval or lane (its session is busy).
+ALTER TABLE tasks ADD COLUMN waiting_for TEXT;
+
+CREATE TABLE envelopes (
+  id TEXT PRIMARY KEY,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  channel TEXT NOT NULL,
+  account TEXT NOT NULL,
+  peer_kind TEXT NOT NULL,
+  peer_id TEXT NOT NULL,
+  parent_peer TEXT,
+  sender TEXT,
+  thread TEXT,
+  text TEXT NOT NULL,
+  data TEXT,
+  reply_to TEXT,
+  state TEXT NOT NULL,
+  route TEXT,
+  error TEXT,
+  run_id TEXT,
+  session_key TEXT,
+  received_at BIGINT NOT NULL
+);
+CREATE INDEX envelopes_received_idx ON envelopes (received_at, id);
+CREATE INDEX envelopes_state_idx ON envelopes (state, id);
+
+-- One lane per session: at most one run active; the rest wait in session_seq order.
+CREATE TABLE sessions (
+  key TEXT PRIMARY KEY,
+  agent TEXT NOT NULL,
+  active_run TEXT,
+  next_seq BIGINT NOT NULL DEFAULT 0,
+  epoch BIGINT NOT NULL DEFAULT 0,
+  forked_from TEXT,
+  seed_history TEXT,
+  created_at BIGINT NOT NULL,
+  last_activity_at BIGINT NOT NULL,
+  reset_at BIGINT
+);
+
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  scopes TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  revoked_at BIGINT
+);
+
+CREATE TABLE outbox (
+  id TEXT PRIMARY KEY,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  run_id TEXT,
+  task_id TEXT,
+  channel TEXT NOT NULL,
+  account TEXT NOT NULL,
+  target TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts BIGINT NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  lease_owner TEXT,
+  lease_expires_at BIGINT,
+  last_error TEXT,
+  response TEXT,
+  created_at BIGINT NOT NULL,
+  sent_at BIGINT
+);
+CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE state = 'pending';
+
+-- One row per configured schedule (kept when it leaves the config). `spec` is the digest
+-- of what decides its fire times; a claim (claim_id, claimed_at, claimed_fires: a JSON
+-- array of fire times) is set with next_fire_at's advance and cleared once those fires'
+-- envelopes are accepted, so a crash in between is finished by any process.
+CREATE TABLE schedules (
+  id TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  next_fire_at BIGINT,
+  last_fire_at BIGINT,
+  fires BIGINT NOT NULL DEFAULT 0,
+  claim_id TEXT,
+  claimed_at BIGINT,
+  claimed_fires TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);

@@ -1,0 +1,410 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { silentLogger, type Logger } from '../../core/log.ts';
+import type { SqlBackend } from '../sql/backend.ts';
+import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
+import { loadMigrations } from '../sql/migrator.ts';
+import type { Durability, StoreCapabilities } from '../store.ts';
+import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
+import { StoreUnavailableError, isConnectionError, isStalePlan, isTransientConflict } from './pg-errors.ts';
+import { PgListener } from './pg-listener.ts';
+import { toPgPlaceholders } from './placeholders.ts';
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'postgres');
+let cachedMigrations: Migration[] | null = null;
+
+const PG_SQL: DialectSql = {
+  // Leases ready tasks and marks them running (see DialectSql.claimTasks).
+  // Many claimers at once: each locks the ready rows it picks and skips rows another
+  // claimer holds, so claims never block each other and never lease a row twice. The
+  // pick is a MATERIALIZED CTE: as an `IN (subquery)` the planner may run the locking
+  // subquery more than once per statement, ignoring its LIMIT under concurrency.
+  // Numbered parameters keep the DialectSql order: owner, leaseExpiresAt, now, now, limit.
+  claimTasks: `WITH picked AS MATERIALIZED (
+      SELECT id FROM tasks WHERE state IN ('queued', 'retry-scheduled') AND run_at <= $4 ORDER BY run_at, id LIMIT $5
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE tasks SET state = 'running', lease_owner = $1, lease_no = lease_no + 1, lease_expires_at = $2, updated_at = $3
+    FROM picked WHERE tasks.id = picked.id
+    RETURNING tasks.*`,
+  // The same for the outbox: racing dispatchers share the due items.
+  // Parameters: owner, leaseExpiresAt, now, now, limit, now.
+  leaseOutbox: `WITH picked AS MATERIALIZED (
+      SELECT id FROM outbox
+      WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at <= $4)
+      ORDER BY next_attempt_at, created_at, id LIMIT $5
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE outbox SET attempts = attempts + 1, lease_owner = $1, lease_expires_at = $2
+    FROM picked WHERE outbox.id = picked.id AND outbox.state = 'pending' AND (outbox.lease_expires_at IS NULL OR outbox.lease_expires_at <= $6)
+    RETURNING outbox.*`,
+};
+
+/** BIGINT (ms times, counters) and NUMERIC (SUMs) come back as JS numbers, not strings. */
+const toNumber = (value: string): number => Number(value);
+export const PG_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === 20 || oid === 1700) return toNumber;
+    return pg.types.getTypeParser(oid, format) as unknown;
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** Key class of Spine's advisory locks (the second key is the schema's hash). */
+const MIGRATION_LOCK_CLASS = 0x5350494e; // "SPIN"
+/** Conflicts (deadlock, serialization) are retried this often before giving up. */
+const MAX_CONFLICT_RETRIES = 10;
+/** Connection failures before COMMIT are retried with backoff for about three seconds. */
+const CONNECTION_BACKOFF_MS = [50, 100, 200, 400, 800, 1_600];
+
+export interface PgOptions {
+  url: string;
+  /** Overrides the URL's `schema=`. */
+  schema?: string;
+  /** Overrides the URL's `pool=` (connections for commands; LISTEN uses one more). */
+  poolSize?: number;
+  /**
+   * strict (default): the server's own synchronous_commit (on: a commit is acknowledged
+   * once its WAL is flushed). fast: synchronous_commit=off for this store's sessions — a
+   * commit survives this process dying, but the last few may be lost if the database
+   * server or its machine crashes (the same promise as SQLite's fast).
+   */
+  durability?: Durability;
+  /** Waits between tries after a connection failure (default about 3 s in all). */
+  reconnectBackoffMs?: readonly number[];
+  log?: Logger;
+}
+
+/** Round trips sent, for tests and the bench (an idle worker must not busy-poll). */
+export interface PgStats {
+  queries: number;
+  transactions: number;
+  notifies: number;
+  retries: number;
+}
+
+type QueryFn = (config: pg.QueryConfig<SqlParam[]> | string) => Promise<pg.QueryResult<Record<string, unknown>>>;
+
+/** Named prepared statements, one name per SQL text; a new generation re-prepares after a schema change. */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+  private generation = 0;
+  private next = 0;
+  name(text: string): string | undefined {
+    let n = this.names.get(text);
+    if (n === undefined) {
+      if (this.names.size >= 2_000) return undefined;
+      n = `spine_${this.generation}_${this.next++}`;
+      this.names.set(text, n);
+    }
+    return n;
+  }
+  /** Forget every name: statements prepared before a migration are prepared again under new names. */
+  reset(): void {
+    this.names.clear();
+    this.generation++;
+  }
+}
+
+class PgExecutor implements SqlExecutor {
+  private readonly query: QueryFn;
+  private readonly names: StatementNames;
+  constructor(query: QueryFn, names: StatementNames) {
+    this.query = query;
+    this.names = names;
+  }
+  private config(sql: string, params: readonly SqlParam[]): pg.QueryConfig<SqlParam[]> {
+    const text = toPgPlaceholders(sql);
+    const name = this.names.name(text);
+    return name === undefined ? { text, values: [...params] } : { name, text, values: [...params] };
+  }
+  async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
+    return (await this.query(this.config(sql, params))).rowCount ?? 0;
+  }
+  async all<T>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
+    return (await this.query(this.config(sql, params))).rows as T[];
+  }
+  async get<T>(sql: string, params: readonly SqlParam[] = []): Promise<T | undefined> {
+    return (await this.query(this.config(sql, params))).rows[0] as T | undefined;
+  }
+  async exec(sql: string): Promise<void> {
+    // No parameters: the simple protocol, which runs a script of several statements.
+    await this.query(sql);
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * PostgreSQL adapter: a connection pool; each transaction is one pooled connection
+ * with BEGIN…COMMIT (no group commit: concurrent commits go on concurrent
+ * connections). Claims use SKIP LOCKED; LISTEN/NOTIFY wakes workers in every process.
+ *
+ * Transactions are re-run (fn is called again) after a deadlock or serialization
+ * failure, and after the connection broke before COMMIT was sent: in both cases the
+ * database rolled the first try back. `fn` must therefore only touch `tx` — as the
+ * SqlBackend contract already asks. A connection lost *during* COMMIT leaves the
+ * outcome unknown and fails with a retryable StoreUnavailableError.
+ */
+export class PgBackend implements SqlBackend {
+  readonly capabilities: StoreCapabilities = { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true };
+  readonly description: string;
+  readonly sql = PG_SQL;
+  readonly migrations: readonly Migration[];
+  readonly read: SqlExecutor;
+  readonly config: PgConfig;
+  readonly stats: PgStats = { queries: 0, transactions: 0, notifies: 0, retries: 0 };
+  private readonly pool: pg.Pool;
+  private readonly clientConfig: pg.ClientConfig;
+  private readonly names = new StatementNames();
+  private readonly events = new EventEmitter();
+  private readonly log: Logger;
+  private readonly backoff: readonly number[];
+  private readonly listener: PgListener;
+  private readonly channel: string;
+  /** Tags this backend's own NOTIFYs, which its in-process listeners already heard. */
+  private readonly instanceId = randomBytes(8).toString('hex');
+  private notifyPending = false;
+  private notifying: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(opts: PgOptions) {
+    this.config = parsePgUrl(opts.url, { ...(opts.schema ? { schema: opts.schema } : {}), ...(opts.poolSize ? { poolSize: opts.poolSize } : {}) });
+    this.log = opts.log ?? silentLogger;
+    this.backoff = opts.reconnectBackoffMs ?? CONNECTION_BACKOFF_MS;
+    const schema = this.config.schema;
+    const options = [
+      this.config.serverOptions,
+      schema ? `-c search_path=${quoteIdent(schema)}` : null,
+      opts.durability === 'fast' ? '-c synchronous_commit=off' : null,
+    ]
+      .filter(Boolean)
+      .join(' ');
+    this.clientConfig = {
+      connectionString: this.config.connectionString,
+      application_name: 'spine',
+      connectionTimeoutMillis: 5_000,
+      keepAlive: true,
+      types: PG_TYPES,
+      ...(options ? { options } : {}),
+    };
+    this.pool = new pg.Pool({ ...this.clientConfig, max: this.config.poolSize, idleTimeoutMillis: 30_000 });
+    // An idle pooled connection that breaks (terminated, server restart) is dropped; the next query opens a new one.
+    this.pool.on('error', (err) => this.log.warn('PostgreSQL connection lost; it will be replaced', { error: err.message }));
+    // Every pooled connection keeps an error listener for its whole life: an 'error' event
+    // in the instant between the pool handing it out and its user listening (or a second
+    // one during a query) must not become an uncaught exception. The statement in flight
+    // fails, the connection is marked unusable, and the pool drops it on release.
+    this.pool.on('connect', (client) => {
+      client.on('error', () => {});
+    });
+    this.description = `${this.config.safeUrl} (pool ${this.config.poolSize}${opts.durability === 'fast' ? ', durability fast' : ''})`;
+    this.migrations = cachedMigrations ??= loadMigrations(MIGRATIONS_DIR);
+    this.read = new PgExecutor((q) => this.readQuery(q), this.names);
+    this.channel = `spine_ready_${schema ?? 'public'}`.slice(0, 63);
+    this.listener = new PgListener({
+      clientConfig: this.clientConfig,
+      channel: this.channel,
+      onNotify: (payload) => {
+        if (payload !== this.instanceId) this.events.emit('ready');
+      },
+      onReconnected: () => this.events.emit('ready'),
+      log: this.log,
+    });
+    this.events.setMaxListeners(0);
+  }
+
+  /** The schema this store lives in (null: the connection's default search_path). */
+  get schema(): string | null {
+    return this.config.schema;
+  }
+
+  /** Whether the LISTEN connection is up (doctor). */
+  get listening(): boolean {
+    return this.listener.listening;
+  }
+
+  private async readQuery(q: pg.QueryConfig<SqlParam[]> | string): Promise<pg.QueryResult<Record<string, unknown>>> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new StoreUnavailableError('the store is closed');
+      this.stats.queries++;
+      try {
+        return await this.pool.query<Record<string, unknown>>(q);
+      } catch (err) {
+        if (isStalePlan(err) && attempt === 0) {
+          this.names.reset();
+          q = typeof q === 'string' ? q : { text: q.text, values: q.values ?? [] };
+          continue;
+        }
+        if (!isConnectionError(err)) throw err;
+        const wait = this.backoff[attempt];
+        if (wait === undefined || this.closed) throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+        this.stats.retries++;
+        await sleep(wait);
+      }
+    }
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    let conflicts = 0;
+    let connectionFailures = 0;
+    for (;;) {
+      if (this.closed) throw new StoreUnavailableError('the store is closed');
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        const wait = this.backoff[connectionFailures++];
+        if (wait === undefined || this.closed || !isConnectionError(err)) throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+        this.stats.retries++;
+        await sleep(wait);
+        continue;
+      }
+      // A checked-out connection that breaks between statements must not crash the process:
+      // the next statement on it fails instead, and the transaction is retried.
+      let broken: Error | undefined;
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
+      let committing = false;
+      const query: QueryFn = (q) => {
+        this.stats.queries++;
+        return client.query<Record<string, unknown>>(q);
+      };
+      try {
+        await query('BEGIN');
+        const value = await fn(new PgExecutor(query, this.names));
+        committing = true;
+        await query('COMMIT');
+        client.off('error', onError);
+        client.release();
+        this.stats.transactions++;
+        this.events.emit('committed');
+        return value;
+      } catch (err) {
+        const lostConnection = broken !== undefined || isConnectionError(err);
+        let destroy = lostConnection;
+        if (!lostConnection) {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            destroy = true;
+          }
+        }
+        client.off('error', onError);
+        // A broken connection is destroyed, not returned to the pool.
+        client.release(destroy ? (broken ?? new Error('connection unusable after a failed transaction')) : undefined);
+        if (committing && lostConnection) {
+          throw new StoreUnavailableError(`the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err)})`, err);
+        }
+        if (isTransientConflict(err) && conflicts < MAX_CONFLICT_RETRIES) {
+          conflicts++;
+          this.stats.retries++;
+          await sleep(Math.random() * 5 * conflicts);
+          continue;
+        }
+        if (isStalePlan(err) && conflicts < MAX_CONFLICT_RETRIES) {
+          conflicts++;
+          this.names.reset();
+          continue;
+        }
+        if (lostConnection) {
+          const wait = this.backoff[connectionFailures++];
+          if (wait !== undefined && !this.closed) {
+            this.stats.retries++;
+            await sleep(wait);
+            continue;
+          }
+          throw new StoreUnavailableError(`lost the connection to the database (${errorText(err)})`, err);
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Holds a session advisory lock (per schema) on a dedicated connection while `fn`
+   * runs, so two processes running `spine migrate` at once apply each migration once.
+   * Creates the schema first if the URL names one that does not exist yet.
+   */
+  async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
+    const client = new pg.Client(this.clientConfig);
+    client.on('error', (err) => this.log.warn('PostgreSQL migration lock connection lost', { error: err.message }));
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+    }
+    const key = this.schema ?? 'public';
+    try {
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, key]);
+      // Only when missing: CREATE SCHEMA needs the CREATE privilege on the database even with IF NOT EXISTS.
+      if (this.schema && (await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])).rowCount === 0) {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+      }
+      const result = await fn();
+      // Statements prepared before the migration may describe old columns.
+      this.names.reset();
+      return result;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK_CLASS, key]).catch(() => {});
+      await client.end().catch(() => {});
+    }
+  }
+
+  signalTasksReady(): void {
+    // This process's workers hear it at once; other processes through NOTIFY.
+    this.events.emit('ready');
+    if (this.closed) return;
+    this.notifyPending = true;
+    this.notifying ??= this.flushNotifies();
+  }
+
+  /** At most one NOTIFY in flight; signals meanwhile collapse into one more. */
+  private async flushNotifies(): Promise<void> {
+    try {
+      while (this.notifyPending && !this.closed) {
+        this.notifyPending = false;
+        try {
+          this.stats.queries++;
+          this.stats.notifies++;
+          await this.pool.query('SELECT pg_notify($1, $2)', [this.channel, this.instanceId]);
+        } catch (err) {
+          // Other processes still find the work by their fallback poll.
+          this.log.warn('PostgreSQL NOTIFY failed', { error: errorText(err) });
+        }
+      }
+    } finally {
+      this.notifying = null;
+    }
+  }
+
+  onTasksReady(listener: () => void): () => void {
+    this.events.on('ready', listener);
+    this.listener.start();
+    return () => this.events.off('ready', listener);
+  }
+
+  onCommitted(listener: () => void): () => void {
+    this.events.on('committed', listener);
+    return () => this.events.off('committed', listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    // Let a pending NOTIFY go out: another process may be waiting for it.
+    await this.notifying;
+    this.closed = true;
+    await this.listener.stop();
+    await this.pool.end();
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message || (err as { code?: string }).code || err.name;
+  return String(err);
+}

@@ -1,0 +1,64 @@
+import { SpineError } from '../../core/errors.ts';
+
+/**
+ * The database could not be reached, or the connection broke in a way that leaves
+ * a commit's outcome unknown. Retryable: the worker loop pauses and tries again, a
+ * task whose commit failed is retried or reclaimed when its lease expires.
+ */
+export class StoreUnavailableError extends SpineError {
+  constructor(message: string, cause?: unknown) {
+    super('STORE_UNAVAILABLE', `PostgreSQL: ${message}`, { retryable: true, cause });
+  }
+}
+
+/** SQLSTATE classes and driver codes that mean "the connection is gone", not "the statement is wrong". */
+const CONNECTION_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown (pg_terminate_backend, server stop)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up / shutting down)
+  '53300', // too_many_connections
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+]);
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The connection (or the server) went away: the statement did not run, or its outcome is unknown. */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true;
+  const code = codeOf(err);
+  if (code !== undefined && CONNECTION_CODES.has(code)) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection error and is not queryable|Client was closed and is not queryable|terminating connection|timeout exceeded when trying to connect|the database system is (starting up|shutting down)/i.test(
+    message,
+  );
+}
+
+/** A transaction lost a race PostgreSQL resolves by aborting one side; running it again is the fix. */
+export function isTransientConflict(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === '40001' /* serialization_failure */ || code === '40P01' /* deadlock_detected */;
+}
+
+/** A prepared statement whose result columns changed under it (a migration ran meanwhile). */
+export function isStalePlan(err: unknown): boolean {
+  return codeOf(err) === '0A000' && /cached plan must not change result type/.test(err instanceof Error ? err.message : '');
+}
+
+/** "relation does not exist": a fresh database without the table. */
+export function isUndefinedTable(err: unknown): boolean {
+  return codeOf(err) === '42P01';
+}

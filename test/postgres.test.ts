@@ -1,0 +1,149 @@
+// The PostgreSQL adapter itself: `?` → `$n` translation, URL parameters, transactions
+// that roll back whole, migrations recorded per version (a newer schema refused), the
+// advisory lock that serialises two migrators, and a clear retryable error when the
+// server cannot be reached. The shared behaviour runs in the conformance suites.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidInputError, SchemaOutdatedError, SchemaTooNewError } from '../src/core/errors.ts';
+import { openStore } from '../src/store/open-store.ts';
+import { PgBackend } from '../src/store/postgres/pg-backend.ts';
+import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
+import { StoreUnavailableError } from '../src/store/postgres/pg-errors.ts';
+import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
+import { SqlStore } from '../src/store/sql/sql-store.ts';
+import { PG_TEST_URL, pgAdmin } from './helpers.ts';
+import { PG_ONLY, pgStore, sql } from './fixtures/pg-env.ts';
+
+describe('placeholders and URLs (no database)', () => {
+  it('translates ? to $n outside literals, quoted identifiers and comments', () => {
+    assert.equal(toPgPlaceholders('SELECT * FROM t WHERE a = ? AND b IN (?, ?)'), 'SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)');
+    assert.equal(
+      toPgPlaceholders(`SELECT '?', 'it''s ?', "col?" FROM t -- what?\nWHERE x = ? /* and ? */ AND y = ?`),
+      `SELECT '?', 'it''s ?', "col?" FROM t -- what?\nWHERE x = $1 /* and ? */ AND y = $2`,
+    );
+    assert.equal(toPgPlaceholders('SELECT 1'), 'SELECT 1');
+    // Cached: the same text comes back as the same string.
+    const sqlText = 'UPDATE t SET a = ? WHERE id = ?';
+    assert.equal(toPgPlaceholders(sqlText), toPgPlaceholders(sqlText));
+  });
+
+  it('reads schema= and pool= from the URL, passes the rest on, and never prints the password', () => {
+    const c = parsePgUrl('postgres://spine:s3cret@db.internal:6432/prod?schema=tenant_a&pool=25&sslmode=require');
+    assert.equal(c.schema, 'tenant_a');
+    assert.equal(c.poolSize, 25);
+    assert.equal(c.connectionString, 'postgres://spine:s3cret@db.internal:6432/prod?sslmode=require');
+    assert.ok(!c.safeUrl.includes('s3cret'), c.safeUrl);
+    assert.match(c.safeUrl, /spine:\*\*\*@db\.internal:6432\/prod/);
+    const d = parsePgUrl('postgresql://localhost/test');
+    assert.deepEqual([d.schema, d.poolSize], [null, 10]);
+    assert.throws(() => parsePgUrl('postgres://h/db?pool=0'), (e: unknown) => e instanceof InvalidInputError && /pool=0/.test(e.message));
+    assert.throws(() => parsePgUrl('postgres://h/db?pool=lots'), InvalidInputError);
+    assert.throws(() => parsePgUrl('postgres://h/db?schema=a;drop'), (e: unknown) => e instanceof InvalidInputError && /schema "a;drop"/.test(e.message));
+  });
+
+  it('openStore picks the PostgreSQL adapter for postgres:// and postgresql:// with its capabilities', async () => {
+    for (const scheme of ['postgres', 'postgresql']) {
+      const store = openStore({ url: `${scheme}://u:pw@127.0.0.1:1/x?schema=s1` });
+      assert.deepEqual(store.capabilities, { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true });
+      assert.ok(!store.description.includes(':pw@'), store.description);
+      await store.close();
+    }
+  });
+});
+
+describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
+  it('a transaction that throws rolls back everything it did; a failed statement too', async (t) => {
+    const { backend } = await pgStore(t, { migrate: true });
+    await assert.rejects(
+      backend.transaction(async (tx) => {
+        await tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', ['w1', 1, 'h', 1, 1]);
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    await assert.rejects(
+      backend.transaction(async (tx) => {
+        await tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', ['w2', 1, 'h', 1, 1]);
+        await tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', ['w2', 1, 'h', 1, 1]);
+      }),
+      (err: unknown) => (err as { code?: string }).code === '23505',
+    );
+    assert.deepEqual(await backend.read.all('SELECT id FROM workers'), []);
+    // A committed one is there, with BIGINT columns as numbers and the row count of a change.
+    const changed = await backend.transaction((tx) =>
+      tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', ['w3', 7, 'h', 1_800_000_000_123, 1]),
+    );
+    assert.equal(changed, 1);
+    assert.deepEqual(await backend.read.get('SELECT pid, started_at FROM workers WHERE id = ?', ['w3']), { pid: 7, started_at: 1_800_000_000_123 });
+  });
+
+  it('migrations: an empty schema is refused, then migrated once with one recorded row per version; a newer schema is refused', async (t) => {
+    const { store, backend, schema } = await pgStore(t);
+    const known = backend.migrations.length;
+    assert.ok(known >= 3);
+    assert.deepEqual(await store.schemaStatus(), { current: 0, known });
+    await assert.rejects(store.assertSchemaCurrent(), SchemaOutdatedError);
+
+    const before = Date.now();
+    assert.deepEqual(await store.migrate(), { applied: backend.migrations.map((m) => m.version), version: known });
+    await store.assertSchemaCurrent();
+    const rows = await sql<{ version: number; name: string; applied_at: string }>(schema, 'SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
+    assert.deepEqual(
+      rows.map((r) => [r.version, r.name]),
+      backend.migrations.map((m) => [m.version, m.name]),
+    );
+    for (const r of rows) assert.ok(Number(r.applied_at) >= before);
+    // The tables live in the URL's schema, not in public.
+    const tables = await sql<{ n: string }>(schema, `SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'tasks'`, [schema]);
+    assert.equal(Number(tables[0]!.n), 1);
+    assert.deepEqual(await store.migrate(), { applied: [], version: known }, 'migrating again applies nothing');
+
+    await sql(schema, 'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [known + 1, 'from_the_future', Date.now()]);
+    const tooNew = (err: unknown) => err instanceof SchemaTooNewError && err.found === known + 1 && err.known === known;
+    await assert.rejects(store.migrate(), tooNew);
+    await assert.rejects(store.assertSchemaCurrent(), tooNew);
+  });
+
+  it('two migrators at once: the advisory lock serialises them, each migration is applied once', async (t) => {
+    const a = await pgStore(t, { keepSchema: true });
+    const b = await pgStore(t, { schema: a.schema });
+    const known = a.backend.migrations.length;
+    const [ra, rb] = await Promise.all([a.store.migrate(), b.store.migrate()]);
+    assert.deepEqual([...ra.applied, ...rb.applied].sort(), a.backend.migrations.map((m) => m.version).sort(), 'every version applied by exactly one of them');
+    const rows = await sql<{ version: number }>(a.schema, 'SELECT version FROM schema_migrations ORDER BY version');
+    assert.equal(rows.length, known);
+  });
+
+  it('a migrator waits while another process holds the migration lock', async (t) => {
+    const { store, backend, schema } = await pgStore(t);
+    let done = false;
+    await pgAdmin(PG_TEST_URL, async (admin) => {
+      await admin.query('SELECT pg_advisory_lock($1, hashtext($2))', [0x5350494e, schema]);
+      const migrating = store.migrate().then((r) => {
+        done = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(done, false, 'blocked by the lock');
+      await admin.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x5350494e, schema]);
+      const result = await migrating;
+      assert.equal(result.applied.length, backend.migrations.length);
+    });
+  });
+
+  it('an unreachable server fails with a retryable STORE_UNAVAILABLE error, not a crash', async () => {
+    const backend = new PgBackend({ url: 'postgres://postgres@127.0.0.1:1/test?schema=nowhere', reconnectBackoffMs: [20, 40] });
+    const store = new SqlStore(backend);
+    try {
+      await assert.rejects(store.getRun('run_x'), (err: unknown) => {
+        assert.ok(err instanceof StoreUnavailableError, String(err));
+        assert.equal(err.code, 'STORE_UNAVAILABLE');
+        assert.equal(err.retryable, true);
+        return true;
+      });
+      await assert.rejects(store.createRun({ agent: 'a', input: null, maxAttempts: 1 }, Date.now()), StoreUnavailableError);
+    } finally {
+      await store.close();
+    }
+  });
+});
