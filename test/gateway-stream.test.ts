@@ -2,11 +2,15 @@
 // reach a connected client; a client that reconnects with its last event id gets
 // exactly what was committed while it was away — no gap, no duplicate — then live
 // events; subscribing while commits are in flight loses and repeats nothing; events
-// committed by another process arrive too; a shutdown ends streams with their cursor.
+// committed by another process arrive too; a shutdown ends streams with their cursor;
+// seqs that become visible out of order (PostgreSQL) are held, not skipped.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { silentLogger } from '../src/core/log.ts';
+import { EventHub } from '../src/gateway/events.ts';
 import { openStore } from '../src/store/open-store.ts';
+import type { AuditEvent, Store } from '../src/store/store.ts';
 import { envelopeBody, startTestGateway, type TestGateway } from './fixtures/gateway-setup.ts';
 import { until } from './helpers.ts';
 
@@ -292,5 +296,70 @@ describe('the stream under load and across processes', () => {
     assert.equal(sseEnd.event, 'end');
     assert.deepEqual(JSON.parse(sseEnd.data), { reason: 'shutdown', seq: last });
     await assert.rejects(fetch(`${g.url}/healthz`), 'the server no longer accepts connections');
+  });
+});
+
+describe('the hub and out-of-order commits (as on PostgreSQL)', () => {
+  /** A store whose audit log becomes visible out of seq order, as concurrent PostgreSQL transactions commit. */
+  function fakeStore() {
+    const visible: AuditEvent[] = [];
+    const listeners = new Set<() => void>();
+    const store = {
+      latestAuditSeq: async () => visible.reduce((m, e) => Math.max(m, e.seq), 0),
+      listAudit: async (f: { afterSeq?: number; limit: number; runId?: string }) =>
+        visible
+          .filter((e) => e.seq > (f.afterSeq ?? 0) && (!f.runId || e.runId === f.runId))
+          .sort((a, b) => a.seq - b.seq)
+          .slice(0, f.limit),
+      onCommitted: (l: () => void) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    } as unknown as Store;
+    const commit = (seq: number, at = Date.now()) => {
+      visible.push({ seq, at, kind: 'test', runId: null });
+      for (const l of listeners) l();
+    };
+    return { store, commit };
+  }
+
+  function collect(hub: EventHub, after: number | null) {
+    const seqs: number[] = [];
+    const sub = hub.subscribe({ after, runId: null, sink: { send: (e) => (seqs.push(e.seq), true), ready: () => undefined, end: () => undefined } });
+    return { seqs, sub };
+  }
+
+  it('holds a later seq until the earlier one commits, then delivers both in order', async () => {
+    const { store, commit } = fakeStore();
+    commit(1);
+    commit(2);
+    const hub = new EventHub(store, { pollMs: 10, log: silentLogger });
+    const c = collect(hub, 0);
+    await c.sub;
+    await until('1 and 2', () => c.seqs.length === 2);
+    commit(4); // 3 is still in flight
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(c.seqs, [1, 2], 'seq 4 waits for 3');
+    const late = collect(hub, 2); // a client resuming now must not jump past 3 either
+    await late.sub;
+    commit(3);
+    await until('3 and 4', () => c.seqs.length === 4 && late.seqs.length === 2);
+    assert.deepEqual(c.seqs, [1, 2, 3, 4]);
+    assert.deepEqual(late.seqs, [3, 4]);
+    hub.close();
+  });
+
+  it('skips a seq that never commits (rolled back) once it is clearly gone', async () => {
+    const { store, commit } = fakeStore();
+    const hub = new EventHub(store, { pollMs: 10, log: silentLogger });
+    const c = collect(hub, null);
+    await c.sub;
+    commit(1);
+    commit(3); // 2 was rolled back
+    await until('past the gap', () => c.seqs.length === 2, 3_000);
+    assert.deepEqual(c.seqs, [1, 3]);
+    commit(5, Date.now() - 60_000); // an old event after a gap: no need to wait
+    await until('5 at once', () => c.seqs.length === 3, 500);
+    hub.close();
   });
 });

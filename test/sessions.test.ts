@@ -556,7 +556,7 @@ describe('session history', () => {
           envelope: e,
           envelopeId: `env_${randomUUID()}`,
           actor: 'test',
-          route: { ok: true, agent: 'chat', kind: 'work', decision: { binding: null, why: 'fork' }, session: { key: fork.key, agent: 'chat', resetDue: () => false }, maxAttempts: 3 },
+          route: { ok: true, agent: 'chat', kind: 'work', decision: { binding: null, why: 'fork' }, session: { key: fork.key, agent: 'chat', resetBefore: Number.MIN_SAFE_INTEGER }, maxAttempts: 3 },
         },
         Date.now(),
       );

@@ -22,8 +22,9 @@ export function configPath(flags: CommonFlags): string {
   return resolve(flags.config || process.env.SPINE_CONFIG || DEFAULT_CONFIG_FILE);
 }
 
-export async function loadCliConfig(flags: CommonFlags): Promise<CompiledConfig> {
-  return loadConfig(configPath(flags));
+/** `connect`: also connect to MCP servers (only commands that run agents need their tools). */
+export async function loadCliConfig(flags: CommonFlags, opts: { connect?: boolean } = {}): Promise<CompiledConfig> {
+  return loadConfig(configPath(flags), {}, opts);
 }
 
 /**

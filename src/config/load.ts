@@ -4,7 +4,11 @@ import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
 import type { z } from 'zod';
 import type { AgentFunction, ToolFunction } from '../agents/agent.ts';
+import { createA2aAgent } from '../agents/a2a/config.ts';
 import { CommandAgent } from '../agents/command-agent.ts';
+import { createHttpAgent } from '../agents/http/config.ts';
+import { createLlmAgent } from '../agents/llm/config.ts';
+import { loadMcpTools } from '../agents/mcp/config.ts';
 import { FunctionAgent } from '../agents/function-agent.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
@@ -83,13 +87,18 @@ export function zodIssues(error: { issues: readonly z.core.$ZodIssue[] }, prefix
 }
 
 /** Loads, validates and compiles a config: modules are imported and every reference checked. */
-export async function loadConfig(file: string, parts: ProgrammaticParts = {}): Promise<CompiledConfig> {
+export async function loadConfig(file: string, parts: ProgrammaticParts = {}, opts: CompileOptions = {}): Promise<CompiledConfig> {
   const abs = resolve(file);
   const raw = readConfigFile(abs);
-  return compileConfig(abs, raw, parts);
+  return compileConfig(abs, raw, parts, opts);
 }
 
-export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts = {}): Promise<CompiledConfig> {
+export interface CompileOptions {
+  /** Connect to MCP servers to bring their tools into the catalog (commands that run agents). */
+  connect?: boolean;
+}
+
+export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts = {}, opts: CompileOptions = {}): Promise<CompiledConfig> {
   const dir = dirname(file);
   const issues: FieldIssue[] = [];
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...raw.retry };
@@ -132,10 +141,16 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
         if (typeof fn === 'function') agents[name] = { ...common, agent: new FunctionAgent(fn as AgentFunction) };
         else issues.push({ path: `${path}.${cfg.export ? 'export' : 'module'}`, message: `export "${cfg.export ?? 'default'}" is not a function` });
       }
-    } else {
+    } else if (cfg.kind === 'command') {
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
       agents[name] = { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
+    } else {
+      // Adapter kinds (http, llm, a2a) build themselves from their own config section.
+      const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents) };
+      const agent =
+        cfg.kind === 'http' ? await createHttpAgent(cfg, ctx) : cfg.kind === 'llm' ? await createLlmAgent(cfg, ctx) : await createA2aAgent(cfg, ctx);
+      if (agent) agents[name] = { ...common, agent };
     }
   }
   for (const [name, fn] of Object.entries(parts.agents ?? {})) {
@@ -166,6 +181,12 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     };
   }
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
+  if (opts.connect && raw.mcp) {
+    for (const [name, tool] of Object.entries(await loadMcpTools(raw.mcp, { dir, issues }))) {
+      if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
+      else tools[name] = tool;
+    }
+  }
 
   const policy = compilePolicy(raw.policy, issues);
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];

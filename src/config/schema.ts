@@ -5,6 +5,13 @@ import { schedulesSchema } from '../intake/schedules/config.ts';
 import { policySchema } from '../policy/rules.ts';
 import { bindingSchema } from '../routing/bindings.ts';
 import { sessionsSchema } from '../routing/sessions.ts';
+import { a2aAgentSchema } from '../agents/a2a/config.ts';
+import { httpAgentSchema } from '../agents/http/config.ts';
+import { llmAgentSchema } from '../agents/llm/config.ts';
+import { mcpSchema } from '../agents/mcp/config.ts';
+import { agentCommon, allowDeny, contractId, cost, retrySchema } from './agent-common.ts';
+
+export { retrySchema };
 
 /**
  * The schema of `spine.config.json5`. Objects are strict, so a misspelt key is an
@@ -15,50 +22,6 @@ const AGENT_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const TOOL_NAME = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$/;
 
 const positiveInt = z.number().int().positive();
-
-export const retrySchema = z.strictObject({
-  maxAttempts: positiveInt.max(100).optional(),
-  initialMs: z.number().int().nonnegative().optional(),
-  maxMs: z.number().int().nonnegative().optional(),
-  factor: z.number().min(1).optional(),
-  jitter: z.enum(['full', 'none']).optional(),
-});
-
-const CONTRACT_ID = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*@[1-9][0-9]*$/;
-const contractId = z.string().regex(CONTRACT_ID, 'contract ids are name@version, e.g. research.request@2');
-
-/** Estimated spend, reserved against cost ceilings before the crossing happens. */
-const cost = z.strictObject({
-  usd: z.number().nonnegative().optional(),
-  tokens: z.number().int().nonnegative().optional(),
-});
-
-const allowDeny = z.union([
-  z.array(z.string().min(1)),
-  z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() }),
-]);
-
-const agentCommon = {
-  description: z.string().optional(),
-  /** Per-turn timeout. */
-  timeoutMs: positiveInt.optional(),
-  retry: retrySchema.optional(),
-  /** Contracts the agent's input and output must satisfy. */
-  input: contractId.optional(),
-  output: contractId.optional(),
-  /** Tools are denied unless granted here; `deny` wins over `allow`; `crm.*` covers a namespace. */
-  grants: z
-    .strictObject({
-      tools: allowDeny.optional(),
-      /** Agents it may hand off to (all when omitted). */
-      handoffs: allowDeny.optional(),
-    })
-    .optional(),
-  /** Estimated spend of one turn (e.g. a model call), reserved against cost ceilings. */
-  cost: cost.optional(),
-  /** When retries run out: dead-letter (default) or escalate to a human. */
-  onExhausted: z.enum(['dead', 'escalate']).optional(),
-};
 
 const functionAgent = z.strictObject({
   kind: z.literal('function'),
@@ -77,8 +40,8 @@ const commandAgent = z.strictObject({
   ...agentCommon,
 });
 
-export const agentSchema = z.discriminatedUnion('kind', [functionAgent, commandAgent], {
-  error: (issue) => (issue.code === 'invalid_union' ? 'kind must be "function" or "command"' : undefined),
+export const agentSchema = z.discriminatedUnion('kind', [functionAgent, commandAgent, httpAgentSchema, llmAgentSchema, a2aAgentSchema], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'kind must be one of function, command, http, llm, a2a' : undefined),
 });
 
 export const toolSchema = z.strictObject({
@@ -109,6 +72,8 @@ export const configSchema = z.strictObject({
   schedules: schedulesSchema.optional(),
   contracts: z.record(contractId, contractSchema).optional(),
   policy: policySchema.optional(),
+  /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
+  mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),
   tools: z.record(z.string().regex(TOOL_NAME, 'tool names are dotted words, e.g. notes.save'), toolSchema).optional(),
   retry: retrySchema.optional(),

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { loadConfig, type CompiledConfig } from './load.ts';
+import { loadConfig, type CompileOptions, type CompiledConfig } from './load.ts';
 
 /**
  * Reloads the config when its file changes. A new config is compiled and checked
@@ -17,11 +17,14 @@ export class ConfigWatcher {
   private timer: NodeJS.Timeout | null = null;
   private reloading: Promise<void> = Promise.resolve();
   private generation = 0;
+  private readonly options: CompileOptions;
 
-  constructor(file: string, onChange: (config: CompiledConfig) => void, log: Logger) {
+  /** `options` as at start-up (e.g. `connect` to keep MCP tools in the reloaded catalog). */
+  constructor(file: string, onChange: (config: CompiledConfig) => void, log: Logger, options: CompileOptions = {}) {
     this.file = file;
     this.onChange = onChange;
     this.log = log;
+    this.options = options;
   }
 
   start(): void {
@@ -44,7 +47,7 @@ export class ConfigWatcher {
     this.reloading = this.reloading.then(async () => {
       if (gen !== this.generation) return; // a newer change is queued
       try {
-        const config = await loadConfig(this.file);
+        const config = await loadConfig(this.file, {}, this.options);
         this.onChange(config);
         this.log.info('config reloaded', { file: this.file });
       } catch (err) {

@@ -4,7 +4,7 @@ import { newId } from '../core/ids.ts';
 import type { ErrorInfo, Json } from '../core/types.ts';
 import type { Registry } from '../engine/options.ts';
 import { describeEnvelope, route, type Binding, type RouteDecision } from '../routing/bindings.ts';
-import { scopeFor, sessionKey, shouldReset, type SessionScope, type SessionSettings } from '../routing/sessions.ts';
+import { resetThreshold, scopeFor, sessionKey, type SessionScope, type SessionSettings } from '../routing/sessions.ts';
 import type { AcceptResult, AcceptRoute, EnvelopeRecord, Store } from '../store/store.ts';
 import { envelopeInput, type Envelope } from './envelope.ts';
 
@@ -115,7 +115,7 @@ export class Intake {
     const policy = this.current.routing.sessions.reset;
     const now = this.clock.now();
     const key = typeof scope === 'string' ? sessionKey(agent, scope, e, envelopeId) : scope.key;
-    return { key, agent, resetDue: (last) => shouldReset(policy, last, now) };
+    return { key, agent, resetBefore: resetThreshold(policy, now) };
   }
 
   /** Runs `sweepRouting` whenever work finishes in this process, and every `everyMs` as a fallback. */

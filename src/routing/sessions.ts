@@ -86,15 +86,18 @@ export function sessionKey(agent: string, scope: SessionScope, e: Envelope, enve
 
 /** Whether a session last active at `lastActivity` starts afresh at `now`. */
 export function shouldReset(policy: ResetPolicy, lastActivity: number, now: number): boolean {
+  return lastActivity < resetThreshold(policy, now);
+}
+
+/** A session last active before this moment starts afresh at `now` (the store compares in SQL). */
+export function resetThreshold(policy: ResetPolicy, now: number): number {
   switch (policy.mode) {
     case 'none':
-      return false;
+      return Number.MIN_SAFE_INTEGER;
     case 'idle':
-      return now - lastActivity >= policy.idleMs;
-    case 'daily': {
-      const boundary = lastBoundary(policy.atHour, policy.timezone, now);
-      return lastActivity < boundary;
-    }
+      return now - policy.idleMs + 1;
+    case 'daily':
+      return lastBoundary(policy.atHour, policy.timezone, now);
   }
 }
 

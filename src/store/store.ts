@@ -162,7 +162,8 @@ export type AcceptRoute =
       /** `router`: the run's output names the agent that then gets the envelope. */
       kind: 'work' | 'router';
       decision: Json;
-      session: { key: string; agent: string; resetDue: (lastActivity: number) => boolean };
+      /** `resetBefore`: a session last active before this moment starts a new epoch (its reset policy). */
+      session: { key: string; agent: string; resetBefore: number };
       maxAttempts: number;
       tenant?: string;
     }

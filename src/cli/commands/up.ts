@@ -66,7 +66,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
   const concurrency = intOption('concurrency', values.concurrency);
   const port = intOption('port', values.port as string | undefined, 0);
   const withGateway = mode.gateway && !values['no-gateway'];
-  let config = await loadCliConfig(values);
+  let config = await loadCliConfig(values, { connect: true });
   if (values.send && !config.registry.agents.has(values.send)) {
     throw new InvalidInputError('--send', `unknown agent "${values.send}" (known: ${[...config.registry.agents.keys()].join(', ')})`);
   }
@@ -126,6 +126,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       void scheduler.reconfigure(next.schedules).catch((err: unknown) => log.error('schedules reload failed', { error: String(err) }));
     },
     log,
+    { connect: true },
   );
   watcher.start();
 

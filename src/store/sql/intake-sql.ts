@@ -1,6 +1,6 @@
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Json, SessionMessage } from '../../core/types.ts';
-import type { EnvelopeRecord, SessionInfo } from '../store.ts';
+import type { AuditEntry, EnvelopeRecord, SessionInfo } from '../store.ts';
 import type { SqlExecutor } from './executor.ts';
 import { insertAudit } from './sql-store.ts';
 
@@ -81,27 +81,36 @@ export function toSession(r: SessionRow): SessionInfo {
 }
 
 /**
- * Puts a new run into its session's lane: creates the session if needed, starts a
- * new epoch if the reset policy says so, and takes the lane if it is free.
- * Returns the run's place in the lane and whether it may start now.
+ * Puts a new run into its session's lane in one statement: creates the session if
+ * needed, starts a new epoch if it was last active before `resetBefore` (its reset
+ * policy), counts the message, and takes the lane if it is free. Returns the run's
+ * place in the lane and whether it may start now.
  */
 export async function enterLane(
   tx: SqlExecutor,
-  s: { key: string; agent: string; resetDue: (lastActivity: number) => boolean },
+  s: { key: string; agent: string; resetBefore: number },
   runId: string,
   now: number,
+  audit: AuditEntry[],
 ): Promise<{ seq: number; epoch: number; active: boolean }> {
-  await tx.run('INSERT INTO sessions (key, agent, created_at, last_activity_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING', [s.key, s.agent, now, now]);
-  const row = await tx.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [s.key]);
-  const reset = row !== undefined && Number(row.next_seq) > 0 && s.resetDue(Number(row.last_activity_at));
-  const seqRow = await tx.get<{ next_seq: number | string; epoch: number | string }>(
-    `UPDATE sessions SET next_seq = next_seq + 1, epoch = epoch + ?, reset_at = CASE WHEN ? = 1 THEN ? ELSE reset_at END, last_activity_at = ?
-     WHERE key = ? RETURNING next_seq, epoch`,
-    [reset ? 1 : 0, reset ? 1 : 0, now, now, s.key],
+  const reset = 'sessions.next_seq > 0 AND sessions.last_activity_at < ?';
+  const row = await tx.get<{ next_seq: number | string; epoch: number | string; active_run: string | null; reset_seq: number | string | null }>(
+    `INSERT INTO sessions (key, agent, active_run, next_seq, created_at, last_activity_at) VALUES (?, ?, ?, 1, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET
+       epoch = sessions.epoch + CASE WHEN ${reset} THEN 1 ELSE 0 END,
+       reset_at = CASE WHEN ${reset} THEN ? ELSE sessions.reset_at END,
+       reset_seq = CASE WHEN ${reset} THEN sessions.next_seq + 1 ELSE sessions.reset_seq END,
+       next_seq = sessions.next_seq + 1,
+       last_activity_at = ?,
+       active_run = COALESCE(sessions.active_run, excluded.active_run)
+     RETURNING next_seq, epoch, active_run, reset_seq`,
+    [s.key, s.agent, runId, now, now, s.resetBefore, s.resetBefore, now, s.resetBefore, now],
   );
-  if (reset) await insertAudit(tx, now, [{ kind: 'session.reset', agent: s.agent, actor: 'reset-policy', data: { session: s.key } }]);
-  const active = (await tx.run('UPDATE sessions SET active_run = ? WHERE key = ? AND active_run IS NULL', [runId, s.key])) === 1;
-  return { seq: Number(seqRow!.next_seq), epoch: Number(seqRow!.epoch), active };
+  const seq = Number(row!.next_seq);
+  if (row!.reset_seq !== null && Number(row!.reset_seq) === seq) {
+    audit.push({ kind: 'session.reset', agent: s.agent, actor: 'reset-policy', data: { session: s.key } });
+  }
+  return { seq, epoch: Number(row!.epoch), active: row!.active_run === runId };
 }
 
 /** Frees a finished run's lane and admits the next run of the session, if any. Returns the admitted task id. */

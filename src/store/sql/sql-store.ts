@@ -151,13 +151,15 @@ export class SqlStore implements Store {
       runId: string;
       envelopeId: string | null;
       kind: 'work' | 'router';
-      session: { key: string; agent: string; resetDue: (lastActivity: number) => boolean } | null;
+      session: { key: string; agent: string; resetBefore: number } | null;
     },
     now: number,
+    sink?: AuditEntry[],
   ): Promise<Run | null> {
     const { runId } = req;
     const taskId = newId('task');
-    const lane = req.session ? await enterLane(tx, req.session, runId, now) : null;
+    const audit: AuditEntry[] = sink ?? [];
+    const lane = req.session ? await enterLane(tx, req.session, runId, now, audit) : null;
     const inserted = await tx.get<RunRow>(
       `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, created_at, updated_at)
        VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -189,7 +191,7 @@ export class SqlStore implements Store {
       [taskId, runId, req.agent, waits ? 'waiting' : 'queued', waits ? 'lane' : null, toJson(req.input), req.maxAttempts, now, now, now],
     );
     const actor = req.actor ?? null;
-    await insertAudit(tx, now, [
+    audit.push(
       {
         kind: 'run.created',
         runId,
@@ -198,7 +200,8 @@ export class SqlStore implements Store {
         data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind },
       },
       { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
-    ]);
+    );
+    if (!sink) await insertAudit(tx, now, audit);
     return toRun(inserted);
   }
 
@@ -206,36 +209,36 @@ export class SqlStore implements Store {
     const result = await this.db.transaction(async (tx) => {
       const e = req.envelope;
       const route = req.route;
-      const created = await insertEnvelopeRow(
-        tx,
-        {
-          id: req.envelopeId,
-          idempotency_key: e.idempotencyKey,
-          channel: e.channel,
-          account: e.account,
-          peer_kind: e.peer.kind,
-          peer_id: e.peer.id,
-          parent_peer: e.parentPeer,
-          sender: e.sender ? toJson(e.sender) : null,
-          thread: e.thread,
-          text: e.text,
-          data: toJson(e.data),
-          reply_to: e.replyTo === null ? null : toJson(e.replyTo),
-          state: route.ok ? (route.kind === 'router' ? 'routing' : 'routed') : 'unroutable',
-          route: toJson(route.decision),
-          error: route.ok ? null : toJson(route.error),
-          run_id: null,
-          session_key: route.ok ? route.session.key : null,
-        },
-        now,
-      );
+      // The run's id is chosen up front, so the envelope row is written once, complete.
+      const runId = route.ok ? newId('run') : null;
+      const row: Omit<EnvelopeRow, 'received_at'> = {
+        id: req.envelopeId,
+        idempotency_key: e.idempotencyKey,
+        channel: e.channel,
+        account: e.account,
+        peer_kind: e.peer.kind,
+        peer_id: e.peer.id,
+        parent_peer: e.parentPeer,
+        sender: e.sender ? toJson(e.sender) : null,
+        thread: e.thread,
+        text: e.text,
+        data: toJson(e.data),
+        reply_to: e.replyTo === null ? null : toJson(e.replyTo),
+        state: route.ok ? (route.kind === 'router' ? 'routing' : 'routed') : 'unroutable',
+        route: toJson(route.decision),
+        error: route.ok ? null : toJson(route.error),
+        run_id: runId,
+        session_key: route.ok ? route.session.key : null,
+      };
+      const created = await insertEnvelopeRow(tx, row, now);
       if (!created) {
         const existing = await tx.get<EnvelopeRow>('SELECT * FROM envelopes WHERE idempotency_key = ?', [e.idempotencyKey]);
         const env = toEnvelope(existing!);
         const run = env.runId ? await tx.get<RunRow>('SELECT * FROM runs WHERE id = ?', [env.runId]) : undefined;
         return { envelope: env, created: false, run: run ? toRun(run) : null };
       }
-      await insertAudit(tx, now, [
+      // One audit INSERT for the envelope, its routing decision and its run.
+      const audit: AuditEntry[] = [
         { kind: 'envelope.received', actor: req.actor, data: { envelope: req.envelopeId, channel: e.channel, account: e.account, peer: e.peer.id, idempotencyKey: e.idempotencyKey } },
         {
           kind: route.ok ? 'route.decided' : 'route.unroutable',
@@ -243,13 +246,13 @@ export class SqlStore implements Store {
           actor: req.actor,
           data: { envelope: req.envelopeId, decision: route.decision, ...(route.ok ? {} : { error: route.error as unknown as Json }) },
         },
-      ]);
+      ];
       let run: Run | null = null;
       if (route.ok) {
         run = await this.insertRun(
           tx,
           {
-            runId: newId('run'),
+            runId: runId!,
             agent: route.agent,
             input: envelopeInput(e, req.envelopeId),
             maxAttempts: route.maxAttempts,
@@ -260,11 +263,11 @@ export class SqlStore implements Store {
             ...(route.tenant ? { tenant: route.tenant } : {}),
           },
           now,
+          audit,
         );
-        await tx.run('UPDATE envelopes SET run_id = ? WHERE id = ?', [run!.id, req.envelopeId]);
       }
-      const row = await tx.get<EnvelopeRow>('SELECT * FROM envelopes WHERE id = ?', [req.envelopeId]);
-      return { envelope: toEnvelope(row!), created: true, run };
+      await insertAudit(tx, now, audit);
+      return { envelope: toEnvelope({ ...row, received_at: now }), created: true, run };
     });
     if (result.created && result.run) this.db.signalTasksReady();
     return result;

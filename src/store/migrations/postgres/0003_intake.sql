@@ -51,7 +51,9 @@ CREATE TABLE sessions (
   seed_history TEXT,
   created_at BIGINT NOT NULL,
   last_activity_at BIGINT NOT NULL,
-  reset_at BIGINT
+  reset_at BIGINT,
+  -- The message (next_seq) whose arrival last reset the session.
+  reset_seq BIGINT
 );
 
 CREATE TABLE api_tokens (

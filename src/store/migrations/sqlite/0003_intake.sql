@@ -47,7 +47,9 @@ CREATE TABLE sessions (
   seed_history TEXT,
   created_at INTEGER NOT NULL,
   last_activity_at INTEGER NOT NULL,
-  reset_at INTEGER
+  reset_at INTEGER,
+  -- The message (next_seq) whose arrival last reset the session.
+  reset_seq INTEGER
 );
 
 CREATE TABLE api_tokens (
