@@ -148,8 +148,8 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
       const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents) };
-      const agent =
-        cfg.kind === 'http' ? await createHttpAgent(cfg, ctx) : cfg.kind === 'llm' ? await createLlmAgent(cfg, ctx) : await createA2aAgent(cfg, ctx);
+      // Factories may be sync or async (an A2A agent fetches its card).
+      const agent = await Promise.resolve(cfg.kind === 'http' ? createHttpAgent(cfg, ctx) : cfg.kind === 'llm' ? createLlmAgent(cfg, ctx) : createA2aAgent(cfg, ctx));
       if (agent) agents[name] = { ...common, agent };
     }
   }

@@ -9,7 +9,7 @@ import { a2aAgentSchema } from '../agents/a2a/config.ts';
 import { httpAgentSchema } from '../agents/http/config.ts';
 import { llmAgentSchema } from '../agents/llm/config.ts';
 import { mcpSchema } from '../agents/mcp/config.ts';
-import { agentCommon, allowDeny, contractId, cost, retrySchema } from './agent-common.ts';
+import { agentCommon, contractId, cost, retrySchema, type allowDeny } from './agent-common.ts';
 
 export { retrySchema };
 
