@@ -27,6 +27,21 @@ const WORKLOADS = ['raw', 'w1', 'w2', 'w3'] as const;
 const W2_RUNS = 3;
 type WorkloadName = (typeof WORKLOADS)[number];
 
+// `npm run bench -- --db postgres://…` measures the PostgreSQL backend: W2 with 1, 2
+// and 4 worker processes (bench/pg.ts); everything else here is the embedded SQLite store.
+const dbAt = process.argv.findIndex((a) => a === '--db' || a.startsWith('--db='));
+if (dbAt >= 0) {
+  const a = process.argv[dbAt]!;
+  const url = a.includes('=') ? a.slice(a.indexOf('=') + 1) : process.argv[dbAt + 1];
+  if (url?.startsWith('postgres')) {
+    const rest = process.argv.slice(2).filter((_, i) => i + 2 !== dbAt && (a.includes('=') || i + 2 !== dbAt + 1));
+    const pg = spawnSync(process.execPath, [fileURLToPath(new URL('./pg.ts', import.meta.url)), '--db', url, ...rest], { stdio: 'inherit' });
+    process.exit(pg.status ?? 1);
+  }
+  process.stderr.write(`bench: --db ${url ?? ''}: only postgres://… is measured separately; the default bench is the embedded SQLite store\n`);
+  process.exit(2);
+}
+
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },

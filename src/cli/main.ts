@@ -3,6 +3,7 @@ import { ConfigError, SpineError } from '../core/errors.ts';
 import { AGENTS_HELP, agentsCommand } from './commands/agents.ts';
 import { APPROVALS_HELP, approvalsCommand } from './commands/approvals.ts';
 import { INIT_HELP, initCommand } from './commands/init.ts';
+import { MCP_HELP, mcpCommand } from './commands/mcp.ts';
 import { MIGRATE_HELP, migrateCommand } from './commands/migrate.ts';
 import { POLICY_HELP, policyCommand } from './commands/policy.ts';
 import { ROUTE_HELP, routeCommand } from './commands/route.ts';
@@ -40,6 +41,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>
   sessions: { run: sessionsCommand, help: SESSIONS_HELP, summary: 'list, show, reset or fork sessions' },
   approvals: { run: approvalsCommand, help: APPROVALS_HELP, summary: 'list and decide approvals; standing grants' },
   policy: { run: policyCommand, help: POLICY_HELP, summary: 'explain how policy decides an action (executes nothing)' },
+  mcp: { run: mcpCommand, help: MCP_HELP, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
   migrate: { run: migrateCommand, help: MIGRATE_HELP, summary: 'apply pending schema migrations' },
   doctor: { run: doctorCommand, help: DOCTOR_HELP, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },
 };

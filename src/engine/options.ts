@@ -1,4 +1,5 @@
 import type { Agent, ToolDefinition } from '../agents/agent.ts';
+import type { Json } from '../core/types.ts';
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 
@@ -41,6 +42,8 @@ export interface ToolSpec extends ToolDefinition {
   /** `read` changes nothing; `write` changes our own data; `external` reaches the outside world. */
   sideEffect: 'read' | 'write' | 'external';
   cost: Cost | null;
+  /** The input's JSON Schema when the tool brings one (MCP tools); contracts (`input`) are what the boundary checks. */
+  inputSchema?: Json;
 }
 
 export interface EngineLimits {

@@ -24,6 +24,8 @@ export interface ToolInit {
   output?: string | null;
   sideEffect?: ToolSpec['sideEffect'];
   cost?: ToolSpec['cost'];
+  /** The tool's input as a JSON Schema (e.g. from an MCP server), for the catalog shown to LLM agents. */
+  inputSchema?: ToolSpec['inputSchema'];
 }
 
 export const NO_GRANTS: Grants = { tools: { allow: [], deny: [] }, handoffs: null };
@@ -61,6 +63,7 @@ export function createRegistry(parts: {
       name,
       run: t.run,
       ...(t.description === undefined ? {} : { description: t.description }),
+      ...(t.inputSchema === undefined ? {} : { inputSchema: t.inputSchema }),
       input: t.input ?? null,
       output: t.output ?? null,
       sideEffect: t.sideEffect ?? 'external',

@@ -13,8 +13,11 @@ import type { AcceptResult, EnvelopeRecord, Store } from '../store/store.ts';
 import { ANONYMOUS, Authenticator, bearerToken, isAllowed, isLocalRequest, scopesFor, type Permission, type Principal } from './auth.ts';
 import { parseJsonBody, readBody } from './body.ts';
 import type { GatewaySettings } from './config.ts';
+import type { AgentDirectory } from './directory.ts';
 import { ApiError, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
+import { createMcpHttpHandler } from './mcp.ts';
+import { createA2aHttpHandler } from './a2a.ts';
 import { openApiDocument } from './openapi.ts';
 import { approvalsQuery, auditQuery, cancelBody, check, decisionBody, QUERY_DEFAULTS, runsQuery, streamQuery, tasksQuery } from './schemas.ts';
 import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
@@ -27,6 +30,8 @@ export interface GatewayDeps {
   channels?: ReadonlyMap<string, ChannelAdapter> | (() => ReadonlyMap<string, ChannelAdapter>);
   clock: Clock;
   log?: Logger;
+  /** The agents, for MCP's list_agents and A2A Agent Cards (a function: read per request, so a reload applies). */
+  agents?: AgentDirectory;
 }
 
 type Env = {
@@ -280,6 +285,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return { onOpen: (_evt, ws) => streamToWebSocket(events, ws.raw as WebSocket, { after, runId, log }) };
     }),
   );
+
+  // ── MCP (docs/mcp.md) ───────────────────────────────────────────────────────
+  // Each tool checks the token's scopes itself (reading: viewer; submitting to an agent, deciding: operator).
+  const mcp = createMcpHttpHandler({ store, intake, clock, agents: deps.agents });
+  app.post('/v1/mcp', guard('read'), async (c) => mcp.post(c.req.raw, c.get('principal'), parseJsonBody(await body(c))));
+  app.get('/v1/mcp', guard('read'), () => mcp.get());
+
+  // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
+  const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
+  const a2aBase = (c: Context<Env>) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(c.req.param('agent') ?? '')}`;
+  app.get('/v1/a2a/:agent/.well-known/agent-card.json', guard('read'), (c) => a2a.card(c.req.param('agent'), a2aBase(c)));
+  app.post('/v1/a2a/:agent', guard('operate'), async (c) => a2a.rpc(c.req.param('agent'), a2aBase(c), c.get('principal'), parseJsonBody(await body(c)), c.req.raw));
 
   return {
     app,

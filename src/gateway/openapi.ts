@@ -117,6 +117,8 @@ export const openApiDocument: OpenApiDocument = {
     { name: 'approvals', description: 'human decisions' },
     { name: 'events', description: 'the audit log and its live stream' },
     { name: 'meta', description: 'this document' },
+    { name: 'mcp', description: 'Spine as an MCP server (docs/mcp.md)' },
+    { name: 'a2a', description: 'Spine agents as A2A agents (docs/a2a.md)' },
   ],
   paths: {
     '/healthz': {
@@ -343,6 +345,62 @@ export const openApiDocument: OpenApiDocument = {
         'x-spine-permission': 'read',
         parameters: streamParams,
         responses: { '101': { description: 'switching to the WebSocket protocol' }, ...errors('400', ...AUTH, '404', '426', '503') },
+      },
+    },
+    '/v1/mcp': {
+      post: {
+        operationId: 'mcp',
+        summary: 'MCP over Streamable HTTP (stateless, JSON responses): tools to submit work, read runs, list and decide approvals',
+        description:
+          'A JSON-RPC message (or batch) of the Model Context Protocol, answered with JSON. Send `Accept: application/json, text/event-stream`. Stateless: no session id; each request acts as its bearer token. Tools check scopes themselves: `get_run`, `list_approvals`, `list_agents` need viewer; `submit_work` and `decide_approval` need operator. A tool refused or failing answers `isError: true` with the Spine error code. See docs/mcp.md.',
+        tags: ['mcp'],
+        'x-spine-permission': 'read',
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'a JSON-RPC 2.0 request, notification or batch' } } } },
+        responses: {
+          '200': json({ type: 'object', description: 'the JSON-RPC response(s)' }, 'answered'),
+          '202': { description: 'a notification or response was accepted' },
+          '400': json({ type: 'object' }, 'invalid JSON (INVALID_JSON) or not a JSON-RPC message'),
+          '406': json({ type: 'object' }, 'the Accept header does not allow application/json and text/event-stream'),
+          ...errors(...AUTH, '413'),
+        },
+      },
+      get: {
+        operationId: 'mcpStream',
+        summary: 'Server-initiated MCP stream: not offered (405); this endpoint is stateless',
+        tags: ['mcp'],
+        'x-spine-permission': 'read',
+        responses: { '405': json({ type: 'object' }, 'method not allowed: use POST'), ...errors(...AUTH) },
+      },
+    },
+    '/v1/a2a/{agent}/.well-known/agent-card.json': {
+      get: {
+        operationId: 'a2aAgentCard',
+        summary: "An agent's A2A Agent Card (A2A protocol 1.0)",
+        description:
+          'Name, description, skills (the agent, with its contracts), the JSON-RPC interface at /v1/a2a/{agent}, streaming capability and the bearer security scheme. A2A clients find it from the base URL /v1/a2a/{agent}/. See docs/a2a.md.',
+        tags: ['a2a'],
+        'x-spine-permission': 'read',
+        parameters: [{ name: 'agent', in: 'path', required: true, description: 'the agent name', schema: str }],
+        responses: { '200': json({ type: 'object', description: 'the A2A AgentCard (JSON)' }, 'the card'), ...errors(...AUTH, '404') },
+      },
+    },
+    '/v1/a2a/{agent}': {
+      post: {
+        operationId: 'a2aJsonRpc',
+        summary: "The agent's A2A JSON-RPC endpoint: SendMessage, SendStreamingMessage, GetTask, CancelTask, …",
+        description:
+          'A2A protocol 1.0 over JSON-RPC 2.0 (send `A2A-Version: 1.0`). A message becomes an envelope on channel `a2a` addressed to the agent, and starts a run; the A2A task follows it and carries the run output as its artifact. SendStreamingMessage answers Server-Sent Events. Protocol errors are JSON-RPC errors in a 200 answer.',
+        tags: ['a2a'],
+        'x-spine-permission': 'operate',
+        parameters: [{ name: 'agent', in: 'path', required: true, description: 'the agent name', schema: str }],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'a JSON-RPC 2.0 request' } } } },
+        responses: {
+          '200': {
+            description: 'the JSON-RPC response, or an event stream for SendStreamingMessage and SubscribeToTask',
+            content: { 'application/json': { schema: { type: 'object' } }, 'text/event-stream': { schema: { type: 'object' } } },
+          },
+          ...errors('400', ...AUTH, '404', '413'),
+        },
       },
     },
   },

@@ -5,6 +5,7 @@ import { WebSocketServer } from 'ws';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import type { AgentDirectory } from './directory.ts';
 import type { ChannelAdapter } from '../intake/channels/channel.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
@@ -31,6 +32,8 @@ export interface StartGatewayOptions {
   port?: number;
   allowAnonymousLoopback?: boolean;
   channels?: ReadonlyMap<string, ChannelAdapter> | (() => ReadonlyMap<string, ChannelAdapter>);
+  /** The agents offered over A2A and MCP (follows config reloads). */
+  agents?: AgentDirectory;
   clock?: Clock;
   log?: Logger;
 }
@@ -74,7 +77,15 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     log.warn('gateway: no API token exists, so every /v1 request will be refused; create one with `spine tokens create --name <name> --scope admin`');
   }
 
-  const gateway = createGateway({ store: opts.store, intake: opts.intake, settings, clock: opts.clock ?? systemClock, log, ...(opts.channels ? { channels: opts.channels } : {}) });
+  const gateway = createGateway({
+    store: opts.store,
+    intake: opts.intake,
+    settings,
+    clock: opts.clock ?? systemClock,
+    log,
+    ...(opts.channels ? { channels: opts.channels } : {}),
+    ...(opts.agents ? { agents: opts.agents } : {}),
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createAdaptorServer({ fetch: gateway.app.fetch, hostname: settings.host, websocket: { server: wss } }) as Server;
   server.keepAliveTimeout = 65_000;

@@ -1,17 +1,32 @@
 import { z } from 'zod';
 import { agentCommon } from '../../config/agent-common.ts';
 import type { Agent } from '../agent.ts';
+import { httpUrl, resolveSecret, secretValue } from '../http/config.ts';
 import type { AgentKindContext } from '../kind.ts';
+import { A2aAgent } from './a2a-agent.ts';
 
-/** `kind: 'a2a'` in spine.config.json5. */
+/** `kind: 'a2a'` in spine.config.json5: a remote A2A agent (docs/a2a.md). */
 export const a2aAgentSchema = z.strictObject({
   kind: z.literal('a2a'),
+  /** The agent's base URL (card at `<url>/.well-known/agent-card.json`) or its Agent Card's URL (`….json`). */
+  url: httpUrl,
+  /** Headers for the card fetch and every call, e.g. `Authorization`; values may come from the environment. */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name'), secretValue).optional(),
+  /** Follow the task over a stream when the card offers one (default true); false: blocking send, then polling. */
+  streaming: z.boolean().optional(),
+  /** How often an unfinished task is polled, in ms (default 500). */
+  pollMs: z.number().int().min(10).max(60_000).optional(),
   ...agentCommon,
 });
 
 export type A2aAgentConfig = z.infer<typeof a2aAgentSchema>;
 
-export function createA2aAgent(_cfg: A2aAgentConfig, ctx: AgentKindContext): Agent | null {
-  ctx.issues.push({ path: `${ctx.path}.kind`, message: 'agent kind "a2a" is not available in this build' });
-  return null;
+export function createA2aAgent(cfg: A2aAgentConfig, ctx: AgentKindContext): Agent | null {
+  return new A2aAgent({
+    name: ctx.name,
+    url: cfg.url,
+    headers: Object.fromEntries(Object.entries(cfg.headers ?? {}).map(([k, v]) => [k, resolveSecret(v, ctx.name, `${ctx.path}.headers.${k}`)])),
+    ...(cfg.streaming === undefined ? {} : { streaming: cfg.streaming }),
+    ...(cfg.pollMs === undefined ? {} : { pollMs: cfg.pollMs }),
+  });
 }

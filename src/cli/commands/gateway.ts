@@ -1,6 +1,7 @@
 import { systemClock } from '../../core/clock.ts';
 import { consoleLogger } from '../../core/log.ts';
 import { ConfigWatcher } from '../../config/watch.ts';
+import { directoryFromConfig } from '../../gateway/directory.ts';
 import { startGateway } from '../../gateway/server.ts';
 import { createChannels } from '../../intake/channels/index.ts';
 import type { ChannelAdapter } from '../../intake/channels/channel.ts';
@@ -32,6 +33,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
   const log = consoleLogger('spine');
   const intake = new Intake(store, config.registry, config.routing, systemClock);
   let channels: ReadonlyMap<string, ChannelAdapter> = createChannels(config.channels);
+  let directory = directoryFromConfig(config);
   let gw;
   try {
     gw = await startGateway({
@@ -42,6 +44,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
       ...(port !== undefined ? { port } : {}),
       ...(values['insecure-local'] ? { allowAnonymousLoopback: true } : {}),
       channels: () => channels,
+      agents: () => directory,
       clock: systemClock,
       log,
     });
@@ -54,6 +57,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
     (next) => {
       intake.reconfigure(next.registry, next.routing);
       channels = createChannels(next.channels);
+      directory = directoryFromConfig(next);
     },
     log,
   );

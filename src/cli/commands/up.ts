@@ -4,9 +4,11 @@ import { consoleLogger, silentLogger } from '../../core/log.ts';
 import type { Json } from '../../core/types.ts';
 import { ConfigWatcher } from '../../config/watch.ts';
 import type { CompiledConfig } from '../../config/load.ts';
+import { closeMcpClients } from '../../agents/mcp/config.ts';
 import { OutboxDispatcher } from '../../delivery/dispatcher.ts';
 import { submitRun, waitForRun } from '../../engine/runs.ts';
 import { Worker } from '../../engine/worker.ts';
+import { directoryFromConfig } from '../../gateway/directory.ts';
 import { startGateway, type RunningGateway } from '../../gateway/server.ts';
 import type { ChannelAdapter } from '../../intake/channels/channel.ts';
 import { createChannels } from '../../intake/channels/index.ts';
@@ -78,6 +80,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
 
   const intake = new Intake(store, config.registry, config.routing, systemClock);
   let channels: ReadonlyMap<string, ChannelAdapter> = createChannels(config.channels);
+  let directory = directoryFromConfig(config);
   let gateway: RunningGateway | null = null;
   if (withGateway) {
     try {
@@ -89,6 +92,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         ...(port !== undefined ? { port } : {}),
         ...(values['insecure-local'] ? { allowAnonymousLoopback: true } : {}),
         channels: () => channels,
+        agents: () => directory,
         clock: systemClock,
         log,
       });
@@ -122,6 +126,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       worker.historyLimit = next.routing.sessions.historyLimit;
       intake.reconfigure(next.registry, next.routing);
       channels = createChannels(next.channels);
+      directory = directoryFromConfig(next);
       dispatcher.reconfigure(channels);
       void scheduler.reconfigure(next.schedules).catch((err: unknown) => log.error('schedules reload failed', { error: String(err) }));
     },
@@ -149,6 +154,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       await scheduler.stop();
       await worker.stop();
       await dispatcher.stop();
+      await closeMcpClients();
       follow.abort();
       await following;
       await store.close();

@@ -1,0 +1,286 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { Clock } from '../core/clock.ts';
+import { SpineError, toErrorInfo } from '../core/errors.ts';
+import { newId } from '../core/ids.ts';
+import type { Json, Run } from '../core/types.ts';
+import { isTerminal } from '../engine/runs.ts';
+import type { Envelope } from '../intake/envelope.ts';
+import type { Intake } from '../intake/intake.ts';
+import type { Store } from '../store/store.ts';
+import { isAllowed, scopesFor, type Permission, type Principal } from './auth.ts';
+import type { AgentDirectory } from './directory.ts';
+
+/**
+ * Spine as an MCP server (docs/mcp.md): tools to submit work, read a run, and list
+ * and decide approvals, so any MCP client (an IDE, a desktop assistant) can drive
+ * Spine. Served over stdio by `spine mcp` and over Streamable HTTP by the gateway
+ * (`POST /v1/mcp`). Work submitted here is an envelope on channel `mcp`, committed by
+ * the same Intake as every other door, so it is routed, deduplicated and audited
+ * alike. Each tool checks the caller's scopes: reading needs `viewer`; submitting and
+ * deciding approvals need `operator`.
+ */
+
+export interface SpineMcpDeps {
+  store: Store;
+  intake: Intake;
+  clock: Clock;
+  /** The agents, for `list_agents`; the tool is left out without it. */
+  agents?: AgentDirectory | undefined;
+  /** Longest `waitMs` a submission may ask for (default 120 000). */
+  maxWaitMs?: number;
+}
+
+export const MCP_CHANNEL = 'mcp';
+const DEFAULT_WAIT_MS = 30_000;
+const MAX_WAIT_MS = 120_000;
+const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'all'] as const;
+
+const VERSION = '0.1.0';
+
+/** A tool's failure as MCP reports it: `isError`, with the Spine error as text and as structured content. */
+function failure(err: unknown): CallToolResult {
+  const info = toErrorInfo(err);
+  const error = { code: info.code, message: info.message, ...(info.details === undefined ? {} : { details: info.details }) };
+  return { isError: true, content: [{ type: 'text', text: `${info.code}: ${info.message}` }], structuredContent: { error } };
+}
+
+function success(value: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: 'text', text: JSON.stringify(value, null, 2) }], structuredContent: value };
+}
+
+class Forbidden extends SpineError {
+  constructor(p: Principal, need: Permission, what: string, channel?: string) {
+    super('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${scopesFor(need, channel).join(', ')}`, {
+      retryable: false,
+    });
+  }
+}
+
+function runSummary(run: Run): Record<string, Json> {
+  return {
+    id: run.id,
+    agent: run.agent,
+    state: run.state,
+    output: run.output,
+    error: run.error as unknown as Json,
+    envelopeId: run.envelopeId,
+    sessionKey: run.sessionKey,
+    createdAt: run.createdAt,
+    finishedAt: run.finishedAt,
+  };
+}
+
+/** Builds an MCP server whose tools act as `principal` (one per connection or HTTP request). */
+export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, opts: { signal?: AbortSignal } = {}): McpServer {
+  const { store, intake, clock } = deps;
+  const maxWait = deps.maxWaitMs ?? MAX_WAIT_MS;
+  const server = new McpServer({ name: 'spine', version: VERSION }, { instructions: 'Spine orchestrates agents durably. Submit work with submit_work, follow it with get_run, and decide pending human approvals with list_approvals and decide_approval.' });
+  const need = (permission: Permission, what: string, channel?: string) => {
+    if (!isAllowed(principal, permission, channel)) throw new Forbidden(principal, permission, what, channel);
+  };
+  const guarded =
+    <A>(fn: (args: A, signal: AbortSignal) => Promise<Record<string, unknown>>) =>
+    async (args: A, extra: { signal: AbortSignal }): Promise<CallToolResult> => {
+      try {
+        return success(await fn(args, opts.signal ? AbortSignal.any([extra.signal, opts.signal]) : extra.signal));
+      } catch (err) {
+        return failure(err);
+      }
+    };
+
+  server.registerTool(
+    'submit_work',
+    {
+      title: 'Submit work',
+      description:
+        'Send work to Spine: the text (and optional JSON data) becomes an envelope on channel "mcp", routed by the bindings or straight to `agent`, and starts a run. ' +
+        'With `wait`, blocks until the run finishes (or `waitMs` passes) and returns its output. Retrying with the same `idempotencyKey` returns the same run.',
+      inputSchema: {
+        agent: z.string().min(1).optional().describe('send straight to this agent (needs the operator scope); without it the bindings decide'),
+        text: z.string().max(1_000_000).optional().describe('the message'),
+        data: z.unknown().optional().describe('structured input, handed to the agent as envelope.data'),
+        idempotencyKey: z.string().min(1).max(200).optional().describe('dedupes retries: the same key returns the same run'),
+        wait: z.boolean().optional().describe('wait for the run to finish'),
+        waitMs: z.number().int().min(1).max(maxWait).optional().describe(`how long to wait (default ${DEFAULT_WAIT_MS} ms)`),
+      },
+      annotations: { destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args, signal) => {
+      if (args.agent !== undefined) need('operate', 'address an agent directly ("agent")');
+      else need('submit', `submit work on channel "${MCP_CHANNEL}"`, MCP_CHANNEL);
+      const key = args.idempotencyKey ?? newId('idem');
+      const envelope: Envelope = {
+        channel: MCP_CHANNEL,
+        account: 'default',
+        peer: { kind: 'dm', id: principal.name },
+        parentPeer: null,
+        sender: { id: principal.name },
+        thread: null,
+        text: args.text ?? '',
+        data: (args.data ?? null) as Json,
+        idempotencyKey: `${MCP_CHANNEL}:${principal.name}:${key}`,
+        replyTo: null,
+      };
+      const result = await intake.accept(envelope, { actor: `mcp:${principal.name}`, ...(args.agent ? { agent: args.agent } : {}) });
+      if (!result.created && (result.envelope.text !== envelope.text || stable(result.envelope.data) !== stable(envelope.data))) {
+        throw new SpineError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey "${key}" was already used for different work (envelope ${result.envelope.id}); use a new key`, { retryable: false });
+      }
+      if (result.envelope.state === 'unroutable' || !result.run) {
+        const e = result.envelope.error;
+        throw new SpineError(e?.code ?? 'UNROUTABLE', `${e?.message ?? 'no binding matches this work'} (envelope ${result.envelope.id}); name an \`agent\`, or add a binding for channel "${MCP_CHANNEL}"`, {
+          retryable: false,
+        });
+      }
+      let run = result.run;
+      let waited = false;
+      if (args.wait) {
+        waited = true;
+        run = await waitFor(store, run, args.waitMs ?? Math.min(DEFAULT_WAIT_MS, maxWait), signal);
+      }
+      return { run: runSummary(run), envelopeId: result.envelope.id, idempotencyKey: key, duplicate: !result.created, finished: isTerminal(run), waited };
+    }),
+  );
+
+  server.registerTool(
+    'get_run',
+    {
+      title: 'Read a run',
+      description: "A run's state, output or error, and its tasks (who did what).",
+      inputSchema: { runId: z.string().min(1).describe('the run id, e.g. run_01…') },
+      annotations: { readOnlyHint: true },
+    },
+    guarded(async (args) => {
+      need('read', 'read runs');
+      const run = await store.getRun(args.runId);
+      if (!run) throw new SpineError('NOT_FOUND', `run "${args.runId}" not found`, { retryable: false });
+      const tasks = await store.listTasks({ runId: run.id, limit: 1000 });
+      return {
+        run: runSummary(run),
+        tasks: tasks.map((t) => ({ id: t.id, parentId: t.parentId, agent: t.agent, state: t.state, turns: t.turns, attempt: t.attempt, error: t.error as unknown as Json })),
+      };
+    }),
+  );
+
+  server.registerTool(
+    'list_approvals',
+    {
+      title: 'List approvals',
+      description: 'Human approvals Spine is waiting for (pending by default): what an agent wants to do, which rule asked for a human, and until when.',
+      inputSchema: {
+        state: z.enum(APPROVAL_STATES).optional().describe('pending (default), approved, denied, expired or all'),
+        runId: z.string().min(1).optional().describe('only this run'),
+        limit: z.number().int().min(1).max(500).optional().describe('at most this many (default 50)'),
+      },
+      annotations: { readOnlyHint: true },
+    },
+    guarded(async (args) => {
+      need('read', 'read approvals');
+      const state = args.state ?? 'pending';
+      const approvals = await store.listApprovals({ limit: args.limit ?? 50, ...(state === 'all' ? {} : { state }), ...(args.runId ? { runId: args.runId } : {}) });
+      return { approvals };
+    }),
+  );
+
+  server.registerTool(
+    'decide_approval',
+    {
+      title: 'Decide an approval',
+      description: 'Approve or deny a pending approval; the waiting task resumes (or gets the refusal). Recorded in the audit trail with your name.',
+      inputSchema: {
+        approvalId: z.string().min(1).describe('the approval id, from list_approvals'),
+        approve: z.boolean().describe('true to approve, false to deny'),
+        reason: z.string().max(2000).optional().describe('why (kept with the decision)'),
+      },
+      annotations: { destructiveHint: true, idempotentHint: false },
+    },
+    guarded(async (args) => {
+      need('operate', 'decide approvals');
+      const approval = await store.decideApproval(
+        args.approvalId,
+        { approve: args.approve, actor: principal.name, ...(args.reason !== undefined ? { reason: args.reason } : {}) },
+        clock.now(),
+      );
+      return { approval };
+    }),
+  );
+
+  if (deps.agents) {
+    const directory = deps.agents;
+    server.registerTool(
+      'list_agents',
+      {
+        title: 'List agents',
+        description: 'The agents work can be sent to, with their descriptions and input/output contracts.',
+        inputSchema: {},
+        annotations: { readOnlyHint: true },
+      },
+      guarded(async () => {
+        need('read', 'list agents');
+        return { agents: directory() };
+      }),
+    );
+  }
+  return server;
+}
+
+async function waitFor(store: Store, run: Run, ms: number, signal: AbortSignal): Promise<Run> {
+  const deadline = Date.now() + ms;
+  let current = run;
+  while (!isTerminal(current) && Date.now() < deadline && !signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, 50);
+      function done() {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      }
+      signal.addEventListener('abort', done, { once: true });
+    });
+    current = (await store.getRun(run.id)) ?? current;
+  }
+  return current;
+}
+
+function stable(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stable(o[k])}`)
+    .join(',')}}`;
+}
+
+/**
+ * The gateway's MCP endpoint: Streamable HTTP in stateless JSON mode. Each POST gets
+ * its own server acting as the caller's token, so any gateway instance can answer any
+ * request (no session lives in memory). GET (a server-initiated event stream) is
+ * answered 405, as the transport spec allows.
+ */
+export function createMcpHttpHandler(deps: SpineMcpDeps): {
+  post(req: Request, principal: Principal, body: unknown): Promise<Response>;
+  get(): Response;
+} {
+  return {
+    async post(req, principal, body) {
+      const server = createSpineMcpServer(deps, principal, { signal: req.signal });
+      const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      await server.connect(transport);
+      try {
+        return await transport.handleRequest(req, { parsedBody: body });
+      } finally {
+        void server.close().catch(() => {});
+      }
+    },
+    get() {
+      return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed: this endpoint is stateless; send JSON-RPC with POST' }, id: null }), {
+        status: 405,
+        headers: { 'content-type': 'application/json', allow: 'POST' },
+      });
+    },
+  };
+}
