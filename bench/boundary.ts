@@ -1,0 +1,162 @@
+/**
+ * Boundary cost (issue 4): with 50 policy rules and 20 contracts loaded, what one
+ * action's crossing costs — contract check + policy evaluation + audit append.
+ *
+ *   node bench/boundary.ts [--actions 20000] [--json]
+ *
+ * Three figures, each per action:
+ *   - evaluate: the boundary's decision alone (contract + fixed-order policy), in memory;
+ *   - with audit: the same plus appending its audit events through the store's group
+ *     commit, actions in batches of 8 as a worker at concurrency 8 would (fast durability,
+ *     so fsync does not hide the boundary's own cost);
+ *   - limits: a crossing that also takes a rate-limit token and reserves spend (the
+ *     store's conditional UPDATEs), the most expensive path.
+ * Measurement only: a missed target is reported, never fatal.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FunctionAgent } from '../src/agents/function-agent.ts';
+import { ContractRegistry } from '../src/contracts/registry.ts';
+import type { FieldIssue } from '../src/core/errors.ts';
+import { systemClock } from '../src/core/clock.ts';
+import type { Json, Task } from '../src/core/types.ts';
+import { Boundary } from '../src/engine/boundary.ts';
+import { createRegistry } from '../src/engine/registry.ts';
+import { compilePolicy, policySchema } from '../src/policy/rules.ts';
+import { openStore } from '../src/store/open-store.ts';
+import { round, summarize } from './stats.ts';
+
+const { values: args } = parseArgs({ options: { actions: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
+const N = Number(args.actions ?? 20_000);
+
+// 20 contracts, one of which guards the tool we call.
+const contracts = new ContractRegistry();
+for (let i = 0; i < 20; i++) {
+  contracts.add(`bench.c${i}@1`, {
+    schema: { type: 'object', required: ['to', 'amount'], properties: { to: { type: 'string', format: 'email' }, amount: { type: 'number', minimum: 0 }, note: { type: 'string', maxLength: 200 } } },
+  });
+}
+
+// 50 rules of every kind; most do not match the bench action, as in a real config, and
+// the ones that do all let it through (the worst case walks every step).
+const rules: unknown[] = [];
+for (let i = 0; i < 12; i++) rules.push({ id: `allow-${i}`, kind: 'allowlist', actions: [i === 0 ? 'tool:pay.send' : `tool:other${i}.*`], fields: ['to'], allow: ['*@acme.com'] });
+for (let i = 0; i < 12; i++) rules.push({ id: `tier-${i}`, kind: 'approval', actions: [i === 0 ? 'tool:pay.*' : `tool:x${i}.*`], tier: i === 0 ? 'notify' : 'approve' });
+for (let i = 0; i < 12; i++) rules.push({ id: `window-${i}`, kind: 'timeWindow', actions: [i === 0 ? 'tool:pay.send' : `tool:y${i}.*`], timezone: 'Europe/Berlin', deny: { from: '03:00', to: '03:01' } });
+for (let i = 0; i < 8; i++) rules.push({ id: `rate-${i}`, kind: 'rateLimit', actions: [`tool:z${i}.*`], capacity: 1_000_000, refillPerSecond: 1_000_000, onExceeded: 'fail' });
+for (let i = 0; i < 6; i++) rules.push({ id: `cost-${i}`, kind: 'cost', scope: 'run', agents: [`nobody-${i}`], maxUsd: 1_000_000 });
+const issues: FieldIssue[] = [];
+const policy = compilePolicy(policySchema.parse({ rules }), issues);
+if (issues.length) throw new Error(JSON.stringify(issues));
+
+const agent = new FunctionAgent(() => ({ output: null }));
+const registry = createRegistry({
+  agents: { payer: { agent, grants: { tools: { allow: ['pay.*'], deny: [] } } } },
+  tools: { 'pay.send': { run: () => null, input: 'bench.c0@1' }, 'pay.limited': { run: () => null } },
+  contracts,
+  policy,
+});
+// The limits path: the same config plus a rate limit and a ceiling that match `pay.limited`.
+const limitedPolicy = compilePolicy(
+  policySchema.parse({
+    rules: [
+      ...rules,
+      { id: 'pay-rate', kind: 'rateLimit', actions: ['tool:pay.limited'], capacity: 1_000_000_000, refillPerSecond: 1_000_000, onExceeded: 'fail' },
+      { id: 'pay-ceiling', kind: 'cost', scope: 'global', maxUsd: 1_000_000_000 },
+    ],
+  }),
+  issues,
+);
+const limitedRegistry = createRegistry({
+  agents: { payer: { agent, grants: { tools: { allow: ['pay.*'], deny: [] } } } },
+  tools: { 'pay.limited': { run: () => null, cost: { micros: 1_000, tokens: 0 } } },
+  contracts,
+  policy: limitedPolicy,
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'spine-bench-boundary-'));
+const store = openStore({ url: `sqlite:${join(dir, 'b.db')}`, durability: 'fast' });
+await store.migrate();
+const task: Task = {
+  id: 'task_bench',
+  runId: 'run_bench',
+  parentId: null,
+  parentTurn: null,
+  parentAction: null,
+  depth: 0,
+  agent: 'payer',
+  state: 'running',
+  input: null,
+  output: null,
+  error: null,
+  turns: 0,
+  waitingOn: 0,
+  attempt: 0,
+  maxAttempts: 3,
+  reclaims: 0,
+  leaseNo: 1,
+  leaseOwner: 'bench',
+  leaseExpiresAt: null,
+  runAt: 0,
+  createdAt: 0,
+  updatedAt: 0,
+  finishedAt: null,
+};
+const input: Json = { to: 'ops@acme.com', amount: 12.5, note: 'monthly' };
+const ctx = (i: number) => ({ task, tenant: 'default', actor: 'bench', key: `run_bench/task_bench/${i}/0` });
+
+async function measure(label: string, fn: (i: number) => Promise<unknown>, batch = 1): Promise<{ label: string; p50: number; p99: number; mean: number }> {
+  for (let i = 0; i < 500; i++) await fn(-i - 1); // warm-up: JIT, prepared statements
+  const per: number[] = [];
+  for (let i = 0; i < N; i += batch) {
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: batch }, (_, j) => fn(i + j)));
+    per.push((performance.now() - t0) / batch);
+  }
+  const s = summarize(per);
+  return { label, p50: round(s.p50, 4), p99: round(s.p99, 4), mean: round(s.mean, 4) };
+}
+
+const boundary = new Boundary(store, registry, systemClock);
+const limited = new Boundary(store, limitedRegistry, systemClock);
+const results = [
+  await measure('evaluate (contract + 50 rules)', async (i) => {
+    const v = await boundary.tool(ctx(i), 'pay.send', input);
+    if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
+  }),
+  await measure(
+    'evaluate + audit append (group commit, batches of 8)',
+    async (i) => {
+      const v = await boundary.tool(ctx(i), 'pay.send', input);
+      await store.appendAudit(v.audit, Date.now());
+    },
+    8,
+  ),
+  await measure(
+    'with a rate-limit token and a spend reservation',
+    async (i) => {
+      const v = await limited.tool(ctx(i), 'pay.limited', null);
+      if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
+      await store.appendAudit(v.audit, Date.now());
+    },
+    8,
+  ),
+];
+await store.close();
+rmSync(dir, { recursive: true, force: true });
+
+const TARGET = 0.1;
+if (args.json) {
+  console.log(JSON.stringify({ actions: N, rules: policy.all.length, contracts: contracts.size, target_p50_ms: TARGET, results }, null, 2));
+} else {
+  const rows = results.map((r) => [r.label, `${r.p50.toFixed(4)} ms`, `${r.p99.toFixed(4)} ms`, r.p50 <= TARGET ? 'met' : 'MISSED']);
+  const head = ['boundary, per action', 'p50', 'p99', `p50 ≤ ${TARGET} ms`];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  console.log(`Spine boundary bench — ${policy.all.length} rules, ${contracts.size} contracts, ${N} actions each, durability fast`);
+  console.log(line(head));
+  console.log(line(widths.map((w) => '─'.repeat(w))));
+  for (const r of rows) console.log(line(r));
+}
