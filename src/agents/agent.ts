@@ -4,6 +4,8 @@ import type { Json, TurnInput } from '../core/types.ts';
 export interface AgentContext {
   signal: AbortSignal;
   timeoutMs: number;
+  /** Streamed model output, as it arrives (live view only; the turn's answer is what counts). */
+  onToken?: (chunk: { text: string; provider: string; model: string }) => void;
 }
 
 /**

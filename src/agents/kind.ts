@@ -1,4 +1,13 @@
 import type { FieldIssue } from '../core/errors.ts';
+import type { Json } from '../core/types.ts';
+
+/** A read-only view of the rest of the config, for adapters that describe tools and contracts to a model. Lazy: tools compile after agents. */
+export interface AgentCatalog {
+  contractSchema(id: string): Json | undefined;
+  tool(name: string): { description?: string | undefined; input: string | null } | undefined;
+  toolNames(): Iterable<string>;
+  agent(name: string): { description?: string | undefined; input: string | null } | undefined;
+}
 import type { Agent } from './agent.ts';
 
 /** What an agent kind's factory gets besides its own config. */
@@ -12,6 +21,7 @@ export interface AgentKindContext {
   issues: FieldIssue[];
   /** Names of all configured agents (for handoff tools offered to models). */
   agentNames: readonly string[];
+  catalog?: AgentCatalog;
 }
 
 export type AgentFactory<C> = (cfg: C, ctx: AgentKindContext) => Agent | null | Promise<Agent | null>;

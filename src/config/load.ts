@@ -5,6 +5,7 @@ import JSON5 from 'json5';
 import type { z } from 'zod';
 import type { AgentFunction, ToolFunction } from '../agents/agent.ts';
 import { createA2aAgent } from '../agents/a2a/config.ts';
+import type { AgentCatalog } from '../agents/kind.ts';
 import { CommandAgent } from '../agents/command-agent.ts';
 import { createHttpAgent } from '../agents/http/config.ts';
 import { createLlmAgent } from '../agents/llm/config.ts';
@@ -119,6 +120,19 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   for (const [id, def] of Object.entries(raw.contracts ?? {})) (def.accepts ?? []).forEach((a, i) => checkContract(a, `contracts.${id}.accepts.${i}`));
 
   const agents: Record<string, AgentInit> = {};
+  const tools: Record<string, ToolInit> = {};
+  const catalog: AgentCatalog = {
+    contractSchema: (id) => contracts.get(id)?.schema,
+    tool: (n) => {
+      const t = tools[n];
+      return t && { description: t.description, input: t.input ?? null };
+    },
+    toolNames: () => Object.keys(tools),
+    agent: (n) => {
+      const a = raw.agents[n];
+      return a ? { description: a.description, input: a.input ?? null } : n in (parts.agents ?? {}) ? { input: null } : undefined;
+    },
+  };
   for (const [name, cfg] of Object.entries(raw.agents)) {
     const path = `agents.${name}`;
     checkContract(cfg.input, `${path}.input`);
@@ -147,7 +161,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       agents[name] = { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
-      const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents) };
+      const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents), catalog };
       // Factories may be sync or async (an A2A agent fetches its card).
       const agent = await Promise.resolve(cfg.kind === 'http' ? createHttpAgent(cfg, ctx) : cfg.kind === 'llm' ? createLlmAgent(cfg, ctx) : createA2aAgent(cfg, ctx));
       if (agent) agents[name] = { ...common, agent };
@@ -161,7 +175,6 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     issues.push({ path: 'agents', message: 'at least one agent is required' });
   }
 
-  const tools: Record<string, ToolInit> = {};
   for (const [name, cfg] of Object.entries(raw.tools ?? {})) {
     checkContract(cfg.input, `tools.${name}.input`);
     checkContract(cfg.output, `tools.${name}.output`);

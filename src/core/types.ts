@@ -162,6 +162,8 @@ export interface TurnResult {
   actions?: Action[];
   output?: Json;
   usage?: Usage;
+  /** What the adapter records about how it produced this answer (an LLM agent: model, attempts, failovers). Audited with the turn; never acted on. */
+  meta?: { [key: string]: Json };
 }
 
 /** One message of a session's history: what a user sent, or what the agent answered. */

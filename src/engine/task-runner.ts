@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
 import { ContractViolationError } from '../contracts/registry.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
+import type { AgentContext } from '../agents/agent.ts';
 import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from './retry.ts';
@@ -19,11 +20,25 @@ export interface RunnerEnv {
   clock: Clock;
   workerId: string;
   log: Logger;
+  /** Live-only events from agents (e.g. streamed tokens), for the gateway's event stream. */
+  onAgentEvent?: (e: AgentEvent) => void;
   /**
    * Called just before the runner hands in its last commit: its slot is free, so the
    * worker's next claim can join that commit's transaction (one fsync for both).
    */
   release?: () => void;
+}
+
+/** A live-only event an agent emitted during a turn. */
+export interface AgentEvent {
+  kind: 'turn.token';
+  runId: string;
+  taskId: string;
+  agent: string;
+  turn: number;
+  text: string;
+  provider: string;
+  model: string;
 }
 
 /** Why a runner was told to stop; in both cases it must not commit. */
@@ -91,14 +106,23 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         }
         turnSpend = spend.reservation;
         const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results);
-        const raw = await callAgent(spec, input, stop);
+        const onToken = env.onAgentEvent
+          ? (c: { text: string; provider: string; model: string }) =>
+              env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
+          : undefined;
+        const raw = await callAgent(spec, input, stop, onToken);
         const answer = parseTurnResult(spec.name, raw);
         actions = answer.actions ?? [];
         output = answer.output;
         usage = answer.usage ?? null;
         if (output !== undefined) await boundary.checkOutput(spec, output);
         decided = false;
-        audit.push({ ...base, kind: 'turn.answered', digest: digest(raw), data: { turn: n, actions: actions.length, hasOutput: output !== undefined } });
+        audit.push({
+          ...base,
+          kind: 'turn.answered',
+          digest: digest(raw),
+          data: { turn: n, actions: actions.length, hasOutput: output !== undefined, ...(answer.meta ? { meta: answer.meta } : {}) },
+        });
       }
     } catch (err) {
       if (stop.aborted || err instanceof LeaseLostError) return;
@@ -248,7 +272,7 @@ function buildTurnInput(
 }
 
 /** Calls the agent with its timeout; a stop (cancel, shutdown) aborts the call too. */
-async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal): Promise<unknown> {
+async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken']): Promise<unknown> {
   if (stop.aborted) throw new Stopped();
   const ctl = new AbortController();
   const onStop = () => ctl.abort(new Stopped());
@@ -263,7 +287,7 @@ async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal): 
   });
   const stopped = new Promise<never>((_, reject) => ctl.signal.addEventListener('abort', () => reject(ctl.signal.reason as Error), { once: true }));
   try {
-    return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs }), timeout, stopped]);
+    return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs, ...(onToken ? { onToken } : {}) }), timeout, stopped]);
   } finally {
     clearTimeout(timer);
     stop.removeEventListener('abort', onStop);

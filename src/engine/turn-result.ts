@@ -37,6 +37,7 @@ const turnResult = z
     actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction])).optional(),
     output: json.optional(),
     usage: usage.optional(),
+    meta: z.record(z.string(), json).optional(),
   })
   .refine((r) => r.actions !== undefined || r.output !== undefined, {
     message: 'a turn must return "actions" (possibly empty, to take another turn) or "output"',

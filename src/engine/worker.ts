@@ -7,7 +7,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
 import { Boundary } from './boundary.ts';
-import { runTask, type StopReason } from './task-runner.ts';
+import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
 
 interface InFlight {
   lease: Lease;
@@ -26,6 +26,8 @@ export interface WorkerDeps {
   id?: string;
   /** Most session messages handed to a root task's turn (`sessions.historyLimit`, default 20). */
   historyLimit?: number;
+  /** Live-only events from agents (streamed tokens), e.g. for the gateway's event stream. */
+  onAgentEvent?: (e: AgentEvent) => void;
 }
 
 /**
@@ -51,6 +53,7 @@ export class Worker {
   private lastReap = 0;
   /** Session history bound for claimed turns; follows config reloads. */
   historyLimit: number;
+  private readonly onAgentEvent: ((e: AgentEvent) => void) | undefined;
   private readonly reapEveryMs: number;
   private boundary: Boundary;
 
@@ -62,6 +65,7 @@ export class Worker {
     this.log = deps.log ?? silentLogger;
     this.id = deps.id ?? newId('wrk');
     this.historyLimit = deps.historyLimit ?? 20;
+    this.onAgentEvent = deps.onAgentEvent;
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
     this.boundary = new Boundary(this.store, this.registry, this.clock);
   }
@@ -204,7 +208,16 @@ export class Worker {
         this.wake();
       }
     };
-    const env = { store: this.store, registry: this.registry, boundary: this.boundary, clock: this.clock, workerId: this.id, log: this.log, release };
+    const env = {
+      store: this.store,
+      registry: this.registry,
+      boundary: this.boundary,
+      clock: this.clock,
+      workerId: this.id,
+      log: this.log,
+      release,
+      ...(this.onAgentEvent ? { onAgentEvent: this.onAgentEvent } : {}),
+    };
     const done = runTask(env, claimed, stop.signal)
       .catch((err: unknown) => {
         // The lease will expire and another worker retries; nothing is lost.

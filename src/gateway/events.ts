@@ -35,6 +35,8 @@ export interface StreamSink {
   ready(cursor: number): void;
   /** The subscription ended for a reason other than the client leaving. */
   end(reason: EndReason, cursor: number): void;
+  /** A live-only event (e.g. a model's streamed tokens): no seq, never stored or replayed. Best effort. */
+  ephemeral?(kind: string, json: string): void;
 }
 
 const PAGE = 500;
@@ -76,6 +78,12 @@ export class Subscription {
     if (this.closed || e.seq <= this.cursor) return;
     this.cursor = e.seq;
     if (!this.sink.send(e)) this.close('slow');
+  }
+
+  /** A live-only event; subscribers still reading their backlog do not get it. */
+  ephemeral(runId: string | null, kind: string, json: string): void {
+    if (this.closed || !this.live || (this.runId !== null && runId !== this.runId)) return;
+    this.sink.ephemeral?.(kind, json);
   }
 
   /** Ends the backlog: held live events go out (deduplicated by seq), then events flow directly. */
@@ -151,6 +159,16 @@ export class EventHub {
     this.store = store;
     this.pollMs = opts.pollMs;
     this.log = opts.log;
+  }
+
+  /**
+   * Pushes a live-only event to current subscribers: streamed model tokens and the like,
+   * too fine-grained for the audit log. Clients that reconnect do not get them back.
+   */
+  publishEphemeral(kind: string, runId: string | null, payload: unknown): void {
+    if (this.subs.size === 0) return;
+    const json = JSON.stringify(payload);
+    for (const s of this.subs) s.ephemeral(runId, kind, json);
   }
 
   get subscribers(): number {

@@ -84,6 +84,8 @@ export function sseResponse(hub: EventHub, opts: { after: number | null; runId: 
             sink: {
               send: (e: StreamEvent) => (controller.desiredSize ?? 0) > -SSE_MAX_QUEUED && write(`id: ${e.seq}\ndata: ${e.json}\n\n`),
               ready: (cursor) => void write(`event: ready\ndata: {"seq":${cursor}}\n\n`),
+              // No id: a live-only event must not move the client's resume cursor.
+              ephemeral: (kind, json) => void write(`event: ${kind}\ndata: ${json}\n\n`),
               end: (reason: EndReason, cursor) => {
                 write(`event: end\ndata: ${JSON.stringify({ reason, seq: cursor })}\n\n`);
                 finish();
@@ -165,6 +167,7 @@ export function streamToWebSocket(hub: EventHub, ws: WebSocket, opts: { after: n
       sink: {
         send: (e) => ws.bufferedAmount < WS_MAX_BUFFERED && send(`{"type":"event","seq":${e.seq},"event":${e.json}}`),
         ready: (cursor) => void send(`{"type":"ready","seq":${cursor}}`),
+        ephemeral: (kind, json) => void (ws.bufferedAmount < WS_MAX_BUFFERED && send(`{"type":${JSON.stringify(kind)},"event":${json}}`)),
         end: (reason, cursor) => {
           send(JSON.stringify({ type: 'end', reason, seq: cursor }));
           if (!closed) ws.close(WS_CLOSE[reason], reason);

@@ -110,6 +110,8 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
     options: { ...config.worker, ...(concurrency ? { concurrency } : {}) },
     historyLimit: config.routing.sessions.historyLimit,
     log,
+    // Streamed model tokens go to live event-stream subscribers only (never the audit log).
+    ...(gateway ? { onAgentEvent: (e) => gateway?.gateway.events.publishEphemeral(e.kind, e.runId, e) } : {}),
   });
   await worker.start();
   const dispatcher = new OutboxDispatcher({ store, channels, options: config.channels.outbox, log });
@@ -136,7 +138,8 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
   watcher.start();
 
   const follow = new AbortController();
-  const following = follower.follow(follow.signal).catch((err: unknown) => console.error(`spine: live log stopped: ${String(err)}`));
+  // The live log only prints: with --quiet, following it would just poll the audit log (10 queries/s) for nothing.
+  const following = values.quiet ? Promise.resolve() : follower.follow(follow.signal).catch((err: unknown) => console.error(`spine: live log stopped: ${String(err)}`));
   const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
   print(
     `spine ${withGateway ? 'up' : 'worker'}: ${n(config.registry.agents.size, 'agent')}, ${n(config.registry.tools.size, 'tool')}; store ${store.description}; ` +
