@@ -114,6 +114,7 @@ export class Worker {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
+      let full = false;
       try {
         const now = this.clock.now();
         if (now - this.lastReap >= this.reapEveryMs) {
@@ -125,6 +126,7 @@ export class Worker {
         let busy = 0;
         for (const f of this.inflight.values()) if (!f.released) busy++;
         const free = this.opts.concurrency - busy;
+        full = free <= 0;
         if (free > 0 && this.idleEndedByTimer) {
           // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
           this.idleEndedByTimer = false;
@@ -152,7 +154,8 @@ export class Worker {
         await this.idle(Math.min(this.opts.pollMs, 1_000));
         continue;
       }
-      await this.idle(await this.idleFor());
+      // All slots busy: only a finishing task (a wake-up) or the reaper's tick matters.
+      await this.idle(full ? Math.min(this.fallbackPollMs(), this.reapEveryMs) : await this.idleFor());
     }
   }
 
