@@ -260,7 +260,7 @@ test('a standing grant: no approval while it is active; needed again after it is
   await assert.rejects(store.revokeStanding(g.id, 'bob', Date.now()), /not found/, 'revoked once');
 });
 
-test('a task waiting for approval survives a SIGKILL of its worker process and continues after the decision', { timeout: 30_000 }, async (t) => {
+test('a task waiting for approval survives a SIGKILL of its worker process and continues after the decision', { timeout: 120_000 }, async (t) => {
   const { store, dir, url, cleanup } = await tempStore('strict');
   const config = writeProject(dir, { policy: { rules: [SIGN_OFF({ expiresIn: '2h' })] } });
   const workers: WorkerProcess[] = [];

@@ -388,7 +388,7 @@ describe('reservations whose holder died', () => {
   });
 });
 
-test('a worker SIGKILLed mid-tool leaves its reservation behind; after expiry it is released and the resumed call spends once', { timeout: 30_000 }, async (t) => {
+test('a worker SIGKILLed mid-tool leaves its reservation behind; after expiry it is released and the resumed call spends once', { timeout: 120_000 }, async (t) => {
   const { store, dir, url, cleanup } = await tempStore('strict');
   const config = writeProject(dir, { toolCost: 0.6, policy: { rules: [{ id: 'per-run', kind: 'cost', scope: 'run', maxUsd: 1 }] } });
   const workers: WorkerProcess[] = [];

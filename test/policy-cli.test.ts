@@ -70,7 +70,7 @@ describe('spine approvals and spine policy explain', () => {
     return (await store.listApprovals({ runId, state: 'pending', limit: 2 }))[0]!;
   };
 
-  it('approve, deny, list, and the errors around them, with a live worker', { timeout: 30_000 }, async () => {
+  it('approve, deny, list, and the errors around them, with a live worker', { timeout: 120_000 }, async () => {
     worker = startWorkerProcess(dir, ['--config', flow, '--db', url]);
     await worker.ready;
 
@@ -126,7 +126,7 @@ describe('spine approvals and spine policy explain', () => {
     assert.match(usage.stderr, /<approval-id>: missing/);
   });
 
-  it('grant, grants and revoke: a standing grant skips approval until it is revoked', { timeout: 30_000 }, async () => {
+  it('grant, grants and revoke: a standing grant skips approval until it is revoked', { timeout: 120_000 }, async () => {
     const grant = await cli('approvals', 'grant', '--agent', 'payer', '--action', 'tool:payments.*', '--days', '2', '--reason', 'month end', '--as', 'bob', '--config', flow, '--json');
     assert.equal(grant.code, 0, grant.stderr);
     const g = (JSON.parse(grant.stdout) as { grant: StandingGrant }).grant;
@@ -173,7 +173,7 @@ describe('spine approvals and spine policy explain', () => {
     worker = null;
   });
 
-  it('policy explain prints every rule evaluated, skipped ones included, and the decision — and writes nothing', { timeout: 30_000 }, async () => {
+  it('policy explain prints every rule evaluated, skipped ones included, and the decision — and writes nothing', { timeout: 120_000 }, async () => {
     // A standing grant so explain can walk past the approval tier.
     const grant = await cli('approvals', 'grant', '--agent', 'payer', '--action', 'tool:payments.send', '--days', '1', '--config', explainConfig);
     assert.equal(grant.code, 0, grant.stderr);

@@ -149,19 +149,23 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     try {
       for (const [i, action] of actions.entries()) {
         const key = effectKey(task.runId, task.id, n, i);
-        if (action.type === 'tool') {
+        if (action.type === 'tool' || action.type === 'deliver') {
+          // Effects: replayed from the ledger if recorded, else through the boundary, then run.
           const done = recorded.find((e) => e.action === i && e.state !== 'started');
           if (done) {
-            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: action.tool } });
+            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: action.type === 'tool' ? action.tool : `deliver:${action.channel}` } });
             turnResults.push(ledgerResult(i, action, done));
             continue;
           }
-          const tool = registry.tools.get(action.tool);
-          if (!tool) {
+          const tool = action.type === 'tool' ? registry.tools.get(action.tool) : undefined;
+          if (action.type === 'tool' && !tool) {
             turnResults.push(refuse(i, action, new UnknownToolError(action.tool, [...registry.tools.keys()]).toInfo(), audit, base));
             continue;
           }
-          const verdict = await boundary.tool(ctx(key), action.tool, action.input ?? null);
+          const verdict =
+            action.type === 'tool'
+              ? await boundary.tool(ctx(key), action.tool, action.input ?? null)
+              : await boundary.deliver(ctx(key), action.channel, action.to, deliverPayload(action));
           audit.push(...verdict.audit);
           if (verdict.effect === 'deny') {
             turnResults.push(refuse(i, action, verdict.error, audit, base));
@@ -172,27 +176,9 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
             break;
           }
           await recordDecision();
-          turnResults.push(await runTool(env, claimed, n, i, action, tool, verdict.reservation, stop, audit));
-        } else if (action.type === 'deliver') {
-          const done = recorded.find((e) => e.action === i && e.state !== 'started');
-          if (done) {
-            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: `deliver:${action.channel}` } });
-            turnResults.push(ledgerResult(i, action, done));
-            continue;
-          }
-          const payload = { channel: action.channel, account: action.account ?? 'default', to: action.to, ...(action.thread ? { thread: action.thread } : {}), text: action.text };
-          const verdict = await boundary.deliver(ctx(key), action.channel, action.to, payload);
-          audit.push(...verdict.audit);
-          if (verdict.effect === 'deny') {
-            turnResults.push(refuse(i, action, verdict.error, audit, base));
-            continue;
-          }
-          if (verdict.effect !== 'allow') {
-            pause = verdict;
-            break;
-          }
-          await recordDecision();
-          turnResults.push(await runDeliver(env, claimed, n, i, action));
+          turnResults.push(
+            action.type === 'tool' ? await runTool(env, claimed, n, i, action, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, action),
+          );
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
           if ('pause' in planned) {
@@ -366,6 +352,11 @@ async function runTool(
     }
   }
   return result;
+}
+
+/** What a deliver action's policy sees (allowlists match on `to`). */
+function deliverPayload(action: DeliverAction): Json {
+  return { channel: action.channel, account: action.account ?? 'default', to: action.to, ...(action.thread ? { thread: action.thread } : {}), text: action.text };
 }
 
 /**

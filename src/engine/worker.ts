@@ -114,7 +114,7 @@ export class Worker {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      let full = false;
+      let full: boolean;
       try {
         const now = this.clock.now();
         if (now - this.lastReap >= this.reapEveryMs) {

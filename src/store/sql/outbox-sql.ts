@@ -6,7 +6,7 @@ import type { NewOutboxItem, OutboxItem, OutboxLease, OutboxStore } from '../out
 import type { AuditEntry } from '../store.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
-import { insertAudit } from './sql-store.ts';
+import { insertAudit, whereOf } from './sql-store.ts';
 
 /**
  * The outbox in portable SQL. Leasing is the dialect's `leaseOutbox` statement: one
@@ -123,18 +123,11 @@ export class SqlOutboxStore implements OutboxStore {
   }
 
   async list(filter: { state?: OutboxItem['state']; runId?: string; limit: number }): Promise<OutboxItem[]> {
-    const where: string[] = [];
-    const params: Array<string | number> = [];
-    if (filter.state) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    if (filter.runId) {
-      where.push('run_id = ?');
-      params.push(filter.runId);
-    }
-    params.push(filter.limit);
-    const rows = await this.db.read.all<OutboxRow>(`SELECT * FROM outbox ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at, id LIMIT ?`, params);
+    const w = whereOf([
+      ['state = ?', filter.state],
+      ['run_id = ?', filter.runId],
+    ]);
+    const rows = await this.db.read.all<OutboxRow>(`SELECT * FROM outbox ${w.sql} ORDER BY created_at, id LIMIT ?`, [...w.params, filter.limit]);
     return rows.map(toOutboxItem);
   }
 

@@ -279,18 +279,11 @@ export class SqlStore implements Store {
   }
 
   async listEnvelopes(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]> {
-    const where: string[] = [];
-    const params: SqlParam[] = [];
-    if (filter.state) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    if (filter.before) {
-      where.push('id < ?');
-      params.push(filter.before);
-    }
-    params.push(filter.limit);
-    const rows = await this.db.read.all<EnvelopeRow>(`SELECT * FROM envelopes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`, params);
+    const w = whereOf([
+      ['state = ?', filter.state],
+      ['id < ?', filter.before],
+    ]);
+    const rows = await this.db.read.all<EnvelopeRow>(`SELECT * FROM envelopes ${w.sql} ORDER BY id DESC LIMIT ?`, [...w.params, filter.limit]);
     return rows.map(toEnvelope);
   }
 
@@ -390,25 +383,12 @@ export class SqlStore implements Store {
   }
 
   async listRuns(filter: RunFilter): Promise<Run[]> {
-    const where: string[] = [];
-    const params: SqlParam[] = [];
-    if (filter.state) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    if (filter.agent) {
-      where.push('agent = ?');
-      params.push(filter.agent);
-    }
-    if (filter.before) {
-      where.push('id < ?');
-      params.push(filter.before);
-    }
-    params.push(filter.limit);
-    const rows = await this.db.read.all<RunRow>(
-      `SELECT * FROM runs ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`,
-      params,
-    );
+    const w = whereOf([
+      ['state = ?', filter.state],
+      ['agent = ?', filter.agent],
+      ['id < ?', filter.before],
+    ]);
+    const rows = await this.db.read.all<RunRow>(`SELECT * FROM runs ${w.sql} ORDER BY id DESC LIMIT ?`, [...w.params, filter.limit]);
     return rows.map(toRun);
   }
 
@@ -418,21 +398,11 @@ export class SqlStore implements Store {
   }
 
   async listTasks(filter: TaskFilter): Promise<Task[]> {
-    const where: string[] = [];
-    const params: SqlParam[] = [];
-    if (filter.runId) {
-      where.push('run_id = ?');
-      params.push(filter.runId);
-    }
-    if (filter.state) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    params.push(filter.limit);
-    const rows = await this.db.read.all<TaskRow>(
-      `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id LIMIT ?`,
-      params,
-    );
+    const w = whereOf([
+      ['run_id = ?', filter.runId],
+      ['state = ?', filter.state],
+    ]);
+    const rows = await this.db.read.all<TaskRow>(`SELECT * FROM tasks ${w.sql} ORDER BY id LIMIT ?`, [...w.params, filter.limit]);
     return rows.map(toTask);
   }
 
@@ -1028,21 +998,11 @@ export class SqlStore implements Store {
   }
 
   async listApprovals(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]> {
-    const where: string[] = [];
-    const params: SqlParam[] = [];
-    if (filter.state) {
-      where.push('state = ?');
-      params.push(filter.state);
-    }
-    if (filter.runId) {
-      where.push('run_id = ?');
-      params.push(filter.runId);
-    }
-    params.push(filter.limit);
-    const rows = await this.db.read.all<ApprovalRow>(
-      `SELECT * FROM approvals ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY requested_at, id LIMIT ?`,
-      params,
-    );
+    const w = whereOf([
+      ['state = ?', filter.state],
+      ['run_id = ?', filter.runId],
+    ]);
+    const rows = await this.db.read.all<ApprovalRow>(`SELECT * FROM approvals ${w.sql} ORDER BY requested_at, id LIMIT ?`, [...w.params, filter.limit]);
     return rows.map(toApproval);
   }
 
@@ -1141,6 +1101,12 @@ export class SqlStore implements Store {
     const row = await this.db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
     return Number(row?.seq ?? 0);
   }
+}
+
+/** `WHERE a = ? AND b = ?` from the conditions whose value is given. */
+export function whereOf(conds: Array<[string, SqlParam | undefined]>): { sql: string; params: SqlParam[] } {
+  const given = conds.filter((c): c is [string, SqlParam] => c[1] !== undefined && c[1] !== null && c[1] !== '');
+  return { sql: given.length ? `WHERE ${given.map(([c]) => c).join(' AND ')}` : '', params: given.map(([, v]) => v) };
 }
 
 function isUnfinished(state: string): boolean {
