@@ -65,6 +65,11 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
     0,
   );
   if (values.exit && !values.send) throw new InvalidInputError('--exit', 'only makes sense with --send');
+  // A signal that arrives while starting up is honoured once everything has started, with a drain.
+  let signalled = 0;
+  const early = () => void signalled++;
+  process.on('SIGINT', early);
+  process.on('SIGTERM', early);
   const concurrency = intOption('concurrency', values.concurrency);
   const port = intOption('port', values.port as string | undefined, 0);
   const withGateway = mode.gateway && !values['no-gateway'];
@@ -114,11 +119,18 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
     ...(gateway ? { onAgentEvent: (e) => gateway?.gateway.events.publishEphemeral(e.kind, e.runId, e) } : {}),
   });
   await worker.start();
-  const dispatcher = new OutboxDispatcher({ store, channels, options: config.channels.outbox, log });
+  // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
+  const crossProcess = store.capabilities.crossProcessWakeups;
+  const dispatcher = new OutboxDispatcher({
+    store,
+    channels,
+    options: { ...config.channels.outbox, pollMs: crossProcess ? Math.max(config.channels.outbox.pollMs, 5_000) : config.channels.outbox.pollMs },
+    log,
+  });
   await dispatcher.start();
   const scheduler = new Scheduler({ store, intake, schedules: config.schedules, log });
   await scheduler.start();
-  intake.startSweeping(500, (err) => log.error('routing sweep failed', { error: String(err) }));
+  intake.startSweeping(crossProcess ? 5_000 : 500, (err) => log.error('routing sweep failed', { error: String(err) }));
 
   const watcher = new ConfigWatcher(
     configPath(values),
@@ -171,8 +183,11 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       if (signals > 1) process.exit(130);
       void shutdown().then(() => resolve(0));
     };
+    process.off('SIGINT', early);
+    process.off('SIGTERM', early);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    if (signalled > 0) onSignal();
     if (values.send) {
       const input: Json = { text: values.text ?? '' };
       void (async () => {

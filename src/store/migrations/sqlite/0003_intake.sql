@@ -8,6 +8,8 @@ ALTER TABLE runs ADD COLUMN session_epoch INTEGER;
 -- `router` runs hand the envelope to the agent their output names.
 ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'work';
 CREATE INDEX runs_session_idx ON runs (session_key, session_seq);
+-- The next message of a session to admit: only its unfinished runs, oldest first.
+CREATE INDEX runs_session_open_idx ON runs (session_key, session_seq) WHERE state = 'running';
 CREATE INDEX runs_envelope_idx ON runs (envelope_id);
 
 -- What a `waiting` task waits for: children, approval or lane (its session is busy).
