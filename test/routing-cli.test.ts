@@ -237,6 +237,8 @@ describe('spine sessions', () => {
       spine(dir, ['sessions', 'list', '--db', db, '--agent', 'ops', '--json']),
     ]);
     assert.equal(text.code, 0, text.stderr);
+    assert.equal(json.code, 0, json.stderr);
+    assert.equal(filtered.code, 0, filtered.stderr);
     assert.match(text.stdout, /^SESSION\s+AGENT\s+MESSAGES\s+LANE\s+LAST ACTIVE\s+RESET$/m);
     assert.match(text.stdout, new RegExp(`^${TG}\\s+support\\s+2\\s+free\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+-$`, 'm'));
     assert.match(text.stdout, new RegExp(`^${OPS}\\s+ops\\s+1\\s+free`, 'm'));

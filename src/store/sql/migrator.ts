@@ -50,17 +50,25 @@ function isMissingTable(err: unknown): boolean {
  * whose schema is newer than this build knows.
  */
 export async function migrate(backend: SqlBackend, now: number): Promise<{ applied: number[]; version: number }> {
+  // The common case — already current — is a read: many processes starting at once take no write lock.
+  const first = await schemaStatus(backend);
+  if (first.current > first.known) throw new SchemaTooNewError(first.current, first.known);
+  if (first.current === first.known) return { applied: [], version: first.known };
   return backend.withMigrationLock(async () => {
     await backend.transaction((tx) => tx.exec(CREATE_TABLE));
     const { current, known } = await schemaStatus(backend);
     if (current > known) throw new SchemaTooNewError(current, known);
     const applied: number[] = [];
     for (const mig of backend.migrations.slice(current)) {
-      await backend.transaction(async (tx) => {
+      const done = await backend.transaction(async (tx) => {
+        // Re-checked inside the write transaction: another process may have applied it meanwhile.
+        const row = await tx.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+        if (Number(row?.v ?? 0) >= mig.version) return false;
         await tx.exec(mig.sql);
         await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [mig.version, mig.name, now]);
+        return true;
       });
-      applied.push(mig.version);
+      if (done) applied.push(mig.version);
     }
     return { applied, version: known };
   });
