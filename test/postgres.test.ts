@@ -22,8 +22,9 @@ describe('placeholders and URLs (no database)', () => {
       `SELECT '?', 'it''s ?', "col?" FROM t -- what?\nWHERE x = $1 /* and ? */ AND y = $2`,
     );
     assert.equal(toPgPlaceholders('SELECT 1'), 'SELECT 1');
-    // Cached: the same text comes back as the same string.
+    // Translated again (from the cache): numbering starts at $1 every time, nothing carries over.
     const sqlText = 'UPDATE t SET a = ? WHERE id = ?';
+    assert.equal(toPgPlaceholders(sqlText), 'UPDATE t SET a = $1 WHERE id = $2');
     assert.equal(toPgPlaceholders(sqlText), toPgPlaceholders(sqlText));
   });
 

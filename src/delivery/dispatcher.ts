@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { newId } from '../core/ids.ts';
+import { Wakeable } from '../core/wake.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
 import { backoffMs } from '../engine/retry.ts';
@@ -69,8 +70,7 @@ export class OutboxDispatcher {
   private readonly random: () => number;
   private stopping = false;
   private loopDone: Promise<void> | null = null;
-  private wakeUp: (() => void) | null = null;
-  private wakePending = false;
+  private readonly waker = new Wakeable();
   private unsubscribe: (() => void) | null = null;
 
   constructor(deps: DispatcherDeps) {
@@ -119,10 +119,7 @@ export class OutboxDispatcher {
 
   /** Asks the loop to look for due items now. */
   wake(): void {
-    this.wakePending = true;
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
+    this.waker.wake();
   }
 
   /** Leases one batch of due items and attempts each; returns how many were leased. */
@@ -155,7 +152,7 @@ export class OutboxDispatcher {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       try {
-        this.wakePending = false;
+        this.waker.consume();
         const leased = await this.dispatchOnce();
         if (leased === this.opts.batch) continue; // probably more due
         const due = await this.store.outbox.nextDue();
@@ -169,20 +166,7 @@ export class OutboxDispatcher {
   }
 
   private idle(ms: number): Promise<void> {
-    if (this.wakePending || this.stopping) {
-      this.wakePending = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.wakeUp = null;
-        resolve();
-      }, ms);
-      this.wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    return this.waker.sleep(ms, this.stopping);
   }
 
   /** A fetch whose every request gives up after timeoutMs. */

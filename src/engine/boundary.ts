@@ -71,6 +71,7 @@ export class Boundary {
   private readonly clock: Clock;
   private readonly facts: PolicyFacts;
   private readonly recorded = new Set<string>();
+  private readonly grants = new Map<string, { tools: string[]; agents: string[] }>();
 
   constructor(store: Store, registry: Registry, clock: Clock) {
     this.store = store;
@@ -82,9 +83,15 @@ export class Boundary {
     };
   }
 
-  /** Tools the agent may call, for its turn input. */
-  grantedTools(agent: string): string[] {
-    return this.registry.policy.grantedTools(agent, this.registry.tools.keys());
+  /** What the agent may name in its actions, for its turn input; computed once per agent (a reload builds a new Boundary). */
+  grantsFor(agent: string): { tools: string[]; agents: string[] } {
+    let g = this.grants.get(agent);
+    if (!g) {
+      const { policy, tools, agents } = this.registry;
+      g = { tools: policy.grantedTools(agent, tools.keys()), agents: [...agents.keys()].filter((a) => policy.handoffGranted(agent, a)) };
+      this.grants.set(agent, g);
+    }
+    return g;
   }
 
   /** A tool call: its input contract, then policy. */

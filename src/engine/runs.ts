@@ -36,8 +36,15 @@ export function isTerminal(run: Run): boolean {
   return TERMINAL_RUN_STATES.includes(run.state);
 }
 
-/** Resolves with the run once it is terminal (polls the store; runs may finish in another process). */
-export async function waitForRun(store: Store, runId: string, opts: { pollMs?: number; timeoutMs?: number; onPoll?: (run: Run) => void } = {}): Promise<Run> {
+/**
+ * Resolves with the run once it is terminal (polls the store; runs may finish in
+ * another process) — or as it stands when `timeoutMs` passes or `signal` aborts.
+ */
+export async function waitForRun(
+  store: Store,
+  runId: string,
+  opts: { pollMs?: number; timeoutMs?: number; signal?: AbortSignal; onPoll?: (run: Run) => void } = {},
+): Promise<Run> {
   const pollMs = opts.pollMs ?? 50;
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   for (;;) {
@@ -45,7 +52,19 @@ export async function waitForRun(store: Store, runId: string, opts: { pollMs?: n
     if (!run) throw new Error(`run ${runId} not found`);
     if (isTerminal(run)) return run;
     opts.onPoll?.(run);
-    if (Date.now() >= deadline) return run;
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (Date.now() >= deadline || opts.signal?.aborted) return run;
+    await sleep(pollMs, opts.signal);
   }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -244,7 +244,7 @@ function buildTurnInput(
   results: ActionResult[],
 ): TurnInput {
   const { task } = claimed;
-  const { registry, boundary } = env;
+  const { boundary } = env;
   // A copy: an in-process agent that keeps or changes its input must not reach the runner's in-memory history.
   return structuredClone({
     protocol: 'spine.turn/1',
@@ -253,7 +253,7 @@ function buildTurnInput(
     history,
     results,
     memory: [],
-    grants: { tools: boundary.grantedTools(task.agent), agents: [...registry.agents.keys()].filter((a) => registry.policy.handoffGranted(task.agent, a)) },
+    grants: boundary.grantsFor(task.agent),
   } satisfies TurnInput);
 }
 

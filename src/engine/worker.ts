@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
+import { Wakeable } from '../core/wake.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
@@ -45,9 +46,7 @@ export class Worker {
   private readonly inflight = new Map<string, InFlight>();
   private stopping = false;
   private loopDone: Promise<void> | null = null;
-  private wakeUp: (() => void) | null = null;
-  private wakePending = false;
-  private idleEndedByTimer = false;
+  private readonly waker = new Wakeable();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastReap = 0;
@@ -106,10 +105,7 @@ export class Worker {
 
   /** Asks the loop to look for work now. */
   wake(): void {
-    this.wakePending = true;
-    const w = this.wakeUp;
-    this.wakeUp = null;
-    w?.();
+    this.waker.wake();
   }
 
   private async loop(): Promise<void> {
@@ -127,9 +123,8 @@ export class Worker {
         for (const f of this.inflight.values()) if (!f.released) busy++;
         const free = this.opts.concurrency - busy;
         full = free <= 0;
-        if (free > 0 && this.idleEndedByTimer) {
+        if (free > 0 && this.waker.takeFullSleep()) {
           // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
-          this.idleEndedByTimer = false;
           const due = await this.store.nextDueAt();
           if (due === null || due > this.clock.now()) {
             await this.idle(this.sleepUntil(due));
@@ -137,7 +132,7 @@ export class Worker {
           }
         }
         if (free > 0) {
-          this.wakePending = false;
+          this.waker.consume();
           const claimed = await this.store.claimTasks({
             workerId: this.id,
             limit: free,
@@ -184,21 +179,7 @@ export class Worker {
   }
 
   private idle(ms: number): Promise<void> {
-    if (this.wakePending || this.stopping) {
-      this.wakePending = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.wakeUp = null;
-        this.idleEndedByTimer = true;
-        resolve();
-      }, ms);
-      this.wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+    return this.waker.sleep(ms, this.stopping);
   }
 
   private launch(claimed: ClaimedTask): void {

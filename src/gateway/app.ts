@@ -2,6 +2,7 @@ import type { HttpBindings } from '@hono/node-server';
 import { upgradeWebSocket } from '@hono/node-server';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { WebSocket } from 'ws';
+import { stableJson } from '../core/json.ts';
 import type { Clock } from '../core/clock.ts';
 import { newId } from '../core/ids.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -347,20 +348,10 @@ function reply(c: Context<Env>, status: number, body: Json | string | null): Res
 
 /** What identifies an envelope's content, for catching a reused Idempotency-Key. */
 function fingerprint(e: Pick<Envelope, 'channel' | 'account' | 'peer' | 'parentPeer' | 'sender' | 'thread' | 'text' | 'data'>): string {
-  return stable({ channel: e.channel, account: e.account, peer: e.peer, parentPeer: e.parentPeer, sender: e.sender, thread: e.thread, text: e.text, data: e.data });
+  return stableJson({ channel: e.channel, account: e.account, peer: e.peer, parentPeer: e.parentPeer, sender: e.sender, thread: e.thread, text: e.text, data: e.data });
 }
 
 function sameEnvelope(a: Envelope, b: EnvelopeRecord): boolean {
   return fingerprint(a) === fingerprint(b);
 }
 
-function stable(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stable(o[k])}`)
-    .join(',')}}`;
-}

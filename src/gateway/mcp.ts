@@ -2,11 +2,12 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { stableJson } from '../core/json.ts';
 import type { Clock } from '../core/clock.ts';
 import { SpineError, toErrorInfo } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Json, Run } from '../core/types.ts';
-import { isTerminal } from '../engine/runs.ts';
+import { isTerminal, waitForRun } from '../engine/runs.ts';
 import type { Envelope } from '../intake/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
@@ -125,7 +126,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
         replyTo: null,
       };
       const result = await intake.accept(envelope, { actor: `mcp:${principal.name}`, ...(args.agent ? { agent: args.agent } : {}) });
-      if (!result.created && (result.envelope.text !== envelope.text || stable(result.envelope.data) !== stable(envelope.data))) {
+      if (!result.created && (result.envelope.text !== envelope.text || stableJson(result.envelope.data) !== stableJson(envelope.data))) {
         throw new SpineError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey "${key}" was already used for different work (envelope ${result.envelope.id}); use a new key`, { retryable: false });
       }
       if (result.envelope.state === 'unroutable' || !result.run) {
@@ -138,7 +139,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
       let waited = false;
       if (args.wait) {
         waited = true;
-        run = await waitFor(store, run, args.waitMs ?? Math.min(DEFAULT_WAIT_MS, maxWait), signal);
+        run = await waitForRun(store, run.id, { timeoutMs: args.waitMs ?? Math.min(DEFAULT_WAIT_MS, maxWait), signal });
       }
       return { run: runSummary(run), envelopeId: result.envelope.id, idempotencyKey: key, duplicate: !result.created, finished: isTerminal(run), waited };
     }),
@@ -226,34 +227,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
   return server;
 }
 
-async function waitFor(store: Store, run: Run, ms: number, signal: AbortSignal): Promise<Run> {
-  const deadline = Date.now() + ms;
-  let current = run;
-  while (!isTerminal(current) && Date.now() < deadline && !signal.aborted) {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, 50);
-      function done() {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done, { once: true });
-    });
-    current = (await store.getRun(run.id)) ?? current;
-  }
-  return current;
-}
 
-function stable(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stable(o[k])}`)
-    .join(',')}}`;
-}
 
 /**
  * The gateway's MCP endpoint: Streamable HTTP in stateless JSON mode. Each POST gets

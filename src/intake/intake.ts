@@ -130,7 +130,12 @@ export class Intake {
           if (this.sweeping) this.sweeping.busy = false;
         });
     };
-    this.sweeping = { timer: setInterval(sweep, everyMs), unsubscribe: this.store.onCommitted(sweep), busy: false };
+    // Right after a commit only while some binding routes through an agent; the slow tick
+    // also finishes envelopes left routing by a config that has since changed.
+    const afterCommit = () => {
+      if (this.current.routing.bindings.some((b) => b.router !== null)) sweep();
+    };
+    this.sweeping = { timer: setInterval(sweep, everyMs), unsubscribe: this.store.onCommitted(afterCommit), busy: false };
   }
 
   stopSweeping(): void {

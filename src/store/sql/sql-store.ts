@@ -736,7 +736,7 @@ export class SqlStore implements Store {
       const row =
         outcome.kind === 'succeed'
           ? await this.fence(tx, c.lease, now, {
-              sql: `state = 'succeeded', output = ?, turns = ?, attempt = 0, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,`,
+              sql: `state = 'succeeded', output = ?, turns = COALESCE(?, turns), attempt = 0, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,`,
               params: [toJson(outcome.output), c.turn ? c.turn.n : null, now],
             })
           : await this.fence(tx, c.lease, now);
@@ -842,10 +842,9 @@ export class SqlStore implements Store {
 
   /** Checks the lease is still held; returns the task row. */
   private async fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }): Promise<TaskRow> {
-    // `also` sets more columns in the same statement; `turns = ?` with null keeps the count.
-    const set = also ? also.sql.replace('turns = ?', 'turns = COALESCE(?, turns)') : '';
+    // `also` sets more columns in the same statement (the fence and the change are one write).
     const row = await tx.get<TaskRow>(
-      `UPDATE tasks SET ${set} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
+      `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
       [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo],
     );
     if (!row) throw new LeaseLostError(lease.taskId);
