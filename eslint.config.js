@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.spine/**', 'coverage/**', '**/*.py'] },
+  { ignores: ['node_modules/**', '.spine/**', 'coverage/**', '**/*.py', '.dependency-cruiser.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

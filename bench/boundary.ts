@@ -25,7 +25,7 @@ import type { Json, Task } from '../src/core/types.ts';
 import { Boundary } from '../src/engine/boundary.ts';
 import { createRegistry } from '../src/engine/registry.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import { round, summarize } from './stats.ts';
 
 const { values: args } = parseArgs({ options: { actions: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });

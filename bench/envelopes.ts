@@ -33,7 +33,7 @@ import { startGateway } from '../src/gateway/server.ts';
 import { Intake } from '../src/intake/intake.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability } from '../src/store/store.ts';
 
 const now = () => performance.timeOrigin + performance.now();

@@ -6,13 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { AgentFunction } from '../src/agents/agent.ts';
+import type { AgentFunction } from '../src/core/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { silentLogger } from '../src/core/log.ts';
 import type { Registry, WorkerOptions } from '../src/engine/options.ts';
 import { createRegistry, type AgentInit } from '../src/engine/registry.ts';
 import { Worker } from '../src/engine/worker.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability, Store, TurnCommit } from '../src/store/store.ts';
 
 /** The worker options every workload uses. */

@@ -4,9 +4,9 @@
 // fake platform.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { OutboxDispatcher } from '../src/delivery/dispatcher.ts';
-import { createChannels } from '../src/intake/channels/index.ts';
-import type { ChannelAdapter } from '../src/intake/channels/channel.ts';
+import { OutboxDispatcher } from '../src/engine/outbox-dispatcher.ts';
+import { createChannels } from '../src/channels/index.ts';
+import type { ChannelAdapter } from '../src/core/channel.ts';
 import {
   FakePlatform,
   channelSettings,

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FieldIssue } from '../src/core/errors.ts';
-import { BadChannelRequestError, UnauthorizedRequestError, type ChannelAdapter, type InboundResult } from '../src/intake/channels/channel.ts';
-import { channelsSchema, compileChannels } from '../src/intake/channels/config.ts';
-import { createChannels } from '../src/intake/channels/index.ts';
+import { type ChannelAdapter, type InboundResult } from '../src/core/channel.ts';
+import { BadChannelRequestError, UnauthorizedRequestError } from '../src/core/errors.ts';
+import { channelsSchema, compileChannels } from '../src/channels/config.ts';
+import { createChannels } from '../src/channels/index.ts';
 import {
   DISCORD_APP,
   GITHUB_DELIVERY,

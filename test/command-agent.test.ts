@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ToolContext } from '../src/agents/agent.ts';
+import type { ToolContext } from '../src/core/agent.ts';
 import { CommandAgent } from '../src/agents/command-agent.ts';
 import type { Json, Run, RunState } from '../src/core/types.ts';
 import type { AgentSpec, Registry, RetryPolicy } from '../src/engine/options.ts';

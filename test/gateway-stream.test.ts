@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../src/core/log.ts';
 import { EventHub } from '../src/gateway/events.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { AuditEvent, Store } from '../src/store/store.ts';
 import { envelopeBody, startTestGateway, type TestGateway } from './fixtures/gateway-setup.ts';
 import { until } from './helpers.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import type { TestContext } from 'node:test';
-import type { Agent, AgentFunction, ToolFunction } from '../src/agents/agent.ts';
+import type { Agent, AgentFunction, ToolFunction } from '../src/core/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import type { ContractRegistry } from '../src/contracts/registry.ts';
 import type { Json, Run } from '../src/core/types.ts';
@@ -14,7 +14,7 @@ import { createRegistry, type AgentInit, type ToolInit } from '../src/engine/reg
 import type { CompiledPolicy } from '../src/policy/rules.ts';
 import { submitRun, waitForRun } from '../src/engine/runs.ts';
 import { Worker } from '../src/engine/worker.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import { PG_TYPES } from '../src/store/postgres/pg-backend.ts';
 import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
 import type { AuditEvent, Store } from '../src/store/store.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createHttpAgent, type HttpAgentConfig } from '../src/agents/http/config.ts';
 import { signSpineRequest, verifySpineSignature } from '../src/agents/http/signature.ts';
-import type { Agent } from '../src/agents/agent.ts';
+import type { Agent } from '../src/core/agent.ts';
 import { compileConfig, parseConfig } from '../src/config/load.ts';
 import { ConfigError, type FieldIssue } from '../src/core/errors.ts';
 import type { Json } from '../src/core/types.ts';

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { ToolContext } from '../src/agents/agent.ts';
+import type { ToolContext } from '../src/core/agent.ts';
 import { digest } from '../src/core/digest.ts';
 import { LeaseLostError } from '../src/core/errors.ts';
 import type { Action, Json, Run } from '../src/core/types.ts';

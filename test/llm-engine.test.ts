@@ -3,7 +3,7 @@
 // settled against a ceiling, and failover in the audit trail.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Agent } from '../src/agents/agent.ts';
+import type { Agent } from '../src/core/agent.ts';
 import { ENGINE_RECORDS_META } from '../src/agents/llm/agent.ts';
 import { createLlmAgent } from '../src/agents/llm/config.ts';
 import type { AgentCatalog } from '../src/agents/llm/types.ts';

@@ -3,14 +3,14 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ManualClock, systemClock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
 import type { Json } from '../src/core/types.ts';
-import { OutboxDispatcher, type DispatcherDeps } from '../src/delivery/dispatcher.ts';
-import type { ChannelAdapter } from '../src/intake/channels/channel.ts';
-import { createChannels } from '../src/intake/channels/index.ts';
+import { OutboxDispatcher, type DispatcherDeps } from '../src/engine/outbox-dispatcher.ts';
+import type { ChannelAdapter } from '../src/core/channel.ts';
+import { createChannels } from '../src/channels/index.ts';
 import { Intake } from '../src/intake/intake.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import type { NewOutboxItem, OutboxItem } from '../src/store/outbox.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { AuditEvent, Store } from '../src/store/store.ts';
 import {
   DISCORD_APP,

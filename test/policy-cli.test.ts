@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import type { Json } from '../src/core/types.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { Approval, StandingGrant, Store } from '../src/store/store.ts';
 import { PROJECT_MODULE, readPayments, spine, startWorkerProcess, writeProject, type WorkerProcess } from './fixtures/policy-project.ts';
 import { finished, until } from './helpers.ts';

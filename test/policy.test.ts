@@ -16,7 +16,7 @@ import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { isOpen, nextOpening, type TimeWindow } from '../src/policy/windows.ts';
 import { submitRun } from '../src/engine/runs.ts';
 import { Worker } from '../src/engine/worker.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import { PROJECT_MODULE } from './fixtures/policy-project.ts';
 import { FAST_WORKER, finished, registry, until } from './helpers.ts';
 

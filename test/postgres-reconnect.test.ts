@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { ToolContext } from '../src/agents/agent.ts';
+import type { ToolContext } from '../src/core/agent.ts';
 import { consoleLogger } from '../src/core/log.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { FAST_WORKER, registry } from './helpers.ts';

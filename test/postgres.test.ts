@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidInputError, SchemaOutdatedError, SchemaTooNewError } from '../src/core/errors.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import { PgBackend } from '../src/store/postgres/pg-backend.ts';
 import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { StoreUnavailableError } from '../src/store/postgres/pg-errors.ts';

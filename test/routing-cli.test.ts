@@ -10,9 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/load.ts';
 import { Worker } from '../src/engine/worker.ts';
-import type { Envelope } from '../src/intake/envelope.ts';
+import type { Envelope } from '../src/core/envelope.ts';
 import { Intake } from '../src/intake/intake.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { SessionInfo } from '../src/store/store.ts';
 import { finished } from './helpers.ts';
 

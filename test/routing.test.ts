@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FieldIssue } from '../src/core/errors.ts';
-import type { Envelope } from '../src/intake/envelope.ts';
+import type { Envelope } from '../src/core/envelope.ts';
 import { bindingSchema, compileBindings, route, TIERS, type BindingConfig, type RouteDecision } from '../src/routing/bindings.ts';
 import { compileSessions, scopeFor, sessionKey, sessionsSchema, shouldReset, type ResetPolicy, type SessionScope } from '../src/routing/sessions.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { zodIssues } from '../src/config/load.ts';
+import { zodIssues } from '../src/core/issues.ts';
 import { ManualClock, systemClock, type Clock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
 import { Intake } from '../src/intake/intake.ts';
@@ -9,7 +9,7 @@ import { ENUMERATE_CAP, fireAfter, planFires } from '../src/intake/schedules/pla
 import { Scheduler, type SchedulerOptions } from '../src/intake/schedules/scheduler.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
-import { openStore } from '../src/store/open-store.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 import type { ScheduleStore } from '../src/store/schedules.ts';
 import type { AuditEvent, EnvelopeRecord, Store } from '../src/store/store.ts';
 import { registry, tempStore, until } from './helpers.ts';

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
-import type { AgentFunction } from '../src/agents/agent.ts';
+import type { AgentFunction } from '../src/core/agent.ts';
 import { ManualClock, systemClock, type Clock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
 import type { Run, SessionMessage, TurnInput } from '../src/core/types.ts';
 import { Worker } from '../src/engine/worker.ts';
-import type { Envelope } from '../src/intake/envelope.ts';
+import type { Envelope } from '../src/core/envelope.ts';
 import { Intake } from '../src/intake/intake.ts';
 import { compileBindings, type BindingConfig } from '../src/routing/bindings.ts';
 import { compileSessions, type SessionsConfig } from '../src/routing/sessions.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import type { AgentContext } from '../src/agents/agent.ts';
+import type { AgentContext } from '../src/core/agent.ts';
 import type { TurnInput } from '../src/core/types.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { envelopeBody, startTestGateway } from './fixtures/gateway-setup.ts';

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Agent, AgentContext } from './agent.ts';
+import type { Agent, AgentContext } from '../core/agent.ts';
 import { AgentError, AgentProtocolError } from '../core/errors.ts';
 import type { TurnInput } from '../core/types.ts';
 

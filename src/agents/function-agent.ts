@@ -1,4 +1,4 @@
-import type { Agent, AgentContext, AgentFunction } from './agent.ts';
+import type { Agent, AgentContext, AgentFunction } from '../core/agent.ts';
 import type { TurnInput } from '../core/types.ts';
 
 /** An agent that is a function in this process (kind `function`). */

@@ -8,7 +8,7 @@ export interface AgentCatalog {
   toolNames(): Iterable<string>;
   agent(name: string): { description?: string | undefined; input: string | null } | undefined;
 }
-import type { Agent } from './agent.ts';
+import type { Agent } from '../core/agent.ts';
 
 /** What an agent kind's factory gets besides its own config. */
 export interface AgentKindContext {

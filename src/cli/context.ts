@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE, loadConfig, type CompiledConfig } from '../config/load.ts';
 import { consoleLogger } from '../core/log.ts';
-import { DEFAULT_DB, openStore } from '../store/open-store.ts';
+import { DEFAULT_DB, openStore } from '../runtime/open-store.ts';
 import type { Durability, Store } from '../store/store.ts';
 import { oneOf } from './args.ts';
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, SpineError } from '../core/errors.ts';
+import { ConfigError, EXIT, SpineError } from '../core/errors.ts';
 import { AGENTS_HELP, agentsCommand } from './commands/agents.ts';
 import { APPROVALS_HELP, approvalsCommand } from './commands/approvals.ts';
 import { INIT_HELP, initCommand } from './commands/init.ts';
@@ -20,13 +20,7 @@ export interface CommandResult {
   exitCode?: number;
 }
 
-/**
- * Exit codes: 0 ok · 1 the work failed (a run ended failed/cancelled, or an
- * unexpected error) · 2 bad usage, argument, input or config · 3 refused: not
- * found, or not allowed in the current state · 4 the database schema is newer or
- * older than this Spine.
- */
-export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4 } as const;
+export { EXIT };
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>; help: string; summary: string }> = {
   init: { run: initCommand, help: INIT_HELP, summary: 'scaffold a working project' },
@@ -62,7 +56,8 @@ options for every command:
   --json                machine-readable output
   --help, -h            help for a command
 
-exit codes: 0 ok, 1 work failed, 2 bad input or config, 3 not found / not allowed now, 4 schema mismatch`;
+exit codes: 0 ok, 1 work failed, 2 bad input or config, 3 not found / not allowed now, 4 schema mismatch,
+            5 unavailable (store down, full or read-only): try again later`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -113,24 +108,9 @@ function reportError(err: unknown, json: boolean): number {
   return code;
 }
 
+/** The exit code of a failed command: the catalogue's for a SpineError; anything else is a bug (1). */
 function exitCodeFor(err: unknown): number {
-  if (!(err instanceof SpineError)) return EXIT.failed;
-  switch (err.code) {
-    case 'CONFIG_INVALID':
-    case 'INVALID_INPUT':
-    case 'UNKNOWN_AGENT':
-    case 'UNKNOWN_TOOL':
-    case 'CONTRACT_VIOLATION':
-      return EXIT.usage;
-    case 'NOT_FOUND':
-    case 'INVALID_STATE':
-      return EXIT.refused;
-    case 'SCHEMA_TOO_NEW':
-    case 'SCHEMA_OUTDATED':
-      return EXIT.schema;
-    default:
-      return EXIT.failed;
-  }
+  return err instanceof SpineError ? err.exitCode : EXIT.failed;
 }
 
 if (import.meta.main) {

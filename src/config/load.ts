@@ -2,22 +2,22 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
-import type { z } from 'zod';
-import type { AgentFunction, ToolFunction } from '../agents/agent.ts';
+import type { AgentFunction, ToolFunction } from '../core/agent.ts';
 import { createA2aAgent } from '../agents/a2a/config.ts';
 import type { AgentCatalog } from '../agents/kind.ts';
 import { CommandAgent } from '../agents/command-agent.ts';
 import { createHttpAgent } from '../agents/http/config.ts';
 import { createLlmAgent } from '../agents/llm/config.ts';
-import { loadMcpTools } from '../agents/mcp/config.ts';
+import { loadMcpTools } from '../tools/mcp/config.ts';
 import { FunctionAgent } from '../agents/function-agent.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
+import { zodIssues } from '../core/issues.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
 import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
-import { compileChannels, type ChannelSettings } from '../intake/channels/config.ts';
+import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
 import { compileSchedules, type ScheduleSettings } from '../intake/schedules/config.ts';
 import { compilePolicy } from '../policy/rules.ts';
@@ -66,25 +66,6 @@ export function parseConfig(file: string, value: unknown): SpineConfigFile {
   const result = configSchema.safeParse(value);
   if (!result.success) throw new ConfigError(file, zodIssues(result.error));
   return result.data;
-}
-
-export function zodIssues(error: { issues: readonly z.core.$ZodIssue[] }, prefix: PropertyKey[] = []): FieldIssue[] {
-  const out: FieldIssue[] = [];
-  for (const issue of error.issues) {
-    const segments = [...prefix, ...issue.path];
-    const path = segments.map(String).join('.');
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: path ? `${path}.${key}` : key, message: 'unknown setting' });
-    } else if (issue.code === 'invalid_key') {
-      // A record key that fails its pattern: report the key's own message.
-      out.push(...zodIssues({ issues: issue.issues }, segments));
-    } else if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
-      out.push({ path, message: `required (${issue.expected})` });
-    } else {
-      out.push({ path, message: issue.message });
-    }
-  }
-  return out;
 }
 
 /** Loads, validates and compiles a config: modules are imported and every reference checked. */
@@ -141,6 +122,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       if (!target.includes('*') && !(target in raw.agents)) issues.push({ path: `${path}.grants.handoffs`, message: `unknown agent "${target}"` });
     }
     const common: Omit<AgentInit, 'agent'> = {
+      ...(cfg.description === undefined ? {} : { description: cfg.description }),
       timeoutMs: cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       retry: { ...retry, ...cfg.retry },
       input: cfg.input ?? null,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { gatewaySchema } from '../gateway/config.ts';
-import { channelsSchema } from '../intake/channels/config.ts';
+import { channelsSchema } from '../channels/config.ts';
 import { schedulesSchema } from '../intake/schedules/config.ts';
 import { policySchema } from '../policy/rules.ts';
 import { bindingSchema } from '../routing/bindings.ts';
@@ -8,8 +8,9 @@ import { sessionsSchema } from '../routing/sessions.ts';
 import { a2aAgentSchema } from '../agents/a2a/config.ts';
 import { httpAgentSchema } from '../agents/http/config.ts';
 import { llmAgentSchema } from '../agents/llm/config.ts';
-import { mcpSchema } from '../agents/mcp/config.ts';
-import { agentCommon, contractId, cost, retrySchema, type allowDeny } from './agent-common.ts';
+import { mcpSchema } from '../tools/mcp/config.ts';
+import { agentCommon } from '../agents/config-common.ts';
+import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
 
 export { retrySchema };
 

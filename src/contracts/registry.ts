@@ -42,9 +42,10 @@ export function parseContractId(id: string): ContractRef | null {
 export class ContractViolationError extends SpineError {
   readonly contract: string;
   readonly violations: FieldIssue[];
-  constructor(contract: string, where: string, violations: FieldIssue[]) {
+  /** `retryable`: an agent's own output, which its next attempt may correct; bad input from a caller is not. */
+  constructor(contract: string, where: string, violations: FieldIssue[], opts: { retryable?: boolean } = {}) {
     super('CONTRACT_VIOLATION', `${where} violates ${contract}: ${violations.map((v) => `${v.path || '(root)'} ${v.message}`).join('; ')}`, {
-      retryable: true,
+      retryable: opts.retryable ?? false,
       details: { contract, violations: violations.map((v) => ({ path: v.path, message: v.message })) },
     });
     this.contract = contract;
@@ -55,9 +56,7 @@ export class ContractViolationError extends SpineError {
 /** A handoff whose contract the receiving agent does not accept. */
 export class ContractMismatchError extends SpineError {
   constructor(given: string, expected: string) {
-    super('CONTRACT_MISMATCH', `payload declared as ${given}, but the receiver expects ${expected} and does not declare it accepts ${given}`, {
-      retryable: false,
-    });
+    super('CONTRACT_MISMATCH', `payload declared as ${given}, but the receiver expects ${expected} and does not declare it accepts ${given}`);
   }
 }
 

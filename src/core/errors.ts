@@ -1,22 +1,128 @@
+import { formatIssues, type FieldIssue } from './issues.ts';
 import type { ErrorInfo, Json } from './types.ts';
 
 /**
+ * The one error catalogue. Every code Spine answers with — to an HTTP client, a CLI
+ * user, an MCP or A2A peer, or an agent in its action results — is a key of this
+ * table, with its HTTP status, its CLI exit code and whether trying again may help.
+ * The gateway, the CLI, MCP and A2A all read from it; nobody keeps a table of their
+ * own. A 500 (`INTERNAL`) means a bug and nothing else.
+ *
+ * Exit codes: 0 ok · 1 the work failed · 2 bad usage, argument, input or config ·
+ * 3 refused (not found, not allowed, not in this state) · 4 the database schema does
+ * not match this Spine · 5 unavailable now (store down, full or read-only; draining):
+ * try again later.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4, unavailable: 5 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** The HTTP statuses the catalogue uses. */
+export type HttpStatus = 400 | 401 | 402 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 426 | 429 | 500 | 502 | 503 | 504;
+
+interface CatalogueEntry {
+  status: HttpStatus;
+  exit: ExitCode;
+  retryable: boolean;
+  /** What the condition means, for docs/errors.md and the OpenAPI document. */
+  summary: string;
+}
+
+const entry = (status: HttpStatus, exit: ExitCode, retryable: boolean, summary: string): CatalogueEntry => ({ status, exit, retryable, summary });
+
+export const ERROR_CATALOGUE = {
+  // ── bad input: nothing was changed ──
+  CONFIG_INVALID: entry(400, EXIT.usage, false, 'the config file (or a module it names) cannot be used; each problem names its field'),
+  INVALID_INPUT: entry(400, EXIT.usage, false, 'a command-line argument or operation input is malformed; the message names it'),
+  INVALID_REQUEST: entry(400, EXIT.usage, false, 'a request body or query fails validation; `issues` lists each path'),
+  INVALID_JSON: entry(400, EXIT.usage, false, 'the request body is empty or not JSON'),
+  INVALID_BODY: entry(400, EXIT.usage, false, 'the request body could not be read or is not UTF-8'),
+  INVALID_IDEMPOTENCY_KEY: entry(400, EXIT.usage, false, 'the Idempotency-Key header is not 1–255 printable ASCII characters'),
+  INVALID_CURSOR: entry(400, EXIT.usage, false, 'an event-stream cursor is beyond the newest event of this store'),
+  BAD_REQUEST: entry(400, EXIT.usage, false, 'a correctly signed channel request that the channel does not understand'),
+  BODY_TOO_LARGE: entry(413, EXIT.usage, false, 'the request body is larger than gateway.bodyLimitBytes'),
+  UNSUPPORTED_MEDIA_TYPE: entry(415, EXIT.usage, false, 'a JSON route was sent a body that is not application/json'),
+  UNKNOWN_AGENT: entry(422, EXIT.usage, false, 'no agent of that name is configured'),
+  UNKNOWN_TOOL: entry(422, EXIT.usage, false, 'no tool of that name is in the catalog'),
+  CONTRACT_VIOLATION: entry(422, EXIT.usage, false, 'a payload breaks its contract; `details.violations` names each field'),
+  CONTRACT_MISMATCH: entry(422, EXIT.usage, false, 'a handoff declares a contract its receiver does not accept'),
+  UNROUTABLE: entry(422, EXIT.usage, false, 'no binding matches the envelope, and none is the default'),
+  // ── who may do what ──
+  UNAUTHENTICATED: entry(401, EXIT.refused, false, 'no, a malformed, an unknown or a revoked bearer token'),
+  UNAUTHORIZED: entry(401, EXIT.refused, false, "a channel request whose signature, timestamp or secret is wrong"),
+  FORBIDDEN: entry(403, EXIT.refused, false, "the token's scopes do not allow this"),
+  POLICY_DENIED: entry(403, EXIT.refused, false, 'policy refused the crossing; `details.ruleId` names the rule'),
+  ESCALATION_DENIED: entry(403, EXIT.refused, false, 'an operator denied the escalation of a task'),
+  // ── what exists and in which state ──
+  NOT_FOUND: entry(404, EXIT.refused, false, 'no such run, task, envelope, approval, session, token or route'),
+  UNKNOWN_CHANNEL: entry(404, EXIT.refused, false, 'no channel of that name is configured'),
+  METHOD_NOT_ALLOWED: entry(405, EXIT.refused, false, 'the route exists, but not with this method'),
+  INVALID_STATE: entry(409, EXIT.refused, false, 'the current state forbids this (e.g. retrying a run that succeeded)'),
+  IDEMPOTENCY_KEY_REUSED: entry(409, EXIT.refused, false, 'the idempotency key was already used for different work'),
+  UPGRADE_REQUIRED: entry(426, EXIT.usage, false, 'a WebSocket endpoint was called without the upgrade'),
+  // ── limits ──
+  RATE_LIMITED: entry(429, EXIT.failed, true, 'a rate limit with onExceeded "fail" was exceeded; `details.retryAt` says when'),
+  BUDGET_EXCEEDED: entry(402, EXIT.failed, false, 'a cost ceiling was reached; the task escalated to a human'),
+  TURN_LIMIT: entry(422, EXIT.failed, false, 'a task took limits.maxTurns turns without an output'),
+  DEPTH_LIMIT: entry(422, EXIT.failed, false, 'a handoff would nest deeper than limits.maxDepth'),
+  // ── the work itself ──
+  AGENT_FAILED: entry(502, EXIT.failed, true, 'the agent threw, crashed or exited non-zero'),
+  AGENT_PROTOCOL: entry(502, EXIT.failed, true, 'the agent answered something that is not a valid turn result'),
+  TURN_TIMEOUT: entry(504, EXIT.failed, true, "the agent did not finish its turn within its timeout"),
+  TOOL_FAILED: entry(502, EXIT.failed, false, 'a tool threw; delivered to the agent as the action result'),
+  DELIVERY_FAILED: entry(502, EXIT.failed, false, 'an outbound message could not be delivered'),
+  OUTBOX_ATTEMPTS_EXHAUSTED: entry(502, EXIT.failed, false, 'an outbound message failed every attempt'),
+  CANCELLED: entry(409, EXIT.failed, false, 'the task or run was cancelled'),
+  CHILD_NOT_FINISHED: entry(409, EXIT.failed, false, "a handoff's child task has not finished yet"),
+  NO_RESULT: entry(502, EXIT.failed, false, 'an agent finished without a result'),
+  LEASE_LOST: entry(409, EXIT.failed, false, "a worker lost its task's lease; another worker takes over"),
+  LEASE_EXPIRED_TOO_OFTEN: entry(500, EXIT.failed, false, "the task's worker kept dying; dead-lettered as a likely poison pill"),
+  // ── the system ──
+  STORE_UNAVAILABLE: entry(503, EXIT.unavailable, true, 'the store cannot be reached or cannot write (down, disk full, read-only, I/O error)'),
+  DRAINING: entry(503, EXIT.unavailable, true, 'the process is shutting down; retry on another instance or shortly'),
+  SCHEMA_TOO_NEW: entry(503, EXIT.schema, false, 'the database schema is newer than this Spine'),
+  SCHEMA_OUTDATED: entry(503, EXIT.schema, false, 'the database schema is older than this Spine: run `spine migrate`'),
+  INTERNAL: entry(500, EXIT.failed, true, 'a bug in Spine: please report it'),
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code);
+}
+
+/** The catalogue entry of any code (an unknown code — e.g. from a remote agent — is treated as a failure of the work). */
+export function catalogueEntry(code: string): CatalogueEntry {
+  return isErrorCode(code) ? ERROR_CATALOGUE[code] : { status: 502, exit: EXIT.failed, retryable: false, summary: 'an error reported by an agent or tool' };
+}
+
+/**
  * Every error Spine raises on purpose is a SpineError subclass: one class per
- * condition, with a stable `code` (for programs and docs) and a `retryable` flag
- * that the retry policy reads. Anything else thrown by an agent or tool is wrapped
- * as AgentError (retryable) so an unknown failure is retried, not lost.
+ * condition, with its `code` from the catalogue (HTTP status, exit code and default
+ * `retryable` follow from it). Anything else thrown by an agent or tool is wrapped as
+ * AgentError (retryable) so an unknown failure is retried, not lost.
  */
 export class SpineError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: Json | undefined;
 
-  constructor(code: string, message: string, opts: { retryable: boolean; details?: Json; cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: Json; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retryable = opts.retryable;
+    this.retryable = opts.retryable ?? ERROR_CATALOGUE[code].retryable;
     this.details = opts.details;
+  }
+
+  /** The HTTP status this error is answered with. */
+  get status(): HttpStatus {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+
+  /** The CLI exit code this error ends a command with. */
+  get exitCode(): ExitCode {
+    return ERROR_CATALOGUE[this.code].exit;
   }
 
   toInfo(): ErrorInfo {
@@ -24,21 +130,24 @@ export class SpineError extends Error {
     if (this.details !== undefined) info.details = this.details;
     return info;
   }
+
+  /** Rebuilds an error from its stored form (e.g. a refusal recorded in the audit). */
+  static fromInfo(info: ErrorInfo): SpineError {
+    return new SpineError(isErrorCode(info.code) ? info.code : 'INTERNAL', info.message, {
+      retryable: info.retryable,
+      ...(info.details === undefined ? {} : { details: info.details }),
+    });
+  }
 }
 
-/** One field of a config, payload or argument that failed validation. */
-export interface FieldIssue {
-  path: string;
-  message: string;
-}
+export type { FieldIssue };
 
 /** A config file that cannot be used; nothing starts. */
 export class ConfigError extends SpineError {
   readonly file: string;
   readonly issues: FieldIssue[];
   constructor(file: string, issues: FieldIssue[]) {
-    super('CONFIG_INVALID', `${file}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, {
-      retryable: false,
+    super('CONFIG_INVALID', `${file}: ${formatIssues(issues)}`, {
       details: issues.map((i) => ({ path: i.path, message: i.message })),
     });
     this.file = file;
@@ -50,7 +159,7 @@ export class ConfigError extends SpineError {
 export class InvalidInputError extends SpineError {
   readonly field: string;
   constructor(field: string, message: string) {
-    super('INVALID_INPUT', `${field}: ${message}`, { retryable: false });
+    super('INVALID_INPUT', `${field}: ${message}`);
     this.field = field;
   }
 }
@@ -58,7 +167,7 @@ export class InvalidInputError extends SpineError {
 export class UnknownAgentError extends SpineError {
   readonly agent: string;
   constructor(agent: string, known: string[]) {
-    super('UNKNOWN_AGENT', `unknown agent "${agent}" (known: ${known.join(', ') || 'none'})`, { retryable: false });
+    super('UNKNOWN_AGENT', `unknown agent "${agent}" (known: ${known.join(', ') || 'none'})`);
     this.agent = agent;
   }
 }
@@ -66,21 +175,21 @@ export class UnknownAgentError extends SpineError {
 export class UnknownToolError extends SpineError {
   readonly tool: string;
   constructor(tool: string, known: string[]) {
-    super('UNKNOWN_TOOL', `unknown tool "${tool}" (known: ${known.join(', ') || 'none'})`, { retryable: false });
+    super('UNKNOWN_TOOL', `unknown tool "${tool}" (known: ${known.join(', ') || 'none'})`);
     this.tool = tool;
   }
 }
 
 export class NotFoundError extends SpineError {
   constructor(what: string, id: string) {
-    super('NOT_FOUND', `${what} "${id}" not found`, { retryable: false });
+    super('NOT_FOUND', `${what} "${id}" not found`);
   }
 }
 
 /** An operation that the current state forbids (e.g. retrying a succeeded run). */
 export class InvalidStateError extends SpineError {
   constructor(message: string) {
-    super('INVALID_STATE', message, { retryable: false });
+    super('INVALID_STATE', message);
   }
 }
 
@@ -88,7 +197,7 @@ export class InvalidStateError extends SpineError {
 export class AgentProtocolError extends SpineError {
   readonly agent: string;
   constructor(agent: string, message: string, details?: Json) {
-    super('AGENT_PROTOCOL', `agent "${agent}": ${message}`, { retryable: true, ...(details === undefined ? {} : { details }) });
+    super('AGENT_PROTOCOL', `agent "${agent}": ${message}`, details === undefined ? {} : { details });
     this.agent = agent;
   }
 }
@@ -110,7 +219,7 @@ export class AgentError extends SpineError {
 export class TurnTimeoutError extends SpineError {
   readonly timeoutMs: number;
   constructor(agent: string, timeoutMs: number) {
-    super('TURN_TIMEOUT', `agent "${agent}" did not finish its turn within ${timeoutMs} ms`, { retryable: true });
+    super('TURN_TIMEOUT', `agent "${agent}" did not finish its turn within ${timeoutMs} ms`);
     this.timeoutMs = timeoutMs;
   }
 }
@@ -118,14 +227,14 @@ export class TurnTimeoutError extends SpineError {
 /** A task used up its turn budget without returning an output. */
 export class TurnLimitError extends SpineError {
   constructor(limit: number) {
-    super('TURN_LIMIT', `task exceeded the limit of ${limit} turns without an output`, { retryable: false });
+    super('TURN_LIMIT', `task exceeded the limit of ${limit} turns without an output`);
   }
 }
 
 /** A handoff would nest deeper than the configured limit. */
 export class DepthLimitError extends SpineError {
   constructor(limit: number) {
-    super('DEPTH_LIMIT', `handoff refused: the run is already ${limit} levels deep (limits.maxDepth)`, { retryable: false });
+    super('DEPTH_LIMIT', `handoff refused: the run is already ${limit} levels deep (limits.maxDepth)`);
   }
 }
 
@@ -141,14 +250,14 @@ export class ToolError extends SpineError {
 /** The task was cancelled (delivered to a parent as the child's result). */
 export class CancelledError extends SpineError {
   constructor(message = 'cancelled') {
-    super('CANCELLED', message, { retryable: false });
+    super('CANCELLED', message);
   }
 }
 
 /** A task was reclaimed from dead workers too many times (a likely poison pill). */
 export class LeaseExpiredTooOftenError extends SpineError {
   constructor(reclaims: number) {
-    super('LEASE_EXPIRED_TOO_OFTEN', `task's lease expired ${reclaims} times; its worker keeps dying`, { retryable: false });
+    super('LEASE_EXPIRED_TOO_OFTEN', `task's lease expired ${reclaims} times; its worker keeps dying`);
   }
 }
 
@@ -160,7 +269,6 @@ export class SchemaTooNewError extends SpineError {
     super(
       'SCHEMA_TOO_NEW',
       `database schema is at version ${found}, but this Spine knows migrations only up to ${known}; upgrade Spine before using this database`,
-      { retryable: false },
     );
     this.found = found;
     this.known = known;
@@ -179,13 +287,45 @@ export class SchemaOutdatedError extends SpineError {
 /** A commit was refused because this worker no longer holds the task's lease. */
 export class LeaseLostError extends SpineError {
   constructor(taskId: string) {
-    super('LEASE_LOST', `lease on task ${taskId} was lost (expired, cancelled or taken over)`, { retryable: false });
+    super('LEASE_LOST', `lease on task ${taskId} was lost (expired, cancelled or taken over)`);
   }
 }
 
-/** Normalises anything thrown into an ErrorInfo; unknown throws count as retryable agent failures. */
-export function toErrorInfo(err: unknown, fallbackCode = 'INTERNAL'): ErrorInfo {
+/** Normalises anything thrown into an ErrorInfo; unknown throws count as retryable failures. */
+export function toErrorInfo(err: unknown, fallbackCode: ErrorCode = 'INTERNAL'): ErrorInfo {
   if (err instanceof SpineError) return err.toInfo();
   const message = err instanceof Error ? err.message : String(err);
   return { code: fallbackCode, message, retryable: true };
+}
+
+/** A channel request whose signature, timestamp or secret is wrong. Answered 401; nothing is stored. */
+export class UnauthorizedRequestError extends SpineError {
+  constructor(message: string) {
+    super('UNAUTHORIZED', message);
+  }
+}
+
+/** A channel request that is signed but not something the channel understands. Answered 400; nothing is stored. */
+export class BadChannelRequestError extends SpineError {
+  constructor(message: string) {
+    super('BAD_REQUEST', message);
+  }
+}
+
+/**
+ * The store cannot be reached or cannot write: the server or connection is gone, the
+ * disk is full, the file is read-only or an I/O error struck. Retryable: nothing was
+ * committed, so the caller (a client, the worker loop) tries again once it clears.
+ */
+export class StoreUnavailableError extends SpineError {
+  constructor(message: string, cause?: unknown) {
+    super('STORE_UNAVAILABLE', `store unavailable: ${message}`, { cause });
+  }
+}
+
+/** The process is shutting down and takes no new work. */
+export class DrainingError extends SpineError {
+  constructor(message = 'Spine is shutting down; retry on another instance or shortly') {
+    super('DRAINING', message);
+  }
 }

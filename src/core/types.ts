@@ -20,39 +20,11 @@
  *           effect, written in the same transaction as the change it records.
  */
 
+import type { RunState, TaskState } from './states.ts';
+
+export type { RunState, TaskState };
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/**
- * Task lifecycle (a documented string-union state machine; see engine/task-states.ts
- * for the allowed transitions):
- *
- *   queued ─lease→ leased ─turn starts→ running ─┬→ succeeded     (a claim does both steps in one commit)
- *     ↑                                          ├→ waiting (children) ─join→ queued
- *     │                                          ├→ retry-scheduled ─due→ (leasable again)
- *     └──── lease expired / released ────────────┼→ dead (attempts spent, or not retryable)
- *                                                └→ cancelled (cascades to children)
- *
- * `failed` is recorded (audit) for every failed attempt; the task then moves on at
- * once to `retry-scheduled` or `dead`. `escalated` is reserved for the policy layer.
- */
-export type TaskState =
-  | 'queued'
-  | 'leased'
-  | 'running'
-  | 'waiting'
-  | 'retry-scheduled'
-  | 'succeeded'
-  | 'failed'
-  | 'escalated'
-  | 'dead'
-  | 'cancelled';
-
-export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'dead', 'cancelled'];
-
-/** Run lifecycle: running → succeeded | failed | cancelled; `failed` → running again on retry. */
-export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export const TERMINAL_RUN_STATES: readonly RunState[] = ['succeeded', 'failed', 'cancelled'];
 
 export interface ErrorInfo {
   code: string;

@@ -146,7 +146,7 @@ export class Boundary {
   async checkOutput(spec: AgentSpec, output: Json): Promise<void> {
     if (!spec.output) return;
     const violations = await this.violations(spec.output, output);
-    if (violations.length) throw new ContractViolationError(spec.output, `output of ${spec.name}`, violations);
+    if (violations.length) throw new ContractViolationError(spec.output, `output of ${spec.name}`, violations, { retryable: true });
   }
 
   /** Spend to settle after a turn: the agent's reported usage, else the estimate. */

@@ -1,18 +1,10 @@
-import type { Agent, ToolDefinition } from '../agents/agent.ts';
+import type { Agent, ToolDefinition } from '../core/agent.ts';
+import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
+
+export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
-
-/** Exponential backoff with jitter; only retryable errors are retried. */
-export interface RetryPolicy {
-  /** Attempts per turn, including the first. */
-  maxAttempts: number;
-  initialMs: number;
-  maxMs: number;
-  factor: number;
-  /** `full`: a uniform delay in [0, backoff]; `none`: exactly the backoff. */
-  jitter: 'full' | 'none';
-}
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -22,6 +14,8 @@ export interface Cost {
 
 export interface AgentSpec {
   name: string;
+  /** What it does, for people and for other agents (A2A cards, MCP, model tool lists). */
+  description: string | null;
   agent: Agent;
   timeoutMs: number;
   retry: RetryPolicy;

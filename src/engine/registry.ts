@@ -1,4 +1,4 @@
-import type { Agent, ToolFunction } from '../agents/agent.ts';
+import type { Agent, ToolFunction } from '../core/agent.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
@@ -7,6 +7,7 @@ import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type
 /** Agent settings for building a registry in code; everything but the agent has a default. */
 export interface AgentInit {
   agent: Agent;
+  description?: string;
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   input?: string | null;
@@ -47,6 +48,7 @@ export function createRegistry(parts: {
     grants.set(name, g);
     agents.set(name, {
       name,
+      description: a.description ?? null,
       agent: a.agent,
       timeoutMs: a.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       retry: { ...retry, ...a.retry },

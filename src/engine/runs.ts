@@ -1,6 +1,6 @@
 import { UnknownAgentError } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
-import { TERMINAL_RUN_STATES } from '../core/types.ts';
+import { TERMINAL_RUN_STATES } from '../core/states.ts';
 import type { Store } from '../store/store.ts';
 import type { Registry } from './options.ts';
 
@@ -33,7 +33,7 @@ export async function submitRun(store: Store, registry: Registry, req: SubmitReq
 }
 
 export function isTerminal(run: Run): boolean {
-  return TERMINAL_RUN_STATES.includes(run.state);
+  return (TERMINAL_RUN_STATES as readonly string[]).includes(run.state);
 }
 
 /**

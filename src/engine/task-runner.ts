@@ -7,10 +7,10 @@ import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
 import { ContractViolationError } from '../contracts/registry.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
-import type { AgentContext } from '../agents/agent.ts';
+import type { AgentContext } from '../core/agent.ts';
 import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
-import { backoffMs } from './retry.ts';
+import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
 
 export interface RunnerEnv {
@@ -100,7 +100,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         const spend = await boundary.turn(ctx(`${task.runId}/${task.id}/${n}/turn`), spec);
         audit.push(...spend.audit);
         if (spend.effect !== 'allow') {
-          if (spend.effect === 'deny') throw new SpineError(spend.error.code, spend.error.message, { retryable: false });
+          if (spend.effect === 'deny') throw SpineError.fromInfo({ ...spend.error, retryable: false });
           await commitPause(env, claimed, spend, audit, []);
           return;
         }

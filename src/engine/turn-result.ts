@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AgentProtocolError } from '../core/errors.ts';
+import { formatIssues, zodIssues } from '../core/issues.ts';
 import type { TurnResult } from '../core/types.ts';
 
 const json: z.ZodType<unknown> = z.unknown();
@@ -50,6 +51,6 @@ const turnResult = z
 export function parseTurnResult(agent: string, raw: unknown): TurnResult {
   const parsed = turnResult.safeParse(raw);
   if (parsed.success) return parsed.data as TurnResult;
-  const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(root)', message: i.message }));
-  throw new AgentProtocolError(agent, `invalid turn result: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+  const issues = zodIssues(parsed.error).map((i) => ({ path: i.path || '(root)', message: i.message }));
+  throw new AgentProtocolError(agent, `invalid turn result: ${formatIssues(issues)}`, issues);
 }

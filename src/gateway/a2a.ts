@@ -17,7 +17,7 @@ import type { Clock } from '../core/clock.ts';
 import { toErrorInfo } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
 import { isTerminal } from '../engine/runs.ts';
-import type { Envelope } from '../intake/envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import type { Principal } from './auth.ts';
@@ -233,7 +233,7 @@ export function createA2aHttpHandler(deps: A2aDeps): {
   const perAgent = new Map<string, { executor: SpineExecutor; tasks: InMemoryTaskStore; buses: DefaultExecutionEventBusManager; handlers: Map<string, DefaultRequestHandler> }>();
   const lookup = (name: string): AgentInfo => {
     const info = deps.agents?.().find((a) => a.name === name);
-    if (!info) throw new ApiError(404, 'NOT_FOUND', `agent "${name}" not found${deps.agents ? '' : ' (A2A is not enabled on this gateway: it has no agent directory)'}`);
+    if (!info) throw new ApiError('NOT_FOUND', `agent "${name}" not found${deps.agents ? '' : ' (A2A is not enabled on this gateway: it has no agent directory)'}`);
     return info;
   };
   const handlerFor = (info: AgentInfo, base: string) => {

@@ -7,8 +7,9 @@ import type { Clock } from '../core/clock.ts';
 import { newId } from '../core/ids.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
-import type { ChannelAdapter } from '../intake/channels/channel.ts';
-import { apiEnvelopeSchema, envelopeFromApi, type Envelope } from '../intake/envelope.ts';
+import type { ChannelAdapter } from '../core/channel.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { apiEnvelopeSchema, envelopeFromApi } from '../intake/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { AcceptResult, EnvelopeRecord, Store } from '../store/store.ts';
 import { ANONYMOUS, Authenticator, bearerToken, isAllowed, isLocalRequest, scopesFor, type Permission, type Principal } from './auth.ts';
@@ -106,7 +107,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
     return c.json(e.body(), e.status);
   });
-  app.notFound((c) => c.json(new ApiError(404, 'NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).body(), 404));
+  app.notFound((c) => c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).body(), 404));
 
   // ── health ──────────────────────────────────────────────────────────────────
   app.get('/healthz', (c) => c.json({ ok: true }));
@@ -130,7 +131,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const principal = c.get('principal');
     const header = c.req.header('idempotency-key');
     if (header !== undefined && !/^[\x20-\x7e]{1,255}$/.test(header.trim())) {
-      throw new ApiError(400, 'INVALID_IDEMPOTENCY_KEY', `Idempotency-Key must be 1–${MAX_KEY} printable ASCII characters`);
+      throw new ApiError('INVALID_IDEMPOTENCY_KEY', `Idempotency-Key must be 1–${MAX_KEY} printable ASCII characters`);
     }
     const input = check(apiEnvelopeSchema, parseJsonBody(await body(c)), 'body');
     const channel = input.channel ?? 'api';
@@ -140,7 +141,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const envelope = envelopeFromApi(input, `api:${key}`);
     const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
     if (!result.created && !sameEnvelope(envelope, result.envelope)) {
-      throw new ApiError(409, 'IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
+      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
         envelope: result.envelope.id,
       });
     }
@@ -162,7 +163,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const channels = channelMap();
     const adapter = channels.get(name);
     if (!adapter) {
-      throw new ApiError(404, 'UNKNOWN_CHANNEL', `unknown channel "${name}" (configured: ${[...channels.keys()].join(', ') || 'none'})`);
+      throw new ApiError('UNKNOWN_CHANNEL', `unknown channel "${name}" (configured: ${[...channels.keys()].join(', ') || 'none'})`);
     }
     const rawBody = await body(c);
     const result = await adapter.receive({ account: c.req.param('account'), headers: c.req.raw.headers, rawBody, now: clock.now() });
@@ -252,14 +253,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   /** Validates a stream request (cursor, run filter) before any bytes of the stream go out. */
   const streamRequest: MiddlewareHandler<Env> = async (c, next) => {
-    if (draining) throw new ApiError(503, 'DRAINING', 'the gateway is shutting down; reconnect to another instance or retry shortly');
+    if (draining) throw new ApiError('DRAINING', 'the gateway is shutting down; reconnect to another instance or retry shortly');
     const q = check(streamQuery, c.req.query(), 'query');
     const after = streamCursor(q, c.req.header('last-event-id'));
     if (after !== null) {
       const newest = await store.latestAuditSeq();
       if (after > newest) {
         // Waiting silently would skip events once the log grows past it: a cursor from another (or a reset) store.
-        throw new ApiError(400, 'INVALID_CURSOR', `cursor ${after} is beyond the newest event (${newest}): it belongs to another or a reset store; resume with after=0 or no cursor`, {
+        throw new ApiError('INVALID_CURSOR', `cursor ${after} is beyond the newest event (${newest}): it belongs to another or a reset store; resume with after=0 or no cursor`, {
           newest,
         });
       }
@@ -277,7 +278,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     streamRequest,
     async (c, next) => {
       if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
-        throw new ApiError(426, 'UPGRADE_REQUIRED', 'GET /v1/ws is a WebSocket endpoint: connect with a WebSocket client (or use GET /v1/events for SSE)', {}, { Upgrade: 'websocket' });
+        throw new ApiError('UPGRADE_REQUIRED', 'GET /v1/ws is a WebSocket endpoint: connect with a WebSocket client (or use GET /v1/events for SSE)', {}, { Upgrade: 'websocket' });
       }
       await next();
     },
@@ -313,15 +314,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
 }
 
 function unauthorized(message: string): ApiError {
-  return new ApiError(401, 'UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': 'Bearer realm="spine"' });
+  return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': 'Bearer realm="spine"' });
 }
 
 function forbidden(p: Principal, needed: string[], what: string): ApiError {
-  return new ApiError(403, 'FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${needed.join(', ')}`, { needed });
+  return new ApiError('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${needed.join(', ')}`, { needed });
 }
 
 function notFound(what: string, id: string): ApiError {
-  return new ApiError(404, 'NOT_FOUND', `${what} "${id}" not found`);
+  return new ApiError('NOT_FOUND', `${what} "${id}" not found`);
 }
 
 function unroutable(result: AcceptResult, meta: Record<string, Json>): Json {

@@ -14,7 +14,7 @@ export async function readBody(req: Request, limit: number, incoming?: IncomingM
   try {
     return UTF8.decode(bytes);
   } catch {
-    throw new ApiError(400, 'INVALID_BODY', 'request body is not valid UTF-8');
+    throw new ApiError('INVALID_BODY', 'request body is not valid UTF-8');
   }
 }
 
@@ -22,16 +22,16 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Parses a JSON body; an empty or malformed one is a 400 naming the problem. */
 export function parseJsonBody(text: string): unknown {
-  if (text.trim() === '') throw new ApiError(400, 'INVALID_JSON', 'request body is empty; expected a JSON object');
+  if (text.trim() === '') throw new ApiError('INVALID_JSON', 'request body is empty; expected a JSON object');
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
-    throw new ApiError(400, 'INVALID_JSON', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ApiError('INVALID_JSON', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
 function tooLarge(limit: number): ApiError {
-  return new ApiError(413, 'BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
+  return new ApiError('BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
 }
 
 function readIncoming(incoming: IncomingMessage, limit: number): Promise<Buffer> {
@@ -61,7 +61,7 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Buffer>
     };
     const onError = (err: Error) => {
       cleanup();
-      reject(new ApiError(400, 'INVALID_BODY', `request body could not be read: ${err.message}`));
+      reject(new ApiError('INVALID_BODY', `request body could not be read: ${err.message}`));
     };
     const onAborted = () => onError(new Error('client aborted the request'));
     if (incoming.readableEnded) {

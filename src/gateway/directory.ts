@@ -1,5 +1,5 @@
-import type { CompiledConfig } from '../config/load.ts';
 import type { Json } from '../core/types.ts';
+import type { Registry } from '../engine/options.ts';
 
 /** What the outside world may know about an agent: for A2A Agent Cards and MCP's `list_agents`. */
 export interface AgentInfo {
@@ -14,9 +14,9 @@ export interface AgentInfo {
 /** Read per request, so a config reload applies at once. */
 export type AgentDirectory = () => readonly AgentInfo[];
 
-/** The directory of a compiled config: every agent, in config order. */
-export function directoryFromConfig(config: Pick<CompiledConfig, 'raw' | 'registry'>): AgentInfo[] {
-  const { registry, raw } = config;
+/** The directory of a registry: every agent, in config order. */
+export function directoryFromConfig(config: { registry: Registry }): AgentInfo[] {
+  const { registry } = config;
   const contract = (id: string | null) => {
     if (!id) return null;
     const c = registry.contracts.get(id);
@@ -24,7 +24,7 @@ export function directoryFromConfig(config: Pick<CompiledConfig, 'raw' | 'regist
   };
   return [...registry.agents.values()].map((spec) => ({
     name: spec.name,
-    description: raw.agents[spec.name]?.description ?? null,
+    description: spec.description,
     kind: spec.agent.kind,
     input: contract(spec.input),
     output: contract(spec.output),

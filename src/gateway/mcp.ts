@@ -6,9 +6,10 @@ import { stableJson } from '../core/json.ts';
 import type { Clock } from '../core/clock.ts';
 import { SpineError, toErrorInfo } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
+import { APPROVAL_STATES } from '../core/states.ts';
 import type { Json, Run } from '../core/types.ts';
 import { isTerminal, waitForRun } from '../engine/runs.ts';
-import type { Envelope } from '../intake/envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import { isAllowed, scopesFor, type Permission, type Principal } from './auth.ts';
@@ -37,7 +38,7 @@ export interface SpineMcpDeps {
 export const MCP_CHANNEL = 'mcp';
 const DEFAULT_WAIT_MS = 30_000;
 const MAX_WAIT_MS = 120_000;
-const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'all'] as const;
+const APPROVAL_FILTER = [...APPROVAL_STATES, 'all'] as const;
 
 const VERSION = '0.1.0';
 
@@ -127,11 +128,13 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
       };
       const result = await intake.accept(envelope, { actor: `mcp:${principal.name}`, ...(args.agent ? { agent: args.agent } : {}) });
       if (!result.created && (result.envelope.text !== envelope.text || stableJson(result.envelope.data) !== stableJson(envelope.data))) {
-        throw new SpineError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey "${key}" was already used for different work (envelope ${result.envelope.id}); use a new key`, { retryable: false });
+        throw new SpineError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey "${key}" was already used for different work (envelope ${result.envelope.id}); use a new key`);
       }
       if (result.envelope.state === 'unroutable' || !result.run) {
         const e = result.envelope.error;
-        throw new SpineError(e?.code ?? 'UNROUTABLE', `${e?.message ?? 'no binding matches this work'} (envelope ${result.envelope.id}); name an \`agent\`, or add a binding for channel "${MCP_CHANNEL}"`, {
+        throw SpineError.fromInfo({
+          code: e?.code ?? 'UNROUTABLE',
+          message: `${e?.message ?? 'no binding matches this work'} (envelope ${result.envelope.id}); name an \`agent\`, or add a binding for channel "${MCP_CHANNEL}"`,
           retryable: false,
         });
       }
@@ -171,7 +174,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
       title: 'List approvals',
       description: 'Human approvals Spine is waiting for (pending by default): what an agent wants to do, which rule asked for a human, and until when.',
       inputSchema: {
-        state: z.enum(APPROVAL_STATES).optional().describe('pending (default), approved, denied, expired or all'),
+        state: z.enum(APPROVAL_FILTER).optional().describe('pending (default), approved, denied, expired or all'),
         runId: z.string().min(1).optional().describe('only this run'),
         limit: z.number().int().min(1).max(500).optional().describe('at most this many (default 50)'),
       },

@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import { zodIssues } from '../config/load.ts';
+import { zodIssues } from '../core/issues.ts';
+import { APPROVAL_STATES, RUN_STATES, TASK_STATES } from '../core/states.ts';
 import { invalidRequest } from './errors.ts';
 
 /** Query strings and small bodies of the REST routes; each failure is a 400 listing every bad path. */
 
-const RUN_STATES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
-const TASK_STATES = ['queued', 'leased', 'running', 'waiting', 'retry-scheduled', 'succeeded', 'failed', 'escalated', 'dead', 'cancelled'] as const;
-const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'all'] as const;
+const APPROVAL_FILTER = [...APPROVAL_STATES, 'all'] as const;
 
 const limit = (max: number) => z.coerce.number().int().min(1).max(max).optional();
 const id = z.string().min(1).max(128);
@@ -14,7 +13,7 @@ const seq = z.coerce.number().int().min(0).optional();
 
 export const runsQuery = z.strictObject({ state: z.enum(RUN_STATES).optional(), agent: id.optional(), limit: limit(200), cursor: id.optional() });
 export const tasksQuery = z.strictObject({ run: id.optional(), state: z.enum(TASK_STATES).optional(), limit: limit(1000) });
-export const approvalsQuery = z.strictObject({ state: z.enum(APPROVAL_STATES).optional(), run: id.optional(), limit: limit(500) });
+export const approvalsQuery = z.strictObject({ state: z.enum(APPROVAL_FILTER).optional(), run: id.optional(), limit: limit(500) });
 export const auditQuery = z.strictObject({ run: id.optional(), after: seq, limit: limit(1000) });
 export const streamQuery = z.strictObject({ run: id.optional(), after: z.string().optional(), access_token: z.string().optional() });
 

@@ -6,7 +6,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { AgentDirectory } from './directory.ts';
-import type { ChannelAdapter } from '../intake/channels/channel.ts';
+import type { ChannelAdapter } from '../core/channel.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import { createGateway, type Gateway } from './app.ts';

@@ -28,7 +28,7 @@ export function streamCursor(query: { after?: string | undefined }, lastEventId:
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 0) {
     const field = query.after !== undefined ? 'query.after' : 'Last-Event-ID';
-    throw new ApiError(400, 'INVALID_REQUEST', `invalid ${field}: must be an audit seq (an integer ≥ 0), got "${raw}"`, {
+    throw new ApiError('INVALID_REQUEST', `invalid ${field}: must be an audit seq (an integer ≥ 0), got "${raw}"`, {
       issues: [{ path: field, message: 'must be an integer ≥ 0' }],
     });
   }

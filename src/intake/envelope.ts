@@ -1,29 +1,6 @@
 import { z } from 'zod';
+import type { Envelope } from '../core/envelope.ts';
 import type { Json } from '../core/types.ts';
-
-/**
- * An envelope: one unit of inbound work, normalised from whatever brought it (a chat
- * message, a webhook, a cron tick, an operator command, an API call) and
- * deduplicated by its idempotency key.
- */
-export interface Envelope {
-  /** `api`, `webhook`, `slack`, `telegram`, `discord`, `cron`, `cli`, … */
-  channel: string;
-  /** The workspace, bot or app on that channel; `default` when there is one. */
-  account: string;
-  /** Where it was said: a direct message, a group or a channel. */
-  peer: { kind: 'dm' | 'group' | 'channel'; id: string };
-  /** The peer that contains this one (e.g. a thread channel's parent), if any. */
-  parentPeer: string | null;
-  sender: { id: string; name?: string; roles?: string[] } | null;
-  thread: string | null;
-  text: string;
-  data: Json;
-  /** The platform's event id, or the caller's Idempotency-Key. */
-  idempotencyKey: string;
-  /** How to answer, for channels that reply (used by the outbox). */
-  replyTo: Json | null;
-}
 
 /** The JSON body of `POST /v1/envelopes`; everything but the text has a default. */
 export const apiEnvelopeSchema = z.strictObject({

@@ -6,7 +6,8 @@ import type { Registry } from '../engine/options.ts';
 import { describeEnvelope, route, type Binding, type RouteDecision } from '../routing/bindings.ts';
 import { resetThreshold, scopeFor, sessionKey, type SessionScope, type SessionSettings } from '../routing/sessions.ts';
 import type { AcceptResult, AcceptRoute, EnvelopeRecord, Store } from '../store/store.ts';
-import { envelopeInput, type Envelope } from './envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { envelopeInput } from './envelope.ts';
 
 /** The routing half of a compiled config: bindings and session settings. */
 export interface RoutingConfig {

@@ -1,6 +1,7 @@
+import { localTime } from '../core/zoned-time.ts';
 import type { Json } from '../core/types.ts';
 import type { BucketTake, BudgetReserve } from '../store/store.ts';
-import { actionString, anyMatch, matches } from './patterns.ts';
+import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
 import { isOpen, nextOpening } from './windows.ts';
 
@@ -284,7 +285,7 @@ function bucketKey(rule: RateLimit, action: string, agent: string): string {
 }
 
 export function budgetKey(rule: CostCeiling, c: Pick<Crossing, 'runId' | 'agent' | 'tenant'>, now: number, tz: string): string {
-  const day = localDate(now, tz);
+  const day = localTime(now, tz).date;
   switch (rule.scope) {
     case 'run':
       return `cost:${rule.id}:run:${c.runId}`;
@@ -295,16 +296,6 @@ export function budgetKey(rule: CostCeiling, c: Pick<Crossing, 'runId' | 'agent'
     case 'global':
       return `cost:${rule.id}:global:${day}`;
   }
-}
-
-const dateFormats = new Map<string, Intl.DateTimeFormat>();
-function localDate(ms: number, tz: string): string {
-  let f = dateFormats.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
-    dateFormats.set(tz, f);
-  }
-  return f.format(ms);
 }
 
 export function formatCost(c: { micros: number; tokens: number }): string {

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { FieldIssue } from '../core/errors.ts';
 import { parseDuration } from './duration.ts';
-import { qualifyAction } from './patterns.ts';
-import { DAYS, isValidTimezone, parseClock, type TimeWindow } from './windows.ts';
+import { qualifyAction } from '../core/patterns.ts';
+import { DAYS, isValidTimezone } from '../core/zoned-time.ts';
+import { parseClock, type TimeWindow } from './windows.ts';
 
 /**
  * Policy rules as written in `spine.config.json5` (`policy.rules`) and their

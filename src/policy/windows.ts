@@ -1,13 +1,11 @@
 import { Cron } from 'croner';
+import { DAYS, localTime, type Day } from '../core/zoned-time.ts';
 
 /**
  * Time windows in an IANA timezone. An `allow` window lets actions through only
  * inside it; a `deny` window holds them back inside it (quiet hours). An action
  * outside its window is deferred to the window's next opening, never dropped.
  */
-
-export const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
-export type Day = (typeof DAYS)[number];
 
 export interface TimeWindow {
   mode: 'allow' | 'deny';
@@ -19,38 +17,15 @@ export interface TimeWindow {
   days: readonly Day[] | null;
 }
 
-export function isValidTimezone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** `HH:MM` → minutes after midnight, or null. */
 export function parseClock(text: string): number | null {
   const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(text);
   return m ? Number(m[1]) * 60 + Number(m[2]) : null;
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
 function localParts(ms: number, tz: string): { day: Day; minute: number } {
-  let f = formatters.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-    formatters.set(tz, f);
-  }
-  let day: Day = 'sun';
-  let hour = 0;
-  let minute = 0;
-  for (const p of f.formatToParts(ms)) {
-    if (p.type === 'weekday') day = p.value.toLowerCase().slice(0, 3) as Day;
-    else if (p.type === 'hour') hour = Number(p.value);
-    else if (p.type === 'minute') minute = Number(p.value);
-  }
-  return { day, minute: hour * 60 + minute };
+  const t = localTime(ms, tz);
+  return { day: t.day, minute: t.hour * 60 + t.minute };
 }
 
 /** Whether local time `ms` falls inside the window's span (ignoring allow/deny). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FieldIssue } from '../core/errors.ts';
-import type { Envelope } from '../intake/envelope.ts';
-import { matches } from '../policy/patterns.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { matches } from '../core/patterns.ts';
 import { SESSION_SCOPES, type SessionScope } from './sessions.ts';
 
 /**

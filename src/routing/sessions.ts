@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { FieldIssue } from '../core/errors.ts';
-import type { Envelope } from '../intake/envelope.ts';
-import { isValidTimezone } from '../policy/windows.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { isValidTimezone, lastLocalHour } from '../core/zoned-time.ts';
 
 /**
  * Sessions: the continuity scope of a conversation. One session's messages run in
@@ -97,28 +97,6 @@ export function resetThreshold(policy: ResetPolicy, now: number): number {
     case 'idle':
       return now - policy.idleMs + 1;
     case 'daily':
-      return lastBoundary(policy.atHour, policy.timezone, now);
+      return lastLocalHour(policy.atHour, policy.timezone, now);
   }
-}
-
-const HOUR = 3_600_000;
-const hourFormats = new Map<string, Intl.DateTimeFormat>();
-
-/** The most recent moment at or before `now` when the local clock in `tz` read `hour`:00. */
-function lastBoundary(hour: number, tz: string, now: number): number {
-  let f = hourFormats.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-    hourFormats.set(tz, f);
-  }
-  // A local hour:00 lies within the UTC hour before the first whole UTC hour whose local
-  // hour is `hour` (offsets with minutes included), so walk back over whole UTC hours
-  // from the one after `now`. Up to two days: on a DST day `hour` may not exist at all.
-  for (let t = Math.floor(now / HOUR) * HOUR + HOUR, i = 0; i < 50; i++, t -= HOUR) {
-    const parts = f.formatToParts(t);
-    if (Number(parts.find((p) => p.type === 'hour')?.value) !== hour) continue;
-    const boundary = t - Number(parts.find((p) => p.type === 'minute')?.value ?? 0) * 60_000;
-    if (boundary <= now) return boundary;
-  }
-  return now;
 }

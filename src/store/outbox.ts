@@ -1,3 +1,4 @@
+import type { OutboxState } from '../core/states.ts';
 import type { Json } from '../core/types.ts';
 import type { AuditEntry } from './store.ts';
 
@@ -23,7 +24,7 @@ export interface OutboxItem {
   /** Where to send it, in the channel's terms (e.g. {channel, thread_ts} for Slack). */
   target: Json;
   payload: Json;
-  state: 'pending' | 'sent' | 'dead';
+  state: OutboxState;
   /** Attempts begun (a lease counts one). */
   attempts: number;
   nextAttemptAt: number;

@@ -1,5 +1,6 @@
+import type { ApprovalState, EffectState, EnvelopeState } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
-import type { Envelope } from '../intake/envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
 import type { OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
@@ -77,7 +78,7 @@ export interface EffectRecord {
   action: number;
   tool: string;
   inputDigest: string;
-  state: 'started' | 'completed' | 'failed';
+  state: EffectState;
   /** How many times the hub began executing this effect (>1 only after a crash in the window). */
   attempts: number;
   result: Json | null;
@@ -129,8 +130,7 @@ export type TurnOutcome =
 
 export interface EnvelopeRecord extends Envelope {
   id: string;
-  /** routed: a run was made · routing: a routing agent is choosing · unroutable: no binding matched */
-  state: 'routed' | 'routing' | 'unroutable';
+  state: EnvelopeState;
   /** The routing decision: which binding fired and why. */
   route: Json | null;
   error: ErrorInfo | null;
@@ -225,11 +225,7 @@ export interface BudgetUsage {
   reservedTokens: number;
 }
 
-/**
- * Approval lifecycle: pending → approved | denied | expired. An `escalation` is the
- * same record for a task a limit stopped (e.g. a cost ceiling): approving lets it go on.
- */
-export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired';
+export type { ApprovalState };
 
 export interface NewApproval {
   runId: string;

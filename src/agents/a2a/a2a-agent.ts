@@ -2,7 +2,7 @@ import { SendMessageRequest, TaskState, type Artifact, type Message, type Part, 
 import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
 import { AgentError } from '../../core/errors.ts';
 import type { Json, TurnInput } from '../../core/types.ts';
-import type { Agent, AgentContext } from '../agent.ts';
+import type { Agent, AgentContext } from '../../core/agent.ts';
 
 export interface A2aAgentOptions {
   name: string;

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { agentCommon } from '../../config/agent-common.ts';
-import type { Agent } from '../agent.ts';
-import { httpUrl, resolveSecret, secretValue } from '../http/config.ts';
+import { agentCommon } from '../config-common.ts';
+import type { Agent } from '../../core/agent.ts';
+import { httpUrl, secretValue } from '../../config/fields.ts';
+import { resolveSecret } from '../http/config.ts';
 import type { AgentKindContext } from '../kind.ts';
 import { A2aAgent } from './a2a-agent.ts';
 

@@ -1,16 +1,11 @@
 import { z } from 'zod';
-import { agentCommon } from '../../config/agent-common.ts';
+import { agentCommon } from '../config-common.ts';
+import { httpUrl, secretValue, type SecretValue } from '../../config/fields.ts';
+import { lazySecret } from '../../core/secrets.ts';
 import { AgentError } from '../../core/errors.ts';
-import type { Agent } from '../agent.ts';
+import type { Agent } from '../../core/agent.ts';
 import type { AgentKindContext } from '../kind.ts';
 import { HttpAgent } from './http-agent.ts';
-
-/** A secret given inline, or read from an environment variable when a turn runs. */
-export const secretValue = z.union([z.string().min(1), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })]);
-export type SecretValue = z.infer<typeof secretValue>;
-
-/** An http(s) URL; a missing one is reported as required, not as malformed. */
-export const httpUrl = z.url({ protocol: /^https?$/, error: (issue) => (issue.input === undefined ? undefined : 'must be an http:// or https:// URL') });
 
 /** `kind: 'http'` in spine.config.json5 (docs/http-agents.md). */
 export const httpAgentSchema = z.strictObject({
@@ -33,18 +28,9 @@ export type HttpAgentConfig = z.infer<typeof httpAgentSchema>;
 export const DEFAULT_HTTP_RETRIES = 2;
 export const DEFAULT_HTTP_RETRY_DELAY_MS = 250;
 
-/**
- * Reads a secret. An env var is read when it is needed, so commands that never run
- * the agent (listing runs, say) do not need it set; a missing one fails the turn
- * without retries and names the field.
- */
+/** A secret for this agent, read when a turn needs it; an unset variable fails the turn without retries and names the field. */
 export function resolveSecret(value: SecretValue, agent: string, field: string): () => string {
-  if (typeof value === 'string') return () => value;
-  return () => {
-    const v = process.env[value.env];
-    if (v === undefined || v === '') throw new AgentError(agent, `${field}: environment variable ${value.env} is not set`, { retryable: false });
-    return v;
-  };
+  return lazySecret(value, (variable) => new AgentError(agent, `${field}: environment variable ${variable} is not set`, { retryable: false }));
 }
 
 export function createHttpAgent(cfg: HttpAgentConfig, ctx: AgentKindContext): Agent | null {

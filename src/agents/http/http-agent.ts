@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Agent, AgentContext } from '../agent.ts';
+import type { Agent, AgentContext } from '../../core/agent.ts';
 import { AgentError, AgentProtocolError } from '../../core/errors.ts';
+import { backoffMs } from '../../core/backoff.ts';
 import type { TurnInput } from '../../core/types.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signSpineRequest } from './signature.ts';
 
@@ -60,7 +61,7 @@ export class HttpAgent implements Agent {
     let last: Transient | null = null;
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) {
-        const backoff = Math.min(this.opts.maxDelayMs ?? 5_000, this.opts.retryDelayMs * 2 ** (attempt - 1));
+        const backoff = backoffMs({ maxAttempts: retries + 1, initialMs: this.opts.retryDelayMs, maxMs: this.opts.maxDelayMs ?? 5_000, factor: 2, jitter: 'none' }, attempt);
         const wait = Math.max(backoff, last?.retryAfterMs ?? 0);
         // No point sleeping past the turn's deadline: give the engine's retry policy the failure now.
         if (Date.now() + wait >= deadline) break;

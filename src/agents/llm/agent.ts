@@ -1,9 +1,9 @@
 import { SpineError } from '../../core/errors.ts';
 import type { Action, Json, TurnInput, Usage } from '../../core/types.ts';
 import { parseTurnResult } from '../../engine/turn-result.ts';
-import type { Agent, AgentContext } from '../agent.ts';
+import type { Agent, AgentContext } from '../../core/agent.ts';
 import { callAnthropic } from './anthropic.ts';
-import type { LlmAgentConfig, LlmModelConfig } from './config.ts';
+import type { LlmAgentConfig, LlmModelConfig } from './schema.ts';
 import { buildRequest, offerTools, outputSpec, toTurnResult, type AgentInfo } from './conversation.ts';
 import { runChain, sharedCooldowns, type ChainOutcome, type Cooldowns, type FailoverSettings, type SkipRecord } from './failover.ts';
 import { callOpenAI } from './openai.ts';

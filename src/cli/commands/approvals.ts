@@ -1,3 +1,4 @@
+import { APPROVAL_STATES } from '../../core/states.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
@@ -21,7 +22,7 @@ grant    a standing grant: this action pattern (e.g. tool:email.*) needs no appr
          for this agent for the next N days.
 The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`;
 
-const STATES = ['pending', 'approved', 'denied', 'expired', 'all'] as const;
+const STATES = [...APPROVAL_STATES, 'all'] as const;
 
 function operator(as: string | undefined): string {
   return as ?? process.env.SPINE_OPERATOR ?? process.env.USER ?? 'operator';

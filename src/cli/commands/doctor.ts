@@ -4,7 +4,7 @@ import { intOption, parse } from '../args.ts';
 import { storeUrl } from '../context.ts';
 import { table } from '../format.ts';
 import type { CommandResult } from '../main.ts';
-import { openStore } from '../../store/open-store.ts';
+import { openStore } from '../../runtime/open-store.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
 
 export const DOCTOR_HELP = `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]

@@ -1,6 +1,6 @@
 import { parse } from '../args.ts';
 import { storeUrl } from '../context.ts';
-import { openStore } from '../../store/open-store.ts';
+import { openStore } from '../../runtime/open-store.ts';
 import type { CommandResult } from '../main.ts';
 
 export const MIGRATE_HELP = `spine migrate [--db <url>] [--json]

@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../../core/errors.ts';
-import type { Envelope } from '../../intake/envelope.ts';
+import type { Envelope } from '../../core/envelope.ts';
 import { route } from '../../routing/bindings.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig } from '../context.ts';

@@ -1,6 +1,6 @@
+import { RUN_STATES } from '../../core/states.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import type { RunState } from '../../core/types.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { duration, short, table, taskTree, when } from '../format.ts';
@@ -18,7 +18,6 @@ cancel  cancels every unfinished task of the run (cascades to children).
 retry   replays a failed run: its dead task is queued again and resumes from its
         last committed turn; recorded effects are not executed again.`;
 
-const RUN_STATES = ['running', 'succeeded', 'failed', 'cancelled'] as const satisfies readonly RunState[];
 
 export async function runsCommand(argv: string[]): Promise<CommandResult> {
   const [sub, ...rest] = argv;

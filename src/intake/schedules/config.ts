@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { digest } from '../../core/digest.ts';
 import type { FieldIssue } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
-import { isValidTimezone } from '../../policy/windows.ts';
+import { isValidTimezone } from '../../core/zoned-time.ts';
 
 /**
  * `schedules` in spine.config.json5: cron and one-shot `at` schedules that create

@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../../core/log.ts';
 import type { Json } from '../../core/types.ts';
 import type { ScheduleClaim, ScheduleState } from '../../store/schedules.ts';
 import type { AuditEntry, Store } from '../../store/store.ts';
-import type { Envelope } from '../envelope.ts';
+import type { Envelope } from '../../core/envelope.ts';
 import type { Intake } from '../intake.ts';
 import type { Schedule } from './config.ts';
 import { fireKey, initialFire, planFires, type SkippedFires } from './plan.ts';

@@ -228,7 +228,7 @@ export class PgBackend implements SqlBackend {
 
   private async readQuery(q: pg.QueryConfig<SqlParam[]> | string): Promise<pg.QueryResult<Record<string, unknown>>> {
     for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw new StoreUnavailableError('the store is closed');
+      if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
       this.stats.queries++;
       try {
         return await this.pool.query<Record<string, unknown>>(q);
@@ -240,7 +240,7 @@ export class PgBackend implements SqlBackend {
         }
         if (!isConnectionError(err)) throw err;
         const wait = this.backoff[attempt];
-        if (wait === undefined || this.closed) throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+        if (wait === undefined || this.closed) throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
         this.stats.retries++;
         await sleep(wait);
       }
@@ -251,13 +251,13 @@ export class PgBackend implements SqlBackend {
     let conflicts = 0;
     let connectionFailures = 0;
     for (;;) {
-      if (this.closed) throw new StoreUnavailableError('the store is closed');
+      if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
       let client: pg.PoolClient;
       try {
         client = await this.pool.connect();
       } catch (err) {
         const wait = this.backoff[connectionFailures++];
-        if (wait === undefined || this.closed || !isConnectionError(err)) throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+        if (wait === undefined || this.closed || !isConnectionError(err)) throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
         this.stats.retries++;
         await sleep(wait);
         continue;
@@ -298,7 +298,7 @@ export class PgBackend implements SqlBackend {
         // A broken connection is destroyed, not returned to the pool.
         client.release(destroy ? (broken ?? new Error('connection unusable after a failed transaction')) : undefined);
         if (committing && lostConnection) {
-          throw new StoreUnavailableError(`the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err)})`, err);
+          throw new StoreUnavailableError(`PostgreSQL: the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err)})`, err);
         }
         if (isTransientConflict(err) && conflicts < MAX_CONFLICT_RETRIES) {
           conflicts++;
@@ -318,7 +318,7 @@ export class PgBackend implements SqlBackend {
             await sleep(wait);
             continue;
           }
-          throw new StoreUnavailableError(`lost the connection to the database (${errorText(err)})`, err);
+          throw new StoreUnavailableError(`PostgreSQL: lost the connection to the database (${errorText(err)})`, err);
         }
         throw err;
       }
@@ -337,7 +337,7 @@ export class PgBackend implements SqlBackend {
       await client.connect();
     } catch (err) {
       await client.end().catch(() => {});
-      throw new StoreUnavailableError(`cannot reach the database (${errorText(err)})`, err);
+      throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
     }
     const key = this.schema ?? 'public';
     try {

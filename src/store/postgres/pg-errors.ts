@@ -1,15 +1,6 @@
-import { SpineError } from '../../core/errors.ts';
+import { StoreUnavailableError } from '../../core/errors.ts';
 
-/**
- * The database could not be reached, or the connection broke in a way that leaves
- * a commit's outcome unknown. Retryable: the worker loop pauses and tries again, a
- * task whose commit failed is retried or reclaimed when its lease expires.
- */
-export class StoreUnavailableError extends SpineError {
-  constructor(message: string, cause?: unknown) {
-    super('STORE_UNAVAILABLE', `PostgreSQL: ${message}`, { retryable: true, cause });
-  }
-}
+export { StoreUnavailableError };
 
 /** SQLSTATE classes and driver codes that mean "the connection is gone", not "the statement is wrong". */
 const CONNECTION_CODES = new Set([

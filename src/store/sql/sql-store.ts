@@ -2,8 +2,10 @@ import { CancelledError, InvalidStateError, LeaseExpiredTooOftenError, LeaseLost
 import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Action, ErrorInfo, Json, Run, SessionMessage, Task, TurnRecord, Usage } from '../../core/types.ts';
-import { matches } from '../../policy/patterns.ts';
-import { envelopeInput, type Envelope } from '../../intake/envelope.ts';
+import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
+import { matches } from '../../core/patterns.ts';
+import type { Envelope } from '../../core/envelope.ts';
+import { envelopeInput } from '../../intake/envelope.ts';
 import type {
   AcceptResult,
   AcceptRoute,
@@ -77,8 +79,8 @@ import {
   type WorkerRow,
 } from './rows.ts';
 
-const UNFINISHED = `('queued', 'leased', 'running', 'waiting', 'retry-scheduled', 'escalated')`;
-const HELD = `('leased', 'running')`;
+const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
+const HELD = sqlStateSet(HELD_TASK_STATES);
 /** Rows per multi-row audit INSERT; keeps the number of distinct statements small. */
 const AUDIT_CHUNK = 32;
 
@@ -1109,7 +1111,7 @@ export function whereOf(conds: Array<[string, SqlParam | undefined]>): { sql: st
 }
 
 function isUnfinished(state: string): boolean {
-  return UNFINISHED.includes(`'${state}'`);
+  return (UNFINISHED_TASK_STATES as readonly string[]).includes(state);
 }
 
 function cancelledInfo(actor: string, reason?: string): ErrorInfo {

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { InvalidInputError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { PgBackend } from './postgres/pg-backend.ts';
-import { SqlStore } from './sql/sql-store.ts';
-import { SqliteBackend } from './sqlite/sqlite-backend.ts';
-import type { Durability, Store } from './store.ts';
+import { PgBackend } from '../store/postgres/pg-backend.ts';
+import { SqlStore } from '../store/sql/sql-store.ts';
+import { SqliteBackend } from '../store/sqlite/sqlite-backend.ts';
+import type { Durability, Store } from '../store/store.ts';
 
 export const DEFAULT_DB = 'sqlite:.spine/spine.db';
 

@@ -1,7 +1,8 @@
-import type { Json } from '../../core/types.ts';
-import type { OutboxItem } from '../../store/outbox.ts';
-import type { Envelope } from '../envelope.ts';
-import { UnauthorizedRequestError, type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from './channel.ts';
+import type { Json } from '../core/types.ts';
+import type { OutboxItem } from '../store/outbox.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from '../core/channel.ts';
+import { UnauthorizedRequestError } from '../core/errors.ts';
 import type { WebhookAccount } from './config.ts';
 import {
   accountOf,

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import type { FieldIssue } from '../../core/errors.ts';
 import type { ToolInit } from '../../engine/registry.ts';
-import { httpUrl, secretValue, type SecretValue } from '../http/config.ts';
+import { httpUrl, secretValue, type SecretValue } from '../../config/fields.ts';
 import { connectServer, mcpTools, type ServerTarget } from './clients.ts';
 
 const NAMESPACE = /^[A-Za-z][A-Za-z0-9_-]*$/;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import type { FieldIssue } from '../../core/errors.ts';
-import { DEFAULT_OUTBOX, type OutboxOptions } from '../../delivery/dispatcher.ts';
+import { httpUrl, secretValue, type SecretValue } from '../config/fields.ts';
+import type { FieldIssue } from '../core/errors.ts';
+import { DEFAULT_OUTBOX, type OutboxOptions } from '../engine/outbox-dispatcher.ts';
 import { ed25519PublicKey } from './platform.ts';
 
 /**
@@ -11,12 +12,11 @@ import { ed25519PublicKey } from './platform.ts';
  */
 
 /** A secret inline, or the name of the environment variable that holds it. */
-const secret = z.union([z.string().min(1), z.strictObject({ env: z.string().min(1) })]);
-type Secret = z.infer<typeof secret>;
+const secret = secretValue;
+type Secret = SecretValue;
 
 /** Account names are the last segment of the webhook URL. */
 const accountName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'account names are 1–128 letters, digits, _, . or - (a URL path segment)');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 const headerName = z
   .string()
   .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')

@@ -1,4 +1,4 @@
-import type { ChannelAdapter } from './channel.ts';
+import type { ChannelAdapter } from '../core/channel.ts';
 import type { ChannelSettings } from './config.ts';
 import { DiscordChannel } from './discord.ts';
 import { SlackChannel } from './slack.ts';
@@ -20,8 +20,8 @@ export function createChannels(settings: ChannelSettings): ReadonlyMap<string, C
   return out;
 }
 
-export { UnauthorizedRequestError, BadChannelRequestError } from './channel.ts';
-export type { ChannelAdapter, InboundRequest, InboundResult, SendResult } from './channel.ts';
+export { UnauthorizedRequestError, BadChannelRequestError } from '../core/errors.ts';
+export type { ChannelAdapter, InboundRequest, InboundResult, SendResult } from '../core/channel.ts';
 export { compileChannels, channelsSchema, type ChannelSettings, type ChannelsConfig } from './config.ts';
 export { DiscordChannel } from './discord.ts';
 export { SlackChannel } from './slack.ts';

@@ -1,27 +1,11 @@
-import { SpineError } from '../../core/errors.ts';
-import type { Json } from '../../core/types.ts';
-import type { OutboxItem } from '../../store/outbox.ts';
-import type { Envelope } from '../envelope.ts';
+import type { Envelope } from './envelope.ts';
+import type { Json } from './types.ts';
 
 /**
  * A channel adapter turns a platform's signed webhook request into an envelope, and
  * an outbox item into that platform's real API call. Adapters are pure edge code:
  * the gateway hands them the raw request; the outbox dispatcher hands them items.
  */
-
-/** A request whose signature, timestamp or secret is wrong. Answered 401; nothing is stored. */
-export class UnauthorizedRequestError extends SpineError {
-  constructor(message: string) {
-    super('UNAUTHORIZED', message, { retryable: false });
-  }
-}
-
-/** A request that is signed but not something the channel understands. Answered 400; nothing is stored. */
-export class BadChannelRequestError extends SpineError {
-  constructor(message: string) {
-    super('BAD_REQUEST', message, { retryable: false });
-  }
-}
 
 export interface InboundRequest {
   /** Account segment of the webhook URL: /v1/channels/<channel>/<account>. */
@@ -40,6 +24,18 @@ export type InboundResult =
   /** Signed and valid but nothing to do (e.g. a bot's own message, an edit). Acknowledged; nothing is stored. */
   | { kind: 'ignore'; status: number; body: Json | string | null };
 
+/** What a channel sends: an outbox item as the adapter sees it. */
+export interface OutboundMessage {
+  /** Stable across retries of one message: platforms that dedupe get it as their idempotency key. */
+  idempotencyKey: string;
+  runId: string | null;
+  channel: string;
+  account: string;
+  /** Where to send it, in the channel's terms (e.g. {channel, thread_ts} for Slack). */
+  target: Json;
+  payload: Json;
+}
+
 export interface SendResult {
   ok: boolean;
   /** On failure: worth trying again (5xx, 429, network) or not (4xx). */
@@ -53,10 +49,10 @@ export interface SendResult {
 
 export interface ChannelAdapter {
   readonly name: string;
-  /** Verifies and normalises one webhook request; throws UnauthorizedRequestError / BadChannelRequestError. */
+  /** Verifies and normalises one webhook request; throws UnauthorizedRequestError / BadChannelRequestError (core/errors.ts). */
   receive(req: InboundRequest): Promise<InboundResult>;
   /** Sends one outbox item with the platform's real API shape. */
-  send(item: OutboxItem, fetchImpl: typeof fetch): Promise<SendResult>;
+  send(item: OutboundMessage, fetchImpl: typeof fetch): Promise<SendResult>;
   /** The outbox target for replying to an envelope of this channel (stored as the envelope's replyTo). */
   replyTarget?(envelope: Envelope): Json | null;
 }

@@ -1,7 +1,8 @@
-import type { Json } from '../../core/types.ts';
-import type { OutboxItem } from '../../store/outbox.ts';
-import type { Envelope } from '../envelope.ts';
-import { BadChannelRequestError, UnauthorizedRequestError, type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from './channel.ts';
+import type { Json } from '../core/types.ts';
+import type { OutboxItem } from '../store/outbox.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from '../core/channel.ts';
+import { BadChannelRequestError, UnauthorizedRequestError } from '../core/errors.ts';
 import type { SlackAccount } from './config.ts';
 import { accountOf, callJson, checkTimestamp, hmacSha256Hex, httpFailure, isAnswer, isObject, parseObject, payloadText, requireHeader, safeEqualHex, str, truncate } from './platform.ts';
 

@@ -4,8 +4,8 @@ import { newId } from '../core/ids.ts';
 import { Wakeable } from '../core/wake.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
-import { backoffMs } from '../engine/retry.ts';
-import type { ChannelAdapter, SendResult } from '../intake/channels/channel.ts';
+import { backoffMs } from '../core/backoff.ts';
+import type { ChannelAdapter, SendResult } from '../core/channel.ts';
 import type { OutboxItem, OutboxLease } from '../store/outbox.ts';
 import type { AuditEntry, Store } from '../store/store.ts';
 

@@ -1,8 +1,9 @@
 import { verify, type KeyObject } from 'node:crypto';
-import type { Json } from '../../core/types.ts';
-import type { OutboxItem } from '../../store/outbox.ts';
-import type { Envelope } from '../envelope.ts';
-import { BadChannelRequestError, UnauthorizedRequestError, type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from './channel.ts';
+import type { Json } from '../core/types.ts';
+import type { OutboxItem } from '../store/outbox.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { type ChannelAdapter, type InboundRequest, type InboundResult, type SendResult } from '../core/channel.ts';
+import { BadChannelRequestError, UnauthorizedRequestError } from '../core/errors.ts';
 import type { DiscordAccount } from './config.ts';
 import { accountOf, callJson, checkTimestamp, ed25519PublicKey, httpFailure, isAnswer, isObject, parseObject, payloadText, requireHeader, str, truncate, type HttpAnswer } from './platform.ts';
 

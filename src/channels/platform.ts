@@ -1,6 +1,7 @@
 import { createHash, createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { Json } from '../../core/types.ts';
-import { BadChannelRequestError, UnauthorizedRequestError, type SendResult } from './channel.ts';
+import type { Json } from '../core/types.ts';
+import { type SendResult } from '../core/channel.ts';
+import { BadChannelRequestError, UnauthorizedRequestError } from '../core/errors.ts';
 
 /**
  * What the channel adapters share: signature checks that never leak timing, body

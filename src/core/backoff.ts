@@ -1,4 +1,13 @@
-import type { RetryPolicy } from './options.ts';
+/** Exponential backoff with jitter; only retryable errors are retried. */
+export interface RetryPolicy {
+  /** Attempts per turn, including the first. */
+  maxAttempts: number;
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  /** `full`: a uniform delay in [0, backoff]; `none`: exactly the backoff. */
+  jitter: 'full' | 'none';
+}
 
 /**
  * Delay before the next attempt after `failedAttempts` failures:

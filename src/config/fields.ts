@@ -1,8 +1,19 @@
 import { z } from 'zod';
 
-/** Config pieces shared by every agent kind (each kind's schema lives beside its adapter). */
+/**
+ * Field schemas shared by every section of spine.config.json5, whichever room
+ * declares the section (agent kinds, channels, tool sources). A leaf module: it
+ * imports only zod, so adapters may use it without pulling in the config compiler.
+ */
 
 const positiveInt = z.number().int().positive();
+
+/** A secret given inline, or read from an environment variable (`{env: 'NAME'}`). */
+export const secretValue = z.union([z.string().min(1), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })]);
+export type SecretValue = z.infer<typeof secretValue>;
+
+/** An http(s) URL; a missing one is reported as required, not as malformed. */
+export const httpUrl = z.url({ protocol: /^https?$/, error: (issue) => (issue.input === undefined ? undefined : 'must be an http:// or https:// URL') });
 
 export const retrySchema = z.strictObject({
   maxAttempts: positiveInt.max(100).optional(),
@@ -25,26 +36,3 @@ export const allowDeny = z.union([
   z.array(z.string().min(1)),
   z.strictObject({ allow: z.array(z.string().min(1)).optional(), deny: z.array(z.string().min(1)).optional() }),
 ]);
-
-/** Fields every agent kind accepts. */
-export const agentCommon = {
-  description: z.string().optional(),
-  /** Per-turn timeout. */
-  timeoutMs: positiveInt.optional(),
-  retry: retrySchema.optional(),
-  /** Contracts the agent's input and output must satisfy. */
-  input: contractId.optional(),
-  output: contractId.optional(),
-  /** Tools are denied unless granted here; `deny` wins over `allow`; `crm.*` covers a namespace. */
-  grants: z
-    .strictObject({
-      tools: allowDeny.optional(),
-      /** Agents it may hand off to (all when omitted). */
-      handoffs: allowDeny.optional(),
-    })
-    .optional(),
-  /** Estimated spend of one turn (e.g. a model call), reserved against cost ceilings. */
-  cost: cost.optional(),
-  /** When retries run out: dead-letter (default) or escalate to a human. */
-  onExhausted: z.enum(['dead', 'escalate']).optional(),
-};

@@ -1,4 +1,4 @@
-import type { Json, TurnInput } from '../core/types.ts';
+import type { Json, TurnInput } from './types.ts';
 
 /** What every agent kind gets besides the turn: a signal that fires on timeout or cancel. */
 export interface AgentContext {

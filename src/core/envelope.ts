@@ -1,0 +1,25 @@
+import type { Json } from './types.ts';
+
+/**
+ * An envelope: one unit of inbound work, normalised from whatever brought it (a chat
+ * message, a webhook, a cron tick, an operator command, an API call) and
+ * deduplicated by its idempotency key.
+ */
+export interface Envelope {
+  /** `api`, `webhook`, `slack`, `telegram`, `discord`, `cron`, `cli`, … */
+  channel: string;
+  /** The workspace, bot or app on that channel; `default` when there is one. */
+  account: string;
+  /** Where it was said: a direct message, a group or a channel. */
+  peer: { kind: 'dm' | 'group' | 'channel'; id: string };
+  /** The peer that contains this one (e.g. a thread channel's parent), if any. */
+  parentPeer: string | null;
+  sender: { id: string; name?: string; roles?: string[] } | null;
+  thread: string | null;
+  text: string;
+  data: Json;
+  /** The platform's event id, or the caller's Idempotency-Key. */
+  idempotencyKey: string;
+  /** How to answer, for channels that reply (used by the outbox). */
+  replyTo: Json | null;
+}

@@ -1,0 +1,45 @@
+/**
+ * Every state list, declared once as an `as const` array. The unions below, the
+ * engine's transition table (engine/task-states.ts), the SQL state sets, the HTTP
+ * schemas and OpenAPI enums, and the CLI's `--state` choices all derive from these.
+ */
+
+/**
+ * Task lifecycle (allowed transitions: engine/task-states.ts):
+ *
+ *   queued ─lease→ leased ─turn starts→ running ─┬→ succeeded     (a claim does both steps in one commit)
+ *     ↑                                          ├→ waiting (children, lane, approval) ─→ queued
+ *     │                                          ├→ retry-scheduled ─due→ (leasable again)
+ *     └──── lease expired / released ────────────┼→ escalated (a human decides) ─→ queued | dead
+ *                                                ├→ dead (attempts spent, or not retryable)
+ *                                                └→ cancelled (cascades to children)
+ *
+ * `failed` is recorded (audit) for every failed attempt; the task then moves on at
+ * once to `retry-scheduled`, `escalated` or `dead`.
+ */
+export const TASK_STATES = ['queued', 'leased', 'running', 'waiting', 'retry-scheduled', 'succeeded', 'failed', 'escalated', 'dead', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** Run lifecycle: running → succeeded | failed | cancelled; `failed` → running again on retry. */
+export const RUN_STATES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export const TERMINAL_RUN_STATES = ['succeeded', 'failed', 'cancelled'] as const satisfies readonly RunState[];
+
+/**
+ * Approval lifecycle: pending → approved | denied | expired. An `escalation` is the
+ * same record for a task a limit stopped (e.g. a cost ceiling): approving lets it go on.
+ */
+export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
+export type ApprovalState = (typeof APPROVAL_STATES)[number];
+
+/** routed: a run was made · routing: a routing agent is choosing · unroutable: no binding matched. */
+export const ENVELOPE_STATES = ['routed', 'routing', 'unroutable'] as const;
+export type EnvelopeState = (typeof ENVELOPE_STATES)[number];
+
+/** Outbox item lifecycle: pending → sent | dead (store/outbox.ts). */
+export const OUTBOX_STATES = ['pending', 'sent', 'dead'] as const;
+export type OutboxState = (typeof OUTBOX_STATES)[number];
+
+/** Effects ledger: started → completed | failed (started again, with attempts + 1, after a crash). */
+export const EFFECT_STATES = ['started', 'completed', 'failed'] as const;
+export type EffectState = (typeof EFFECT_STATES)[number];
