@@ -130,7 +130,7 @@ const results = [
     'evaluate + audit append (group commit, batches of 8)',
     async (i) => {
       const v = await boundary.tool(ctx(i), 'pay.send', input);
-      await store.appendAudit(v.audit, Date.now());
+      await store.audit.append(v.audit, Date.now());
     },
     8,
   ),
@@ -139,7 +139,7 @@ const results = [
     async (i) => {
       const v = await limited.tool(ctx(i), 'pay.limited', null);
       if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
-      await store.appendAudit(v.audit, Date.now());
+      await store.audit.append(v.audit, Date.now());
     },
     8,
   ),

@@ -170,7 +170,7 @@ async function main(): Promise<void> {
   const commits: Array<[number, number]> = [];
   store.onCommitted(() => {
     const at = now();
-    void store.latestAuditSeq().then((seq) => commits.push([seq, at]));
+    void store.audit.latestSeq().then((seq) => commits.push([seq, at]));
   });
   const commitTime = (seq: number): number | undefined => {
     // First commit whose newest seq covers this one.
@@ -195,7 +195,7 @@ async function main(): Promise<void> {
       .filter((x) => Number.isFinite(x))
       .sort((a, b) => a - b);
 
-  const countRuns = async () => (await store.listRuns({ limit: 10_000_000 })).length;
+  const countRuns = async () => (await store.runs.list({ limit: 10_000_000 })).length;
   /** The gateway process's CPU per accepted envelope (warm-up included), to tell the server's cost from the machine's noise. */
   const cpuPerEnvelope: number[] = [];
   const runLoad = async (): Promise<LoadResult> => {
@@ -244,7 +244,7 @@ async function main(): Promise<void> {
   }
 
   // Sanity: every 2xx is a committed run.
-  const runs = (await store.listRuns({ limit: 10_000_000 })).length;
+  const runs = (await store.runs.list({ limit: 10_000_000 })).length;
 
   await gw.close();
   await store.close();

@@ -127,9 +127,9 @@ describe('A2A: Spine agents as A2A agents on the gateway', () => {
     const part = task.artifacts[0]!.parts[0]!.content;
     assert.deepEqual(part, { $case: 'data', value: { echo: 'hi spine', data: { n: 1 }, channel: 'a2a' } });
     const runId = task.artifacts[0]!.metadata?.spineRunId as string;
-    const run = await p.store.getRun(runId);
+    const run = await p.store.runs.get(runId);
     assert.equal(run?.state, 'succeeded');
-    const received = (await p.store.listAudit({ limit: 1000 })).filter((e) => e.kind === 'envelope.received');
+    const received = (await p.store.audit.list({ limit: 1000 })).filter((e) => e.kind === 'envelope.received');
     assert.deepEqual(received.map((e) => e.actor), ['a2a:operator']);
     assert.ok((await auditOf(p.store, runId)).some((e) => e.kind === 'run.created'));
 
@@ -169,11 +169,11 @@ describe('A2A: Spine agents as A2A agents on the gateway', () => {
     const gated = await sdkClient(p, 'gated', 'operator', { polling: true });
     const started = (await gated.sendMessage(userMessage('hold this'))) as Task;
     assert.notEqual(started.status?.state, TaskState.TASK_STATE_COMPLETED);
-    await until('the run waits for approval', async () => (await p.store.listApprovals({ limit: 5 })).length === 1);
+    await until('the run waits for approval', async () => (await p.store.approvals.list({ limit: 5 })).length === 1);
     const cancelled = await gated.cancelTask({ tenant: '', id: started.id, metadata: undefined });
     assert.equal(cancelled.status?.state, TaskState.TASK_STATE_CANCELED);
-    const [run] = await p.store.listRuns({ limit: 5, agent: 'gated' });
-    await until('the run is cancelled', async () => (await p.store.getRun(run!.id))?.state === 'cancelled');
+    const [run] = await p.store.runs.list({ limit: 5, agent: 'gated' });
+    await until('the run is cancelled', async () => (await p.store.runs.get(run!.id))?.state === 'cancelled');
 
     const broken = await sdkClient(p, 'broken', 'operator');
     const failed = (await broken.sendMessage(userMessage('go'))) as Task;
@@ -189,7 +189,7 @@ describe('A2A: Spine agents as A2A agents on the gateway', () => {
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.output, { echo: 'across the wire', data: { text: 'across the wire', priority: 2 }, channel: 'a2a' });
-    const remoteRuns = await server.store.listRuns({ limit: 5, agent: 'echo' });
+    const remoteRuns = await server.store.runs.list({ limit: 5, agent: 'echo' });
     assert.equal(remoteRuns.length, 1, 'one run on the serving side');
   });
 });

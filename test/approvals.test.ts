@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, test, type TestContext } from 'node:test';
 import { ManualClock } from '../src/core/clock.ts';
+import { storeFacts } from '../src/policy/evaluate.ts';
 import { InvalidStateError, type FieldIssue } from '../src/core/errors.ts';
 import type { Json, TurnInput } from '../src/core/types.ts';
 import type { Registry } from '../src/engine/options.ts';
@@ -48,8 +49,8 @@ function payments(rules: Json[]) {
 const SIGN_OFF = (extra: Record<string, Json> = {}): Json => ({ id: 'sign-off', kind: 'approval', actions: ['payments.*'], tier: 'approve', approvers: 'finance', expiresIn: '1h', ...extra });
 
 async function pending(store: Store, runId: string): Promise<Approval> {
-  await until('a pending approval', async () => (await store.listApprovals({ runId, state: 'pending', limit: 5 })).length > 0);
-  const list = await store.listApprovals({ runId, state: 'pending', limit: 5 });
+  await until('a pending approval', async () => (await store.approvals.list({ runId, state: 'pending', limit: 5 })).length > 0);
+  const list = await store.approvals.list({ runId, state: 'pending', limit: 5 });
   assert.equal(list.length, 1, 'exactly one pending approval');
   return list[0]!;
 }
@@ -96,7 +97,7 @@ describe('approval tiers', () => {
     assert.deepEqual([(notified[0]!.data as { ruleId: string }).ruleId, (notified[0]!.data as { action: string }).action], ['writes', 'tool:crm.write']);
     const denied = audit.find((e) => e.kind === 'policy.decision' && (e.data as { effect: string }).effect === 'deny');
     assert.equal((denied?.data as { ruleId: string }).ruleId, 'no-deletes');
-    assert.deepEqual(await store.listApprovals({ runId: run.id, limit: 5 }), [], 'no tier asked a human');
+    assert.deepEqual(await store.approvals.list({ runId: run.id, limit: 5 }), [], 'no tier asked a human');
   });
 });
 
@@ -119,13 +120,13 @@ describe('approve', () => {
     assert.ok(a.expiresAt !== null && a.expiresAt <= a.requestedAt + HOUR && a.expiresAt > a.requestedAt + HOUR - 1_000, `${a.expiresAt} vs ${a.requestedAt}`);
     assert.equal(a.actionKey, `${run.id}/${run.rootTaskId}/1/0`);
 
-    const task = (await store.getTask(run.rootTaskId))!;
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.state, 'waiting');
     assert.equal(task.leaseOwner, null, 'the waiting task holds no worker');
     assert.equal(task.leaseExpiresAt, null);
     assert.deepEqual(p.ran, [], 'nothing ran before the decision');
 
-    const decided = await store.decideApproval(a.id, { approve: true, actor: 'alice', reason: 'invoice checked' }, Date.now());
+    const decided = await store.approvals.decide(a.id, { approve: true, actor: 'alice', reason: 'invoice checked' }, Date.now());
     assert.deepEqual([decided.state, decided.decidedBy, decided.decisionReason], ['approved', 'alice', 'invoice checked']);
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
@@ -133,7 +134,7 @@ describe('approve', () => {
     assert.equal(p.ran.length, 1, 'the tool ran once');
     assert.deepEqual(p.turns, [1, 2], 'turn 1 was decided once, replayed after the approval');
 
-    const stored = (await store.getApproval(a.id))!;
+    const stored = (await store.approvals.get(a.id))!;
     assert.deepEqual([stored.state, stored.decidedBy], ['approved', 'alice']);
     assert.ok(stored.decidedAt !== null && stored.decidedAt >= a.requestedAt);
     const audit = await auditOf(store, run.id);
@@ -141,7 +142,7 @@ describe('approve', () => {
     const approved = audit.find((e) => e.kind === 'approval.approved');
     assert.equal((requested?.data as { ruleId: string }).ruleId, 'sign-off');
     assert.deepEqual([approved?.actor, (approved?.data as { ruleId: string }).ruleId], ['alice', 'sign-off']);
-    await assert.rejects(store.decideApproval(a.id, { approve: false, actor: 'bob' }, Date.now()), InvalidStateError, 'a decision is final');
+    await assert.rejects(store.approvals.decide(a.id, { approve: false, actor: 'bob' }, Date.now()), InvalidStateError, 'a decision is final');
   });
 
   it('denying hands the agent a refusal as the call’s result; the tool never runs', async (t) => {
@@ -149,7 +150,7 @@ describe('approve', () => {
     const { store } = await harness(t, p.reg);
     const run = await submit(store, p.reg, 'payer');
     const a = await pending(store, run.id);
-    await store.decideApproval(a.id, { approve: false, actor: 'bob', reason: 'wrong vendor' }, Date.now());
+    await store.approvals.decide(a.id, { approve: false, actor: 'bob', reason: 'wrong vendor' }, Date.now());
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', 'the agent handled the refusal');
     assert.deepEqual(done.output, { refused: 'POLICY_DENIED' });
@@ -170,13 +171,13 @@ describe('expiry escalates as configured', () => {
     const a = await pending(store, run.id);
     clock.advance(HOUR - 1);
     await new Promise((r) => setTimeout(r, 60));
-    assert.equal((await store.getApproval(a.id))?.state, 'pending', 'not expired before its time');
+    assert.equal((await store.approvals.get(a.id))?.state, 'pending', 'not expired before its time');
     // (The worker sweeps for expiries once per second of its clock.)
     clock.advance(1_000);
     const done = await finished(store, run.id);
     assert.deepEqual(done.output, { refused: 'POLICY_DENIED' });
     assert.deepEqual(p.ran, []);
-    const expired = (await store.getApproval(a.id))!;
+    const expired = (await store.approvals.get(a.id))!;
     assert.deepEqual([expired.state, expired.decidedBy], ['expired', 'expiry']);
     const ev = (await auditOf(store, run.id)).find((e) => e.kind === 'approval.expired');
     assert.deepEqual([ev?.actor, (ev?.data as { escalation: string }).escalation, (ev?.data as { ruleId: string }).ruleId], ['reaper', 'deny', 'sign-off']);
@@ -189,7 +190,7 @@ describe('expiry escalates as configured', () => {
     const { run } = await submitRun(store, p.reg, { agent: 'payer', input: null }, clock.now());
     const first = await pending(store, run.id);
     clock.advance(HOUR + 1);
-    await until('rerouted', async () => (await store.getApproval(first.id))?.state === 'expired');
+    await until('rerouted', async () => (await store.approvals.get(first.id))?.state === 'expired');
     const second = await pending(store, run.id);
     assert.notEqual(second.id, first.id);
     assert.deepEqual(
@@ -197,10 +198,10 @@ describe('expiry escalates as configured', () => {
       { approvers: 'cfo', supersedes: first.id, kind: 'approval', ruleId: 'sign-off', actionKey: first.actionKey, expiresAt: clock.now() + 2 * HOUR, onExpiry: { action: 'deny' } },
     );
     assert.match(second.reason, /rerouted from finance after expiry/);
-    assert.equal((await store.getTask(run.rootTaskId))?.state, 'waiting', 'still waiting, for the new approvers');
-    await assert.rejects(store.decideApproval(first.id, { approve: true, actor: 'late-finance' }, clock.now()), InvalidStateError, 'the superseded request cannot be decided');
+    assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'waiting', 'still waiting, for the new approvers');
+    await assert.rejects(store.approvals.decide(first.id, { approve: true, actor: 'late-finance' }, clock.now()), InvalidStateError, 'the superseded request cannot be decided');
 
-    await store.decideApproval(second.id, { approve: true, actor: 'the-cfo' }, clock.now());
+    await store.approvals.decide(second.id, { approve: true, actor: 'the-cfo' }, clock.now());
     const done = await finished(store, run.id);
     assert.deepEqual(done.output, { paid: 'paid' });
     assert.equal(p.ran.length, 1);
@@ -214,16 +215,16 @@ describe('expiry escalates as configured', () => {
     const a = await pending(store, run.id);
     clock.advance(HOUR + 1);
     await until('operators notified', async () => (await auditOf(store, run.id)).some((e) => e.kind === 'operator.notified'));
-    const after = (await store.getApproval(a.id))!;
+    const after = (await store.approvals.get(a.id))!;
     assert.deepEqual([after.state, after.expiresAt], ['pending', null]);
     const audit = await auditOf(store, run.id);
     assert.deepEqual((audit.find((e) => e.kind === 'approval.expired')?.data as { escalation: string }).escalation, 'notify');
     assert.equal((audit.find((e) => e.kind === 'operator.notified')?.data as { ruleId: string }).ruleId, 'sign-off');
     clock.advance(10 * HOUR);
-    assert.equal(await store.expireApprovals(clock.now()), 0, 'notified once, not on every sweep');
-    assert.equal((await store.getTask(run.rootTaskId))?.state, 'waiting');
+    assert.equal(await store.approvals.expire(clock.now()), 0, 'notified once, not on every sweep');
+    assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'waiting');
     assert.deepEqual(p.ran, []);
-    await store.decideApproval(a.id, { approve: true, actor: 'alice' }, clock.now());
+    await store.approvals.decide(a.id, { approve: true, actor: 'alice' }, clock.now());
     assert.deepEqual((await finished(store, run.id)).output, { paid: 'paid' });
   });
 });
@@ -231,33 +232,33 @@ describe('expiry escalates as configured', () => {
 test('a standing grant: no approval while it is active; needed again after it is revoked', async (t) => {
   const p = payments([SIGN_OFF()]);
   const { store } = await harness(t, p.reg);
-  const g = await store.grantStanding({ agent: 'payer', action: 'tool:payments.*', durationMs: 7 * 24 * HOUR, actor: 'alice', reason: 'quarter close' }, Date.now());
+  const g = await store.grants.grant({ agent: 'payer', action: 'tool:payments.*', durationMs: 7 * 24 * HOUR, actor: 'alice', reason: 'quarter close' }, Date.now());
   assert.equal(g.grantedBy, 'alice');
   // A grant for another agent or another action does not count.
-  await store.grantStanding({ agent: 'someone-else', action: 'tool:payments.*', durationMs: HOUR, actor: 'alice' }, Date.now());
-  assert.equal(await store.hasStandingGrant('payer', 'tool:refunds.send', Date.now()), false);
-  assert.equal(await store.hasStandingGrant('payer', 'tool:payments.send', g.expiresAt + 1), false, 'it lapses');
+  await store.grants.grant({ agent: 'someone-else', action: 'tool:payments.*', durationMs: HOUR, actor: 'alice' }, Date.now());
+  assert.equal(await storeFacts(store).standingGrant('payer', 'tool:refunds.send', Date.now()), false);
+  assert.equal(await storeFacts(store).standingGrant('payer', 'tool:payments.send', g.expiresAt + 1), false, 'it lapses');
 
   const granted = await submit(store, p.reg, 'payer');
   const done = await finished(store, granted.id);
   assert.deepEqual(done.output, { paid: 'paid' });
-  assert.deepEqual(await store.listApprovals({ runId: granted.id, limit: 5 }), [], 'no approval was requested');
+  assert.deepEqual(await store.approvals.list({ runId: granted.id, limit: 5 }), [], 'no approval was requested');
   const decision = (await auditOf(store, granted.id)).find((e) => e.kind === 'policy.decision');
   assert.deepEqual((decision?.data as { rules: Json[] }).rules, [
     { ruleId: 'grants', outcome: 'pass' },
     { ruleId: 'sign-off', outcome: 'granted' },
   ]);
 
-  await store.revokeStanding(g.id, 'bob', Date.now());
+  await store.grants.revoke(g.id, 'bob', Date.now());
   assert.deepEqual(
-    (await store.listStandingGrants({ activeAt: Date.now() })).map((x) => x.agent),
+    (await store.grants.list({ activeAt: Date.now() })).map((x) => x.agent),
     ['someone-else'],
   );
   const after = await submit(store, p.reg, 'payer');
   await pending(store, after.id);
-  assert.equal((await store.getTask(after.rootTaskId))?.state, 'waiting');
+  assert.equal((await store.tasks.get(after.rootTaskId))?.state, 'waiting');
   assert.equal(p.ran.length, 1, 'only the granted run paid');
-  await assert.rejects(store.revokeStanding(g.id, 'bob', Date.now()), /not found/, 'revoked once');
+  await assert.rejects(store.grants.revoke(g.id, 'bob', Date.now()), /not found/, 'revoked once');
 });
 
 test('a task waiting for approval survives a SIGKILL of its worker process and continues after the decision', { timeout: 120_000 }, async (t) => {
@@ -268,12 +269,12 @@ test('a task waiting for approval survives a SIGKILL of its worker process and c
     await Promise.all(workers.map((w) => w.kill('SIGKILL')));
     await cleanup();
   });
-  const { run } = await store.createRun({ agent: 'payer', input: { to: 'acme', amount: 7 }, maxAttempts: 2, actor: 'test' }, Date.now());
+  const { run } = await store.runs.create({ agent: 'payer', input: { to: 'acme', amount: 7 }, maxAttempts: 2, actor: 'test' }, Date.now());
 
   const first = startWorkerProcess(dir, ['--config', config, '--db', url, '--quiet']);
   workers.push(first);
   const a = await pending(store, run.id);
-  const parked = (await store.getTask(run.rootTaskId))!;
+  const parked = (await store.tasks.get(run.rootTaskId))!;
   assert.deepEqual([parked.state, parked.leaseOwner], ['waiting', null], 'parked without a worker');
   assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
   assert.deepEqual(readPayments(dir), []);
@@ -282,7 +283,7 @@ test('a task waiting for approval survives a SIGKILL of its worker process and c
   const approve = await spine(dir, ['approvals', 'approve', a.id, '--reason', 'ok after crash', '--as', 'carol', '--db', url, '--config', config]);
   assert.equal(approve.code, 0, approve.stderr);
   assert.match(approve.stdout, new RegExp(`${a.id} approved by carol`));
-  assert.equal((await store.getTask(run.rootTaskId))?.state, 'queued', 'the decision queued the task durably');
+  assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'queued', 'the decision queued the task durably');
 
   const second = startWorkerProcess(dir, ['--config', config, '--db', url, '--quiet']);
   workers.push(second);
@@ -290,6 +291,6 @@ test('a task waiting for approval survives a SIGKILL of its worker process and c
   assert.equal(done.state, 'succeeded', `${JSON.stringify(done.error)}\n${second.output()}`);
   assert.deepEqual(done.output, { paid: { ok: true, amount: 7 } });
   assert.equal(readPayments(dir).length, 1, 'paid exactly once');
-  const decided = (await store.getApproval(a.id))!;
+  const decided = (await store.approvals.get(a.id))!;
   assert.deepEqual([decided.state, decided.decidedBy, decided.decisionReason], ['approved', 'carol', 'ok after crash']);
 });

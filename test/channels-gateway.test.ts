@@ -69,7 +69,7 @@ describe('channels through the gateway', () => {
 
     const ok = await post(g, '/v1/channels/slack/T123ABC456', raw, slackHeaders(raw, now));
     assert.equal(ok.status, 200);
-    const [env] = await g.store.listEnvelopes({ limit: 5 });
+    const [env] = await g.store.envelopes.list({ limit: 5 });
     assert.equal(env!.channel, 'slack');
     assert.equal(env!.idempotencyKey, 'slack:T123ABC456:Ev123ABC456');
     assert.deepEqual(env!.replyTo, { channel: 'C123ABC456' });
@@ -103,7 +103,7 @@ describe('channels through the gateway', () => {
     assert.deepEqual(deferred.body, { type: 5 });
     const hook = await post(g, '/v1/channels/webhook/github', push, githubHeaders(push));
     assert.equal(hook.status, 202);
-    const envelopes = await g.store.listEnvelopes({ limit: 10 });
+    const envelopes = await g.store.envelopes.list({ limit: 10 });
     assert.deepEqual(envelopes.map((e) => e.channel).sort(), ['discord', 'telegram', 'webhook']);
     assert.ok(envelopes.every((e) => e.state === 'routed' && e.runId));
   });
@@ -117,7 +117,7 @@ describe('channels through the gateway', () => {
     const before = platform.received.length;
     const raw = JSON.stringify(slackMessage({ text: 'status?', ts: '1700000000.000100' }, { event_id: 'Ev0E2E' }));
     assert.equal((await post(g, '/v1/channels/slack/T123ABC456', raw, slackHeaders(raw, Date.now()))).status, 200);
-    const [env] = await g.store.listEnvelopes({ limit: 1 });
+    const [env] = await g.store.envelopes.list({ limit: 1 });
     await finished(g.store, env!.runId!);
     await until('reply sent', async () => (await g.store.outbox.list({ state: 'sent', limit: 5 })).length === 1);
     const posts = platform.received.slice(before);

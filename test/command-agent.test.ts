@@ -106,28 +106,28 @@ describe('command agents', () => {
 
   /** The failed task kept its committed turn 1 whole, nothing half-written exists, and the store still works. */
   async function assertNothingCorrupted(failed: Run, mode: string): Promise<void> {
-    const turns = await store.getTurns(failed.rootTaskId);
+    const turns = await store.tasks.turns(failed.rootTaskId);
     assert.equal(turns.length, 1, 'turn 1 stays committed');
     assert.deepEqual(turns[0]!.actions, [{ type: 'tool', tool: 'lookup', input: { query: mode } }]);
     assert.deepEqual(turns[0]!.results, [{ index: 0, type: 'tool', ok: true, value: `3 facts about ${mode}` }]);
-    const effects = await store.listEffects({ taskId: failed.rootTaskId });
+    const effects = await store.tasks.effects({ taskId: failed.rootTaskId });
     assert.deepEqual(
       effects.map((e) => [e.turn, e.action, e.state, e.attempts]),
       [[1, 0, 'completed', 1]],
     );
     const { rows } = await forge<{ n: number }>(store, `SELECT COUNT(*) AS n FROM turns WHERE task_id = ? AND state <> 'committed'`, [failed.rootTaskId]);
     assert.equal(rows[0]!.n, 0, 'no half-recorded turn');
-    const task = (await store.getTask(failed.rootTaskId))!;
+    const task = (await store.tasks.get(failed.rootTaskId))!;
     assert.equal(task.turns, 1);
     assert.equal(task.leaseOwner, null);
 
     await runPlanner(`after ${mode}`);
-    for (const [id, state] of outcomes) assert.equal((await store.getRun(id))!.state, state, `run ${id} unchanged`);
+    for (const [id, state] of outcomes) assert.equal((await store.runs.get(id))!.state, state, `run ${id} unchanged`);
   }
 
   test('a Python agent calls a tool and hands off on turn 1, then answers from the results on turn 2', async () => {
     const done = await runPlanner('solar');
-    const tasks = await store.listTasks({ runId: done.id, limit: 10 });
+    const tasks = await store.tasks.list({ runId: done.id, limit: 10 });
     const writer = tasks.find((x) => x.agent === 'writer')!;
     assert.deepEqual(done.output, {
       summary: 'draft about solar (3 facts about solar)',
@@ -146,7 +146,7 @@ describe('command agents', () => {
     assert.equal(call.maybeRepeated, false);
     assert.equal(toolCalls.filter((c) => c.key === call.key).length, 1);
 
-    const turns = await store.getTurns(done.rootTaskId);
+    const turns = await store.tasks.turns(done.rootTaskId);
     assert.deepEqual(
       turns.map((x) => x.turn),
       [1, 2],
@@ -186,7 +186,7 @@ describe('command agents', () => {
     const audit = await auditOf(store, failed.id);
     assert.equal(audit.filter((e) => e.kind === 'task.failed').length, 2);
     assert.equal(audit.filter((e) => e.kind === 'task.retry-scheduled').length, 1);
-    assert.equal((await store.getTask(failed.rootTaskId))!.state, 'dead');
+    assert.equal((await store.tasks.get(failed.rootTaskId))!.state, 'dead');
     await assertNothingCorrupted(failed, 'not-json');
   });
 
@@ -253,15 +253,15 @@ describe('command agents', () => {
     assert.equal(failed.error!.code, 'AGENT_FAILED');
     assert.equal(failed.error!.retryable, false);
     assert.match(failed.error!.message, /agent "missing": could not start ".*no-such-agent": .*ENOENT/);
-    const task = (await store.getTask(failed.rootTaskId))!;
+    const task = (await store.tasks.get(failed.rootTaskId))!;
     assert.equal(task.state, 'dead');
     assert.equal(task.attempt, 1, 'maxAttempts is 3, but a missing executable is not retried');
-    assert.deepEqual(await store.getTurns(task.id), []);
+    assert.deepEqual(await store.tasks.turns(task.id), []);
     const audit = await auditOf(store, failed.id);
     assert.equal(audit.filter((e) => e.kind === 'task.failed').length, 1);
     assert.equal(audit.filter((e) => e.kind === 'task.retry-scheduled').length, 0);
 
     await runPlanner('after missing');
-    for (const [id, state] of outcomes) assert.equal((await store.getRun(id))!.state, state, `run ${id} unchanged`);
+    for (const [id, state] of outcomes) assert.equal((await store.runs.get(id))!.state, state, `run ${id} unchanged`);
   });
 });

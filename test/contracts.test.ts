@@ -123,7 +123,7 @@ describe('handoffs are checked before the receiving agent runs', () => {
     const run = await submit(store, reg, 'lead');
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
-    const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+    const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
     const result = lead.seen[1]!.results[0]!;
     return { done, calls, tasks, result, audit: await auditOf(store, run.id) };
   }
@@ -214,7 +214,7 @@ describe('outputs are checked when the turn ends', () => {
       assert.equal(s.lastError?.code, 'CONTRACT_VIOLATION');
       assert.deepEqual(listed(s.lastError), expected, 'the agent sees exactly what to fix');
     }
-    const task = await store.getTask(run.rootTaskId);
+    const task = await store.tasks.get(run.rootTaskId);
     assert.equal(task?.state, 'dead');
     assert.equal(task?.output, null, 'the bad output was never committed');
   });
@@ -249,20 +249,20 @@ describe('outputs are checked when the turn ends', () => {
     );
     const { store } = await harness(t, reg);
     const run = await submit(store, reg, 'writer');
-    await until('task escalated', async () => (await store.getTask(run.rootTaskId))?.state === 'escalated');
-    const task = (await store.getTask(run.rootTaskId))!;
+    await until('task escalated', async () => (await store.tasks.get(run.rootTaskId))?.state === 'escalated');
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.leaseOwner, null, 'an escalated task holds no worker');
     assert.equal(task.error?.code, 'CONTRACT_VIOLATION');
-    const [approval, ...more] = await store.listApprovals({ runId: run.id, limit: 10 });
+    const [approval, ...more] = await store.approvals.list({ runId: run.id, limit: 10 });
     assert.equal(more.length, 0);
     assert.equal(approval?.kind, 'escalation');
     assert.equal(approval?.state, 'pending');
     assert.match(approval.reason, /writer failed 2 time\(s\) \(CONTRACT_VIOLATION/);
     assert.deepEqual(attempts, [1, 2]);
-    assert.equal((await store.getRun(run.id))?.state, 'running', 'an escalated run is not failed');
+    assert.equal((await store.runs.get(run.id))?.state, 'running', 'an escalated run is not failed');
 
     fixed = true;
-    await store.decideApproval(approval.id, { approve: true, actor: 'ops-lead', reason: 'try again' }, Date.now());
+    await store.approvals.decide(approval.id, { approve: true, actor: 'ops-lead', reason: 'try again' }, Date.now());
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.output, GOOD);
@@ -273,13 +273,13 @@ describe('outputs are checked when the turn ends', () => {
     const reg = registry({ writer: { fn: () => ({ output: BAD }), output: 'report@1', retry: { maxAttempts: 1 }, onExhausted: 'escalate' } }, {}, { contracts: contracts() });
     const { store } = await harness(t, reg);
     const run = await submit(store, reg, 'writer');
-    await until('escalation requested', async () => (await store.listApprovals({ runId: run.id, state: 'pending', limit: 1 })).length === 1);
-    const [approval] = await store.listApprovals({ runId: run.id, limit: 1 });
-    await store.decideApproval(approval!.id, { approve: false, actor: 'ops-lead' }, Date.now());
+    await until('escalation requested', async () => (await store.approvals.list({ runId: run.id, state: 'pending', limit: 1 })).length === 1);
+    const [approval] = await store.approvals.list({ runId: run.id, limit: 1 });
+    await store.approvals.decide(approval!.id, { approve: false, actor: 'ops-lead' }, Date.now());
     const done = await finished(store, run.id);
     assert.equal(done.state, 'failed');
     assert.equal(done.error?.code, 'CONTRACT_VIOLATION');
-    assert.equal((await store.getTask(run.rootTaskId))?.state, 'dead');
+    assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'dead');
   });
 
   it('a child whose output breaks its contract fails; the parent receives the violation as the handoff result', async (t) => {
@@ -327,7 +327,7 @@ describe('tool contracts', () => {
       assert.deepEqual(paths(violationsOf(refused.error)), ['subject', 'to']);
       assert.match(refused.error.message, /input of tool email\.send violates email@1/);
     }
-    const effects = await store.listEffects({ runId: run.id });
+    const effects = await store.tasks.effects({ runId: run.id });
     assert.deepEqual(
       effects.map((e) => e.action),
       [1],

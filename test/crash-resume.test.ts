@@ -22,7 +22,7 @@ const KILLS = 12;
 const WORKER = { scenario: 'fanout', leaseMs: 1_500, heartbeatMs: 300, concurrency: 4, jitterMs: 10, maxReclaims: 100 } as const;
 
 async function unfinishedRuns(store: Store): Promise<number> {
-  return (await store.listRuns({ state: 'running', limit: RUNS })).length;
+  return (await store.runs.list({ state: 'running', limit: RUNS })).length;
 }
 
 test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect applied once', { timeout: 90_000 }, async (t) => {
@@ -36,7 +36,7 @@ test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect app
   });
 
   const created = await Promise.all(
-    Array.from({ length: RUNS }, (_, n) => store.createRun({ agent: 'commander', input: { n }, maxAttempts: 3, actor: 'test' }, Date.now())),
+    Array.from({ length: RUNS }, (_, n) => store.runs.create({ agent: 'commander', input: { n }, maxAttempts: 3, actor: 'test' }, Date.now())),
   );
   const runIds = new Set(created.map((c) => c.run.id));
   assert.equal(runIds.size, RUNS);
@@ -69,10 +69,10 @@ test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect app
   await children.kill(last);
 
   // ── every run and task finished, and succeeded ──
-  const runs = await store.listRuns({ limit: RUNS * 2 });
+  const runs = await store.runs.list({ limit: RUNS * 2 });
   assert.equal(runs.length, RUNS);
   for (const run of runs) assert.equal(run.state, 'succeeded', `run ${run.id}: ${JSON.stringify(run.error)}`);
-  const tasks = await store.listTasks({ limit: RUNS * 10 });
+  const tasks = await store.tasks.list({ limit: RUNS * 10 });
   assert.equal(tasks.length, RUNS * 3, 'one commander and two specialists per run, no orphans');
   for (const task of tasks) assert.equal(task.state, 'succeeded', `task ${task.id} (${task.agent}): ${JSON.stringify(task.error)}`);
 
@@ -82,7 +82,7 @@ test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect app
     assert.equal(task.turns, 2, `task ${task.id} took two turns`);
     expected.add(effectKey(task.runId, task.id, 1, task.agent === 'commander' ? SPECIALISTS.length : 0));
   }
-  const effects = await store.listEffects({});
+  const effects = await store.tasks.effects({});
   assert.equal(effects.length, RUNS * 3, 'one ledger row per expected effect');
   assert.deepEqual(new Set(effects.map((e) => e.key)), expected);
   for (const e of effects) assert.equal(e.state, 'completed', `effect ${e.key}`);
@@ -127,7 +127,7 @@ test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect app
   }
 
   // ── what the kills did ──
-  const audit = await store.listAudit({ limit: 1_000_000 });
+  const audit = await store.audit.list({ limit: 1_000_000 });
   const count = (kind: string) => audit.filter((a) => a.kind === kind).length;
   const reclaimed = count('task.reclaimed');
   assert.ok(reclaimed > 0, 'the kills left leased tasks behind that a later worker reclaimed');

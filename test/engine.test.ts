@@ -47,17 +47,17 @@ test('fan-out/join: children run in parallel and the parent gets their results i
 
   // All three children are inside their turn at the same time: they run in parallel.
   await until('three children in their turn', () => entered.length === 3);
-  const children = (await store.listTasks({ runId: run.id, limit: 10 })).filter((x) => x.parentId !== null);
+  const children = (await store.tasks.list({ runId: run.id, limit: 10 })).filter((x) => x.parentId !== null);
   assert.equal(children.length, 3);
   assert.ok(children.every((c) => c.state === 'running' || c.state === 'leased'));
-  assert.equal((await store.getTask(run.rootTaskId))!.state, 'waiting');
-  assert.equal((await store.getTask(run.rootTaskId))!.waitingOn, 3);
+  assert.equal((await store.tasks.get(run.rootTaskId))!.state, 'waiting');
+  assert.equal((await store.tasks.get(run.rootTaskId))!.waitingOn, 3);
 
   // Let them finish in reverse order, each one committed before the next is released.
   for (const n of [2, 1, 0]) {
     gates[n]!.open();
     const child = children.find((c) => c.input === n)!;
-    await until(`child ${n} succeeded`, async () => (await store.getTask(child.id))!.state === 'succeeded');
+    await until(`child ${n} succeeded`, async () => (await store.tasks.get(child.id))!.state === 'succeeded');
   }
 
   const done = await finished(store, run.id);
@@ -111,7 +111,7 @@ test('a child that dies reaches the parent as ok:false with the child error; the
     { index: 0, type: 'handoff', ok: false, code: 'INVALID_INPUT' },
     { index: 1, type: 'handoff', ok: true, value: 'ok' },
   ]);
-  const dead = await store.listTasks({ runId: run.id, state: 'dead', limit: 10 });
+  const dead = await store.tasks.list({ runId: run.id, state: 'dead', limit: 10 });
   assert.deepEqual(
     dead.map((d) => d.agent),
     ['broken'],
@@ -132,7 +132,7 @@ test('nested handoffs three levels deep return up the chain', async (t) => {
   assert.equal(run.state, 'succeeded');
   assert.equal(run.output, 'l0(l1(l2(l3)))');
 
-  const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+  const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
   assert.equal(tasks.length, 4);
   const byAgent = new Map(tasks.map((x) => [x.agent, x]));
   for (const [i, name] of ['l0', 'l1', 'l2', 'l3'].entries()) {
@@ -163,7 +163,7 @@ test('depth limit: a handoff beyond limits.maxDepth is refused with DEPTH_LIMIT 
   assert.equal(run.state, 'succeeded');
   assert.deepEqual(run.output, { depth: 0, child: { depth: 1, child: { depth: 2, refused: 'DEPTH_LIMIT' } } });
 
-  const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+  const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
   assert.deepEqual(tasks.map((x) => x.depth).sort(), [0, 1, 2], 'no task at depth 3');
   const deepest = seen.find((s) => s.depth === 2)!;
   assert.equal(deepest.results.length, 1);
@@ -200,7 +200,7 @@ test('handoff to an unknown agent: UNKNOWN_AGENT result in its place, the valid 
     { index: 1, type: 'handoff', ok: true, value: 'helped x' },
   ]);
   assert.match(!results[0]!.ok ? results[0]!.error.message : '', /unknown agent "ghost"/);
-  const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+  const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
   assert.deepEqual(tasks.map((x) => x.agent).sort(), ['helper', 'lead']);
 });
 
@@ -226,7 +226,7 @@ test('unknown tool: UNKNOWN_TOOL result, nothing recorded in the effects ledger 
   ]);
   assert.match(!results[0]!.ok ? results[0]!.error.message : '', /unknown tool "nope" \(known: echo\)/);
   assert.deepEqual(calls, [2]);
-  const effects = await store.listEffects({ runId: run.id });
+  const effects = await store.tasks.effects({ runId: run.id });
   assert.deepEqual(
     effects.map((e) => [e.tool, e.action, e.state]),
     [['echo', 1, 'completed']],
@@ -263,7 +263,7 @@ test('a tool that throws: ok:false TOOL_FAILED result, effect recorded as failed
   assert.equal(r.error.code, 'TOOL_FAILED');
   assert.match(r.error.message, /tool "explode": kaboom/);
 
-  const [effect, ...more] = await store.listEffects({ runId: run.id });
+  const [effect, ...more] = await store.tasks.effects({ runId: run.id });
   assert.equal(more.length, 0);
   assert.equal(effect!.state, 'failed');
   assert.equal(effect!.result, null);
@@ -299,12 +299,12 @@ test('turn limit: a task that never returns an output goes dead with TURN_LIMIT 
     [2, 1, 0],
     [3, 2, 0],
   ]);
-  const task = (await store.getTask(run.rootTaskId))!;
+  const task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.state, 'dead');
   assert.equal(task.turns, 3);
   assert.equal(task.error!.code, 'TURN_LIMIT');
   assert.equal(task.error!.retryable, false);
-  assert.equal((await store.getTurns(task.id)).length, 3);
+  assert.equal((await store.tasks.turns(task.id)).length, 3);
   const audit = await auditOf(store, run.id);
   assert.equal(audit.filter((e) => e.kind === 'task.failed').length, 1, 'not retried');
   assert.equal(audit.filter((e) => e.kind === 'task.retry-scheduled').length, 0);
@@ -323,11 +323,11 @@ test('output and a tool action in the same turn: the tool runs, then the task su
   assert.equal(run.output, 'done');
   assert.equal(agentCalls, 1);
   assert.deepEqual(calls, [{ note: 'final' }]);
-  const turns = await store.getTurns(run.rootTaskId);
+  const turns = await store.tasks.turns(run.rootTaskId);
   assert.equal(turns.length, 1);
   assert.equal(turns[0]!.output, 'done');
   assert.deepEqual(turns[0]!.results.map(shape), [{ index: 0, type: 'tool', ok: true, value: 'saved' }]);
-  const effects = await store.listEffects({ runId: run.id });
+  const effects = await store.tasks.effects({ runId: run.id });
   assert.deepEqual(
     effects.map((e) => [e.tool, e.state, e.result]),
     [['record', 'completed', 'saved']],
@@ -350,10 +350,10 @@ test('output together with a handoff is a protocol violation: refused, retried, 
   assert.match(run.error!.message, /cannot also hand off/);
   assert.equal(calls, 2, 'retried per policy');
   assert.deepEqual(
-    (await store.listTasks({ runId: run.id, limit: 10 })).map((x) => x.agent),
+    (await store.tasks.list({ runId: run.id, limit: 10 })).map((x) => x.agent),
     ['eager'],
   );
-  assert.deepEqual(await store.getTurns(run.rootTaskId), []);
+  assert.deepEqual(await store.tasks.turns(run.rootTaskId), []);
 });
 
 test('history is handed back: turn 3 sees turns 1 and 2 with their results, as committed', async (t) => {
@@ -393,10 +393,10 @@ test('history is handed back: turn 3 sees turns 1 and 2 with their results, as c
   assert.deepEqual(third.history[0]!.actions, [{ type: 'tool', tool: 'echo', input: 'one' }]);
   assert.deepEqual(third.history[1]!.actions, [{ type: 'handoff', agent: 'helper', input: 'two' }]);
   assert.deepEqual(third.results, third.history[1]!.results, 'results are the last turn’s results');
-  const child = (await store.listTasks({ runId: run.id, limit: 10 })).find((x) => x.agent === 'helper')!;
+  const child = (await store.tasks.list({ runId: run.id, limit: 10 })).find((x) => x.agent === 'helper')!;
   assert.equal(third.results[0]!.taskId, child.id);
   // What the agent was handed is exactly what the store holds for those turns.
-  assert.deepEqual(third.history, (await store.getTurns(run.rootTaskId)).slice(0, 2));
+  assert.deepEqual(third.history, (await store.tasks.turns(run.rootTaskId)).slice(0, 2));
   // Turn 2 (kept in memory after turn 1) and turn 3 (rebuilt from the store) agree on turn 1.
   assert.deepEqual(inputs[1]!.history[0], third.history[0]);
 });

@@ -43,11 +43,11 @@ interface CrashOutcome {
 }
 
 async function snapshot(store: Store, runId: string, data: string): Promise<Snapshot> {
-  const run = (await store.getRun(runId))!;
+  const run = (await store.runs.get(runId))!;
   return {
     run,
-    task: (await store.getTask(run.rootTaskId))!,
-    effects: await store.listEffects({ runId }),
+    task: (await store.tasks.get(run.rootTaskId))!,
+    effects: await store.tasks.effects({ runId }),
     invocations: readInvocations(data),
     applied: readApplied(data),
     calls: readAgentCalls(data),
@@ -64,7 +64,7 @@ async function crashAt(t: TestContext, faults: string, opts: { restart?: boolean
     await children.killAll();
     await cleanup();
   });
-  const { run } = await store.createRun({ agent: 'counter', input: null, maxAttempts: 3, actor: 'test' }, Date.now());
+  const { run } = await store.runs.create({ agent: 'counter', input: null, maxAttempts: 3, actor: 'test' }, Date.now());
 
   const faulted = children.spawn({ db: url, dir: data, ...WORKER, faults });
   const exit = await Promise.race([faulted.exited, sleep(15_000, null, { ref: false })]);
@@ -82,7 +82,7 @@ async function crashAt(t: TestContext, faults: string, opts: { restart?: boolean
     await children.kill(clean);
   }
   const after = await snapshot(store, run.id, data);
-  const audit = await store.listAudit({ runId: run.id, limit: 10_000 });
+  const audit = await store.audit.list({ runId: run.id, limit: 10_000 });
   return { atCrash, after, audit, key: effectKey(run.id, run.rootTaskId, 1, 0), deadWorker };
 }
 
@@ -124,7 +124,7 @@ test('with SPINE_FAULTS unset the fault points are inert', async (t) => {
     await cleanup();
   });
   worker = await startWorker(store, singleRegistry(dir));
-  const { run } = await store.createRun({ agent: 'counter', input: null, maxAttempts: 3 }, Date.now());
+  const { run } = await store.runs.create({ agent: 'counter', input: null, maxAttempts: 3 }, Date.now());
   const done = await finished(store, run.id);
   assert.equal(done.state, 'succeeded');
   assert.deepEqual(done.output, { counted: { receipt: 'rcpt:once' } });

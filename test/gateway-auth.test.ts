@@ -106,7 +106,7 @@ describe('auth', () => {
     const viewer = await g.call('POST', '/v1/envelopes', { token: 'viewer', body: envelopeBody() });
     assert.equal(viewer.status, 403);
     assert.deepEqual(await stored(g.store), { envelopes: 2, runs: 2 });
-    const audit = await g.store.listAudit({ limit: 100 });
+    const audit = await g.store.audit.list({ limit: 100 });
     assert.equal(audit.find((e) => e.kind === 'envelope.received')?.actor, 'token:ingressApi', 'the audit names the token');
   });
 
@@ -133,7 +133,7 @@ describe('auth', () => {
     const g = await startTestGateway(t, { noTokens: true, settings: { allowAnonymousLoopback: true } });
     const ok = await g.call('POST', '/v1/envelopes', { token: null, body: envelopeBody() });
     assert.equal(ok.status, 202, ok.text);
-    assert.equal((await g.store.listAudit({ limit: 10 })).find((e) => e.kind === 'envelope.received')?.actor, 'token:anonymous');
+    assert.equal((await g.store.audit.list({ limit: 10 })).find((e) => e.kind === 'envelope.received')?.actor, 'token:anonymous');
     const sameOrigin = await g.call('GET', '/v1/runs', { token: null, headers: { origin: g.url } });
     assert.equal(sameOrigin.status, 200);
     const crossSite = await g.call('POST', '/v1/envelopes', { token: null, body: envelopeBody(), headers: { origin: 'https://evil.example' } });
@@ -202,7 +202,7 @@ describe('bad input changes nothing', () => {
     assert.equal(future.body.error.code, 'INVALID_CURSOR');
 
     assert.deepEqual(await stored(g.store), { envelopes: 0, runs: 0 });
-    assert.equal((await g.store.listAudit({ limit: 10 })).length, 0, 'not even an audit event');
+    assert.equal((await g.store.audit.list({ limit: 10 })).length, 0, 'not even an audit event');
   });
 });
 

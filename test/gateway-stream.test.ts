@@ -110,7 +110,7 @@ async function submit(g: TestGateway, text: string): Promise<string> {
 }
 
 async function allSeqs(g: TestGateway, after = 0, runId?: string): Promise<number[]> {
-  return (await g.store.listAudit({ afterSeq: after, limit: 100_000, ...(runId ? { runId } : {}) })).map((e) => e.seq);
+  return (await g.store.audit.list({ afterSeq: after, limit: 100_000, ...(runId ? { runId } : {}) })).map((e) => e.seq);
 }
 
 describe('SSE /v1/events', () => {
@@ -271,7 +271,7 @@ describe('the stream under load and across processes', () => {
     // A second store on the same file: its commits do not fire this process's onCommitted.
     const other = openStore({ url: `sqlite:${g.dir}/spine.db`, durability: 'fast' });
     t.after(() => other.close());
-    await other.appendAudit([{ kind: 'test.elsewhere', data: { n: 1 } }], Date.now());
+    await other.audit.append([{ kind: 'test.elsewhere', data: { n: 1 } }], Date.now());
     await until("the other process's event", () => c.events().some((e) => e.kind === 'test.elsewhere'), 2_000);
     await c.close();
   });
@@ -305,12 +305,14 @@ describe('the hub and out-of-order commits (as on PostgreSQL)', () => {
     const visible: AuditEvent[] = [];
     const listeners = new Set<() => void>();
     const store = {
-      latestAuditSeq: async () => visible.reduce((m, e) => Math.max(m, e.seq), 0),
-      listAudit: async (f: { afterSeq?: number; limit: number; runId?: string }) =>
-        visible
-          .filter((e) => e.seq > (f.afterSeq ?? 0) && (!f.runId || e.runId === f.runId))
-          .sort((a, b) => a.seq - b.seq)
-          .slice(0, f.limit),
+      audit: {
+        latestSeq: async () => visible.reduce((m, e) => Math.max(m, e.seq), 0),
+        list: async (f: { afterSeq?: number; limit: number; runId?: string }) =>
+          visible
+            .filter((e) => e.seq > (f.afterSeq ?? 0) && (!f.runId || e.runId === f.runId))
+            .sort((a, b) => a.seq - b.seq)
+            .slice(0, f.limit),
+      },
       onCommitted: (l: () => void) => {
         listeners.add(l);
         return () => listeners.delete(l);

@@ -34,7 +34,7 @@ describe('POST /v1/envelopes', () => {
     assert.equal(first.body.duplicate, undefined);
     assert.equal(first.headers.get('location'), `/v1/runs/${first.body.run.id}`);
     // Durable before the 202: the run is in the store the moment the answer arrives.
-    assert.equal((await g.store.getRun(first.body.run.id))?.id, first.body.run.id);
+    assert.equal((await g.store.runs.get(first.body.run.id))?.id, first.body.run.id);
 
     const again = await g.call('POST', '/v1/envelopes', { body: envelopeBody(), headers: { 'Idempotency-Key': 'order-1' } });
     assert.equal(again.status, 200);
@@ -88,7 +88,7 @@ describe('POST /v1/envelopes', () => {
     assert.match(r.body.error.message, /no binding matches channel=nowhere/);
     assert.equal(r.body.envelope.state, 'unroutable');
     assert.equal(r.body.run, null);
-    const envelope = await g.store.getEnvelope(r.body.envelope.id);
+    const envelope = await g.store.envelopes.get(r.body.envelope.id);
     assert.equal(envelope?.state, 'unroutable');
     assert.deepEqual(await stored(g.store), { envelopes: 1, runs: 0 });
     const again = await g.call('POST', '/v1/envelopes', { body: envelopeBody({ channel: 'nowhere' }), headers: { 'Idempotency-Key': 'lost' } });
@@ -221,7 +221,7 @@ describe('audit', () => {
     const g = await startTestGateway(t);
     const a = await g.call('POST', '/v1/envelopes', { body: envelopeBody({ text: 'a' }) });
     await g.call('POST', '/v1/envelopes', { body: envelopeBody({ text: 'b' }) });
-    const all = await g.store.listAudit({ limit: 1000 });
+    const all = await g.store.audit.list({ limit: 1000 });
     const seen: number[] = [];
     let after = 0;
     for (;;) {
@@ -275,7 +275,7 @@ describe('approvals', () => {
     const bad = await g.call('POST', `/v1/approvals/${id}/decision`, { token: 'operator', body: { approve: 'yes' } });
     assert.equal(bad.status, 400);
     assert.deepEqual(bad.body.error.issues!.map((i: { path: string }) => i.path), ['approve']);
-    assert.equal((await g.store.getApproval(id))?.state, 'pending', 'bad input changed nothing');
+    assert.equal((await g.store.approvals.get(id))?.state, 'pending', 'bad input changed nothing');
     const ok = await g.call('POST', `/v1/approvals/${id}/decision`, { token: 'operator', body: { approve: true, reason: 'fine' } });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.body.approval.state, 'approved');
@@ -350,10 +350,10 @@ describe('channel webhooks', () => {
     assert.deepEqual(msg.body, { ok: true });
     assert.equal(fake.seen.at(-1)!.account, 'acct-1');
     assert.equal(fake.seen.at(-1)!.rawBody, JSON.stringify({ type: 'message', id: 'e1', user: 'u1', text: 'hi' }), 'the adapter gets the raw body');
-    const [envelope] = await g.store.listEnvelopes({ limit: 5 });
+    const [envelope] = await g.store.envelopes.list({ limit: 5 });
     assert.equal(envelope?.channel, 'hooks');
     assert.deepEqual(envelope?.replyTo, { to: 'somewhere' });
-    assert.equal((await g.store.listAudit({ limit: 50 })).find((e) => e.kind === 'envelope.received')?.actor, 'channel:hooks');
+    assert.equal((await g.store.audit.list({ limit: 50 })).find((e) => e.kind === 'envelope.received')?.actor, 'channel:hooks');
     // The platform retries: acknowledged again, nothing new stored.
     assert.equal((await post({ type: 'message', id: 'e1', user: 'u1', text: 'hi' })).status, 200);
     assert.deepEqual(await stored(g.store), { envelopes: 1, runs: 1 });

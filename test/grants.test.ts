@@ -56,7 +56,7 @@ test('denied by default: the refusal is the call’s result, audited with rule "
   assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
   assert.deepEqual(done.output, ['POLICY_DENIED']);
   assert.deepEqual(calls, [], 'the tool never ran');
-  assert.deepEqual(await store.listEffects({ runId: run.id }), [], 'nothing in the effects ledger');
+  assert.deepEqual(await store.tasks.effects({ runId: run.id }), [], 'nothing in the effects ledger');
 
   const refused = seen[1]!.results[0]!;
   assert.equal(refused.ok, false);
@@ -129,7 +129,7 @@ test('handoff grants: a target outside them is refused as the result and never r
   assert.deepEqual(done.output, ['helped', 'POLICY_DENIED']);
   assert.equal(helperRan, true);
   assert.equal(otherRan, false, 'the refused target never ran');
-  const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+  const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
   assert.deepEqual(tasks.map((x) => x.agent).sort(), ['helper', 'lead'], 'no child task for the refused handoff');
   assert.deepEqual(seen[0]!.grants.agents, ['helper']);
   const decision = (await auditOf(store, run.id)).find((e) => e.kind === 'policy.decision' && (e.data as { effect: string }).effect === 'deny');

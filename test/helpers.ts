@@ -190,7 +190,7 @@ export async function submit(store: Store, reg: Registry, agent: string, input: 
 
 /** Every audit event of a run, oldest first. */
 export function auditOf(store: Store, runId: string): Promise<AuditEvent[]> {
-  return store.listAudit({ runId, limit: 10_000 });
+  return store.audit.list({ runId, limit: 10_000 });
 }
 
 /** Polls `cond` until it holds; fails with `what` after `timeoutMs`. For states reached in another task, not for timing. */

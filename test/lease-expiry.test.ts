@@ -47,7 +47,7 @@ async function submit(store: Store, reg: Registry, agent: string, input: Json = 
 
 /** Leases the one ready task to a worker that will never heartbeat. */
 async function claimAs(store: Store, workerId: string): Promise<ClaimedTask> {
-  const claimed = await store.claimTasks({ workerId, limit: 1, leaseMs: 60_000, now: Date.now() });
+  const claimed = await store.tasks.claim({ workerId, limit: 1, leaseMs: 60_000, now: Date.now() });
   assert.equal(claimed.length, 1, `${workerId} claims the task`);
   assert.equal(claimed[0]!.task.state, 'running');
   assert.equal(claimed[0]!.lease.owner, workerId);
@@ -79,12 +79,12 @@ test('a dead worker’s expired lease is reclaimed by a live worker, which runs 
   assert.deepEqual(done.output, { done: true });
   assert.equal(calls, 1);
 
-  const task = (await store.getTask(run.rootTaskId))!;
+  const task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.state, 'succeeded');
   assert.equal(task.reclaims, 1);
   assert.equal(task.attempt, 0, 'a lost lease is not a failed attempt');
   assert.equal(task.leaseNo, 2, 'the new worker holds a newer lease number');
-  const audit = await store.listAudit({ runId: run.id, limit: 1_000 });
+  const audit = await store.audit.list({ runId: run.id, limit: 1_000 });
   const reclaimed = audit.filter((a) => a.kind === 'task.reclaimed');
   assert.equal(reclaimed.length, 1);
   assert.equal(reclaimed[0]!.actor, 'reaper');
@@ -103,7 +103,7 @@ test('a dead worker’s expired lease is reclaimed by a live worker, which runs 
     }),
     LeaseLostError,
   );
-  assert.deepEqual((await store.getRun(run.id))!.output, { done: true }, 'the stale commit changed nothing');
+  assert.deepEqual((await store.runs.get(run.id))!.output, { done: true }, 'the stale commit changed nothing');
 });
 
 test('fencing: after a takeover the stale lease can neither decide, commit, heartbeat nor release', async (t) => {
@@ -111,35 +111,35 @@ test('fencing: after a takeover the stale lease can neither decide, commit, hear
   const reg = registry({ solo: () => ({ output: 'unused' }) });
   const run = await submit(store, reg, 'solo');
   const dead = await claimAs(store, 'dead-worker');
-  assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 0, 'a live lease is not reclaimed');
+  assert.equal(await store.tasks.reclaimExpired(Date.now(), reg.limits.maxReclaims), 0, 'a live lease is not reclaimed');
 
   await forgeExpiry(store, dead.task.id);
-  assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 1);
+  assert.equal(await store.tasks.reclaimExpired(Date.now(), reg.limits.maxReclaims), 1);
   const live = await claimAs(store, 'new-worker');
   assert.equal(live.lease.leaseNo, dead.lease.leaseNo + 1);
 
   const staleTurn = { n: 1, actions: [], results: [], output: 'stale' };
   await assert.rejects(store.commitTurn({ lease: dead.lease, now: Date.now(), turn: staleTurn, outcome: { kind: 'succeed', output: 'stale' }, audit: [] }), LeaseLostError);
   await assert.rejects(store.commitTurn({ lease: dead.lease, now: Date.now(), outcome: { kind: 'dead', error: { code: 'X', message: 'stale', retryable: false } }, audit: [] }), LeaseLostError);
-  await assert.rejects(store.recordDecision(dead.lease, { n: 1, actions: [], usage: null, audit: [] }, Date.now()), LeaseLostError);
-  assert.deepEqual(await store.heartbeat('dead-worker', Date.now() + 60_000, Date.now()), [], 'the dead worker holds nothing');
-  assert.deepEqual(await store.heartbeat('dead-worker', Date.now() + 60_000, Date.now(), [dead.task.id]), []);
+  await assert.rejects(store.tasks.recordDecision(dead.lease, { n: 1, actions: [], usage: null, audit: [] }, Date.now()), LeaseLostError);
+  assert.deepEqual(await store.tasks.heartbeat('dead-worker', Date.now() + 60_000, Date.now()), [], 'the dead worker holds nothing');
+  assert.deepEqual(await store.tasks.heartbeat('dead-worker', Date.now() + 60_000, Date.now(), [dead.task.id]), []);
   // A heartbeat restricted to the turns a worker is running leaves its other leases to expire.
-  const before = (await store.getTask(run.rootTaskId))!.leaseExpiresAt;
-  assert.deepEqual(await store.heartbeat('new-worker', Date.now() + 120_000, Date.now(), []), []);
-  assert.equal((await store.getTask(run.rootTaskId))!.leaseExpiresAt, before, 'not extended');
-  assert.deepEqual(await store.heartbeat('new-worker', Date.now() + 120_000, Date.now(), [live.task.id]), [live.task.id]);
-  await store.releaseLeases([dead.lease], Date.now());
-  let task = (await store.getTask(run.rootTaskId))!;
+  const before = (await store.tasks.get(run.rootTaskId))!.leaseExpiresAt;
+  assert.deepEqual(await store.tasks.heartbeat('new-worker', Date.now() + 120_000, Date.now(), []), []);
+  assert.equal((await store.tasks.get(run.rootTaskId))!.leaseExpiresAt, before, 'not extended');
+  assert.deepEqual(await store.tasks.heartbeat('new-worker', Date.now() + 120_000, Date.now(), [live.task.id]), [live.task.id]);
+  await store.tasks.release([dead.lease], Date.now());
+  let task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.state, 'running');
   assert.equal(task.leaseOwner, 'new-worker', 'a stale release does not hand back the new owner’s lease');
   assert.equal(task.turns, 0);
 
   // The new owner commits normally.
   await store.commitTurn({ lease: live.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 'fresh' }, outcome: { kind: 'succeed', output: 'fresh' }, audit: [] });
-  task = (await store.getTask(run.rootTaskId))!;
+  task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.state, 'succeeded');
-  assert.equal((await store.getRun(run.id))!.output, 'fresh');
+  assert.equal((await store.runs.get(run.id))!.output, 'fresh');
 });
 
 test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_EXPIRED_TOO_OFTEN', async (t) => {
@@ -159,8 +159,8 @@ test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_E
   for (let i = 1; i <= reg.limits.maxReclaims; i++) {
     const dead = await claimAs(store, `dead-worker-${i}`);
     await forgeExpiry(store, dead.task.id);
-    assert.equal(await store.reclaimExpiredLeases(Date.now(), reg.limits.maxReclaims), 1);
-    const task = (await store.getTask(run.rootTaskId))!;
+    assert.equal(await store.tasks.reclaimExpired(Date.now(), reg.limits.maxReclaims), 1);
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.state, 'queued', `after ${i} reclaims the task is still queued`);
     assert.equal(task.reclaims, i);
   }
@@ -172,12 +172,12 @@ test('a task reclaimed more than limits.maxReclaims times goes dead with LEASE_E
   assert.equal(done.state, 'failed');
   assert.equal(done.error?.code, 'LEASE_EXPIRED_TOO_OFTEN');
   assert.equal(done.error?.retryable, false);
-  const task = (await store.getTask(run.rootTaskId))!;
+  const task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.state, 'dead');
   assert.equal(task.reclaims, reg.limits.maxReclaims + 1);
   assert.equal(task.error?.code, 'LEASE_EXPIRED_TOO_OFTEN');
   assert.equal(calls, 0, 'the poison task was never run again');
-  const kinds = (await store.listAudit({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
+  const kinds = (await store.audit.list({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
   assert.equal(kinds.filter((k) => k === 'task.reclaimed').length, reg.limits.maxReclaims + 1);
   assert.ok(kinds.includes('task.dead'));
   assert.ok(kinds.includes('run.failed'));
@@ -210,7 +210,7 @@ function resumer(toolValue: Json) {
 async function decideAndDie(store: Store, run: Run, action: Action, opts: { completeWith?: Json } = {}) {
   const dead = await claimAs(store, 'dead-worker');
   const key = effectKey(run.id, run.rootTaskId, 1, 0);
-  await store.recordDecision(
+  await store.tasks.recordDecision(
     dead.lease,
     {
       n: 1,
@@ -221,9 +221,9 @@ async function decideAndDie(store: Store, run: Run, action: Action, opts: { comp
     Date.now(),
   );
   // It began the effect (the tool may or may not have run) …
-  await store.beginEffect({ key, runId: run.id, taskId: run.rootTaskId, turn: 1, action: 0, tool: 'note', inputDigest: digest({ x: 1 }) }, Date.now());
+  await store.tasks.beginEffect({ key, runId: run.id, taskId: run.rootTaskId, turn: 1, action: 0, tool: 'note', inputDigest: digest({ x: 1 }) }, Date.now());
   // … and, in some tests, even recorded its outcome.
-  if (opts.completeWith !== undefined) await store.completeEffect(key, { result: opts.completeWith }, Date.now(), []);
+  if (opts.completeWith !== undefined) await store.tasks.completeEffect(key, { result: opts.completeWith }, Date.now(), []);
   await forgeExpiry(store, dead.task.id);
   return key;
 }
@@ -241,13 +241,13 @@ test('a decided but uncommitted turn is resumed by the new worker without asking
   // The effect was started but never recorded: it runs again under the same key, flagged.
   assert.deepEqual(invocations, [{ key, maybeRepeated: true }]);
   assert.deepEqual(done.output, { got: { index: 0, type: 'tool', ok: true, value: { noted: true } } });
-  const [effect] = await store.listEffects({ runId: run.id });
+  const [effect] = await store.tasks.effects({ runId: run.id });
   assert.equal(effect!.state, 'completed');
   assert.equal(effect!.attempts, 2);
-  const task = (await store.getTask(run.rootTaskId))!;
+  const task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.reclaims, 1);
   assert.equal(task.turns, 2);
-  const kinds = (await store.listAudit({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
+  const kinds = (await store.audit.list({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
   assert.ok(kinds.includes('task.reclaimed'));
   assert.ok(kinds.includes('turn.resumed'));
   assert.equal(kinds.filter((k) => k === 'turn.answered').length, 1, 'only turn 2 was answered by the agent');
@@ -265,9 +265,9 @@ test('a decided turn whose effect the dead worker completed is replayed from the
   assert.deepEqual(turnsAsked, [2]);
   assert.deepEqual(invocations, [], 'the tool did not run again');
   assert.deepEqual(done.output, { got: { index: 0, type: 'tool', ok: true, value: { noted: 'by the dead worker' } } });
-  const [effect] = await store.listEffects({ runId: run.id });
+  const [effect] = await store.tasks.effects({ runId: run.id });
   assert.equal(effect!.attempts, 1);
-  const kinds = (await store.listAudit({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
+  const kinds = (await store.audit.list({ runId: run.id, limit: 1_000 })).map((a) => a.kind);
   assert.ok(kinds.includes('turn.resumed'));
   assert.ok(kinds.includes('effect.replayed'));
 });
@@ -279,14 +279,16 @@ test('a zombie’s late effect record wins: the new owner replays it instead of 
   const key = await decideAndDie(store, run, action);
   // The "dead" worker was only paused: it records its effect just as the new owner is about to
   // begin it again. The ledger keeps the first outcome, and the new owner replays it.
+  const tasks: Store['tasks'] = {
+    ...store.tasks,
+    beginEffect: async (e, now) => {
+      await store.tasks.completeEffect(e.key, { result: { noted: 'by the zombie' } }, now, []);
+      return store.tasks.beginEffect(e, now);
+    },
+  };
   const zombie = new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === 'beginEffect') {
-        return async (e: Parameters<Store['beginEffect']>[0], now: number) => {
-          await target.completeEffect(e.key, { result: { noted: 'by the zombie' } }, now, []);
-          return target.beginEffect(e, now);
-        };
-      }
+      if (prop === 'tasks') return tasks;
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
     },
@@ -297,7 +299,7 @@ test('a zombie’s late effect record wins: the new owner replays it instead of 
   assert.deepEqual(turnsAsked, [2]);
   assert.deepEqual(invocations, [], 'the live worker never ran the tool: the ledger had its result');
   assert.deepEqual(done.output, { got: { index: 0, type: 'tool', ok: true, value: { noted: 'by the zombie' } } });
-  const [effect] = await store.listEffects({ runId: run.id });
+  const [effect] = await store.tasks.effects({ runId: run.id });
   assert.equal(effect!.key, key);
   assert.equal(effect!.attempts, 1);
 });
@@ -310,14 +312,17 @@ test('a runner that crashes does not keep its lease alive: the task is reclaimed
   // The new owner's runner crashes once (a store error it cannot handle). Before the fix, the
   // worker's heartbeat kept that orphaned lease alive forever.
   let crashes = 0;
+  const tasks: Store['tasks'] = {
+    ...store.tasks,
+    beginEffect: async (e, now) => {
+      if (crashes > 0) return store.tasks.beginEffect(e, now);
+      crashes++;
+      throw new Error('simulated store failure inside the runner');
+    },
+  };
   const flaky = new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === 'beginEffect' && crashes === 0) {
-        return async () => {
-          crashes++;
-          throw new Error('simulated store failure inside the runner');
-        };
-      }
+      if (prop === 'tasks') return tasks;
       const v = Reflect.get(target, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
     },
@@ -327,6 +332,6 @@ test('a runner that crashes does not keep its lease alive: the task is reclaimed
   assert.equal(done.state, 'succeeded', `run is ${done.state}: the crashed runner's lease was never released`);
   assert.equal(crashes, 1);
   assert.deepEqual(turnsAsked, [2]);
-  const task = (await store.getTask(run.rootTaskId))!;
+  const task = (await store.tasks.get(run.rootTaskId))!;
   assert.equal(task.reclaims, 2, 'reclaimed from the dead worker, then from the crashed runner');
 });

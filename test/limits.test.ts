@@ -84,7 +84,7 @@ describe('rate limits', () => {
 
     const { run: b } = await submitRun(store, reg, { agent: 'a', input: null }, t0);
     await until('run b deferred', async () => (await auditOf(store, b.id)).some((e) => e.kind === 'task.deferred'));
-    const task = (await store.getTask(b.rootTaskId))!;
+    const task = (await store.tasks.get(b.rootTaskId))!;
     assert.equal(task.state, 'queued');
     assert.equal(task.runAt, t0 + 1_000, 'due when the next token is');
     assert.equal(task.leaseOwner, null);
@@ -94,7 +94,7 @@ describe('rate limits', () => {
 
     clock.advance(999);
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await store.getTask(b.rootTaskId))?.state, 'queued', 'not due yet');
+    assert.equal((await store.tasks.get(b.rootTaskId))?.state, 'queued', 'not due yet');
     clock.advance(1);
     const done = await finished(store, b.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
@@ -142,16 +142,16 @@ describe('cost ceilings', () => {
     const key = `cost:per-run:run:${run.id}`;
     let peak = 0;
     const sample = async () => {
-      const [u] = await store.budgetUsage([key]);
+      const [u] = await store.limits.usage([key]);
       if (u) peak = Math.max(peak, u.spentMicros + u.reservedMicros);
     };
 
-    const branches = async () => (await store.listTasks({ runId: run.id, limit: 20 })).filter((x) => x.agent === 'branch');
+    const branches = async () => (await store.tasks.list({ runId: run.id, limit: 20 })).filter((x) => x.agent === 'branch');
     await until('4 branches inside the tool and 4 escalated', async () => {
       await sample();
       return entered === 4 && (await branches()).filter((b) => b.state === 'escalated').length === 4;
     });
-    const [held] = await store.budgetUsage([key]);
+    const [held] = await store.limits.usage([key]);
     assert.deepEqual([held?.reservedMicros, held?.spentMicros], [CEILING, 0], 'four estimates reserved before anything was spent');
 
     inTool.open();
@@ -159,7 +159,7 @@ describe('cost ceilings', () => {
       await sample();
       return (await branches()).filter((b) => b.state === 'succeeded').length === 4;
     });
-    const [settled] = await store.budgetUsage([key]);
+    const [settled] = await store.limits.usage([key]);
     assert.deepEqual([settled?.spentMicros, settled?.reservedMicros], [CEILING, 0], 'settled exactly the ceiling; nothing left reserved');
     assert.ok(peak <= CEILING, `spent + reserved peaked at ${peak}`);
     assert.equal(ran, 4);
@@ -170,7 +170,7 @@ describe('cost ceilings', () => {
       assert.equal(b.error?.code, 'BUDGET_EXCEEDED');
       assert.equal(b.leaseOwner, null, 'an escalated task holds no worker');
     }
-    const approvals = await store.listApprovals({ runId: run.id, state: 'pending', limit: 20 });
+    const approvals = await store.approvals.list({ runId: run.id, state: 'pending', limit: 20 });
     assert.deepEqual(
       approvals.map((a) => [a.kind, a.ruleId, a.approvers]),
       Array(4).fill(['escalation', 'per-run', 'operators']),
@@ -183,15 +183,15 @@ describe('cost ceilings', () => {
 
     // An operator lets one branch spend over the ceiling — and that spend is counted; the others are stopped.
     const [over, ...stop] = approvals;
-    await store.decideApproval(over!.id, { approve: true, actor: 'cfo', reason: 'worth it' }, Date.now());
-    await until('approved branch finished', async () => (await store.getTask(over!.taskId))?.state === 'succeeded');
-    for (const a of stop) await store.decideApproval(a.id, { approve: false, actor: 'cfo' }, Date.now());
+    await store.approvals.decide(over!.id, { approve: true, actor: 'cfo', reason: 'worth it' }, Date.now());
+    await until('approved branch finished', async () => (await store.tasks.get(over!.taskId))?.state === 'succeeded');
+    for (const a of stop) await store.approvals.decide(a.id, { approve: false, actor: 'cfo' }, Date.now());
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual((done.output as string[]).filter((x) => x === 'spent').length, 5);
     assert.deepEqual((done.output as string[]).filter((x) => x === 'BUDGET_EXCEEDED').length, 3);
     assert.equal(ran, 5, 'the approved branch ran its tool once; denied ones never did');
-    const [final] = await store.budgetUsage([key]);
+    const [final] = await store.limits.usage([key]);
     assert.deepEqual([final?.spentMicros, final?.reservedMicros], [CEILING + PRICE * 1e6, 0], 'the approved overspend is on the books');
   });
 
@@ -209,19 +209,19 @@ describe('cost ceilings', () => {
     );
     const { store } = await harness(t, reg);
     const run = await submit(store, reg, 'payer');
-    await until('approval requested', async () => (await store.listApprovals({ runId: run.id, state: 'pending', limit: 5 })).length === 1);
-    const [ask] = await store.listApprovals({ runId: run.id, state: 'pending', limit: 5 });
+    await until('approval requested', async () => (await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 })).length === 1);
+    const [ask] = await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 });
     assert.equal(ask?.kind, 'approval');
-    await store.decideApproval(ask.id, { approve: true, actor: 'alice' }, Date.now());
-    await until('escalated', async () => (await store.getTask(run.rootTaskId))?.state === 'escalated');
+    await store.approvals.decide(ask.id, { approve: true, actor: 'alice' }, Date.now());
+    await until('escalated', async () => (await store.tasks.get(run.rootTaskId))?.state === 'escalated');
     assert.equal(ran, 0, 'the approved action still may not overshoot the ceiling');
-    const [esc] = await store.listApprovals({ runId: run.id, state: 'pending', limit: 5 });
+    const [esc] = await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 });
     assert.deepEqual([esc?.kind, esc?.ruleId], ['escalation', 'per-run']);
-    await store.decideApproval(esc!.id, { approve: true, actor: 'cfo' }, Date.now());
+    await store.approvals.decide(esc!.id, { approve: true, actor: 'cfo' }, Date.now());
     const done = await finished(store, run.id);
     assert.deepEqual(done.output, [1]);
     assert.equal(ran, 1);
-    const [u] = await store.budgetUsage([`cost:per-run:run:${run.id}`]);
+    const [u] = await store.limits.usage([`cost:per-run:run:${run.id}`]);
     assert.deepEqual([u?.spentMicros, u?.reservedMicros], [600_000, 0]);
   });
 
@@ -245,21 +245,21 @@ describe('cost ceilings', () => {
 
     const { run: cheap } = await submitRun(store, reg, { agent: 'thinker', input: null }, clock.now());
     assert.equal((await finished(store, cheap.id)).state, 'succeeded');
-    const [u1] = await store.budgetUsage([key]);
+    const [u1] = await store.limits.usage([key]);
     assert.deepEqual([u1?.spentMicros, u1?.spentTokens, u1?.reservedMicros, u1?.reservedTokens], [60_000, 45, 0, 0], 'three turns settled at their actual usage');
 
     // This run's turns cost $0.10: turn 1 brings the day to $0.16; turn 2 would reserve $0.10 more → over $0.25.
     const { run: dear } = await submitRun(store, reg, { agent: 'thinker', input: null }, clock.now());
     usage.set(dear.id, 0.1);
-    await until('escalated', async () => (await store.getTask(dear.rootTaskId))?.state === 'escalated');
+    await until('escalated', async () => (await store.tasks.get(dear.rootTaskId))?.state === 'escalated');
     assert.deepEqual(
       calls.filter((c) => c.run === dear.id).map((c) => c.turn),
       [1],
       'turn 2 was stopped before the agent was called',
     );
-    const [u2] = await store.budgetUsage([key]);
+    const [u2] = await store.limits.usage([key]);
     assert.deepEqual([u2?.spentMicros, u2?.reservedMicros], [160_000, 0]);
-    const [esc] = await store.listApprovals({ runId: dear.id, limit: 5 });
+    const [esc] = await store.approvals.list({ runId: dear.id, limit: 5 });
     assert.deepEqual([esc?.kind, esc?.ruleId, (esc?.action as { kind: string }).kind], ['escalation', 'daily', 'turn']);
   });
 });
@@ -278,7 +278,7 @@ describe('reservations whose holder died', () => {
     ...extra,
   });
   const usage = async (store: Store) => {
-    const [u] = await store.budgetUsage([BUDGET]);
+    const [u] = await store.limits.usage([BUDGET]);
     return { spent: u?.spentMicros ?? 0, reserved: u?.reservedMicros ?? 0 };
   };
 
@@ -286,34 +286,34 @@ describe('reservations whose holder died', () => {
     const { store, cleanup } = await tempStore();
     t.after(cleanup);
     const now = Date.now();
-    assert.deepEqual(await store.acquireLimits(acquire('rsv_dead', 600_000, now), now), { ok: true, reservationId: 'rsv_dead' });
+    assert.deepEqual(await store.limits.acquire(acquire('rsv_dead', 600_000, now), now), { ok: true, reservationId: 'rsv_dead' });
     // Its holder dies here: it never settles.
     assert.deepEqual(await usage(store), { spent: 0, reserved: 600_000 });
-    const refused = await store.acquireLimits(acquire('rsv_2', 600_000, now), now);
+    const refused = await store.limits.acquire(acquire('rsv_2', 600_000, now), now);
     assert.deepEqual(refused, { ok: false, kind: 'cost', ruleId: 'ceiling', key: BUDGET }, 'the held share still counts: no overshoot');
-    assert.equal(await store.releaseExpiredReservations(now + 1_000), 0, 'not expired yet');
+    assert.equal(await store.limits.releaseExpired(now + 1_000), 0, 'not expired yet');
     assert.deepEqual(await usage(store), { spent: 0, reserved: 600_000 });
 
     // Forge the passage of time: the reservation's expiry is in the past.
     await forge(store, 'UPDATE reservations SET expires_at = ? WHERE id = ?', [now - 1, 'rsv_dead']);
-    assert.equal(await store.releaseExpiredReservations(now), 1);
+    assert.equal(await store.limits.releaseExpired(now), 1);
     assert.deepEqual(await usage(store), { spent: 0, reserved: 0 }, 'released: nothing leaked, nothing spent');
-    assert.equal(await store.releaseExpiredReservations(now), 0, 'released once');
+    assert.equal(await store.limits.releaseExpired(now), 0, 'released once');
 
     // A later reservation fits again, and settles at its actual amount.
-    assert.equal((await store.acquireLimits(acquire('rsv_3', 600_000, now), now)).ok, true);
-    await store.settleReservation({ reservationId: 'rsv_3', micros: 550_000, tokens: 0 }, now);
+    assert.equal((await store.limits.acquire(acquire('rsv_3', 600_000, now), now)).ok, true);
+    await store.limits.settle({ reservationId: 'rsv_3', micros: 550_000, tokens: 0 }, now);
     assert.deepEqual(await usage(store), { spent: 550_000, reserved: 0 });
 
     // Settling the released one (its holder woke up late) changes nothing; settling twice neither.
-    await store.settleReservation({ reservationId: 'rsv_dead', micros: 600_000, tokens: 0 }, now);
-    await store.settleReservation({ reservationId: 'rsv_3', micros: 550_000, tokens: 0 }, now);
+    await store.limits.settle({ reservationId: 'rsv_dead', micros: 600_000, tokens: 0 }, now);
+    await store.limits.settle({ reservationId: 'rsv_3', micros: 550_000, tokens: 0 }, now);
     assert.deepEqual(await usage(store), { spent: 550_000, reserved: 0 });
     // … and releasing a settled one neither.
-    assert.equal(await store.releaseExpiredReservations(now + 10 * 60_000), 0);
+    assert.equal(await store.limits.releaseExpired(now + 10 * 60_000), 0);
     assert.deepEqual(await usage(store), { spent: 550_000, reserved: 0 });
 
-    const audit = await store.listAudit({ runId: 'run_crash', limit: 100 });
+    const audit = await store.audit.list({ runId: 'run_crash', limit: 100 });
     assert.deepEqual(
       audit.map((e) => e.kind),
       ['cost.released', 'cost.settled'],
@@ -326,7 +326,7 @@ describe('reservations whose holder died', () => {
     t.after(cleanup);
     const now = Date.now();
     const other = 'cost:small:global:2026-01-15';
-    assert.equal((await store.acquireLimits(acquire('rsv_a', 900_000, now), now)).ok, true);
+    assert.equal((await store.limits.acquire(acquire('rsv_a', 900_000, now), now)).ok, true);
     const req = acquire('rsv_b', 200_000, now, {
       takes: [{ ruleId: 'rate', key: 'rate:r', capacity: 1, refillPerMs: 0.000001, onExceeded: 'fail' }],
       budgets: [
@@ -334,13 +334,13 @@ describe('reservations whose holder died', () => {
         { ruleId: 'ceiling', key: BUDGET, maxMicros: 1_000_000, maxTokens: null },
       ],
     });
-    assert.deepEqual(await store.acquireLimits(req, now), { ok: false, kind: 'cost', ruleId: 'ceiling', key: BUDGET });
-    const [o] = await store.budgetUsage([other]);
+    assert.deepEqual(await store.limits.acquire(req, now), { ok: false, kind: 'cost', ruleId: 'ceiling', key: BUDGET });
+    const [o] = await store.limits.usage([other]);
     assert.equal(o?.reservedMicros ?? 0, 0, 'the budget that fitted was rolled back');
     // The token was not taken either: with capacity 1, a lone take still succeeds.
-    const take = await store.acquireLimits({ ...req, budgets: [], reservationId: 'rsv_c' }, now);
+    const take = await store.limits.acquire({ ...req, budgets: [], reservationId: 'rsv_c' }, now);
     assert.deepEqual(take, { ok: true, reservationId: null });
-    const again = await store.acquireLimits({ ...req, budgets: [], reservationId: 'rsv_d' }, now);
+    const again = await store.limits.acquire({ ...req, budgets: [], reservationId: 'rsv_d' }, now);
     assert.equal(again.ok, false);
     assert.equal(!again.ok && again.kind, 'rate');
   });
@@ -362,17 +362,17 @@ describe('reservations whose holder died', () => {
       taskId: 'task_m',
       expiresAt: now - 1,
     };
-    assert.deepEqual(await store.acquireLimits(req, now), { ok: true, reservationId: 'rsv_multi' });
+    assert.deepEqual(await store.limits.acquire(req, now), { ok: true, reservationId: 'rsv_multi' });
     assert.deepEqual(
-      (await store.budgetUsage(['cost:a', 'cost:b'])).map((u) => [u.reservedMicros, u.reservedTokens]),
+      (await store.limits.usage(['cost:a', 'cost:b'])).map((u) => [u.reservedMicros, u.reservedTokens]),
       [
         [10, 800],
         [10, 800],
       ],
     );
-    assert.deepEqual(await store.acquireLimits({ ...req, reservationId: 'rsv_multi2' }, now), { ok: false, kind: 'cost', ruleId: 'a', key: 'cost:a' }, '800 + 800 tokens > 1000');
-    assert.equal(await store.releaseExpiredReservations(now), 1);
-    const after = await store.budgetUsage(['cost:a', 'cost:b']);
+    assert.deepEqual(await store.limits.acquire({ ...req, reservationId: 'rsv_multi2' }, now), { ok: false, kind: 'cost', ruleId: 'a', key: 'cost:a' }, '800 + 800 tokens > 1000');
+    assert.equal(await store.limits.releaseExpired(now), 1);
+    const after = await store.limits.usage(['cost:a', 'cost:b']);
     assert.deepEqual(
       after.map((u) => [u.key, u.reservedMicros, u.reservedTokens, u.spentMicros, u.spentTokens]),
       [
@@ -396,7 +396,7 @@ test('a worker SIGKILLed mid-tool leaves its reservation behind; after expiry it
     await Promise.all(workers.map((w) => w.kill('SIGKILL')));
     await cleanup();
   });
-  const { run } = await store.createRun({ agent: 'payer', input: { to: 'acme', amount: 5 }, maxAttempts: 2, actor: 'test' }, Date.now());
+  const { run } = await store.runs.create({ agent: 'payer', input: { to: 'acme', amount: 5 }, maxAttempts: 2, actor: 'test' }, Date.now());
   const key = `cost:per-run:run:${run.id}`;
 
   // The worker dies right after the tool ran, before its outcome (and the settlement) was recorded.
@@ -405,7 +405,7 @@ test('a worker SIGKILLed mid-tool leaves its reservation behind; after expiry it
   const exit = await doomed.exited;
   assert.equal(exit.signal, 'SIGKILL', doomed.output());
   assert.equal(readPayments(dir).length, 1, 'the tool ran');
-  const [held] = await store.budgetUsage([key]);
+  const [held] = await store.limits.usage([key]);
   assert.deepEqual([held?.reservedMicros, held?.spentMicros], [600_000, 0], 'the dead worker’s reservation is still held');
 
   // Forge the passage of time: the dead worker's lease and its reservation have expired.
@@ -418,7 +418,7 @@ test('a worker SIGKILLed mid-tool leaves its reservation behind; after expiry it
   assert.equal(done.state, 'succeeded', `${JSON.stringify(done.error)}\n${next.output()}`);
   assert.deepEqual(done.output, { paid: { ok: true, amount: 5 } });
 
-  const [u] = await store.budgetUsage([key]);
+  const [u] = await store.limits.usage([key]);
   assert.deepEqual([u?.spentMicros, u?.reservedMicros], [600_000, 0], 'spent once; nothing leaked');
   const payments = readPayments(dir);
   assert.equal(payments.length, 2, 'the tool was re-executed once after the crash');

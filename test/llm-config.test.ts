@@ -92,7 +92,7 @@ describe('llm agent config', () => {
     assert.equal(bad.error?.code, 'CONFIG_INVALID');
     assert.equal(bad.error?.retryable, false);
     assert.match(bad.error?.message ?? '', /agents\.writer\.models\.0\.apiKey: environment variable SPINE_TEST_UNSET_KEY is not set/);
-    const task = await store.getTask((await store.listRuns({ limit: 10 })).find((r) => r.id === bad.id)!.rootTaskId);
+    const task = await store.tasks.get((await store.runs.list({ limit: 10 })).find((r) => r.id === bad.id)!.rootTaskId);
     assert.equal(task?.attempt, 1, 'not retried: retrying cannot set a variable');
   });
 });

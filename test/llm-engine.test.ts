@@ -84,9 +84,9 @@ describe('through a worker', () => {
       { role: 'assistant', content: null, tool_calls: [{ id: 'call_1_0', type: 'function', function: { name: 'lookup', arguments: '{"q":"solar"}' } }] },
       { role: 'tool', tool_call_id: 'call_1_0', content: '3 facts about solar' },
     ]);
-    const task = await store.getTask(run.rootTaskId);
+    const task = await store.tasks.get(run.rootTaskId);
     assert.equal(task?.turns, 2);
-    const effects = await store.listEffects({ runId: run.id });
+    const effects = await store.tasks.effects({ runId: run.id });
     assert.deepEqual(effects.map((e) => e.tool), ['lookup']);
   });
 
@@ -138,7 +138,7 @@ describe('through a worker', () => {
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.output, 'I may not read secrets.');
     assert.equal(read, 0, 'the tool never ran');
-    assert.deepEqual(await store.listEffects({ runId: run.id }), []);
+    assert.deepEqual(await store.tasks.effects({ runId: run.id }), []);
     const toolMsg = (openai.calls(m)[1]!.body.messages as Array<{ role: string; content: string }>).find((x) => x.role === 'tool')!;
     const refusal = JSON.parse(toolMsg.content) as { error: { code: string; details: { ruleId: string } } };
     assert.equal(refusal.error.code, 'POLICY_DENIED');
@@ -170,7 +170,7 @@ describe('through a worker', () => {
       );
       assert.match(messagesOf(openai.calls(m)[1]!.body), /Your previous reply could not be used \(AGENT_PROTOCOL\).*output: the answer must be JSON but is not/);
       assert.equal(ran, 0);
-      assert.equal((await store.getTask(run.rootTaskId))?.turns, 1, 'the failed attempt committed no turn');
+      assert.equal((await store.tasks.get(run.rootTaskId))?.turns, 1, 'the failed attempt committed no turn');
     });
 
     it('an unknown tool', async (t) => {
@@ -188,7 +188,7 @@ describe('through a worker', () => {
       const done = await finished(store, run.id);
       assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
       assert.equal(ran, 0, 'not even the valid call of that reply ran');
-      assert.deepEqual(await store.listEffects({ runId: run.id }), []);
+      assert.deepEqual(await store.tasks.effects({ runId: run.id }), []);
       const [failed] = (await auditOf(store, run.id)).filter((e) => e.kind === 'task.failed');
       const error = (failed!.data as unknown as { error: { code: string; retryable: boolean; details: { violations: FieldIssue[] } } }).error;
       assert.equal(error.code, 'AGENT_PROTOCOL');
@@ -253,8 +253,8 @@ describe('through a worker', () => {
     );
     const { store } = await harness(t, reg);
     const run = await submit(store, reg, 'writer', { text: 'go' });
-    await until('escalated at the ceiling', async () => (await store.getTask(run.rootTaskId))?.state === 'escalated');
-    const [u] = await store.budgetUsage([`cost:per-run:run:${run.id}`]);
+    await until('escalated at the ceiling', async () => (await store.tasks.get(run.rootTaskId))?.state === 'escalated');
+    const [u] = await store.limits.usage([`cost:per-run:run:${run.id}`]);
     assert.deepEqual([u?.spentMicros, u?.spentTokens, u?.reservedMicros], [6_000, 1_500, 0], 'settled at the priced usage, not the $0.01 estimate');
     assert.equal(openai.calls(m).length, 1, 'the second turn was stopped before the model was called');
     const { rows } = await forge<{ usage: string }>(store, 'SELECT usage FROM turns WHERE task_id = ? AND n = 1', [run.rootTaskId]);

@@ -63,7 +63,7 @@ async function approvalRoundTrip(p: Project, client: Client, decider: string): P
   assert.equal(submitted.isError, false, submitted.text);
   assert.equal(submitted.value.finished, false, 'held for approval');
   const runId = submitted.value.run.id;
-  await until('the approval is requested', async () => (await p.store.listApprovals({ runId, limit: 5 })).length === 1);
+  await until('the approval is requested', async () => (await p.store.approvals.list({ runId, limit: 5 })).length === 1);
   const listed = await call(client, 'list_approvals', { runId });
   assert.equal(listed.value.approvals.length, 1);
   const [approval] = listed.value.approvals;
@@ -139,7 +139,7 @@ describe('Spine as an MCP server', () => {
     await approvalRoundTrip(p, client, 'ide');
 
     // The envelope is audited like any other intake, naming the MCP caller.
-    const received = (await p.store.listAudit({ limit: 1000 })).filter((e) => e.kind === 'envelope.received');
+    const received = (await p.store.audit.list({ limit: 1000 })).filter((e) => e.kind === 'envelope.received');
     assert.ok(received.length >= 3);
     assert.ok(received.every((e) => e.actor === 'mcp:ide'), JSON.stringify(received.map((e) => e.actor)));
     assert.match(stderr(), /serving MCP on stdio/);
@@ -157,7 +157,7 @@ describe('Spine as an MCP server', () => {
     assert.equal(refused.value.error.code, 'FORBIDDEN');
     assert.match(refused.text, /token "viewer" .* may not address an agent directly/);
     assert.equal((await call(viewer, 'list_approvals')).isError, false);
-    assert.equal((await p.store.listRuns({ limit: 10 })).length, 0, 'nothing was submitted');
+    assert.equal((await p.store.runs.list({ limit: 10 })).length, 0, 'nothing was submitted');
 
     const operator = await httpClient(p, 'operator');
     t.after(() => operator.close());

@@ -118,7 +118,7 @@ describe('MCP tools in the catalog', () => {
 
     assert.equal(http.calls.get('add'), 1);
     assert.equal(http.calls.get('echo') ?? 0, 0, 'the ungranted tool never reached the server');
-    const effects = await store.listEffects({ taskId: run.rootTaskId });
+    const effects = await store.tasks.effects({ taskId: run.rootTaskId });
     assert.deepEqual(effects.map((e) => `${e.tool}:${e.state}`).sort(), ['local.add:failed', 'local.echo:completed', 'local.fail:failed', 'local.pair:completed', 'remote.add:completed']);
 
     // A second compile (a config reload) reuses the live connections.

@@ -68,8 +68,8 @@ test('a fresh database migrates to the known version, one schema_migrations row 
   // The schema is really there: the store works.
   const tables = query<{ name: string }>(path, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).map((r) => r.name);
   for (const table of ['audit_events', 'effects', 'runs', 'schema_migrations', 'tasks', 'turns', 'workers']) assert.ok(tables.includes(table), table);
-  const { run } = await store.createRun({ agent: 'a', input: 1, maxAttempts: 1 }, Date.now());
-  assert.equal((await store.getRun(run.id))!.state, 'running');
+  const { run } = await store.runs.create({ agent: 'a', input: 1, maxAttempts: 1 }, Date.now());
+  assert.equal((await store.runs.get(run.id))!.state, 'running');
 });
 
 test('migrating again applies nothing and changes nothing', async (t) => {

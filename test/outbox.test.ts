@@ -66,7 +66,7 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, options: D
 }
 
 async function auditOf(store: Store, outboxId: string): Promise<AuditEvent[]> {
-  const all = await store.listAudit({ limit: 10_000 });
+  const all = await store.audit.list({ limit: 10_000 });
   return all.filter((e) => (e.data as { outbox?: string } | null)?.outbox === outboxId);
 }
 
@@ -307,7 +307,7 @@ describe('outbox: leases', () => {
     assert.equal(await dispatcher.dispatchOnce(), 1);
     assert.equal((await store.outbox.get(item.id))!.state, 'sent');
     assert.equal(await store.outbox.complete({ id: item.id, owner: 'ghost', attempt: 1 }, null, clock.now(), []), false);
-    assert.ok((await store.listAudit({ limit: 1000 })).some((e) => e.kind === 'outbox.lease-lost'));
+    assert.ok((await store.audit.list({ limit: 1000 })).some((e) => e.kind === 'outbox.lease-lost'));
 
     // Last attempt's dispatcher died: no attempts left, so dead without sending again.
     const doomed = await enqueue({ channel: 'slack', account: 'T123ABC456', target: { channel: 'C2' } });
@@ -350,7 +350,7 @@ describe('outbox: leases', () => {
     }
     assert.equal(seen.size, N);
     assert.deepEqual([...seen.values()].filter((c) => c !== 1), []);
-    const attempts = (await store.listAudit({ limit: 10_000 })).filter((e) => e.kind === 'outbox.attempt');
+    const attempts = (await store.audit.list({ limit: 10_000 })).filter((e) => e.kind === 'outbox.attempt');
     assert.equal(attempts.length, N);
     assert.equal(new Set(attempts.map((e) => (e.data as { outbox: string }).outbox)).size, N);
 
@@ -414,7 +414,7 @@ describe('outbox: replies to channel messages', () => {
     assert.equal(posts.length, 1);
     assert.deepEqual(posts[0]!.body, { channel: 'C123ABC456', text: 'You said: Hello world', thread_ts: '1355517500.000001' });
     // Queued in the commit that finished the run.
-    const events = await store.listAudit({ runId: run.id, limit: 1000 });
+    const events = await store.audit.list({ runId: run.id, limit: 1000 });
     const succeeded = events.find((e) => e.kind === 'run.succeeded')!;
     const enqueued = events.find((e) => e.kind === 'outbox.enqueued')!;
     assert.equal(enqueued.at, succeeded.at);

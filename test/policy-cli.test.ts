@@ -66,8 +66,8 @@ describe('spine approvals and spine policy explain', () => {
     return (JSON.parse(r.stdout) as { run: { id: string } }).run.id;
   };
   const pendingFor = async (runId: string): Promise<Approval> => {
-    await until(`approval pending for ${runId}`, async () => (await store.listApprovals({ runId, state: 'pending', limit: 2 })).length === 1, 10_000);
-    return (await store.listApprovals({ runId, state: 'pending', limit: 2 }))[0]!;
+    await until(`approval pending for ${runId}`, async () => (await store.approvals.list({ runId, state: 'pending', limit: 2 })).length === 1, 10_000);
+    return (await store.approvals.list({ runId, state: 'pending', limit: 2 }))[0]!;
   };
 
   it('approve, deny, list, and the errors around them, with a live worker', { timeout: 120_000 }, async () => {
@@ -141,7 +141,7 @@ describe('spine approvals and spine policy explain', () => {
     const run = await send({ to: 'acme', amount: 1 });
     const done = await finished(store, run, 10_000);
     assert.deepEqual(done.output, { paid: { ok: true, amount: 1 } });
-    assert.deepEqual(await store.listApprovals({ runId: run, limit: 5 }), [], 'no approval needed');
+    assert.deepEqual(await store.approvals.list({ runId: run, limit: 5 }), [], 'no approval needed');
 
     const revoke = await cli('approvals', 'revoke', g.id, '--as', 'carol');
     assert.equal(revoke.code, 0, revoke.stderr);
@@ -236,8 +236,8 @@ describe('spine approvals and spine policy explain', () => {
     assert.deepEqual(snapshot(join(dir, 'spine.db')), before);
 
     // Without the standing grant it stops at the approval tier — and still asks no one.
-    const g = (await store.listStandingGrants({ activeAt: Date.now() }))[0]!;
-    await store.revokeStanding(g.id, 'test', Date.now());
+    const g = (await store.grants.list({ activeAt: Date.now() }))[0]!;
+    await store.grants.revoke(g.id, 'test', Date.now());
     const revoked = snapshot(join(dir, 'spine.db'));
     const ask = await explain({ to: 'acme', amount: 5 }, '2026-01-15T12:00:00Z');
     assert.deepEqual([ask.effect, ask.ruleId], ['approve', 'sign-off']);

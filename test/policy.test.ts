@@ -514,12 +514,12 @@ describe('time windows across a restart', () => {
     // 23:30 in Berlin: inside quiet hours.
     const first = await boot(new ManualClock(T('2026-01-15T22:30:00Z')));
     const { run } = await submitRun(first.store, reg, { agent: 'notifier', input: null }, T('2026-01-15T22:30:00Z'));
-    await until('deferred', async () => (await first.store.listAudit({ runId: run.id, limit: 500 })).some((e) => e.kind === 'task.deferred'));
-    const waiting = (await first.store.getTask(run.rootTaskId))!;
+    await until('deferred', async () => (await first.store.audit.list({ runId: run.id, limit: 500 })).some((e) => e.kind === 'task.deferred'));
+    const waiting = (await first.store.tasks.get(run.rootTaskId))!;
     assert.equal(waiting.state, 'queued');
     assert.equal(waiting.runAt, T('2026-01-16T06:00:00Z'), '07:00 Berlin');
     assert.equal(waiting.leaseOwner, null, 'a deferred task holds no worker');
-    const deferred = (await first.store.listAudit({ runId: run.id, limit: 500 })).find((e) => e.kind === 'task.deferred');
+    const deferred = (await first.store.audit.list({ runId: run.id, limit: 500 })).find((e) => e.kind === 'task.deferred');
     assert.equal((deferred?.data as { ruleId: string }).ruleId, 'quiet-hours');
     assert.deepEqual(ran, { save: 1, message: 0 });
     await first.stop();
@@ -528,14 +528,14 @@ describe('time windows across a restart', () => {
     const clock = new ManualClock(T('2026-01-16T05:59:59Z'));
     const second = await boot(clock);
     await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await second.store.getTask(run.rootTaskId))?.state, 'queued', 'not before the window opens');
+    assert.equal((await second.store.tasks.get(run.rootTaskId))?.state, 'queued', 'not before the window opens');
     clock.set(T('2026-01-16T06:00:00Z'));
     const done = await finished(second.store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.output, ['saved 1', 'messaged 1']);
     assert.deepEqual(ran, { save: 1, message: 1 }, 'the deferred tool ran once; the one before it was replayed from the ledger');
     assert.deepEqual(turns, [1, 2], 'the agent decided turn 1 once');
-    const audit = await second.store.listAudit({ runId: run.id, limit: 500 });
+    const audit = await second.store.audit.list({ runId: run.id, limit: 500 });
     assert.ok(audit.some((e) => e.kind === 'effect.replayed' && (e.data as { tool: string }).tool === 'notes.save'));
   });
 });

@@ -144,11 +144,11 @@ describe('chaos: worker processes SIGKILLed under load on PostgreSQL', { skip: P
     const envelopes = await sql<{ idempotency_key: string; state: string; run_id: string }>(schema, 'SELECT idempotency_key, state, run_id FROM envelopes');
     assert.equal(envelopes.length, RUNS, 'one envelope per submission, duplicates folded');
     for (const e of envelopes) assert.equal(e.state, 'routed', `envelope ${e.idempotency_key}`);
-    const runs = await store.listRuns({ limit: RUNS * 2 });
+    const runs = await store.runs.list({ limit: RUNS * 2 });
     assert.equal(runs.length, RUNS, 'one run per envelope');
     assert.deepEqual(new Set(runs.map((r) => r.id)), new Set(runOf.values()), 'the runs are exactly the ones the gateway acknowledged');
     for (const r of runs) assert.equal(r.state, 'succeeded', `run ${r.id}: ${JSON.stringify(r.error)}`);
-    const tasks = await store.listTasks({ limit: RUNS * 10 });
+    const tasks = await store.tasks.list({ limit: RUNS * 10 });
     assert.equal(tasks.length, RUNS * 3, 'a commander and two specialists per run, no orphans');
     for (const task of tasks) {
       assert.equal(task.state, 'succeeded', `task ${task.id} (${task.agent}): ${JSON.stringify(task.error)}`);
@@ -157,7 +157,7 @@ describe('chaos: worker processes SIGKILLed under load on PostgreSQL', { skip: P
 
     // ── each effect happened exactly once ──
     const expected = new Set(tasks.map((task) => effectKey(task.runId, task.id, 1, task.agent === 'commander' ? SPECIALISTS.length : 0)));
-    const effects = await store.listEffects({});
+    const effects = await store.tasks.effects({});
     assert.equal(effects.length, RUNS * 3, 'one ledger row per effect');
     assert.deepEqual(new Set(effects.map((e) => e.key)), expected);
     for (const e of effects) assert.equal(e.state, 'completed', `effect ${e.key}`);

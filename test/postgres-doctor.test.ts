@@ -27,8 +27,8 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
   const { store, url, cleanup } = await tempStore();
   t.after(cleanup);
   const now = Date.now();
-  await store.createRun({ agent: 'a', input: 1, maxAttempts: 1 }, now);
-  const { run } = await store.createRun({ agent: 'a', input: 2, maxAttempts: 1 }, now);
+  await store.runs.create({ agent: 'a', input: 1, maxAttempts: 1 }, now);
+  const { run } = await store.runs.create({ agent: 'a', input: 2, maxAttempts: 1 }, now);
 
   const healthy = await doctor(url);
   assert.equal(healthy.exitCode, 0, healthy.text);
@@ -50,7 +50,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
   assert.match(healthy.text, /healthy$/);
 
   // A worker claimed a task and died long ago; nobody reclaimed it.
-  const [claimed] = await store.claimTasks({ workerId: 'dead-worker', limit: 1, leaseMs: 60_000, now });
+  const [claimed] = await store.tasks.claim({ workerId: 'dead-worker', limit: 1, leaseMs: 60_000, now });
   assert.ok(claimed);
   await forge(store, 'UPDATE tasks SET lease_expires_at = ? WHERE id = ?', [now - 5 * 60_000, claimed.task.id]);
   const stuck = await doctor(url);
@@ -65,8 +65,8 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
   assert.equal(statusOf(recent.report, 'leases'), 'warn');
   assert.equal(recent.exitCode, 0);
   // Looking changed nothing: the task is still held by the dead worker.
-  assert.equal((await store.getTask(claimed.task.id))!.leaseOwner, 'dead-worker');
-  assert.equal((await store.getRun(run.id))!.state, 'running');
+  assert.equal((await store.tasks.get(claimed.task.id))!.leaseOwner, 'dead-worker');
+  assert.equal((await store.runs.get(run.id))!.state, 'running');
 
   const { known } = await store.schemaStatus();
   await forge(store, 'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [known + 1, 'from_the_future', now]);

@@ -90,7 +90,7 @@ describe('shared state across 8 worker processes on PostgreSQL', { skip: PG_ONLY
   /** Creates runs of `caller` for `tool` directly in the store (as any process could). */
   async function submitCalls(tool: string, n: number): Promise<Run[]> {
     const now = Date.now();
-    const made = await Promise.all(Array.from({ length: n }, () => cluster.store.createRun({ agent: 'caller', input: { tool }, maxAttempts: 3, actor: 'test' }, now)));
+    const made = await Promise.all(Array.from({ length: n }, () => cluster.store.runs.create({ agent: 'caller', input: { tool }, maxAttempts: 3, actor: 'test' }, now)));
     return made.map((m) => m.run);
   }
 
@@ -139,7 +139,7 @@ describe('shared state across 8 worker processes on PostgreSQL', { skip: PG_ONLY
     assert.equal(states.succeeded, calls.length, 'the calls that ran are the runs that went through');
     const escalated = await sql<{ id: string; error: string }>(cluster.schema, `SELECT id, error FROM tasks WHERE id = ANY($1) AND state = 'escalated'`, [runs.map((r) => r.rootTaskId)]);
     for (const e of escalated) assert.equal((JSON.parse(e.error) as { code: string }).code, 'BUDGET_EXCEEDED');
-    const approvals = (await cluster.store.listApprovals({ state: 'pending', limit: 1_000 })).filter((a) => a.ruleId === 'global-spend');
+    const approvals = (await cluster.store.approvals.list({ state: 'pending', limit: 1_000 })).filter((a) => a.ruleId === 'global-spend');
     assert.equal(approvals.length, escalated.length, 'each escalated call waits for a human');
     assert.deepEqual(new Set(approvals.map((a) => a.kind)), new Set(['escalation']));
     const reached = await count(cluster.schema, `SELECT count(*) AS n FROM audit_events WHERE kind = 'cost.ceiling-reached'`);
@@ -161,7 +161,7 @@ describe('shared state across 8 worker processes on PostgreSQL', { skip: PG_ONLY
     // The bucket refills 0.0001/s: well under one token over the test.
     assert.equal(calls.length, FAIL_CAPACITY, `the tool ran exactly ${FAIL_CAPACITY} times`);
     assert.equal(new Set(calls.map((c) => c.key)).size, calls.length);
-    const outputs = await Promise.all(runs.map(async (r) => (await cluster.store.getRun(r.id))!.output as { ok?: Json; refused?: string }));
+    const outputs = await Promise.all(runs.map(async (r) => (await cluster.store.runs.get(r.id))!.output as { ok?: Json; refused?: string }));
     assert.equal(outputs.filter((o) => o.ok !== undefined).length, FAIL_CAPACITY);
     assert.equal(outputs.filter((o) => o.refused === 'RATE_LIMITED').length, CALLS - FAIL_CAPACITY);
     const limited = await count(cluster.schema, `SELECT count(*) AS n FROM audit_events WHERE kind = 'policy.rate-limited' AND data LIKE '%search-fail%'`);
@@ -178,7 +178,7 @@ describe('shared state across 8 worker processes on PostgreSQL', { skip: PG_ONLY
     const calls = readCalls(cluster.dir, 'search.wait').sort((a, b) => a.at - b.at);
     assert.equal(calls.length, CALLS, 'each call ran once');
     assert.equal(new Set(calls.map((c) => c.key)).size, CALLS);
-    for (const r of runs) assert.deepEqual(Object.keys(((await cluster.store.getRun(r.id))!.output as object) ?? {}), ['ok']);
+    for (const r of runs) assert.deepEqual(Object.keys(((await cluster.store.runs.get(r.id))!.output as object) ?? {}), ['ok']);
     // In every window [calls[i], calls[j]]: j - i + 1 calls ≤ capacity + refill × (window + slack).
     let tightest = -Infinity;
     for (let i = 0; i < calls.length; i++) {
@@ -213,7 +213,7 @@ describe('shared state across 8 worker processes on PostgreSQL', { skip: PG_ONLY
     const [ask] = await pendingOn(approved);
     const [ask2] = await pendingOn(denied);
     assert.equal(ask!.ruleId, 'payments-need-ok');
-    const waiting = (await cluster.store.getTask(approved.rootTaskId))!;
+    const waiting = (await cluster.store.tasks.get(approved.rootTaskId))!;
     assert.equal(waiting.state, 'waiting', 'the task waits durably');
     assert.equal(waiting.leaseOwner, null, 'holding no worker');
     assert.equal(readCalls(cluster.dir, 'payments.send').length, 0, 'nothing paid before the decision');

@@ -90,7 +90,7 @@ describe('retries', () => {
     assert.ok(calls[1]!.at - calls[0]!.at >= 40, `second attempt ${calls[1]!.at - calls[0]!.at} ms after the first`);
     assert.ok(calls[2]!.at - calls[1]!.at >= 80, `third attempt ${calls[2]!.at - calls[1]!.at} ms after the second`);
 
-    const task = (await store.getTask(run.rootTaskId))!;
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.state, 'succeeded');
     assert.equal(task.turns, 1);
     assert.equal(kinds(audit, 'task.dead').length, 0);
@@ -124,7 +124,7 @@ describe('retries', () => {
       assert.equal(run.state, 'failed', agent);
       assert.equal(run.error!.code, code);
       assert.equal(calls, 1, `${agent} ran once`);
-      const task = (await store.getTask(run.rootTaskId))!;
+      const task = (await store.tasks.get(run.rootTaskId))!;
       assert.equal(task.state, 'dead');
       assert.equal(task.attempt, 1);
       const audit = await auditOf(store, run.id);
@@ -155,7 +155,7 @@ describe('retries', () => {
     assert.notEqual(run.finishedAt, null);
     assert.equal(calls, 3);
 
-    const dead = await store.listTasks({ state: 'dead', limit: 10 });
+    const dead = await store.tasks.list({ state: 'dead', limit: 10 });
     assert.deepEqual(
       dead.map((d) => d.id),
       [run.rootTaskId],
@@ -163,7 +163,7 @@ describe('retries', () => {
     assert.equal(dead[0]!.attempt, 3);
     assert.equal(dead[0]!.error!.code, 'AGENT_FAILED');
     assert.deepEqual(
-      (await store.listRuns({ state: 'failed', limit: 10 })).map((r) => r.id),
+      (await store.runs.list({ state: 'failed', limit: 10 })).map((r) => r.id),
       [run.id],
     );
 
@@ -209,13 +209,13 @@ describe('replay', () => {
     const { store } = await harness(t, reg);
     const first = await finished(store, (await submit(store, reg, 'phoenix')).id);
     assert.equal(first.state, 'failed');
-    const deadTask = (await store.getTask(first.rootTaskId))!;
+    const deadTask = (await store.tasks.get(first.rootTaskId))!;
     assert.equal(deadTask.state, 'dead');
     assert.equal(deadTask.turns, 1, 'turn 1 stays committed');
     assert.deepEqual(Object.fromEntries(turnCalls), { 1: 1, 2: 2 });
 
     healed = true;
-    const retried = await store.retryRun(first.id, Date.now(), 'operator');
+    const retried = await store.runs.retry(first.id, Date.now(), 'operator');
     assert.equal(retried.state, 'running');
     assert.equal(retried.error, null);
     const run = await finished(store, first.id);
@@ -232,11 +232,11 @@ describe('replay', () => {
       last.history.map((h) => h.turn),
       [1],
     );
-    const task = (await store.getTask(run.rootTaskId))!;
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.state, 'succeeded');
     assert.equal(task.turns, 2);
     assert.deepEqual(
-      (await store.getTurns(task.id)).map((x) => x.turn),
+      (await store.tasks.turns(task.id)).map((x) => x.turn),
       [1, 2],
     );
 
@@ -253,13 +253,13 @@ describe('replay', () => {
     const { store } = await harness(t, reg);
     const run = await finished(store, (await submit(store, reg, 'fine')).id);
     assert.equal(run.state, 'succeeded');
-    await assert.rejects(store.retryRun(run.id, Date.now(), 'operator'), (err: unknown) => {
+    await assert.rejects(store.runs.retry(run.id, Date.now(), 'operator'), (err: unknown) => {
       assert.ok(err instanceof InvalidStateError);
       assert.match(err.message, /succeeded; only a failed run can be retried/);
       return true;
     });
-    await assert.rejects(store.retryRun('run_nope', Date.now(), 'operator'), NotFoundError);
-    assert.deepEqual(await store.getRun(run.id), run);
+    await assert.rejects(store.runs.retry('run_nope', Date.now(), 'operator'), NotFoundError);
+    assert.deepEqual(await store.runs.get(run.id), run);
     assert.equal(kinds(await auditOf(store, run.id), 'run.retried').length, 0);
   });
 });
@@ -294,10 +294,10 @@ describe('cancellation', () => {
     const { store, worker } = await harness(t, reg, { heartbeatMs: 25 });
     const run = await submit(store, reg, 'lead');
     await until('both blockers in their turn', () => entered.length === 2);
-    const quick = (await store.listTasks({ runId: run.id, limit: 10 })).find((x) => x.agent === 'quick')!;
-    await until('quick child done', async () => (await store.getTask(quick.id))!.state === 'succeeded');
+    const quick = (await store.tasks.list({ runId: run.id, limit: 10 })).find((x) => x.agent === 'quick')!;
+    await until('quick child done', async () => (await store.tasks.get(quick.id))!.state === 'succeeded');
 
-    const cancelled = await store.cancelRun(run.id, Date.now(), 'operator', 'changed my mind');
+    const cancelled = await store.runs.cancel(run.id, Date.now(), 'operator', 'changed my mind');
     assert.equal(cancelled, 4, 'lead and mid (waiting) and both blockers (running)');
 
     // The worker learns of it from its heartbeat and aborts both turns.
@@ -305,12 +305,12 @@ describe('cancellation', () => {
     assert.deepEqual([...aborted].sort(), [...entered].sort());
     await until('worker idle', () => worker.running === 0);
 
-    const after = await store.getRun(run.id);
+    const after = await store.runs.get(run.id);
     assert.equal(after!.state, 'cancelled');
     assert.equal(after!.error!.code, 'CANCELLED');
     assert.match(after!.error!.message, /cancelled by operator: changed my mind/);
     assert.equal(after!.output, null);
-    const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+    const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
     assert.equal(tasks.length, 5);
     for (const task of tasks) {
       if (task.agent === 'quick') {
@@ -322,7 +322,7 @@ describe('cancellation', () => {
       assert.equal(task.leaseOwner, null);
       assert.equal(task.output, null);
     }
-    for (const id of entered) assert.deepEqual(await store.getTurns(id), [], 'the aborted turn was not committed');
+    for (const id of entered) assert.deepEqual(await store.tasks.turns(id), [], 'the aborted turn was not committed');
 
     const audit = await auditOf(store, run.id);
     assert.equal(kinds(audit, 'task.cancelled').length, 4);
@@ -332,7 +332,7 @@ describe('cancellation', () => {
       blockerEvents.filter((e) => e.kind.startsWith('turn.') || e.kind === 'task.succeeded' || e.kind === 'task.failed'),
       [],
     );
-    await assert.rejects(store.cancelRun(run.id, Date.now(), 'operator'), InvalidStateError);
+    await assert.rejects(store.runs.cancel(run.id, Date.now(), 'operator'), InvalidStateError);
   });
 
   test('a turn that answers after its task was cancelled is fenced: no commit, no effect', async (t) => {
@@ -355,20 +355,20 @@ describe('cancellation', () => {
     const { store, worker } = await harness(t, reg, { heartbeatMs: 60_000, leaseMs: 120_000 });
     const run = await submit(store, reg, 'lead');
     await until('both children in their turn', () => entered.length === 2);
-    assert.equal(await store.cancelRun(run.id, Date.now(), 'operator'), 3);
+    assert.equal(await store.runs.cancel(run.id, Date.now(), 'operator'), 3);
     release.open();
     await until('worker idle', () => worker.running === 0);
 
     assert.equal(toolRuns, 0, 'the late tool action never ran');
-    assert.deepEqual(await store.listEffects({ runId: run.id }), []);
+    assert.deepEqual(await store.tasks.effects({ runId: run.id }), []);
     for (const id of entered) {
-      const task = (await store.getTask(id))!;
+      const task = (await store.tasks.get(id))!;
       assert.equal(task.state, 'cancelled');
       assert.equal(task.output, null);
       assert.equal(task.turns, 0);
-      assert.deepEqual(await store.getTurns(id), []);
+      assert.deepEqual(await store.tasks.turns(id), []);
     }
-    assert.equal((await store.getRun(run.id))!.state, 'cancelled');
+    assert.equal((await store.runs.get(run.id))!.state, 'cancelled');
     const audit = await auditOf(store, run.id);
     assert.equal(audit.filter((e) => entered.includes(e.taskId ?? '') && e.kind.startsWith('turn.')).length, 0);
   });
@@ -392,14 +392,14 @@ describe('cancellation', () => {
     const { store } = await harness(t, reg, { heartbeatMs: 25 });
     const run = await submit(store, reg, 'lead');
     await until('both blockers in their turn', () => entered.length === 2);
-    const tasks = await store.listTasks({ runId: run.id, limit: 10 });
+    const tasks = await store.tasks.list({ runId: run.id, limit: 10 });
     const slow = tasks.find((x) => x.parentId === run.rootTaskId && x.agent === 'block')!;
     const mid = tasks.find((x) => x.agent === 'mid')!;
     const grandchild = tasks.find((x) => x.parentId === mid.id)!;
 
-    assert.equal(await store.cancelTask(slow.id, Date.now(), 'operator'), 1);
-    assert.equal((await store.getRun(run.id))!.state, 'running', 'cancelling a child does not end the run');
-    assert.equal(await store.cancelTask(mid.id, Date.now(), 'operator', 'not needed'), 2, 'mid and its child');
+    assert.equal(await store.tasks.cancel(slow.id, Date.now(), 'operator'), 1);
+    assert.equal((await store.runs.get(run.id))!.state, 'running', 'cancelling a child does not end the run');
+    assert.equal(await store.tasks.cancel(mid.id, Date.now(), 'operator', 'not needed'), 2, 'mid and its child');
 
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded');
@@ -413,12 +413,12 @@ describe('cancellation', () => {
       ],
     );
     assert.match(!joined[2]!.ok ? joined[2]!.error.message : '', /cancelled by operator: not needed/);
-    for (const id of [slow.id, mid.id, grandchild.id]) assert.equal((await store.getTask(id))!.state, 'cancelled');
+    for (const id of [slow.id, mid.id, grandchild.id]) assert.equal((await store.tasks.get(id))!.state, 'cancelled');
 
     // Both blocked turns were stopped by the heartbeat.
     await until('both in-flight turns aborted', () => aborted.length === 2, 2_000);
     assert.deepEqual([...aborted].sort(), [slow.id, grandchild.id].sort());
-    await assert.rejects(store.cancelTask(slow.id, Date.now(), 'operator'), InvalidStateError);
+    await assert.rejects(store.tasks.cancel(slow.id, Date.now(), 'operator'), InvalidStateError);
   });
 });
 
@@ -456,7 +456,7 @@ describe('per-turn timeout', () => {
     );
     assert.equal(kinds(audit, 'task.retry-scheduled').length, 1);
     for (const [i, ev] of failed.entries()) assert.ok(ev.at - starts[i]! >= 95, `attempt ${i + 1} failed after ${ev.at - starts[i]!} ms`);
-    const task = (await store.getTask(run.rootTaskId))!;
+    const task = (await store.tasks.get(run.rootTaskId))!;
     assert.equal(task.state, 'dead');
     assert.equal(task.attempt, 2);
     assert.equal(task.turns, 0);

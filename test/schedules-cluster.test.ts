@@ -46,11 +46,11 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
 }
 
 async function cronEnvelopes(store: Store) {
-  return (await store.listEnvelopes({ limit: 10_000 })).filter((e) => e.channel === 'cron');
+  return (await store.envelopes.list({ limit: 10_000 })).filter((e) => e.channel === 'cron');
 }
 
 async function auditKinds(store: Store, kind: string) {
-  return (await store.listAudit({ limit: 10_000 })).filter((e) => e.kind === kind);
+  return (await store.audit.list({ limit: 10_000 })).filter((e) => e.kind === kind);
 }
 
 describe('schedules across processes', () => {

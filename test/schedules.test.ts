@@ -45,12 +45,12 @@ function processOn(url: string, schedules: Schedule[], clock: Clock, opts: Parti
 }
 
 async function cronEnvelopes(store: Store): Promise<EnvelopeRecord[]> {
-  const all = await store.listEnvelopes({ limit: 10_000 });
+  const all = await store.envelopes.list({ limit: 10_000 });
   return all.filter((e) => e.channel === 'cron').sort((a, b) => a.idempotencyKey.localeCompare(b.idempotencyKey));
 }
 
 async function audit(store: Store, kind: string): Promise<AuditEvent[]> {
-  return (await store.listAudit({ limit: 10_000 })).filter((e) => e.kind === kind);
+  return (await store.audit.list({ limit: 10_000 })).filter((e) => e.kind === kind);
 }
 
 async function setup(t: TestContext, raw: SchedulesConfig, clock = new ManualClock(T0)) {
@@ -217,7 +217,7 @@ describe('scheduler', () => {
     assert.deepEqual(env!.data, { schedule: 'hourly', fireAt: iso(at(9)), late: false, data: { n: 1 } });
     assert.equal(env!.state, 'routed');
     assert.match(env!.sessionKey!, /^agent:ops:isolated:/);
-    const run = await store.getRun(env!.runId!);
+    const run = await store.runs.get(env!.runId!);
     assert.equal(run?.agent, 'ops');
     const [fired] = await audit(store, 'schedule.fired');
     assert.equal(fired!.runId, run.id);
@@ -238,7 +238,7 @@ describe('scheduler', () => {
     clock.set(at(9));
     await scheduler.tick();
     const [env] = await cronEnvelopes(store);
-    assert.equal((await store.getRun(env!.runId!))?.agent, 'reporter');
+    assert.equal((await store.runs.get(env!.runId!))?.agent, 'reporter');
     assert.match(JSON.stringify(env!.route), /addressed directly to reporter/);
   });
 
@@ -596,7 +596,7 @@ describe('scheduler', () => {
       assert.equal(recorded, 13);
       assert.equal((await audit(store, 'schedule.fired')).length, 13);
       assert.equal((await store.schedules.get('a'))?.fires, 12);
-      assert.equal((await store.listRuns({ limit: 100 })).length, 13);
+      assert.equal((await store.runs.list({ limit: 100 })).length, 13);
     });
 
     it('catching up concurrently after downtime: each missed fire once, skips audited once', async (t) => {

@@ -94,11 +94,11 @@ async function waitingFor(store: Store, taskId: string): Promise<string | null> 
 }
 
 async function audit(store: Store, kind: string): Promise<AuditEvent[]> {
-  return (await store.listAudit({ limit: 100_000 })).filter((e) => e.kind === kind);
+  return (await store.audit.list({ limit: 100_000 })).filter((e) => e.kind === kind);
 }
 
 async function taskState(store: Store, run: Run): Promise<string> {
-  return (await store.getTask(run.rootTaskId))!.state;
+  return (await store.tasks.get(run.rootTaskId))!.state;
 }
 
 // ── routing through intake ─────────────────────────────────────────────────────
@@ -132,11 +132,11 @@ describe('intake routing', () => {
       ],
     );
     // Stored as such, and nothing else was.
-    const stored = await s.store.getEnvelope(r.envelope.id);
+    const stored = await s.store.envelopes.get(r.envelope.id);
     assert.equal(stored?.state, 'unroutable');
-    assert.deepEqual(await s.store.listEnvelopes({ state: 'unroutable', limit: 10 }).then((l) => l.map((e) => e.id)), [r.envelope.id]);
-    assert.deepEqual(await s.store.listRuns({ limit: 10 }), []);
-    assert.deepEqual(await s.store.listSessions({ limit: 10 }), []);
+    assert.deepEqual(await s.store.envelopes.list({ state: 'unroutable', limit: 10 }).then((l) => l.map((e) => e.id)), [r.envelope.id]);
+    assert.deepEqual(await s.store.runs.list({ limit: 10 }), []);
+    assert.deepEqual(await s.store.sessions.list({ limit: 10 }), []);
     const [unroutable] = await audit(s.store, 'route.unroutable');
     assert.equal((unroutable!.data as { envelope: string }).envelope, r.envelope.id);
     assert.equal((unroutable!.data as { error: { code: string } }).error.code, 'UNROUTABLE');
@@ -146,7 +146,7 @@ describe('intake routing', () => {
     assert.equal(again.created, false);
     assert.equal(again.envelope.id, r.envelope.id);
     assert.equal(again.run, null);
-    assert.deepEqual(await s.store.listRuns({ limit: 10 }), []);
+    assert.deepEqual(await s.store.runs.list({ limit: 10 }), []);
   });
 
   it('a routed envelope records the binding that fired and why, on the envelope and in the audit', async (t) => {
@@ -177,7 +177,7 @@ describe('intake routing', () => {
     assert.equal(r.run?.agent, 'vip');
     assert.deepEqual(r.envelope.route, { binding: null, tier: null, why: 'addressed directly to vip' });
     await assert.rejects(s.intake.accept(msg('U-2', 'nope'), { actor: 'op', agent: 'ghost' }), { code: 'UNKNOWN_AGENT' });
-    assert.equal((await s.store.listEnvelopes({ limit: 10 })).length, 1);
+    assert.equal((await s.store.envelopes.list({ limit: 10 })).length, 1);
   });
 
   it('dmScope variants, groups, threads and a binding scope give the documented session keys', async (t) => {
@@ -232,12 +232,12 @@ describe('session lanes', () => {
     await until('a-01 in its turn', () => events.some((e) => e.text === 'a-01'));
 
     // The lane: a-01 holds it, the other 19 wait for it (not queued, so no worker can take them).
-    assert.equal((await s.store.getSession(A))!.activeRun, runs[0]!.id);
+    assert.equal((await s.store.sessions.get(A))!.activeRun, runs[0]!.id);
     for (const r of runs.slice(1)) {
       assert.equal(await taskState(s.store, r), 'waiting');
       assert.equal(await waitingFor(s.store, r.rootTaskId), 'lane');
     }
-    const created = await s.store.listAudit({ runId: runs[1]!.id, limit: 10 });
+    const created = await s.store.audit.list({ runId: runs[1]!.id, limit: 10 });
     assert.deepEqual(created.find((e) => e.kind === 'task.created')?.data, { depth: 0, waitingFor: 'lane' });
 
     // Bob's session runs while Alice's lane is busy: his three messages start and finish.
@@ -251,7 +251,7 @@ describe('session lanes', () => {
       ['start:a-01'],
       'no other message of alice started',
     );
-    assert.equal((await s.store.getSession(A))!.activeRun, runs[0]!.id);
+    assert.equal((await s.store.sessions.get(A))!.activeRun, runs[0]!.id);
 
     first.open();
     for (const r of runs) assert.equal((await finished(s.store, r.id)).state, 'succeeded');
@@ -270,7 +270,7 @@ describe('session lanes', () => {
     const idx = (ev: string, text: string) => events.findIndex((e) => e.ev === ev && e.text === text);
     assert.ok(idx('start', 'b-1') > idx('start', 'a-01') && idx('end', 'b-3') < idx('end', 'a-01'));
 
-    const session = (await s.store.getSession(A))!;
+    const session = (await s.store.sessions.get(A))!;
     assert.equal(session.activeRun, null);
     assert.equal(session.messages, 20);
     // Each admission is audited as the lane's doing.
@@ -305,7 +305,7 @@ describe('session lanes', () => {
       seen!.map((m) => [m.role, m.text, m.runId]),
       [['user', 'boom', boom.id]],
     );
-    assert.equal((await s.store.getSession(boom.sessionKey!))!.activeRun, null);
+    assert.equal((await s.store.sessions.get(boom.sessionKey!))!.activeRun, null);
   });
 
   it('cancelling the active run admits the next; cancelling a waiting run leaves the order intact', async (t) => {
@@ -323,20 +323,20 @@ describe('session lanes', () => {
     await until('hold in its turn', () => starts.includes('hold'));
 
     // Cancel a waiting run: it never starts, and does not disturb the lane.
-    await s.store.cancelRun(w3.id, Date.now(), 'test', 'changed my mind');
-    assert.equal((await s.store.getRun(w3.id))!.state, 'cancelled');
+    await s.store.runs.cancel(w3.id, Date.now(), 'test', 'changed my mind');
+    assert.equal((await s.store.runs.get(w3.id))!.state, 'cancelled');
     assert.equal(await taskState(s.store, w3), 'cancelled');
-    assert.equal((await s.store.getSession(h.sessionKey!))!.activeRun, h.id);
+    assert.equal((await s.store.sessions.get(h.sessionKey!))!.activeRun, h.id);
     assert.equal(await taskState(s.store, w2), 'waiting');
 
     // Cancel the active run: the next waiting one is admitted at once.
-    await s.store.cancelRun(h.id, Date.now(), 'test');
+    await s.store.runs.cancel(h.id, Date.now(), 'test');
     assert.equal((await finished(s.store, w2.id)).state, 'succeeded');
     assert.equal((await finished(s.store, w4.id)).state, 'succeeded');
     assert.deepEqual(starts, ['hold', 'w2', 'w4']);
-    assert.equal((await s.store.getRun(h.id))!.state, 'cancelled');
-    assert.equal((await s.store.getRun(w3.id))!.state, 'cancelled');
-    assert.equal((await s.store.getSession(h.sessionKey!))!.activeRun, null);
+    assert.equal((await s.store.runs.get(h.id))!.state, 'cancelled');
+    assert.equal((await s.store.runs.get(w3.id))!.state, 'cancelled');
+    assert.equal((await s.store.sessions.get(h.sessionKey!))!.activeRun, null);
   });
 
   it('retryRun of a failed session run re-enters the lane: at once when free, else after the run holding it', async (t) => {
@@ -365,7 +365,7 @@ describe('session lanes', () => {
     // Lane free: the retried run takes it straight away.
     const free = await s.accept(msg('erin', 'flaky-free'));
     assert.equal((await finished(s.store, free.id)).state, 'failed');
-    await s.store.retryRun(free.id, Date.now(), 'test');
+    await s.store.runs.retry(free.id, Date.now(), 'test');
     assert.equal((await finished(s.store, free.id)).state, 'succeeded');
 
     // Lane busy: the retried run waits for the lane, then goes before later messages (session order).
@@ -374,11 +374,11 @@ describe('session lanes', () => {
     const blocker = await s.accept(msg('erin', 'blocker'));
     await until('blocker in its turn', () => starts.includes('blocker'));
     const tail = await s.accept(msg('erin', 'tail'));
-    const retried = await s.store.retryRun(flaky.id, Date.now(), 'test');
+    const retried = await s.store.runs.retry(flaky.id, Date.now(), 'test');
     assert.equal(retried.state, 'running');
     assert.equal(await taskState(s.store, flaky), 'waiting');
     assert.equal(await waitingFor(s.store, flaky.rootTaskId), 'lane');
-    assert.equal((await s.store.getSession(flaky.sessionKey!))!.activeRun, blocker.id);
+    assert.equal((await s.store.sessions.get(flaky.sessionKey!))!.activeRun, blocker.id);
     assert.deepEqual(starts, ['flaky-free', 'flaky-free', 'flaky', 'blocker'], 'the retry does not start beside the blocker');
 
     hold.open();
@@ -419,7 +419,7 @@ describe('session history', () => {
     // Another session's messages never leak in.
     assert.deepEqual(seen.get('elsewhere')!.history, []);
     // `sessionMessages` is what the next turn would see.
-    assert.deepEqual(said(await s.store.sessionMessages(key, 20)), ['user:m1', 'agent:m1', 'user:m2', 'agent:m2', 'user:m3', 'agent:m3']);
+    assert.deepEqual(said(await s.store.sessions.messages(key, 20)), ['user:m1', 'agent:m1', 'user:m2', 'agent:m2', 'user:m3', 'agent:m3']);
   });
 
   it('history is bounded: 20 messages by default in the worker, any limit at the store', async (t) => {
@@ -442,12 +442,12 @@ describe('session history', () => {
     await s.worker!.stop();
     s.worker = null;
     await s.accept(msg('hank', 'm13'));
-    const [claimed] = await s.store.claimTasks({ workerId: 'by-hand', limit: 5, leaseMs: 10_000, now: Date.now(), historyLimit: 3 });
+    const [claimed] = await s.store.tasks.claim({ workerId: 'by-hand', limit: 5, leaseMs: 10_000, now: Date.now(), historyLimit: 3 });
     assert.equal(claimed?.session?.key, 'agent:chat:api:peer:hank');
     assert.deepEqual(said(claimed.session.history), ['agent:m11', 'user:m12', 'agent:m12']);
     // What the next turn would see: m13 is in flight, so it has no answer yet.
-    assert.deepEqual(said(await s.store.sessionMessages('agent:chat:api:peer:hank', 4)), ['agent:m11', 'user:m12', 'agent:m12', 'user:m13']);
-    assert.deepEqual(await s.store.sessionMessages('agent:chat:api:peer:hank', 0), []);
+    assert.deepEqual(said(await s.store.sessions.messages('agent:chat:api:peer:hank', 4)), ['agent:m11', 'user:m12', 'agent:m12', 'user:m13']);
+    assert.deepEqual(await s.store.sessions.messages('agent:chat:api:peer:hank', 0), []);
   });
 
   it('a reset by hand starts the session afresh', async (t) => {
@@ -460,20 +460,20 @@ describe('session history', () => {
     });
     const key = 'agent:chat:api:peer:ivy';
     for (const text of ['r1', 'r2']) await finished(s.store, (await s.accept(msg('ivy', text))).id);
-    assert.equal(await s.store.resetSession(key, 'test', Date.now()), true);
-    const info = (await s.store.getSession(key))!;
+    assert.equal(await s.store.sessions.reset(key, 'test', Date.now()), true);
+    const info = (await s.store.sessions.get(key))!;
     assert.equal(info.epoch, 1);
     assert.ok(info.resetAt !== null);
-    assert.deepEqual(await s.store.sessionMessages(key, 20), []);
+    assert.deepEqual(await s.store.sessions.messages(key, 20), []);
     for (const text of ['r3', 'r4']) await finished(s.store, (await s.accept(msg('ivy', text))).id);
     assert.deepEqual(seen.get('r2'), ['user:r1', 'agent:r1']);
     assert.deepEqual(seen.get('r3'), []);
     assert.deepEqual(seen.get('r4'), ['user:r3', 'agent:r3']);
-    assert.equal((await s.store.getSession(key))!.messages, 4, 'a reset keeps the count, only history starts afresh');
+    assert.equal((await s.store.sessions.get(key))!.messages, 4, 'a reset keeps the count, only history starts afresh');
     const [reset] = await audit(s.store, 'session.reset');
     assert.equal(reset?.actor, 'test');
     assert.deepEqual(reset?.data, { session: key });
-    await assert.rejects(s.store.resetSession('agent:chat:nope', 'test', Date.now()), { code: 'NOT_FOUND' });
+    await assert.rejects(s.store.sessions.reset('agent:chat:nope', 'test', Date.now()), { code: 'NOT_FOUND' });
   });
 
   // The reset policies, checked when a message arrives, on a clock shared by intake and worker.
@@ -522,7 +522,7 @@ describe('session history', () => {
       for (const [, text, history] of p.steps) assert.deepEqual(seen.get(text), history, text);
       const resets = (await audit(s.store, 'session.reset')).filter((e) => e.actor === 'reset-policy');
       assert.equal(resets.length, p.steps.filter(([, , h], i) => i > 0 && h.length === 0).length);
-      const info = (await s.store.getSession('agent:chat:api:peer:jo'))!;
+      const info = (await s.store.sessions.get('agent:chat:api:peer:jo'))!;
       assert.equal(info.epoch, resets.length);
       assert.equal(info.resetAt, Date.parse(p.steps.findLast(([, , h], i) => i > 0 && h.length === 0)![0]));
     });
@@ -538,13 +538,13 @@ describe('session history', () => {
     });
     const parent = 'agent:chat:api:peer:kim';
     for (const text of ['p1', 'p2']) await finished(s.store, (await s.accept(msg('kim', text))).id);
-    const fork = await s.store.forkSession(parent, 'agent:chat:fork:one', 20, 'test', Date.now());
+    const fork = await s.store.sessions.fork(parent, 'agent:chat:fork:one', 20, 'test', Date.now());
     assert.equal(fork.key, 'agent:chat:fork:one');
     assert.equal(fork.agent, 'chat');
     assert.equal(fork.forkedFrom, parent);
     assert.equal(fork.messages, 0);
-    assert.deepEqual(said(await s.store.sessionMessages(fork.key, 20)), ['user:p1', 'agent:p1', 'user:p2', 'agent:p2']);
-    assert.deepEqual(said(await s.store.sessionMessages(fork.key, 3)), ['agent:p1', 'user:p2', 'agent:p2']);
+    assert.deepEqual(said(await s.store.sessions.messages(fork.key, 20)), ['user:p1', 'agent:p1', 'user:p2', 'agent:p2']);
+    assert.deepEqual(said(await s.store.sessions.messages(fork.key, 3)), ['agent:p1', 'user:p2', 'agent:p2']);
     const [forked] = await audit(s.store, 'session.forked');
     assert.deepEqual(forked?.data, { from: parent, session: fork.key, messages: 4 });
 
@@ -569,11 +569,11 @@ describe('session history', () => {
     assert.deepEqual(seen.get('f2')!.history, ['user:p1', 'agent:p1', 'user:p2', 'agent:p2', 'user:f1', 'agent:f1']);
     assert.deepEqual(seen.get('p3')!.history, ['user:p1', 'agent:p1', 'user:p2', 'agent:p2'], 'the fork does not leak into its parent');
     // A fork's reset drops the seed too.
-    await s.store.resetSession(fork.key, 'test', Date.now());
-    assert.deepEqual(await s.store.sessionMessages(fork.key, 20), []);
+    await s.store.sessions.reset(fork.key, 'test', Date.now());
+    assert.deepEqual(await s.store.sessions.messages(fork.key, 20), []);
 
-    await assert.rejects(s.store.forkSession('agent:chat:nope', 'agent:chat:fork:two', 20, 'test', Date.now()), { code: 'NOT_FOUND' });
-    await assert.rejects(s.store.forkSession(parent, fork.key, 20, 'test', Date.now()), { code: 'INVALID_STATE' });
+    await assert.rejects(s.store.sessions.fork('agent:chat:nope', 'agent:chat:fork:two', 20, 'test', Date.now()), { code: 'NOT_FOUND' });
+    await assert.rejects(s.store.sessions.fork(parent, fork.key, 20, 'test', Date.now()), { code: 'INVALID_STATE' });
   });
 
   it('cron and webhook envelopes are isolated: every envelope its own session, none waits for another', async (t) => {
@@ -662,7 +662,7 @@ describe('routing agents', () => {
       assert.equal(router.state, c.text === 'crash' ? 'failed' : 'succeeded', c.text);
       assert.equal(await s.intake.sweepRouting(), 1, c.text);
 
-      const env = (await s.store.getEnvelope(r.envelope.id))!;
+      const env = (await s.store.envelopes.get(r.envelope.id))!;
       assert.equal(env.state, 'routed');
       assert.notEqual(env.runId, router.id);
       const decision = env.route as { binding: string; tier: string; why: string; router: string; fallback: boolean };
@@ -679,7 +679,7 @@ describe('routing agents', () => {
       assert.equal(work.sessionKey, `agent:${c.agent}:support:peer:U-9`);
       assert.equal(env.sessionKey, work.sessionKey);
       assert.equal(work.output, `${c.agent} handled ${c.text}`);
-      const decided = (await s.store.listAudit({ runId: work.id, limit: 50 })).find((e) => e.kind === 'route.decided');
+      const decided = (await s.store.audit.list({ runId: work.id, limit: 50 })).find((e) => e.kind === 'route.decided');
       assert.equal(decided?.actor, 'router');
       assert.equal((decided?.data as { decision: { why: string } }).decision.why, decision.why);
     }
@@ -690,7 +690,7 @@ describe('routing agents', () => {
     assert.ok(!got.some((g) => g.agent === 'sales'), 'a non-candidate is never run, even though it exists');
     // The chosen agent's session has history across envelopes routed to it.
     assert.deepEqual(
-      said(await s.store.sessionMessages('agent:billing:support:peer:U-9', 20)).filter((m) => m.startsWith('user:')),
+      said(await s.store.sessions.messages('agent:billing:support:peer:U-9', 20)).filter((m) => m.startsWith('user:')),
       ['user:invoice', 'user:bare'],
     );
   });
@@ -700,7 +700,7 @@ describe('routing agents', () => {
     const r = await s.intake.accept(msg('U-10', 'slow invoice', { channel: 'support' }), { actor: 'test' });
     await until('router in its turn', async () => (await taskState(s.store, r.run!)) === 'running');
     assert.equal(await s.intake.sweepRouting(), 0, 'the router has not answered yet');
-    assert.equal((await s.store.getEnvelope(r.envelope.id))!.state, 'routing');
+    assert.equal((await s.store.envelopes.get(r.envelope.id))!.state, 'routing');
     hold.open();
     await finished(s.store, r.run!.id);
 
@@ -714,8 +714,8 @@ describe('routing agents', () => {
       `handed on once: ${counts.join(', ')}`,
     );
     assert.equal(await s.intake.sweepRouting(), 0);
-    const env = (await s.store.getEnvelope(r.envelope.id))!;
-    const forEnvelope = (await s.store.listRuns({ limit: 100 })).filter((x) => x.envelopeId === env.id);
+    const env = (await s.store.envelopes.get(r.envelope.id))!;
+    const forEnvelope = (await s.store.runs.list({ limit: 100 })).filter((x) => x.envelopeId === env.id);
     assert.deepEqual(forEnvelope.map((x) => `${x.kind}:${x.agent}`).sort(), ['router:triage', 'work:billing']);
     assert.equal((await finished(s.store, env.runId!)).state, 'succeeded');
     assert.equal((await audit(s.store, 'route.decided')).filter((e) => (e.data as { envelope: string }).envelope === env.id).length, 2, 'the binding, then the router');
@@ -735,9 +735,9 @@ describe('idempotent intake', () => {
     assert.equal(b.envelope.id, a.envelope.id);
     assert.equal(b.envelope.text, 'once');
     assert.equal(b.run?.id, a.run?.id);
-    assert.equal((await s.store.listRuns({ limit: 10 })).length, 1);
-    assert.equal((await s.store.listEnvelopes({ limit: 10 })).length, 1);
-    assert.equal((await s.store.getSession(a.run!.sessionKey!))!.messages, 1);
+    assert.equal((await s.store.runs.list({ limit: 10 })).length, 1);
+    assert.equal((await s.store.envelopes.list({ limit: 10 })).length, 1);
+    assert.equal((await s.store.sessions.get(a.run!.sessionKey!))!.messages, 1);
   });
 
   it('20 concurrent accepts with one key make exactly one run', async (t) => {
@@ -748,12 +748,12 @@ describe('idempotent intake', () => {
     assert.equal(new Set(results.map((r) => r.envelope.id)).size, 1);
     assert.equal(new Set(results.map((r) => r.run?.id)).size, 1);
     assert.ok(results[0]!.run);
-    const runs = await s.store.listRuns({ limit: 100 });
+    const runs = await s.store.runs.list({ limit: 100 });
     assert.equal(runs.length, 1);
-    assert.equal((await s.store.listEnvelopes({ limit: 100 })).length, 1);
-    const session = (await s.store.getSession(runs[0]!.sessionKey!))!;
+    assert.equal((await s.store.envelopes.list({ limit: 100 })).length, 1);
+    const session = (await s.store.sessions.get(runs[0]!.sessionKey!))!;
     assert.equal(session.messages, 1, 'duplicates never entered the lane');
     assert.equal((await finished(s.store, runs[0]!.id)).state, 'succeeded');
-    assert.equal((await s.store.getSession(session.key))!.activeRun, null);
+    assert.equal((await s.store.sessions.get(session.key))!.activeRun, null);
   });
 });

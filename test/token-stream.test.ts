@@ -45,7 +45,7 @@ test('streamed model tokens reach live WebSocket subscribers in order, and are n
       ['Dur', 'able ', 'by ', 'design.'],
     );
     assert.ok(tokens.every((m) => m.seq === undefined && m.event?.runId === runId && m.event.model === 'test-model'), 'live-only: no cursor');
-    const audit = await g.store.listAudit({ runId, limit: 1_000 });
+    const audit = await g.store.audit.list({ runId, limit: 1_000 });
     assert.ok(!audit.some((e) => e.kind.includes('token')), 'tokens are not written to the audit log');
   } finally {
     ws.close();

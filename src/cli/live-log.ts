@@ -55,7 +55,7 @@ export class AuditFollower {
 
   /** Starts from the newest event: only what happens from now on is printed. */
   async start(): Promise<void> {
-    this.after = await this.store.latestAuditSeq();
+    this.after = await this.store.audit.latestSeq();
   }
 
   /**
@@ -66,7 +66,7 @@ export class AuditFollower {
   poll(): Promise<void> {
     this.busy = this.busy.then(async () => {
       for (;;) {
-        const events = await this.store.listAudit({ afterSeq: this.after, limit: 500 });
+        const events = await this.store.audit.list({ afterSeq: this.after, limit: 500 });
         for (const e of events) {
           if (e.seq !== this.after + 1) {
             this.gapSince ??= Date.now();

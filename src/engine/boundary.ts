@@ -4,7 +4,7 @@ import { newId } from '../core/ids.ts';
 import type { ErrorInfo, Json, Task } from '../core/types.ts';
 import { ContractMismatchError, ContractViolationError } from '../contracts/registry.ts';
 import type { Crossing, PolicyDecision, PolicyFacts } from '../policy/evaluate.ts';
-import { escalationKey, formatCost } from '../policy/evaluate.ts';
+import { escalationKey, formatCost, storeFacts } from '../policy/evaluate.ts';
 import type { AuditEntry, NewApproval, Settlement, Store } from '../store/store.ts';
 import type { AgentSpec, Cost, Registry } from './options.ts';
 
@@ -77,10 +77,7 @@ export class Boundary {
     this.store = store;
     this.registry = registry;
     this.clock = clock;
-    this.facts = {
-      approvalFor: (key) => store.approvalFor(key),
-      standingGrant: (agent, action, now) => store.hasStandingGrant(agent, action, now),
-    };
+    this.facts = storeFacts(store);
   }
 
   /** What the agent may name in its actions, for its turn input; computed once per agent (a reload builds a new Boundary). */
@@ -165,7 +162,7 @@ export class Boundary {
     if (!this.recorded.has(contract)) {
       const c = this.registry.contracts.get(contract);
       if (c) {
-        await this.store.recordContract(c.id, c.digest, c.schema, this.clock.now());
+        await this.store.contracts.record(c.id, c.digest, c.schema, this.clock.now());
         this.recorded.add(contract);
       }
     }
@@ -216,7 +213,7 @@ export class Boundary {
     if (!decision.limits) return { effect: 'allow', reservation: null, audit };
     const reservationId = newId('rsv');
     const limits = decision.limits;
-    const result = await this.store.acquireLimits(
+    const result = await this.store.limits.acquire(
       { ...limits, reservationId, runId: ctx.task.runId, taskId: ctx.task.id, expiresAt: now + this.reservationTtl(ctx.task.agent) },
       now,
     );

@@ -19,7 +19,7 @@ export async function submitRun(store: Store, registry: Registry, req: SubmitReq
   if (!spec) throw new UnknownAgentError(req.agent, [...registry.agents.keys()]);
   // Intake is a crossing too: an input that breaks the agent's contract is refused before anything is stored.
   if (spec.input) registry.contracts.check(spec.input, req.input, `input of ${spec.name}`);
-  return store.createRun(
+  return store.runs.create(
     {
       agent: spec.name,
       input: req.input,
@@ -48,7 +48,7 @@ export async function waitForRun(
   const pollMs = opts.pollMs ?? 50;
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   for (;;) {
-    const run = await store.getRun(runId);
+    const run = await store.runs.get(runId);
     if (!run) throw new Error(`run ${runId} not found`);
     if (isTerminal(run)) return run;
     opts.onPoll?.(run);

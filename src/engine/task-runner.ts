@@ -135,7 +135,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     const recordDecision = async () => {
       if (decided) return;
       decided = true;
-      await store.recordDecision(
+      await store.tasks.recordDecision(
         lease,
         { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n } }] },
         clock.now(),
@@ -318,10 +318,10 @@ async function runTool(
   const key = effectKey(task.runId, task.id, n, index);
   const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
   const input = action.input ?? null;
-  const rec = await store.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: action.tool, inputDigest: digest(input) }, clock.now());
+  const rec = await store.tasks.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: action.tool, inputDigest: digest(input) }, clock.now());
   if (rec.state !== 'started') {
     // Another holder of this lease recorded it meanwhile: the ledger's outcome stands; nothing was spent here.
-    if (reservation) await store.settleReservation({ ...reservation, micros: 0, tokens: 0 }, clock.now());
+    if (reservation) await store.limits.settle({ ...reservation, micros: 0, tokens: 0 }, clock.now());
     audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: action.tool } });
     return ledgerResult(index, action, rec);
   }
@@ -335,7 +335,7 @@ async function runTool(
     outcome = { error: err instanceof SpineError ? err.toInfo() : new ToolError(action.tool, err instanceof Error ? err.message : String(err)).toInfo() };
   }
   faultPoint('after-effect-before-record');
-  const final = await store.completeEffect(
+  const final = await store.tasks.completeEffect(
     key,
     outcome,
     clock.now(),
@@ -371,13 +371,13 @@ async function runDeliver(env: RunnerEnv, claimed: ClaimedTask, n: number, index
   const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
   const target = { to: action.to, ...(action.thread ? { thread: action.thread } : {}) };
   const payload = { text: action.text };
-  const rec = await store.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: `deliver:${action.channel}`, inputDigest: digest({ target, payload }) }, clock.now());
+  const rec = await store.tasks.beginEffect({ key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: `deliver:${action.channel}`, inputDigest: digest({ target, payload }) }, clock.now());
   if (rec.state !== 'started') return ledgerResult(index, action, rec);
   const item = await store.outbox.enqueue(
     { idempotencyKey: key, runId: task.runId, taskId: task.id, channel: action.channel, account: action.account ?? 'default', target, payload },
     clock.now(),
   );
-  const final = await store.completeEffect(key, { result: { outbox: item.id, state: item.state } }, clock.now(), [
+  const final = await store.tasks.completeEffect(key, { result: { outbox: item.id, state: item.state } }, clock.now(), [
     { ...base, kind: 'effect.completed', digest: digest(item.id), data: { key, tool: `deliver:${action.channel}`, outbox: item.id } },
   ]);
   return ledgerResult(index, action, final);

@@ -80,7 +80,7 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.store.registerWorker({ id: this.id, pid: process.pid, host: hostname() }, this.clock.now());
+    await this.store.workers.register({ id: this.id, pid: process.pid, host: hostname() }, this.clock.now());
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
     this.loopDone = this.loop();
@@ -97,10 +97,10 @@ export class Worker {
     const left = [...this.inflight.values()];
     for (const f of left) f.stop.abort('shutdown' satisfies StopReason);
     await Promise.all(left.map((f) => f.done));
-    if (left.length > 0) await this.store.releaseLeases(left.map((f) => f.lease), this.clock.now());
+    if (left.length > 0) await this.store.tasks.release(left.map((f) => f.lease), this.clock.now());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.unsubscribe?.();
-    await this.store.stopWorker(this.id, this.clock.now());
+    await this.store.workers.stop(this.id, this.clock.now());
   }
 
   /** Asks the loop to look for work now. */
@@ -115,9 +115,9 @@ export class Worker {
         const now = this.clock.now();
         if (now - this.lastReap >= this.reapEveryMs) {
           this.lastReap = now;
-          await this.store.reclaimExpiredLeases(now, this.registry.limits.maxReclaims);
-          await this.store.releaseExpiredReservations(now);
-          await this.store.expireApprovals(now);
+          await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
+          await this.store.limits.releaseExpired(now);
+          await this.store.approvals.expire(now);
         }
         let busy = 0;
         for (const f of this.inflight.values()) if (!f.released) busy++;
@@ -125,7 +125,7 @@ export class Worker {
         full = free <= 0;
         if (free > 0 && this.waker.takeFullSleep()) {
           // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
-          const due = await this.store.nextDueAt();
+          const due = await this.store.tasks.nextDueAt();
           if (due === null || due > this.clock.now()) {
             await this.idle(this.sleepUntil(due));
             continue;
@@ -133,7 +133,7 @@ export class Worker {
         }
         if (free > 0) {
           this.waker.consume();
-          const claimed = await this.store.claimTasks({
+          const claimed = await this.store.tasks.claim({
             workerId: this.id,
             limit: free,
             leaseMs: this.opts.leaseMs,
@@ -161,7 +161,7 @@ export class Worker {
    */
   private async idleFor(): Promise<number> {
     try {
-      return this.sleepUntil(await this.store.nextDueAt());
+      return this.sleepUntil(await this.store.tasks.nextDueAt());
     } catch {
       return this.fallbackPollMs();
     }
@@ -221,7 +221,7 @@ export class Worker {
       // Only judge tasks launched before asking: a claim committed after the heartbeat read is not "lost".
       const asked = new Set(this.inflight.keys());
       // Extend only the leases of turns still running: a task whose runner crashed must expire and be reclaimed.
-      const held = new Set(await this.store.heartbeat(this.id, now + this.opts.leaseMs, now, [...asked]));
+      const held = new Set(await this.store.tasks.heartbeat(this.id, now + this.opts.leaseMs, now, [...asked]));
       for (const [id, f] of this.inflight) {
         if (asked.has(id) && !held.has(id) && !f.stop.signal.aborted) {
           this.log.warn('lease lost (cancelled or expired); stopping the turn', { task: id });

@@ -179,7 +179,7 @@ class SpineExecutor implements AgentExecutor {
     try {
       while (!isTerminal(run) && !entry.cancelled) {
         await new Promise((r) => setTimeout(r, this.deps.pollMs ?? 100));
-        run = (await this.deps.store.getRun(run.id)) ?? run;
+        run = (await this.deps.store.runs.get(run.id)) ?? run;
       }
       if (entry.cancelled) return; // cancelTask has published the final status
       if (run.state === 'succeeded') {
@@ -208,7 +208,7 @@ class SpineExecutor implements AgentExecutor {
     const entry = this.running.get(taskId);
     if (entry && !entry.cancelled) {
       entry.cancelled = true;
-      await this.deps.store.cancelRun(entry.runId, this.deps.clock.now(), 'a2a', 'cancelled through A2A');
+      await this.deps.store.runs.cancel(entry.runId, this.deps.clock.now(), 'a2a', 'cancelled through A2A');
     }
     bus.publish(
       AgentEvent.statusUpdate({

@@ -153,7 +153,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   app.get('/v1/envelopes/:id', guard('read'), async (c) => {
-    const envelope = await store.getEnvelope(c.req.param('id'));
+    const envelope = await store.envelopes.get(c.req.param('id'));
     if (!envelope) throw notFound('envelope', c.req.param('id'));
     return c.json({ envelope });
   });
@@ -179,16 +179,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   app.get('/v1/runs', guard('read'), async (c) => {
     const q = check(runsQuery, c.req.query(), 'query');
     const limit = q.limit ?? QUERY_DEFAULTS.runs;
-    const rows = await store.listRuns({ limit: limit + 1, ...(q.state ? { state: q.state } : {}), ...(q.agent ? { agent: q.agent } : {}), ...(q.cursor ? { before: q.cursor } : {}) });
+    const rows = await store.runs.list({ limit: limit + 1, ...(q.state ? { state: q.state } : {}), ...(q.agent ? { agent: q.agent } : {}), ...(q.cursor ? { before: q.cursor } : {}) });
     const runs = rows.slice(0, limit);
     return c.json({ runs, next: rows.length > limit ? runs.at(-1)!.id : null });
   });
 
   app.get('/v1/runs/:id', guard('read'), async (c) => {
     const id = c.req.param('id');
-    const run = await store.getRun(id);
+    const run = await store.runs.get(id);
     if (!run) throw notFound('run', id);
-    const [tasks, envelope] = await Promise.all([store.listTasks({ runId: id, limit: 10_000 }), run.envelopeId ? store.getEnvelope(run.envelopeId) : null]);
+    const [tasks, envelope] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null]);
     return c.json({ run, tasks, envelope });
   });
 
@@ -196,27 +196,27 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const id = c.req.param('id');
     const text = await body(c);
     const input = text.trim() === '' ? {} : check(cancelBody, parseJsonBody(text), 'body');
-    const cancelledTasks = await store.cancelRun(id, clock.now(), `token:${c.get('principal').name}`, input.reason);
-    return c.json({ run: await store.getRun(id), cancelledTasks });
+    const cancelledTasks = await store.runs.cancel(id, clock.now(), `token:${c.get('principal').name}`, input.reason);
+    return c.json({ run: await store.runs.get(id), cancelledTasks });
   });
 
   app.post('/v1/runs/:id/retry', guard('operate'), async (c) => {
-    const run = await store.retryRun(c.req.param('id'), clock.now(), `token:${c.get('principal').name}`);
+    const run = await store.runs.retry(c.req.param('id'), clock.now(), `token:${c.get('principal').name}`);
     return c.json({ run });
   });
 
   app.get('/v1/tasks', guard('read'), async (c) => {
     const q = check(tasksQuery, c.req.query(), 'query');
-    if (q.run && !(await store.getRun(q.run))) throw notFound('run', q.run);
-    const tasks = await store.listTasks({ limit: q.limit ?? QUERY_DEFAULTS.tasks, ...(q.run ? { runId: q.run } : {}), ...(q.state ? { state: q.state } : {}) });
+    if (q.run && !(await store.runs.get(q.run))) throw notFound('run', q.run);
+    const tasks = await store.tasks.list({ limit: q.limit ?? QUERY_DEFAULTS.tasks, ...(q.run ? { runId: q.run } : {}), ...(q.state ? { state: q.state } : {}) });
     return c.json({ tasks });
   });
 
   app.get('/v1/tasks/:id', guard('read'), async (c) => {
     const id = c.req.param('id');
-    const task = await store.getTask(id);
+    const task = await store.tasks.get(id);
     if (!task) throw notFound('task', id);
-    const [turns, effects] = await Promise.all([store.getTurns(id), store.listEffects({ taskId: id })]);
+    const [turns, effects] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id })]);
     return c.json({ task, turns, effects });
   });
 
@@ -224,7 +224,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   app.get('/v1/approvals', guard('read'), async (c) => {
     const q = check(approvalsQuery, c.req.query(), 'query');
     const state = q.state ?? 'pending';
-    const approvals = await store.listApprovals({
+    const approvals = await store.approvals.list({
       limit: q.limit ?? QUERY_DEFAULTS.approvals,
       ...(state === 'all' ? {} : { state }),
       ...(q.run ? { runId: q.run } : {}),
@@ -234,7 +234,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   app.post('/v1/approvals/:id/decision', guard('operate'), async (c) => {
     const input = check(decisionBody, parseJsonBody(await body(c)), 'body');
-    const approval = await store.decideApproval(
+    const approval = await store.approvals.decide(
       c.req.param('id'),
       { approve: input.approve, actor: c.get('principal').name, ...(input.reason !== undefined ? { reason: input.reason } : {}) },
       clock.now(),
@@ -246,7 +246,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   app.get('/v1/audit', guard('read'), async (c) => {
     const q = check(auditQuery, c.req.query(), 'query');
     const limit = q.limit ?? QUERY_DEFAULTS.audit;
-    const rows = await store.listAudit({ limit: limit + 1, afterSeq: q.after ?? 0, ...(q.run ? { runId: q.run } : {}) });
+    const rows = await store.audit.list({ limit: limit + 1, afterSeq: q.after ?? 0, ...(q.run ? { runId: q.run } : {}) });
     const events = rows.slice(0, limit);
     return c.json({ events, next: rows.length > limit ? events.at(-1)!.seq : null });
   });
@@ -257,7 +257,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const q = check(streamQuery, c.req.query(), 'query');
     const after = streamCursor(q, c.req.header('last-event-id'));
     if (after !== null) {
-      const newest = await store.latestAuditSeq();
+      const newest = await store.audit.latestSeq();
       if (after > newest) {
         // Waiting silently would skip events once the log grows past it: a cursor from another (or a reset) store.
         throw new ApiError('INVALID_CURSOR', `cursor ${after} is beyond the newest event (${newest}): it belongs to another or a reset store; resume with after=0 or no cursor`, {
@@ -265,7 +265,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         });
       }
     }
-    if (q.run && !(await store.getRun(q.run))) throw notFound('run', q.run);
+    if (q.run && !(await store.runs.get(q.run))) throw notFound('run', q.run);
     c.set('stream', { after, runId: q.run ?? null });
     await next();
   };

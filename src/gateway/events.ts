@@ -193,7 +193,7 @@ export class EventHub {
     try {
       // The backlog, (cursor, watermark], from the store; above the watermark events come from the hub.
       for (;;) {
-        const page = await this.store.listAudit({ afterSeq: sub.cursor, limit: PAGE, ...(opts.runId ? { runId: opts.runId } : {}) });
+        const page = await this.store.audit.list({ afterSeq: sub.cursor, limit: PAGE, ...(opts.runId ? { runId: opts.runId } : {}) });
         let end = page.length < PAGE;
         for (const e of page) {
           if (e.seq > watermark) {
@@ -221,7 +221,7 @@ export class EventHub {
 
   private start(): Promise<void> {
     this.running ??= (async () => {
-      const latest = await this.store.latestAuditSeq();
+      const latest = await this.store.audit.latestSeq();
       if (this.closed) return;
       this.lastSeq = Math.max(0, latest - TAIL);
       this.gapSince = null;
@@ -290,7 +290,7 @@ export class EventHub {
     do {
       this.again = false;
       for (;;) {
-        const page = await this.store.listAudit({ afterSeq: this.lastSeq, limit: PAGE });
+        const page = await this.store.audit.list({ afterSeq: this.lastSeq, limit: PAGE });
         let blocked = false;
         for (const raw of page) {
           if (raw.seq > this.lastSeq + 1 && !this.gapExpired(raw.at)) {

@@ -158,9 +158,9 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
     },
     guarded(async (args) => {
       need('read', 'read runs');
-      const run = await store.getRun(args.runId);
+      const run = await store.runs.get(args.runId);
       if (!run) throw new SpineError('NOT_FOUND', `run "${args.runId}" not found`, { retryable: false });
-      const tasks = await store.listTasks({ runId: run.id, limit: 1000 });
+      const tasks = await store.tasks.list({ runId: run.id, limit: 1000 });
       return {
         run: runSummary(run),
         tasks: tasks.map((t) => ({ id: t.id, parentId: t.parentId, agent: t.agent, state: t.state, turns: t.turns, attempt: t.attempt, error: t.error as unknown as Json })),
@@ -183,7 +183,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
     guarded(async (args) => {
       need('read', 'read approvals');
       const state = args.state ?? 'pending';
-      const approvals = await store.listApprovals({ limit: args.limit ?? 50, ...(state === 'all' ? {} : { state }), ...(args.runId ? { runId: args.runId } : {}) });
+      const approvals = await store.approvals.list({ limit: args.limit ?? 50, ...(state === 'all' ? {} : { state }), ...(args.runId ? { runId: args.runId } : {}) });
       return { approvals };
     }),
   );
@@ -202,7 +202,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
     },
     guarded(async (args) => {
       need('operate', 'decide approvals');
-      const approval = await store.decideApproval(
+      const approval = await store.approvals.decide(
         args.approvalId,
         { approve: args.approve, actor: principal.name, ...(args.reason !== undefined ? { reason: args.reason } : {}) },
         clock.now(),

@@ -153,17 +153,17 @@ export class Intake {
    * Safe to call from any number of processes: each envelope is handed on once.
    */
   async sweepRouting(limit = 50): Promise<number> {
-    const due = await this.store.routingDue(limit);
+    const due = await this.store.envelopes.routingDue(limit);
     let done = 0;
     for (const { envelope, router } of due) {
       const r = this.routerChoice(envelope, router.state === 'succeeded' ? router.output : undefined);
       const now = this.clock.now();
       if ('error' in r) {
         // Nothing can take it any more (e.g. a reload removed every candidate): an error state, never a hang.
-        if (await this.store.failRouting(envelope.id, r.error, now)) done++;
+        if (await this.store.envelopes.failRouting(envelope.id, r.error, now)) done++;
         continue;
       }
-      if (await this.store.completeRouting(envelope.id, r, now)) done++;
+      if (await this.store.envelopes.completeRouting(envelope.id, r, now)) done++;
     }
     return done;
   }

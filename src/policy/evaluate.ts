@@ -1,6 +1,6 @@
 import { localTime } from '../core/zoned-time.ts';
 import type { Json } from '../core/types.ts';
-import type { BucketTake, BudgetReserve } from '../store/store.ts';
+import type { BucketTake, BudgetReserve, Store } from '../store/store.ts';
 import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
 import { isOpen, nextOpening } from './windows.ts';
@@ -88,6 +88,14 @@ export interface PolicyFacts {
 }
 
 export const NO_FACTS: PolicyFacts = { approvalFor: async () => null, standingGrant: async () => false };
+
+/** The facts as the store holds them. The store returns the standing grants; which ones cover an action is decided here. */
+export function storeFacts(store: Pick<Store, 'approvals' | 'grants'>): PolicyFacts {
+  return {
+    approvalFor: (key) => store.approvals.stateFor(key),
+    standingGrant: async (agent, action, now) => (await store.grants.list({ agent, activeAt: now })).some((g) => matches(g.action, action)),
+  };
+}
 
 const appliesTo = (rule: { agents: readonly string[] | null }, agent: string) => rule.agents === null || anyMatch(rule.agents, agent);
 

@@ -5,12 +5,6 @@ import type { OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
 
-/**
- * The Store port: everything the engine, CLI and (later) gateway need from durable
- * storage. Adapters (sqlite/, postgres/) implement it; the engine never sees SQL.
- * Every write method is one atomic transaction that also appends its audit events.
- */
-
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
   /** Concurrent commits are merged into one transaction (one fsync for many callers). */
@@ -327,60 +321,39 @@ export interface StoreHealth {
   workersAlive: number;
 }
 
-export interface Store {
-  readonly capabilities: StoreCapabilities;
-  /** Where this store lives, safe to print (no password). */
-  readonly description: string;
-  /** Gateway API tokens (hashed). */
-  readonly tokens: TokenStore;
-  /** Outbound messages, committed before they are sent. */
-  readonly outbox: OutboxStore;
-  /** Schedules' next fire times. */
-  readonly schedules: ScheduleStore;
-
-  migrate(): Promise<{ applied: number[]; version: number }>;
-  schemaStatus(): Promise<SchemaStatus>;
-  /** Throws SchemaTooNewError / SchemaOutdatedError unless the schema is exactly current. */
-  assertSchemaCurrent(): Promise<void>;
-  /** Queue depth, stuck leases, approvals and outbox backlog (read-only; for `spine doctor`). */
-  health(now: number, aliveSince: number): Promise<StoreHealth>;
-  close(): Promise<void>;
-
-  /** Calls `listener` after a commit made tasks leasable (in this process, or any when crossProcessWakeups). */
-  onTasksReady(listener: () => void): () => void;
-  /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
-  onCommitted(listener: () => void): () => void;
-
-  // ── runs ──
-  /** Creates a run and its root task; with an idempotency key, a repeat returns the original run. */
-  createRun(run: NewRun, now: number): Promise<{ run: Run; created: boolean }>;
-  getRun(id: string): Promise<Run | null>;
-  listRuns(filter: RunFilter): Promise<Run[]>;
-  getTask(id: string): Promise<Task | null>;
-  listTasks(filter: TaskFilter): Promise<Task[]>;
-  getTurns(taskId: string): Promise<TurnRecord[]>;
-  listEffects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]>;
+/** Runs: all work caused by one submission. */
+export interface RunStore {
+  /** Creates a run and its root task outside intake (tests, benches); with an idempotency key, a repeat returns the original run. */
+  create(run: NewRun, now: number): Promise<{ run: Run; created: boolean }>;
+  get(id: string): Promise<Run | null>;
+  list(filter: RunFilter): Promise<Run[]>;
   /** Cancels every unfinished task of the run. Returns the number of tasks cancelled. */
-  cancelRun(runId: string, now: number, actor: string, reason?: string): Promise<number>;
-  /** Cancels a task and its descendants; the parent (if any) receives a CANCELLED result. */
-  cancelTask(taskId: string, now: number, actor: string, reason?: string): Promise<number>;
+  cancel(runId: string, now: number, actor: string, reason?: string): Promise<number>;
   /** Replays a failed run: its dead root task is queued again, resuming from its last committed turn. */
-  retryRun(runId: string, now: number, actor: string): Promise<Run>;
+  retry(runId: string, now: number, actor: string): Promise<Run>;
+}
 
-  // ── workers ──
+/** Tasks with their claims, leases, turns and effects ledger. */
+export interface TaskStore {
+  get(id: string): Promise<Task | null>;
+  list(filter: TaskFilter): Promise<Task[]>;
+  turns(taskId: string): Promise<TurnRecord[]>;
+  effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]>;
+  /** Cancels a task and its descendants; the parent (if any) receives a CANCELLED result. */
+  cancel(taskId: string, now: number, actor: string, reason?: string): Promise<number>;
   /** When the earliest queued or retry-scheduled task comes due (null: none), so idle workers sleep exactly that long. */
   nextDueAt(): Promise<number | null>;
   /** Leases up to `limit` ready tasks and marks them running (`task.leased` + `task.running`). */
-  claimTasks(req: ClaimRequest): Promise<ClaimedTask[]>;
+  claim(req: ClaimRequest): Promise<ClaimedTask[]>;
   /**
    * Extends the worker's leases — only on `taskIds` when given (the tasks it is still running, so a
    * task whose runner crashed is left to expire and be reclaimed) — and returns the ids it still holds.
    */
   heartbeat(workerId: string, leaseUntil: number, now: number, taskIds?: readonly string[]): Promise<string[]>;
   /** Hands leased tasks back (graceful shutdown): they become queued at once, no attempt used. */
-  releaseLeases(leases: Lease[], now: number): Promise<void>;
+  release(leases: Lease[], now: number): Promise<void>;
   /** Requeues tasks whose lease expired; tasks reclaimed more than maxReclaims times go dead. */
-  reclaimExpiredLeases(now: number, maxReclaims: number): Promise<number>;
+  reclaimExpired(now: number, maxReclaims: number): Promise<number>;
   /** Records a turn's decided actions, so a resumed task replays them instead of asking the agent again. */
   recordDecision(lease: Lease, decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] }, now: number): Promise<void>;
   /**
@@ -395,61 +368,123 @@ export interface Store {
    * Returns the ledger's record: if another holder recorded it first, that outcome stands.
    */
   completeEffect(key: string, outcome: { result: Json } | { error: ErrorInfo }, now: number, audit: AuditEntry[], settle?: Settlement): Promise<EffectRecord>;
-  /** Applies a turn's outcome atomically; throws LeaseLostError if the lease is no longer held. */
-  commitTurn(commit: TurnCommit): Promise<void>;
+}
 
-  registerWorker(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
-  stopWorker(id: string, now: number): Promise<void>;
-  listWorkers(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
+export interface WorkerStore {
+  register(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
+  stop(id: string, now: number): Promise<void>;
+  list(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
+}
 
-  // ── intake and sessions ──
-  /**
-   * Stores an envelope and, in the same transaction, its run in the session's lane
-   * (or its unroutable error). A repeated idempotency key returns the original.
-   */
-  acceptEnvelope(req: { envelope: Envelope; envelopeId: string; route: AcceptRoute; actor: string }, now: number): Promise<AcceptResult>;
-  getEnvelope(id: string): Promise<EnvelopeRecord | null>;
-  listEnvelopes(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]>;
+export interface EnvelopeStore {
+  get(id: string): Promise<EnvelopeRecord | null>;
+  list(filter: { state?: EnvelopeRecord['state']; before?: string; limit: number }): Promise<EnvelopeRecord[]>;
   /** Envelopes whose routing agent has finished, with that run: ready for `completeRouting`. */
   routingDue(limit: number): Promise<Array<{ envelope: EnvelopeRecord; router: Run }>>;
   /** Puts an envelope whose routing cannot complete into the unroutable error state (only from `routing`). */
   failRouting(envelopeId: string, error: ErrorInfo, now: number): Promise<boolean>;
   /** Hands a routed envelope to the chosen agent (only once, whoever calls it). */
   completeRouting(envelopeId: string, route: Extract<AcceptRoute, { ok: true }>, now: number): Promise<Run | null>;
-  listSessions(filter: { agent?: string; limit: number }): Promise<SessionInfo[]>;
-  getSession(key: string): Promise<SessionInfo | null>;
-  sessionMessages(key: string, limit: number): Promise<SessionMessage[]>;
+}
+
+export interface SessionStore {
+  list(filter: { agent?: string; limit: number }): Promise<SessionInfo[]>;
+  get(key: string): Promise<SessionInfo | null>;
+  messages(key: string, limit: number): Promise<SessionMessage[]>;
   /** Starts the session afresh: later turns see no earlier history. */
-  resetSession(key: string, actor: string, now: number): Promise<boolean>;
+  reset(key: string, actor: string, now: number): Promise<boolean>;
   /** A new session seeded with the history of `key`. */
-  forkSession(key: string, newKey: string, historyLimit: number, actor: string, now: number): Promise<SessionInfo>;
+  fork(key: string, newKey: string, historyLimit: number, actor: string, now: number): Promise<SessionInfo>;
+}
 
-  // ── the boundary ──
+export interface ContractStore {
   /** Records a contract the first time it is used (idempotent). */
-  recordContract(id: string, digest: string, schema: Json, now: number): Promise<void>;
-  /** Takes rate tokens and reserves spend atomically: all of it, or nothing. */
-  acquireLimits(req: LimitAcquire, now: number): Promise<LimitResult>;
-  settleReservation(settlement: Settlement, now: number): Promise<void>;
-  releaseExpiredReservations(now: number): Promise<number>;
-  budgetUsage(keys: string[]): Promise<BudgetUsage[]>;
-  approvalFor(actionKey: string): Promise<ApprovalState | null>;
-  getApproval(id: string): Promise<Approval | null>;
-  listApprovals(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
-  /** Records who decided; wakes the waiting task wherever it is. */
-  decideApproval(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval>;
-  /** Applies the escalation of every expired approval (deny, reroute or notify). */
-  expireApprovals(now: number): Promise<number>;
-  grantStanding(grant: { agent: string; action: string; durationMs: number; actor: string; reason?: string }, now: number): Promise<StandingGrant>;
-  revokeStanding(id: string, actor: string, now: number): Promise<void>;
-  listStandingGrants(filter: { activeAt?: number }): Promise<StandingGrant[]>;
-  /** Whether an unexpired, unrevoked standing grant covers this agent and action. */
-  hasStandingGrant(agent: string, action: string, now: number): Promise<boolean>;
+  record(id: string, digest: string, schema: Json, now: number): Promise<void>;
+}
 
-  // ── audit ──
-  appendAudit(entries: AuditEntry[], now: number): Promise<void>;
-  listAudit(filter: { runId?: string; afterSeq?: number; limit: number }): Promise<AuditEvent[]>;
+/** Rate buckets and spend budgets, shared by every worker. */
+export interface LimitStore {
+  /** Takes rate tokens and reserves spend atomically: all of it, or nothing. */
+  acquire(req: LimitAcquire, now: number): Promise<LimitResult>;
+  settle(settlement: Settlement, now: number): Promise<void>;
+  releaseExpired(now: number): Promise<number>;
+  usage(keys: string[]): Promise<BudgetUsage[]>;
+}
+
+export interface ApprovalStore {
+  /** The state of the newest approval for an action (its effect key), if any. */
+  stateFor(actionKey: string): Promise<ApprovalState | null>;
+  get(id: string): Promise<Approval | null>;
+  list(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
+  /** Records who decided; wakes the waiting task wherever it is. */
+  decide(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval>;
+  /** Applies the escalation of every expired approval (deny, reroute or notify). */
+  expire(now: number): Promise<number>;
+}
+
+/** Standing grants: an operator's "this agent may do this without asking, for N days". Policy decides what they cover. */
+export interface GrantStore {
+  grant(grant: { agent: string; action: string; durationMs: number; actor: string; reason?: string }, now: number): Promise<StandingGrant>;
+  revoke(id: string, actor: string, now: number): Promise<void>;
+  list(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]>;
+}
+
+export interface AuditStore {
+  append(entries: AuditEntry[], now: number): Promise<void>;
+  list(filter: { runId?: string; afterSeq?: number; limit: number }): Promise<AuditEvent[]>;
   /** The newest audit sequence number (0 when empty), to tail from now on. */
-  latestAuditSeq(): Promise<number>;
+  latestSeq(): Promise<number>;
+}
+
+/**
+ * The Store port: one sub-port per aggregate, plus the two units of work that span
+ * aggregates (accepting an envelope, committing a turn). Adapters (sql/ over
+ * sqlite/ and postgres/) implement it; nothing else sees SQL. Every write is one
+ * atomic transaction that also appends its audit events.
+ */
+export interface Store {
+  readonly capabilities: StoreCapabilities;
+  /** Where this store lives, safe to print (no password). */
+  readonly description: string;
+  readonly runs: RunStore;
+  readonly tasks: TaskStore;
+  readonly workers: WorkerStore;
+  readonly envelopes: EnvelopeStore;
+  readonly sessions: SessionStore;
+  readonly contracts: ContractStore;
+  readonly limits: LimitStore;
+  readonly approvals: ApprovalStore;
+  readonly grants: GrantStore;
+  readonly audit: AuditStore;
+  /** Gateway API tokens (hashed). */
+  readonly tokens: TokenStore;
+  /** Outbound messages, committed before they are sent. */
+  readonly outbox: OutboxStore;
+  /** Schedules' next fire times. */
+  readonly schedules: ScheduleStore;
+
+  migrate(): Promise<{ applied: number[]; version: number }>;
+  schemaStatus(): Promise<SchemaStatus>;
+  /** Throws SchemaTooNewError / SchemaOutdatedError unless the schema is exactly current. */
+  assertSchemaCurrent(): Promise<void>;
+  /** Throws StoreUnavailableError unless a write can be committed now (readiness: disk full, read-only, gone). */
+  checkWritable(now: number): Promise<void>;
+  /** Queue depth, stuck leases, approvals and outbox backlog (read-only; for `spine doctor`). */
+  health(now: number, aliveSince: number): Promise<StoreHealth>;
+  close(): Promise<void>;
+
+  /** Calls `listener` after a commit made tasks leasable (in this process, or any when crossProcessWakeups). */
+  onTasksReady(listener: () => void): () => void;
+  /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
+  onCommitted(listener: () => void): () => void;
+
+  /**
+   * Stores an envelope and, in the same transaction, its run in the session's lane
+   * (or its unroutable error). A repeated idempotency key returns the original.
+   */
+  acceptEnvelope(req: { envelope: Envelope; envelopeId: string; route: AcceptRoute; actor: string }, now: number): Promise<AcceptResult>;
+  /** Applies a turn's outcome atomically; throws LeaseLostError if the lease is no longer held. */
+  commitTurn(commit: TurnCommit): Promise<void>;
 }
 
 export interface EffectStart {

@@ -56,7 +56,7 @@ async function list(argv: string[]): Promise<CommandResult> {
   const limit = intOption('limit', values.limit) ?? 50;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const approvals = await store.listApprovals({ limit, ...(state === 'all' ? {} : { state: state }), ...(values.run ? { runId: values.run } : {}) });
+    const approvals = await store.approvals.list({ limit, ...(state === 'all' ? {} : { state: state }), ...(values.run ? { runId: values.run } : {}) });
     if (values.json) return { stdout: JSON.stringify({ approvals }, null, 2) };
     if (approvals.length === 0) return { stdout: `no ${state === 'all' ? '' : state + ' '}approvals` };
     return {
@@ -89,7 +89,7 @@ async function decide(argv: string[], approve: boolean): Promise<CommandResult> 
   if (!id) throw new InvalidInputError('<approval-id>', 'missing (see `spine approvals list`)');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const a = await store.decideApproval(id, { approve, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}) }, Date.now());
+    const a = await store.approvals.decide(id, { approve, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}) }, Date.now());
     if (values.json) return { stdout: JSON.stringify({ approval: a }, null, 2) };
     return { stdout: `${a.id} ${a.state} by ${a.decidedBy}; task ${a.taskId} of run ${a.runId} continues` };
   } finally {
@@ -108,7 +108,7 @@ async function grant(argv: string[]): Promise<CommandResult> {
   if (config && !config.registry.agents.has(values.agent)) throw new InvalidInputError('--agent', `unknown agent "${values.agent}"`);
   const store = await openCliStore(values, config);
   try {
-    const g = await store.grantStanding(
+    const g = await store.grants.grant(
       { agent: values.agent, action: values.action, durationMs: days, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}) },
       Date.now(),
     );
@@ -123,7 +123,7 @@ async function grants(argv: string[]): Promise<CommandResult> {
   const { values } = parse(argv, { all: { type: 'boolean' } }, 0);
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const list = await store.listStandingGrants(values.all ? {} : { activeAt: Date.now() });
+    const list = await store.grants.list(values.all ? {} : { activeAt: Date.now() });
     if (values.json) return { stdout: JSON.stringify({ grants: list }, null, 2) };
     if (list.length === 0) return { stdout: 'no standing grants' };
     return {
@@ -143,7 +143,7 @@ async function revoke(argv: string[]): Promise<CommandResult> {
   if (!id) throw new InvalidInputError('<grant-id>', 'missing');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    await store.revokeStanding(id, operator(values.as), Date.now());
+    await store.grants.revoke(id, operator(values.as), Date.now());
     return { stdout: values.json ? JSON.stringify({ revoked: id }) : `revoked ${id}` };
   } finally {
     await store.close();

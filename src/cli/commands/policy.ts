@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
-import { formatCost, type Crossing } from '../../policy/evaluate.ts';
+import { formatCost, storeFacts, type Crossing } from '../../policy/evaluate.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { table } from '../format.ts';
@@ -77,7 +77,7 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
       key: '(explain)',
       cost,
     };
-    const facts = { approvalFor: async () => null, standingGrant: (a: string, action: string, at: number) => store.hasStandingGrant(a, action, at) };
+    const facts = { ...storeFacts(store), approvalFor: async () => null };
     const contractDenied = steps.some((s) => s.outcome === 'deny');
     const decision = await registry.policy.evaluate(crossing, now, facts, { explain: true });
     steps.push(...decision.trace);
@@ -85,7 +85,7 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
     let reason = contractDenied ? 'the input violates its contract' : decision.reason;
     let ruleId: string | null = contractDenied ? (steps.find((s) => s.kind === 'contract' && s.outcome === 'deny')?.ruleId ?? null) : decision.ruleId;
     // Report what the shared limits would say, without taking anything.
-    const usage = decision.limits ? await store.budgetUsage(decision.limits.budgets.map((b) => b.key)) : [];
+    const usage = decision.limits ? await store.limits.usage(decision.limits.budgets.map((b) => b.key)) : [];
     for (const b of decision.limits?.budgets ?? []) {
       const u = usage.find((x) => x.key === b.key);
       const spent = (u?.spentMicros ?? 0) + (u?.reservedMicros ?? 0);

@@ -41,7 +41,7 @@ async function list(argv: string[]): Promise<CommandResult> {
   const limit = intOption('limit', values.limit) ?? 20;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const runs = await store.listRuns({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
+    const runs = await store.runs.list({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
     if (values.json) return { stdout: JSON.stringify({ runs, next: runs.length === limit ? runs.at(-1)!.id : null }, null, 2) };
     if (runs.length === 0) return { stdout: 'no runs' };
     const out = table(
@@ -60,12 +60,12 @@ async function show(argv: string[]): Promise<CommandResult> {
   if (!id) throw new InvalidInputError('<run-id>', 'missing');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const run = await store.getRun(id);
+    const run = await store.runs.get(id);
     if (!run) throw new NotFoundError('run', id);
-    const tasks = await store.listTasks({ runId: id, limit: 10_000 });
-    const effects = await store.listEffects({ runId: id });
+    const tasks = await store.tasks.list({ runId: id, limit: 10_000 });
+    const effects = await store.tasks.effects({ runId: id });
     if (values.json) {
-      const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.getTurns(t.id)] as const)));
+      const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.tasks.turns(t.id)] as const)));
       return { stdout: JSON.stringify({ run, tasks, turns, effects }, null, 2) };
     }
     const lines = [
@@ -94,8 +94,8 @@ async function cancel(argv: string[]): Promise<CommandResult> {
   if (!id) throw new InvalidInputError('<run-id>', 'missing');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const n = await store.cancelRun(id, Date.now(), 'cli', values.reason);
-    const run = await store.getRun(id);
+    const n = await store.runs.cancel(id, Date.now(), 'cli', values.reason);
+    const run = await store.runs.get(id);
     return { stdout: values.json ? JSON.stringify({ run, cancelledTasks: n }, null, 2) : `cancelled run ${id} (${n} unfinished task${n === 1 ? '' : 's'})` };
   } finally {
     await store.close();
@@ -108,7 +108,7 @@ async function retry(argv: string[]): Promise<CommandResult> {
   if (!id) throw new InvalidInputError('<run-id>', 'missing');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const run = await store.retryRun(id, Date.now(), 'cli');
+    const run = await store.runs.retry(id, Date.now(), 'cli');
     return { stdout: values.json ? JSON.stringify({ run }, null, 2) : `run ${id} queued again; follow it with \`spine runs show ${id}\`` };
   } finally {
     await store.close();

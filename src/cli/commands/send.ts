@@ -53,7 +53,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
       return { stdout: created ? `${run.id}` : `${run.id} (existing run for this idempotency key)` };
     }
     const warn = setTimeout(() => {
-      void store.listWorkers({ aliveSince: Date.now() - 60_000 }).then((live) => {
+      void store.workers.list({ aliveSince: Date.now() - 60_000 }).then((live) => {
         if (live.length === 0) process.stderr.write(`spine: no worker is running against ${store.description}; start one with \`spine up\`\n`);
       });
     }, 2_000);
@@ -63,7 +63,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
     } finally {
       clearTimeout(warn);
     }
-    const tasks = await store.listTasks({ runId: run.id, limit: 10_000 });
+    const tasks = await store.tasks.list({ runId: run.id, limit: 10_000 });
     const exitCode = final.state === 'succeeded' ? 0 : 1;
     if (values.json) return { stdout: JSON.stringify({ run: final, tasks }, null, 2), exitCode };
     const lines = [`run ${final.id} ${final.state} in ${duration(final)}`, taskTree(tasks)];

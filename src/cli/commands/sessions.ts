@@ -24,7 +24,7 @@ export async function sessionsCommand(argv: string[]): Promise<CommandResult> {
   try {
     switch (sub) {
       case 'list': {
-        const sessions = await store.listSessions({ limit: intOption('limit', values.limit) ?? 50, ...(values.agent ? { agent: values.agent } : {}) });
+        const sessions = await store.sessions.list({ limit: intOption('limit', values.limit) ?? 50, ...(values.agent ? { agent: values.agent } : {}) });
         if (values.json) return { stdout: JSON.stringify({ sessions }, null, 2) };
         if (sessions.length === 0) return { stdout: 'no sessions' };
         return {
@@ -36,9 +36,9 @@ export async function sessionsCommand(argv: string[]): Promise<CommandResult> {
       }
       case 'show': {
         const key = need(positionals[0]);
-        const session = await store.getSession(key);
+        const session = await store.sessions.get(key);
         if (!session) throw new NotFoundError('session', key);
-        const history = await store.sessionMessages(key, historyLimit);
+        const history = await store.sessions.messages(key, historyLimit);
         if (values.json) return { stdout: JSON.stringify({ session, history }, null, 2) };
         return {
           stdout: [
@@ -54,14 +54,14 @@ export async function sessionsCommand(argv: string[]): Promise<CommandResult> {
       }
       case 'reset': {
         const key = need(positionals[0]);
-        await store.resetSession(key, 'cli', Date.now());
+        await store.sessions.reset(key, 'cli', Date.now());
         return { stdout: values.json ? JSON.stringify({ reset: key }) : `session ${key} reset: later turns start afresh` };
       }
       case 'fork': {
         const key = need(positionals[0]);
-        const source = await store.getSession(key);
+        const source = await store.sessions.get(key);
         if (!source) throw new NotFoundError('session', key);
-        const forked = await store.forkSession(key, values.as ?? `agent:${source.agent}:fork:${newId('s')}`, historyLimit, 'cli', Date.now());
+        const forked = await store.sessions.fork(key, values.as ?? `agent:${source.agent}:fork:${newId('s')}`, historyLimit, 'cli', Date.now());
         return { stdout: values.json ? JSON.stringify({ session: forked }, null, 2) : `forked ${key} → ${forked.key}` };
       }
       default:

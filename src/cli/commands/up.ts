@@ -194,7 +194,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         const { run } = await submitRun(store, config.registry, { agent: values.send!, input, actor: 'cli' }, Date.now());
         const final = await waitForRun(store, run.id, { pollMs: 25 });
         await follower.poll();
-        const tasks = await store.listTasks({ runId: run.id, limit: 10_000 });
+        const tasks = await store.tasks.list({ runId: run.id, limit: 10_000 });
         print(`\nrun ${final.id} ${final.state} in ${duration(final)}\n${taskTree(tasks)}\n`);
         if (final.state === 'succeeded') print(`output:\n${JSON.stringify(final.output, null, 2)}\n`);
         if (values.exit) {

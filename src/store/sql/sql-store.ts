@@ -3,13 +3,22 @@ import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Action, ErrorInfo, Json, Run, SessionMessage, Task, TurnRecord, Usage } from '../../core/types.ts';
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
-import { matches } from '../../core/patterns.ts';
 import type { Envelope } from '../../core/envelope.ts';
 import { envelopeInput } from '../../intake/envelope.ts';
 import type {
   AcceptResult,
   AcceptRoute,
   Approval,
+  ApprovalStore,
+  AuditStore,
+  ContractStore,
+  EnvelopeStore,
+  GrantStore,
+  LimitStore,
+  RunStore,
+  SessionStore,
+  TaskStore,
+  WorkerStore,
   ApprovalState,
   AuditEntry,
   AuditEvent,
@@ -95,6 +104,16 @@ export class SqlStore implements Store {
   readonly tokens: TokenStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly runs: RunStore;
+  readonly tasks: TaskStore;
+  readonly workers: WorkerStore;
+  readonly envelopes: EnvelopeStore;
+  readonly sessions: SessionStore;
+  readonly contracts: ContractStore;
+  readonly limits: LimitStore;
+  readonly approvals: ApprovalStore;
+  readonly grants: GrantStore;
+  readonly audit: AuditStore;
   private readonly db: SqlBackend;
 
   constructor(backend: SqlBackend) {
@@ -104,6 +123,78 @@ export class SqlStore implements Store {
     this.tokens = new SqlTokenStore(backend);
     this.outbox = new SqlOutboxStore(backend);
     this.schedules = new SqlScheduleStore(backend);
+    this.runs = {
+      create: (r, now) => this.createRun(r, now),
+      get: (id) => this.getRun(id),
+      list: (f) => this.listRuns(f),
+      cancel: (id, now, actor, reason) => this.cancelRun(id, now, actor, reason),
+      retry: (id, now, actor) => this.retryRun(id, now, actor),
+    };
+    this.tasks = {
+      get: (id) => this.getTask(id),
+      list: (f) => this.listTasks(f),
+      turns: (id) => this.getTurns(id),
+      effects: (f) => this.listEffects(f),
+      cancel: (id, now, actor, reason) => this.cancelTask(id, now, actor, reason),
+      nextDueAt: () => this.nextDueAt(),
+      claim: (req) => this.claimTasks(req),
+      heartbeat: (w, until, now, ids) => this.heartbeat(w, until, now, ids),
+      release: (leases, now) => this.releaseLeases(leases, now),
+      reclaimExpired: (now, max) => this.reclaimExpiredLeases(now, max),
+      recordDecision: (lease, d, now) => this.recordDecision(lease, d, now),
+      beginEffect: (e, now) => this.beginEffect(e, now),
+      completeEffect: (key, outcome, now, audit, settle) => this.completeEffect(key, outcome, now, audit, settle),
+    };
+    this.workers = {
+      register: (info, now) => this.registerWorker(info, now),
+      stop: (id, now) => this.stopWorker(id, now),
+      list: (opts) => this.listWorkers(opts),
+    };
+    this.envelopes = {
+      get: (id) => this.getEnvelope(id),
+      list: (f) => this.listEnvelopes(f),
+      routingDue: (limit) => this.routingDue(limit),
+      failRouting: (id, error, now) => this.failRouting(id, error, now),
+      completeRouting: (id, route, now) => this.completeRouting(id, route, now),
+    };
+    this.sessions = {
+      list: (f) => this.listSessions(f),
+      get: (key) => this.getSession(key),
+      messages: (key, limit) => this.sessionMessages(key, limit),
+      reset: (key, actor, now) => this.resetSession(key, actor, now),
+      fork: (key, newKey, limit, actor, now) => this.forkSession(key, newKey, limit, actor, now),
+    };
+    this.contracts = { record: (id, d, schema, now) => this.recordContract(id, d, schema, now) };
+    this.limits = {
+      acquire: (req, now) => this.acquireLimits(req, now),
+      settle: (st, now) => this.settleReservation(st, now),
+      releaseExpired: (now) => this.releaseExpiredReservations(now),
+      usage: (keys) => this.budgetUsage(keys),
+    };
+    this.approvals = {
+      stateFor: (key) => this.approvalFor(key),
+      get: (id) => this.getApproval(id),
+      list: (f) => this.listApprovals(f),
+      decide: (id, d, now) => this.decideApproval(id, d, now),
+      expire: (now) => this.expireApprovals(now),
+    };
+    this.grants = {
+      grant: (g, now) => this.grantStanding(g, now),
+      revoke: (id, actor, now) => this.revokeStanding(id, actor, now),
+      list: (f) => this.listStandingGrants(f),
+    };
+    this.audit = {
+      append: (entries, now) => this.appendAudit(entries, now),
+      list: (f) => this.listAudit(f),
+      latestSeq: () => this.latestAuditSeq(),
+    };
+  }
+
+  async checkWritable(_now: number): Promise<void> {
+    // Placeholder until the store split: a real write (disk full, read-only, I/O errors) belongs here.
+    await this.db.transaction(async (tx) => {
+      await tx.get('SELECT 1');
+    });
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
@@ -1063,22 +1154,13 @@ export class SqlStore implements Store {
     });
   }
 
-  async listStandingGrants(filter: { activeAt?: number }): Promise<StandingGrant[]> {
-    const rows =
-      filter.activeAt === undefined
-        ? await this.db.read.all<StandingGrantRow>('SELECT * FROM standing_grants ORDER BY created_at, id')
-        : await this.db.read.all<StandingGrantRow>('SELECT * FROM standing_grants WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id', [
-            filter.activeAt,
-          ]);
+  async listStandingGrants(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]> {
+    const w = whereOf([
+      ['agent = ?', filter.agent],
+      ['revoked_at IS NULL AND expires_at > ?', filter.activeAt],
+    ]);
+    const rows = await this.db.read.all<StandingGrantRow>(`SELECT * FROM standing_grants ${w.sql} ORDER BY created_at, id`, w.params);
     return rows.map(toStandingGrant);
-  }
-
-  async hasStandingGrant(agent: string, action: string, now: number): Promise<boolean> {
-    const rows = await this.db.read.all<{ action: string }>(
-      'SELECT action FROM standing_grants WHERE agent = ? AND revoked_at IS NULL AND expires_at > ?',
-      [agent, now],
-    );
-    return rows.some((r) => matches(r.action, action));
   }
 
   // ── audit ───────────────────────────────────────────────────────────────────
