@@ -22,7 +22,7 @@ import { ContractRegistry } from '../src/contracts/registry.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
 import { systemClock } from '../src/core/clock.ts';
 import type { Json, Task } from '../src/core/types.ts';
-import { Boundary } from '../src/engine/boundary.ts';
+import { Boundary, taskCrossing } from '../src/engine/boundary.ts';
 import { createRegistry } from '../src/engine/registry.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { openStore } from '../src/runtime/open-store.ts';
@@ -105,7 +105,9 @@ const task: Task = {
   finishedAt: null,
 };
 const input: Json = { to: 'ops@acme.com', amount: 12.5, note: 'monthly' };
-const ctx = (i: number) => ({ task, tenant: 'default', actor: 'bench', key: `run_bench/task_bench/${i}/0` });
+const ctx = (i: number) => taskCrossing(task, 'default', 'bench', `run_bench/task_bench/${i}/0`);
+const paySend = registry.tools.get('pay.send')!;
+const payLimited = limitedRegistry.tools.get('pay.limited')!;
 
 async function measure(label: string, fn: (i: number) => Promise<unknown>, batch = 1): Promise<{ label: string; p50: number; p99: number; mean: number }> {
   for (let i = 0; i < 500; i++) await fn(-i - 1); // warm-up: JIT, prepared statements
@@ -123,13 +125,13 @@ const boundary = new Boundary(store, registry, systemClock);
 const limited = new Boundary(store, limitedRegistry, systemClock);
 const results = [
   await measure('evaluate (contract + 50 rules)', async (i) => {
-    const v = await boundary.tool(ctx(i), 'pay.send', input);
+    const v = await boundary.tool(ctx(i), paySend, input);
     if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
   }),
   await measure(
     'evaluate + audit append (group commit, batches of 8)',
     async (i) => {
-      const v = await boundary.tool(ctx(i), 'pay.send', input);
+      const v = await boundary.tool(ctx(i), paySend, input);
       await store.audit.append(v.audit, Date.now());
     },
     8,
@@ -137,7 +139,7 @@ const results = [
   await measure(
     'with a rate-limit token and a spend reservation',
     async (i) => {
-      const v = await limited.tool(ctx(i), 'pay.limited', null);
+      const v = await limited.tool(ctx(i), payLimited, null);
       if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
       await store.audit.append(v.audit, Date.now());
     },

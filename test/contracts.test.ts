@@ -73,16 +73,11 @@ describe('the contract registry', () => {
       [': must have property "summary"', ': must not have property "extra"', 'score: must be number', 'tags.1: must be string', 'tags.3: must be string'],
     );
     assert.deepEqual(c.violations('report@1', { summary: 's', score: 0.5 }), []);
-    assert.throws(
-      () => c.check('email@1', { to: 'not-an-email', subject: 'x'.repeat(21) }, 'input of tool email.send'),
-      (err: unknown) => {
-        assert.ok(err instanceof ContractViolationError);
-        assert.equal(err.code, 'CONTRACT_VIOLATION');
-        assert.deepEqual(paths(err.violations), ['subject', 'to']);
-        assert.match(err.message, /input of tool email\.send violates email@1: /);
-        return true;
-      },
-    );
+    const err = new ContractViolationError('email@1', 'input of tool email.send', c.violations('email@1', { to: 'not-an-email', subject: 'x'.repeat(21) }));
+    assert.equal(err.code, 'CONTRACT_VIOLATION');
+    assert.equal(err.retryable, false, 'bad input from a caller is not retryable');
+    assert.deepEqual(paths(err.violations), ['subject', 'to']);
+    assert.match(err.message, /input of tool email\.send violates email@1: /);
   });
 
   it('refuses a schema that is not valid JSON Schema, and reports acceptance as declared', () => {

@@ -110,12 +110,6 @@ export class ContractRegistry {
     return (c.validate.errors ?? []).map(toIssue);
   }
 
-  /** Throws ContractViolationError listing every violation. */
-  check(id: string, value: unknown, where: string): void {
-    const v = this.violations(id, value);
-    if (v.length > 0) throw new ContractViolationError(id, where, v);
-  }
-
   /** Whether a payload declared as `given` may be handed to a receiver expecting `expected`. */
   accepts(expected: string, given: string): boolean {
     if (expected === given) return true;

@@ -1,51 +1,29 @@
 import type { Clock } from '../core/clock.ts';
-import { SpineError, type FieldIssue } from '../core/errors.ts';
+import { CROSSING_STAGES, hasStage, type CrossingKind, type Stage } from '../core/crossing.ts';
 import { newId } from '../core/ids.ts';
+import type { FieldIssue } from '../core/issues.ts';
 import type { ErrorInfo, Json, Task } from '../core/types.ts';
 import { ContractMismatchError, ContractViolationError } from '../contracts/registry.ts';
-import type { Crossing, PolicyDecision, PolicyFacts } from '../policy/evaluate.ts';
+import { BudgetExceededError, PolicyDeniedError, RateLimitedError } from '../policy/errors.ts';
+import type { Crossing, PolicyDecision, PolicyFacts, RuleResult } from '../policy/evaluate.ts';
 import { escalationKey, formatCost, storeFacts } from '../policy/evaluate.ts';
 import type { AuditEntry, NewApproval, Settlement, Store } from '../store/store.ts';
-import type { AgentSpec, Cost, Registry } from './options.ts';
+import type { GateSubject } from '../validation/gate.ts';
+import type { AgentSpec, Cost, Registry, ToolSpec } from './options.ts';
+
+export { BudgetExceededError, PolicyDeniedError, RateLimitedError };
 
 /**
- * The one boundary every crossing passes (law 5): contract validation → policy
- * decision → audit record → (the caller's) durable effect. The task runner calls it
- * for tool calls, handoffs and the agent turn itself (its spend); intake and
- * outbound delivery will call it the same way.
+ * The one boundary every crossing passes (law 5): a pipeline of named stages,
+ *
+ *   contract → policy → gates → audit → effect
+ *
+ * run in that order, each crossing kind through the stages core/crossing.ts lists
+ * for it. The first three decide; `audit` is the verdict's audit entries, which the
+ * caller commits in the same transaction as the `effect` (or as the refusal). No
+ * contract, policy or gate check lives anywhere else: intake, the task runner and
+ * `spine policy explain` all come here.
  */
-
-/** A crossing refused by policy. Delivered to the agent as the action's result. */
-export class PolicyDeniedError extends SpineError {
-  readonly ruleId: string | null;
-  constructor(ruleId: string | null, reason: string) {
-    super('POLICY_DENIED', `refused by ${ruleId ?? 'policy'}: ${reason}`, { retryable: false, details: { ruleId } });
-    this.ruleId = ruleId;
-  }
-}
-
-/** A rate limit with onExceeded: fail. */
-export class RateLimitedError extends SpineError {
-  readonly ruleId: string;
-  readonly retryAt: number;
-  constructor(ruleId: string, retryAt: number) {
-    super('RATE_LIMITED', `rate limit ${ruleId} exceeded; next token at ${new Date(retryAt).toISOString()}`, {
-      retryable: true,
-      details: { ruleId, retryAt },
-    });
-    this.ruleId = ruleId;
-    this.retryAt = retryAt;
-  }
-}
-
-/** A cost ceiling was reached: spend stops and the task escalates to a human. */
-export class BudgetExceededError extends SpineError {
-  readonly ruleId: string;
-  constructor(ruleId: string, key: string) {
-    super('BUDGET_EXCEEDED', `cost ceiling ${ruleId} reached (${key}); escalated to a human`, { retryable: false, details: { ruleId, key } });
-    this.ruleId = ruleId;
-  }
-}
 
 export type Verdict =
   | { effect: 'allow'; reservation: Settlement | null; audit: AuditEntry[] }
@@ -54,12 +32,53 @@ export type Verdict =
   | { effect: 'approve'; approval: NewApproval; audit: AuditEntry[] }
   | { effect: 'escalate'; error: ErrorInfo; approval: NewApproval; audit: AuditEntry[] };
 
+/** Who crosses, and where in a run: the acting agent, its run and task, and the crossing's effect key. */
 export interface CrossingContext {
-  task: Task;
+  agent: string;
+  /** Null only at intake, before the run exists. */
+  runId: string | null;
+  taskId: string | null;
   tenant: string;
   actor: string;
-  /** The action's place in the run: the effect key. */
+  /** The crossing's place in the run: its effect key; approvals are recorded against it. */
   key: string;
+}
+
+export function taskCrossing(task: Task, tenant: string, actor: string, key: string): CrossingContext {
+  return { agent: task.agent, runId: task.runId, taskId: task.id, tenant, actor, key };
+}
+
+/** A payload checked against a contract at the contract stage. */
+interface ContractCheck {
+  id: string;
+  where: string;
+  /** An agent's own output: the violation goes back to it as a retryable error. */
+  retryable?: boolean;
+}
+
+/** One crossing as the stages see it. */
+interface Passage {
+  kind: CrossingKind;
+  ctx: CrossingContext;
+  /** What crosses: the tool, the receiving agent, `channel:to`, the acting agent for a turn or an output. */
+  name: string;
+  input: Json;
+  /** A handoff's contract refusal decided before any payload check (unknown or mismatched contract). */
+  refused?: { error: ErrorInfo; data: Json };
+  contracts: ContractCheck[];
+  cost: Cost | null;
+}
+
+/** What one stage did, for `spine policy explain`. */
+export interface StageStep {
+  stage: Stage;
+  outcome: 'pass' | 'deny' | 'skip' | 'approve' | 'defer' | 'escalate';
+  detail: string;
+  /** contract: which contract, and each violation. */
+  contract?: string;
+  violations?: FieldIssue[];
+  /** policy: every rule with what it decided. */
+  rules?: RuleResult[];
 }
 
 /** How long an unsettled reservation lives before the reaper releases it. */
@@ -91,59 +110,98 @@ export class Boundary {
     return g;
   }
 
-  /** A tool call: its input contract, then policy. */
-  async tool(ctx: CrossingContext, tool: string, input: Json): Promise<Verdict> {
-    const spec = this.registry.tools.get(tool);
-    const base = this.auditBase(ctx);
-    if (spec?.input) {
-      const violations = await this.violations(spec.input, input);
-      if (violations.length) {
-        const error = new ContractViolationError(spec.input, `input of tool ${tool}`, violations).toInfo();
-        return { effect: 'deny', error, audit: [{ ...base, kind: 'contract.rejected', data: { key: ctx.key, contract: spec.input, tool, violations: error.details ?? null } }] };
-      }
-    }
-    return this.decide(ctx, { kind: 'tool', name: tool, input, cost: spec?.cost ?? null });
-  }
+  // ── the crossings ──────────────────────────────────────────────────────────
 
-  /** A handoff: the payload against its declared contract and the receiver's, then policy. */
-  async handoff(ctx: CrossingContext, target: AgentSpec, input: Json, declared: string | undefined): Promise<Verdict> {
-    const base = this.auditBase(ctx);
-    const expected = target.input;
-    const contract = declared ?? expected;
-    if (declared && !this.registry.contracts.has(declared)) {
-      const error = new ContractViolationError(declared, 'handoff', [{ path: '', message: `unknown contract ${declared}` }]).toInfo();
-      return { effect: 'deny', error, audit: [{ ...base, kind: 'contract.rejected', data: { key: ctx.key, contract: declared, agent: target.name } }] };
-    }
-    if (declared && expected && !this.registry.contracts.accepts(expected, declared)) {
-      const error = new ContractMismatchError(declared, expected).toInfo();
-      return { effect: 'deny', error, audit: [{ ...base, kind: 'contract.rejected', data: { key: ctx.key, contract: declared, expected, agent: target.name } }] };
-    }
-    for (const id of new Set([contract, expected].filter((c): c is string => c !== null && c !== undefined))) {
-      const violations = await this.violations(id, input);
-      if (violations.length) {
-        const error = new ContractViolationError(id, `handoff to ${target.name}`, violations).toInfo();
-        return { effect: 'deny', error, audit: [{ ...base, kind: 'contract.rejected', data: { key: ctx.key, contract: id, agent: target.name, violations: error.details ?? null } }] };
-      }
-    }
-    return this.decide(ctx, { kind: 'handoff', name: target.name, input, cost: null });
-  }
-
-  /** An outbound message: policy on `deliver:<channel>:<to>` (allowlists, approvals, windows, rate limits). */
-  async deliver(ctx: CrossingContext, channel: string, to: string, input: Json): Promise<Verdict> {
-    return this.decide(ctx, { kind: 'deliver', name: `${channel}:${to}`, input, cost: null });
+  /** An envelope entering for `agent`, with the run input it becomes. */
+  intake(ctx: CrossingContext, spec: AgentSpec, input: Json): Promise<Verdict> {
+    return this.pass({ kind: 'intake', ctx, name: spec.name, input, contracts: spec.input ? [{ id: spec.input, where: `envelope for ${spec.name}` }] : [], cost: null });
   }
 
   /** The agent's own turn (its model spend), checked before the agent is called. */
-  async turn(ctx: CrossingContext, spec: AgentSpec): Promise<Verdict> {
-    if (!spec.cost || this.registry.policy.policy.ceilings.length === 0) return { effect: 'allow', reservation: null, audit: [] };
-    return this.decide(ctx, { kind: 'turn', name: spec.name, input: null, cost: spec.cost });
+  turn(ctx: CrossingContext, spec: AgentSpec): Promise<Verdict> {
+    return this.pass({ kind: 'turn', ctx, name: spec.name, input: null, contracts: [], cost: spec.cost });
   }
 
-  /** Throws ContractViolationError (retryable: the agent gets the violations back) when an output breaks its contract. */
-  async checkOutput(spec: AgentSpec, output: Json): Promise<void> {
-    if (!spec.output) return;
-    const violations = await this.violations(spec.output, output);
-    if (violations.length) throw new ContractViolationError(spec.output, `output of ${spec.name}`, violations, { retryable: true });
+  /** A tool call: its input contract, then policy, then gates. */
+  tool(ctx: CrossingContext, tool: ToolSpec, input: Json): Promise<Verdict> {
+    return this.pass({ kind: 'tool', ctx, name: tool.name, input, contracts: tool.input ? [{ id: tool.input, where: `input of tool ${tool.name}` }] : [], cost: tool.cost });
+  }
+
+  /** A tool's result, before the agent sees it: its output contract, then gates. */
+  toolResult(ctx: CrossingContext, tool: ToolSpec, value: Json): Promise<Verdict> {
+    return this.pass({ kind: 'toolResult', ctx, name: tool.name, input: value, contracts: tool.output ? [{ id: tool.output, where: `output of tool ${tool.name}` }] : [], cost: null });
+  }
+
+  /** A handoff: the payload against its declared contract and the receiver's, then policy, then gates. */
+  handoff(ctx: CrossingContext, target: AgentSpec, input: Json, declared: string | undefined): Promise<Verdict> {
+    const expected = target.input;
+    const passage: Passage = { kind: 'handoff', ctx, name: target.name, input, contracts: [], cost: null };
+    if (declared && !this.registry.contracts.has(declared)) {
+      const error = new ContractViolationError(declared, 'handoff', [{ path: '', message: `unknown contract ${declared}` }]).toInfo();
+      passage.refused = { error, data: { contract: declared, agent: target.name } };
+    } else if (declared && expected && !this.registry.contracts.accepts(expected, declared)) {
+      passage.refused = { error: new ContractMismatchError(declared, expected).toInfo(), data: { contract: declared, expected, agent: target.name } };
+    }
+    for (const id of new Set([declared ?? expected, expected].filter((c): c is string => c !== null && c !== undefined))) {
+      passage.contracts.push({ id, where: `handoff to ${target.name}` });
+    }
+    return this.pass(passage);
+  }
+
+  /** A child's result, before it joins its parent: gates. */
+  handoffResult(ctx: CrossingContext, child: string, value: Json): Promise<Verdict> {
+    return this.pass({ kind: 'handoffResult', ctx, name: child, input: value, contracts: [], cost: null });
+  }
+
+  /** A task's final output: its agent's output contract (a violation goes back to the agent, retryable), then gates. */
+  output(ctx: CrossingContext, spec: AgentSpec, output: Json): Promise<Verdict> {
+    return this.pass({
+      kind: 'output',
+      ctx,
+      name: spec.name,
+      input: output,
+      contracts: spec.output ? [{ id: spec.output, where: `output of ${spec.name}`, retryable: true }] : [],
+      cost: null,
+    });
+  }
+
+  /** An outbound message on `deliver:<channel>:<to>` (allowlists, approvals, windows, rate limits), then gates. */
+  deliver(ctx: CrossingContext, channel: string, to: string, payload: Json): Promise<Verdict> {
+    return this.pass({ kind: 'deliver', ctx, name: `${channel}:${to}`, input: payload, contracts: [], cost: null });
+  }
+
+  /**
+   * What the stages would decide for a crossing, without acquiring limits, asking
+   * for approvals or writing anything (`spine policy explain`).
+   */
+  async explain(kind: 'tool' | 'handoff' | 'deliver' | 'turn', ctx: CrossingContext, name: string, input: Json): Promise<{ steps: StageStep[]; decision: PolicyDecision }> {
+    const steps: StageStep[] = [];
+    const contracts: ContractCheck[] = [];
+    let cost: Cost | null = null;
+    if (kind === 'tool') {
+      const tool = this.registry.tools.get(name);
+      if (tool?.input) contracts.push({ id: tool.input, where: `input of tool ${name}` });
+      cost = tool?.cost ?? null;
+    } else if (kind === 'handoff') {
+      const target = this.registry.agents.get(name);
+      if (target?.input) contracts.push({ id: target.input, where: `handoff to ${name}` });
+    } else if (kind === 'turn') {
+      cost = this.registry.agents.get(name)?.cost ?? null;
+    }
+    if (hasStage(kind, 'contract')) {
+      if (contracts.length === 0) steps.push({ stage: 'contract', outcome: 'skip', detail: 'no contract declared' });
+      for (const c of contracts) {
+        const violations = this.registry.contracts.violations(c.id, input);
+        const detail = violations.length ? new ContractViolationError(c.id, c.where, violations).message : `${c.where} satisfies ${c.id}`;
+        steps.push({ stage: 'contract', outcome: violations.length ? 'deny' : 'pass', detail, contract: c.id, violations });
+      }
+    }
+    const crossing = this.policyCrossing({ kind, ctx, name, input, contracts, cost });
+    const decision = await this.registry.policy.evaluate(crossing, this.clock.now(), this.facts, { explain: true });
+    steps.push({ stage: 'policy', outcome: decision.effect === 'allow' ? 'pass' : decision.effect, detail: decision.reason, rules: decision.trace });
+    const gates = this.gatesFor(this.subject({ kind, ctx, name, input, contracts, cost }));
+    steps.push({ stage: 'gates', outcome: gates.length ? 'pass' : 'skip', detail: gates.length ? `gates ${gates.map((g) => g.id).join(', ')} run on the live input` : 'no gate on this crossing' });
+    return { steps, decision };
   }
 
   /** Spend to settle after a turn: the agent's reported usage, else the estimate. */
@@ -154,31 +212,114 @@ export class Boundary {
     return [{ reservationId: reservation.reservationId, micros, tokens }];
   }
 
-  private auditBase(ctx: CrossingContext) {
-    return { runId: ctx.task.runId, taskId: ctx.task.id, agent: ctx.task.agent, actor: ctx.actor };
-  }
+  // ── the pipeline ───────────────────────────────────────────────────────────
 
-  private async violations(contract: string, value: Json): Promise<FieldIssue[]> {
-    if (!this.recorded.has(contract)) {
-      const c = this.registry.contracts.get(contract);
-      if (c) {
-        await this.store.contracts.record(c.id, c.digest, c.schema, this.clock.now());
-        this.recorded.add(contract);
+  /** Runs the crossing's stages in order; the first that does not let it through decides. */
+  private async pass(p: Passage): Promise<Verdict> {
+    const audit: AuditEntry[] = [];
+    let reservation: Settlement | null = null;
+    for (const stage of CROSSING_STAGES[p.kind] as readonly Stage[]) {
+      let verdict: Verdict | null = null;
+      switch (stage) {
+        case 'contract':
+          verdict = await this.contractStage(p, audit);
+          break;
+        case 'policy': {
+          const outcome = await this.policyStage(p, audit);
+          if ('effect' in outcome) verdict = outcome;
+          else reservation = outcome.reservation;
+          break;
+        }
+        case 'gates':
+          verdict = await this.gatesStage(p, audit);
+          break;
+        case 'audit':
+        case 'effect':
+          // The caller commits `audit` with its durable effect, in one transaction.
+          break;
+      }
+      if (verdict) {
+        // A refusal after policy reserved spend gives it back at once.
+        if (reservation) await this.store.limits.settle({ ...reservation, micros: 0, tokens: 0 }, this.clock.now());
+        return verdict;
       }
     }
-    return this.registry.contracts.violations(contract, value);
+    return { effect: 'allow', reservation, audit };
   }
 
-  private async decide(ctx: CrossingContext, what: { kind: Crossing['kind']; name: string; input: Json; cost: Cost | null }): Promise<Verdict> {
-    const crossing: Crossing = { ...what, agent: ctx.task.agent, runId: ctx.task.runId, taskId: ctx.task.id, tenant: ctx.tenant, key: ctx.key };
+  private base(ctx: CrossingContext): Omit<AuditEntry, 'kind'> {
+    return { runId: ctx.runId, taskId: ctx.taskId, agent: ctx.agent, actor: ctx.actor };
+  }
+
+  private async contractStage(p: Passage, audit: AuditEntry[]): Promise<Verdict | null> {
+    const base = this.base(p.ctx);
+    const subject: Record<string, Json> = p.kind === 'tool' || p.kind === 'toolResult' ? { tool: p.name } : { agent: p.name };
+    if (p.refused) {
+      audit.push({ ...base, kind: 'contract.rejected', data: { key: p.ctx.key, crossing: p.kind, ...(p.refused.data as Record<string, Json>) } });
+      return { effect: 'deny', error: p.refused.error, audit };
+    }
+    for (const c of p.contracts) {
+      await this.recordContract(c.id);
+      const violations = this.registry.contracts.violations(c.id, p.input);
+      if (violations.length === 0) continue;
+      const error = new ContractViolationError(c.id, c.where, violations, c.retryable ? { retryable: true } : {}).toInfo();
+      audit.push({ ...base, kind: 'contract.rejected', data: { key: p.ctx.key, crossing: p.kind, contract: c.id, ...subject, violations: error.details ?? null } });
+      return { effect: 'deny', error, audit };
+    }
+    return null;
+  }
+
+  private async gatesStage(p: Passage, audit: AuditEntry[]): Promise<Verdict | null> {
+    const subject = this.subject(p);
+    for (const gate of this.gatesFor(subject)) {
+      const v = await gate.check(subject);
+      if (v.verdict === 'pass') continue;
+      audit.push({ ...this.base(p.ctx), kind: 'gate.verdict', data: { key: p.ctx.key, crossing: p.kind, gate: gate.id, verdict: v.verdict, reasons: v.reasons } });
+      if (v.verdict === 'block') {
+        return { effect: 'deny', error: new PolicyDeniedError(gate.id, `gate ${gate.id} blocked: ${v.reasons.join('; ')}`).toInfo(), audit };
+      }
+    }
+    return null;
+  }
+
+  private gatesFor(subject: GateSubject) {
+    return (this.registry.gates ?? []).filter((g) => g.on === subject.crossing && g.applies(subject));
+  }
+
+  private subject(p: Passage): GateSubject {
+    return { crossing: p.kind, name: p.name, agent: p.ctx.agent, runId: p.ctx.runId, taskId: p.ctx.taskId, key: p.ctx.key, value: p.input };
+  }
+
+  private async recordContract(id: string): Promise<void> {
+    if (this.recorded.has(id)) return;
+    const c = this.registry.contracts.get(id);
+    if (!c) return;
+    await this.store.contracts.record(c.id, c.digest, c.schema, this.clock.now());
+    this.recorded.add(id);
+  }
+
+  private policyCrossing(p: Passage): Crossing {
+    const kind = p.kind === 'tool' || p.kind === 'handoff' || p.kind === 'deliver' || p.kind === 'turn' ? p.kind : null;
+    const { runId, taskId } = p.ctx;
+    // core/crossing.ts gives a policy stage only to crossings made by a task.
+    if (!kind || runId === null || taskId === null) throw new Error(`no policy stage for ${p.kind} crossings`);
+    return { kind, name: p.name, input: p.input, cost: p.cost, agent: p.ctx.agent, runId, taskId, tenant: p.ctx.tenant, key: p.ctx.key };
+  }
+
+  /** Policy: a decision, then the shared limits (rate buckets, reserved spend), all or nothing. */
+  private async policyStage(p: Passage, audit: AuditEntry[]): Promise<Verdict | { reservation: Settlement | null }> {
+    const { ctx } = p;
     const policy = this.registry.policy;
-    const base = this.auditBase(ctx);
-    const action = `${what.kind}:${what.name}`;
-    if (policy.isUnruled(crossing)) return { effect: 'allow', reservation: null, audit: [] };
+    // A turn is only ruled by cost ceilings: without a spend estimate or a ceiling, it needs no decision.
+    if (p.kind === 'turn' && (!p.cost || policy.policy.ceilings.length === 0)) return { reservation: null };
+    const crossing = this.policyCrossing(p);
+    const base = this.base(ctx);
+    const action = `${crossing.kind}:${crossing.name}`;
+    if (policy.isUnruled(crossing)) return { reservation: null };
 
     const now = this.clock.now();
     const decision = await policy.evaluate(crossing, now, this.facts);
-    const audit: AuditEntry[] = [decisionEvent(base, ctx.key, action, decision)];
+    audit.push(decisionEvent(base, ctx.key, action, decision));
     for (const ruleId of decision.notify) {
       audit.push({ ...base, kind: 'operator.notified', data: { ruleId, key: ctx.key, action, why: 'notify tier' } });
     }
@@ -192,11 +333,11 @@ export class Boundary {
         return {
           effect: 'approve',
           approval: {
-            runId: ctx.task.runId,
-            taskId: ctx.task.id,
-            agent: ctx.task.agent,
+            runId: crossing.runId,
+            taskId: crossing.taskId,
+            agent: ctx.agent,
             actionKey: ctx.key,
-            action: { kind: what.kind, name: what.name, input: what.input },
+            action: { kind: crossing.kind, name: crossing.name, input: crossing.input },
             kind: 'approval',
             ruleId: a.ruleId,
             reason: a.reason,
@@ -210,18 +351,17 @@ export class Boundary {
       case 'allow':
         break;
     }
-    if (!decision.limits) return { effect: 'allow', reservation: null, audit };
+    if (!decision.limits) return { reservation: null };
     const reservationId = newId('rsv');
     const limits = decision.limits;
     const result = await this.store.limits.acquire(
-      { ...limits, reservationId, runId: ctx.task.runId, taskId: ctx.task.id, expiresAt: now + this.reservationTtl(ctx.task.agent) },
+      { ...limits, reservationId, runId: crossing.runId, taskId: crossing.taskId, expiresAt: now + this.reservationTtl(ctx.agent) },
       now,
     );
     if (result.ok) {
-      if (result.reservationId) {
-        audit.push({ ...base, kind: 'cost.reserved', data: { key: ctx.key, reservation: reservationId, micros: limits.micros, tokens: limits.tokens, ruleIds: limits.budgets.map((b) => b.ruleId) } });
-      }
-      return { effect: 'allow', reservation: result.reservationId ? { reservationId, micros: limits.micros, tokens: limits.tokens } : null, audit };
+      if (!result.reservationId) return { reservation: null };
+      audit.push({ ...base, kind: 'cost.reserved', data: { key: ctx.key, reservation: reservationId, micros: limits.micros, tokens: limits.tokens, ruleIds: limits.budgets.map((b) => b.ruleId) } });
+      return { reservation: { reservationId, micros: limits.micros, tokens: limits.tokens } };
     }
     if (result.kind === 'rate') {
       audit.push({ ...base, kind: 'policy.rate-limited', data: { key: ctx.key, action, ruleId: result.ruleId, retryAt: result.retryAt, onExceeded: result.onExceeded } });
@@ -236,14 +376,14 @@ export class Boundary {
       effect: 'escalate',
       error,
       approval: {
-        runId: ctx.task.runId,
-        taskId: ctx.task.id,
-        agent: ctx.task.agent,
+        runId: crossing.runId,
+        taskId: crossing.taskId,
+        agent: ctx.agent,
         actionKey: escalationKey(ctx.key),
-        action: { kind: what.kind, name: what.name, input: what.input },
+        action: { kind: crossing.kind, name: crossing.name, input: crossing.input },
         kind: 'escalation',
         ruleId: result.ruleId,
-        reason: `cost ceiling ${result.ruleId} reached (${result.key}); approve to let this ${what.kind} spend over it, deny to stop the task`,
+        reason: `cost ceiling ${result.ruleId} reached (${result.key}); approve to let this ${crossing.kind} spend over it, deny to stop the task`,
         approvers: 'operators',
         expiresAt: null,
         onExpiry: null,

@@ -5,6 +5,7 @@ import type { Json } from '../core/types.ts';
 export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
+import type { Gate } from '../validation/gate.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -68,6 +69,8 @@ export interface Registry {
   retry: RetryPolicy;
   contracts: ContractRegistry;
   policy: PolicyEngine;
+  /** The boundary's gates stage (validation); empty until gates are configured. */
+  gates: readonly Gate[];
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

@@ -2,6 +2,7 @@ import type { Agent, ToolFunction } from '../core/agent.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
+import type { Gate } from '../validation/gate.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -39,6 +40,7 @@ export function createRegistry(parts: {
   retry?: Partial<RetryPolicy>;
   contracts?: ContractRegistry;
   policy?: CompiledPolicy;
+  gates?: readonly Gate[];
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -79,5 +81,6 @@ export function createRegistry(parts: {
     retry,
     contracts: parts.contracts ?? new ContractRegistry(),
     policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
+    gates: parts.gates ?? [],
   };
 }

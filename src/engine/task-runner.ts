@@ -5,10 +5,9 @@ import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
-import { ContractViolationError } from '../contracts/registry.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
 import type { AgentContext } from '../core/agent.ts';
-import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
+import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from './boundary.ts';
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
@@ -75,7 +74,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
   for (;;) {
     const n = turns + 1;
-    const ctx = (key: string): CrossingContext => ({ task, tenant, actor: env.workerId, key });
+    const ctx = (key: string): CrossingContext => taskCrossing(task, tenant, env.workerId, key);
     const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
     const audit: AuditEntry[] = [];
     let actions: Action[];
@@ -115,7 +114,12 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         actions = answer.actions ?? [];
         output = answer.output;
         usage = answer.usage ?? null;
-        if (output !== undefined) await boundary.checkOutput(spec, output);
+        if (output !== undefined) {
+          const checked = await boundary.output(ctx(`${task.runId}/${task.id}/${n}/output`), spec, output);
+          audit.push(...checked.audit);
+          // A refused output is a failed attempt: the agent gets the reasons back on its next attempt.
+          if (checked.effect === 'deny') throw SpineError.fromInfo(checked.error);
+        }
         decided = false;
         audit.push({
           ...base,
@@ -164,7 +168,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           }
           const verdict =
             action.type === 'tool'
-              ? await boundary.tool(ctx(key), action.tool, action.input ?? null)
+              ? await boundary.tool(ctx(key), tool!, action.input ?? null)
               : await boundary.deliver(ctx(key), action.channel, action.to, deliverPayload(action));
           audit.push(...verdict.audit);
           if (verdict.effect === 'deny') {
@@ -313,7 +317,7 @@ async function runTool(
   stop: AbortSignal,
   audit: AuditEntry[],
 ): Promise<ActionResult> {
-  const { store, clock, registry } = env;
+  const { store, clock } = env;
   const { task } = claimed;
   const key = effectKey(task.runId, task.id, n, index);
   const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
@@ -343,14 +347,11 @@ async function runTool(
     reservation ?? undefined,
   );
   const result = ledgerResult(index, action, final);
-  if (result.ok && tool.output) {
-    const violations = registry.contracts.violations(tool.output, result.value);
-    if (violations.length) {
-      const error = new ContractViolationError(tool.output, `output of tool ${tool.name}`, violations).toInfo();
-      audit.push({ ...base, kind: 'contract.rejected', data: { key, contract: tool.output, tool: tool.name } });
-      return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error };
-    }
-  }
+  if (!result.ok) return result;
+  // The result crosses back: its contract and gates decide whether the agent sees it.
+  const checked = await env.boundary.toolResult(taskCrossing(task, claimed.tenant, env.workerId, key), tool, result.value);
+  audit.push(...checked.audit);
+  if (checked.effect === 'deny') return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error: checked.error };
   return result;
 }
 

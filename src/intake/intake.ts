@@ -1,7 +1,8 @@
 import type { Clock } from '../core/clock.ts';
-import { UnknownAgentError } from '../core/errors.ts';
+import { SpineError, UnknownAgentError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { ErrorInfo, Json } from '../core/types.ts';
+import { Boundary } from '../engine/boundary.ts';
 import type { Registry } from '../engine/options.ts';
 import { describeEnvelope, route, type Binding, type RouteDecision } from '../routing/bindings.ts';
 import { resetThreshold, scopeFor, sessionKey, type SessionScope, type SessionSettings } from '../routing/sessions.ts';
@@ -27,18 +28,18 @@ export const UNROUTABLE = 'UNROUTABLE';
 export class Intake {
   private readonly store: Store;
   private readonly clock: Clock;
-  private current: { registry: Registry; routing: RoutingConfig };
+  private current: { registry: Registry; routing: RoutingConfig; boundary: Boundary };
   private sweeping: { timer: NodeJS.Timeout; unsubscribe: () => void; busy: boolean } | null = null;
 
   constructor(store: Store, registry: Registry, routing: RoutingConfig, clock: Clock) {
     this.store = store;
     this.clock = clock;
-    this.current = { registry, routing };
+    this.current = { registry, routing, boundary: new Boundary(store, registry, clock) };
   }
 
   /** Swaps in a reloaded config; envelopes already accepted keep their decisions. */
   reconfigure(registry: Registry, routing: RoutingConfig): void {
-    this.current = { registry, routing };
+    this.current = { registry, routing, boundary: new Boundary(this.store, registry, this.clock) };
   }
 
   /** The routing decision for an envelope, without storing anything (`spine route explain`). */
@@ -54,9 +55,15 @@ export class Intake {
     const envelopeId = newId('env');
     const acceptRoute = this.decide(e, envelopeId, opts);
     if (acceptRoute.ok) {
-      // Intake is a crossing too: input that breaks the agent's contract is refused, and nothing is stored.
-      const spec = this.current.registry.agents.get(acceptRoute.agent);
-      if (spec?.input) this.current.registry.contracts.check(spec.input, envelopeInput(e, envelopeId), `envelope for ${spec.name}`);
+      // Intake is a crossing: input the agent's contract (or a gate) refuses is bad input, and nothing is stored.
+      const spec = this.current.registry.agents.get(acceptRoute.agent)!;
+      const key = `envelope:${envelopeId}`;
+      const verdict = await this.current.boundary.intake(
+        { agent: spec.name, runId: null, taskId: null, tenant: acceptRoute.tenant ?? 'default', actor: opts.actor, key },
+        spec,
+        envelopeInput(e, envelopeId),
+      );
+      if (verdict.effect === 'deny') throw SpineError.fromInfo({ ...verdict.error, retryable: false });
     }
     return this.store.acceptEnvelope({ envelope: e, envelopeId, route: acceptRoute, actor: opts.actor }, this.clock.now());
   }

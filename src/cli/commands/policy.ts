@@ -1,6 +1,8 @@
 import { InvalidInputError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
-import { formatCost, storeFacts, type Crossing } from '../../policy/evaluate.ts';
+import { ManualClock } from '../../core/clock.ts';
+import { Boundary } from '../../engine/boundary.ts';
+import { formatCost } from '../../policy/evaluate.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { table } from '../format.ts';
@@ -43,44 +45,27 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
   const agent = registry.agents.get(values.agent);
   if (!agent) throw new InvalidInputError('--agent', `unknown agent "${values.agent}" (known: ${[...registry.agents.keys()].join(', ')})`);
 
-  const steps: Array<{ ruleId: string; kind: string; outcome: string; reason: string }> = [];
-  let cost: Crossing['cost'] = null;
-  if (kind === 'tool') {
-    const tool = registry.tools.get(name);
-    if (!tool) throw new InvalidInputError('--action', `unknown tool "${name}" (known: ${[...registry.tools.keys()].join(', ') || 'none'})`);
-    cost = tool.cost;
-    if (tool.input) {
-      const v = registry.contracts.violations(tool.input, args);
-      steps.push({ ruleId: tool.input, kind: 'contract', outcome: v.length ? 'deny' : 'pass', reason: v.length ? v.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ') : 'input satisfies the contract' });
-    }
-  } else if (kind === 'handoff') {
-    const target = registry.agents.get(name);
-    if (!target) throw new InvalidInputError('--action', `unknown agent "${name}"`);
-    if (target.input) {
-      const v = registry.contracts.violations(target.input, args);
-      steps.push({ ruleId: target.input, kind: 'contract', outcome: v.length ? 'deny' : 'pass', reason: v.length ? v.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ') : 'payload satisfies the receiver’s contract' });
-    }
-  } else {
-    cost = agent.cost;
-  }
+  if (kind === 'tool' && !registry.tools.has(name)) throw new InvalidInputError('--action', `unknown tool "${name}" (known: ${[...registry.tools.keys()].join(', ') || 'none'})`);
+  if (kind === 'handoff' && !registry.agents.has(name)) throw new InvalidInputError('--action', `unknown agent "${name}"`);
 
   const store = await openCliStore(values, config);
   try {
-    const crossing: Crossing = {
-      kind,
-      name,
-      agent: agent.name,
-      runId: values.run ?? '(explain)',
-      taskId: '(explain)',
-      tenant: values.tenant ?? 'default',
-      input: args,
-      key: '(explain)',
-      cost,
-    };
-    const facts = { ...storeFacts(store), approvalFor: async () => null };
-    const contractDenied = steps.some((s) => s.outcome === 'deny');
-    const decision = await registry.policy.evaluate(crossing, now, facts, { explain: true });
-    steps.push(...decision.trace);
+    // The boundary itself, in explain mode: the same stages a live crossing passes, with nothing acquired or written.
+    const boundary = new Boundary(store, registry, new ManualClock(now));
+    const ctx = { agent: agent.name, runId: values.run ?? '(explain)', taskId: '(explain)', tenant: values.tenant ?? 'default', actor: 'explain', key: '(explain)' };
+    const explained = await boundary.explain(kind, ctx, name, args);
+    const { decision } = explained;
+    const steps: Array<{ ruleId: string; kind: string; outcome: string; reason: string }> = [];
+    for (const step of explained.steps) {
+      if (step.stage === 'contract' && step.contract) {
+        const v = step.violations ?? [];
+        const ok = kind === 'handoff' ? 'payload satisfies the receiver’s contract' : 'input satisfies the contract';
+        steps.push({ ruleId: step.contract, kind: 'contract', outcome: step.outcome, reason: v.length ? v.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ') : ok });
+      } else if (step.stage === 'policy') {
+        steps.push(...(step.rules ?? []));
+      }
+    }
+    const contractDenied = steps.some((s) => s.kind === 'contract' && s.outcome === 'deny');
     let effect: string = contractDenied ? 'deny' : decision.effect;
     let reason = contractDenied ? 'the input violates its contract' : decision.reason;
     let ruleId: string | null = contractDenied ? (steps.find((s) => s.kind === 'contract' && s.outcome === 'deny')?.ruleId ?? null) : decision.ruleId;
