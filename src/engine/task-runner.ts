@@ -71,12 +71,15 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
   // Set after a failed attempt or an escalation; cleared by every committed turn.
   let lastError: ErrorInfo | null = task.error;
   let turns = task.turns;
+  // Children's results cross back (handoffResult) before the parent's next turn sees them; their audit rides with that turn.
+  let carried: AuditEntry[] = [];
+  if (!open && results.some((r) => r.type === 'handoff' && r.taskId)) ({ results, audit: carried } = await crossJoinedResults(env, claimed, results));
 
   for (;;) {
     const n = turns + 1;
     const ctx = (key: string): CrossingContext => taskCrossing(task, tenant, env.workerId, key);
     const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
-    const audit: AuditEntry[] = [];
+    const audit: AuditEntry[] = carried.splice(0);
     let actions: Action[];
     let output: Json | undefined;
     let usage: Usage | null;
@@ -236,6 +239,23 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     attempt = 0;
     lastError = null;
   }
+}
+
+/** Passes each child's outcome through the boundary's handoffResult crossing; a refused one reaches the parent as an error. */
+async function crossJoinedResults(env: RunnerEnv, claimed: ClaimedTask, results: ActionResult[]): Promise<{ results: ActionResult[]; audit: AuditEntry[] }> {
+  const { task, tenant } = claimed;
+  const audit: AuditEntry[] = [];
+  const out: ActionResult[] = [];
+  for (const r of results) {
+    if (r.type !== 'handoff' || !r.taskId || !r.ok) {
+      out.push(r);
+      continue;
+    }
+    const verdict = await env.boundary.handoffResult(taskCrossing(task, tenant, env.workerId, `${task.runId}/${r.taskId}/result`), r.taskId, r.value);
+    audit.push(...verdict.audit);
+    out.push(verdict.effect === 'deny' ? { index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error } : r);
+  }
+  return { results: out, audit };
 }
 
 function buildTurnInput(
