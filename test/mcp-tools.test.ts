@@ -127,6 +127,28 @@ describe('MCP tools in the catalog', () => {
     assert.equal(http.sessions.size, sessions);
   });
 
+  it('a Streamable HTTP server that restarts: its 404 for the stale session starts a new one, and the call is made again once', async (t) => {
+    const http = await startHttpMcpServer('restarting');
+    t.after(() => http.close());
+    const issues: FieldIssue[] = [];
+    const tools = await loadMcpTools({ servers: { remote: { url: http.url } } }, { dir: FIXTURES, issues });
+    assert.deepEqual(issues, []);
+    const ctx = (n: number) => ({ idempotencyKey: `r/t/1/${n}`, maybeRepeated: false, runId: 'r', taskId: 't', agent: 'a', signal: new AbortController().signal });
+    assert.match(String(await tools['remote.echo']!.run({ text: 'before' }, ctx(0))), /restarting: before/);
+    assert.equal(http.sessions.size, 1);
+    await http.restart();
+    // The first call after the restart meets the 404, re-initializes and succeeds: no error reaches the agent.
+    assert.match(String(await tools['remote.echo']!.run({ text: 'after' }, ctx(1))), /restarting: after/);
+    assert.equal(http.sessions.size, 2, 'a new session was initialized');
+    assert.equal(http.calls.get('echo'), 2, 'each call reached the server exactly once');
+    // Sessions expired on a server that stays up: the stale id gets a 404, and a new session is made.
+    await http.expireSessions();
+    assert.match(String(await tools['remote.echo']!.run({ text: 'expired' }, ctx(2))), /restarting: expired/);
+    assert.equal(http.sessions.size, 3);
+    assert.equal(http.calls.get('echo'), 3);
+    await closeMcpClients();
+  });
+
   it('a stdio server that dies is started again on the next call', async () => {
     const issues: FieldIssue[] = [];
     const tools = await loadMcpTools({ servers: { crashy: { command: STDIO } } }, { dir: FIXTURES, issues });

@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { ToolError, type FieldIssue } from '../../core/errors.ts';
@@ -74,12 +74,39 @@ export class McpConnection {
     return client;
   }
 
+  /**
+   * Runs `fn` on the live client. A Streamable HTTP server answers 404 to a session id
+   * it no longer knows (it restarted, or expired the session); the transport spec says
+   * to start a new session with `initialize` then, so that happens once, and the call
+   * is made again on the new session. A server that went away also closes the
+   * keep-alive connection the next request was sent on, before answering it: that is
+   * the same restart, and the same single retry (the call carries its idempotency key).
+   */
+  async call<T>(fn: (client: Client) => Promise<T>): Promise<T> {
+    const client = await this.get();
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (this.target.kind !== 'http' || !serverRestarted(err)) throw err;
+      if (this.client === client) this.client = null;
+      await client.close().catch(() => {});
+      return fn(await this.get());
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const c = this.client ?? (await this.connecting?.catch(() => null)) ?? null;
     this.client = null;
     await c?.close().catch(() => {});
   }
+}
+
+function serverRestarted(err: unknown): boolean {
+  if (err instanceof StreamableHTTPError) return err.code === 404;
+  // undici: the server closed the pooled connection without an answer.
+  const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
+  return err instanceof TypeError && (cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'ECONNRESET');
 }
 
 function describe(t: ServerTarget): string {
@@ -115,11 +142,10 @@ export async function closeMcpClients(): Promise<void> {
 
 /** Lists the server's tools and turns each into a catalog entry `<namespace>.<tool>`. */
 export async function mcpTools(conn: McpConnection, target: ServerTarget, path: string, issues: FieldIssue[]): Promise<Record<string, ToolInit>> {
-  const client = await conn.get();
   const listed: Tool[] = [];
   let cursor: string | undefined;
   do {
-    const page = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: target.connectTimeoutMs });
+    const page = await conn.call((client) => client.listTools(cursor === undefined ? {} : { cursor }, { timeout: target.connectTimeoutMs }));
     listed.push(...page.tools);
     cursor = page.nextCursor;
   } while (cursor);
@@ -165,11 +191,12 @@ function callTool(conn: McpConnection, target: ServerTarget, local: string, remo
     }
     let result: ToolResultLike;
     try {
-      const client = await conn.get();
-      result = (await client.callTool({ name: remote, arguments: input ?? {}, _meta: { [IDEMPOTENCY_META]: ctx.idempotencyKey } }, undefined, {
-        signal: ctx.signal,
-        timeout: target.timeoutMs,
-      })) as ToolResultLike;
+      result = (await conn.call((client) =>
+        client.callTool({ name: remote, arguments: input ?? {}, _meta: { [IDEMPOTENCY_META]: ctx.idempotencyKey } }, undefined, {
+          signal: ctx.signal,
+          timeout: target.timeoutMs,
+        }),
+      )) as ToolResultLike;
     } catch (err) {
       if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : err;
       throw new ToolError(local, `MCP call to ${describe(target)} failed: ${err instanceof Error ? err.message : String(err)}`, { retryable: true, cause: err });
