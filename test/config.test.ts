@@ -111,8 +111,29 @@ describe('config validation', () => {
     ]);
   });
 
+  it('a command agent whose executable or script does not exist is refused at load, naming the field', async () => {
+    const file = write(
+      'missing-cmd.json5',
+      `{ agents: {
+          a: { kind: 'command', command: ['python3', 'nowhere.py'] },
+          b: { kind: 'command', command: ['./bin/absent-agent'] },
+          c: { kind: 'command', command: ['no-such-program-anywhere', '--flag'] },
+        } }`,
+    );
+    await assert.rejects(loadConfig(file), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(
+        err.issues.map((i) => i.path),
+        ['agents.a.command.1', 'agents.b.command.0', 'agents.c.command.0'],
+      );
+      assert.match(err.issues[2]!.message, /not on the PATH/);
+      return true;
+    });
+  });
+
   it('compiles a valid config with defaults filled in', async () => {
     write('agent2.ts', 'export default function agent() { return { output: 1 }; }\nexport function tool() { return 2; }\n');
+    write('agent.py', 'print("{}")\n');
     const file = write(
       'ok.json5',
       `// comments and trailing commas are fine in JSON5

@@ -238,6 +238,7 @@ describe('start-up', () => {
     const { dir, url, cleanup } = await tempStore();
     t.after(cleanup);
     const config = join(dir, 'spine.config.json5');
+    writeFileSync(join(dir, 'echo.js'), '');
     writeFileSync(config, `{ agents: { echo: { kind: 'command', command: ['node', 'echo.js'] } } }`);
     await assert.rejects(gatewayCommand(['--host', '0.0.0.0', '--port', '0', '--config', config, '--db', url]), (err: unknown) => {
       assert.ok(err instanceof InvalidInputError);

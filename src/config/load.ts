@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
 import type { AgentFunction, ToolFunction } from '../core/agent.ts';
@@ -140,6 +140,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     } else if (cfg.kind === 'command') {
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
+      checkCommand(command, dir, `${path}.command`, issues);
       agents[name] = { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
@@ -207,6 +208,29 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     durability: raw.store?.durability ?? 'strict',
     raw,
   };
+}
+
+/** Script arguments worth checking at load: a relative path, or a file name with a script's extension. */
+const SCRIPT_ARG = /^\.{1,2}\/|\.(py|js|mjs|cjs|ts|mts|rb|sh|pl|php|r|lua|jar)$/i;
+
+/** A command agent whose executable or script is missing fails at load, naming the field, not at its first turn. */
+function checkCommand(command: string[], dir: string, path: string, issues: FieldIssue[]): void {
+  const [exe, ...args] = command;
+  if (!exe) return;
+  if (exe.includes('/')) {
+    if (!existsSync(exe)) issues.push({ path: `${path}.0`, message: `executable not found: ${exe}` });
+  } else if (!onPath(exe)) {
+    issues.push({ path: `${path}.0`, message: `executable "${exe}" is not on the PATH` });
+  }
+  args.forEach((arg, i) => {
+    if (!arg.startsWith('-') && SCRIPT_ARG.test(arg) && !existsSync(resolve(dir, arg))) {
+      issues.push({ path: `${path}.${i + 1}`, message: `file not found: ${resolve(dir, arg)}` });
+    }
+  });
+}
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, name)));
 }
 
 function grantList(g: AllowDeny | undefined): { allow: string[]; deny: string[] } {
