@@ -77,10 +77,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const auth = new Authenticator(store.tokens, () => clock.now());
   const events = new EventHub(store, { pollMs: settings.eventPollMs, log });
   let draining = false;
-  // A query or header that breaks its declared schema is a 400 naming each path.
+  // A path parameter or query that breaks its declared schema is a 400 naming each bad path.
   const app = new OpenAPIHono<Env>({
     defaultHook: (result) => {
-      if (!result.success) throw invalidRequest(requestIssues(result.error, result.target), result.target === 'json' ? 'request body' : result.target);
+      if (!result.success) throw invalidRequest(requestIssues(result.error, result.target), result.target);
     },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', routes.SECURITY_SCHEME);

@@ -52,7 +52,7 @@ export const decisionBody = z.strictObject({ approve: z.boolean(), reason: z.str
 
 /** The issues of a failed parse, each path named (prefixed by where it is, e.g. `query.limit`; a body's paths are bare); unknown keys say so. */
 export function requestIssues(error: z.ZodError, where: string): FieldIssue[] {
-  return zodIssues(error, where === 'body' || where === 'json' ? [] : [where]).map((i) =>
+  return zodIssues(error, where === 'body' ? [] : [where]).map((i) =>
     i.message === 'unknown setting' ? { path: i.path, message: where === 'query' ? 'unknown query parameter' : 'unknown field' } : i,
   );
 }
