@@ -41,12 +41,19 @@ module.exports = {
     { name: 'config-leaf', severity: 'error', from: { path: CONFIG_LEAF }, to: { path: '^src/' } },
     { name: 'nothing-imports-cli', severity: 'error', from: { path: '^src/', pathNot: '^src/cli/' }, to: { path: '^src/cli/' } },
     { name: 'only-cli-imports-runtime', severity: 'error', from: { path: '^src/', pathNot: '^src/(cli|runtime)/' }, to: { path: '^src/runtime/' } },
+    {
+      name: 'gateway-app-not-node',
+      severity: 'error',
+      comment: 'the gateway app is Web Request → Response: the Node server, its WebSocket upgrade and node:http stay at the edge (gateway/server.ts), which injects them',
+      from: { path: '^src/gateway/', pathNot: '^src/gateway/server\\.ts$' },
+      to: { path: '^(node_modules/(@hono/node-server|ws)/|(node:)?(http|https|http2|net)$)', dependencyTypesNot: ['type-only'] },
+    },
     { name: 'gateway-not-config', severity: 'error', comment: 'the gateway is handed compiled settings; the config compiler (and every SDK it loads) stays out of it', from: { path: '^src/gateway/' }, to: { path: '^src/config/', pathNot: CONFIG_LEAF } },
   ],
   options: {
     tsPreCompilationDeps: true,
     doNotFollow: { path: 'node_modules' },
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '^(node_modules|test|bench|examples)/' },
+    exclude: { path: '^(test|bench|examples)/' },
   },
 };

@@ -15,7 +15,7 @@ import { systemClock } from '../src/core/clock.ts';
 import { InvalidInputError, type FieldIssue } from '../src/core/errors.ts';
 import { hashToken, isAllowed, parseScope } from '../src/gateway/auth.ts';
 import { DEFAULT_GATEWAY, isLoopbackHost } from '../src/gateway/config.ts';
-import { openApiDocument } from '../src/gateway/openapi.ts';
+import type { OpenApiDocument } from '../src/gateway/app.ts';
 import { InsecureBindError, startGateway } from '../src/gateway/server.ts';
 import { Intake } from '../src/intake/intake.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
@@ -26,9 +26,9 @@ import { registry, tempStore, until } from './helpers.ts';
 const TOKENS = Object.keys(SCOPES) as TokenName[];
 
 /** Every documented operation, with ids filled in, and who may call it. */
-function operations() {
-  return Object.entries(openApiDocument.paths).flatMap(([path, ops]) =>
-    Object.entries(ops).map(([method, op]) => ({
+function operations(doc: OpenApiDocument) {
+  return Object.entries(doc.paths ?? {}).flatMap(([path, ops]) =>
+    Object.entries(ops as Record<string, { 'x-spine-permission': string }>).map(([method, op]) => ({
       method: method.toUpperCase(),
       // Streams are asked for an unknown run, so an allowed request ends (404) instead of streaming.
       path: path.replace(/\{(\w+)\}/g, (_m, name: string) => (name === 'channel' ? 'nope' : `${name}_nope`)) + (path === '/v1/events' || path === '/v1/ws' ? '?run=run_nope' : ''),
@@ -45,7 +45,7 @@ function allowed(token: TokenName, permission: string): boolean {
 describe('auth', () => {
   it('every route but health and webhooks answers 401 without a valid token, with a JSON body, storing nothing', async (t) => {
     const g = await startTestGateway(t);
-    const ops = operations();
+    const ops = operations(g.gw.gateway.document());
     assert.ok(ops.length >= 17);
     for (const op of ops) {
       const body = op.method === 'POST' ? envelopeBody() : undefined;
@@ -69,7 +69,7 @@ describe('auth', () => {
 
   it('each scope reaches exactly its routes; the rest are 403 with the scopes needed', async (t) => {
     const g = await startTestGateway(t);
-    for (const op of operations().filter((o) => o.permission !== 'public')) {
+    for (const op of operations(g.gw.gateway.document()).filter((o) => o.permission !== 'public')) {
       for (const token of TOKENS) {
         // A body that will not be stored even when allowed (unknown agent), so the store stays empty.
         const body = op.method === 'POST' ? { approve: true } : undefined;

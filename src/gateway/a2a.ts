@@ -14,7 +14,7 @@ import {
 } from '@a2a-js/sdk/server';
 import { formatSSEErrorEvent, formatSSEEvent, SSE_HEADERS } from '@a2a-js/sdk';
 import type { Clock } from '../core/clock.ts';
-import { toErrorInfo } from '../core/errors.ts';
+import { SpineError, toErrorInfo } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
 import { isTerminal } from '../engine/runs.ts';
 import type { Envelope } from '../core/envelope.ts';
@@ -166,7 +166,7 @@ class SpineExecutor implements AgentExecutor {
     try {
       const accepted = await this.deps.intake.accept(envelope, { actor: `a2a:${user}`, agent: this.agent });
       run = accepted.run;
-      if (!run) throw new Error(accepted.envelope.error?.message ?? 'the work was not accepted');
+      if (!run) throw SpineError.fromInfo(accepted.envelope.error ?? { code: 'UNROUTABLE', message: 'the work was not accepted', retryable: false });
     } catch (err) {
       const info = toErrorInfo(err);
       status(TaskState.TASK_STATE_REJECTED, `${info.code}: ${info.message}`);

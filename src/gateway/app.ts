@@ -1,28 +1,30 @@
-import type { HttpBindings } from '@hono/node-server';
-import { upgradeWebSocket } from '@hono/node-server';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { OpenAPIHono, type RouteConfig, type z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
-import { stableJson } from '../core/json.ts';
+import type { ChannelAdapter } from '../core/channel.ts';
 import type { Clock } from '../core/clock.ts';
+import { ERROR_CATALOGUE, StoreUnavailableError } from '../core/errors.ts';
+import type { Envelope } from '../core/envelope.ts';
 import { newId } from '../core/ids.ts';
+import { stableJson } from '../core/json.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
-import type { ChannelAdapter } from '../core/channel.ts';
-import type { Envelope } from '../core/envelope.ts';
-import { apiEnvelopeSchema, envelopeFromApi } from '../intake/envelope.ts';
+import { envelopeFromApi } from '../intake/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
-import type { AcceptResult, EnvelopeRecord, Store } from '../store/store.ts';
+import type { EnvelopeRecord, Store } from '../store/store.ts';
 import { ANONYMOUS, Authenticator, bearerToken, isAllowed, isLocalRequest, scopesFor, type Permission, type Principal } from './auth.ts';
-import { parseJsonBody, readBody } from './body.ts';
+import { limitBody, readJson, readText } from './body.ts';
 import type { GatewaySettings } from './config.ts';
 import type { AgentDirectory } from './directory.ts';
-import { ApiError, toApiError } from './errors.ts';
+import { ApiError, errorHeaders, invalidRequest, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
 import { createMcpHttpHandler } from './mcp.ts';
 import { createA2aHttpHandler } from './a2a.ts';
-import { openApiDocument } from './openapi.ts';
-import { approvalsQuery, auditQuery, cancelBody, check, decisionBody, QUERY_DEFAULTS, runsQuery, streamQuery, tasksQuery } from './schemas.ts';
+import * as routes from './routes.ts';
+import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
 import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
+import { allowedMethods } from './methods.ts';
 
 export interface GatewayDeps {
   store: Store;
@@ -34,30 +36,38 @@ export interface GatewayDeps {
   log?: Logger;
   /** The agents, for MCP's list_agents and A2A Agent Cards (a function: read per request, so a reload applies). */
   agents?: AgentDirectory;
+  /**
+   * The WebSocket upgrade of the server the app runs on (server.ts passes
+   * @hono/node-server's); its sockets are `ws` WebSockets. Without it, `GET /v1/ws`
+   * is not served.
+   */
+  upgradeWebSocket?: UpgradeWebSocket<unknown>;
 }
 
+export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
+
 type Env = {
-  Bindings: Partial<HttpBindings>;
-  Variables: { principal: Principal; stream: { after: number | null; runId: string | null } };
+  Variables: { principal: Principal };
 };
 
 /** A gateway: its Hono app (Web Request → Response), the live event hub, and drain control. */
 export interface Gateway {
-  app: Hono<Env>;
+  app: OpenAPIHono<Env>;
   events: EventHub;
+  /** The OpenAPI 3.1 document, generated from the route declarations (routes.ts). */
+  document(): OpenApiDocument;
   /** Starts draining: /readyz answers 503, new event streams are refused, open ones end. */
   drain(): void;
   readonly draining: boolean;
 }
 
-/** Largest idempotency key accepted, in characters. */
-const MAX_KEY = 255;
-
 /**
- * Builds the gateway's HTTP API (docs/gateway.md). Every route but the health checks
- * and the channel webhooks (which verify the platform's signature instead) needs a
- * bearer token with the right scope. Bad input changes nothing and is answered with
- * `{"error": {code, message, …}}` and a 4xx.
+ * Builds the gateway's HTTP API (docs/gateway.md) from the route declarations of
+ * routes.ts. Every route but the health checks and the channel webhooks (which verify
+ * the platform's signature instead) needs a bearer token with the route's
+ * `x-spine-permission`, checked before anything is read. Bad input changes nothing and
+ * is answered with `{"error": {code, message, …}}` and the catalogue's status for its
+ * code; a 500 means a bug.
  */
 export function createGateway(deps: GatewayDeps): Gateway {
   const { store, intake, settings, clock } = deps;
@@ -67,18 +77,24 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const auth = new Authenticator(store.tokens, () => clock.now());
   const events = new EventHub(store, { pollMs: settings.eventPollMs, log });
   let draining = false;
-  const app = new Hono<Env>();
+  // A path parameter or query that breaks its declared schema is a 400 naming each bad path.
+  const app = new OpenAPIHono<Env>({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(requestIssues(result.error, result.target), result.target);
+    },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', routes.SECURITY_SCHEME);
+  const bodyLimit = limitBody(settings.bodyLimitBytes);
 
-  const incoming = (c: Context<Env>) => (c.env as Partial<HttpBindings> | undefined)?.incoming;
-  const body = (c: Context<Env>) => readBody(c.req.raw, settings.bodyLimitBytes, incoming(c));
-
-  /** Authenticates the caller and checks the route's permission; 401/403 before anything is read or changed. */
+  /** Authenticates the caller and checks the permission; 401/403 before anything is read or changed. */
   const guard =
-    (need: Permission, opts: { queryToken?: boolean } = {}): MiddlewareHandler<Env> =>
+    (need: Permission, queryToken: boolean): MiddlewareHandler<Env> =>
     async (c, next) => {
-      const principal = await authenticate(c, opts.queryToken === true);
-      if (!isAllowed(principal, need)) throw forbidden(principal, scopesFor(need), `${c.req.method} ${c.req.routePath}`);
-      c.set('principal', principal);
+      if (need !== 'public') {
+        const principal = await authenticate(c, queryToken);
+        if (!isAllowed(principal, need)) throw forbidden(principal, scopesFor(need), `${c.req.method} ${c.req.routePath}`);
+        c.set('principal', principal);
+      }
       await next();
     };
 
@@ -98,46 +114,82 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return principal;
   }
 
+  /**
+   * A declared route, ready to bind: the guard its permission asks for, then (if it has
+   * a body) the body limit. Path and query are validated by the library; a body and
+   * headers are documented as declared but read by the handler with the declared
+   * schemas: JSON routes take JSON whatever the Content-Type (body.ts), channel
+   * webhooks need the exact bytes, and a header is one lookup (the library's header
+   * validation copies every header of every request).
+   */
+  function bind<R extends RouteConfig & { 'x-spine-permission': Permission }>(
+    route: R,
+  ): Omit<R, 'request'> & { request: Omit<NonNullable<R['request']>, 'body' | 'headers'>; hide: boolean; middleware: MiddlewareHandler<Env>[] } {
+    const { body, headers, ...request } = route.request ?? {};
+    const ownReading = body !== undefined || headers !== undefined;
+    if (ownReading) app.openAPIRegistry.registerPath(route);
+    const queryToken = request.query !== undefined && 'shape' in request.query && 'access_token' in request.query.shape;
+    return {
+      ...route,
+      hide: ownReading,
+      request: request as Omit<NonNullable<R['request']>, 'body' | 'headers'>,
+      middleware: [guard(route['x-spine-permission'], queryToken), ...(body ? [bodyLimit] : [])],
+    };
+  }
+
   // ── errors ──────────────────────────────────────────────────────────────────
   app.onError((err, c) => {
     const e = toApiError(err);
-    if (e.status >= 500 && e.code === 'INTERNAL') {
+    if (e.code === 'INTERNAL') {
       log.error('gateway: request failed', { method: c.req.method, path: c.req.path, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     }
-    for (const [k, v] of Object.entries(e.headers)) c.header(k, v);
+    for (const [k, v] of Object.entries(errorHeaders(e))) c.header(k, v);
     return c.json(e.body(), e.status);
   });
-  app.notFound((c) => c.json(new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`).body(), 404));
+  app.notFound((c) => {
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length > 0) {
+      throw new ApiError('METHOD_NOT_ALLOWED', `${c.req.method} is not served on ${c.req.path}; allowed: ${allow.join(', ')}`, {}, { Allow: allow.join(', ') });
+    }
+    throw new ApiError('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`);
+  });
 
   // ── health ──────────────────────────────────────────────────────────────────
-  app.get('/healthz', (c) => c.json({ ok: true }));
-  app.get('/readyz', async (c) => {
-    if (draining) return c.json({ ready: false, error: { code: 'DRAINING', message: 'the gateway is shutting down' } }, 503);
+  app.openapi(bind(routes.healthz), (c) => c.json({ ok: true as const }, 200));
+  app.openapi(bind(routes.readyz), async (c) => {
+    const notReady = (e: ApiError) => {
+      for (const [k, v] of Object.entries(errorHeaders(e))) c.header(k, v);
+      return c.json({ ready: false as const, error: { code: e.code, message: e.message } }, 503);
+    };
+    if (draining) return notReady(new ApiError('DRAINING', 'the gateway is shutting down'));
     try {
       await store.assertSchemaCurrent();
-      const schema = await store.schemaStatus();
-      return c.json({ ready: true, schema });
+      // Ready means able to take work: a store that cannot commit a write (disk full, read-only) is not.
+      await store.checkWritable(clock.now());
+      return c.json({ ready: true as const, schema: await store.schemaStatus() }, 200);
     } catch (err) {
       const e = toApiError(err);
-      const error = e.code === 'INTERNAL' ? { code: 'STORE_UNREACHABLE', message: `store unreachable: ${err instanceof Error ? err.message : String(err)}` } : { code: e.code, message: e.message };
-      return c.json({ ready: false, error }, 503);
+      // Any other failure of the store's checks means it cannot be used now.
+      return notReady(e.code === 'INTERNAL' ? toApiError(new StoreUnavailableError(err instanceof Error ? err.message : String(err), err)) : e);
     }
   });
 
-  app.get('/v1/openapi.json', guard('read'), (c) => c.json(openApiDocument));
+  // Generated once, on first use: the routes are all declared by then.
+  let document: OpenApiDocument | null = null;
+  const openApiDocument = () => (document ??= app.getOpenAPI31Document(routes.DOCUMENT));
+  app.openapi(bind(routes.openapi), (c) => c.json(openApiDocument() as { openapi: '3.1.0' }, 200));
 
   // ── intake ──────────────────────────────────────────────────────────────────
-  app.post('/v1/envelopes', guard('submit'), async (c) => {
+  const idempotencyKey = routes.submitEnvelope.request.headers.shape['idempotency-key'];
+  app.openapi(bind(routes.submitEnvelope), async (c) => {
     const principal = c.get('principal');
     const header = c.req.header('idempotency-key');
-    if (header !== undefined && !/^[\x20-\x7e]{1,255}$/.test(header.trim())) {
-      throw new ApiError('INVALID_IDEMPOTENCY_KEY', `Idempotency-Key must be 1–${MAX_KEY} printable ASCII characters`);
-    }
-    const input = check(apiEnvelopeSchema, parseJsonBody(await body(c)), 'body');
+    if (!idempotencyKey.safeParse(header).success) throw new ApiError('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1–255 printable ASCII characters');
+    const input = check(routes.submitEnvelope.request.body.content['application/json'].schema, await readJson(c), 'body');
     const channel = input.channel ?? 'api';
     if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
     if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
-    const key = header?.trim() || newId('idem');
+    const key = header ?? newId('idem');
     const envelope = envelopeFromApi(input, `api:${key}`);
     const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
     if (!result.created && !sameEnvelope(envelope, result.envelope)) {
@@ -146,116 +198,118 @@ export function createGateway(deps: GatewayDeps): Gateway {
       });
     }
     c.header('Idempotency-Key', key);
-    const meta = { idempotencyKey: key, ...(header === undefined ? { idempotencyKeyGenerated: true } : {}), ...(result.created ? {} : { duplicate: true }) };
-    if (result.envelope.state === 'unroutable') return c.json(unroutable(result, meta), 422);
+    const meta = { idempotencyKey: key, ...(header === undefined ? { idempotencyKeyGenerated: true as const } : {}), ...(result.created ? {} : { duplicate: true as const }) };
+    // The route declares UNROUTABLE's catalogue status (the OpenAPI test checks each code's status).
+    if (result.envelope.state === 'unroutable') return c.json(unroutable(result.envelope, meta), ERROR_CATALOGUE.UNROUTABLE.status as 422);
     if (result.run) c.header('Location', `/v1/runs/${result.run.id}`);
-    return c.json({ envelope: result.envelope, run: result.run, ...meta }, result.created ? 202 : 200);
+    const body = { envelope: result.envelope, run: result.run, ...meta };
+    return result.created ? c.json(body, 202) : c.json(body, 200);
   });
 
-  app.get('/v1/envelopes/:id', guard('read'), async (c) => {
-    const envelope = await store.envelopes.get(c.req.param('id'));
-    if (!envelope) throw notFound('envelope', c.req.param('id'));
-    return c.json({ envelope });
+  app.openapi(bind(routes.getEnvelope), async (c) => {
+    const { id } = c.req.valid('param');
+    const envelope = await store.envelopes.get(id);
+    if (!envelope) throw notFound('envelope', id);
+    return c.json({ envelope }, 200);
   });
 
-  app.post('/v1/channels/:channel/:account', async (c) => {
-    const name = c.req.param('channel');
+  app.openapi(bind(routes.channelWebhook), async (c) => {
+    const { channel: name, account } = c.req.valid('param');
     const channels = channelMap();
     const adapter = channels.get(name);
     if (!adapter) {
       throw new ApiError('UNKNOWN_CHANNEL', `unknown channel "${name}" (configured: ${[...channels.keys()].join(', ') || 'none'})`);
     }
-    const rawBody = await body(c);
-    const result = await adapter.receive({ account: c.req.param('account'), headers: c.req.raw.headers, rawBody, now: clock.now() });
-    if (result.kind !== 'envelope') return reply(c, result.status, result.body);
+    const rawBody = await readText(c);
+    const result = await adapter.receive({ account, headers: c.req.raw.headers, rawBody, now: clock.now() });
+    if (result.kind !== 'envelope') return untyped(reply(c, result.status, result.body));
     let envelope = result.envelope;
     if (envelope.replyTo === null && adapter.replyTarget) envelope = { ...envelope, replyTo: adapter.replyTarget(envelope) };
     // Durable before acknowledged: the platform's ack goes out only after the commit.
     await intake.accept(envelope, { actor: `channel:${name}` });
-    return reply(c, result.ack.status, result.ack.body);
+    return untyped(reply(c, result.ack.status, result.ack.body));
   });
 
   // ── runs and tasks ──────────────────────────────────────────────────────────
-  app.get('/v1/runs', guard('read'), async (c) => {
-    const q = check(runsQuery, c.req.query(), 'query');
+  app.openapi(bind(routes.listRuns), async (c) => {
+    const q = c.req.valid('query');
     const limit = q.limit ?? QUERY_DEFAULTS.runs;
     const rows = await store.runs.list({ limit: limit + 1, ...(q.state ? { state: q.state } : {}), ...(q.agent ? { agent: q.agent } : {}), ...(q.cursor ? { before: q.cursor } : {}) });
     const runs = rows.slice(0, limit);
-    return c.json({ runs, next: rows.length > limit ? runs.at(-1)!.id : null });
+    return c.json({ runs, next: rows.length > limit ? runs.at(-1)!.id : null }, 200);
   });
 
-  app.get('/v1/runs/:id', guard('read'), async (c) => {
-    const id = c.req.param('id');
+  app.openapi(bind(routes.getRun), async (c) => {
+    const { id } = c.req.valid('param');
     const run = await store.runs.get(id);
     if (!run) throw notFound('run', id);
     const [tasks, envelope] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null]);
-    return c.json({ run, tasks, envelope });
+    return c.json({ run, tasks, envelope }, 200);
   });
 
-  app.post('/v1/runs/:id/cancel', guard('operate'), async (c) => {
-    const id = c.req.param('id');
-    const text = await body(c);
-    const input = text.trim() === '' ? {} : check(cancelBody, parseJsonBody(text), 'body');
+  app.openapi(bind(routes.cancelRun), async (c) => {
+    const { id } = c.req.valid('param');
+    const input = check(routes.cancelRun.request.body.content['application/json'].schema, await readJson(c, { empty: {} }), 'body');
     const cancelledTasks = await store.runs.cancel(id, clock.now(), `token:${c.get('principal').name}`, input.reason);
-    return c.json({ run: await store.runs.get(id), cancelledTasks });
+    return c.json({ run: await store.runs.get(id), cancelledTasks }, 200);
   });
 
-  app.post('/v1/runs/:id/retry', guard('operate'), async (c) => {
-    const run = await store.runs.retry(c.req.param('id'), clock.now(), `token:${c.get('principal').name}`);
-    return c.json({ run });
+  app.openapi(bind(routes.retryRun), async (c) => {
+    const run = await store.runs.retry(c.req.valid('param').id, clock.now(), `token:${c.get('principal').name}`);
+    return c.json({ run }, 200);
   });
 
-  app.get('/v1/tasks', guard('read'), async (c) => {
-    const q = check(tasksQuery, c.req.query(), 'query');
+  app.openapi(bind(routes.listTasks), async (c) => {
+    const q = c.req.valid('query');
     if (q.run && !(await store.runs.get(q.run))) throw notFound('run', q.run);
     const tasks = await store.tasks.list({ limit: q.limit ?? QUERY_DEFAULTS.tasks, ...(q.run ? { runId: q.run } : {}), ...(q.state ? { state: q.state } : {}) });
-    return c.json({ tasks });
+    return c.json({ tasks }, 200);
   });
 
-  app.get('/v1/tasks/:id', guard('read'), async (c) => {
-    const id = c.req.param('id');
+  app.openapi(bind(routes.getTask), async (c) => {
+    const { id } = c.req.valid('param');
     const task = await store.tasks.get(id);
     if (!task) throw notFound('task', id);
     const [turns, effects] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id })]);
-    return c.json({ task, turns, effects });
+    return c.json({ task, turns, effects }, 200);
   });
 
   // ── approvals ───────────────────────────────────────────────────────────────
-  app.get('/v1/approvals', guard('read'), async (c) => {
-    const q = check(approvalsQuery, c.req.query(), 'query');
+  app.openapi(bind(routes.listApprovals), async (c) => {
+    const q = c.req.valid('query');
     const state = q.state ?? 'pending';
     const approvals = await store.approvals.list({
       limit: q.limit ?? QUERY_DEFAULTS.approvals,
       ...(state === 'all' ? {} : { state }),
       ...(q.run ? { runId: q.run } : {}),
     });
-    return c.json({ approvals });
+    return c.json({ approvals }, 200);
   });
 
-  app.post('/v1/approvals/:id/decision', guard('operate'), async (c) => {
-    const input = check(decisionBody, parseJsonBody(await body(c)), 'body');
+  app.openapi(bind(routes.decideApproval), async (c) => {
+    const { id } = c.req.valid('param');
+    const input = check(routes.decideApproval.request.body.content['application/json'].schema, await readJson(c), 'body');
     const approval = await store.approvals.decide(
-      c.req.param('id'),
+      id,
       { approve: input.approve, actor: c.get('principal').name, ...(input.reason !== undefined ? { reason: input.reason } : {}) },
       clock.now(),
     );
-    return c.json({ approval });
+    return c.json({ approval }, 200);
   });
 
   // ── audit and the live event stream ─────────────────────────────────────────
-  app.get('/v1/audit', guard('read'), async (c) => {
-    const q = check(auditQuery, c.req.query(), 'query');
+  app.openapi(bind(routes.listAudit), async (c) => {
+    const q = c.req.valid('query');
     const limit = q.limit ?? QUERY_DEFAULTS.audit;
     const rows = await store.audit.list({ limit: limit + 1, afterSeq: q.after ?? 0, ...(q.run ? { runId: q.run } : {}) });
     const events = rows.slice(0, limit);
-    return c.json({ events, next: rows.length > limit ? events.at(-1)!.seq : null });
+    return c.json({ events, next: rows.length > limit ? events.at(-1)!.seq : null }, 200);
   });
 
-  /** Validates a stream request (cursor, run filter) before any bytes of the stream go out. */
-  const streamRequest: MiddlewareHandler<Env> = async (c, next) => {
+  /** Checks a stream request (cursor, run filter) before any bytes of the stream go out. */
+  async function streamStart(query: { after?: string | undefined; run?: string | undefined }, lastEventId: string | undefined) {
     if (draining) throw new ApiError('DRAINING', 'the gateway is shutting down; reconnect to another instance or retry shortly');
-    const q = check(streamQuery, c.req.query(), 'query');
-    const after = streamCursor(q, c.req.header('last-event-id'));
+    const after = streamCursor(query, lastEventId);
     if (after !== null) {
       const newest = await store.audit.latestSeq();
       if (after > newest) {
@@ -265,44 +319,42 @@ export function createGateway(deps: GatewayDeps): Gateway {
         });
       }
     }
-    if (q.run && !(await store.runs.get(q.run))) throw notFound('run', q.run);
-    c.set('stream', { after, runId: q.run ?? null });
-    await next();
-  };
+    if (query.run && !(await store.runs.get(query.run))) throw notFound('run', query.run);
+    return { after, runId: query.run ?? null };
+  }
 
-  app.get('/v1/events', guard('read', { queryToken: true }), streamRequest, (c) => sseResponse(events, { ...c.get('stream'), log }));
+  app.openapi(bind(routes.eventStream), async (c) => sseResponse(events, { ...(await streamStart(c.req.valid('query'), c.req.header('last-event-id'))), log }));
 
-  app.get(
-    '/v1/ws',
-    guard('read', { queryToken: true }),
-    streamRequest,
-    async (c, next) => {
+  const upgrade = deps.upgradeWebSocket;
+  if (upgrade) {
+    app.openapi(bind(routes.eventSocket), async (c, next) => {
+      const stream = await streamStart(c.req.valid('query'), undefined);
       if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
         throw new ApiError('UPGRADE_REQUIRED', 'GET /v1/ws is a WebSocket endpoint: connect with a WebSocket client (or use GET /v1/events for SSE)', {}, { Upgrade: 'websocket' });
       }
-      await next();
-    },
-    upgradeWebSocket((c: Context<Env>) => {
-      const { after, runId } = c.get('stream');
-      return { onOpen: (_evt, ws) => streamToWebSocket(events, ws.raw as WebSocket, { after, runId, log }) };
-    }),
-  );
+      const handler = upgrade(() => ({ onOpen: (_evt, ws) => streamToWebSocket(events, ws.raw as WebSocket, { ...stream, log }) }));
+      return untyped((await handler(c as unknown as Parameters<typeof handler>[0], next)) as Response);
+    });
+  }
 
   // ── MCP (docs/mcp.md) ───────────────────────────────────────────────────────
   // Each tool checks the token's scopes itself (reading: viewer; submitting to an agent, deciding: operator).
   const mcp = createMcpHttpHandler({ store, intake, clock, agents: deps.agents });
-  app.post('/v1/mcp', guard('read'), async (c) => mcp.post(c.req.raw, c.get('principal'), parseJsonBody(await body(c))));
-  app.get('/v1/mcp', guard('read'), () => mcp.get());
+  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c))));
 
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
   const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
-  const a2aBase = (c: Context<Env>) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(c.req.param('agent') ?? '')}`;
-  app.get('/v1/a2a/:agent/.well-known/agent-card.json', guard('read'), (c) => a2a.card(c.req.param('agent'), a2aBase(c)));
-  app.post('/v1/a2a/:agent', guard('operate'), async (c) => a2a.rpc(c.req.param('agent'), a2aBase(c), c.get('principal'), parseJsonBody(await body(c)), c.req.raw));
+  const a2aBase = (c: Context, agent: string) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(agent)}`;
+  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent))));
+  app.openapi(bind(routes.a2aJsonRpc), async (c) => {
+    const { agent } = c.req.valid('param');
+    return untyped(await a2a.rpc(agent, a2aBase(c, agent), c.get('principal'), await readJson(c), c.req.raw));
+  });
 
   return {
     app,
     events,
+    document: openApiDocument,
     drain() {
       draining = true;
       events.close();
@@ -325,23 +377,23 @@ function notFound(what: string, id: string): ApiError {
   return new ApiError('NOT_FOUND', `${what} "${id}" not found`);
 }
 
-function unroutable(result: AcceptResult, meta: Record<string, Json>): Json {
-  const e = result.envelope;
+/** The 422 answer for an envelope stored unroutable: the error, the envelope with its routing decision, and no run. */
+function unroutable(e: EnvelopeRecord, meta: { idempotencyKey: string; idempotencyKeyGenerated?: true; duplicate?: true }): z.infer<typeof routes.unroutable> {
   return {
-    error: {
-      code: e.error?.code ?? 'UNROUTABLE',
-      message: e.error?.message ?? 'no binding matches this envelope',
-      envelope: e.id,
-      decision: e.route,
-    },
-    envelope: e as unknown as Json,
+    error: { code: 'UNROUTABLE' as const, message: e.error?.message ?? 'no binding matches this envelope', envelope: e.id, decision: e.route },
+    envelope: e,
     run: null,
     ...meta,
   };
 }
 
+/** A Response built by an SDK or a channel adapter: its route documents the body; the handler's typed answers cannot check it. */
+function untyped(res: Response): never {
+  return res as never;
+}
+
 /** Answers a channel with the platform's expected reply: JSON, plain text or empty. */
-function reply(c: Context<Env>, status: number, body: Json | string | null): Response {
+function reply(c: Context, status: number, body: Json | string | null): Response {
   if (body === null) return c.body(null, status as 200);
   if (typeof body === 'string') return c.text(body, status as 200);
   return c.json(body, status as 200);
@@ -355,4 +407,3 @@ function fingerprint(e: Pick<Envelope, 'channel' | 'account' | 'peer' | 'parentP
 function sameEnvelope(a: Envelope, b: EnvelopeRecord): boolean {
   return fingerprint(a) === fingerprint(b);
 }
-

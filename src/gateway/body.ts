@@ -1,16 +1,40 @@
-import type { IncomingMessage } from 'node:http';
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { ApiError } from './errors.ts';
 
 /**
- * Reads a request body as text, refusing anything over `limit` bytes with a 413 —
- * from Content-Length before reading when it is declared, else while reading (a
- * chunked body is cut off as soon as it passes the limit). Channel signatures are
- * computed over exactly these bytes.
+ * Request bodies. The size limit is hono's bodyLimit (a chunked body is cut off as soon
+ * as it passes the limit), answered 413 BODY_TOO_LARGE. Bodies are then read as exact
+ * bytes and decoded strictly as UTF-8: channel signatures are computed over this text.
  */
-export async function readBody(req: Request, limit: number, incoming?: IncomingMessage): Promise<string> {
-  const declared = req.headers.get('content-length');
-  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  const bytes = incoming ? await readIncoming(incoming, limit) : await readStream(req, limit);
+export function limitBody(limit: number): MiddlewareHandler {
+  const tooLarge = () => {
+    throw new ApiError('BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
+  };
+  const framework = bodyLimit({ maxSize: limit, onError: tooLarge });
+  return async (c, next) => {
+    // A declared Content-Length is checked here as bodyLimit checks it, but without
+    // touching the body stream first: on Node that would build a web Request for every
+    // request and lose the adapter's direct read (≈40% of the gateway's CPU per envelope).
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      if (Number.parseInt(length, 10) > limit) tooLarge();
+      return next();
+    }
+    return framework(c, next);
+  };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The body as text; a body that cannot be read, or is not UTF-8, is a 400 INVALID_BODY. */
+export async function readText(c: Context): Promise<string> {
+  let bytes: ArrayBuffer;
+  try {
+    bytes = await c.req.arrayBuffer();
+  } catch (err) {
+    throw new ApiError('INVALID_BODY', `request body could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
   try {
     return UTF8.decode(bytes);
   } catch {
@@ -18,77 +42,20 @@ export async function readBody(req: Request, limit: number, incoming?: IncomingM
   }
 }
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Parses a JSON body; an empty or malformed one is a 400 naming the problem. */
-export function parseJsonBody(text: string): unknown {
-  if (text.trim() === '') throw new ApiError('INVALID_JSON', 'request body is empty; expected a JSON object');
+/**
+ * The body parsed as JSON, whatever its Content-Type (`curl -d` sends form-encoded);
+ * an empty or malformed body is a 400 INVALID_JSON. `empty` is what an empty body
+ * means on a route whose body is optional.
+ */
+export async function readJson(c: Context, opts: { empty?: unknown } = {}): Promise<unknown> {
+  const text = await readText(c);
+  if (text.trim() === '') {
+    if ('empty' in opts) return opts.empty;
+    throw new ApiError('INVALID_JSON', 'request body is empty; expected a JSON object');
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
     throw new ApiError('INVALID_JSON', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
-}
-
-function tooLarge(limit: number): ApiError {
-  return new ApiError('BODY_TOO_LARGE', `request body is larger than the limit of ${limit} bytes (gateway.bodyLimitBytes)`, { limit });
-}
-
-function readIncoming(incoming: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      incoming.off('data', onData);
-      incoming.off('end', onEnd);
-      incoming.off('error', onError);
-      incoming.off('aborted', onAborted);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        // Stop buffering; the rest is discarded as it arrives.
-        incoming.resume();
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(new ApiError('INVALID_BODY', `request body could not be read: ${err.message}`));
-    };
-    const onAborted = () => onError(new Error('client aborted the request'));
-    if (incoming.readableEnded) {
-      resolve(Buffer.alloc(0));
-      return;
-    }
-    incoming.on('data', onData);
-    incoming.on('end', onEnd);
-    incoming.on('error', onError);
-    incoming.on('aborted', onAborted);
-  });
-}
-
-async function readStream(req: Request, limit: number): Promise<Uint8Array> {
-  if (!req.body) return new Uint8Array(0);
-  const reader = (req.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
 }

@@ -2,10 +2,13 @@ import { SpineError, type ErrorCode } from '../core/errors.ts';
 import { formatIssues } from '../core/issues.ts';
 import type { Json } from '../core/types.ts';
 
+/** Seconds a client is asked to wait before retrying a retryable 503 (store unavailable, draining). */
+const RETRY_AFTER_SECONDS = 1;
+
 /**
  * Every error the gateway answers has one shape: `{"error": {"code", "message", …}}`,
  * with the HTTP status the error catalogue (core/errors.ts) gives its code. Codes are
- * stable (docs/gateway.md).
+ * stable (docs/errors.md).
  */
 export class ApiError extends SpineError {
   readonly extra: Record<string, Json>;
@@ -30,10 +33,16 @@ export function invalidRequest(issues: Array<{ path: string; message: string }>,
 
 /**
  * Maps anything thrown by a handler to an ApiError: a SpineError keeps its code (and
- * so its status); anything else is a bug, answered 500 without leaking internals.
+ * so its catalogue status); anything else is a bug, answered 500 without leaking
+ * internals.
  */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof SpineError) return new ApiError(err.code, err.message, err.details === undefined ? {} : { details: err.details });
   return new ApiError('INTERNAL', 'internal error');
+}
+
+/** The headers an error answer carries: its own, and Retry-After on a retryable 503 (store unavailable, draining). */
+export function errorHeaders(e: ApiError): Record<string, string> {
+  return e.status === 503 && e.retryable ? { 'Retry-After': String(RETRY_AFTER_SECONDS), ...e.headers } : e.headers;
 }

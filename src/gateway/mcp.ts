@@ -4,7 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { stableJson } from '../core/json.ts';
 import type { Clock } from '../core/clock.ts';
-import { SpineError, toErrorInfo } from '../core/errors.ts';
+import { NotFoundError, SpineError, toErrorInfo } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { APPROVAL_STATES } from '../core/states.ts';
 import type { Json, Run } from '../core/types.ts';
@@ -42,10 +42,10 @@ const APPROVAL_FILTER = [...APPROVAL_STATES, 'all'] as const;
 
 const VERSION = '0.1.0';
 
-/** A tool's failure as MCP reports it: `isError`, with the Spine error as text and as structured content. */
+/** A tool's failure as MCP reports it: `isError`, with the Spine error (code and retryability from the catalogue) as text and as structured content. */
 function failure(err: unknown): CallToolResult {
   const info = toErrorInfo(err);
-  const error = { code: info.code, message: info.message, ...(info.details === undefined ? {} : { details: info.details }) };
+  const error = { code: info.code, message: info.message, retryable: info.retryable, ...(info.details === undefined ? {} : { details: info.details }) };
   return { isError: true, content: [{ type: 'text', text: `${info.code}: ${info.message}` }], structuredContent: { error } };
 }
 
@@ -55,9 +55,7 @@ function success(value: Record<string, unknown>): CallToolResult {
 
 class Forbidden extends SpineError {
   constructor(p: Principal, need: Permission, what: string, channel?: string) {
-    super('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${scopesFor(need, channel).join(', ')}`, {
-      retryable: false,
-    });
+    super('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${scopesFor(need, channel).join(', ')}`);
   }
 }
 
@@ -131,12 +129,8 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
         throw new SpineError('IDEMPOTENCY_KEY_REUSED', `idempotencyKey "${key}" was already used for different work (envelope ${result.envelope.id}); use a new key`);
       }
       if (result.envelope.state === 'unroutable' || !result.run) {
-        const e = result.envelope.error;
-        throw SpineError.fromInfo({
-          code: e?.code ?? 'UNROUTABLE',
-          message: `${e?.message ?? 'no binding matches this work'} (envelope ${result.envelope.id}); name an \`agent\`, or add a binding for channel "${MCP_CHANNEL}"`,
-          retryable: false,
-        });
+        const why = result.envelope.error?.message ?? 'no binding matches this work';
+        throw new SpineError('UNROUTABLE', `${why} (envelope ${result.envelope.id}); name an \`agent\`, or add a binding for channel "${MCP_CHANNEL}"`);
       }
       let run = result.run;
       let waited = false;
@@ -159,7 +153,7 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
     guarded(async (args) => {
       need('read', 'read runs');
       const run = await store.runs.get(args.runId);
-      if (!run) throw new SpineError('NOT_FOUND', `run "${args.runId}" not found`, { retryable: false });
+      if (!run) throw new NotFoundError('run', args.runId);
       const tasks = await store.tasks.list({ runId: run.id, limit: 1000 });
       return {
         run: runSummary(run),
@@ -230,17 +224,14 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
   return server;
 }
 
-
-
 /**
  * The gateway's MCP endpoint: Streamable HTTP in stateless JSON mode. Each POST gets
  * its own server acting as the caller's token, so any gateway instance can answer any
- * request (no session lives in memory). GET (a server-initiated event stream) is
- * answered 405, as the transport spec allows.
+ * request (no session lives in memory). GET (a server-initiated event stream) is not
+ * served: the gateway answers it 405 with `Allow: POST`, as the transport spec allows.
  */
 export function createMcpHttpHandler(deps: SpineMcpDeps): {
   post(req: Request, principal: Principal, body: unknown): Promise<Response>;
-  get(): Response;
 } {
   return {
     async post(req, principal, body) {
@@ -252,12 +243,6 @@ export function createMcpHttpHandler(deps: SpineMcpDeps): {
       } finally {
         void server.close().catch(() => {});
       }
-    },
-    get() {
-      return new Response(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed: this endpoint is stateless; send JSON-RPC with POST' }, id: null }), {
-        status: 405,
-        headers: { 'content-type': 'application/json', allow: 'POST' },
-      });
     },
   };
 }

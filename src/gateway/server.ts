@@ -1,4 +1,4 @@
-import { createAdaptorServer } from '@hono/node-server';
+import { createAdaptorServer, upgradeWebSocket } from '@hono/node-server';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
@@ -83,6 +83,8 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     settings,
     clock: opts.clock ?? systemClock,
     log,
+    // The edge supplies the WebSocket upgrade; the app itself stays free of Node adapters.
+    upgradeWebSocket,
     ...(opts.channels ? { channels: opts.channels } : {}),
     ...(opts.agents ? { agents: opts.agents } : {}),
   });
