@@ -11,6 +11,7 @@ import type { FieldIssue } from '../src/core/errors.ts';
 import type { Run, SessionMessage, TurnInput } from '../src/core/types.ts';
 import { Worker } from '../src/engine/worker.ts';
 import type { Envelope } from '../src/core/envelope.ts';
+import { envelopeInput } from '../src/intake/envelope.ts';
 import { Intake } from '../src/intake/intake.ts';
 import { compileBindings, type BindingConfig } from '../src/routing/bindings.ts';
 import { compileSessions, type SessionsConfig } from '../src/routing/sessions.ts';
@@ -551,12 +552,21 @@ describe('session history', () => {
     // Messages in the fork (addressed by its key at the store port: no binding routes to a fork).
     const intoFork = async (text: string) => {
       const e = msg('kim', text);
+      const envelopeId = `env_${randomUUID()}`;
       const r = await s.store.acceptEnvelope(
         {
           envelope: e,
-          envelopeId: `env_${randomUUID()}`,
+          envelopeId,
           actor: 'test',
-          route: { ok: true, agent: 'chat', kind: 'work', decision: { binding: null, why: 'fork' }, session: { key: fork.key, agent: 'chat', resetBefore: Number.MIN_SAFE_INTEGER }, maxAttempts: 3 },
+          route: {
+            ok: true,
+            agent: 'chat',
+            kind: 'work',
+            decision: { binding: null, why: 'fork' },
+            session: { key: fork.key, agent: 'chat', resetBefore: Number.MIN_SAFE_INTEGER },
+            input: envelopeInput(e, envelopeId),
+            maxAttempts: 3,
+          },
         },
         Date.now(),
       );

@@ -56,7 +56,7 @@ export class Intake {
     if (acceptRoute.ok) {
       // Intake is a crossing too: input that breaks the agent's contract is refused, and nothing is stored.
       const spec = this.current.registry.agents.get(acceptRoute.agent);
-      if (spec?.input) this.current.registry.contracts.check(spec.input, envelopeInput(e, envelopeId), `envelope for ${spec.name}`);
+      if (spec?.input) this.current.registry.contracts.check(spec.input, acceptRoute.input, `envelope for ${spec.name}`);
     }
     return this.store.acceptEnvelope({ envelope: e, envelopeId, route: acceptRoute, actor: opts.actor }, this.clock.now());
   }
@@ -73,6 +73,7 @@ export class Intake {
         kind: 'work',
         decision: { binding: null, tier: null, why: `addressed directly to ${spec.name}` },
         session: this.session(spec.name, opts.session ?? scopeFor(e, null, routing.sessions), e, envelopeId),
+        input: envelopeInput(e, envelopeId),
         maxAttempts: spec.retry.maxAttempts,
         ...tenant,
       };
@@ -107,6 +108,7 @@ export class Intake {
         ...(d.binding.router ? { router: d.binding.router, session: d.binding.session } : {}),
       },
       session: this.session(spec.name, opts.session ?? scopeFor(e, d.binding.session, routing.sessions), e, envelopeId),
+      input: envelopeInput(e, envelopeId),
       maxAttempts: spec.retry.maxAttempts,
       ...tenant,
     };
@@ -189,6 +191,7 @@ export class Intake {
       kind: 'work',
       decision: { binding: stored?.binding ?? null, tier: stored?.tier ?? null, why, router: router.agent, fallback: !valid },
       session: this.session(agent, scopeFor(envelope, stored?.session ?? null, routing.sessions), envelope, envelope.id),
+      input: envelopeInput(envelope, envelope.id),
       maxAttempts: spec.retry.maxAttempts,
     };
   }
