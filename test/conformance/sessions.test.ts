@@ -1,22 +1,23 @@
-// Intake, routing and session lanes end to end on a real SQLite store and a real
+// Intake, routing and session lanes end to end on a real store (SQLite; PostgreSQL
+// under `npm run test:pg`) and a real
 // Worker: unroutable envelopes, decisions in the audit, lanes (order, concurrency,
 // failure, cancel, retry), session history, resets, forks, isolated sessions,
 // routing agents and idempotency. Waits are on store state, never fixed sleeps.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
-import type { AgentFunction } from '../src/core/agent.ts';
-import { ManualClock, systemClock, type Clock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import type { Run, SessionMessage, TurnInput } from '../src/core/types.ts';
-import { Worker } from '../src/engine/worker.ts';
-import type { Envelope } from '../src/core/envelope.ts';
-import { envelopeInput } from '../src/intake/envelope.ts';
-import { Intake } from '../src/intake/intake.ts';
-import { compileBindings, type BindingConfig } from '../src/routing/bindings.ts';
-import { compileSessions, type SessionsConfig } from '../src/routing/sessions.ts';
-import type { AuditEvent, Store } from '../src/store/store.ts';
-import { FAST_WORKER, finished, forge, gate, registry, tempStore, until, type AgentDef } from './helpers.ts';
+import type { AgentFunction } from '../../src/core/agent.ts';
+import { ManualClock, systemClock, type Clock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import type { Run, SessionMessage, TurnInput } from '../../src/core/types.ts';
+import { Worker } from '../../src/engine/worker.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import { envelopeInput } from '../../src/intake/envelope.ts';
+import { Intake } from '../../src/intake/intake.ts';
+import { compileBindings, type BindingConfig } from '../../src/routing/bindings.ts';
+import { compileSessions, type SessionsConfig } from '../../src/routing/sessions.ts';
+import type { AuditEvent, Store } from '../../src/store/store.ts';
+import { FAST_WORKER, finished, forge, gate, registry, tempStore, until, type AgentDef } from '../helpers.ts';
 
 // ── fixtures ───────────────────────────────────────────────────────────────────
 
