@@ -120,3 +120,14 @@ describe('a statement that is wrong is not a store fault', () => {
     await store.checkWritable(Date.now());
   });
 });
+
+describe('a closed store', () => {
+  it('answers reads, writes and checkWritable with STORE_UNAVAILABLE, not a bug', async (t) => {
+    const store = await setup(t);
+    const { run } = await store.runs.create(small, Date.now());
+    await store.close();
+    await assert.rejects(store.runs.get(run.id), isUnavailable);
+    await assert.rejects(store.runs.create(small, Date.now()), isUnavailable);
+    await assert.rejects(store.checkWritable(Date.now()), isUnavailable);
+  });
+});

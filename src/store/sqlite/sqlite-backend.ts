@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { StoreUnavailableError } from '../../core/errors.ts';
 import type { SqlBackend } from '../sql/backend.ts';
 import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
@@ -55,6 +56,8 @@ class SqliteExecutor implements SqlExecutor {
     return s;
   }
   private fail(err: unknown): never {
+    // node:sqlite's answer after close(): as on PostgreSQL, a closed store is unavailable, not a bug.
+    if ((err as { code?: unknown } | null)?.code === 'ERR_INVALID_STATE' && !this.db.isOpen) throw new StoreUnavailableError('SQLite: the store is closed', err);
     const fault = sqliteFault(err);
     if (!fault) throw err;
     this.onFault(fault);
@@ -154,7 +157,7 @@ export class SqliteBackend implements SqlBackend {
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (this.closed) return Promise.reject(new StoreUnavailableError('SQLite: the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled && !this.flushing) {
