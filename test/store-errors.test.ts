@@ -68,6 +68,8 @@ describe('PostgreSQL errors', () => {
     const pgError = (code: string) => Object.assign(new Error(`pg ${code}`), { code });
     for (const code of ['53100', '53200', '53000', '58030', '58P01', '25006']) assert.equal(isStoreFault(pgError(code)), true, code);
     for (const code of ['23505', '42601', '42P01', '40001', '22P02', 'ECONNRESET']) assert.equal(isStoreFault(pgError(code)), false, code);
+    // too_many_connections is a connection failure, retried with backoff before it becomes STORE_UNAVAILABLE.
+    assert.equal(isStoreFault(pgError('53300')), false);
     assert.equal(isStoreFault(new Error('no code')), false);
   });
 });

@@ -46,7 +46,8 @@ export function isConnectionError(err: unknown): boolean {
  */
 export function isStoreFault(err: unknown): boolean {
   const code = codeOf(err);
-  if (code === undefined || code.length !== 5) return false;
+  // too_many_connections (53300) is a connection failure: retried with backoff like one.
+  if (code === undefined || code.length !== 5 || CONNECTION_CODES.has(code)) return false;
   return code.startsWith('53') || code.startsWith('58') || code === '25006' /* read_only_sql_transaction */;
 }
 
