@@ -157,8 +157,22 @@ export class SqlStore implements Store {
       ];
       let run: Run | null = null;
       if (route.ok) {
-        const start = { runId: runId!, agent: route.agent, input: route.input, maxAttempts: route.maxAttempts, actor: req.actor, envelopeId: req.envelopeId };
-        run = await insertRun(tx, { ...start, session: route.session, kind: route.kind, ...(route.tenant ? { tenant: route.tenant } : {}) }, now, audit);
+        run = await insertRun(
+          tx,
+          {
+            runId: runId!,
+            agent: route.agent,
+            input: route.input,
+            maxAttempts: route.maxAttempts,
+            actor: req.actor,
+            envelopeId: req.envelopeId,
+            session: route.session,
+            kind: route.kind,
+            ...(route.tenant ? { tenant: route.tenant } : {}),
+          },
+          now,
+          audit,
+        );
       }
       await insertAudit(tx, now, audit);
       return { envelope, created: true, run };
