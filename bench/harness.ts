@@ -88,7 +88,7 @@ export function trackStore(inner: Store, opts: { trace?: boolean } = {}): Tracke
     if ((kind === 'succeed' || kind === 'dead') && tracked.onFinish) tracked.onFinish(c.lease.taskId, kind, performance.now());
   };
 
-  /** Times a store method (call → settled) and, for claimTasks, counts the tasks claimed. */
+  /** Times a store method (call → settled) and, for tasks.claim, counts the tasks claimed. */
   const traced = (name: string, fn: AnyFn): AnyFn => {
     if (!trace || name === 'onTasksReady') return fn;
     return async (...args: never[]): Promise<unknown> => {
@@ -96,7 +96,7 @@ export function trackStore(inner: Store, opts: { trace?: boolean } = {}): Tracke
       const t0 = performance.now();
       try {
         const value = await fn(...args);
-        if (name === 'claimTasks' && Array.isArray(value)) entry.items = (entry.items ?? 0) + value.length;
+        if (name === 'tasks.claim' && Array.isArray(value)) entry.items = (entry.items ?? 0) + value.length;
         return value;
       } finally {
         entry.calls++;
@@ -110,6 +110,12 @@ export function trackStore(inner: Store, opts: { trace?: boolean } = {}): Tracke
       const cached = bound.get(prop);
       if (cached !== undefined) return cached;
       const value = Reflect.get(target, prop, target) as unknown;
+      if (trace && typeof prop === 'string' && typeof value === 'object' && value !== null) {
+        // A sub-port (store.tasks, store.runs, …): a plain object of functions, timed as `tasks.claim` etc.
+        const sub = Object.fromEntries(Object.entries(value).map(([k, f]) => [k, typeof f === 'function' ? traced(`${prop}.${k}`, f as AnyFn) : f]));
+        bound.set(prop, sub);
+        return sub;
+      }
       if (typeof value !== 'function') return value;
       const fn: AnyFn = prop === 'commitTurn' ? commitTurn : (value as AnyFn).bind(target);
       const wrapped = typeof prop === 'string' ? traced(prop, fn) : fn;

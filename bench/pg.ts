@@ -170,7 +170,7 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
     log(`W2 ×${workers}: queueing ${tasks} no-op runs in ${schema}`);
     const t0 = performance.now();
     for (let i = 0; i < tasks; i += 500) {
-      await Promise.all(Array.from({ length: Math.min(500, tasks - i) }, () => store.createRun({ agent: 'noop', input: null, maxAttempts: 3 }, Date.now())));
+      await Promise.all(Array.from({ length: Math.min(500, tasks - i) }, () => store.runs.create({ agent: 'noop', input: null, maxAttempts: 3 }, Date.now())));
     }
     const submitMs = performance.now() - t0;
     await admin((c) => c.query('ANALYZE'), schema);

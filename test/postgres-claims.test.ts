@@ -14,7 +14,7 @@ describe('SKIP LOCKED claims', { skip: PG_ONLY }, () => {
   it(`${CLAIMERS} concurrent claimers on separate pools never double-claim ${TASKS} tasks`, async (t) => {
     const main = await pgStore(t, { migrate: true, keepSchema: true });
     const now = Date.now();
-    await Promise.all(Array.from({ length: TASKS }, (_, i) => main.store.createRun({ agent: 'noop', input: i, maxAttempts: 1 }, now)));
+    await Promise.all(Array.from({ length: TASKS }, (_, i) => main.store.runs.create({ agent: 'noop', input: i, maxAttempts: 1 }, now)));
     const claimers = [main];
     for (let i = 1; i < CLAIMERS; i++) claimers.push(await pgStore(t, { schema: main.schema, keepSchema: i < CLAIMERS - 1 }));
 
@@ -28,7 +28,7 @@ describe('SKIP LOCKED claims', { skip: PG_ONLY }, () => {
         await Promise.all(
           [0, 1].map(async () => {
             for (;;) {
-              const got = await c.store.claimTasks({ workerId: worker, limit: BATCH, leaseMs: 60_000, now: Date.now() });
+              const got = await c.store.tasks.claim({ workerId: worker, limit: BATCH, leaseMs: 60_000, now: Date.now() });
               if (got.length === 0) return;
               batchSizes.push(got.length);
               for (const g of got) {
@@ -48,10 +48,10 @@ describe('SKIP LOCKED claims', { skip: PG_ONLY }, () => {
     const perClaimer = new Map<string, number>();
     for (const w of claimed.values()) perClaimer.set(w, (perClaimer.get(w) ?? 0) + 1);
     assert.equal(perClaimer.size, CLAIMERS, `all claimers got work: ${JSON.stringify([...perClaimer])}`);
-    const held = (await main.store.listTasks({ limit: TASKS + 1 })).filter((task) => task.leaseOwner !== null);
+    const held = (await main.store.tasks.list({ limit: TASKS + 1 })).filter((task) => task.leaseOwner !== null);
     assert.equal(held.length, TASKS);
     for (const task of held) assert.equal(task.leaseOwner, claimed.get(task.id), 'held by the claimer that got it');
-    const audit = (await main.store.listAudit({ limit: 100_000 })).filter((e) => e.kind === 'task.leased');
+    const audit = (await main.store.audit.list({ limit: 100_000 })).filter((e) => e.kind === 'task.leased');
     assert.equal(audit.length, TASKS, 'one task.leased event per task');
   });
 

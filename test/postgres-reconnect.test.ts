@@ -48,7 +48,7 @@ describe('connections cut mid-load', { skip: PG_ONLY }, () => {
     await worker.start();
     const runIds: string[] = [];
     try {
-      for (let i = 0; i < RUNS; i++) runIds.push((await store.createRun({ agent: 'lead', input: i, maxAttempts: 10 }, Date.now())).run.id);
+      for (let i = 0; i < RUNS; i++) runIds.push((await store.runs.create({ agent: 'lead', input: i, maxAttempts: 10 }, Date.now())).run.id);
 
       let cut = 0;
       let terminated = 0;
@@ -61,7 +61,7 @@ describe('connections cut mid-load', { skip: PG_ONLY }, () => {
       const cutMs = Date.now() - started;
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const running = await store.listRuns({ state: 'running', limit: RUNS });
+        const running = await store.runs.list({ state: 'running', limit: RUNS });
         if (running.length === 0) break;
         if (Date.now() > deadline) assert.fail(`${running.length} runs still running a minute after the cuts`);
         await new Promise((r) => setTimeout(r, 100));
@@ -72,13 +72,13 @@ describe('connections cut mid-load', { skip: PG_ONLY }, () => {
       await worker.stop();
     }
 
-    const failed = (await store.listRuns({ limit: RUNS + 1 })).filter((r) => r.state !== 'succeeded');
+    const failed = (await store.runs.list({ limit: RUNS + 1 })).filter((r) => r.state !== 'succeeded');
     assert.deepEqual(
       failed.map((r) => [r.id, r.state, r.error?.code]),
       [],
       'every run succeeded',
     );
-    const effects = await store.listEffects({});
+    const effects = await store.tasks.effects({});
     assert.equal(effects.length, RUNS * 3, 'one ledger record per tool call');
     assert.deepEqual(
       effects.filter((e) => e.state !== 'completed').map((e) => e.key),
@@ -120,13 +120,13 @@ describe('the database server restarted mid-load', { skip: RESTART_SKIP }, () =>
     await worker.start();
     const RUNS_R = 300;
     try {
-      for (let i = 0; i < RUNS_R; i++) await store.createRun({ agent: 'lead', input: i, maxAttempts: 10 }, Date.now());
+      for (let i = 0; i < RUNS_R; i++) await store.runs.create({ agent: 'lead', input: i, maxAttempts: 10 }, Date.now());
       await new Promise((r) => setTimeout(r, 300));
       const version = readdirSync('/etc/postgresql')[0]!;
       execSync(`pg_ctlcluster --skip-systemctl-redirect ${version} main restart`, { stdio: 'ignore' });
       const deadline = Date.now() + 90_000;
       for (;;) {
-        const running = await store.listRuns({ state: 'running', limit: RUNS_R }).catch(() => null);
+        const running = await store.runs.list({ state: 'running', limit: RUNS_R }).catch(() => null);
         if (running?.length === 0) break;
         if (Date.now() > deadline) assert.fail('runs still running 90 s after the restart');
         await new Promise((r) => setTimeout(r, 200));
@@ -134,12 +134,12 @@ describe('the database server restarted mid-load', { skip: RESTART_SKIP }, () =>
     } finally {
       await worker.stop();
     }
-    const runs = await store.listRuns({ limit: RUNS_R + 1 });
+    const runs = await store.runs.list({ limit: RUNS_R + 1 });
     assert.deepEqual(
       runs.filter((r) => r.state !== 'succeeded').map((r) => r.id),
       [],
     );
-    const effects = await store.listEffects({});
+    const effects = await store.tasks.effects({});
     assert.equal(effects.filter((e) => e.state === 'completed').length, RUNS_R);
   });
 });

@@ -25,8 +25,8 @@ describe('LISTEN/NOTIFY wake-ups', { skip: PG_ONLY }, () => {
       const latencies: number[] = [];
       for (let i = 0; i < 5; i++) {
         const started = Date.now();
-        const { run } = await producer.store.createRun({ agent: 'echo', input: i, maxAttempts: 1 }, Date.now());
-        await until(`run ${i} done`, async () => (await producer.store.getRun(run.id))?.state === 'succeeded', 5_000);
+        const { run } = await producer.store.runs.create({ agent: 'echo', input: i, maxAttempts: 1 }, Date.now());
+        await until(`run ${i} done`, async () => (await producer.store.runs.get(run.id))?.state === 'succeeded', 5_000);
         latencies.push(Date.now() - started);
       }
       assert.ok(Math.max(...latencies) < 2_000, `woken by NOTIFY, not by the ${SLOW_POLL} ms poll: ${latencies.join(', ')} ms`);
@@ -34,8 +34,8 @@ describe('LISTEN/NOTIFY wake-ups', { skip: PG_ONLY }, () => {
       // The LISTEN connection is cut (and every pooled one with it): it reconnects, and wakes work again.
       assert.ok((await terminate(appName)) >= 1, 'cut the worker’s connections');
       await until('listening again', () => workerSide.backend.listening, 10_000);
-      const { run } = await producer.store.createRun({ agent: 'echo', input: 'after the cut', maxAttempts: 1 }, Date.now());
-      await until('run after the cut done', async () => (await producer.store.getRun(run.id))?.state === 'succeeded', 5_000);
+      const { run } = await producer.store.runs.create({ agent: 'echo', input: 'after the cut', maxAttempts: 1 }, Date.now());
+      await until('run after the cut done', async () => (await producer.store.runs.get(run.id))?.state === 'succeeded', 5_000);
     } finally {
       await worker.stop();
     }

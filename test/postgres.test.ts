@@ -136,13 +136,13 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     const backend = new PgBackend({ url: 'postgres://postgres@127.0.0.1:1/test?schema=nowhere', reconnectBackoffMs: [20, 40] });
     const store = new SqlStore(backend);
     try {
-      await assert.rejects(store.getRun('run_x'), (err: unknown) => {
+      await assert.rejects(store.runs.get('run_x'), (err: unknown) => {
         assert.ok(err instanceof StoreUnavailableError, String(err));
         assert.equal(err.code, 'STORE_UNAVAILABLE');
         assert.equal(err.retryable, true);
         return true;
       });
-      await assert.rejects(store.createRun({ agent: 'a', input: null, maxAttempts: 1 }, Date.now()), StoreUnavailableError);
+      await assert.rejects(store.runs.create({ agent: 'a', input: null, maxAttempts: 1 }, Date.now()), StoreUnavailableError);
     } finally {
       await store.close();
     }

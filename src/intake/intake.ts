@@ -61,7 +61,7 @@ export class Intake {
       const verdict = await this.current.boundary.intake(
         { agent: spec.name, runId: null, taskId: null, tenant: acceptRoute.tenant ?? 'default', actor: opts.actor, key },
         spec,
-        envelopeInput(e, envelopeId),
+        acceptRoute.input,
       );
       if (verdict.effect === 'deny') throw SpineError.fromInfo({ ...verdict.error, retryable: false });
     }
@@ -80,6 +80,7 @@ export class Intake {
         kind: 'work',
         decision: { binding: null, tier: null, why: `addressed directly to ${spec.name}` },
         session: this.session(spec.name, opts.session ?? scopeFor(e, null, routing.sessions), e, envelopeId),
+        input: envelopeInput(e, envelopeId),
         maxAttempts: spec.retry.maxAttempts,
         ...tenant,
       };
@@ -114,6 +115,7 @@ export class Intake {
         ...(d.binding.router ? { router: d.binding.router, session: d.binding.session } : {}),
       },
       session: this.session(spec.name, opts.session ?? scopeFor(e, d.binding.session, routing.sessions), e, envelopeId),
+      input: envelopeInput(e, envelopeId),
       maxAttempts: spec.retry.maxAttempts,
       ...tenant,
     };
@@ -196,6 +198,7 @@ export class Intake {
       kind: 'work',
       decision: { binding: stored?.binding ?? null, tier: stored?.tier ?? null, why, router: router.agent, fallback: !valid },
       session: this.session(agent, scopeFor(envelope, stored?.session ?? null, routing.sessions), envelope, envelope.id),
+      input: envelopeInput(envelope, envelope.id),
       maxAttempts: spec.retry.maxAttempts,
     };
   }

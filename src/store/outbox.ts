@@ -1,6 +1,6 @@
 import type { OutboxState } from '../core/states.ts';
 import type { Json } from '../core/types.ts';
-import type { AuditEntry } from './store.ts';
+import type { AuditEntry } from './audit.ts';
 
 /**
  * The outbox: outbound messages (replies to channels, agents' `deliver` actions),

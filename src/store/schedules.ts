@@ -1,5 +1,5 @@
 import type { Json } from '../core/types.ts';
-import type { AuditEntry } from './store.ts';
+import type { AuditEntry } from './audit.ts';
 
 /**
  * Schedules' durable state: when each fires next, so fires survive restarts and happen

@@ -1,6 +1,7 @@
 import type { ApprovalState, EffectState, EnvelopeState } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
 import type { Envelope } from '../core/envelope.ts';
+import type { AuditEntry, AuditStore } from './audit.ts';
 import type { OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
@@ -30,20 +31,7 @@ export interface Lease {
   leaseNo: number;
 }
 
-export interface AuditEntry {
-  kind: string;
-  runId?: string | null;
-  taskId?: string | null;
-  agent?: string | null;
-  actor?: string | null;
-  digest?: string | null;
-  data?: Json;
-}
-
-export interface AuditEvent extends AuditEntry {
-  seq: number;
-  at: number;
-}
+export type { AuditEntry, AuditEvent, AuditStore } from './audit.ts';
 
 export interface NewRun {
   agent: string;
@@ -158,6 +146,8 @@ export type AcceptRoute =
       decision: Json;
       /** `resetBefore`: a session last active before this moment starts a new epoch (its reset policy). */
       session: { key: string; agent: string; resetBefore: number };
+      /** The run's input, as intake made it from the envelope (the store stores it, never derives it). */
+      input: Json;
       maxAttempts: number;
       tenant?: string;
     }
@@ -427,13 +417,6 @@ export interface GrantStore {
   grant(grant: { agent: string; action: string; durationMs: number; actor: string; reason?: string }, now: number): Promise<StandingGrant>;
   revoke(id: string, actor: string, now: number): Promise<void>;
   list(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]>;
-}
-
-export interface AuditStore {
-  append(entries: AuditEntry[], now: number): Promise<void>;
-  list(filter: { runId?: string; afterSeq?: number; limit: number }): Promise<AuditEvent[]>;
-  /** The newest audit sequence number (0 when empty), to tail from now on. */
-  latestSeq(): Promise<number>;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/execut
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
-import { StoreUnavailableError, isConnectionError, isStalePlan, isTransientConflict } from './pg-errors.ts';
+import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
 import { PgListener } from './pg-listener.ts';
 import { toPgPlaceholders } from './placeholders.ts';
 
@@ -41,6 +41,8 @@ const PG_SQL: DialectSql = {
     UPDATE outbox SET attempts = attempts + 1, lease_owner = $1, lease_expires_at = $2
     FROM picked WHERE outbox.id = picked.id AND outbox.state = 'pending' AND (outbox.lease_expires_at IS NULL OR outbox.lease_expires_at <= $6)
     RETURNING outbox.*`,
+  // No size limit of its own: a full disk fails the write itself (SQLSTATE 53100).
+  headroomPages: null,
 };
 
 /** BIGINT (ms times, counters) and NUMERIC (SUMs) come back as JS numbers, not strings. */
@@ -238,6 +240,7 @@ export class PgBackend implements SqlBackend {
           q = typeof q === 'string' ? q : { text: q.text, values: q.values ?? [] };
           continue;
         }
+        if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
         if (!isConnectionError(err)) throw err;
         const wait = this.backoff[attempt];
         if (wait === undefined || this.closed) throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
@@ -320,6 +323,7 @@ export class PgBackend implements SqlBackend {
           }
           throw new StoreUnavailableError(`PostgreSQL: lost the connection to the database (${errorText(err)})`, err);
         }
+        if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
         throw err;
       }
     }

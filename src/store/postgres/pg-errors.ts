@@ -38,6 +38,19 @@ export function isConnectionError(err: unknown): boolean {
   );
 }
 
+/**
+ * The server cannot write (or read) now, though the connection is fine: disk full or
+ * out of resources (class 53), an I/O or system error (class 58), a read-only server
+ * or transaction (a hot standby; default_transaction_read_only). Not retried here: the
+ * caller gets StoreUnavailableError (retryable) and tries again later.
+ */
+export function isStoreFault(err: unknown): boolean {
+  const code = codeOf(err);
+  // too_many_connections (53300) is a connection failure: retried with backoff like one.
+  if (code === undefined || code.length !== 5 || CONNECTION_CODES.has(code)) return false;
+  return code.startsWith('53') || code.startsWith('58') || code === '25006' /* read_only_sql_transaction */;
+}
+
 /** A transaction lost a race PostgreSQL resolves by aborting one side; running it again is the fix. */
 export function isTransientConflict(err: unknown): boolean {
   const code = codeOf(err);

@@ -32,4 +32,11 @@ export interface DialectSql {
    * leaseExpiresAt, now, now, limit, now. Returns the leased outbox rows.
    */
   leaseOutbox: string;
+  /**
+   * How many more pages the database may take before a write that needs one fails
+   * (null: the backend has no such limit of its own, its writes fail when the disk does).
+   * No parameters; returns one row `{ pages }`. A write probe alone cannot see this
+   * limit: it rewrites a page it already has.
+   */
+  headroomPages: string | null;
 }

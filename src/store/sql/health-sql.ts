@@ -37,3 +37,12 @@ export async function storeHealth(db: SqlExecutor, now: number, aliveSince: numb
     workersAlive: Number(workers?.n ?? 0),
   };
 }
+
+/**
+ * The write that proves the store can commit now (readiness): one row upserted, in a
+ * transaction of its own. Disk full, a read-only database, an I/O error or a lost
+ * connection make it fail; the backend turns that into StoreUnavailableError.
+ */
+export async function writeProbe(tx: SqlExecutor, now: number): Promise<void> {
+  await tx.run('INSERT INTO store_probe (id, written_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at', [now]);
+}

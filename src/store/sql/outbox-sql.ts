@@ -3,10 +3,11 @@ import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Json } from '../../core/types.ts';
 import type { NewOutboxItem, OutboxItem, OutboxLease, OutboxStore } from '../outbox.ts';
-import type { AuditEntry } from '../store.ts';
+import type { AuditEntry } from '../audit.ts';
+import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
-import { insertAudit, whereOf } from './sql-store.ts';
+import { whereOf } from './where.ts';
 
 /**
  * The outbox in portable SQL. Leasing is the dialect's `leaseOutbox` statement: one
@@ -110,96 +111,93 @@ export async function enqueueRunReply(tx: SqlExecutor, runId: string, output: Js
   return created;
 }
 
-export class SqlOutboxStore implements OutboxStore {
-  private readonly db: SqlBackend;
-  constructor(db: SqlBackend) {
-    this.db = db;
-  }
+export function sqlOutboxStore(db: SqlBackend): OutboxStore {
+  return {
+    async enqueue(item: NewOutboxItem, now: number): Promise<OutboxItem> {
+      const out = await db.transaction((tx) => enqueueIn(tx, item, now));
+      db.signalTasksReady();
+      return out;
+    },
 
-  async enqueue(item: NewOutboxItem, now: number): Promise<OutboxItem> {
-    const out = await this.db.transaction((tx) => enqueueIn(tx, item, now));
-    this.db.signalTasksReady();
-    return out;
-  }
+    async list(filter: { state?: OutboxItem['state']; runId?: string; limit: number }): Promise<OutboxItem[]> {
+      const w = whereOf([
+        ['state = ?', filter.state],
+        ['run_id = ?', filter.runId],
+      ]);
+      const rows = await db.read.all<OutboxRow>(`SELECT * FROM outbox ${w.sql} ORDER BY created_at, id LIMIT ?`, [...w.params, filter.limit]);
+      return rows.map(toOutboxItem);
+    },
 
-  async list(filter: { state?: OutboxItem['state']; runId?: string; limit: number }): Promise<OutboxItem[]> {
-    const w = whereOf([
-      ['state = ?', filter.state],
-      ['run_id = ?', filter.runId],
-    ]);
-    const rows = await this.db.read.all<OutboxRow>(`SELECT * FROM outbox ${w.sql} ORDER BY created_at, id LIMIT ?`, [...w.params, filter.limit]);
-    return rows.map(toOutboxItem);
-  }
+    async get(id: string): Promise<OutboxItem | null> {
+      const row = await db.read.get<OutboxRow>('SELECT * FROM outbox WHERE id = ?', [id]);
+      return row ? toOutboxItem(row) : null;
+    },
 
-  async get(id: string): Promise<OutboxItem | null> {
-    const row = await this.db.read.get<OutboxRow>('SELECT * FROM outbox WHERE id = ?', [id]);
-    return row ? toOutboxItem(row) : null;
-  }
-
-  async lease(req: { owner: string; limit: number; leaseMs: number; now: number }): Promise<OutboxItem[]> {
-    if (req.limit <= 0) return [];
-    const rows = await this.db.transaction((tx) =>
-      tx.all<OutboxRow>(this.db.sql.leaseOutbox, [req.owner, req.now + req.leaseMs, req.now, req.now, req.limit, req.now]),
-    );
-    return rows.map(toOutboxItem).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  }
-
-  async complete(lease: OutboxLease, response: Json | null, now: number, audit: AuditEntry[]): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const changed = await tx.run(
-        `UPDATE outbox SET state = 'sent', sent_at = ?, response = ?, last_error = NULL, lease_owner = NULL, lease_expires_at = NULL
-         WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
-        [now, toJson(response), lease.id, lease.owner, lease.attempt],
+    async lease(req: { owner: string; limit: number; leaseMs: number; now: number }): Promise<OutboxItem[]> {
+      if (req.limit <= 0) return [];
+      const rows = await db.transaction((tx) =>
+        tx.all<OutboxRow>(db.sql.leaseOutbox, [req.owner, req.now + req.leaseMs, req.now, req.now, req.limit, req.now]),
       );
-      await insertAudit(tx, now, changed === 1 ? audit : [...audit, leaseLost(lease, audit)]);
-      return changed === 1;
-    });
-  }
+      return rows.map(toOutboxItem).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    },
 
-  async fail(lease: OutboxLease, failure: { error: Json; retryAt: number | null }, now: number, audit: AuditEntry[]): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const changed =
-        failure.retryAt === null
-          ? await tx.run(
-              `UPDATE outbox SET state = 'dead', last_error = ?, lease_owner = NULL, lease_expires_at = NULL
-               WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
-              [toJson(failure.error), lease.id, lease.owner, lease.attempt],
-            )
-          : await tx.run(
-              `UPDATE outbox SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
-               WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
-              [failure.retryAt, toJson(failure.error), lease.id, lease.owner, lease.attempt],
-            );
-      await insertAudit(tx, now, changed === 1 ? audit : [...audit, leaseLost(lease, audit)]);
-      return changed === 1;
-    });
-  }
+    async complete(lease: OutboxLease, response: Json | null, now: number, audit: AuditEntry[]): Promise<boolean> {
+      return db.transaction(async (tx) => {
+        const changed = await tx.run(
+          `UPDATE outbox SET state = 'sent', sent_at = ?, response = ?, last_error = NULL, lease_owner = NULL, lease_expires_at = NULL
+           WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
+          [now, toJson(response), lease.id, lease.owner, lease.attempt],
+        );
+        await insertAudit(tx, now, changed === 1 ? audit : [...audit, leaseLost(lease, audit)]);
+        return changed === 1;
+      });
+    },
 
-  async nextDue(): Promise<number | null> {
-    const row = await this.db.read.get<{ due: number | string | null }>(
-      `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at THEN lease_expires_at ELSE next_attempt_at END) AS due
-       FROM outbox WHERE state = 'pending'`,
-    );
-    return row?.due === null || row?.due === undefined ? null : Number(row.due);
-  }
+    async fail(lease: OutboxLease, failure: { error: Json; retryAt: number | null }, now: number, audit: AuditEntry[]): Promise<boolean> {
+      return db.transaction(async (tx) => {
+        const changed =
+          failure.retryAt === null
+            ? await tx.run(
+                `UPDATE outbox SET state = 'dead', last_error = ?, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
+                [toJson(failure.error), lease.id, lease.owner, lease.attempt],
+              )
+            : await tx.run(
+                `UPDATE outbox SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = ? AND state = 'pending' AND lease_owner = ? AND attempts = ?`,
+                [failure.retryAt, toJson(failure.error), lease.id, lease.owner, lease.attempt],
+              );
+        await insertAudit(tx, now, changed === 1 ? audit : [...audit, leaseLost(lease, audit)]);
+        return changed === 1;
+      });
+    },
 
-  async requeue(id: string, actor: string, now: number): Promise<OutboxItem> {
-    const item = await this.db.transaction(async (tx) => {
-      const row = await tx.get<OutboxRow>(
-        `UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'dead' RETURNING *`,
-        [now, id],
+    async nextDue(): Promise<number | null> {
+      const row = await db.read.get<{ due: number | string | null }>(
+        `SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at > next_attempt_at THEN lease_expires_at ELSE next_attempt_at END) AS due
+         FROM outbox WHERE state = 'pending'`,
       );
-      if (!row) {
-        const existing = await tx.get<OutboxRow>('SELECT state FROM outbox WHERE id = ?', [id]);
-        if (!existing) throw new NotFoundError('outbox item', id);
-        throw new InvalidStateError(`outbox item ${id} is ${existing.state}; only a dead item can be requeued`);
-      }
-      await insertAudit(tx, now, [{ kind: 'outbox.requeued', runId: row.run_id, taskId: row.task_id, actor, data: { outbox: id } }]);
-      return toOutboxItem(row);
-    });
-    this.db.signalTasksReady();
-    return item;
-  }
+      return row?.due === null || row?.due === undefined ? null : Number(row.due);
+    },
+
+    async requeue(id: string, actor: string, now: number): Promise<OutboxItem> {
+      const item = await db.transaction(async (tx) => {
+        const row = await tx.get<OutboxRow>(
+          `UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND state = 'dead' RETURNING *`,
+          [now, id],
+        );
+        if (!row) {
+          const existing = await tx.get<OutboxRow>('SELECT state FROM outbox WHERE id = ?', [id]);
+          if (!existing) throw new NotFoundError('outbox item', id);
+          throw new InvalidStateError(`outbox item ${id} is ${existing.state}; only a dead item can be requeued`);
+        }
+        await insertAudit(tx, now, [{ kind: 'outbox.requeued', runId: row.run_id, taskId: row.task_id, actor, data: { outbox: id } }]);
+        return toOutboxItem(row);
+      });
+      db.signalTasksReady();
+      return item;
+    },
+  };
 }
 
 /** The attempt's outcome came after its lease was taken over: recorded, but the item's state is the new holder's. */

@@ -1,8 +1,12 @@
 import { parseJson } from '../../core/json.ts';
-import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, Task, TaskState, TurnRecord, Usage } from '../../core/types.ts';
-import type { AuditEvent, EffectRecord, WorkerInfo } from '../store.ts';
+import type { ErrorInfo, Run, RunState, Task, TaskState } from '../../core/types.ts';
+import type { EffectRecord } from '../store.ts';
 
-/** Rows as the database returns them (snake_case; integers may arrive as strings from pg). */
+/**
+ * Rows shared by several aggregates' SQL (runs, tasks, effects) and their mappers to the
+ * port's types. Rows come as the database returns them (snake_case; integers may arrive
+ * as strings from pg).
+ */
 export interface RunRow {
   id: string;
   idempotency_key: string | null;
@@ -49,16 +53,6 @@ export interface TaskRow {
   finished_at: number | string | null;
 }
 
-export interface TurnRow {
-  task_id: string;
-  n: number | string;
-  state: string;
-  actions: string;
-  results: string | null;
-  output: string | null;
-  usage: string | null;
-}
-
 export interface EffectRow {
   key: string;
   run_id: string;
@@ -73,27 +67,6 @@ export interface EffectRow {
   error: string | null;
   started_at: number | string;
   completed_at: number | string | null;
-}
-
-export interface AuditRow {
-  seq: number | string;
-  at: number | string;
-  kind: string;
-  run_id: string | null;
-  task_id: string | null;
-  agent: string | null;
-  actor: string | null;
-  digest: string | null;
-  data: string | null;
-}
-
-export interface WorkerRow {
-  id: string;
-  pid: number | string;
-  host: string;
-  started_at: number | string;
-  heartbeat_at: number | string;
-  stopped_at: number | string | null;
 }
 
 const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
@@ -164,80 +137,3 @@ export function toEffect(r: EffectRow): EffectRecord {
     completedAt: numOrNull(r.completed_at),
   };
 }
-
-export function toAuditEvent(r: AuditRow): AuditEvent {
-  const ev: AuditEvent = {
-    seq: num(r.seq),
-    at: num(r.at),
-    kind: r.kind,
-    runId: r.run_id,
-    taskId: r.task_id,
-    agent: r.agent,
-    actor: r.actor,
-    digest: r.digest,
-  };
-  const data = parseJson(r.data);
-  if (data !== null) ev.data = data;
-  return ev;
-}
-
-export function toWorker(r: WorkerRow): WorkerInfo {
-  return {
-    id: r.id,
-    pid: num(r.pid),
-    host: r.host,
-    startedAt: num(r.started_at),
-    heartbeatAt: num(r.heartbeat_at),
-    stoppedAt: numOrNull(r.stopped_at),
-  };
-}
-
-export interface ChildOutcomeRow {
-  id: string;
-  parent_turn: number | string | null;
-  parent_action: number | string | null;
-  state: string;
-  output: string | null;
-  error: string | null;
-}
-
-/**
- * Rebuilds a task's history from its turn rows, filling each handoff's result from
- * the child task's final state (children finish after the parent's turn commits).
- */
-export function assembleTurns(rows: TurnRow[], children: ChildOutcomeRow[]): { committed: TurnRecord[]; open: TurnRow | null } {
-  const byPlace = new Map<string, ChildOutcomeRow>();
-  for (const c of children) byPlace.set(`${c.parent_turn}/${c.parent_action}`, c);
-  const committed: TurnRecord[] = [];
-  let open: TurnRow | null = null;
-  for (const row of rows) {
-    if (row.state !== 'committed') {
-      open = row;
-      continue;
-    }
-    const n = num(row.n);
-    const results = (parseJson<ActionResult[]>(row.results) ?? []).map((res) => {
-      if (res.type !== 'handoff' || res.taskId === undefined) return res;
-      const child = byPlace.get(`${n}/${res.index}`);
-      return child ? childResult(res, child) : res;
-    });
-    const rec: TurnRecord = { turn: n, actions: parseJson<Action[]>(row.actions) ?? [], results };
-    const output = parseJson(row.output);
-    if (row.output !== null) rec.output = output;
-    committed.push(rec);
-  }
-  return { committed, open };
-}
-
-function childResult(res: ActionResult, child: ChildOutcomeRow): ActionResult {
-  const base = { index: res.index, type: res.type, taskId: child.id, ...(res.id === undefined ? {} : { id: res.id }) };
-  if (child.state === 'succeeded') return { ...base, ok: true, value: parseJson(child.output) ?? null };
-  const error = parseJson<ErrorInfo>(child.error) ?? { code: 'CHILD_NOT_FINISHED', message: `child task is ${child.state}`, retryable: false };
-  return { ...base, ok: false, error };
-}
-
-export function parseUsage(text: string | null): Usage | null {
-  return parseJson<Usage>(text);
-}
-
-export type { Json };

@@ -3,10 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { StoreUnavailableError } from '../../core/errors.ts';
 import type { SqlBackend } from '../sql/backend.ts';
 import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
+import { sqliteFault } from './sqlite-errors.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'sqlite');
 let cachedMigrations: Migration[] | null = null;
@@ -27,14 +29,23 @@ const SQLITE_SQL: DialectSql = {
       ORDER BY next_attempt_at, created_at, id LIMIT ?
     ) AND state = 'pending' AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
     RETURNING *`,
+  // Pages left under max_page_count, counting free pages the file already has.
+  headroomPages: `SELECT (SELECT max_page_count FROM pragma_max_page_count()) - (SELECT page_count FROM pragma_page_count())
+    + (SELECT freelist_count FROM pragma_freelist_count()) AS pages`,
 };
 
-/** Runs prepared statements on one node:sqlite connection, caching them by SQL text. */
+/**
+ * Runs prepared statements on one node:sqlite connection, caching them by SQL text.
+ * A store fault (disk full, read-only, I/O error…) is thrown as StoreUnavailableError
+ * and reported to `onFault`; any other error (a statement bug) is thrown as it is.
+ */
 class SqliteExecutor implements SqlExecutor {
   private readonly db: DatabaseSync;
   private readonly cache = new Map<string, StatementSync>();
-  constructor(db: DatabaseSync) {
+  private readonly onFault: (err: Error) => void;
+  constructor(db: DatabaseSync, onFault: (err: Error) => void = () => {}) {
     this.db = db;
+    this.onFault = onFault;
   }
   private stmt(sql: string): StatementSync {
     let s = this.cache.get(sql);
@@ -44,17 +55,41 @@ class SqliteExecutor implements SqlExecutor {
     }
     return s;
   }
+  private fail(err: unknown): never {
+    // node:sqlite's answer after close(): as on PostgreSQL, a closed store is unavailable, not a bug.
+    if ((err as { code?: unknown } | null)?.code === 'ERR_INVALID_STATE' && !this.db.isOpen) throw new StoreUnavailableError('SQLite: the store is closed', err);
+    const fault = sqliteFault(err);
+    if (!fault) throw err;
+    this.onFault(fault);
+    throw fault;
+  }
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
-    return Number(this.stmt(sql).run(...params).changes);
+    try {
+      return Number(this.stmt(sql).run(...params).changes);
+    } catch (err) {
+      this.fail(err);
+    }
   }
   async all<T>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
-    return this.stmt(sql).all(...params) as T[];
+    try {
+      return this.stmt(sql).all(...params) as T[];
+    } catch (err) {
+      this.fail(err);
+    }
   }
   async get<T>(sql: string, params: readonly SqlParam[] = []): Promise<T | undefined> {
-    return this.stmt(sql).get(...params) as T | undefined;
+    try {
+      return this.stmt(sql).get(...params) as T | undefined;
+    } catch (err) {
+      this.fail(err);
+    }
   }
   async exec(sql: string): Promise<void> {
-    this.db.exec(sql);
+    try {
+      this.db.exec(sql);
+    } catch (err) {
+      this.fail(err);
+    }
   }
 }
 
@@ -71,10 +106,17 @@ export interface SqliteOptions {
   maxBatch?: number;
 }
 
+/** Faults a test can put on the writer connection, and take away again (`null`). */
+export type SimulatedFault = 'disk-full' | 'read-only' | null;
+
 /**
  * SQLite adapter: one writer connection fed by a group committer, one reader
  * connection. Transactions requested in the same tick share one BEGIN…COMMIT (one
- * fsync); each runs in its own savepoint so a failing one rolls back alone.
+ * fsync); each runs in its own savepoint so a failing one rolls back alone — unless
+ * the failure is a store fault (disk full, read-only, I/O error): then SQLite may
+ * have rolled the whole transaction back already, so every caller in the batch gets
+ * StoreUnavailableError, nothing of the batch is committed, and the next batch starts
+ * afresh on the same connection once the fault clears.
  */
 export class SqliteBackend implements SqlBackend {
   readonly capabilities: StoreCapabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false };
@@ -91,23 +133,31 @@ export class SqliteBackend implements SqlBackend {
   private flushScheduled = false;
   private flushing = false;
   private closed = false;
+  /** The store fault a statement of the batch in flight met (a unit may have caught it; the batch still fails). */
+  private fault: Error | null = null;
+  private readonly normalMaxPages: number;
 
   constructor(opts: SqliteOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
     this.description = `sqlite:${opts.path} (durability ${opts.durability})`;
     this.maxBatch = opts.maxBatch ?? 256;
-    this.writer = new DatabaseSync(opts.path);
-    configure(this.writer, opts.durability);
-    this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path);
-    if (this.reader !== this.writer) configure(this.reader, opts.durability);
-    this.tx = new SqliteExecutor(this.writer);
+    try {
+      if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+      this.writer = new DatabaseSync(opts.path);
+      configure(this.writer, opts.durability);
+      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path);
+      if (this.reader !== this.writer) configure(this.reader, opts.durability);
+    } catch (err) {
+      throw sqliteFault(err) ?? err;
+    }
+    this.normalMaxPages = Number((this.writer.prepare('PRAGMA max_page_count').get() as { max_page_count: number }).max_page_count);
+    this.tx = new SqliteExecutor(this.writer, (err) => (this.fault ??= err));
     this.read = new SqliteExecutor(this.reader);
     this.migrations = cachedMigrations ??= loadMigrations(MIGRATIONS_DIR);
     this.events.setMaxListeners(0);
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (this.closed) return Promise.reject(new StoreUnavailableError('SQLite: the store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled && !this.flushing) {
@@ -125,15 +175,18 @@ export class SqliteBackend implements SqlBackend {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
         const done: Array<() => void> = [];
+        this.fault = null;
         try {
           this.writer.exec('BEGIN IMMEDIATE');
           for (const unit of batch) {
             this.writer.exec('SAVEPOINT unit');
             try {
               const value = await unit.fn(this.tx);
+              this.assertIntact();
               this.writer.exec('RELEASE unit');
               done.push(() => unit.resolve(value));
             } catch (err) {
+              this.assertIntact();
               this.writer.exec('ROLLBACK TO unit');
               this.writer.exec('RELEASE unit');
               done.push(() => unit.reject(err));
@@ -142,8 +195,15 @@ export class SqliteBackend implements SqlBackend {
           this.writer.exec('COMMIT');
           this.events.emit('committed');
         } catch (err) {
-          if (this.writer.isTransaction) this.writer.exec('ROLLBACK');
-          for (const unit of batch) unit.reject(err);
+          if (this.writer.isTransaction) {
+            try {
+              this.writer.exec('ROLLBACK');
+            } catch {
+              // Already rolled back by SQLite itself (e.g. after SQLITE_FULL).
+            }
+          }
+          const failure = sqliteFault(err) ?? err;
+          for (const unit of batch) unit.reject(failure);
           continue;
         }
         for (const settle of done) settle();
@@ -151,6 +211,22 @@ export class SqliteBackend implements SqlBackend {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Throws (failing the whole batch) if a store fault happened or SQLite ended the transaction under us. */
+  private assertIntact(): void {
+    if (this.fault) throw this.fault;
+    if (!this.writer.isTransaction) throw new Error('SQLite ended the transaction during a unit of work');
+  }
+
+  /**
+   * For tests: makes the writer connection fail as a full disk does (no new page may be
+   * allocated: `max_page_count` is held at the current size) or as a read-only database
+   * does (`query_only`); `null` clears both. Reads are unaffected.
+   */
+  simulateFault(fault: SimulatedFault): void {
+    this.writer.exec(`PRAGMA max_page_count = ${fault === 'disk-full' ? 1 : this.normalMaxPages}`);
+    this.writer.exec(`PRAGMA query_only = ${fault === 'read-only' ? 'ON' : 'OFF'}`);
   }
 
   async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {

@@ -5,16 +5,16 @@
 // through a real SIGKILL of a worker process in the middle of a priced tool call.
 import assert from 'node:assert/strict';
 import { describe, it, test, type TestContext } from 'node:test';
-import { ManualClock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import type { Json, TurnInput } from '../src/core/types.ts';
-import type { Registry } from '../src/engine/options.ts';
-import { submitRun } from '../src/engine/runs.ts';
-import { Worker } from '../src/engine/worker.ts';
-import { compilePolicy, policySchema } from '../src/policy/rules.ts';
-import type { LimitAcquire, Store } from '../src/store/store.ts';
-import { readPayments, startWorkerProcess, writeProject, type WorkerProcess } from './fixtures/policy-project.ts';
-import { FAST_WORKER, auditOf, finished, forge, gate, harness, registry, submit, tempStore, until } from './helpers.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import type { Json, TurnInput } from '../../src/core/types.ts';
+import type { Registry } from '../../src/engine/options.ts';
+import { submitRun } from '../../src/engine/runs.ts';
+import { Worker } from '../../src/engine/worker.ts';
+import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
+import type { LimitAcquire, Store } from '../../src/store/store.ts';
+import { readPayments, startWorkerProcess, writeProject, type WorkerProcess } from '../fixtures/policy-project.ts';
+import { FAST_WORKER, auditOf, finished, forge, gate, harness, registry, submit, tempStore, until } from '../helpers.ts';
 
 function policy(rules: Json[]) {
   const issues: FieldIssue[] = [];

@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ManualClock, systemClock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import type { Json } from '../src/core/types.ts';
-import { OutboxDispatcher, type DispatcherDeps } from '../src/engine/outbox-dispatcher.ts';
-import type { ChannelAdapter } from '../src/core/channel.ts';
-import { createChannels } from '../src/channels/index.ts';
-import { Intake } from '../src/intake/intake.ts';
-import { compileBindings } from '../src/routing/bindings.ts';
-import { compileSessions } from '../src/routing/sessions.ts';
-import type { NewOutboxItem, OutboxItem } from '../src/store/outbox.ts';
-import { openStore } from '../src/runtime/open-store.ts';
-import type { AuditEvent, Store } from '../src/store/store.ts';
+import { ManualClock, systemClock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import type { Json } from '../../src/core/types.ts';
+import { OutboxDispatcher, type DispatcherDeps } from '../../src/engine/outbox-dispatcher.ts';
+import type { ChannelAdapter } from '../../src/core/channel.ts';
+import { createChannels } from '../../src/channels/index.ts';
+import { Intake } from '../../src/intake/intake.ts';
+import { compileBindings } from '../../src/routing/bindings.ts';
+import { compileSessions } from '../../src/routing/sessions.ts';
+import type { NewOutboxItem, OutboxItem } from '../../src/store/outbox.ts';
+import { openStore } from '../../src/runtime/open-store.ts';
+import type { AuditEvent, Store } from '../../src/store/store.ts';
 import {
   DISCORD_APP,
   DISCORD_BOT,
@@ -29,8 +29,8 @@ import {
   telegramHeaders,
   telegramUpdate,
   type Received,
-} from './fixtures/channels.ts';
-import { finished, registry, startWorker, tempStore, until } from './helpers.ts';
+} from '../fixtures/channels.ts';
+import { finished, registry, startWorker, tempStore, until } from '../helpers.ts';
 import { createHmac } from 'node:crypto';
 
 const keys = discordKeys();

@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { zodIssues } from '../src/core/issues.ts';
-import { ManualClock, systemClock, type Clock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import { Intake } from '../src/intake/intake.ts';
-import { compileSchedules, parseAt, schedulesSchema, type Schedule, type SchedulesConfig } from '../src/intake/schedules/config.ts';
-import { ENUMERATE_CAP, fireAfter, planFires } from '../src/intake/schedules/plan.ts';
-import { Scheduler, type SchedulerOptions } from '../src/intake/schedules/scheduler.ts';
-import { compileBindings } from '../src/routing/bindings.ts';
-import { compileSessions } from '../src/routing/sessions.ts';
-import { openStore } from '../src/runtime/open-store.ts';
-import type { ScheduleStore } from '../src/store/schedules.ts';
-import type { AuditEvent, EnvelopeRecord, Store } from '../src/store/store.ts';
-import { registry, tempStore, until } from './helpers.ts';
+import { zodIssues } from '../../src/core/issues.ts';
+import { ManualClock, systemClock, type Clock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import { Intake } from '../../src/intake/intake.ts';
+import { compileSchedules, parseAt, schedulesSchema, type Schedule, type SchedulesConfig } from '../../src/intake/schedules/config.ts';
+import { ENUMERATE_CAP, fireAfter, planFires } from '../../src/intake/schedules/plan.ts';
+import { Scheduler, type SchedulerOptions } from '../../src/intake/schedules/scheduler.ts';
+import { compileBindings } from '../../src/routing/bindings.ts';
+import { compileSessions } from '../../src/routing/sessions.ts';
+import { openStore } from '../../src/runtime/open-store.ts';
+import type { ScheduleStore } from '../../src/store/schedules.ts';
+import type { AuditEvent, EnvelopeRecord, Store } from '../../src/store/store.ts';
+import { registry, tempStore, until } from '../helpers.ts';
 
 const H = 3_600_000;
 /** Monday 2026-01-05 08:30 UTC. */

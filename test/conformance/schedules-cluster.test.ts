@@ -3,19 +3,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ManualClock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import { Intake } from '../src/intake/intake.ts';
-import { compileSchedules } from '../src/intake/schedules/config.ts';
-import { Scheduler } from '../src/intake/schedules/scheduler.ts';
-import { compileBindings } from '../src/routing/bindings.ts';
-import { compileSessions } from '../src/routing/sessions.ts';
-import type { Store } from '../src/store/store.ts';
-import { registry, tempStore } from './helpers.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import { Intake } from '../../src/intake/intake.ts';
+import { compileSchedules } from '../../src/intake/schedules/config.ts';
+import { Scheduler } from '../../src/intake/schedules/scheduler.ts';
+import { compileBindings } from '../../src/routing/bindings.ts';
+import { compileSessions } from '../../src/routing/sessions.ts';
+import type { Store } from '../../src/store/store.ts';
+import { registry, tempStore } from '../helpers.ts';
 
 /** Schedules across real processes: issue 5's "a schedule fires once across the cluster". */
 
-const CHILD = fileURLToPath(new URL('./fixtures/schedule-child.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../fixtures/schedule-child.ts', import.meta.url));
 
 interface Child {
   proc: ChildProcess;

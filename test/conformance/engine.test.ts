@@ -1,10 +1,11 @@
-// The engine's turn loop end to end on a real SQLite store and a real Worker:
+// The engine's turn loop end to end on a real store (SQLite; PostgreSQL under
+// `npm run test:pg`) and a real Worker:
 // fan-out/join, nesting, refused handoffs, tool results, turn limits and history.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ActionResult, Json, TurnInput } from '../src/core/types.ts';
-import { InvalidInputError } from '../src/core/errors.ts';
-import { auditOf, finished, gate, harness, registry, submit, until } from './helpers.ts';
+import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
+import { InvalidInputError } from '../../src/core/errors.ts';
+import { auditOf, finished, gate, harness, registry, submit, until } from '../helpers.ts';
 
 /** The fields of an action result that do not depend on generated ids. */
 function shape(r: ActionResult): Record<string, Json> {

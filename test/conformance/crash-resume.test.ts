@@ -10,10 +10,10 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { effectKey, type Store } from '../src/store/store.ts';
-import { Children } from './fixtures/child.ts';
-import { SPECIALISTS, readApplied, readInvocations, type Invocation } from './fixtures/scenarios.ts';
-import { tempStore } from './helpers.ts';
+import { effectKey, type Store } from '../../src/store/store.ts';
+import { Children } from '../fixtures/child.ts';
+import { SPECIALISTS, readApplied, readInvocations, type Invocation } from '../fixtures/scenarios.ts';
+import { tempStore } from '../helpers.ts';
 
 const RUNS = 200;
 /** Enough kills to spread them over the whole workload (~2.5 s of work at concurrency 4). */

@@ -1,59 +1,19 @@
+import { InvalidStateError, NotFoundError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Json, SessionMessage } from '../../core/types.ts';
-import type { AuditEntry, EnvelopeRecord, SessionInfo } from '../store.ts';
+import type { AuditEntry } from '../audit.ts';
+import type { SessionInfo, SessionStore } from '../store.ts';
+import { insertAudit } from './audit-sql.ts';
+import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
-import { insertAudit } from './sql-store.ts';
 
 /**
- * Envelopes, session lanes and session history, in portable SQL. A lane is held by
- * `sessions.active_run`, taken with a conditional UPDATE, so two processes
- * accepting messages for one session at once still queue them strictly in order.
+ * Session lanes and history. A lane is held by `sessions.active_run`, taken with a
+ * conditional UPDATE, so two processes accepting messages for one session at once
+ * still queue them strictly in order.
  */
 
-export interface EnvelopeRow {
-  id: string;
-  idempotency_key: string;
-  channel: string;
-  account: string;
-  peer_kind: string;
-  peer_id: string;
-  parent_peer: string | null;
-  sender: string | null;
-  thread: string | null;
-  text: string;
-  data: string | null;
-  reply_to: string | null;
-  state: string;
-  route: string | null;
-  error: string | null;
-  run_id: string | null;
-  session_key: string | null;
-  received_at: number | string;
-}
-
-export function toEnvelope(r: EnvelopeRow): EnvelopeRecord {
-  return {
-    id: r.id,
-    idempotencyKey: r.idempotency_key,
-    channel: r.channel,
-    account: r.account,
-    peer: { kind: r.peer_kind as 'dm' | 'group' | 'channel', id: r.peer_id },
-    parentPeer: r.parent_peer,
-    sender: parseJson(r.sender),
-    thread: r.thread,
-    text: r.text,
-    data: parseJson(r.data),
-    replyTo: parseJson(r.reply_to),
-    state: r.state as EnvelopeRecord['state'],
-    route: parseJson(r.route),
-    error: parseJson(r.error),
-    runId: r.run_id,
-    sessionKey: r.session_key,
-    receivedAt: Number(r.received_at),
-  };
-}
-
-export interface SessionRow {
+interface SessionRow {
   key: string;
   agent: string;
   active_run: string | null;
@@ -66,7 +26,7 @@ export interface SessionRow {
   reset_at: number | string | null;
 }
 
-export function toSession(r: SessionRow): SessionInfo {
+function toSession(r: SessionRow): SessionInfo {
   return {
     key: r.key,
     agent: r.agent,
@@ -113,6 +73,11 @@ export async function enterLane(
   return { seq, epoch: Number(row!.epoch), active: row!.active_run === runId };
 }
 
+/** Takes a free lane for a run going back into its session (a retried run); false when another run holds it. */
+export async function retakeLane(tx: SqlExecutor, sessionKey: string, runId: string): Promise<boolean> {
+  return (await tx.run('UPDATE sessions SET active_run = ? WHERE key = ? AND active_run IS NULL', [runId, sessionKey])) === 1;
+}
+
 /** Frees a finished run's lane and admits the next run of the session, if any. Returns the admitted task id. */
 export async function leaveLane(tx: SqlExecutor, sessionKey: string, runId: string, now: number): Promise<string | null> {
   const freed = await tx.run('UPDATE sessions SET active_run = NULL, last_activity_at = ? WHERE key = ? AND active_run = ?', [now, sessionKey, runId]);
@@ -153,38 +118,52 @@ export async function sessionHistory(db: SqlExecutor, key: string, seq: number, 
   return messages.slice(-limit);
 }
 
-export async function resetSession(tx: SqlExecutor, key: string, actor: string, now: number): Promise<boolean> {
-  const changed = await tx.run('UPDATE sessions SET epoch = epoch + 1, reset_at = ? WHERE key = ?', [now, key]);
-  if (changed === 1) await insertAudit(tx, now, [{ kind: 'session.reset', actor, data: { session: key } }]);
-  return changed === 1;
-}
+export function sqlSessionStore(db: SqlBackend): SessionStore {
+  /** The session's current history, as its next message would see it. */
+  const messages = async (key: string, limit: number): Promise<SessionMessage[]> => {
+    const row = await db.read.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+    if (!row) throw new NotFoundError('session', key);
+    return sessionHistory(db.read, key, Number(row.next_seq) + 1, Number(row.epoch), limit);
+  };
+  return {
+    async list(filter: { agent?: string; limit: number }): Promise<SessionInfo[]> {
+      const rows = filter.agent
+        ? await db.read.all<SessionRow>('SELECT * FROM sessions WHERE agent = ? ORDER BY last_activity_at DESC LIMIT ?', [filter.agent, filter.limit])
+        : await db.read.all<SessionRow>('SELECT * FROM sessions ORDER BY last_activity_at DESC LIMIT ?', [filter.limit]);
+      return rows.map(toSession);
+    },
 
-export async function insertEnvelopeRow(tx: SqlExecutor, row: Omit<EnvelopeRow, 'received_at'>, now: number): Promise<boolean> {
-  const changed = await tx.run(
-    `INSERT INTO envelopes (id, idempotency_key, channel, account, peer_kind, peer_id, parent_peer, sender, thread, text, data, reply_to, state, route, error, run_id, session_key, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING`,
-    [
-      row.id,
-      row.idempotency_key,
-      row.channel,
-      row.account,
-      row.peer_kind,
-      row.peer_id,
-      row.parent_peer,
-      row.sender,
-      row.thread,
-      row.text,
-      row.data,
-      row.reply_to,
-      row.state,
-      row.route,
-      row.error,
-      row.run_id,
-      row.session_key,
-      now,
-    ],
-  );
-  return changed === 1;
-}
+    async get(key: string): Promise<SessionInfo | null> {
+      const row = await db.read.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+      return row ? toSession(row) : null;
+    },
 
-export { toJson };
+    messages,
+
+    async reset(key: string, actor: string, now: number): Promise<boolean> {
+      const done = await db.transaction(async (tx) => {
+        const changed = await tx.run('UPDATE sessions SET epoch = epoch + 1, reset_at = ? WHERE key = ?', [now, key]);
+        if (changed === 1) await insertAudit(tx, now, [{ kind: 'session.reset', actor, data: { session: key } }]);
+        return changed === 1;
+      });
+      if (!done) throw new NotFoundError('session', key);
+      return done;
+    },
+
+    async fork(key: string, newKey: string, historyLimit: number, actor: string, now: number): Promise<SessionInfo> {
+      const history = await messages(key, historyLimit);
+      return db.transaction(async (tx) => {
+        const parent = await tx.get<SessionRow>('SELECT * FROM sessions WHERE key = ?', [key]);
+        if (!parent) throw new NotFoundError('session', key);
+        const row = await tx.get<SessionRow>(
+          `INSERT INTO sessions (key, agent, forked_from, seed_history, created_at, last_activity_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (key) DO NOTHING RETURNING *`,
+          [newKey, parent.agent, key, toJson(history), now, now],
+        );
+        if (!row) throw new InvalidStateError(`session ${newKey} exists already`);
+        await insertAudit(tx, now, [{ kind: 'session.forked', agent: parent.agent, actor, data: { from: key, session: newKey, messages: history.length } }]);
+        return toSession(row);
+      });
+    },
+  };
+}

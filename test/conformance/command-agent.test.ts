@@ -6,15 +6,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ToolContext } from '../src/core/agent.ts';
-import { CommandAgent } from '../src/agents/command-agent.ts';
-import type { Json, Run, RunState } from '../src/core/types.ts';
-import type { AgentSpec, Registry, RetryPolicy } from '../src/engine/options.ts';
-import type { Worker } from '../src/engine/worker.ts';
-import type { Store } from '../src/store/store.ts';
-import { auditOf, finished, forge, registry, startWorker, submit, tempStore, until } from './helpers.ts';
+import type { ToolContext } from '../../src/core/agent.ts';
+import { CommandAgent } from '../../src/agents/command-agent.ts';
+import type { Json, Run, RunState } from '../../src/core/types.ts';
+import type { AgentSpec, Registry, RetryPolicy } from '../../src/engine/options.ts';
+import type { Worker } from '../../src/engine/worker.ts';
+import type { Store } from '../../src/store/store.ts';
+import { auditOf, finished, forge, registry, startWorker, submit, tempStore, until } from '../helpers.ts';
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const BAD_MODES = ['not-json', 'exit', 'bad-protocol', 'hang'] as const;
 
 interface ToolCall {

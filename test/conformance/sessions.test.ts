@@ -1,21 +1,23 @@
-// Intake, routing and session lanes end to end on a real SQLite store and a real
+// Intake, routing and session lanes end to end on a real store (SQLite; PostgreSQL
+// under `npm run test:pg`) and a real
 // Worker: unroutable envelopes, decisions in the audit, lanes (order, concurrency,
 // failure, cancel, retry), session history, resets, forks, isolated sessions,
 // routing agents and idempotency. Waits are on store state, never fixed sleeps.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
-import type { AgentFunction } from '../src/core/agent.ts';
-import { ManualClock, systemClock, type Clock } from '../src/core/clock.ts';
-import type { FieldIssue } from '../src/core/errors.ts';
-import type { Run, SessionMessage, TurnInput } from '../src/core/types.ts';
-import { Worker } from '../src/engine/worker.ts';
-import type { Envelope } from '../src/core/envelope.ts';
-import { Intake } from '../src/intake/intake.ts';
-import { compileBindings, type BindingConfig } from '../src/routing/bindings.ts';
-import { compileSessions, type SessionsConfig } from '../src/routing/sessions.ts';
-import type { AuditEvent, Store } from '../src/store/store.ts';
-import { FAST_WORKER, finished, forge, gate, registry, tempStore, until, type AgentDef } from './helpers.ts';
+import type { AgentFunction } from '../../src/core/agent.ts';
+import { ManualClock, systemClock, type Clock } from '../../src/core/clock.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import type { Run, SessionMessage, TurnInput } from '../../src/core/types.ts';
+import { Worker } from '../../src/engine/worker.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import { envelopeInput } from '../../src/intake/envelope.ts';
+import { Intake } from '../../src/intake/intake.ts';
+import { compileBindings, type BindingConfig } from '../../src/routing/bindings.ts';
+import { compileSessions, type SessionsConfig } from '../../src/routing/sessions.ts';
+import type { AuditEvent, Store } from '../../src/store/store.ts';
+import { FAST_WORKER, finished, forge, gate, registry, tempStore, until, type AgentDef } from '../helpers.ts';
 
 // ── fixtures ───────────────────────────────────────────────────────────────────
 
@@ -551,12 +553,21 @@ describe('session history', () => {
     // Messages in the fork (addressed by its key at the store port: no binding routes to a fork).
     const intoFork = async (text: string) => {
       const e = msg('kim', text);
+      const envelopeId = `env_${randomUUID()}`;
       const r = await s.store.acceptEnvelope(
         {
           envelope: e,
-          envelopeId: `env_${randomUUID()}`,
+          envelopeId,
           actor: 'test',
-          route: { ok: true, agent: 'chat', kind: 'work', decision: { binding: null, why: 'fork' }, session: { key: fork.key, agent: 'chat', resetBefore: Number.MIN_SAFE_INTEGER }, maxAttempts: 3 },
+          route: {
+            ok: true,
+            agent: 'chat',
+            kind: 'work',
+            decision: { binding: null, why: 'fork' },
+            session: { key: fork.key, agent: 'chat', resetBefore: Number.MIN_SAFE_INTEGER },
+            input: envelopeInput(e, envelopeId),
+            maxAttempts: 3,
+          },
         },
         Date.now(),
       );

@@ -11,14 +11,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { faultPoint, faultsArmed, type FaultPoint } from '../src/core/faults.ts';
-import type { Run, Task } from '../src/core/types.ts';
-import { waitForRun } from '../src/engine/runs.ts';
-import type { Worker } from '../src/engine/worker.ts';
-import { effectKey, type AuditEvent, type EffectRecord, type Store } from '../src/store/store.ts';
-import { finished, startWorker, tempStore } from './helpers.ts';
-import { Children } from './fixtures/child.ts';
-import { readAgentCalls, readApplied, readInvocations, singleRegistry, type AgentCall, type Invocation } from './fixtures/scenarios.ts';
+import { faultPoint, faultsArmed, type FaultPoint } from '../../src/core/faults.ts';
+import type { Run, Task } from '../../src/core/types.ts';
+import { waitForRun } from '../../src/engine/runs.ts';
+import type { Worker } from '../../src/engine/worker.ts';
+import { effectKey, type AuditEvent, type EffectRecord, type Store } from '../../src/store/store.ts';
+import { finished, startWorker, tempStore } from '../helpers.ts';
+import { Children } from '../fixtures/child.ts';
+import { readAgentCalls, readApplied, readInvocations, singleRegistry, type AgentCall, type Invocation } from '../fixtures/scenarios.ts';
 
 const WORKER = { scenario: 'single', leaseMs: 1_000, heartbeatMs: 200 } as const;
 

@@ -2,13 +2,13 @@
 // (with in-flight turns stopped and fenced) and per-turn timeouts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AgentContext } from '../src/core/agent.ts';
-import { InvalidInputError, InvalidStateError, NotFoundError, SpineError, TurnTimeoutError } from '../src/core/errors.ts';
-import type { ActionResult, Json, TurnInput } from '../src/core/types.ts';
-import type { RetryPolicy } from '../src/engine/options.ts';
-import { backoffMs } from '../src/core/backoff.ts';
-import type { AuditEvent } from '../src/store/store.ts';
-import { auditOf, finished, gate, harness, registry, submit, until, type AgentDef } from './helpers.ts';
+import type { AgentContext } from '../../src/core/agent.ts';
+import { InvalidInputError, InvalidStateError, NotFoundError, SpineError, TurnTimeoutError } from '../../src/core/errors.ts';
+import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
+import type { RetryPolicy } from '../../src/engine/options.ts';
+import { backoffMs } from '../../src/core/backoff.ts';
+import type { AuditEvent } from '../../src/store/store.ts';
+import { auditOf, finished, gate, harness, registry, submit, until, type AgentDef } from '../helpers.ts';
 
 const kinds = (events: AuditEvent[], kind: string) => events.filter((e) => e.kind === kind);
 

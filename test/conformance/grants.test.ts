@@ -3,10 +3,10 @@
 // never runs; the turn input lists only what the agent may use.
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
-import type { ActionResult, Json, TurnInput } from '../src/core/types.ts';
-import { grantAllows, PolicyEngine } from '../src/policy/evaluate.ts';
-import { EMPTY_POLICY } from '../src/policy/rules.ts';
-import { auditOf, finished, harness, registry, submit } from './helpers.ts';
+import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
+import { grantAllows, PolicyEngine } from '../../src/policy/evaluate.ts';
+import { EMPTY_POLICY } from '../../src/policy/rules.ts';
+import { auditOf, finished, harness, registry, submit } from '../helpers.ts';
 
 const NONE = { tools: { allow: [], deny: [] } };
 

@@ -1,0 +1,200 @@
+import { CancelledError, InvalidStateError, NotFoundError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { toJson } from '../../core/json.ts';
+import type { ErrorInfo, Json, Run } from '../../core/types.ts';
+import { UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
+import type { AuditEntry } from '../audit.ts';
+import type { NewRun, RunFilter, RunStore } from '../store.ts';
+import { insertAudit } from './audit-sql.ts';
+import type { SqlBackend } from './backend.ts';
+import type { SqlExecutor } from './executor.ts';
+import { enqueueRunReply } from './outbox-sql.ts';
+import { toRun, type RunRow } from './rows.ts';
+import { enterLane, leaveLane, retakeLane } from './sessions-sql.ts';
+import { whereOf } from './where.ts';
+
+const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
+
+/** What a run is made from: the request, its chosen id, and where it came from (envelope, session lane). */
+export interface RunStart extends NewRun {
+  runId: string;
+  envelopeId: string | null;
+  kind: 'work' | 'router';
+  session: { key: string; agent: string; resetBefore: number } | null;
+}
+
+/**
+ * Inserts a run and its root task. In a session, the run joins the session's lane:
+ * its root task is queued only if the lane is free, else it waits for the lane.
+ * Audit entries go to `sink` (the caller writes them with its own), else are written
+ * here. Returns null if the idempotency key exists already.
+ */
+export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sink?: AuditEntry[]): Promise<Run | null> {
+  const { runId } = req;
+  const taskId = newId('task');
+  const audit: AuditEntry[] = sink ?? [];
+  const lane = req.session ? await enterLane(tx, req.session, runId, now, audit) : null;
+  const inserted = await tx.get<RunRow>(
+    `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, created_at, updated_at)
+     VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
+    [
+      runId,
+      req.idempotencyKey ?? null,
+      req.agent,
+      toJson(req.input),
+      taskId,
+      req.tenant ?? 'default',
+      req.envelopeId,
+      req.session?.key ?? null,
+      lane?.seq ?? null,
+      lane?.epoch ?? null,
+      req.kind,
+      now,
+      now,
+    ],
+  );
+  if (!inserted) {
+    if (lane?.active) throw new Error('lane taken for a run that was not inserted');
+    return null;
+  }
+  const waits = lane !== null && !lane.active;
+  await tx.run(
+    `INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
+     VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [taskId, runId, req.agent, waits ? 'waiting' : 'queued', waits ? 'lane' : null, toJson(req.input), req.maxAttempts, now, now, now],
+  );
+  const actor = req.actor ?? null;
+  audit.push(
+    {
+      kind: 'run.created',
+      runId,
+      agent: req.agent,
+      actor,
+      data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind },
+    },
+    { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
+  );
+  if (!sink) await insertAudit(tx, now, audit);
+  return toRun(inserted);
+}
+
+export async function selectRun(db: SqlExecutor, id: string): Promise<Run | null> {
+  const row = await db.get<RunRow>('SELECT * FROM runs WHERE id = ?', [id]);
+  return row ? toRun(row) : null;
+}
+
+/**
+ * Records a run's end (its root task finished) and what follows from it in the same
+ * commit: the run's reply, if its envelope asked for one, and the next message of its
+ * session. Returns true if that made a task leasable or queued a message.
+ */
+export async function finishRun(
+  tx: SqlExecutor,
+  end: { runId: string; agent: string; state: 'succeeded' | 'failed' | 'cancelled'; output: Json | null; error: ErrorInfo | null },
+  now: number,
+  actor: string,
+  sink: AuditEntry[],
+): Promise<boolean> {
+  const run = await tx.get<{ agent: string; session_key: string | null; envelope_id: string | null }>(
+    `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key, envelope_id`,
+    [end.state, end.output === null ? null : toJson(end.output), end.error ? toJson(end.error) : null, now, now, end.runId],
+  );
+  sink.push({ kind: `run.${end.state}`, runId: end.runId, agent: run?.agent ?? end.agent, actor });
+  // A run answering a channel message queues its reply in the same commit; `true` wakes the dispatcher.
+  const replied = end.state === 'succeeded' && run?.envelope_id != null && (await enqueueRunReply(tx, end.runId, end.output, now));
+  // The session's next message may start now.
+  if (run?.session_key) return (await leaveLane(tx, run.session_key, end.runId, now)) !== null || replied;
+  return replied;
+}
+
+export function cancelledInfo(actor: string, reason?: string): ErrorInfo {
+  return new CancelledError(reason ? `cancelled by ${actor}: ${reason}` : `cancelled by ${actor}`).toInfo();
+}
+
+async function cancelRun(tx: SqlExecutor, runId: string, now: number, actor: string, reason?: string): Promise<number> {
+  const run = await tx.get<RunRow>('SELECT * FROM runs WHERE id = ?', [runId]);
+  if (!run) throw new NotFoundError('run', runId);
+  if (run.state === 'succeeded' || run.state === 'cancelled') {
+    throw new InvalidStateError(`run ${runId} is already ${run.state}`);
+  }
+  const error = cancelledInfo(actor, reason);
+  const rows = await tx.all<{ id: string; agent: string }>(
+    `UPDATE tasks SET state = 'cancelled', error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
+     WHERE run_id = ? AND state IN ${UNFINISHED} RETURNING id, agent`,
+    [toJson(error), now, now, runId],
+  );
+  await tx.run(`UPDATE runs SET state = 'cancelled', error = ?, finished_at = ?, updated_at = ? WHERE id = ?`, [toJson(error), now, now, runId]);
+  if (run.session_key) await leaveLane(tx, run.session_key, runId, now);
+  await insertAudit(tx, now, [
+    ...rows.map((r) => ({ kind: 'task.cancelled', runId, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
+    { kind: 'run.cancelled', runId, agent: run.agent, actor, data: { reason: reason ?? null } },
+  ]);
+  return rows.length;
+}
+
+async function retryRun(tx: SqlExecutor, runId: string, now: number, actor: string): Promise<Run> {
+  const run = await tx.get<RunRow>('SELECT * FROM runs WHERE id = ?', [runId]);
+  if (!run) throw new NotFoundError('run', runId);
+  if (run.state !== 'failed') throw new InvalidStateError(`run ${runId} is ${run.state}; only a failed run can be retried`);
+  const changed = await tx.run(
+    `UPDATE tasks SET state = 'queued', attempt = 0, reclaims = 0, error = NULL, finished_at = NULL,
+       lease_owner = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ?
+     WHERE id = ? AND state = 'dead'`,
+    [now, now, run.root_task_id],
+  );
+  if (changed !== 1) throw new InvalidStateError(`run ${runId}'s root task is not dead; nothing to retry`);
+  const updated = await tx.get<RunRow>(`UPDATE runs SET state = 'running', error = NULL, finished_at = NULL, updated_at = ? WHERE id = ? RETURNING *`, [now, runId]);
+  // Back into its session's lane: now if the lane is free, else behind the run holding it.
+  if (run.session_key && !(await retakeLane(tx, run.session_key, runId))) {
+    await tx.run(`UPDATE tasks SET state = 'waiting', waiting_for = 'lane' WHERE id = ?`, [run.root_task_id]);
+  }
+  await insertAudit(tx, now, [
+    { kind: 'run.retried', runId, agent: run.agent, actor },
+    { kind: 'task.replayed', runId, taskId: run.root_task_id, agent: run.agent, actor },
+  ]);
+  return toRun(updated!);
+}
+
+export function sqlRunStore(db: SqlBackend): RunStore {
+  return {
+    async create(req: NewRun, now: number): Promise<{ run: Run; created: boolean }> {
+      const result = await db.transaction(async (tx) => {
+        const inserted = await insertRun(tx, { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, now);
+        if (inserted) return { run: inserted, created: true };
+        const existing = await tx.get<RunRow>('SELECT * FROM runs WHERE idempotency_key = ?', [req.idempotencyKey ?? null]);
+        if (!existing) throw new Error('idempotency conflict without an existing run');
+        return { run: toRun(existing), created: false };
+      });
+      if (result.created) db.signalTasksReady();
+      return result;
+    },
+
+    get(id: string): Promise<Run | null> {
+      return selectRun(db.read, id);
+    },
+
+    async list(filter: RunFilter): Promise<Run[]> {
+      const w = whereOf([
+        ['state = ?', filter.state],
+        ['agent = ?', filter.agent],
+        ['id < ?', filter.before],
+      ]);
+      const rows = await db.read.all<RunRow>(`SELECT * FROM runs ${w.sql} ORDER BY id DESC LIMIT ?`, [...w.params, filter.limit]);
+      return rows.map(toRun);
+    },
+
+    async cancel(runId: string, now: number, actor: string, reason?: string): Promise<number> {
+      const count = await db.transaction((tx) => cancelRun(tx, runId, now, actor, reason));
+      // A session lane may have been freed for the next message.
+      db.signalTasksReady();
+      return count;
+    },
+
+    async retry(runId: string, now: number, actor: string): Promise<Run> {
+      const run = await db.transaction((tx) => retryRun(tx, runId, now, actor));
+      db.signalTasksReady();
+      return run;
+    },
+  };
+}

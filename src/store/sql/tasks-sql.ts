@@ -1,0 +1,347 @@
+import { InvalidStateError, LeaseExpiredTooOftenError, LeaseLostError, NotFoundError } from '../../core/errors.ts';
+import { toJson } from '../../core/json.ts';
+import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../core/types.ts';
+import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
+import type { AuditEntry } from '../audit.ts';
+import type { ClaimedTask, ClaimRequest, EffectRecord, EffectStart, Lease, NewChildTask, Settlement, TaskFilter, TaskStore } from '../store.ts';
+import { insertAudit } from './audit-sql.ts';
+import type { SqlBackend } from './backend.ts';
+import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
+import type { SqlExecutor, SqlParam } from './executor.ts';
+import { releaseTaskReservations } from './limits-sql.ts';
+import { toTask, type TaskRow } from './rows.ts';
+import { cancelledInfo, finishRun } from './runs-sql.ts';
+import { sessionHistory } from './sessions-sql.ts';
+import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
+import { placeholders, whereOf } from './where.ts';
+
+/**
+ * Tasks: claims and leases (every worker write is fenced by its lease), the moves of
+ * the task state machine (engine/task-states.ts), and the join of a finished task
+ * into its parent or its run.
+ */
+
+const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
+const HELD = sqlStateSet(HELD_TASK_STATES);
+
+/**
+ * Checks the lease is still held and returns the task row; throws LeaseLostError.
+ * `also` sets more columns in the same statement (the fence and the change are one write).
+ */
+export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }): Promise<TaskRow> {
+  const row = await tx.get<TaskRow>(
+    `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
+    [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo],
+  );
+  if (!row) throw new LeaseLostError(lease.taskId);
+  return row;
+}
+
+/** The `also` of a fence that finishes the task in the same statement (the common case: a turn with an output). */
+export function succeedInFence(output: Json, turns: number | null, now: number): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `state = 'succeeded', output = ?, turns = COALESCE(?, turns), attempt = 0, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL,`,
+    params: [toJson(output), turns, now],
+  };
+}
+
+/** Moves a task to a final state and tells its parent (join) or its run. Returns true if a task became ready. */
+export async function finishTask(
+  tx: SqlExecutor,
+  task: Task,
+  state: 'succeeded' | 'dead',
+  output: Json | null,
+  error: ErrorInfo | null,
+  now: number,
+  actor: string,
+  sink?: AuditEntry[],
+): Promise<boolean> {
+  await tx.run(
+    `UPDATE tasks SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
+     WHERE id = ?`,
+    [state, output === null ? null : toJson(output), error ? toJson(error) : null, now, now, task.id],
+  );
+  const audit = sink ?? [];
+  audit.push({ kind: `task.${state}`, runId: task.runId, taskId: task.id, agent: task.agent, actor, ...(error ? { data: { error: error as unknown as Json } } : {}) });
+  const woke = await propagateFinish(tx, task, state, output, error, now, actor, audit);
+  if (!sink) await insertAudit(tx, now, audit);
+  return woke;
+}
+
+/** A finished task wakes its parent once all siblings are done, or finishes its run. Returns true if a task became ready. */
+export async function propagateFinish(
+  tx: SqlExecutor,
+  task: Task,
+  state: 'succeeded' | 'dead' | 'cancelled',
+  output: Json | null,
+  error: ErrorInfo | null,
+  now: number,
+  actor: string,
+  sink?: AuditEntry[],
+): Promise<boolean> {
+  // Audit entries go to the caller's sink (one INSERT per commit), or are written here.
+  if (!sink) {
+    const own: AuditEntry[] = [];
+    const woke = await propagateFinish(tx, task, state, output, error, now, actor, own);
+    await insertAudit(tx, now, own);
+    return woke;
+  }
+  if (task.parentId) {
+    const parent = await tx.get<{ waiting_on: number | string; run_id: string; agent: string }>(
+      `UPDATE tasks SET waiting_on = waiting_on - 1, updated_at = ? WHERE id = ? AND state = 'waiting' RETURNING waiting_on, run_id, agent`,
+      [now, task.parentId],
+    );
+    if (parent && Number(parent.waiting_on) === 0) {
+      await tx.run(`UPDATE tasks SET state = 'queued', waiting_for = NULL, run_at = ?, updated_at = ? WHERE id = ?`, [now, now, task.parentId]);
+      sink.push({ kind: 'task.joined', runId: parent.run_id, taskId: task.parentId, agent: parent.agent, actor });
+      return true;
+    }
+    return false;
+  }
+  const runState = state === 'succeeded' ? 'succeeded' : state === 'dead' ? 'failed' : 'cancelled';
+  return finishRun(tx, { runId: task.runId, agent: task.agent, state: runState, output, error }, now, actor, sink);
+}
+
+// ── a turn's outcome (composed by the store's commitTurn) ────────────────────
+
+export async function continueTask(tx: SqlExecutor, taskId: string, turns: number, now: number): Promise<void> {
+  await tx.run(`UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'running', updated_at = ? WHERE id = ?`, [turns, now, taskId]);
+}
+
+/** Creates the handoff's children and parks the parent until they have all finished. */
+export async function waitForChildren(tx: SqlExecutor, task: Task, turns: number, children: NewChildTask[], actor: string, now: number, audit: AuditEntry[]): Promise<void> {
+  for (const child of children) {
+    await tx.run(
+      `INSERT INTO tasks (id, run_id, parent_id, parent_turn, parent_action, depth, agent, state, input, max_attempts, run_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
+      [child.id, task.runId, task.id, turns, child.parentAction, task.depth + 1, child.agent, toJson(child.input), child.maxAttempts, now, now, now],
+    );
+    audit.push({ kind: 'task.created', runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
+  }
+  await tx.run(
+    `UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'waiting', waiting_for = 'children', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+     WHERE id = ?`,
+    [turns, children.length, now, task.id],
+  );
+}
+
+export async function scheduleRetry(tx: SqlExecutor, taskId: string, turns: number, error: ErrorInfo, runAt: number, now: number): Promise<void> {
+  await tx.run(
+    `UPDATE tasks SET turns = ?, state = 'retry-scheduled', attempt = attempt + 1, error = ?, run_at = ?,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [turns, toJson(error), runAt, now, taskId],
+  );
+}
+
+/** Not a failure: the open decision is re-evaluated when the task comes due. */
+export async function deferTask(tx: SqlExecutor, taskId: string, turns: number, until: number, now: number): Promise<void> {
+  await tx.run(`UPDATE tasks SET turns = ?, state = 'queued', run_at = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`, [
+    turns,
+    until,
+    now,
+    taskId,
+  ]);
+}
+
+export async function waitForApproval(tx: SqlExecutor, taskId: string, turns: number, now: number): Promise<void> {
+  await tx.run(
+    `UPDATE tasks SET turns = ?, state = 'waiting', waiting_for = 'approval', waiting_on = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [turns, now, taskId],
+  );
+}
+
+export async function escalateTask(tx: SqlExecutor, taskId: string, turns: number, error: ErrorInfo, now: number): Promise<void> {
+  await tx.run(
+    `UPDATE tasks SET turns = ?, state = 'escalated', error = ?, waiting_on = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [turns, toJson(error), now, taskId],
+  );
+}
+
+/** The failed attempt counts before the task goes dead. */
+export async function countFailedAttempt(tx: SqlExecutor, taskId: string, turns: number): Promise<void> {
+  await tx.run(`UPDATE tasks SET turns = ?, attempt = attempt + 1 WHERE id = ?`, [turns, taskId]);
+}
+
+// ── the sub-port ─────────────────────────────────────────────────────────────
+
+type RunContext = { tenant: string; session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null };
+
+/** Everything a claimed task's next turn needs, read after the claim committed. */
+async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undefined, turnRows: TurnRow[], historyLimit: number): Promise<ClaimedTask> {
+  const lease: Lease = { taskId: task.id, owner: task.leaseOwner!, leaseNo: task.leaseNo };
+  let session: ClaimedTask['session'] = null;
+  if (task.parentId === null && run?.session_key) {
+    session = { key: run.session_key, history: await sessionHistory(db, run.session_key, Number(run.session_seq), Number(run.session_epoch), historyLimit) };
+  }
+  const { committed, open } = await assembleTurnRows(db, task.id, turnRows);
+  const last = committed.at(-1);
+  const openTurn = open ? await openTurnOf(db, task.id, open) : null;
+  return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn };
+}
+
+export function sqlTaskStore(db: SqlBackend): TaskStore {
+  return {
+    async get(id: string): Promise<Task | null> {
+      const row = await db.read.get<TaskRow>('SELECT * FROM tasks WHERE id = ?', [id]);
+      return row ? toTask(row) : null;
+    },
+
+    async list(filter: TaskFilter): Promise<Task[]> {
+      const w = whereOf([
+        ['run_id = ?', filter.runId],
+        ['state = ?', filter.state],
+      ]);
+      const rows = await db.read.all<TaskRow>(`SELECT * FROM tasks ${w.sql} ORDER BY id LIMIT ?`, [...w.params, filter.limit]);
+      return rows.map(toTask);
+    },
+
+    async turns(taskId: string): Promise<TurnRecord[]> {
+      return (await loadTurns(db.read, taskId)).committed;
+    },
+
+    effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]> {
+      return listEffects(db.read, filter);
+    },
+
+    async cancel(taskId: string, now: number, actor: string, reason?: string): Promise<number> {
+      const result = await db.transaction(async (tx) => {
+        const top = await tx.get<TaskRow>('SELECT * FROM tasks WHERE id = ?', [taskId]);
+        if (!top) throw new NotFoundError('task', taskId);
+        if (!(UNFINISHED_TASK_STATES as readonly string[]).includes(top.state)) throw new InvalidStateError(`task ${taskId} is already ${top.state}`);
+        const error = cancelledInfo(actor, reason);
+        const rows = await tx.all<{ id: string; agent: string; run_id: string }>(
+          `WITH RECURSIVE subtree(id) AS (
+             SELECT id FROM tasks WHERE id = ?
+             UNION ALL SELECT t.id FROM tasks t JOIN subtree s ON t.parent_id = s.id
+           )
+           UPDATE tasks SET state = 'cancelled', error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL
+           WHERE id IN (SELECT id FROM subtree) AND state IN ${UNFINISHED} RETURNING id, agent, run_id`,
+          [taskId, toJson(error), now, now],
+        );
+        await insertAudit(
+          tx,
+          now,
+          rows.map((r) => ({ kind: 'task.cancelled', runId: r.run_id, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
+        );
+        const woke = await propagateFinish(tx, toTask(top), 'cancelled', null, error, now, actor);
+        return { count: rows.length, woke };
+      });
+      if (result.woke) db.signalTasksReady();
+      return result.count;
+    },
+
+    async nextDueAt(): Promise<number | null> {
+      const row = await db.read.get<{ at: number | string | null }>(`SELECT MIN(run_at) AS at FROM tasks WHERE state IN ('queued', 'retry-scheduled')`);
+      return row?.at === null || row?.at === undefined ? null : Number(row.at);
+    },
+
+    async claim(req: ClaimRequest): Promise<ClaimedTask[]> {
+      if (req.limit <= 0) return [];
+      const rows = await db.transaction(async (tx) => {
+        const rows = await tx.all<TaskRow>(db.sql.claimTasks, [req.workerId, req.now + req.leaseMs, req.now, req.now, req.limit]);
+        // Leased and running in one step: both transitions recorded, in one INSERT.
+        await insertAudit(
+          tx,
+          req.now,
+          rows.flatMap((r) => [
+            { kind: 'task.leased', runId: r.run_id, taskId: r.id, agent: r.agent, actor: req.workerId, data: { leaseNo: Number(r.lease_no) } },
+            { kind: 'task.running', runId: r.run_id, taskId: r.id, agent: r.agent, actor: req.workerId },
+          ]),
+        );
+        return rows;
+      });
+      if (rows.length === 0) return [];
+      // Everything the turns need, in a few batched reads (committed data: the claim is done).
+      const tasks = rows.map(toTask);
+      const runIds = [...new Set(tasks.map((t) => t.runId))];
+      const runs = await db.read.all<RunContext & { id: string }>(
+        `SELECT id, tenant, session_key, session_seq, session_epoch FROM runs WHERE id IN (${placeholders(runIds.length)})`,
+        runIds,
+      );
+      const runById = new Map(runs.map((r) => [r.id, r]));
+      const turnsByTask = await turnRowsOf(
+        db.read,
+        tasks.map((t) => t.id),
+      );
+      const claimed: ClaimedTask[] = [];
+      for (const task of tasks) claimed.push(await claimContext(db.read, task, runById.get(task.runId), turnsByTask.get(task.id) ?? [], req.historyLimit ?? 20));
+      return claimed;
+    },
+
+
+    async heartbeat(workerId: string, leaseUntil: number, now: number, taskIds?: readonly string[]): Promise<string[]> {
+      return db.transaction(async (tx) => {
+        const only = taskIds === undefined ? '' : `AND id IN (${placeholders(taskIds.length)})`;
+        const rows =
+          taskIds?.length === 0
+            ? []
+            : await tx.all<{ id: string }>(`UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND state IN ${HELD} ${only} RETURNING id`, [
+                leaseUntil,
+                workerId,
+                ...(taskIds ?? []),
+              ]);
+        await tx.run('UPDATE workers SET heartbeat_at = ? WHERE id = ?', [now, workerId]);
+        return rows.map((r) => r.id);
+      });
+    },
+
+    async release(leases: Lease[], now: number): Promise<void> {
+      if (leases.length === 0) return;
+      await db.transaction(async (tx) => {
+        const audit: AuditEntry[] = [];
+        for (const lease of leases) {
+          const row = await tx.get<{ run_id: string; agent: string }>(
+            `UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_at = ?, updated_at = ?
+             WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING run_id, agent`,
+            [now, now, lease.taskId, lease.owner, lease.leaseNo],
+          );
+          if (row) audit.push({ kind: 'task.released', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner });
+        }
+        await insertAudit(tx, now, audit);
+      });
+      db.signalTasksReady();
+    },
+
+    async reclaimExpired(now: number, maxReclaims: number): Promise<number> {
+      const count = await db.transaction(async (tx) => {
+        const rows = await tx.all<TaskRow>(
+          `UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, reclaims = reclaims + 1, run_at = ?, updated_at = ?
+           WHERE state IN ${HELD} AND lease_expires_at < ? RETURNING *`,
+          [now, now, now],
+        );
+        for (const row of rows) {
+          const task = toTask(row);
+          await insertAudit(tx, now, [
+            { kind: 'task.reclaimed', runId: task.runId, taskId: task.id, agent: task.agent, actor: 'reaper', data: { reclaims: task.reclaims } },
+          ]);
+          await releaseTaskReservations(tx, task.id, now);
+          if (task.reclaims > maxReclaims) {
+            const error = new LeaseExpiredTooOftenError(task.reclaims).toInfo();
+            await tx.run(`UPDATE tasks SET state = 'dead', error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND state = 'queued'`, [toJson(error), now, now, task.id]);
+            await insertAudit(tx, now, [{ kind: 'task.dead', runId: task.runId, taskId: task.id, agent: task.agent, actor: 'reaper', data: { error: error as unknown as Json } }]);
+            await propagateFinish(tx, task, 'dead', null, error, now, 'reaper');
+          }
+        }
+        return rows.length;
+      });
+      if (count > 0) db.signalTasksReady();
+      return count;
+    },
+
+    async recordDecision(lease: Lease, decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] }, now: number): Promise<void> {
+      await db.transaction(async (tx) => {
+        await fence(tx, lease, now);
+        await insertDecidedTurn(tx, lease.taskId, decision, now);
+        await insertAudit(tx, now, decision.audit);
+      });
+    },
+
+    beginEffect(start: EffectStart, now: number): Promise<EffectRecord> {
+      return db.transaction((tx) => beginEffect(tx, start, now));
+    },
+
+    completeEffect(key: string, outcome: { result: Json } | { error: ErrorInfo }, now: number, audit: AuditEntry[], settle?: Settlement): Promise<EffectRecord> {
+      return db.transaction((tx) => completeEffect(tx, key, outcome, now, audit, settle));
+    },
+  };
+}
