@@ -56,3 +56,41 @@ export interface ChannelAdapter {
   /** The outbox target for replying to an envelope of this channel (stored as the envelope's replyTo). */
   replyTarget?(envelope: Envelope): Json | null;
 }
+
+/** A run's answer to the channel message that caused it, as the channel layer composes it. */
+export interface ComposedReply {
+  /** The recipient in the channel's terms, for policy (`deliver:<channel>:<to>` and allowlists). */
+  to: string;
+  /** Where the outbox sends it (the envelope's reply target, as the adapter made it). */
+  target: Json;
+  payload: Json;
+}
+
+/** Composes the reply to a channel message from the run's output; null: nothing to say. */
+export type ReplyComposer = (reply: { channel: string; account: string; target: Json }, output: Json) => ComposedReply | null;
+
+/** The text a run's output becomes in a reply: a string as it is, else its `text`, else its JSON. Null: nothing to say. */
+export function replyText(output: Json): string | null {
+  if (output === null) return null;
+  if (typeof output === 'string') return output === '' ? null : output;
+  if (typeof output === 'object' && !Array.isArray(output) && typeof output.text === 'string') return output.text === '' ? null : output.text;
+  return JSON.stringify(output);
+}
+
+/** Who a reply target names: a chat or channel id where the platform has one, else the thing replied to. */
+function recipientOf(target: Json): string {
+  if (target !== null && typeof target === 'object' && !Array.isArray(target)) {
+    for (const k of ['channel', 'chat_id', 'channel_id', 'to', 'inReplyTo']) {
+      const v = target[k];
+      if (typeof v === 'string' || typeof v === 'number') return String(v);
+    }
+  }
+  return 'reply';
+}
+
+/** The reply every channel sends unless its adapter composes its own: the output's text to the envelope's reply target. */
+export function composeReply(reply: { target: Json }, output: Json): ComposedReply | null {
+  const text = replyText(output);
+  if (reply.target === null || text === null) return null;
+  return { to: recipientOf(reply.target), target: reply.target, payload: { text } };
+}

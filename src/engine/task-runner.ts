@@ -5,8 +5,10 @@ import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
+import type { NewOutboxItem } from '../store/outbox.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
 import type { AgentContext } from '../core/agent.ts';
+import { composeReply, type ReplyComposer } from '../core/channel.ts';
 import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from './boundary.ts';
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
@@ -19,6 +21,8 @@ export interface RunnerEnv {
   clock: Clock;
   workerId: string;
   log: Logger;
+  /** How a run's output becomes its reply to the channel message that caused it (the channel layer's; core/channel.ts has the default). */
+  replies?: ReplyComposer;
   /** Live-only events from agents (e.g. streamed tokens), for the gateway's event stream. */
   onAgentEvent?: (e: AgentEvent) => void;
   /**
@@ -153,6 +157,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     const turnResults: ActionResult[] = [];
     const children: NewChildTask[] = [];
     let pause: Pause | null = null;
+    let outbox: NewOutboxItem[] = [];
     try {
       for (const [i, action] of actions.entries()) {
         const key = effectKey(task.runId, task.id, n, i);
@@ -196,6 +201,12 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           if (planned.child) children.push(planned.child);
         }
       }
+      // A run's reply to its channel is an outbound message like any other: it crosses the boundary, then is queued with the final commit.
+      if (!pause && output !== undefined && claimed.reply) {
+        const reply = await crossReply(env, claimed, n, output, audit);
+        if ('pause' in reply) pause = reply.pause;
+        else outbox = reply.outbox;
+      }
       if (pause) {
         await recordDecision();
         await commitPause(env, claimed, pause, audit, settle);
@@ -222,6 +233,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         turn: { n, actions, results: turnResults, ...(output === undefined ? {} : { output }), usage },
         outcome,
         audit,
+        ...(outbox.length ? { outbox } : {}),
       });
     } catch (err) {
       if (err instanceof LeaseLostError) {
@@ -402,6 +414,35 @@ async function runDeliver(env: RunnerEnv, claimed: ClaimedTask, n: number, index
     { ...base, kind: 'effect.completed', digest: digest(item.id), data: { key, tool: `deliver:${action.channel}`, outbox: item.id } },
   ]);
   return ledgerResult(index, action, final);
+}
+
+/**
+ * The reply to the channel message that caused the run, composed by the channel layer
+ * and crossing `deliver` like an agent's own outbound message: allowlists, approvals,
+ * windows and rate limits apply, and a refusal is audited (the run still succeeds). Its
+ * outbox row is keyed `reply:<run>`, so a resumed turn cannot queue it twice.
+ */
+async function crossReply(env: RunnerEnv, claimed: ClaimedTask, n: number, output: Json, audit: AuditEntry[]): Promise<{ outbox: NewOutboxItem[] } | { pause: Pause }> {
+  const { task } = claimed;
+  const reply = claimed.reply!;
+  const composed = (env.replies ?? composeReply)(reply, output);
+  if (!composed) return { outbox: [] };
+  const key = `${task.runId}/${task.id}/${n}/reply`;
+  const payload: Json = { channel: reply.channel, account: reply.account, to: composed.to, reply: true, ...(isObject(composed.payload) ? composed.payload : { payload: composed.payload }) };
+  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key), reply.channel, composed.to, payload);
+  audit.push(...verdict.audit);
+  if (verdict.effect === 'deny') {
+    audit.push({ runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId, kind: 'reply.refused', data: { key, channel: reply.channel, to: composed.to, code: verdict.error.code } });
+    return { outbox: [] };
+  }
+  if (verdict.effect !== 'allow') return { pause: verdict };
+  return {
+    outbox: [{ idempotencyKey: `reply:${task.runId}`, runId: task.runId, taskId: task.id, channel: reply.channel, account: reply.account, target: composed.target, payload: composed.payload }],
+  };
+}
+
+function isObject(v: Json): v is { [key: string]: Json } {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 type Planned = { result: ActionResult; child: NewChildTask | null } | { pause: Pause };

@@ -2,7 +2,7 @@ import type { ApprovalState, EffectState, EnvelopeState } from '../core/states.t
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
 import type { Envelope } from '../core/envelope.ts';
 import type { AuditEntry, AuditStore } from './audit.ts';
-import type { OutboxStore } from './outbox.ts';
+import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
 
@@ -91,6 +91,8 @@ export interface ClaimedTask {
   /** Results of the last committed turn's actions (tool results and children's outcomes). */
   results: ActionResult[];
   openTurn: OpenTurn | null;
+  /** Root task of a run answering a channel message: where the run's reply goes (the envelope's reply target). */
+  reply: { channel: string; account: string; target: Json } | null;
 }
 
 /**
@@ -258,6 +260,8 @@ export interface TurnCommit {
   turn?: { n: number; actions: Action[]; results: ActionResult[]; output?: Json; usage?: Usage | null };
   outcome: TurnOutcome;
   audit: AuditEntry[];
+  /** Outbound messages the boundary let through with this turn (a run's reply): queued in the same transaction. */
+  outbox?: NewOutboxItem[];
 }
 
 export interface ClaimRequest {

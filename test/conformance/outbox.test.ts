@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ManualClock, systemClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/errors.ts';
@@ -381,9 +382,12 @@ describe('outbox: leases', () => {
 });
 
 describe('outbox: replies to channel messages', () => {
-  async function harness(t: { after: (fn: () => Promise<void>) => void }, agent: (text: string) => Json) {
+  async function harness(t: { after: (fn: () => Promise<void>) => void }, agent: (text: string) => Json, rules: unknown[] = []) {
     const { store, cleanup } = await tempStore();
-    const reg = registry({ echo: (input) => ({ output: agent((input.task.input as { text: string }).text) }) });
+    const policyIssues: FieldIssue[] = [];
+    const policy = compilePolicy(policySchema.parse({ rules }), policyIssues);
+    assert.deepEqual(policyIssues, []);
+    const reg = registry({ echo: (input) => ({ output: agent((input.task.input as { text: string }).text) }) }, {}, { policy });
     const issues: FieldIssue[] = [];
     const intake = new Intake(store, reg, { bindings: compileBindings([{ agent: 'echo' }], ['echo'], issues), sessions: compileSessions(undefined, issues) }, systemClock);
     assert.deepEqual(issues, []);
@@ -425,6 +429,45 @@ describe('outbox: replies to channel messages', () => {
     const again = await intake.accept((r as { envelope: Parameters<Intake['accept']>[0] }).envelope, { actor: 'channel:slack' });
     assert.equal(again.created, false);
     assert.equal((await store.outbox.list({ limit: 10 })).length, 1);
+  });
+
+  it('a reply crosses the boundary like any outbound message: a channel the allowlist denies gets nothing, and the refusal is audited', async (t) => {
+    const { store, intake } = await harness(t, (text) => `You said: ${text}`, [
+      { id: 'only-ops-channel', kind: 'allowlist', actions: ['deliver:slack:*'], fields: ['to'], allow: ['C0OPS'] },
+    ]);
+    const raw = JSON.stringify(slackMessage({}));
+    const r = await channels.get('slack')!.receive({ account: 'T123ABC456', headers: slackHeaders(raw, Date.now()), rawBody: raw, now: Date.now() });
+    const accepted = await intake.accept((r as { envelope: Parameters<Intake['accept']>[0] }).envelope, { actor: 'channel:slack' });
+    const run = await finished(store, accepted.run!.id);
+    assert.equal(run.state, 'succeeded', 'the run did its work; only the reply was refused');
+    assert.deepEqual(await store.outbox.list({ runId: run.id, limit: 10 }), [], 'no outbox row for a denied reply');
+    const events = await store.audit.list({ runId: run.id, limit: 1000 });
+    const decision = events.find((e) => e.kind === 'policy.decision');
+    assert.ok(decision, 'the policy decision is audited');
+    assert.deepEqual([(decision.data as { action: string }).action, (decision.data as { effect: string }).effect], ['deliver:slack:C123ABC456', 'deny']);
+    assert.ok(events.some((e) => e.kind === 'reply.refused'));
+  });
+
+  it('a reply an approval tier holds waits for the human, then is queued once, without asking the agent again', async (t) => {
+    let turns = 0;
+    const { store, intake } = await harness(
+      t,
+      (text) => (turns++, `You said: ${text}`),
+      [{ id: 'replies-need-ok', kind: 'approval', actions: ['deliver:slack:*'], tier: 'approve' }],
+    );
+    const raw = JSON.stringify(slackMessage({}));
+    const r = await channels.get('slack')!.receive({ account: 'T123ABC456', headers: slackHeaders(raw, Date.now()), rawBody: raw, now: Date.now() });
+    const accepted = await intake.accept((r as { envelope: Parameters<Intake['accept']>[0] }).envelope, { actor: 'channel:slack' });
+    await until('approval requested', async () => (await store.approvals.list({ state: 'pending', runId: accepted.run!.id, limit: 10 })).length === 1);
+    assert.deepEqual(await store.outbox.list({ runId: accepted.run!.id, limit: 10 }), []);
+    const [approval] = await store.approvals.list({ state: 'pending', runId: accepted.run!.id, limit: 10 });
+    await store.approvals.decide(approval!.id, { approve: true, actor: 'alice' }, Date.now());
+    const run = await finished(store, accepted.run!.id);
+    assert.equal(run.state, 'succeeded');
+    assert.equal(turns, 1, 'the decided output was replayed, not asked for again');
+    const items = await store.outbox.list({ runId: run.id, limit: 10 });
+    assert.equal(items.length, 1);
+    assert.equal(items[0]!.idempotencyKey, `reply:${run.id}`);
   });
 
   it('telegram and discord replies use their reply targets; an output object’s text is sent', async (t) => {

@@ -64,7 +64,7 @@ export async function enqueueIn(tx: SqlExecutor, item: NewOutboxItem, now: numbe
   return (await insertOutbox(tx, item, now)).item;
 }
 
-async function insertOutbox(tx: SqlExecutor, item: NewOutboxItem, now: number): Promise<{ item: OutboxItem; created: boolean }> {
+export async function insertOutbox(tx: SqlExecutor, item: NewOutboxItem, now: number): Promise<{ item: OutboxItem; created: boolean }> {
   const id = newId('out');
   const created =
     (await tx.run(
@@ -79,36 +79,6 @@ async function insertOutbox(tx: SqlExecutor, item: NewOutboxItem, now: number): 
     ]);
   }
   return { item: toOutboxItem(row!), created };
-}
-
-/** The text a run's output becomes in a reply: a string as it is, else its `text`, else its JSON. Null: nothing to say. */
-export function replyText(output: Json): string | null {
-  if (output === null) return null;
-  if (typeof output === 'string') return output === '' ? null : output;
-  if (typeof output === 'object' && !Array.isArray(output) && typeof output.text === 'string') return output.text === '' ? null : output.text;
-  return JSON.stringify(output);
-}
-
-/**
- * Called in the transaction that finishes a run successfully: if the run's envelope
- * says how to answer (`reply_to`), queues the reply under `reply:<runId>`. Routing
- * runs never answer (their output names an agent). Returns whether it queued one.
- */
-export async function enqueueRunReply(tx: SqlExecutor, runId: string, output: Json, now: number): Promise<boolean> {
-  const row = await tx.get<{ channel: string; account: string; reply_to: string | null; kind: string; root_task_id: string }>(
-    `SELECT e.channel, e.account, e.reply_to, r.kind, r.root_task_id FROM runs r JOIN envelopes e ON e.id = r.envelope_id WHERE r.id = ?`,
-    [runId],
-  );
-  if (!row || row.kind !== 'work' || row.reply_to === null) return false;
-  const target = parseJson(row.reply_to);
-  const text = replyText(output);
-  if (target === null || text === null) return false;
-  const { created } = await insertOutbox(
-    tx,
-    { idempotencyKey: `reply:${runId}`, runId, taskId: row.root_task_id, channel: row.channel, account: row.account, target, payload: { text } },
-    now,
-  );
-  return created;
 }
 
 export function sqlOutboxStore(db: SqlBackend): OutboxStore {

@@ -8,7 +8,6 @@ import type { NewRun, RunFilter, RunStore } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
-import { enqueueRunReply } from './outbox-sql.ts';
 import { toRun, type RunRow } from './rows.ts';
 import { enterLane, leaveLane, retakeLane } from './sessions-sql.ts';
 import { whereOf } from './where.ts';
@@ -86,8 +85,9 @@ export async function selectRun(db: SqlExecutor, id: string): Promise<Run | null
 
 /**
  * Records a run's end (its root task finished) and what follows from it in the same
- * commit: the run's reply, if its envelope asked for one, and the next message of its
- * session. Returns true if that made a task leasable or queued a message.
+ * commit: the next message of its session. Returns true if that made a task leasable.
+ * (A run's reply to its channel is an outbound message the engine sends through the
+ * boundary with the root task's last turn, not a decision made here.)
  */
 export async function finishRun(
   tx: SqlExecutor,
@@ -96,16 +96,14 @@ export async function finishRun(
   actor: string,
   sink: AuditEntry[],
 ): Promise<boolean> {
-  const run = await tx.get<{ agent: string; session_key: string | null; envelope_id: string | null }>(
-    `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key, envelope_id`,
+  const run = await tx.get<{ agent: string; session_key: string | null }>(
+    `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key`,
     [end.state, end.output === null ? null : toJson(end.output), end.error ? toJson(end.error) : null, now, now, end.runId],
   );
   sink.push({ kind: `run.${end.state}`, runId: end.runId, agent: run?.agent ?? end.agent, actor });
-  // A run answering a channel message queues its reply in the same commit; `true` wakes the dispatcher.
-  const replied = end.state === 'succeeded' && run?.envelope_id != null && (await enqueueRunReply(tx, end.runId, end.output, now));
   // The session's next message may start now.
-  if (run?.session_key) return (await leaveLane(tx, run.session_key, end.runId, now)) !== null || replied;
-  return replied;
+  if (run?.session_key) return (await leaveLane(tx, run.session_key, end.runId, now)) !== null;
+  return false;
 }
 
 export function cancelledInfo(actor: string, reason?: string): ErrorInfo {

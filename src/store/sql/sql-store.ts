@@ -34,7 +34,7 @@ import { sqlGrantStore } from './grants-sql.ts';
 import { storeHealth, writeProbe } from './health-sql.ts';
 import { settleReservation, sqlLimitStore } from './limits-sql.ts';
 import { assertSchemaCurrent, migrate, schemaStatus } from './migrator.ts';
-import { sqlOutboxStore } from './outbox-sql.ts';
+import { insertOutbox, sqlOutboxStore } from './outbox-sql.ts';
 import { toTask } from './rows.ts';
 import { insertRun, sqlRunStore } from './runs-sql.ts';
 import { sqlScheduleStore } from './schedule-sql.ts';
@@ -193,6 +193,8 @@ export class SqlStore implements Store {
       const audit: AuditEntry[] = [...c.audit];
       const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: lease.owner };
       let woke = false;
+      // Outbound messages the boundary let through with this turn: queued in its commit (the dispatcher is woken).
+      for (const item of c.outbox ?? []) woke = (await insertOutbox(tx, item, now)).created || woke;
       switch (outcome.kind) {
         case 'continue':
           await continueTask(tx, task.id, turns, now);

@@ -1,5 +1,5 @@
 import { InvalidStateError, LeaseExpiredTooOftenError, LeaseLostError, NotFoundError } from '../../core/errors.ts';
-import { toJson } from '../../core/json.ts';
+import { parseJson, toJson } from '../../core/json.ts';
 import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../core/types.ts';
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
@@ -164,7 +164,17 @@ export async function countFailedAttempt(tx: SqlExecutor, taskId: string, turns:
 
 // ── the sub-port ─────────────────────────────────────────────────────────────
 
-type RunContext = { tenant: string; session_key: string | null; session_seq: number | string | null; session_epoch: number | string | null };
+type RunContext = {
+  tenant: string;
+  session_key: string | null;
+  session_seq: number | string | null;
+  session_epoch: number | string | null;
+  kind: string;
+  /** The envelope's channel, account and reply target (null when nothing is to be answered). */
+  reply_channel: string | null;
+  reply_account: string | null;
+  reply_to: string | null;
+};
 
 /** Everything a claimed task's next turn needs, read after the claim committed. */
 async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undefined, turnRows: TurnRow[], historyLimit: number): Promise<ClaimedTask> {
@@ -176,7 +186,12 @@ async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undef
   const { committed, open } = await assembleTurnRows(db, task.id, turnRows);
   const last = committed.at(-1);
   const openTurn = open ? await openTurnOf(db, task.id, open) : null;
-  return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn };
+  // Only the root task of a work run answers (a routing run's output names an agent).
+  const reply =
+    task.parentId === null && run?.kind === 'work' && run.reply_to !== null && run.reply_channel !== null
+      ? { channel: run.reply_channel, account: run.reply_account ?? 'default', target: parseJson(run.reply_to) }
+      : null;
+  return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn, reply };
 }
 
 export function sqlTaskStore(db: SqlBackend): TaskStore {
@@ -255,7 +270,8 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
       const tasks = rows.map(toTask);
       const runIds = [...new Set(tasks.map((t) => t.runId))];
       const runs = await db.read.all<RunContext & { id: string }>(
-        `SELECT id, tenant, session_key, session_seq, session_epoch FROM runs WHERE id IN (${placeholders(runIds.length)})`,
+        `SELECT r.id, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, e.channel AS reply_channel, e.account AS reply_account, e.reply_to
+         FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id WHERE r.id IN (${placeholders(runIds.length)})`,
         runIds,
       );
       const runById = new Map(runs.map((r) => [r.id, r]));
