@@ -537,8 +537,8 @@ describe('scheduler', () => {
       await failing.start();
       assert.equal(attempts, 1);
       assert.equal(failing.nextWakeAt, at(9) + 200);
-      clock.advance(200); // the manual clock moves with the real timer
-      await new Promise((r) => setTimeout(r, 350));
+      clock.advance(200); // fires the scheduler's retry timer
+      await clock.waitForTimers(1); // the retry tick ran and the loop sleeps again
       assert.equal(attempts, 2);
       // The next failure doubles the delay; the claim stays open for whoever succeeds.
       assert.equal(failing.nextWakeAt, at(9) + 200 + 400);

@@ -26,7 +26,7 @@ import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
-export const DEFAULT_CONFIG_FILE = 'spine.config.json5';
+export { DEFAULT_CONFIG_FILE } from './file.ts';
 
 /** A config file compiled once into the checked form the engine runs with. */
 export interface CompiledConfig {
