@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/load.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { ConfigError, type FieldIssue } from '../src/core/errors.ts';
 import type { Json } from '../src/core/types.ts';

@@ -9,7 +9,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/load.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { ROLES, Runtime } from '../src/runtime/runtime.ts';
 import { openStore } from '../src/runtime/open-store.ts';

@@ -26,7 +26,7 @@ export function configPath(flags: CommonFlags): string {
 /** `connect`: also connect to MCP servers (only commands that run agents need their tools). */
 export async function loadCliConfig(flags: CommonFlags, opts: { connect?: boolean } = {}): Promise<CompiledConfig> {
   // Loaded on demand: the compiler brings every agent kind and SDK along.
-  const { loadConfig } = await import('../config/load.ts');
+  const { loadConfig } = await import('../runtime/config.ts');
   return loadConfig(configPath(flags), {}, opts);
 }
 
@@ -38,7 +38,7 @@ export async function maybeConfig(flags: CommonFlags): Promise<CompiledConfig | 
   const path = configPath(flags);
   const named = Boolean(flags.config || process.env.SPINE_CONFIG);
   if (!named && !existsSync(path)) return null;
-  const { loadConfig } = await import('../config/load.ts');
+  const { loadConfig } = await import('../runtime/config.ts');
   return loadConfig(path);
 }
 

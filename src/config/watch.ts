@@ -3,11 +3,11 @@ import { basename, dirname } from 'node:path';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { loadConfig, type CompileOptions, type CompiledConfig } from './load.ts';
+import type { CompiledConfig } from './load.ts';
 
-export interface WatchOptions extends CompileOptions {
-  /** How a changed file is compiled (default: loadConfig with these options). */
-  load?: (file: string) => Promise<CompiledConfig>;
+export interface WatchOptions {
+  /** How a changed file is compiled (the runtime's loadConfig, with its adapters and options). */
+  load: (file: string) => Promise<CompiledConfig>;
   /** The debounce between a change and the reload runs on it. */
   clock?: Clock;
 }
@@ -31,14 +31,13 @@ export class ConfigWatcher {
   private readonly load: (file: string) => Promise<CompiledConfig>;
   private readonly clock: Clock;
 
-  /** `options` as at start-up (e.g. `connect` to keep MCP tools in the reloaded catalog). */
-  constructor(file: string, onChange: (config: CompiledConfig) => unknown, log: Logger, options: WatchOptions = {}) {
+  /** `options.load` compiles as at start-up (e.g. with `connect`, to keep MCP tools in the reloaded catalog). */
+  constructor(file: string, onChange: (config: CompiledConfig) => unknown, log: Logger, options: WatchOptions) {
     this.file = file;
     this.onChange = onChange;
     this.log = log;
-    const { load, clock, ...compile } = options;
-    this.load = load ?? ((f) => loadConfig(f, {}, compile));
-    this.clock = clock ?? systemClock;
+    this.load = options.load;
+    this.clock = options.clock ?? systemClock;
   }
 
   start(): void {

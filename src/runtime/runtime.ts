@@ -7,13 +7,12 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
-import { createSpineMcpServer } from '../gateway/mcp.ts';
 import { startGateway, type RunningGateway } from '../gateway/server.ts';
 import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
-import { closeMcpClients } from '../tools/mcp/config.ts';
+import { closeMcpClients, loadConfig } from './config.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
@@ -49,7 +48,7 @@ export interface RuntimeOptions {
   worker?: { concurrency?: number };
   /** `spine mcp`: the name the stdio client acts under in the audit trail. */
   mcp?: { name: string };
-  /** How a changed config file is compiled (config-watch); default: src/config/load.ts. */
+  /** How a changed config file is compiled (config-watch); default: ./config.ts loadConfig. */
   load?: (file: string) => Promise<CompiledConfig>;
 }
 
@@ -124,18 +123,21 @@ export class Runtime {
       });
     }
     if (want.has('mcp-stdio')) {
-      const server = createSpineMcpServer({ store, intake: this.intake, clock, agents: () => this.directory }, { name: opts.mcp?.name ?? 'mcp-stdio', tokenId: null, scopes: ['admin'] });
-      this.mcpClosed = new Promise<void>((resolve) => {
-        server.server.onclose = resolve;
-      });
+      let closed!: () => void;
+      this.mcpClosed = new Promise<void>((resolve) => (closed = resolve));
+      let server: { close(): Promise<void> } | null = null;
       this.builtIn.set('mcp-stdio', {
         name: 'mcp-stdio',
         start: async () => {
-          const { StdioServerTransport } = await import('@modelcontextprotocol/sdk/server/stdio.js');
-          await server.connect(new StdioServerTransport());
+          // The MCP SDK loads only for `spine mcp`.
+          const [{ createSpineMcpServer }, { StdioServerTransport }] = await Promise.all([import('../gateway/mcp.ts'), import('@modelcontextprotocol/sdk/server/stdio.js')]);
+          const mcp = createSpineMcpServer({ store, intake: this.intake, clock, agents: () => this.directory }, { name: opts.mcp?.name ?? 'mcp-stdio', tokenId: null, scopes: ['admin'] });
+          mcp.server.onclose = closed;
+          server = mcp;
+          await mcp.connect(new StdioServerTransport());
         },
         stop: async () => {
-          await server.close().catch(() => {});
+          await server?.close().catch(() => {});
         },
       });
     }
@@ -179,7 +181,7 @@ export class Runtime {
       });
     }
     if (want.has('config-watch')) {
-      const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, ...(opts.load ? { load: opts.load } : {}) });
+      const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, load: opts.load ?? ((file) => loadConfig(file)) });
       this.builtIn.set('config-watch', { name: 'config-watch', start: async () => watcher.start(), stop: () => watcher.close() });
     }
   }

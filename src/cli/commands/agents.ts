@@ -88,7 +88,8 @@ async function add(argv: string[]): Promise<CommandResult> {
     : { kind: 'command', command: [values.command!, ...(values.arg ?? [])] };
   if (values.description) entry.description = values.description;
   // Check the whole config with the new agent before writing anything.
-  const { compileConfig, parseConfig } = await import('../../config/load.ts');
+  const { parseConfig } = await import('../../config/load.ts');
+  const { compileConfig } = await import('../../runtime/config.ts');
   // Through the schema first: compiling alone would not check e.g. the agent's name.
   await compileConfig(file, parseConfig(file, { ...raw, agents: { ...raw.agents, [id]: entry } }));
   const text = readFileSync(file, 'utf8');
