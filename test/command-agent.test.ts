@@ -229,11 +229,13 @@ describe('command agents', () => {
     // take longer than the timeout. A worker on a manual clock runs the task; once turn 2's
     // process is known to be running, the clock moves past the 1.5 s timeout.
     await worker.stop();
-    const clock = new ManualClock(Date.now());
-    const timed = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
     let failed: Run;
+    let timed: Worker | null = null;
     try {
       const { id } = await submit(store, reg, 'hang', null);
+      // Not behind the run's creation time, or the task would not be due on this clock.
+      const clock = new ManualClock(Date.now());
+      timed = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
       const once = timed.runOnce();
       await until('turn 2 of the hanging agent is running', () => invocations('hang').length === 2, 60_000);
       assert.equal((await store.runs.get(id))?.state, 'running', 'nothing times out before the clock moves');
@@ -242,7 +244,7 @@ describe('command agents', () => {
       failed = (await store.runs.get(id))!;
       outcomes.set(id, failed.state);
     } finally {
-      await timed.stop();
+      await timed?.stop();
       worker = await startWorker(store, reg);
     }
     assert.equal(failed.state, 'failed');

@@ -125,7 +125,7 @@ export class Worker {
       expired: await this.store.approvals.expire(now),
       ran: [],
     };
-    // Leases are extended while turns run (they may take real time even on a manual clock).
+    // Leases are extended while the turns run (on the system clock a turn may outlast its lease).
     this.heartbeats.start(this.opts.heartbeatMs);
     try {
       for (;;) {

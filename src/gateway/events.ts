@@ -147,6 +147,8 @@ export class EventHub {
   /** Watermark: every event with seq ≤ lastSeq has been offered to subscribers (or its seq skipped as a gap). */
   private lastSeq = 0;
   private running: Promise<void> | null = null;
+  /** The latest start (its catch-up reads the store), kept after a stop so `closing` can wait for it. */
+  private lastStart: Promise<void> = Promise.resolve();
   /** The hub has caught up with the log since it started. */
   private ready = false;
   private stopListening: (() => void) | null = null;
@@ -223,7 +225,7 @@ export class EventHub {
 
   /** Resolves once the reader has stopped and no longer touches the store (after close, before the store closes). */
   async closing(): Promise<void> {
-    await this.running?.catch(() => undefined);
+    await this.lastStart.catch(() => undefined);
     await this.stopped;
   }
 
@@ -245,6 +247,7 @@ export class EventHub {
       loop.start();
     })();
     const running = this.running;
+    this.lastStart = running;
     return running.catch((err: unknown) => {
       if (this.running === running) this.stop();
       throw err;
