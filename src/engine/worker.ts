@@ -257,9 +257,11 @@ export class Worker {
     this.inflight.set(id, { lease: claimed.lease, stop, done, released: false });
   }
 
-  /** Extends the leases of running turns; returns the sleep until the next heartbeat. */
+  /** Extends the leases of running turns; returns the sleep until the next one (a fixed rate: a slow round trip does not push it back). */
   private async heartbeat(): Promise<number> {
-    if (this.inflight.size === 0 && this.stopping) return this.opts.heartbeatMs;
+    const started = this.clock.now();
+    const next = () => Math.max(0, this.opts.heartbeatMs - (this.clock.now() - started));
+    if (this.inflight.size === 0 && this.stopping) return next();
     try {
       const now = this.clock.now();
       // Only judge tasks launched before asking: a claim committed after the heartbeat read is not "lost".
@@ -275,6 +277,6 @@ export class Worker {
     } catch (err) {
       this.log.error('heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
     }
-    return this.opts.heartbeatMs;
+    return next();
   }
 }
