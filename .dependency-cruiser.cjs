@@ -48,6 +48,13 @@ module.exports = {
       from: { path: '^src/gateway/', pathNot: '^src/gateway/server\\.ts$' },
       to: { path: '^(node_modules/(@hono/node-server|ws)/|(node:)?(http|https|http2|net)$)', dependencyTypesNot: ['type-only'] },
     },
+    {
+      name: 'runtime-wires-adapters',
+      severity: 'error',
+      comment: 'adapters (channels, agent kinds, tool sources, store backends) are wired by the runtime alone; other rings may read their config schemas and types',
+      from: { path: '^src/', pathNot: '^src/(runtime|channels|agents|tools|store)/' },
+      to: { path: '^src/(channels|agents|tools|store/(sql|sqlite|postgres))/', pathNot: '/(schema|config|config-common|kind)\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
     { name: 'gateway-not-config', severity: 'error', comment: 'the gateway is handed compiled settings; the config compiler (and every SDK it loads) stays out of it', from: { path: '^src/gateway/' }, to: { path: '^src/config/', pathNot: CONFIG_LEAF } },
   ],
   options: {

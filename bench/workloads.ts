@@ -3,7 +3,7 @@
  * process, measures, checks the runs really finished, and deletes the store.
  */
 import type { Json, TurnInput } from '../src/core/types.ts';
-import { submitRun } from '../src/engine/runs.ts';
+import { submitRun } from '../test/fixtures/submit-run.ts';
 import type { Durability } from '../src/store/store.ts';
 import { BENCH_WORKER, FinishWaiters, log, makeRegistry, openBenchStore, runStates, startWorker, trackStore, type StoreTrace } from './harness.ts';
 import { mb, round, summarize, type Summary } from './stats.ts';

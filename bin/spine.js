@@ -24,6 +24,10 @@ if (major < 24) {
     process.exit(2);
   }
 } else {
+  // Spine's sources are TypeScript: cache their stripped and compiled form on disk (in the
+  // OS temp folder), so a command after the first starts without stripping types again.
+  const { enableCompileCache } = await import('node:module');
+  enableCompileCache?.();
   const { main } = await import('../src/cli/main.ts');
   process.exitCode = await main(process.argv.slice(2));
 }

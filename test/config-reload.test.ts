@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { CompiledConfig } from '../src/config/load.ts';
 import { ConfigWatcher } from '../src/config/watch.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 import type { Logger } from '../src/core/log.ts';
 import { until } from './helpers.ts';
 
@@ -31,7 +32,7 @@ test('a changed config file is reloaded; an invalid one is rejected and the old 
 
   const seen: CompiledConfig[] = [];
   const log = capture();
-  const watcher = new ConfigWatcher(file, (c) => seen.push(c), log);
+  const watcher = new ConfigWatcher(file, (c) => seen.push(c), log, { load: (f) => loadConfig(f) });
   watcher.start();
   t.after(() => watcher.stop());
 
@@ -60,7 +61,7 @@ test('several quick writes reload once, to the last content', async (t) => {
   const file = join(dir, 'spine.config.json5');
   writeFileSync(file, config(['a']));
   const seen: CompiledConfig[] = [];
-  const watcher = new ConfigWatcher(file, (c) => seen.push(c), capture());
+  const watcher = new ConfigWatcher(file, (c) => seen.push(c), capture(), { load: (f) => loadConfig(f) });
   watcher.start();
   t.after(() => watcher.stop());
   for (const agents of [['b'], ['b', 'c'], ['b', 'c', 'd']]) writeFileSync(file, config(agents));

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadConfig, parseConfig } from '../src/config/load.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 import { ConfigError } from '../src/core/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'spine-config-'));

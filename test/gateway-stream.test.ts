@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { ManualClock } from '../src/core/clock.ts';
 import { silentLogger } from '../src/core/log.ts';
 import { EventHub } from '../src/gateway/events.ts';
 import { openStore } from '../src/runtime/open-store.ts';
@@ -249,7 +250,9 @@ describe('the stream under load and across processes', () => {
       await new Promise((r) => setTimeout(r, 15));
       clients.push(i % 2 === 0 ? await wsClient(`${g.url}/v1/ws?after=0`, g.tokens.viewer) : sse(`${g.url}/v1/events?after=0`, { authorization: `Bearer ${g.tokens.viewer}` }));
     }
-    await new Promise((r) => setTimeout(r, 100));
+    // Enough commits while every client is subscribed (counted, not timed: a loaded machine commits slower).
+    const subscribedAt = (await allSeqs(g)).length;
+    await until('commits while subscribed', async () => (await allSeqs(g)).length > Math.max(40, subscribedAt + 20), 30_000);
     stop = true;
     await writer;
     const expected = await allSeqs(g);
@@ -331,20 +334,23 @@ describe('the hub and out-of-order commits (as on PostgreSQL)', () => {
     return { seqs, sub };
   }
 
+  // The hub's time is a manual clock: a gap is held until the test moves the clock, and
+  // "nothing was delivered" is checked after the hub's pass has provably run (it went back to sleep).
   it('holds a later seq until the earlier one commits, then delivers both in order', async () => {
+    const clock = new ManualClock(Date.now());
     const { store, commit } = fakeStore();
-    commit(1);
-    commit(2);
-    const hub = new EventHub(store, { pollMs: 10, log: silentLogger });
+    commit(1, clock.now());
+    commit(2, clock.now());
+    const hub = new EventHub(store, { pollMs: 10, log: silentLogger, clock });
     const c = collect(hub, 0);
     await c.sub;
     await until('1 and 2', () => c.seqs.length === 2);
-    commit(4); // 3 is still in flight
-    await new Promise((r) => setTimeout(r, 100));
+    commit(4, clock.now()); // 3 is still in flight; the commit wakes the hub
+    await clock.waitForTimers(1); // its pass is done: asleep again
     assert.deepEqual(c.seqs, [1, 2], 'seq 4 waits for 3');
     const late = collect(hub, 2); // a client resuming now must not jump past 3 either
     await late.sub;
-    commit(3);
+    commit(3, clock.now());
     await until('3 and 4', () => c.seqs.length === 4 && late.seqs.length === 2);
     assert.deepEqual(c.seqs, [1, 2, 3, 4]);
     assert.deepEqual(late.seqs, [3, 4]);
@@ -352,16 +358,20 @@ describe('the hub and out-of-order commits (as on PostgreSQL)', () => {
   });
 
   it('skips a seq that never commits (rolled back) once it is clearly gone', async () => {
+    const clock = new ManualClock(Date.now());
     const { store, commit } = fakeStore();
-    const hub = new EventHub(store, { pollMs: 10, log: silentLogger });
+    const hub = new EventHub(store, { pollMs: 10, log: silentLogger, clock });
     const c = collect(hub, null);
     await c.sub;
-    commit(1);
-    commit(3); // 2 was rolled back
-    await until('past the gap', () => c.seqs.length === 2, 3_000);
+    commit(1, clock.now());
+    commit(3, clock.now()); // 2 was rolled back
+    await clock.waitForTimers(1);
+    assert.deepEqual(c.seqs, [1], 'held while 2 may still commit');
+    clock.advance(1_001); // past GAP_WAIT_MS: the retry timer fires and the gap is given up
+    await until('past the gap', () => c.seqs.length === 2);
     assert.deepEqual(c.seqs, [1, 3]);
-    commit(5, Date.now() - 60_000); // an old event after a gap: no need to wait
-    await until('5 at once', () => c.seqs.length === 3, 500);
+    commit(5, clock.now() - 60_000); // an old event after a gap: no need to wait
+    await until('5 at once', () => c.seqs.length === 3);
     hub.close();
   });
 });

@@ -12,7 +12,8 @@ import type { Json, Run } from '../src/core/types.ts';
 import { DEFAULT_RETRY, type EngineLimits, type Registry, type RetryPolicy, type WorkerOptions } from '../src/engine/options.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../src/engine/registry.ts';
 import type { CompiledPolicy } from '../src/policy/rules.ts';
-import { submitRun, waitForRun } from '../src/engine/runs.ts';
+import { waitForRun } from '../src/engine/runs.ts';
+import { submitRun } from './fixtures/submit-run.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { PG_TYPES } from '../src/store/postgres/pg-backend.ts';
@@ -164,7 +165,7 @@ export async function startWorker(store: Store, reg: Registry, options: Partial<
   return w;
 }
 
-export function finished(store: Store, runId: string, timeoutMs = 10_000): Promise<Run> {
+export function finished(store: Store, runId: string, timeoutMs = 30_000): Promise<Run> {
   return waitForRun(store, runId, { pollMs: 10, timeoutMs });
 }
 

@@ -66,7 +66,7 @@ describe('spine approvals and spine policy explain', () => {
     return (JSON.parse(r.stdout) as { run: { id: string } }).run.id;
   };
   const pendingFor = async (runId: string): Promise<Approval> => {
-    await until(`approval pending for ${runId}`, async () => (await store.approvals.list({ runId, state: 'pending', limit: 2 })).length === 1, 10_000);
+    await until(`approval pending for ${runId}`, async () => (await store.approvals.list({ runId, state: 'pending', limit: 2 })).length === 1, 60_000);
     return (await store.approvals.list({ runId, state: 'pending', limit: 2 }))[0]!;
   };
 
@@ -139,7 +139,7 @@ describe('spine approvals and spine policy explain', () => {
     );
 
     const run = await send({ to: 'acme', amount: 1 });
-    const done = await finished(store, run, 10_000);
+    const done = await finished(store, run, 60_000);
     assert.deepEqual(done.output, { paid: { ok: true, amount: 1 } });
     assert.deepEqual(await store.approvals.list({ runId: run, limit: 5 }), [], 'no approval needed');
 
@@ -152,7 +152,7 @@ describe('spine approvals and spine policy explain', () => {
     const asked = await pendingFor(later);
     assert.equal(asked.ruleId, 'sign-off', 'approval is needed again');
     await cli('approvals', 'deny', asked.id);
-    await finished(store, later, 10_000);
+    await finished(store, later, 60_000);
 
     const bad = await Promise.all([
       cli('approvals', 'grant', '--agent', 'payer', '--action', 'payments.send', '--days', '1'),

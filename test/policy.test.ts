@@ -7,18 +7,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadConfig } from '../src/config/load.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import { ConfigError, type FieldIssue } from '../src/core/errors.ts';
 import type { Json } from '../src/core/types.ts';
 import { PolicyEngine, escalationKey, type Crossing, type Grants, type PolicyFacts } from '../src/policy/evaluate.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { isOpen, nextOpening, type TimeWindow } from '../src/policy/windows.ts';
-import { submitRun } from '../src/engine/runs.ts';
+import { submitRun } from './fixtures/submit-run.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { PROJECT_MODULE } from './fixtures/policy-project.ts';
-import { FAST_WORKER, finished, registry, until } from './helpers.ts';
+import { FAST_WORKER, registry } from './helpers.ts';
 
 function compile(rules: Json[], timezone?: string) {
   const issues: FieldIssue[] = [];
@@ -498,8 +498,8 @@ describe('time windows across a restart', () => {
     const boot = async (clock: ManualClock) => {
       const store = openStore({ url, durability: 'strict' });
       await store.migrate();
+      // Driven by runOnce: the window opens when the test moves the clock.
       const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
-      await worker.start();
       let stopped = false;
       const stop = async () => {
         if (stopped) return;
@@ -508,13 +508,13 @@ describe('time windows across a restart', () => {
         await store.close();
       };
       cleanups.push(stop);
-      return { store, stop };
+      return { store, worker, stop };
     };
 
     // 23:30 in Berlin: inside quiet hours.
     const first = await boot(new ManualClock(T('2026-01-15T22:30:00Z')));
     const { run } = await submitRun(first.store, reg, { agent: 'notifier', input: null }, T('2026-01-15T22:30:00Z'));
-    await until('deferred', async () => (await first.store.audit.list({ runId: run.id, limit: 500 })).some((e) => e.kind === 'task.deferred'));
+    await first.worker.runOnce();
     const waiting = (await first.store.tasks.get(run.rootTaskId))!;
     assert.equal(waiting.state, 'queued');
     assert.equal(waiting.runAt, T('2026-01-16T06:00:00Z'), '07:00 Berlin');
@@ -527,10 +527,11 @@ describe('time windows across a restart', () => {
     // Restart just before the opening: still held back.
     const clock = new ManualClock(T('2026-01-16T05:59:59Z'));
     const second = await boot(clock);
-    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual((await second.worker.runOnce()).ran, [], 'nothing claimed before the window opens');
     assert.equal((await second.store.tasks.get(run.rootTaskId))?.state, 'queued', 'not before the window opens');
     clock.set(T('2026-01-16T06:00:00Z'));
-    const done = await finished(second.store, run.id);
+    await second.worker.runOnce();
+    const done = (await second.store.runs.get(run.id))!;
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.output, ['saved 1', 'messaged 1']);
     assert.deepEqual(ran, { save: 1, message: 1 }, 'the deferred tool ran once; the one before it was replayed from the ledger');

@@ -53,7 +53,9 @@ function config(): ClusterConfig {
     },
     // Every worker process runs the scheduler: 8 of them race for each fire.
     schedules: { tick: { cron: '* * * * * *', agent: 'ticker', text: 'tick', catchUp: 'all' } },
-    worker: { concurrency: 8, leaseMs: 2_000, heartbeatMs: 400, pollMs: 50, drainMs: 1_000 },
+    // A lease outlives 4 s without a heartbeat: 8 worker processes on 2 loaded cores can stall for
+    // seconds, and a lease lost that way leaves its spend reserved until the reservation's TTL.
+    worker: { concurrency: 8, leaseMs: 5_000, heartbeatMs: 1_000, pollMs: 50, drainMs: 1_000 },
   };
 }
 

@@ -11,7 +11,7 @@ import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { StoreUnavailableError } from '../src/store/postgres/pg-errors.ts';
 import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
-import { PG_TEST_URL, pgAdmin } from './helpers.ts';
+import { PG_TEST_URL, pgAdmin, until } from './helpers.ts';
 import { PG_ONLY, pgStore, sql } from './fixtures/pg-env.ts';
 
 describe('placeholders and URLs (no database)', () => {
@@ -124,7 +124,11 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
         done = true;
         return r;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // The migrator is provably waiting on the lock (its request is in pg_locks, not granted) — not just slow.
+      await until('the migrator waits on the lock', async () => {
+        const { rows } = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid AND objid = hashtext($2)::oid`, [0x5350494e, schema]);
+        return Number(rows[0]!.n) > 0;
+      }, 30_000);
       assert.equal(done, false, 'blocked by the lock');
       await admin.query('SELECT pg_advisory_unlock($1, hashtext($2))', [0x5350494e, schema]);
       const result = await migrating;

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/load.ts';
+import { loadConfig } from '../src/runtime/config.ts';
+import { systemClock } from '../src/core/clock.ts';
 import { Worker } from '../src/engine/worker.ts';
 import type { Envelope } from '../src/core/envelope.ts';
 import { Intake } from '../src/intake/intake.ts';
@@ -215,7 +216,7 @@ describe('spine sessions', () => {
     const config = await loadConfig(join(dir, 'spine.config.json5'));
     const store = openStore({ url: db, durability: 'fast' });
     await store.migrate();
-    const intake = new Intake(store, config.registry, config.routing, { now: () => Date.now() });
+    const intake = new Intake(store, config.registry, config.routing, systemClock);
     const worker = new Worker({ store, registry: config.registry, options: config.worker });
     await worker.start();
     try {

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InvalidInputError } from '../core/errors.ts';
+import type { Json } from '../core/types.ts';
 
 /** Options every command accepts. */
 export const GLOBAL_OPTIONS = {
@@ -39,4 +40,14 @@ export function oneOf<T extends string>(name: string, value: string | undefined,
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) throw new InvalidInputError(`--${name}`, `must be one of ${allowed.join(', ')}, got "${value}"`);
   return value as T;
+}
+
+/** A JSON-valued option, e.g. `--input '{"to": "acme"}'`. */
+export function jsonOption(name: string, value: string | undefined): Json | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as Json;
+  } catch (err) {
+    throw new InvalidInputError(`--${name}`, `not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

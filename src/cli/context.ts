@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_CONFIG_FILE, loadConfig, type CompiledConfig } from '../config/load.ts';
+import { DEFAULT_CONFIG_FILE } from '../config/file.ts';
+import type { CompiledConfig } from '../config/load.ts';
 import { consoleLogger } from '../core/log.ts';
-import { DEFAULT_DB, openStore } from '../runtime/open-store.ts';
+import { DEFAULT_DB, loadStore } from '../runtime/store-url.ts';
 import type { Durability, Store } from '../store/store.ts';
 import { oneOf } from './args.ts';
 
@@ -24,6 +25,8 @@ export function configPath(flags: CommonFlags): string {
 
 /** `connect`: also connect to MCP servers (only commands that run agents need their tools). */
 export async function loadCliConfig(flags: CommonFlags, opts: { connect?: boolean } = {}): Promise<CompiledConfig> {
+  // Loaded on demand: the compiler brings every agent kind and SDK along.
+  const { loadConfig } = await import('../runtime/config.ts');
   return loadConfig(configPath(flags), {}, opts);
 }
 
@@ -35,6 +38,7 @@ export async function maybeConfig(flags: CommonFlags): Promise<CompiledConfig | 
   const path = configPath(flags);
   const named = Boolean(flags.config || process.env.SPINE_CONFIG);
   if (!named && !existsSync(path)) return null;
+  const { loadConfig } = await import('../runtime/config.ts');
   return loadConfig(path);
 }
 
@@ -48,7 +52,7 @@ export async function openCliStore(flags: CommonFlags, config?: CompiledConfig |
   const durability: Durability =
     oneOf('durability', flags.durability ?? process.env.SPINE_DURABILITY, ['strict', 'fast'] as const) ?? config?.durability ?? 'strict';
   // Connection losses and reconnects (PostgreSQL) are worth a line on stderr.
-  const store = openStore({ url, durability, log: consoleLogger('spine') });
+  const store = await loadStore({ url, durability, log: consoleLogger('spine') });
   try {
     if (url.startsWith('sqlite:')) await store.migrate();
     else await store.assertSchemaCurrent();

@@ -1,3 +1,6 @@
+import { systemClock, type Clock } from '../core/clock.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import { PollLoop } from '../core/poll-loop.ts';
 import type { AuditEvent, Store } from '../store/store.ts';
 import { short } from './format.ts';
 
@@ -37,25 +40,49 @@ function describe(e: AuditEvent): string | null {
   }
 }
 
-/** Follows the audit log from a point on and prints the interesting events. */
 /** How long a gap in audit sequence numbers is waited on before it is passed (a rolled-back transaction leaves one for good). */
 const GAP_HOLD_MS = 1_000;
 
+/** Follows the audit log from a point on and prints the interesting events (the console of `spine up`). */
 export class AuditFollower {
   private after = 0;
   private gapSince: number | null = null;
   private busy: Promise<void> = Promise.resolve();
   private readonly store: Store;
   private readonly print: (line: string) => void;
+  private readonly clock: Clock;
+  private readonly loop: PollLoop;
 
-  constructor(store: Store, print: (line: string) => void) {
+  constructor(store: Store, print: (line: string) => void, opts: { clock?: Clock; log?: Logger; everyMs?: number } = {}) {
     this.store = store;
     this.print = print;
+    this.clock = opts.clock ?? systemClock;
+    const everyMs = opts.everyMs ?? 100;
+    this.loop = new PollLoop({
+      name: 'live log',
+      clock: this.clock,
+      log: opts.log ?? silentLogger,
+      pass: async () => {
+        await this.poll();
+        return everyMs;
+      },
+    });
   }
 
   /** Starts from the newest event: only what happens from now on is printed. */
   async start(): Promise<void> {
     this.after = await this.store.audit.latestSeq();
+  }
+
+  /** Prints as events come, every `everyMs`, until `stop`. */
+  follow(): void {
+    this.loop.start();
+  }
+
+  /** Stops following; resolves once the last read is done (the store may close then). */
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    await this.busy;
   }
 
   /**
@@ -64,13 +91,13 @@ export class AuditFollower {
    * moment: a later commit may still fill it, and its event must not be skipped.
    */
   poll(): Promise<void> {
-    this.busy = this.busy.then(async () => {
+    const read = this.busy.then(async () => {
       for (;;) {
         const events = await this.store.audit.list({ afterSeq: this.after, limit: 500 });
         for (const e of events) {
           if (e.seq !== this.after + 1) {
-            this.gapSince ??= Date.now();
-            if (Date.now() - this.gapSince < GAP_HOLD_MS) return;
+            this.gapSince ??= this.clock.now();
+            if (this.clock.now() - this.gapSince < GAP_HOLD_MS) return;
           }
           this.gapSince = null;
           this.after = e.seq;
@@ -80,13 +107,7 @@ export class AuditFollower {
         if (events.length < 500) return;
       }
     });
-    return this.busy;
-  }
-
-  async follow(signal: AbortSignal, everyMs = 100): Promise<void> {
-    while (!signal.aborted) {
-      await this.poll();
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
+    this.busy = read.catch(() => undefined);
+    return read;
   }
 }

@@ -1,44 +1,36 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, EXIT, SpineError } from '../core/errors.ts';
-import { AGENTS_HELP, agentsCommand } from './commands/agents.ts';
-import { APPROVALS_HELP, approvalsCommand } from './commands/approvals.ts';
-import { INIT_HELP, initCommand } from './commands/init.ts';
-import { MCP_HELP, mcpCommand } from './commands/mcp.ts';
-import { MIGRATE_HELP, migrateCommand } from './commands/migrate.ts';
-import { POLICY_HELP, policyCommand } from './commands/policy.ts';
-import { ROUTE_HELP, routeCommand } from './commands/route.ts';
-import { RUNS_HELP, runsCommand } from './commands/runs.ts';
-import { SEND_HELP, sendCommand } from './commands/send.ts';
-import { SESSIONS_HELP, sessionsCommand } from './commands/sessions.ts';
-import { DOCTOR_HELP, doctorCommand } from './commands/doctor.ts';
-import { GATEWAY_HELP, gatewayCommand } from './commands/gateway.ts';
-import { TOKENS_HELP, tokensCommand } from './commands/tokens.ts';
-import { UP_HELP, WORKER_HELP, upCommand, workerCommand } from './commands/up.ts';
+import type { Command, CommandResult } from './command.ts';
+import { HELP } from './help.ts';
 
-export interface CommandResult {
-  stdout?: string;
-  exitCode?: number;
-}
-
+export type { CommandResult };
 export { EXIT };
 
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<CommandResult>; help: string; summary: string }> = {
-  init: { run: initCommand, help: INIT_HELP, summary: 'scaffold a working project' },
-  up: { run: upCommand, help: UP_HELP, summary: 'run the gateway and workers (embedded store by default) until stopped' },
-  worker: { run: workerCommand, help: WORKER_HELP, summary: 'run workers, outbox and schedules without the gateway' },
-  gateway: { run: gatewayCommand, help: GATEWAY_HELP, summary: 'run the HTTP gateway alone' },
-  tokens: { run: tokensCommand, help: TOKENS_HELP, summary: 'create, list or revoke gateway API tokens' },
-  send: { run: sendCommand, help: SEND_HELP, summary: 'submit work to an agent (--wait for the result)' },
-  runs: { run: runsCommand, help: RUNS_HELP, summary: 'list, show, cancel or retry runs' },
-  agents: { run: agentsCommand, help: AGENTS_HELP, summary: 'list agents or bindings; add an agent to the config' },
-  route: { run: routeCommand, help: ROUTE_HELP, summary: 'explain which binding an envelope goes to' },
-  sessions: { run: sessionsCommand, help: SESSIONS_HELP, summary: 'list, show, reset or fork sessions' },
-  approvals: { run: approvalsCommand, help: APPROVALS_HELP, summary: 'list and decide approvals; standing grants' },
-  policy: { run: policyCommand, help: POLICY_HELP, summary: 'explain how policy decides an action (executes nothing)' },
-  mcp: { run: mcpCommand, help: MCP_HELP, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
-  migrate: { run: migrateCommand, help: MIGRATE_HELP, summary: 'apply pending schema migrations' },
-  doctor: { run: doctorCommand, help: DOCTOR_HELP, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },
+/**
+ * The commands. Each module is loaded only when its command runs, so `spine --version`
+ * and `spine --help` load a handful of modules, not the engine, gateway and SDKs.
+ */
+const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summary: string }> = {
+  init: { load: async () => (await import('./commands/init.ts')).initCommand, summary: 'scaffold a working project' },
+  up: { load: async () => (await import('./commands/up.ts')).upCommand, summary: 'run the gateway and workers (embedded store by default) until stopped' },
+  worker: { load: async () => (await import('./commands/up.ts')).workerCommand, summary: 'run workers, outbox and schedules without the gateway' },
+  gateway: { load: async () => (await import('./commands/gateway.ts')).gatewayCommand, summary: 'run the HTTP gateway alone' },
+  tokens: { load: async () => (await import('./commands/tokens.ts')).tokensCommand, summary: 'create, list or revoke gateway API tokens' },
+  send: { load: async () => (await import('./commands/send.ts')).sendCommand, summary: 'submit work to an agent (--wait for the result)' },
+  runs: { load: async () => (await import('./commands/runs.ts')).runsCommand, summary: 'list, show, cancel or retry runs' },
+  agents: { load: async () => (await import('./commands/agents.ts')).agentsCommand, summary: 'list agents or bindings; add an agent to the config' },
+  route: { load: async () => (await import('./commands/route.ts')).routeCommand, summary: 'explain which binding an envelope goes to' },
+  sessions: { load: async () => (await import('./commands/sessions.ts')).sessionsCommand, summary: 'list, show, reset or fork sessions' },
+  approvals: { load: async () => (await import('./commands/approvals.ts')).approvalsCommand, summary: 'list and decide approvals; standing grants' },
+  policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },
+  mcp: { load: async () => (await import('./commands/mcp.ts')).mcpCommand, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
+  migrate: { load: async () => (await import('./commands/migrate.ts')).migrateCommand, summary: 'apply pending schema migrations' },
+  doctor: { load: async () => (await import('./commands/doctor.ts')).doctorCommand, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },
 };
+
+function isCommand(name: string): name is keyof typeof COMMANDS {
+  return Object.hasOwn(COMMANDS, name);
+}
 
 const GLOBAL_HELP = `spine — durable, policy-governed orchestration for multi-agent systems
 
@@ -74,18 +66,18 @@ export async function main(argv: string[]): Promise<number> {
     console.log(version());
     return EXIT.ok;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  if (!isCommand(name)) {
     console.error(`spine: unknown command "${name}"\n\n${GLOBAL_HELP}`);
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(command.help);
+    console.log(HELP[name]);
     return EXIT.ok;
   }
   const json = rest.includes('--json');
   try {
-    const result = await command.run(rest);
+    const run = await COMMANDS[name].load();
+    const result = await run(rest);
     if (result.stdout !== undefined) console.log(result.stdout);
     return result.exitCode ?? EXIT.ok;
   } catch (err) {

@@ -2,14 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import JSON5 from 'json5';
-import type { AgentFunction, ToolFunction } from '../core/agent.ts';
-import { createA2aAgent } from '../agents/a2a/config.ts';
-import type { AgentCatalog } from '../agents/kind.ts';
-import { CommandAgent } from '../agents/command-agent.ts';
-import { createHttpAgent } from '../agents/http/config.ts';
-import { createLlmAgent } from '../agents/llm/config.ts';
-import { loadMcpTools } from '../tools/mcp/config.ts';
-import { FunctionAgent } from '../agents/function-agent.ts';
+import type { Agent, AgentFunction, ToolFunction } from '../core/agent.ts';
+import type { A2aAgentConfig } from '../agents/a2a/schema.ts';
+import type { CommandAgentOptions } from '../agents/command-agent.ts';
+import type { HttpAgentConfig } from '../agents/http/schema.ts';
+import type { AgentCatalog, AgentFactory } from '../agents/kind.ts';
+import type { LlmAgentConfig } from '../agents/llm/schema.ts';
+import type { McpConfig } from '../tools/mcp/schema.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { zodIssues } from '../core/issues.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
@@ -26,7 +25,7 @@ import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
-export const DEFAULT_CONFIG_FILE = 'spine.config.json5';
+export { DEFAULT_CONFIG_FILE } from './file.ts';
 
 /** A config file compiled once into the checked form the engine runs with. */
 export interface CompiledConfig {
@@ -69,19 +68,36 @@ export function parseConfig(file: string, value: unknown): SpineConfigFile {
 }
 
 /** Loads, validates and compiles a config: modules are imported and every reference checked. */
-export async function loadConfig(file: string, parts: ProgrammaticParts = {}, opts: CompileOptions = {}): Promise<CompiledConfig> {
+export async function loadConfig(file: string, parts: ProgrammaticParts, opts: CompileOptions): Promise<CompiledConfig> {
   const abs = resolve(file);
   const raw = readConfigFile(abs);
   return compileConfig(abs, raw, parts, opts);
 }
 
+/**
+ * The adapters a config compiles into: agent kinds and tool sources. The config
+ * compiler wires none itself; the runtime hands them in (src/runtime/config.ts), so
+ * an adapter's module (and its SDK) loads only when a config uses it.
+ */
+export interface ConfigAdapters {
+  function: (fn: AgentFunction) => Agent;
+  command: (opts: CommandAgentOptions) => Agent;
+  http: AgentFactory<HttpAgentConfig>;
+  llm: AgentFactory<LlmAgentConfig>;
+  a2a: AgentFactory<A2aAgentConfig>;
+  /** Connects to MCP servers and returns their tools. */
+  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
+}
+
 export interface CompileOptions {
+  adapters: ConfigAdapters;
   /** Connect to MCP servers to bring their tools into the catalog (commands that run agents). */
   connect?: boolean;
 }
 
-export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts = {}, opts: CompileOptions = {}): Promise<CompiledConfig> {
+export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts, opts: CompileOptions): Promise<CompiledConfig> {
   const dir = dirname(file);
+  const { adapters } = opts;
   const issues: FieldIssue[] = [];
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...raw.retry };
   if (retry.maxMs < retry.initialMs) issues.push({ path: 'retry.maxMs', message: 'must be at least retry.initialMs' });
@@ -134,25 +150,25 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
       if (fn !== undefined) {
-        if (typeof fn === 'function') agents[name] = { ...common, agent: new FunctionAgent(fn as AgentFunction) };
+        if (typeof fn === 'function') agents[name] = { ...common, agent: adapters.function(fn as AgentFunction) };
         else issues.push({ path: `${path}.${cfg.export ? 'export' : 'module'}`, message: `export "${cfg.export ?? 'default'}" is not a function` });
       }
     } else if (cfg.kind === 'command') {
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
       checkCommand(command, dir, `${path}.command`, issues);
-      agents[name] = { ...common, agent: new CommandAgent({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
+      agents[name] = { ...common, agent: adapters.command({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
       const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents), catalog };
       // Factories may be sync or async (an A2A agent fetches its card).
-      const agent = await Promise.resolve(cfg.kind === 'http' ? createHttpAgent(cfg, ctx) : cfg.kind === 'llm' ? createLlmAgent(cfg, ctx) : createA2aAgent(cfg, ctx));
+      const agent = await (cfg.kind === 'http' ? adapters.http(cfg, ctx) : cfg.kind === 'llm' ? adapters.llm(cfg, ctx) : adapters.a2a(cfg, ctx));
       if (agent) agents[name] = { ...common, agent };
     }
   }
   for (const [name, fn] of Object.entries(parts.agents ?? {})) {
     if (name in raw.agents) issues.push({ path: `agents.${name}`, message: 'defined both in the config file and in code' });
-    agents[name] = { agent: new FunctionAgent(fn), retry, grants: { tools: { allow: ['*'], deny: [] } } };
+    agents[name] = { agent: adapters.function(fn), retry, grants: { tools: { allow: ['*'], deny: [] } } };
   }
   if (Object.keys(raw.agents).length === 0 && Object.keys(parts.agents ?? {}).length === 0) {
     issues.push({ path: 'agents', message: 'at least one agent is required' });
@@ -178,7 +194,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   }
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
   if (opts.connect && raw.mcp) {
-    for (const [name, tool] of Object.entries(await loadMcpTools(raw.mcp, { dir, issues }))) {
+    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues }))) {
       if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
       else tools[name] = tool;
     }

@@ -5,10 +5,10 @@ import { schedulesSchema } from '../intake/schedules/config.ts';
 import { policySchema } from '../policy/rules.ts';
 import { bindingSchema } from '../routing/bindings.ts';
 import { sessionsSchema } from '../routing/sessions.ts';
-import { a2aAgentSchema } from '../agents/a2a/config.ts';
-import { httpAgentSchema } from '../agents/http/config.ts';
-import { llmAgentSchema } from '../agents/llm/config.ts';
-import { mcpSchema } from '../tools/mcp/config.ts';
+import { a2aAgentSchema } from '../agents/a2a/schema.ts';
+import { httpAgentSchema } from '../agents/http/schema.ts';
+import { llmAgentSchema } from '../agents/llm/schema.ts';
+import { mcpSchema } from '../tools/mcp/schema.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
 

@@ -22,4 +22,11 @@ export interface Envelope {
   idempotencyKey: string;
   /** How to answer, for channels that reply (used by the outbox). */
   replyTo: Json | null;
+  /**
+   * The run's input exactly, when the sender gives structured input to an agent it
+   * addresses directly (`spine send <agent> --input <json>`). Absent, the run's input
+   * is `{text, envelope}` (intake/envelope.ts `envelopeInput`). Not stored with the
+   * envelope (its `data` records what was sent); the run records it as its input.
+   */
+  input?: Json;
 }

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { newId } from '../core/ids.ts';
-import { Wakeable } from '../core/wake.ts';
+import { PollLoop } from '../core/poll-loop.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
 import { backoffMs } from '../core/backoff.ts';
@@ -68,9 +68,7 @@ export class OutboxDispatcher {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly random: () => number;
-  private stopping = false;
-  private loopDone: Promise<void> | null = null;
-  private readonly waker = new Wakeable();
+  private readonly loop: PollLoop;
   private unsubscribe: (() => void) | null = null;
 
   constructor(deps: DispatcherDeps) {
@@ -86,6 +84,13 @@ export class OutboxDispatcher {
     this.log = deps.log ?? silentLogger;
     this.id = deps.id ?? newId('dsp');
     this.random = deps.random ?? Math.random;
+    this.loop = new PollLoop({
+      name: 'outbox dispatcher',
+      clock: this.clock,
+      log: this.log,
+      pass: () => this.pass(),
+      retryMs: () => Math.min(this.opts.pollMs, 1_000),
+    });
   }
 
   get options(): Readonly<OutboxOptions> {
@@ -94,21 +99,16 @@ export class OutboxDispatcher {
 
   /** Starts the loop: wakes when a commit queued something, else sleeps until the next item is due (at most pollMs). */
   async start(): Promise<void> {
-    if (this.loopDone) return;
-    this.stopping = false;
+    if (this.loop.running) return;
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
-    this.loopDone = this.loop();
+    this.loop.start();
   }
 
   /** Stops leasing and waits for the batch in flight (each send is bounded by timeoutMs). */
   async stop(): Promise<void> {
-    if (!this.loopDone || this.stopping) return;
-    this.stopping = true;
-    this.wake();
-    await this.loopDone;
+    await this.loop.stop();
     this.unsubscribe?.();
     this.unsubscribe = null;
-    this.loopDone = null;
   }
 
   /** Swaps in the adapters of a reloaded config; items in flight finish with the old ones. */
@@ -119,7 +119,7 @@ export class OutboxDispatcher {
 
   /** Asks the loop to look for due items now. */
   wake(): void {
-    this.waker.wake();
+    this.loop.wake();
   }
 
   /** Leases one batch of due items and attempts each; returns how many were leased. */
@@ -149,24 +149,12 @@ export class OutboxDispatcher {
     return items.length;
   }
 
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      try {
-        this.waker.consume();
-        const leased = await this.dispatchOnce();
-        if (leased === this.opts.batch) continue; // probably more due
-        const due = await this.store.outbox.nextDue();
-        const wait = due === null ? this.opts.pollMs : Math.min(this.opts.pollMs, Math.max(10, due - this.clock.now()));
-        await this.idle(wait);
-      } catch (err) {
-        this.log.error('outbox dispatcher loop error; retrying after a pause', { error: err instanceof Error ? err.message : String(err) });
-        await this.idle(Math.min(this.opts.pollMs, 1_000));
-      }
-    }
-  }
-
-  private idle(ms: number): Promise<void> {
-    return this.waker.sleep(ms, this.stopping);
+  /** One pass: a batch, then sleep until the next item is due (at most pollMs). */
+  private async pass(): Promise<number> {
+    const leased = await this.dispatchOnce();
+    if (leased === this.opts.batch) return 0; // probably more due
+    const due = await this.store.outbox.nextDue();
+    return due === null ? this.opts.pollMs : Math.min(this.opts.pollMs, Math.max(10, due - this.clock.now()));
   }
 
   /** A fetch whose every request gives up after timeoutMs. */

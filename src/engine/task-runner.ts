@@ -1,4 +1,4 @@
-import type { Clock } from '../core/clock.ts';
+import type { Clock, Timer } from '../core/clock.ts';
 import { digest } from '../core/digest.ts';
 import { DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
 import { faultPoint } from '../core/faults.ts';
@@ -116,7 +116,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
           : undefined;
-        const raw = await callAgent(spec, input, stop, onToken);
+        const raw = await callAgent(clock, spec, input, stop, onToken);
         const answer = parseTurnResult(spec.name, raw);
         actions = answer.actions ?? [];
         output = answer.output;
@@ -294,24 +294,24 @@ function buildTurnInput(
 }
 
 /** Calls the agent with its timeout; a stop (cancel, shutdown) aborts the call too. */
-async function callAgent(spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken']): Promise<unknown> {
+async function callAgent(clock: Clock, spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken']): Promise<unknown> {
   if (stop.aborted) throw new Stopped();
   const ctl = new AbortController();
   const onStop = () => ctl.abort(new Stopped());
   stop.addEventListener('abort', onStop, { once: true });
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = clock.timer(spec.timeoutMs, () => {
       const err = new TurnTimeoutError(spec.name, spec.timeoutMs);
       ctl.abort(err);
       reject(err);
-    }, spec.timeoutMs);
+    });
   });
   const stopped = new Promise<never>((_, reject) => ctl.signal.addEventListener('abort', () => reject(ctl.signal.reason as Error), { once: true }));
   try {
     return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs, ...(onToken ? { onToken } : {}) }), timeout, stopped]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
     stop.removeEventListener('abort', onStop);
   }
 }

@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
-import { Wakeable } from '../core/wake.ts';
+import { PollLoop, type PassContext } from '../core/poll-loop.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
@@ -31,6 +31,18 @@ export interface WorkerDeps {
   onAgentEvent?: (e: AgentEvent) => void;
 }
 
+/** What `runOnce` did. */
+export interface RunOnceReport {
+  /** Tasks whose lease had expired, queued again. */
+  reclaimed: number;
+  /** Spend reservations whose holder is gone, released. */
+  released: number;
+  /** Approvals past their expiry, escalated. */
+  expired: number;
+  /** The tasks claimed and run, in claim order (a task claimed again after a retry is listed again). */
+  ran: Array<{ taskId: string; runId: string; agent: string }>;
+}
+
 /**
  * Leases tasks in batches (as many as it has free slots), runs them, heartbeats
  * its leases and requeues tasks whose worker died. Wakes on commits that made work
@@ -45,11 +57,11 @@ export class Worker {
   private readonly log: Logger;
   private readonly inflight = new Map<string, InFlight>();
   private stopping = false;
-  private loopDone: Promise<void> | null = null;
-  private readonly waker = new Wakeable();
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private registered = false;
+  private readonly loop: PollLoop;
+  private readonly heartbeats: PollLoop;
   private unsubscribe: (() => void) | null = null;
-  private lastReap = 0;
+  private lastReap = Number.NEGATIVE_INFINITY;
   /** Session history bound for claimed turns; follows config reloads. */
   historyLimit: number;
   private readonly onAgentEvent: ((e: AgentEvent) => void) | undefined;
@@ -67,6 +79,9 @@ export class Worker {
     this.onAgentEvent = deps.onAgentEvent;
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
     this.boundary = new Boundary(this.store, this.registry, this.clock);
+    const common = { clock: this.clock, log: this.log };
+    this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
+    this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
   }
 
   get running(): number {
@@ -79,79 +94,111 @@ export class Worker {
     this.boundary = new Boundary(this.store, registry, this.clock);
   }
 
+  /** The runtime's reload: a new registry and session history bound. */
+  reconfigure(next: { registry: Registry; historyLimit: number }): void {
+    this.setRegistry(next.registry);
+    this.historyLimit = next.historyLimit;
+  }
+
   async start(): Promise<void> {
-    await this.store.workers.register({ id: this.id, pid: process.pid, host: hostname() }, this.clock.now());
+    await this.register();
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
-    this.loopDone = this.loop();
+    this.heartbeats.start(this.opts.heartbeatMs);
+    this.loop.start();
+  }
+
+  /**
+   * Runs what is due without the background loop, for tests (like graphile-worker's
+   * runOnce): reaps expired leases, reservations and approvals, then claims due tasks
+   * (up to `concurrency` at a time) and runs each to the end of its turns — until it
+   * waits, finishes or fails an attempt — and claims again until nothing is due at
+   * the clock's now. Not while the worker is started.
+   */
+  async runOnce(): Promise<RunOnceReport> {
+    if (this.loop.running) throw new Error('runOnce() is for a worker that is not started');
+    await this.register();
+    const now = this.clock.now();
+    this.lastReap = now;
+    const report: RunOnceReport = {
+      reclaimed: await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims),
+      released: await this.store.limits.releaseExpired(now),
+      expired: await this.store.approvals.expire(now),
+      ran: [],
+    };
+    // Leases are extended while the turns run (on the system clock a turn may outlast its lease).
+    this.heartbeats.start(this.opts.heartbeatMs);
+    try {
+      for (;;) {
+        const claimed = await this.claim(this.opts.concurrency);
+        if (claimed.length === 0) return report;
+        for (const c of claimed) {
+          report.ran.push({ taskId: c.task.id, runId: c.task.runId, agent: c.task.agent });
+          this.launch(c);
+        }
+        await Promise.all([...this.inflight.values()].map((f) => f.done));
+      }
+    } finally {
+      await this.heartbeats.stop();
+    }
   }
 
   /** Stops leasing, lets in-flight turns finish within drainMs, then hands the rest back. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.wake();
-    await this.loopDone;
-    const deadline = new Promise<void>((r) => setTimeout(r, this.opts.drainMs).unref());
-    await Promise.race([Promise.all([...this.inflight.values()].map((f) => f.done)), deadline]);
+    await this.loop.stop();
+    const drained = new AbortController();
+    const all = Promise.all([...this.inflight.values()].map((f) => f.done)).then(() => drained.abort());
+    await Promise.race([all, this.clock.sleep(this.opts.drainMs, drained.signal)]);
+    drained.abort();
     const left = [...this.inflight.values()];
     for (const f of left) f.stop.abort('shutdown' satisfies StopReason);
     await Promise.all(left.map((f) => f.done));
     if (left.length > 0) await this.store.tasks.release(left.map((f) => f.lease), this.clock.now());
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.heartbeats.stop();
     this.unsubscribe?.();
-    await this.store.workers.stop(this.id, this.clock.now());
+    if (this.registered) await this.store.workers.stop(this.id, this.clock.now());
   }
 
   /** Asks the loop to look for work now. */
   wake(): void {
-    this.waker.wake();
+    this.loop.wake();
   }
 
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      let full: boolean;
-      try {
-        const now = this.clock.now();
-        if (now - this.lastReap >= this.reapEveryMs) {
-          this.lastReap = now;
-          await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
-          await this.store.limits.releaseExpired(now);
-          await this.store.approvals.expire(now);
-        }
-        let busy = 0;
-        for (const f of this.inflight.values()) if (!f.released) busy++;
-        const free = this.opts.concurrency - busy;
-        full = free <= 0;
-        if (free > 0 && this.waker.takeFullSleep()) {
-          // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
-          const due = await this.store.tasks.nextDueAt();
-          if (due === null || due > this.clock.now()) {
-            await this.idle(this.sleepUntil(due));
-            continue;
-          }
-        }
-        if (free > 0) {
-          this.waker.consume();
-          const claimed = await this.store.tasks.claim({
-            workerId: this.id,
-            limit: free,
-            leaseMs: this.opts.leaseMs,
-            now: this.clock.now(),
-            historyLimit: this.historyLimit,
-          });
-          if (claimed.length > 0) faultPoint('after-claim');
-          for (const c of claimed) this.launch(c);
-          if (claimed.length === free) continue; // probably more waiting
-        }
-      } catch (err) {
-        this.log.error('worker loop error; retrying after a pause', { error: err instanceof Error ? err.message : String(err) });
-        await this.idle(Math.min(this.opts.pollMs, 1_000));
-        continue;
-      }
-      // All slots busy: only a finishing task (a wake-up) or the reaper's tick matters.
-      await this.idle(full ? Math.min(this.fallbackPollMs(), this.reapEveryMs) : await this.idleFor());
+  private async register(): Promise<void> {
+    if (this.registered) return;
+    await this.store.workers.register({ id: this.id, pid: process.pid, host: hostname() }, this.clock.now());
+    this.registered = true;
+  }
+
+  private claim(limit: number): Promise<ClaimedTask[]> {
+    return this.store.tasks.claim({ workerId: this.id, limit, leaseMs: this.opts.leaseMs, now: this.clock.now(), historyLimit: this.historyLimit });
+  }
+
+  /** One pass of the loop: reap when due, claim into free slots; returns how long to sleep. */
+  private async pass({ woken }: PassContext): Promise<number> {
+    const now = this.clock.now();
+    if (now - this.lastReap >= this.reapEveryMs) {
+      this.lastReap = now;
+      await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
+      await this.store.limits.releaseExpired(now);
+      await this.store.approvals.expire(now);
     }
+    let busy = 0;
+    for (const f of this.inflight.values()) if (!f.released) busy++;
+    const free = this.opts.concurrency - busy;
+    // All slots busy: only a finishing task (a wake-up) or the reaper's tick matters.
+    if (free <= 0) return Math.min(this.fallbackPollMs(), this.reapEveryMs);
+    if (!woken) {
+      // Nobody woke us: look before taking a write transaction (idle workers stay nearly silent).
+      const due = await this.store.tasks.nextDueAt();
+      if (due === null || due > this.clock.now()) return this.sleepUntil(due);
+    }
+    const claimed = await this.claim(free);
+    if (claimed.length > 0) faultPoint('after-claim');
+    for (const c of claimed) this.launch(c);
+    if (claimed.length === free) return 0; // probably more waiting
+    return this.idleFor();
   }
 
   /**
@@ -171,15 +218,11 @@ export class Worker {
     // Never sleep past the next reap: expired leases, reservations and approvals are found in time.
     const fallback = Math.min(this.fallbackPollMs(), this.reapEveryMs);
     if (due === null) return fallback;
-    return Math.max(5, Math.min(fallback, due - this.clock.now()));
+    return Math.max(1, Math.min(fallback, due - this.clock.now()));
   }
 
   private fallbackPollMs(): number {
     return this.store.capabilities.crossProcessWakeups ? Math.max(this.opts.pollMs, 5_000) : this.opts.pollMs;
-  }
-
-  private idle(ms: number): Promise<void> {
-    return this.waker.sleep(ms, this.stopping);
   }
 
   private launch(claimed: ClaimedTask): void {
@@ -214,8 +257,11 @@ export class Worker {
     this.inflight.set(id, { lease: claimed.lease, stop, done, released: false });
   }
 
-  private async heartbeat(): Promise<void> {
-    if (this.inflight.size === 0 && this.stopping) return;
+  /** Extends the leases of running turns; returns the sleep until the next one (a fixed rate: a slow round trip does not push it back). */
+  private async heartbeat(): Promise<number> {
+    const started = this.clock.now();
+    const next = () => Math.max(0, this.opts.heartbeatMs - (this.clock.now() - started));
+    if (this.inflight.size === 0 && this.stopping) return next();
     try {
       const now = this.clock.now();
       // Only judge tasks launched before asking: a claim committed after the heartbeat read is not "lost".
@@ -231,5 +277,6 @@ export class Worker {
     } catch (err) {
       this.log.error('heartbeat failed', { error: err instanceof Error ? err.message : String(err) });
     }
+    return next();
   }
 }

@@ -1,4 +1,6 @@
+import { systemClock, type Clock } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
+import { PollLoop } from '../core/poll-loop.ts';
 import type { AuditEvent, Store } from '../store/store.ts';
 
 /**
@@ -6,9 +8,9 @@ import type { AuditEvent, Store } from '../store/store.ts';
  * and WebSocket clients). `seq` is the cursor: a subscriber that resumes after the
  * last seq it saw gets everything committed since, exactly once.
  *
- * One hub per gateway reads new audit events once and fans them out. It reads when
- * this process commits (store.onCommitted, so in-process commits reach clients at
- * once) and every `pollMs` (commits by workers in other processes).
+ * One hub per gateway reads new audit events once and fans them out: a poll loop
+ * woken when this process commits (store.onCommitted, so in-process commits reach
+ * clients at once) that polls every `pollMs` (commits by workers in other processes).
  *
  * The hub keeps a watermark: the seq up to which it has offered every event. A new
  * subscriber is registered at the watermark, reads its backlog (cursor, watermark]
@@ -140,25 +142,27 @@ export class EventHub {
   private readonly store: Store;
   private readonly pollMs: number;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private readonly subs = new Set<Subscription>();
   /** Watermark: every event with seq ≤ lastSeq has been offered to subscribers (or its seq skipped as a gap). */
   private lastSeq = 0;
   private running: Promise<void> | null = null;
+  /** The latest start (its catch-up reads the store), kept after a stop so `closing` can wait for it. */
+  private lastStart: Promise<void> = Promise.resolve();
   /** The hub has caught up with the log since it started. */
   private ready = false;
   private stopListening: (() => void) | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  /** The reader: a poll loop woken by this process's commits. One per start; a new one waits for the last to end. */
+  private loop: PollLoop | null = null;
+  private stopped: Promise<void> = Promise.resolve();
   private gapSince: number | null = null;
-  private gapTimer: NodeJS.Timeout | null = null;
-  private fetching: Promise<void> | null = null;
-  private again = false;
-  private kickScheduled = false;
   private closed = false;
 
-  constructor(store: Store, opts: { pollMs: number; log: Logger }) {
+  constructor(store: Store, opts: { pollMs: number; log: Logger; clock?: Clock }) {
     this.store = store;
     this.pollMs = opts.pollMs;
     this.log = opts.log;
+    this.clock = opts.clock ?? systemClock;
   }
 
   /**
@@ -219,25 +223,31 @@ export class EventHub {
     this.stop();
   }
 
+  /** Resolves once the reader has stopped and no longer touches the store (after close, before the store closes). */
+  async closing(): Promise<void> {
+    await this.lastStart.catch(() => undefined);
+    await this.stopped;
+  }
+
   private start(): Promise<void> {
     this.running ??= (async () => {
+      await this.stopped; // the previous reader's last pass ends first
       const latest = await this.store.audit.latestSeq();
       if (this.closed) return;
       this.lastSeq = Math.max(0, latest - TAIL);
       this.gapSince = null;
-      this.stopListening = this.store.onCommitted(() => this.schedule());
-      this.timer = setInterval(() => this.kick(), this.pollMs);
-      this.timer.unref();
       // Catch up through the contiguous part of the log (offering to whoever is subscribed; they dedupe by seq).
-      this.fetching = this.fetchNew();
-      try {
-        await this.fetching;
-      } finally {
-        this.fetching = null;
-      }
+      await this.fetchNew();
+      if (this.closed) return;
       this.ready = true;
+      const loop = new PollLoop({ name: 'event stream', clock: this.clock, log: this.log, pass: () => this.pass(), keepAlive: false });
+      this.loop = loop;
+      this.stopListening = this.store.onCommitted(() => loop.wake());
+      // First pass at once: whatever committed during the catch-up.
+      loop.start();
     })();
     const running = this.running;
+    this.lastStart = running;
     return running.catch((err: unknown) => {
       if (this.running === running) this.stop();
       throw err;
@@ -247,10 +257,8 @@ export class EventHub {
   private stop(): void {
     this.stopListening?.();
     this.stopListening = null;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    if (this.gapTimer) clearTimeout(this.gapTimer);
-    this.gapTimer = null;
+    if (this.loop) this.stopped = this.loop.stop();
+    this.loop = null;
     this.running = null;
     this.ready = false;
   }
@@ -258,74 +266,41 @@ export class EventHub {
   private remove(s: Subscription): void {
     this.subs.delete(s);
     // Nobody listening: stop reading. The next subscriber starts afresh from its own cursor.
-    if (this.subs.size === 0 && this.ready && !this.fetching) this.stop();
+    if (this.subs.size === 0 && this.ready) this.stop();
   }
 
-  /** A commit happened in this process: read once, after the current tick (coalesces a burst). */
-  private schedule(): void {
-    if (this.kickScheduled) return;
-    this.kickScheduled = true;
-    setImmediate(() => {
-      this.kickScheduled = false;
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (!this.ready || this.subs.size === 0) return;
-    if (this.fetching) {
-      this.again = true;
-      return;
+  /** One read: new events, offered in seq order; then sleep (briefly while a gap may still fill). */
+  private async pass(): Promise<number> {
+    if (this.subs.size === 0) return this.pollMs;
+    try {
+      return (await this.fetchNew()) ? GAP_RETRY_MS : this.pollMs;
+    } catch (err) {
+      this.log.warn('event stream: read failed; will retry', { error: err instanceof Error ? err.message : String(err) });
+      return this.pollMs;
     }
-    this.fetching = this.fetchNew()
-      .catch((err: unknown) => this.log.warn('event stream: read failed; will retry', { error: err instanceof Error ? err.message : String(err) }))
-      .finally(() => {
-        this.fetching = null;
-        if (this.subs.size === 0 && this.ready) this.stop();
-      });
   }
 
-  /** Reads new events in seq order and offers them, stopping at a gap that may still fill (see GAP_WAIT_MS). */
-  private async fetchNew(): Promise<void> {
-    do {
-      this.again = false;
-      for (;;) {
-        const page = await this.store.audit.list({ afterSeq: this.lastSeq, limit: PAGE });
-        let blocked = false;
-        for (const raw of page) {
-          if (raw.seq > this.lastSeq + 1 && !this.gapExpired(raw.at)) {
-            blocked = true;
-            break;
-          }
-          this.gapSince = null;
-          this.lastSeq = raw.seq;
-          const e = toStreamEvent(raw);
-          for (const s of this.subs) s.offer(e);
-        }
-        if (blocked) {
-          this.retryGap();
-          return;
-        }
-        if (page.length < PAGE) break;
+  /** Reads new events in seq order and offers them; returns true when it stopped at a gap that may still fill (see GAP_WAIT_MS). */
+  private async fetchNew(): Promise<boolean> {
+    for (;;) {
+      const page = await this.store.audit.list({ afterSeq: this.lastSeq, limit: PAGE });
+      for (const raw of page) {
+        if (raw.seq > this.lastSeq + 1 && !this.gapExpired(raw.at)) return true;
+        this.gapSince = null;
+        this.lastSeq = raw.seq;
+        const e = toStreamEvent(raw);
+        for (const s of this.subs) s.offer(e);
       }
-    } while (this.again);
+      if (page.length < PAGE) return false;
+    }
   }
 
   /** Whether the seqs missing before an event committed at `at` can be given up on. */
   private gapExpired(at: number): boolean {
-    const now = Date.now();
+    const now = this.clock.now();
     // An old event after the gap: whatever held the missing seqs is long finished (rolled back).
     if (now - at > GAP_WAIT_MS) return true;
     this.gapSince ??= now;
     return now - this.gapSince > GAP_WAIT_MS;
-  }
-
-  private retryGap(): void {
-    if (this.gapTimer) return;
-    this.gapTimer = setTimeout(() => {
-      this.gapTimer = null;
-      this.kick();
-    }, GAP_RETRY_MS);
-    this.gapTimer.unref();
   }
 }

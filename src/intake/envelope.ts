@@ -33,8 +33,13 @@ export function envelopeFromApi(body: ApiEnvelope, idempotencyKey: string): Enve
   };
 }
 
-/** What a run caused by an envelope gets as its input (and what an agent's input contract checks). */
+/**
+ * What a run caused by an envelope gets as its input (and what an agent's input
+ * contract checks): the sender's explicit `input` if it gave one, else the text and
+ * the envelope.
+ */
 export function envelopeInput(e: Envelope, envelopeId: string): Json {
+  if (e.input !== undefined) return e.input;
   return {
     text: e.text,
     envelope: {

@@ -29,7 +29,6 @@ export class Intake {
   private readonly store: Store;
   private readonly clock: Clock;
   private current: { registry: Registry; routing: RoutingConfig; boundary: Boundary };
-  private sweeping: { timer: NodeJS.Timeout; unsubscribe: () => void; busy: boolean } | null = null;
 
   constructor(store: Store, registry: Registry, routing: RoutingConfig, clock: Clock) {
     this.store = store;
@@ -128,31 +127,9 @@ export class Intake {
     return { key, agent, resetBefore: resetThreshold(policy, now) };
   }
 
-  /** Runs `sweepRouting` whenever work finishes in this process, and every `everyMs` as a fallback. */
-  startSweeping(everyMs = 500, onError: (err: unknown) => void = () => {}): void {
-    if (this.sweeping) return;
-    const sweep = () => {
-      if (!this.sweeping || this.sweeping.busy) return;
-      this.sweeping.busy = true;
-      this.sweepRouting()
-        .catch(onError)
-        .finally(() => {
-          if (this.sweeping) this.sweeping.busy = false;
-        });
-    };
-    // Right after a commit only while some binding routes through an agent; the slow tick
-    // also finishes envelopes left routing by a config that has since changed.
-    const afterCommit = () => {
-      if (this.current.routing.bindings.some((b) => b.router !== null)) sweep();
-    };
-    this.sweeping = { timer: setInterval(sweep, everyMs), unsubscribe: this.store.onCommitted(afterCommit), busy: false };
-  }
-
-  stopSweeping(): void {
-    if (!this.sweeping) return;
-    clearInterval(this.sweeping.timer);
-    this.sweeping.unsubscribe();
-    this.sweeping = null;
+  /** Whether some binding routes through an agent (so finished work may have envelopes to hand on). */
+  get routesThroughAgents(): boolean {
+    return this.current.routing.bindings.some((b) => b.router !== null);
   }
 
   /**

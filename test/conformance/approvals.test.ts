@@ -9,7 +9,7 @@ import { storeFacts } from '../../src/policy/evaluate.ts';
 import { InvalidStateError, type FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { submitRun } from '../../src/engine/runs.ts';
+import { submitRun } from '../fixtures/submit-run.ts';
 import { Worker } from '../../src/engine/worker.ts';
 import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import type { Approval, Store } from '../../src/store/store.ts';
@@ -48,23 +48,22 @@ function payments(rules: Json[]) {
 
 const SIGN_OFF = (extra: Record<string, Json> = {}): Json => ({ id: 'sign-off', kind: 'approval', actions: ['payments.*'], tier: 'approve', approvers: 'finance', expiresIn: '1h', ...extra });
 
-async function pending(store: Store, runId: string): Promise<Approval> {
-  await until('a pending approval', async () => (await store.approvals.list({ runId, state: 'pending', limit: 5 })).length > 0);
+async function pending(store: Store, runId: string, timeoutMs?: number): Promise<Approval> {
+  await until('a pending approval', async () => (await store.approvals.list({ runId, state: 'pending', limit: 5 })).length > 0, timeoutMs);
   const list = await store.approvals.list({ runId, state: 'pending', limit: 5 });
   assert.equal(list.length, 1, 'exactly one pending approval');
   return list[0]!;
 }
 
-/** A worker on an injected clock, so expiry comes by moving the clock, not by waiting. */
-async function clocked(t: TestContext, reg: Registry, clock: ManualClock): Promise<Store> {
+/** A worker on an injected clock, driven by runOnce: expiry comes by moving the clock, not by waiting. */
+async function clocked(t: TestContext, reg: Registry, clock: ManualClock): Promise<{ store: Store; worker: Worker }> {
   const { store, cleanup } = await tempStore();
   const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
   t.after(async () => {
     await worker.stop();
     await cleanup();
   });
-  await worker.start();
-  return store;
+  return { store, worker };
 }
 
 describe('approval tiers', () => {
@@ -166,15 +165,16 @@ describe('expiry escalates as configured', () => {
   it('deny: the expired request comes back to the agent as a refusal', async (t) => {
     const clock = new ManualClock(Date.now());
     const p = payments([SIGN_OFF({ onExpiry: { action: 'deny' } })]);
-    const store = await clocked(t, p.reg, clock);
+    const { store, worker } = await clocked(t, p.reg, clock);
     const { run } = await submitRun(store, p.reg, { agent: 'payer', input: null }, clock.now());
+    await worker.runOnce();
     const a = await pending(store, run.id);
     clock.advance(HOUR - 1);
-    await new Promise((r) => setTimeout(r, 60));
+    assert.equal((await worker.runOnce()).expired, 0);
     assert.equal((await store.approvals.get(a.id))?.state, 'pending', 'not expired before its time');
-    // (The worker sweeps for expiries once per second of its clock.)
     clock.advance(1_000);
-    const done = await finished(store, run.id);
+    assert.equal((await worker.runOnce()).expired, 1);
+    const done = (await store.runs.get(run.id))!;
     assert.deepEqual(done.output, { refused: 'POLICY_DENIED' });
     assert.deepEqual(p.ran, []);
     const expired = (await store.approvals.get(a.id))!;
@@ -186,11 +186,13 @@ describe('expiry escalates as configured', () => {
   it('reroute: a new request for the other approvers supersedes the expired one; approving it lets the task go on', async (t) => {
     const clock = new ManualClock(Date.now());
     const p = payments([SIGN_OFF({ onExpiry: { action: 'reroute', approvers: 'cfo', expiresIn: '2h' } })]);
-    const store = await clocked(t, p.reg, clock);
+    const { store, worker } = await clocked(t, p.reg, clock);
     const { run } = await submitRun(store, p.reg, { agent: 'payer', input: null }, clock.now());
+    await worker.runOnce();
     const first = await pending(store, run.id);
     clock.advance(HOUR + 1);
-    await until('rerouted', async () => (await store.approvals.get(first.id))?.state === 'expired');
+    await worker.runOnce();
+    assert.equal((await store.approvals.get(first.id))?.state, 'expired', 'rerouted');
     const second = await pending(store, run.id);
     assert.notEqual(second.id, first.id);
     assert.deepEqual(
@@ -202,7 +204,8 @@ describe('expiry escalates as configured', () => {
     await assert.rejects(store.approvals.decide(first.id, { approve: true, actor: 'late-finance' }, clock.now()), InvalidStateError, 'the superseded request cannot be decided');
 
     await store.approvals.decide(second.id, { approve: true, actor: 'the-cfo' }, clock.now());
-    const done = await finished(store, run.id);
+    await worker.runOnce();
+    const done = (await store.runs.get(run.id))!;
     assert.deepEqual(done.output, { paid: 'paid' });
     assert.equal(p.ran.length, 1);
   });
@@ -210,11 +213,13 @@ describe('expiry escalates as configured', () => {
   it('notify: operators are told, the request stays open (no longer expiring) and can still be decided', async (t) => {
     const clock = new ManualClock(Date.now());
     const p = payments([SIGN_OFF({ onExpiry: { action: 'notify' } })]);
-    const store = await clocked(t, p.reg, clock);
+    const { store, worker } = await clocked(t, p.reg, clock);
     const { run } = await submitRun(store, p.reg, { agent: 'payer', input: null }, clock.now());
+    await worker.runOnce();
     const a = await pending(store, run.id);
     clock.advance(HOUR + 1);
-    await until('operators notified', async () => (await auditOf(store, run.id)).some((e) => e.kind === 'operator.notified'));
+    await worker.runOnce();
+    assert.ok((await auditOf(store, run.id)).some((e) => e.kind === 'operator.notified'), 'operators notified');
     const after = (await store.approvals.get(a.id))!;
     assert.deepEqual([after.state, after.expiresAt], ['pending', null]);
     const audit = await auditOf(store, run.id);
@@ -225,7 +230,8 @@ describe('expiry escalates as configured', () => {
     assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'waiting');
     assert.deepEqual(p.ran, []);
     await store.approvals.decide(a.id, { approve: true, actor: 'alice' }, clock.now());
-    assert.deepEqual((await finished(store, run.id)).output, { paid: 'paid' });
+    await worker.runOnce();
+    assert.deepEqual((await store.runs.get(run.id))?.output, { paid: 'paid' });
   });
 });
 
@@ -271,9 +277,11 @@ test('a task waiting for approval survives a SIGKILL of its worker process and c
   });
   const { run } = await store.runs.create({ agent: 'payer', input: { to: 'acme', amount: 7 }, maxAttempts: 2, actor: 'test' }, Date.now());
 
-  const first = startWorkerProcess(dir, ['--config', config, '--db', url, '--quiet']);
+  // Readiness is awaited (its start line), never raced against a fixed timeout: on a loaded machine a start takes seconds.
+  const first = startWorkerProcess(dir, ['--config', config, '--db', url]);
   workers.push(first);
-  const a = await pending(store, run.id);
+  await first.ready;
+  const a = await pending(store, run.id, 60_000);
   const parked = (await store.tasks.get(run.rootTaskId))!;
   assert.deepEqual([parked.state, parked.leaseOwner], ['waiting', null], 'parked without a worker');
   assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
@@ -285,9 +293,10 @@ test('a task waiting for approval survives a SIGKILL of its worker process and c
   assert.match(approve.stdout, new RegExp(`${a.id} approved by carol`));
   assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'queued', 'the decision queued the task durably');
 
-  const second = startWorkerProcess(dir, ['--config', config, '--db', url, '--quiet']);
+  const second = startWorkerProcess(dir, ['--config', config, '--db', url]);
   workers.push(second);
-  const done = await finished(store, run.id, 15_000);
+  await second.ready;
+  const done = await finished(store, run.id, 60_000);
   assert.equal(done.state, 'succeeded', `${JSON.stringify(done.error)}\n${second.output()}`);
   assert.deepEqual(done.output, { paid: { ok: true, amount: 7 } });
   assert.equal(readPayments(dir).length, 1, 'paid exactly once');

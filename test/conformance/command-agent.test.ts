@@ -10,9 +10,10 @@ import type { ToolContext } from '../../src/core/agent.ts';
 import { CommandAgent } from '../../src/agents/command-agent.ts';
 import type { Json, Run, RunState } from '../../src/core/types.ts';
 import type { AgentSpec, Registry, RetryPolicy } from '../../src/engine/options.ts';
-import type { Worker } from '../../src/engine/worker.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import { Worker } from '../../src/engine/worker.ts';
 import type { Store } from '../../src/store/store.ts';
-import { auditOf, finished, forge, registry, startWorker, submit, tempStore, until } from '../helpers.ts';
+import { FAST_WORKER, auditOf, finished, forge, registry, startWorker, submit, tempStore, until } from '../helpers.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const BAD_MODES = ['not-json', 'exit', 'bad-protocol', 'hang'] as const;
@@ -224,7 +225,28 @@ describe('command agents', () => {
   });
 
   test('a turn past its timeout: the process is killed and the task fails with TURN_TIMEOUT', async () => {
-    const failed = await run('hang', null);
+    // Time is the clock's, not the machine's: on a loaded machine a Python start alone can
+    // take longer than the timeout. A worker on a manual clock runs the task; once turn 2's
+    // process is known to be running, the clock moves past the 1.5 s timeout.
+    await worker.stop();
+    let failed: Run;
+    let timed: Worker | null = null;
+    try {
+      const { id } = await submit(store, reg, 'hang', null);
+      // Not behind the run's creation time, or the task would not be due on this clock.
+      const clock = new ManualClock(Date.now());
+      timed = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
+      const once = timed.runOnce();
+      await until('turn 2 of the hanging agent is running', () => invocations('hang').length === 2, 60_000);
+      assert.equal((await store.runs.get(id))?.state, 'running', 'nothing times out before the clock moves');
+      clock.advance(1_500);
+      await once;
+      failed = (await store.runs.get(id))!;
+      outcomes.set(id, failed.state);
+    } finally {
+      await timed?.stop();
+      worker = await startWorker(store, reg);
+    }
     assert.equal(failed.state, 'failed');
     assert.equal(failed.error!.code, 'TURN_TIMEOUT');
     const calls = invocations('hang');

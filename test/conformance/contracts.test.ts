@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, test, type TestContext } from 'node:test';
-import { loadConfig } from '../../src/config/load.ts';
+import { loadConfig } from '../../src/runtime/config.ts';
 import { ContractRegistry, ContractViolationError, parseContractId } from '../../src/contracts/registry.ts';
 import { ConfigError, type FieldIssue } from '../../src/core/errors.ts';
 import type { ErrorInfo, Json, TurnInput } from '../../src/core/types.ts';

@@ -67,7 +67,7 @@ async function crashAt(t: TestContext, faults: string, opts: { restart?: boolean
   const { run } = await store.runs.create({ agent: 'counter', input: null, maxAttempts: 3, actor: 'test' }, Date.now());
 
   const faulted = children.spawn({ db: url, dir: data, ...WORKER, faults });
-  const exit = await Promise.race([faulted.exited, sleep(15_000, null, { ref: false })]);
+  const exit = await Promise.race([faulted.exited, sleep(60_000, null, { ref: false })]);
   assert.ok(exit, `the fault ${faults} never fired; stderr:\n${faulted.stderr()}`);
   assert.equal(exit.signal, 'SIGKILL', `the process must die by SIGKILL (code ${exit.code}); stderr:\n${faulted.stderr()}`);
   const point = faults.split('@')[0]!;

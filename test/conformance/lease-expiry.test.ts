@@ -13,7 +13,7 @@ import { digest } from '../../src/core/digest.ts';
 import { LeaseLostError } from '../../src/core/errors.ts';
 import type { Action, Json, Run } from '../../src/core/types.ts';
 import type { Registry, WorkerOptions } from '../../src/engine/options.ts';
-import { submitRun } from '../../src/engine/runs.ts';
+import { submitRun } from '../fixtures/submit-run.ts';
 import type { Worker } from '../../src/engine/worker.ts';
 import { effectKey, type ClaimedTask, type Store } from '../../src/store/store.ts';
 import { finished, forge, registry, startWorker, tempStore } from '../helpers.ts';

@@ -9,7 +9,7 @@ import { ManualClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { submitRun } from '../../src/engine/runs.ts';
+import { submitRun } from '../fixtures/submit-run.ts';
 import { Worker } from '../../src/engine/worker.ts';
 import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import type { LimitAcquire, Store } from '../../src/store/store.ts';
@@ -23,16 +23,15 @@ function policy(rules: Json[]) {
   return compiled;
 }
 
-/** A worker on an injected clock: deferrals come due when the test moves the clock, not by sleeping. */
-async function clockedWorker(t: TestContext, reg: Registry, clock: ManualClock): Promise<{ store: Store; dir: string }> {
+/** A worker on an injected clock, driven by runOnce: deferrals come due when the test moves the clock, not by sleeping. */
+async function clockedWorker(t: TestContext, reg: Registry, clock: ManualClock): Promise<{ store: Store; dir: string; worker: Worker }> {
   const { store, dir, cleanup } = await tempStore();
   const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
   t.after(async () => {
     await worker.stop();
     await cleanup();
   });
-  await worker.start();
-  return { store, dir };
+  return { store, dir, worker };
 }
 
 /** Calls `tool` once per turn for `calls` turns, then outputs the codes/values it got. */
@@ -77,13 +76,15 @@ describe('rate limits', () => {
       { 'search.web': () => ++calls },
       { policy: policy([{ id: 'api', kind: 'rateLimit', actions: ['search.web'], capacity: 1, refillPerSecond: 1, onExceeded: 'wait' }]) },
     );
-    const { store } = await clockedWorker(t, reg, clock);
+    const { store, worker } = await clockedWorker(t, reg, clock);
     const t0 = clock.now();
     const { run: a } = await submitRun(store, reg, { agent: 'a', input: null }, t0);
-    assert.equal((await finished(store, a.id)).state, 'succeeded');
+    await worker.runOnce();
+    assert.equal((await store.runs.get(a.id))?.state, 'succeeded');
 
     const { run: b } = await submitRun(store, reg, { agent: 'a', input: null }, t0);
-    await until('run b deferred', async () => (await auditOf(store, b.id)).some((e) => e.kind === 'task.deferred'));
+    await worker.runOnce();
+    assert.ok((await auditOf(store, b.id)).some((e) => e.kind === 'task.deferred'), 'run b deferred');
     const task = (await store.tasks.get(b.rootTaskId))!;
     assert.equal(task.state, 'queued');
     assert.equal(task.runAt, t0 + 1_000, 'due when the next token is');
@@ -93,10 +94,11 @@ describe('rate limits', () => {
     assert.equal((deferred?.data as { ruleId: string }).ruleId, 'api');
 
     clock.advance(999);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal((await store.tasks.get(b.rootTaskId))?.state, 'queued', 'not due yet');
+    assert.deepEqual((await worker.runOnce()).ran, [], 'not due yet: nothing claimed');
+    assert.equal((await store.tasks.get(b.rootTaskId))?.state, 'queued');
     clock.advance(1);
-    const done = await finished(store, b.id);
+    assert.deepEqual((await worker.runOnce()).ran.map((r) => r.runId), [b.id]);
+    const done = (await store.runs.get(b.id))!;
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.output, 'searched');
     assert.equal(calls, 2);
@@ -240,18 +242,20 @@ describe('cost ceilings', () => {
       {},
       { policy: policy([{ id: 'daily', kind: 'cost', scope: 'agent', maxUsd: 0.25 }]) },
     );
-    const { store } = await clockedWorker(t, reg, clock);
+    const { store, worker } = await clockedWorker(t, reg, clock);
     const key = `cost:daily:agent:thinker:${new Date(clock.now()).toISOString().slice(0, 10)}`;
 
     const { run: cheap } = await submitRun(store, reg, { agent: 'thinker', input: null }, clock.now());
-    assert.equal((await finished(store, cheap.id)).state, 'succeeded');
+    await worker.runOnce();
+    assert.equal((await store.runs.get(cheap.id))?.state, 'succeeded');
     const [u1] = await store.limits.usage([key]);
     assert.deepEqual([u1?.spentMicros, u1?.spentTokens, u1?.reservedMicros, u1?.reservedTokens], [60_000, 45, 0, 0], 'three turns settled at their actual usage');
 
     // This run's turns cost $0.10: turn 1 brings the day to $0.16; turn 2 would reserve $0.10 more → over $0.25.
     const { run: dear } = await submitRun(store, reg, { agent: 'thinker', input: null }, clock.now());
     usage.set(dear.id, 0.1);
-    await until('escalated', async () => (await store.tasks.get(dear.rootTaskId))?.state === 'escalated');
+    await worker.runOnce();
+    assert.equal((await store.tasks.get(dear.rootTaskId))?.state, 'escalated');
     assert.deepEqual(
       calls.filter((c) => c.run === dear.id).map((c) => c.turn),
       [1],

@@ -369,14 +369,14 @@ describe('outbox: leases', () => {
   it('start() wakes on a new item without waiting for the poll', async (t) => {
     const { store, cleanup } = await tempStore();
     t.after(cleanup);
-    const d = new OutboxDispatcher({ store, channels, options: { pollMs: 60_000 } });
+    // On a manual clock that never moves, the dispatcher's poll never comes: only a wake-up can send the item.
+    const clock = new ManualClock(Date.now());
+    const d = new OutboxDispatcher({ store, channels, clock, options: { pollMs: 60_000 } });
     await d.start();
     t.after(() => d.stop());
-    await new Promise((r) => setTimeout(r, 20));
-    const started = Date.now();
-    const item = await store.outbox.enqueue({ idempotencyKey: 'wake', runId: null, taskId: null, channel: 'slack', account: 'T123ABC456', target: { channel: 'C1' }, payload: 'plain text payload' }, Date.now());
-    await until('sent', async () => (await store.outbox.get(item.id))!.state === 'sent', 3_000);
-    assert.ok(Date.now() - started < 1_000);
+    await clock.waitForTimers(1); // asleep after its first look
+    const item = await store.outbox.enqueue({ idempotencyKey: 'wake', runId: null, taskId: null, channel: 'slack', account: 'T123ABC456', target: { channel: 'C1' }, payload: 'plain text payload' }, clock.now());
+    await until('sent', async () => (await store.outbox.get(item.id))!.state === 'sent', 30_000);
     assert.equal((platform.received.at(-1)!.body as { text: string }).text, 'plain text payload');
   });
 });

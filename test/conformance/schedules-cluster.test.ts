@@ -11,7 +11,7 @@ import { Scheduler } from '../../src/intake/schedules/scheduler.ts';
 import { compileBindings } from '../../src/routing/bindings.ts';
 import { compileSessions } from '../../src/routing/sessions.ts';
 import type { Store } from '../../src/store/store.ts';
-import { registry, tempStore } from '../helpers.ts';
+import { registry, tempStore, until } from '../helpers.ts';
 
 /** Schedules across real processes: issue 5's "a schedule fires once across the cluster". */
 
@@ -59,8 +59,9 @@ describe('schedules across processes', () => {
     t.after(cleanup);
     const children = [0, 1, 2].map(() => spawnChild(['--mode', 'real', '--db', url]));
     t.after(() => children.forEach((c) => c.proc.exitCode === null && c.proc.kill('SIGKILL')));
-    await Promise.all(children.map((c, i) => waitFor(`child ${i} ready (stderr: ${c.err()})`, () => c.out().includes('ready'))));
-    await sleep(2_600);
+    // Readiness and progress are awaited as states (bounded generously), never as fixed sleeps: a loaded machine is slow.
+    await Promise.all(children.map((c, i) => waitFor(`child ${i} ready (stderr: ${c.err()})`, () => c.out().includes('ready'), 60_000)));
+    await until('two fires', async () => (await cronEnvelopes(store)).length >= 2, 60_000);
     children.forEach((c) => c.proc.kill('SIGTERM'));
     const exits = await Promise.all(children.map((c) => c.exited));
     assert.deepEqual(
@@ -72,7 +73,7 @@ describe('schedules across processes', () => {
 
     const envelopes = await cronEnvelopes(store);
     const times = envelopes.map((e) => Date.parse((e.data as { fireAt: string }).fireAt)).sort((a, b) => a - b);
-    assert.ok(times.length >= 2, `expected at least 2 fires in 2.6 s, got ${times.length}`);
+    assert.ok(times.length >= 2, `expected at least 2 fires, got ${times.length}`);
     assert.equal(new Set(envelopes.map((e) => e.idempotencyKey)).size, envelopes.length);
     // Every second between the first and the last fire, once: none missed, none doubled.
     times.forEach((t, i) => i > 0 && assert.equal(t - times[i - 1]!, 1_000));

@@ -537,8 +537,8 @@ describe('scheduler', () => {
       await failing.start();
       assert.equal(attempts, 1);
       assert.equal(failing.nextWakeAt, at(9) + 200);
-      clock.advance(200); // the manual clock moves with the real timer
-      await new Promise((r) => setTimeout(r, 350));
+      clock.advance(200); // fires the scheduler's retry timer
+      await clock.waitForTimers(1); // the retry tick ran and the loop sleeps again
       assert.equal(attempts, 2);
       // The next failure doubles the delay; the claim stays open for whoever succeeds.
       assert.equal(failing.nextWakeAt, at(9) + 200 + 400);
@@ -580,7 +580,9 @@ describe('scheduler', () => {
 
     it('ticking the same fires concurrently make exactly one envelope per fire', async (t) => {
       const { store, clock, procs } = await three(t, { a: { cron: '*/5 * * * *' }, b: { cron: '0 * * * *', agent: 'reporter' } });
-      await Promise.all(procs.map((p) => p.scheduler.start()));
+      // Synced, not started: only the ticks below run (a started scheduler's loop would tick too
+      // when the clock moves, and its fires would be missing from these reports).
+      await Promise.all(procs.map((p) => p.scheduler.sync()));
       assert.equal((await audit(store, 'schedule.created')).length, 2);
       let recorded = 0;
       for (let minute = 35; minute <= 60 + 30; minute += 5) {

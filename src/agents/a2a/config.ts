@@ -1,26 +1,10 @@
-import { z } from 'zod';
-import { agentCommon } from '../config-common.ts';
 import type { Agent } from '../../core/agent.ts';
-import { httpUrl, secretValue } from '../../config/fields.ts';
 import { resolveSecret } from '../http/config.ts';
 import type { AgentKindContext } from '../kind.ts';
 import { A2aAgent } from './a2a-agent.ts';
+import type { A2aAgentConfig } from './schema.ts';
 
-/** `kind: 'a2a'` in spine.config.json5: a remote A2A agent (docs/a2a.md). */
-export const a2aAgentSchema = z.strictObject({
-  kind: z.literal('a2a'),
-  /** The agent's base URL (card at `<url>/.well-known/agent-card.json`) or its Agent Card's URL (`….json`). */
-  url: httpUrl,
-  /** Headers for the card fetch and every call, e.g. `Authorization`; values may come from the environment. */
-  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name'), secretValue).optional(),
-  /** Follow the task over a stream when the card offers one (default true); false: blocking send, then polling. */
-  streaming: z.boolean().optional(),
-  /** How often an unfinished task is polled, in ms (default 500). */
-  pollMs: z.number().int().min(10).max(60_000).optional(),
-  ...agentCommon,
-});
-
-export type A2aAgentConfig = z.infer<typeof a2aAgentSchema>;
+export { a2aAgentSchema, type A2aAgentConfig } from './schema.ts';
 
 export function createA2aAgent(cfg: A2aAgentConfig, ctx: AgentKindContext): Agent | null {
   return new A2aAgent({

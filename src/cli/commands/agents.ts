@@ -5,16 +5,7 @@ import { TIERS } from '../../routing/bindings.ts';
 import { parse } from '../args.ts';
 import { configPath, loadCliConfig } from '../context.ts';
 import { table } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const AGENTS_HELP = `spine agents list [--bindings] [--json]
-spine agents add <id> (--module <file> [--export <name>] | --command <cmd> [--arg <a> …]) [--description <text>]
-
-list           the agents of the config, with kind, contracts and granted tools.
-  --bindings   the routing table instead: each binding, its tier (most specific
-               first), what it matches, and the agent or router it targets.
-add            adds an agent to spine.config.json5 (validated before it is written;
-               a running \`spine up\` reloads it).`;
+import type { CommandResult } from '../command.ts';
 
 export async function agentsCommand(argv: string[]): Promise<CommandResult> {
   const [sub, ...rest] = argv;
@@ -97,7 +88,8 @@ async function add(argv: string[]): Promise<CommandResult> {
     : { kind: 'command', command: [values.command!, ...(values.arg ?? [])] };
   if (values.description) entry.description = values.description;
   // Check the whole config with the new agent before writing anything.
-  const { compileConfig, parseConfig } = await import('../../config/load.ts');
+  const { parseConfig } = await import('../../config/load.ts');
+  const { compileConfig } = await import('../../runtime/config.ts');
   // Through the schema first: compiling alone would not check e.g. the agent's name.
   await compileConfig(file, parseConfig(file, { ...raw, agents: { ...raw.agents, [id]: entry } }));
   const text = readFileSync(file, 'utf8');

@@ -4,23 +4,7 @@ import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { short, table, when } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const APPROVALS_HELP = `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [--json]
-spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
-spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
-spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
-spine approvals grants [--all] [--json]
-spine approvals revoke <grant-id> [--as <name>]
-
-list     pending requests by default: what, why, which rule, who may decide, when it expires.
-approve  the waiting task continues and the action goes ahead (for an escalation:
-         the task is retried, or may spend over the ceiling that stopped it).
-deny     the action comes back to the agent as a refusal (for an escalation: the
-         task is dead-lettered).
-grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
-         for this agent for the next N days.
-The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`;
+import type { CommandResult } from '../command.ts';
 
 const STATES = [...APPROVAL_STATES, 'all'] as const;
 

@@ -3,24 +3,9 @@ import { resolve } from 'node:path';
 import { intOption, parse } from '../args.ts';
 import { storeUrl } from '../context.ts';
 import { table } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-import { openStore } from '../../runtime/open-store.ts';
+import type { CommandResult } from '../command.ts';
+import { loadStore } from '../../runtime/store-url.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
-
-export const DOCTOR_HELP = `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
-
-Checks the store and reports, without changing anything:
-  connectivity   the database answers (and how fast)
-  backend        which adapter, and its capabilities (group commit, cross-process
-                 wake-ups, SKIP LOCKED claims)
-  schema         the schema version against the one this Spine knows
-  leases         tasks still held after their lease expired (a dead worker that no
-                 live worker has reclaimed); stuck longer than --stuck-after
-                 (default 60 s) is a failure
-  queue          tasks and runs by state, the oldest ready task, live workers
-  approvals      pending approvals
-  outbox         outbound messages waiting, and dead ones
-Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`;
 
 type Status = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -67,7 +52,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
   }
   let store: Store;
   try {
-    store = openStore({ url });
+    store = await loadStore({ url });
   } catch (err) {
     checks.push({ name: 'connectivity', status: 'fail', detail: message(err) });
     return report;

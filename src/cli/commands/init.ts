@@ -2,13 +2,7 @@ import { existsSync, mkdirSync, writeFileSync, appendFileSync, readFileSync } fr
 import { join, resolve } from 'node:path';
 import { InvalidInputError } from '../../core/errors.ts';
 import { parse } from '../args.ts';
-import type { CommandResult } from '../main.ts';
-
-export const INIT_HELP = `spine init [dir] [--force]
-
-Scaffolds a working project in dir (default: the current folder): spine.config.json5,
-two agents (lead hands work to helper), one tool (notes.save), and .gitignore.
-Refuses to overwrite an existing spine.config.json5 unless --force.`;
+import type { CommandResult } from '../command.ts';
 
 const CONFIG = `// Spine configuration. Every field is documented in docs/config.md.
 {

@@ -1,28 +1,8 @@
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { systemClock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
-import { ConfigWatcher } from '../../config/watch.ts';
-import { directoryFromConfig, type AgentInfo } from '../../gateway/directory.ts';
-import { createSpineMcpServer } from '../../gateway/mcp.ts';
-import { Intake } from '../../intake/intake.ts';
+import { ROLES, Runtime } from '../../runtime/runtime.ts';
 import { parse } from '../args.ts';
-import { configPath, loadCliConfig, openCliStore } from '../context.ts';
-import type { CommandResult } from '../main.ts';
-
-export const MCP_HELP = `spine mcp [--config <file>] [--db <url>] [--as <name>]
-
-Serves Spine as an MCP server over stdio, for MCP clients that start a local
-command (IDEs, desktop assistants). Its tools: submit_work (send work to an agent,
-optionally waiting for the output), get_run, list_approvals, decide_approval and
-list_agents. Work is submitted on channel "mcp" through the same intake as every
-other door; run workers (\`spine up\` or \`spine worker\`) against the same store to
-get it done. stdout carries the protocol only; logs go to stderr. The process acts
-with full (admin) rights, like the rest of the CLI; --as names it in the audit trail
-(default: mcp-stdio). The same tools are served over HTTP by the gateway at
-POST /v1/mcp, with the caller's token scopes. See docs/mcp.md.
-
-Client config example (Claude Desktop, Cursor, …):
-  {"mcpServers": {"spine": {"command": "npx", "args": ["spine", "mcp", "--config", "/path/spine.config.json5"]}}}`;
+import type { CommandResult } from '../command.ts';
+import { loadCliConfig, openCliStore } from '../context.ts';
 
 /** Everything to stderr: stdout belongs to the protocol. */
 const stderrLog: Logger = {
@@ -36,35 +16,19 @@ export async function mcpCommand(argv: string[]): Promise<CommandResult> {
   // The MCP command runs no agents, so it does not connect to MCP servers itself.
   const config = await loadCliConfig(values);
   const store = await openCliStore(values, config);
-  const intake = new Intake(store, config.registry, config.routing, systemClock);
-  let directory: AgentInfo[] = directoryFromConfig(config);
-  const watcher = new ConfigWatcher(
-    configPath(values),
-    (next) => {
-      intake.reconfigure(next.registry, next.routing);
-      directory = directoryFromConfig(next);
-    },
-    stderrLog,
-  );
-  const name = values.as ?? 'mcp-stdio';
-  const server = createSpineMcpServer({ store, intake, clock: systemClock, agents: () => directory }, { name, tokenId: null, scopes: ['admin'] });
-  const transport = new StdioServerTransport();
-  const closed = new Promise<void>((resolve) => {
-    server.server.onclose = resolve;
-  });
+  const runtime = new Runtime({ config, store, services: ROLES.mcp, log: stderrLog, mcp: { name: values.as ?? 'mcp-stdio' }, load: (file) => loadCliConfig({ config: file }) });
   try {
-    await server.connect(transport);
-    watcher.start();
+    await runtime.start();
     stderrLog.info(`serving MCP on stdio (store ${store.description}; ${config.registry.agents.size} agents)`);
     // The client ends the session by closing our stdin (or with a signal).
-    const stop = () => void server.close().catch(() => {});
-    process.stdin.once('end', stop);
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    await closed;
+    const hangUp = new Promise<void>((resolve) => {
+      process.stdin.once('end', resolve);
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await Promise.race([runtime.mcpClosed, hangUp]);
   } finally {
-    watcher.stop();
-    await store.close();
+    await runtime.close();
   }
   return {};
 }

@@ -1,16 +1,11 @@
 import { parse } from '../args.ts';
 import { storeUrl } from '../context.ts';
-import { openStore } from '../../runtime/open-store.ts';
-import type { CommandResult } from '../main.ts';
-
-export const MIGRATE_HELP = `spine migrate [--db <url>] [--json]
-
-Applies pending schema migrations, each in its own transaction. Refuses a database
-whose schema is newer than this Spine knows.`;
+import { loadStore } from '../../runtime/store-url.ts';
+import type { CommandResult } from '../command.ts';
 
 export async function migrateCommand(argv: string[]): Promise<CommandResult> {
   const { values } = parse(argv, {}, 0);
-  const store = openStore({ url: storeUrl(values) });
+  const store = await loadStore({ url: storeUrl(values) });
   try {
     const before = await store.schemaStatus();
     const { applied, version } = await store.migrate();

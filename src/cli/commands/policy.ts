@@ -6,14 +6,7 @@ import { formatCost } from '../../policy/evaluate.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { table } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const POLICY_HELP = `spine policy explain --agent <agent> --action <kind:name> [--args <json>] [--run <run-id>] [--tenant <t>] [--at <ISO time>] [--json]
-
-Evaluates one action against the contracts, grants and policy rules, in their fixed
-order, and prints every rule with what it decided and why. Executes nothing: no
-token is taken, no spend reserved, no approval requested. Actions: tool:<name>,
-handoff:<agent>, turn:<agent> (the agent's own spend).`;
+import type { CommandResult } from '../command.ts';
 
 export async function policyCommand(argv: string[]): Promise<CommandResult> {
   const [sub, ...rest] = argv;

@@ -4,12 +4,7 @@ import { route } from '../../routing/bindings.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig } from '../context.ts';
 import { table } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const ROUTE_HELP = `spine route explain [--channel <c>] [--account <a>] [--peer <id>] [--peer-kind dm|group|channel] [--parent-peer <id>] [--thread <id>] [--sender <id>] [--role <r> …] [--json]
-
-Shows which binding an envelope with these fields would go to, and why: every
-binding with its tier and whether it matched. Stores nothing.`;
+import type { CommandResult } from '../command.ts';
 
 export async function routeCommand(argv: string[]): Promise<CommandResult> {
   const [sub, ...rest] = argv;

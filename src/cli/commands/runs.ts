@@ -4,19 +4,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { duration, short, table, taskTree, when } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const RUNS_HELP = `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
-spine runs show <run-id> [--json]
-spine runs cancel <run-id> [--reason <text>] [--json]
-spine runs retry <run-id> [--json]
-
-list    newest first; --before pages on (pass the last id shown). States: running,
-        succeeded, failed (dead-lettered: replay with retry), cancelled.
-show    the run, its task tree, each task's turns, and the effects ledger.
-cancel  cancels every unfinished task of the run (cascades to children).
-retry   replays a failed run: its dead task is queued again and resumes from its
-        last committed turn; recorded effects are not executed again.`;
+import type { CommandResult } from '../command.ts';
 
 
 export async function runsCommand(argv: string[]): Promise<CommandResult> {

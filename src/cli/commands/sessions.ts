@@ -3,17 +3,7 @@ import { newId } from '../../core/ids.ts';
 import { intOption, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { short, table, when } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const SESSIONS_HELP = `spine sessions list [--agent <agent>] [--limit <n>] [--json]
-spine sessions show <key> [--limit <n>] [--json]
-spine sessions reset <key> [--json]
-spine sessions fork <key> [--as <new-key>] [--json]
-
-list   sessions, most recently active first, with the run holding each lane.
-show   a session and its recent history (what later turns will see).
-reset  starts the session afresh: later turns see no earlier history.
-fork   a new session seeded with this one's history.`;
+import type { CommandResult } from '../command.ts';
 
 export async function sessionsCommand(argv: string[]): Promise<CommandResult> {
   const [sub, ...rest] = argv;

@@ -5,21 +5,7 @@ import type { ApiToken } from '../../store/tokens.ts';
 import { parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { table, when } from '../format.ts';
-import type { CommandResult } from '../main.ts';
-
-export const TOKENS_HELP = `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [--json]
-spine tokens list [--all] [--json]
-spine tokens revoke <token-id|name> [--json]
-
-API tokens for the gateway (docs/gateway.md). Scopes:
-  admin            everything
-  operator         submit work, cancel and retry runs, decide approvals, read
-  viewer           read only
-  ingress:<chan>   POST /v1/envelopes for that channel only (e.g. ingress:api)
-create  prints the token once — only its SHA-256 is stored, it cannot be shown again.
-        The name is recorded as the decider of approvals made with the token.
-list    live tokens (--all: revoked ones too); never the token itself.
-revoke  the token stops working at once.`;
+import type { CommandResult } from '../command.ts';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 

@@ -1,7 +1,8 @@
-import { systemClock, type Clock } from '../../core/clock.ts';
+import { MAX_TIMER_MS, systemClock, type Clock } from '../../core/clock.ts';
 import { SpineError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
+import { PollLoop, type PassContext } from '../../core/poll-loop.ts';
 import type { Json } from '../../core/types.ts';
 import type { ScheduleClaim, ScheduleState } from '../../store/schedules.ts';
 import type { AuditEntry, Store } from '../../store/store.ts';
@@ -14,7 +15,7 @@ import { fireKey, initialFire, planFires, type SkippedFires } from './plan.ts';
  * The scheduler: turns due schedule fires into envelopes, once per cluster.
  *
  * Durable state lives in the store (`schedules` rows: spec digest, next_fire_at, a
- * claim in flight); this class keeps only a timer. A due fire goes:
+ * claim in flight); this class keeps only a poll loop that sleeps until the next fire. A due fire goes:
  *   1. claim — one conditional UPDATE advances next_fire_at past the due fires and
  *      records the ones to make (`WHERE next_fire_at = <read> AND no open claim`), with
  *      the `schedule.skipped` audit of missed ones. Of several processes, one wins.
@@ -53,8 +54,6 @@ export interface TickReport {
 
 export const SCHEDULER_ACTOR = 'scheduler';
 const MAX_RETRY_MS = 60_000;
-/** setTimeout's ceiling is 2^31-1 ms; we never sleep anywhere near it. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Scheduler {
   private readonly store: Store;
@@ -67,7 +66,7 @@ export class Scheduler {
   private schedules: readonly Schedule[];
   private byId: Map<string, Schedule>;
   private running = false;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly loop: PollLoop;
   private chain: Promise<unknown> = Promise.resolve();
   /** Schedules whose last tick threw: retried after `until`, backing off to 60 s. */
   private readonly backoff = new Map<string, { failures: number; until: number }>();
@@ -85,33 +84,37 @@ export class Scheduler {
     this.retryMs = opts.retryMs ?? 1_000;
     this.schedules = opts.schedules;
     this.byId = new Map(opts.schedules.map((s) => [s.id, s]));
+    // Its sleeps (up to maxSleepMs) do not hold a process open by themselves.
+    this.loop = new PollLoop({ name: 'scheduler', clock: this.clock, log: this.log, pass: (ctx) => this.pass(ctx), retryMs: (n) => this.retryDelay(n), keepAlive: false });
   }
 
-  /** When the timer will next tick (null when stopped). */
+  /** When the loop will next tick (null when stopped). */
   get nextWakeAt(): number | null {
     return this.running ? this.wakeAt : null;
   }
 
-  /** Syncs the configured schedules into the store, fires what is due, and arms the timer. */
+  /** Syncs the configured schedules into the store, fires what is due, and starts the loop that sleeps until the next fire. */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    let delay: number;
     try {
-      await this.serial(async () => {
+      delay = await this.serial(async () => {
         await this.syncAll();
         await this.runTick(this.clock.now());
-        await this.arm();
+        return this.arm();
       });
     } catch (err) {
       this.running = false;
       throw err;
     }
+    this.loop.start(delay);
   }
 
-  /** Stops the timer and waits for a tick in progress. Claims in flight are finished by the next start (any process). */
+  /** Stops the loop and waits for a tick in progress. Claims in flight are finished by the next start (any process). */
   async stop(): Promise<void> {
     this.running = false;
-    this.clearTimer();
+    await this.loop.stop();
     await this.chain;
   }
 
@@ -122,7 +125,7 @@ export class Scheduler {
       this.byId = new Map(schedules.map((s) => [s.id, s]));
       await this.syncAll();
       await this.runTick(this.clock.now());
-      if (this.running) await this.arm();
+      await this.rearm();
     });
   }
 
@@ -135,7 +138,7 @@ export class Scheduler {
   async tick(now?: number): Promise<TickReport> {
     return this.serial(async () => {
       const report = await this.runTick(now ?? this.clock.now());
-      if (this.running) await this.arm();
+      await this.rearm();
       return report;
     });
   }
@@ -252,9 +255,28 @@ export class Scheduler {
     for (const f of fired) this.log.info(`schedule ${s.id} fired`, { fireAt: iso(f.fireAt), envelope: f.envelope, ...(f.late ? { late: true } : {}) });
   }
 
-  private async arm(): Promise<void> {
-    this.clearTimer();
+  /**
+   * A pass of the loop. Its sleep ran out: tick, then sleep until the next fire. Woken
+   * (by an explicit tick or reload, which re-armed already): sleep until the time they set.
+   */
+  private pass({ woken }: PassContext): Promise<number> {
+    const now = this.clock.now();
+    if (woken && this.wakeAt !== null && this.wakeAt > now) return Promise.resolve(this.wakeAt - now);
+    return this.serial(async () => {
+      await this.runTick(this.clock.now());
+      return this.arm();
+    });
+  }
+
+  /** After a tick outside the loop: the loop's sleep is recomputed. */
+  private async rearm(): Promise<void> {
     if (!this.running) return;
+    await this.arm();
+    this.loop.wake();
+  }
+
+  /** When to tick next: the earliest due fire (or retry), at most maxSleepMs from now. Returns the delay. */
+  private async arm(): Promise<number> {
     const now = this.clock.now();
     let wake: number | null = this.readFailures > 0 ? now + this.retryDelay(this.readFailures) : null;
     const earliest = (t: number) => (wake = wake === null ? t : Math.min(wake, t));
@@ -276,30 +298,11 @@ export class Scheduler {
     }
     const delay = Math.max(0, Math.min(wake === null ? this.maxSleepMs : wake - now, this.maxSleepMs));
     this.wakeAt = now + delay;
-    this.timer = setTimeout(() => this.onTimer(), delay);
-    this.timer.unref();
+    return delay;
   }
 
   private retryDelay(failures: number): number {
     return Math.min(this.retryMs * 2 ** Math.max(0, failures - 1), MAX_RETRY_MS);
-  }
-
-  private onTimer(): void {
-    this.timer = null;
-    if (!this.running) return;
-    this.tick().catch((err: unknown) => {
-      // Only arm() itself failing lands here; keep the scheduler alive.
-      this.log.error('schedules: tick failed', { error: message(err) });
-      if (this.running && !this.timer) {
-        this.timer = setTimeout(() => this.onTimer(), this.retryMs);
-        this.timer.unref();
-      }
-    });
-  }
-
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
   }
 }
 

@@ -1,0 +1,149 @@
+/**
+ * The help texts of the `spine` commands, kept apart from the commands so that
+ * `spine --help` and `spine <command> --help` load no command module.
+ */
+
+export const HELP = {
+  agents: `spine agents list [--bindings] [--json]
+spine agents add <id> (--module <file> [--export <name>] | --command <cmd> [--arg <a> …]) [--description <text>]
+
+list           the agents of the config, with kind, contracts and granted tools.
+  --bindings   the routing table instead: each binding, its tier (most specific
+               first), what it matches, and the agent or router it targets.
+add            adds an agent to spine.config.json5 (validated before it is written;
+               a running \`spine up\` reloads it).`,
+  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [--json]
+spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
+spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
+spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
+spine approvals grants [--all] [--json]
+spine approvals revoke <grant-id> [--as <name>]
+
+list     pending requests by default: what, why, which rule, who may decide, when it expires.
+approve  the waiting task continues and the action goes ahead (for an escalation:
+         the task is retried, or may spend over the ceiling that stopped it).
+deny     the action comes back to the agent as a refusal (for an escalation: the
+         task is dead-lettered).
+grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
+         for this agent for the next N days.
+The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`,
+  doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
+
+Checks the store and reports, without changing anything:
+  connectivity   the database answers (and how fast)
+  backend        which adapter, and its capabilities (group commit, cross-process
+                 wake-ups, SKIP LOCKED claims)
+  schema         the schema version against the one this Spine knows
+  leases         tasks still held after their lease expired (a dead worker that no
+                 live worker has reclaimed); stuck longer than --stuck-after
+                 (default 60 s) is a failure
+  queue          tasks and runs by state, the oldest ready task, live workers
+  approvals      pending approvals
+  outbox         outbound messages waiting, and dead ones
+Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`,
+  gateway: `spine gateway [--host <addr>] [--port <n>] [--insecure-local] [--config <file>] [--db <url>]
+
+Runs the HTTP gateway alone (no workers; run \`spine worker\` against the same store
+for those) until Ctrl-C or SIGTERM, then drains: stops accepting, ends event streams,
+lets in-flight requests finish (gateway.drainMs).
+  --host <addr>      address to bind (default gateway.host, else 127.0.0.1)
+  --port <n>         port (default gateway.port, else 7400; 0 picks a free one)
+  --insecure-local   let requests without a token in as admin — loopback hosts only
+                     (same as gateway.allowAnonymousLoopback: true)
+
+Every route but /healthz, /readyz and the channel webhooks needs a bearer token
+(create one with \`spine tokens create\`). A non-loopback --host is refused until a
+token exists. The config file is watched: bindings, agents and channels reload;
+host and port need a restart. See docs/gateway.md.`,
+  init: `spine init [dir] [--force]
+
+Scaffolds a working project in dir (default: the current folder): spine.config.json5,
+two agents (lead hands work to helper), one tool (notes.save), and .gitignore.
+Refuses to overwrite an existing spine.config.json5 unless --force.`,
+  mcp: `spine mcp [--config <file>] [--db <url>] [--as <name>]
+
+Serves Spine as an MCP server over stdio, for MCP clients that start a local
+command (IDEs, desktop assistants). Its tools: submit_work (send work to an agent,
+optionally waiting for the output), get_run, list_approvals, decide_approval and
+list_agents. Work is submitted on channel "mcp" through the same intake as every
+other door; run workers (\`spine up\` or \`spine worker\`) against the same store to
+get it done. stdout carries the protocol only; logs go to stderr. The process acts
+with full (admin) rights, like the rest of the CLI; --as names it in the audit trail
+(default: mcp-stdio). The same tools are served over HTTP by the gateway at
+POST /v1/mcp, with the caller's token scopes. See docs/mcp.md.
+
+Client config example (Claude Desktop, Cursor, …):
+  {"mcpServers": {"spine": {"command": "npx", "args": ["spine", "mcp", "--config", "/path/spine.config.json5"]}}}`,
+  migrate: `spine migrate [--db <url>] [--json]
+
+Applies pending schema migrations, each in its own transaction. Refuses a database
+whose schema is newer than this Spine knows.`,
+  policy: `spine policy explain --agent <agent> --action <kind:name> [--args <json>] [--run <run-id>] [--tenant <t>] [--at <ISO time>] [--json]
+
+Evaluates one action against the contracts, grants and policy rules, in their fixed
+order, and prints every rule with what it decided and why. Executes nothing: no
+token is taken, no spend reserved, no approval requested. Actions: tool:<name>,
+handoff:<agent>, turn:<agent> (the agent's own spend).`,
+  route: `spine route explain [--channel <c>] [--account <a>] [--peer <id>] [--peer-kind dm|group|channel] [--parent-peer <id>] [--thread <id>] [--sender <id>] [--role <r> …] [--json]
+
+Shows which binding an envelope with these fields would go to, and why: every
+binding with its tier and whether it matched. Stores nothing.`,
+  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
+spine runs show <run-id> [--json]
+spine runs cancel <run-id> [--reason <text>] [--json]
+spine runs retry <run-id> [--json]
+
+list    newest first; --before pages on (pass the last id shown). States: running,
+        succeeded, failed (dead-lettered: replay with retry), cancelled.
+show    the run, its task tree, each task's turns, and the effects ledger.
+cancel  cancels every unfinished task of the run (cascades to children).
+retry   replays a failed run: its dead task is queued again and resumes from its
+        last committed turn; recorded effects are not executed again.`,
+  send: `spine send <agent> [text] [--input <json>] [--idempotency-key <key>] [--tenant <t>] [--wait [--timeout <ms>]] [--json]
+
+Submits work to an agent and prints the run id. The input is {"text": <text>}, or
+the JSON given with --input. With --wait, blocks until the run is terminal and
+prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
+--tenant names whose spend this is, for daily cost ceilings (default: default).`,
+  sessions: `spine sessions list [--agent <agent>] [--limit <n>] [--json]
+spine sessions show <key> [--limit <n>] [--json]
+spine sessions reset <key> [--json]
+spine sessions fork <key> [--as <new-key>] [--json]
+
+list   sessions, most recently active first, with the run holding each lane.
+show   a session and its recent history (what later turns will see).
+reset  starts the session afresh: later turns see no earlier history.
+fork   a new session seeded with this one's history.`,
+  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [--json]
+spine tokens list [--all] [--json]
+spine tokens revoke <token-id|name> [--json]
+
+API tokens for the gateway (docs/gateway.md). Scopes:
+  admin            everything
+  operator         submit work, cancel and retry runs, decide approvals, read
+  viewer           read only
+  ingress:<chan>   POST /v1/envelopes for that channel only (e.g. ingress:api)
+create  prints the token once — only its SHA-256 is stored, it cannot be shown again.
+        The name is recorded as the decider of approvals made with the token.
+list    live tokens (--all: revoked ones too); never the token itself.
+revoke  the token stops working at once.`,
+  up: `spine up [--config <file>] [--db <url>] [--concurrency <n>] [--host <addr>] [--port <n>] [--no-gateway] [--insecure-local]
+         [--send <agent> [--text <text>] [--exit]] [--quiet]
+
+Runs everything in one process on the store (embedded SQLite by default): the
+gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
+routing-agent sweep. Prints runs as they progress. The config file is watched and
+reloaded (an invalid change is rejected and the running config kept). On Ctrl-C or
+SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
+(worker.drainMs), and hands the rest back.
+  --no-gateway        workers, dispatcher and schedules only
+  --host, --port      where the gateway listens (port 0 picks a free one)
+  --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
+  --send <agent>      submit one run once started (with --text), print its task tree when done
+  --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
+  worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--quiet]
+
+Runs workers, the outbox dispatcher, the schedules and the routing-agent sweep,
+without the gateway: for running many worker processes against one database
+(run \`spine gateway\` separately). Drains on Ctrl-C or SIGTERM like \`spine up\`.`,
+} as const;

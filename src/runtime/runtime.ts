@@ -1,0 +1,259 @@
+import { createChannels } from '../channels/index.ts';
+import type { CompiledConfig } from '../config/load.ts';
+import { ConfigWatcher } from '../config/watch.ts';
+import type { ChannelAdapter } from '../core/channel.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
+import { Worker } from '../engine/worker.ts';
+import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
+import { startGateway, type RunningGateway } from '../gateway/server.ts';
+import { Intake } from '../intake/intake.ts';
+import { RoutingSweep } from '../intake/routing-sweep.ts';
+import { Scheduler } from '../intake/schedules/scheduler.ts';
+import type { Store } from '../store/store.ts';
+import { closeMcpClients, loadConfig } from './config.ts';
+import type { Service } from './service.ts';
+
+/** The services a process can run. */
+export const SERVICES = ['mcp-clients', 'gateway', 'mcp-stdio', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/** What each command runs; the commands differ in nothing else. */
+export const ROLES = {
+  up: ['mcp-clients', 'gateway', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'],
+  worker: ['mcp-clients', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'],
+  gateway: ['gateway', 'config-watch'],
+  mcp: ['mcp-stdio', 'config-watch'],
+} as const satisfies Record<string, readonly ServiceName[]>;
+
+/**
+ * Shutdown order: stop watching for reloads, stop taking work in (gateway, stdio MCP,
+ * schedules, the routing sweep), drain the worker, then the outbox it fed, then the
+ * MCP connections its turns used. Start order is `SERVICES`.
+ */
+const STOP_ORDER: readonly ServiceName[] = ['config-watch', 'gateway', 'mcp-stdio', 'scheduler', 'routing-sweep', 'worker', 'outbox', 'mcp-clients'];
+
+export interface RuntimeOptions {
+  /** A compiled config (src/config/load.ts). */
+  config: CompiledConfig;
+  /** An open store (src/runtime/open-store.ts); the runtime closes it in `close`. */
+  store: Store;
+  /** Which services to run, e.g. ROLES.up. */
+  services: readonly ServiceName[];
+  clock?: Clock;
+  log?: Logger;
+  /** CLI overrides of the gateway settings. */
+  gateway?: { host?: string; port?: number; allowAnonymousLoopback?: boolean };
+  worker?: { concurrency?: number };
+  /** `spine mcp`: the name the stdio client acts under in the audit trail. */
+  mcp?: { name: string };
+  /** How a changed config file is compiled (config-watch); default: ./config.ts loadConfig. */
+  load?: (file: string) => Promise<CompiledConfig>;
+}
+
+/**
+ * The one composition root: builds the services of a Spine process from a compiled
+ * config and a store, gives them one lifecycle, wires config reload once, and shuts
+ * down in order — every reader stopped before the store closes. `spine up`,
+ * `spine worker`, `spine gateway` and `spine mcp` differ only in the services they
+ * choose (ROLES).
+ */
+export class Runtime {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly intake: Intake;
+  config: CompiledConfig;
+  /** Set by the gateway service once it listens. */
+  gateway: RunningGateway | null = null;
+  readonly worker: Worker | null = null;
+  readonly dispatcher: OutboxDispatcher | null = null;
+  readonly scheduler: Scheduler | null = null;
+  /** `spine mcp`: resolves when the stdio client hangs up. */
+  readonly mcpClosed: Promise<void> | null = null;
+  private channels: ReadonlyMap<string, ChannelAdapter>;
+  private directory: AgentInfo[];
+  private readonly builtIn = new Map<ServiceName, Service>();
+  private readonly before: Service[] = [];
+  private readonly after: Service[] = [];
+  private started: Service[] = [];
+  private stopping: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(opts: RuntimeOptions) {
+    this.store = opts.store;
+    this.config = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLogger;
+    const { config, store, clock, log } = this;
+    this.intake = new Intake(store, config.registry, config.routing, clock);
+    this.channels = createChannels(config.channels);
+    this.directory = directoryFromConfig(config);
+    const want = new Set(opts.services);
+    // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
+    const crossProcess = store.capabilities.crossProcessWakeups;
+
+    if (want.has('mcp-clients')) {
+      // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
+      this.builtIn.set('mcp-clients', { name: 'mcp-clients', start: async () => {}, stop: () => closeMcpClients() });
+    }
+    if (want.has('gateway')) {
+      const overrides = opts.gateway ?? {};
+      this.builtIn.set('gateway', {
+        name: 'gateway',
+        start: async () => {
+          this.gateway = await startGateway({
+            store,
+            intake: this.intake,
+            settings: this.config.gateway,
+            ...overrides,
+            channels: () => this.channels,
+            agents: () => this.directory,
+            clock,
+            log,
+          });
+        },
+        stop: async () => {
+          const gw = this.gateway;
+          if (!gw) return;
+          await gw.close();
+          await gw.gateway.events.closing();
+        },
+      });
+    }
+    if (want.has('mcp-stdio')) {
+      let closed!: () => void;
+      this.mcpClosed = new Promise<void>((resolve) => (closed = resolve));
+      let server: { close(): Promise<void> } | null = null;
+      this.builtIn.set('mcp-stdio', {
+        name: 'mcp-stdio',
+        start: async () => {
+          // The MCP SDK loads only for `spine mcp`.
+          const [{ createSpineMcpServer }, { StdioServerTransport }] = await Promise.all([import('../gateway/mcp.ts'), import('@modelcontextprotocol/sdk/server/stdio.js')]);
+          const mcp = createSpineMcpServer({ store, intake: this.intake, clock, agents: () => this.directory }, { name: opts.mcp?.name ?? 'mcp-stdio', tokenId: null, scopes: ['admin'] });
+          mcp.server.onclose = closed;
+          server = mcp;
+          await mcp.connect(new StdioServerTransport());
+        },
+        stop: async () => {
+          await server?.close().catch(() => {});
+        },
+      });
+    }
+    if (want.has('outbox')) {
+      const outbox = config.channels.outbox;
+      const dispatcher = new OutboxDispatcher({ store, channels: this.channels, options: { ...outbox, pollMs: crossProcess ? Math.max(outbox.pollMs, 5_000) : outbox.pollMs }, clock, log });
+      this.dispatcher = dispatcher;
+      this.builtIn.set('outbox', { name: 'outbox', start: () => dispatcher.start(), stop: () => dispatcher.stop(), reconfigure: () => dispatcher.reconfigure(this.channels) });
+    }
+    if (want.has('worker')) {
+      const worker = new Worker({
+        store,
+        registry: config.registry,
+        options: { ...config.worker, ...(opts.worker?.concurrency ? { concurrency: opts.worker.concurrency } : {}) },
+        historyLimit: config.routing.sessions.historyLimit,
+        clock,
+        log,
+        // Streamed model tokens go to live event-stream subscribers only (never the audit log).
+        onAgentEvent: (e) => this.gateway?.gateway.events.publishEphemeral(e.kind, e.runId, e),
+      });
+      this.worker = worker;
+      this.builtIn.set('worker', {
+        name: 'worker',
+        start: () => worker.start(),
+        stop: () => worker.stop(),
+        reconfigure: (next) => worker.reconfigure({ registry: next.registry, historyLimit: next.routing.sessions.historyLimit }),
+      });
+    }
+    if (want.has('routing-sweep')) {
+      const sweep = new RoutingSweep({ store, intake: this.intake, clock, log, everyMs: crossProcess ? 5_000 : 500 });
+      this.builtIn.set('routing-sweep', { name: 'routing-sweep', start: async () => sweep.start(), stop: () => sweep.stop() });
+    }
+    if (want.has('scheduler')) {
+      const scheduler = new Scheduler({ store, intake: this.intake, schedules: config.schedules, clock, log });
+      this.scheduler = scheduler;
+      this.builtIn.set('scheduler', {
+        name: 'scheduler',
+        start: () => scheduler.start(),
+        stop: () => scheduler.stop(),
+        reconfigure: (next) => scheduler.reconfigure(next.schedules),
+      });
+    }
+    if (want.has('config-watch')) {
+      const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, load: opts.load ?? ((file) => loadConfig(file)) });
+      this.builtIn.set('config-watch', { name: 'config-watch', start: async () => watcher.start(), stop: () => watcher.close() });
+    }
+  }
+
+  /**
+   * Adds a command's own service (e.g. the live log, or `up --send`). `before` services
+   * start before the built-in ones and stop after them (a reader that should see the
+   * drain); `after` services start last and stop first.
+   */
+  add(service: Service, position: 'before' | 'after' = 'after'): void {
+    if (this.started.length > 0 || this.stopping) throw new Error(`runtime: add ${service.name} before start`);
+    (position === 'before' ? this.before : this.after).push(service);
+  }
+
+  /** Starts every service in order. If one fails, those already started are stopped and the error is thrown. */
+  async start(): Promise<void> {
+    const order = [...this.before, ...SERVICES.flatMap((n) => this.builtIn.get(n) ?? []), ...this.after];
+    for (const s of order) {
+      try {
+        await s.start();
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+      this.started.push(s);
+    }
+  }
+
+  /** Swaps in a reloaded config everywhere: intake, channels, the agent directory, then each service. */
+  async reload(next: CompiledConfig): Promise<void> {
+    this.config = next;
+    this.intake.reconfigure(next.registry, next.routing);
+    this.channels = createChannels(next.channels);
+    this.directory = directoryFromConfig(next);
+    for (const s of this.started) {
+      try {
+        await s.reconfigure?.(next);
+      } catch (err) {
+        this.log.error(`${s.name}: reload failed`, { error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  /** Stops every started service in shutdown order (each waits until it no longer reads the store). Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const builtIn = STOP_ORDER.flatMap((n) => this.builtIn.get(n) ?? []);
+      const order = [...[...this.after].reverse(), ...builtIn, ...[...this.before].reverse()];
+      for (const s of order) {
+        if (!this.started.includes(s)) continue;
+        try {
+          await s.stop();
+        } catch (err) {
+          this.log.error(`${s.name}: stop failed`, { error: err instanceof Error ? err.message : String(err) });
+        }
+      }
+      this.started = [];
+    })();
+    return this.stopping;
+  }
+
+  /** Stops everything, then closes the store. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.stop();
+      await this.store.close();
+    })();
+    return this.closing;
+  }
+
+  /** The channel adapters of the current config (for the CLI's summary line). */
+  get channelNames(): string[] {
+    return [...this.channels.keys()];
+  }
+}
