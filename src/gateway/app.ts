@@ -25,6 +25,8 @@ import * as routes from './routes.ts';
 import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
 import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
 import { allowedMethods } from './methods.ts';
+import type { Bound, Env, GatewayApi } from './api.ts';
+import { MODULES } from './modules.ts';
 
 export interface GatewayDeps {
   store: Store;
@@ -46,9 +48,6 @@ export interface GatewayDeps {
 
 export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
 
-type Env = {
-  Variables: { principal: Principal };
-};
 
 /** A gateway: its Hono app (Web Request → Response), the live event hub, and drain control. */
 export interface Gateway {
@@ -122,9 +121,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
    * webhooks need the exact bytes, and a header is one lookup (the library's header
    * validation copies every header of every request).
    */
-  function bind<R extends RouteConfig & { 'x-spine-permission': Permission }>(
-    route: R,
-  ): Omit<R, 'request'> & { request: Omit<NonNullable<R['request']>, 'body' | 'headers'>; hide: boolean; middleware: MiddlewareHandler<Env>[] } {
+  function bind<R extends RouteConfig & { 'x-spine-permission': Permission }>(route: R): Bound<R> {
     const { body, headers, ...request } = route.request ?? {};
     const ownReading = body !== undefined || headers !== undefined;
     if (ownReading) app.openAPIRegistry.registerPath(route);
@@ -350,6 +347,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const { agent } = c.req.valid('param');
     return untyped(await a2a.rpc(agent, a2aBase(c, agent), c.get('principal'), await readJson(c), c.req.raw));
   });
+
+  // The layers' own routes (memory, briefs, audit verification, …), each area in its routes-*.ts.
+  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound };
+  for (const mount of MODULES) mount(api);
 
   return {
     app,

@@ -1,0 +1,39 @@
+import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { Clock } from '../core/clock.ts';
+import type { Logger } from '../core/log.ts';
+import type { Intake } from '../intake/intake.ts';
+import type { Store } from '../store/store.ts';
+import type { Permission, Principal } from './auth.ts';
+import type { ApiError } from './errors.ts';
+
+/** What the gateway keeps per request: the authenticated caller. */
+export type Env = {
+  Variables: { principal: Principal };
+};
+
+/** A declared route made ready to bind: its permission's guard and (with a body) the body limit as middleware. */
+export type Bound<R extends RouteConfig> = Omit<R, 'request'> & {
+  request: Omit<NonNullable<R['request']>, 'body' | 'headers'>;
+  hide: boolean;
+  middleware: MiddlewareHandler<Env>[];
+};
+
+/**
+ * What an area of the API gets to mount its routes with (src/gateway/modules.ts
+ * lists the areas): declare each route with route-kit.ts, then
+ * `api.app.openapi(api.bind(decl), handler)`; the OpenAPI document picks it up.
+ */
+export interface GatewayApi {
+  app: OpenAPIHono<Env>;
+  bind<R extends RouteConfig & { 'x-spine-permission': Permission }>(route: R): Bound<R>;
+  store: Store;
+  intake: Intake;
+  clock: Clock;
+  log: Logger;
+  /** A JSON body, read strictly (a 400 naming the problem otherwise). */
+  readJson(c: Context): Promise<unknown>;
+  notFound(what: string, id: string): ApiError;
+}
+
+export type GatewayModule = (api: GatewayApi) => void;

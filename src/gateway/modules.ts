@@ -1,0 +1,7 @@
+import type { GatewayModule } from './api.ts';
+
+/**
+ * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
+ * (declarations and handlers together), mounted in this order.
+ */
+export const MODULES: readonly GatewayModule[] = [];
