@@ -256,12 +256,14 @@ export class Scheduler {
   }
 
   /**
-   * A pass of the loop. Its sleep ran out: tick, then sleep until the next fire. Woken
-   * (by an explicit tick or reload, which re-armed already): sleep until the time they set.
+   * A pass of the loop. Its sleep ran out at the armed time: tick, then sleep until the
+   * next fire. Before that time (woken by an explicit tick or reload, which re-armed
+   * already, or a timer firing a millisecond early): sleep until the time they set.
    */
-  private pass({ woken }: PassContext): Promise<number> {
+  private pass(_ctx: PassContext): Promise<number> {
     const now = this.clock.now();
-    if (woken && this.wakeAt !== null && this.wakeAt > now) return Promise.resolve(this.wakeAt - now);
+    // Woken by a tick or reload that re-armed already, or a timer that fired a moment early: sleep on until the armed time.
+    if (this.wakeAt !== null && this.wakeAt > now) return Promise.resolve(Math.min(this.wakeAt - now, this.maxSleepMs));
     return this.serial(async () => {
       await this.runTick(this.clock.now());
       return this.arm();
