@@ -150,6 +150,29 @@ describe('spine CLI', () => {
     assert.equal(countRuns(file), before, 'nothing was written');
   });
 
+  it('input that breaks the agent’s input contract: the field named, exit 2, nothing stored — from send and from up --send alike', async () => {
+    const proj = mkdtempSync(join(tmpdir(), 'spine-cli-contract-'));
+    try {
+      writeFileSync(join(proj, 'agent.ts'), 'export default function () { return { output: "ok" }; }\n');
+      writeFileSync(
+        join(proj, 'spine.config.json5'),
+        `{ contracts: { 'order@1': { schema: { type: 'object', required: ['orderId'], properties: { orderId: { type: 'string' } } } } },
+           agents: { orders: { kind: 'function', module: './agent.ts', input: 'order@1' } } }`,
+      );
+      const pdb = `sqlite:${join(proj, '.spine', 'spine.db')}`;
+      const sent = await spine(proj, ['send', 'orders', '--input', '{"orderId": 7}', '--db', pdb]);
+      assert.equal(sent.code, 2, sent.stderr);
+      assert.match(sent.stderr, /orderId/);
+      assert.match(sent.stderr, /must be string/);
+      const up = await spine(proj, ['up', '--db', pdb, '--no-gateway', '--send', 'orders', '--input', '{"orderId": 7}', '--exit', '--quiet']);
+      assert.equal(up.code, 2, up.stderr);
+      assert.match(up.stderr, /orderId/);
+      assert.equal(countRuns(join(proj, '.spine', 'spine.db')), 0, 'nothing was stored');
+    } finally {
+      rmSync(proj, { recursive: true, force: true });
+    }
+  });
+
   it('a bad config names the field, exits 2, and creates no database', async () => {
     const other = mkdtempSync(join(tmpdir(), 'spine-cli-bad-'));
     try {
