@@ -55,7 +55,7 @@ describe('one boundary', () => {
     const contracts = new ContractRegistry();
     contracts.add('note@1', { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } } });
     const seen: GateSubject[] = [];
-    const gate: Gate = { id: 'watch', on: 'tool', applies: () => true, check: async (s) => (seen.push(s), { verdict: 'block', reasons: ['no'] }) };
+    const gate: Gate = { id: 'watch', on: 'tool', applies: () => true, check: async (s) => (seen.push(s), { verdict: 'fail', reasons: ['no'] }) };
     const reg = registry(
       { a: { fn: () => ({ output: null }), grants: { tools: { allow: ['*'], deny: ['notes.secret'] }, handoffs: null } } },
       { 'notes.save': { run: () => null, input: 'note@1' }, 'notes.secret': { run: () => null } },

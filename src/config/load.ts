@@ -22,6 +22,7 @@ import { compileSchedules, type ScheduleSettings } from '../intake/schedules/con
 import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
+import { compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
@@ -206,6 +207,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
+  const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
@@ -215,7 +217,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, gates: gates.gates, gatesVersion: gates.version }),
     routing,
     gateway,
     channels,

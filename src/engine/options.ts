@@ -71,6 +71,8 @@ export interface Registry {
   policy: PolicyEngine;
   /** The boundary's gates stage (validation); empty until gates are configured. */
   gates: readonly Gate[];
+  /** The digest of the gates' config, recorded with every verdict. */
+  gatesVersion?: string;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

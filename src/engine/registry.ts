@@ -41,6 +41,7 @@ export function createRegistry(parts: {
   contracts?: ContractRegistry;
   policy?: CompiledPolicy;
   gates?: readonly Gate[];
+  gatesVersion?: string;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -82,5 +83,6 @@ export function createRegistry(parts: {
     contracts: parts.contracts ?? new ContractRegistry(),
     policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
     gates: parts.gates ?? [],
+    ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
   };
 }
