@@ -28,7 +28,7 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`;
 
 export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
-  const known = backend.migrations.length;
+  const known = backend.migrations.at(-1)?.version ?? 0;
   try {
     const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
     return { current: Number(row?.v ?? 0), known };
