@@ -42,12 +42,10 @@ function query<T>(path: string, sql: string, ...params: Array<string | number>):
   }
 }
 
-test('the shipped migrations are numbered 1..n', () => {
+test('the shipped migrations are numbered in increasing order, each once', () => {
   assert.ok(KNOWN >= 1);
-  assert.deepEqual(
-    SHIPPED.map((m) => m.version),
-    Array.from({ length: KNOWN }, (_, i) => i + 1),
-  );
+  const versions = SHIPPED.map((m) => m.version);
+  assert.deepEqual(versions, [...new Set(versions)].sort((a, b) => a - b));
 });
 
 test('a fresh database migrates to the known version, one schema_migrations row per migration', async (t) => {
