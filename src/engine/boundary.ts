@@ -11,7 +11,7 @@ import type { Crossing, PolicyDecision, PolicyFacts, RuleResult } from '../polic
 import { escalationKey, formatCost, storeFacts } from '../policy/evaluate.ts';
 import type { AuditEntry, NewApproval, Settlement, Store } from '../store/store.ts';
 import { gateApprovalKey, gateSettings, type Gate, type GateSubject, type GateVerdict } from '../validation/gate.ts';
-import { changedPaths, decideOutcome } from '../validation/outcome.ts';
+import { changedPaths, decideOutcome, type GateDecision } from '../validation/outcome.ts';
 import type { AgentSpec, Cost, Registry, ToolSpec } from './options.ts';
 
 export { BudgetExceededError, PolicyDeniedError, RateLimitedError };
@@ -206,6 +206,17 @@ export class Boundary {
     const gates = this.gatesFor(this.subject({ kind, ctx, name, input, contracts, cost }));
     steps.push({ stage: 'gates', outcome: gates.length ? 'pass' : 'skip', detail: gates.length ? `gates ${gates.map((g) => g.id).join(', ')} run on the live input` : 'no gate on this crossing' });
     return { steps, decision };
+  }
+
+  /**
+   * Runs one gate on one subject and says what it would decide, writing nothing
+   * (`spine gates test`): no verdict is recorded, no reask counted, no approval asked.
+   */
+  async testGate(id: string, subject: GateSubject): Promise<{ gate: Gate; decision: GateDecision } | null> {
+    const gate = (this.registry.gates ?? []).find((g) => g.id === id);
+    if (!gate) return null;
+    const settings = gateSettings(gate);
+    return { gate, decision: decideOutcome(settings, await this.runCheck(gate, subject, settings.timeoutMs), 0) };
   }
 
   /** Spend to settle after a turn: the agent's reported usage, else the estimate. */

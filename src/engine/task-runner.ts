@@ -126,6 +126,8 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           audit.push(...checked.audit);
           // A refused output is a failed attempt: the agent gets the reasons back on its next attempt.
           if (checked.effect === 'deny') throw SpineError.fromInfo(checked.error);
+          // A gate's fix replaces the output (the difference is in the gate's audit event).
+          if (checked.effect === 'allow' && checked.value !== undefined) output = checked.value;
         }
         decided = false;
         audit.push({
@@ -188,8 +190,10 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
             break;
           }
           await recordDecision();
+          // A gate's fix replaces what crosses: the tool's input, or the message's text.
+          const fixed = verdict.value === undefined ? action : fixAction(action, verdict.value);
           turnResults.push(
-            action.type === 'tool' ? await runTool(env, claimed, n, i, action, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, action),
+            fixed.type === 'tool' ? await runTool(env, claimed, n, i, fixed, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, fixed),
           );
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
@@ -265,7 +269,8 @@ async function crossJoinedResults(env: RunnerEnv, claimed: ClaimedTask, results:
     }
     const verdict = await env.boundary.handoffResult(taskCrossing(task, tenant, env.workerId, `${task.runId}/${r.taskId}/result`), r.taskId, r.value);
     audit.push(...verdict.audit);
-    out.push(verdict.effect === 'deny' ? { index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error } : r);
+    if (verdict.effect === 'deny') out.push({ index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error });
+    else out.push(verdict.effect === 'allow' && verdict.value !== undefined ? { ...r, value: verdict.value } : r);
   }
   return { results: out, audit };
 }
@@ -384,7 +389,15 @@ async function runTool(
   const checked = await env.boundary.toolResult(taskCrossing(task, claimed.tenant, env.workerId, key), tool, result.value);
   audit.push(...checked.audit);
   if (checked.effect === 'deny') return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error: checked.error };
+  if (checked.effect === 'allow' && checked.value !== undefined) return { ...result, value: checked.value };
   return result;
+}
+
+/** An action with a gate's replacement: a tool's input, or a message's text (from the fixed payload's `text`). */
+function fixAction<A extends ToolAction | DeliverAction>(action: A, value: Json): A {
+  if (action.type === 'tool') return { ...action, input: value };
+  const text = isObject(value) && typeof value.text === 'string' ? value.text : typeof value === 'string' ? value : (action as DeliverAction).text;
+  return { ...action, text };
 }
 
 /** What a deliver action's policy sees (allowlists match on `to`). */
@@ -455,11 +468,13 @@ async function planHandoff(env: RunnerEnv, ctx: CrossingContext, claimed: Claime
   const target = registry.agents.get(action.agent);
   if (!target) return { result: refuse(index, action, new UnknownAgentError(action.agent, [...registry.agents.keys()]).toInfo(), audit, base), child: null };
   if (task.depth + 1 > registry.limits.maxDepth) return { result: refuse(index, action, new DepthLimitError(registry.limits.maxDepth).toInfo(), audit, base), child: null };
-  const input = action.input ?? null;
+  let input = action.input ?? null;
   const verdict = await boundary.handoff(ctx, target, input, action.contract);
   audit.push(...verdict.audit);
   if (verdict.effect === 'deny') return { result: refuse(index, action, verdict.error, audit, base), child: null };
   if (verdict.effect !== 'allow') return { pause: verdict };
+  // A gate's fix replaces the payload the child receives.
+  if (verdict.value !== undefined) input = verdict.value;
   const id = newId('task');
   audit.push({ ...base, kind: 'action.handoff', digest: digest(input), data: { index, agent: target.name, child: id } });
   return {
