@@ -264,7 +264,8 @@ describe('the OpenAPI document', () => {
     const documented = new Set([...check.ops.values()].map((o) => `${o.method} ${o.path}`));
     assert.deepEqual([...routes].filter((r) => !documented.has(r)), [], 'app routes missing from the document');
     assert.deepEqual([...documented].filter((r) => !routes.has(r)), [], 'documented operations the app does not serve');
-    assert.equal(documented.size, 20);
+    // The core routes, then each area's (validation: 1).
+    assert.equal(documented.size, 20 + 1);
     for (const op of check.ops.values()) {
       // Every path parameter is declared; every declared error code is in the catalogue and documented under its status.
       const params = (doc.paths![op.path] as Record<string, { parameters?: Array<{ in: string; name: string }> }>)[op.method.toLowerCase()]!.parameters ?? [];
@@ -374,6 +375,17 @@ describe('the OpenAPI document', () => {
     await c.call('cancelRun', `/v1/runs/${queued.body.run.id}/cancel`, { token: 'operator', body: { reason: 'not needed' }, expect: 200 });
     await c.call('cancelRun', `/v1/runs/${queued.body.run.id}/cancel`, { token: 'operator', expect: 409, code: 'INVALID_STATE' });
     await c.call('cancelRun', '/v1/runs/run_nope/cancel', { token: 'operator', expect: 404 });
+
+    // ── validation: gate verdicts as records ──
+    const gatedRun = sub.body.run.id as string;
+    await g.store.audit.append(
+      [{ kind: 'gate.verdict', runId: gatedRun, taskId: null, agent: 'echo', data: { key: 'k', crossing: 'output', name: 'echo', gate: 'brief', mode: 'shadow', verdict: 'fail', outcome: 'block', reasons: ['too long'], inputDigest: 'd', configVersion: 'v' } }],
+      Date.now(),
+    );
+    const verdicts = await c.call('listGateVerdicts', `/v1/gates/verdicts?run=${gatedRun}&mode=shadow`, { token: 'viewer', expect: 200 });
+    assert.deepEqual((verdicts.body as unknown as { verdicts: Array<{ gate: string; outcome: string }> }).verdicts.map((v) => [v.gate, v.outcome]), [['brief', 'block']]);
+    await c.call('listGateVerdicts', '/v1/gates/verdicts?outcome=maybe', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listGateVerdicts', '/v1/gates/verdicts?run=run_nope', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
 
     // ── audit and the live streams ──
     await c.call('listAudit', '/v1/audit?limit=5', { token: 'viewer', expect: 200 });
