@@ -22,7 +22,7 @@ import { compileSchedules, type ScheduleSettings } from '../intake/schedules/con
 import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
-import { compileGates } from '../validation/config.ts';
+import { compileBreakers, compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
@@ -217,7 +217,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, gates: gates.gates, gatesVersion: gates.version }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
     routing,
     gateway,
     channels,

@@ -332,3 +332,10 @@ export class DrainingError extends SpineError {
     super('DRAINING', message);
   }
 }
+
+/** A circuit breaker is open: work that needs it waits for the cooldown (retryable; uses no attempt). */
+export class CircuitOpenError extends SpineError {
+  constructor(breaker: string, retryAt: number) {
+    super('CIRCUIT_OPEN', `circuit breaker ${breaker} is open until ${new Date(retryAt).toISOString()}`, { details: { breaker, retryAt } });
+  }
+}

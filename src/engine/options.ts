@@ -6,6 +6,7 @@ export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -73,6 +74,8 @@ export interface Registry {
   gates: readonly Gate[];
   /** The digest of the gates' config, recorded with every verdict. */
   gatesVersion?: string;
+  /** Circuit breakers (validation.breakers); off when null or absent. */
+  breakers?: BreakerSettings | null;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

@@ -1,6 +1,6 @@
 import type { Clock, Timer } from '../core/clock.ts';
 import { digest } from '../core/digest.ts';
-import { DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
+import { CircuitOpenError, DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
@@ -13,11 +13,14 @@ import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from 
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
+import type { BreakerBoard } from '../validation/breakers.ts';
 
 export interface RunnerEnv {
   store: Store;
   registry: Registry;
   boundary: Boundary;
+  /** The shared circuit breakers, when configured. */
+  breakers?: BreakerBoard;
   clock: Clock;
   workerId: string;
   log: Logger;
@@ -103,6 +106,15 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         open = null;
         audit.push({ ...base, kind: 'turn.resumed', data: { turn: n } });
       } else {
+        // An open breaker fails fast: the task waits out the cooldown without using an attempt.
+        const agentKey = `agent:${task.agent}`;
+        const admitted = env.breakers ? await env.breakers.admit(agentKey) : null;
+        if (admitted && !admitted.ok) {
+          audit.push({ ...base, kind: 'breaker.rejected', data: { breaker: agentKey, code: 'CIRCUIT_OPEN', retryAt: admitted.retryAt, turn: n } });
+          const reason = new CircuitOpenError(agentKey, admitted.retryAt).message;
+          await commitPause(env, claimed, { effect: 'defer', until: admitted.retryAt, ruleId: `breaker:${agentKey}`, reason, audit }, audit, []);
+          return;
+        }
         const spend = await boundary.turn(ctx(`${task.runId}/${task.id}/${n}/turn`), spec);
         audit.push(...spend.audit);
         if (spend.effect !== 'allow') {
@@ -116,7 +128,14 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
           : undefined;
-        const raw = await callAgent(clock, spec, input, stop, onToken);
+        let raw: unknown;
+        try {
+          raw = await callAgent(clock, spec, input, stop, onToken);
+        } catch (err) {
+          if (env.breakers && !stop.aborted && !(err instanceof Stopped)) await env.breakers.record(agentKey, false, toErrorInfo(err, 'AGENT_FAILED').code);
+          throw err;
+        }
+        await env.breakers?.record(agentKey, true);
         const answer = parseTurnResult(spec.name, raw);
         actions = answer.actions ?? [];
         output = answer.output;
@@ -188,6 +207,14 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           if (verdict.effect !== 'allow') {
             pause = verdict;
             break;
+          }
+          if (tool && env.breakers) {
+            const admitted = await env.breakers.admit(`tool:${tool.name}`);
+            if (!admitted.ok) {
+              if (verdict.reservation) await store.limits.settle({ ...verdict.reservation, micros: 0, tokens: 0 }, clock.now());
+              turnResults.push(refuse(i, action, new CircuitOpenError(`tool:${tool.name}`, admitted.retryAt).toInfo(), audit, base));
+              continue;
+            }
           }
           await recordDecision();
           // A gate's fix replaces what crosses: the tool's input, or the message's text.
@@ -376,6 +403,7 @@ async function runTool(
     outcome = { error: err instanceof SpineError ? err.toInfo() : new ToolError(action.tool, err instanceof Error ? err.message : String(err)).toInfo() };
   }
   faultPoint('after-effect-before-record');
+  await env.breakers?.record(`tool:${action.tool}`, 'result' in outcome, 'error' in outcome ? outcome.error.code : null);
   const final = await store.tasks.completeEffect(
     key,
     outcome,

@@ -6,6 +6,7 @@ import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
 import type { VerdictStore } from './verdicts.ts';
+import type { BreakerStore } from './breakers.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -452,6 +453,8 @@ export interface Store {
   readonly schedules: ScheduleStore;
   /** Gate verdicts as records (validation). */
   readonly verdicts: VerdictStore;
+  /** Circuit breakers shared by every worker (validation). */
+  readonly breakers: BreakerStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -6,6 +6,7 @@ import type { FieldIssue } from '../core/issues.ts';
 import { GATE_MODES } from '../core/states.ts';
 import type { ContractRegistry } from '../contracts/registry.ts';
 import { DEFAULT_GATE_SETTINGS, GATE_ON_FAIL, type Gate, type GateSettings } from './gate.ts';
+import { DEFAULT_BREAKERS, type BreakerSettings } from './breakers.ts';
 import { agentGate, humanGate, ruleGate, schemaGate, type GateScope } from './kinds.ts';
 import { compileRule, ruleSchema } from './rules.ts';
 
@@ -41,9 +42,36 @@ export const gateSchema = z.discriminatedUnion(
   { error: (issue) => (issue.code === 'invalid_union' ? 'kind must be one of schema, rule, agent, human' : undefined) },
 );
 
+export const breakersSchema = z.strictObject({
+  failures: z.number().int().positive().optional(),
+  windowMs: z.number().int().positive().optional(),
+  errorRate: z.number().gt(0).max(1).optional(),
+  minCalls: z.number().int().positive().optional(),
+  cooldownMs: z.number().int().positive().optional(),
+  probeMs: z.number().int().positive().optional(),
+  refreshMs: z.number().int().positive().optional(),
+});
+
 export const validationSchema = z.strictObject({
   gates: z.array(gateSchema).optional(),
+  /** Circuit breakers per agent and tool, shared by every worker; off unless this is set (`{}` takes the defaults). */
+  breakers: breakersSchema.optional(),
 });
+
+/** The breakers' settings, or null when they are off. */
+export function compileBreakers(cfg: ValidationConfig | undefined): BreakerSettings | null {
+  if (!cfg?.breakers) return null;
+  const b = cfg.breakers;
+  return {
+    failures: b.failures ?? DEFAULT_BREAKERS.failures,
+    windowMs: b.windowMs ?? DEFAULT_BREAKERS.windowMs,
+    errorRate: b.errorRate ?? null,
+    minCalls: b.minCalls ?? DEFAULT_BREAKERS.minCalls,
+    cooldownMs: b.cooldownMs ?? DEFAULT_BREAKERS.cooldownMs,
+    probeMs: b.probeMs ?? DEFAULT_BREAKERS.probeMs,
+    refreshMs: b.refreshMs ?? DEFAULT_BREAKERS.refreshMs,
+  };
+}
 export type ValidationConfig = z.infer<typeof validationSchema>;
 export type GateConfig = z.infer<typeof gateSchema>;
 

@@ -26,6 +26,8 @@ import type {
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
 import type { VerdictStore } from '../verdicts.ts';
+import type { BreakerStore } from '../breakers.ts';
+import { sqlBreakerStore } from './breakers-sql.ts';
 import { sqlVerdictStore } from './verdicts-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
@@ -87,6 +89,7 @@ export class SqlStore implements Store {
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
   readonly verdicts: VerdictStore;
+  readonly breakers: BreakerStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -108,6 +111,7 @@ export class SqlStore implements Store {
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
     this.verdicts = sqlVerdictStore(backend);
+    this.breakers = sqlBreakerStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
