@@ -9,6 +9,7 @@ import { loadConfig } from '../src/runtime/config.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { spine } from './fixtures/policy-project.ts';
+import { DEFAULT_BREAKERS, outcomeChange } from '../src/validation/breakers.ts';
 import { finished, startWorker, submit } from './helpers.ts';
 
 describe('spine gates', () => {
@@ -82,5 +83,21 @@ describe('spine gates', () => {
     const bad = await spine(dir, ['gates', 'verdicts', '--outcome', 'maybe', '--db', db]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--outcome/);
+  });
+
+  it('breakers list, doctor warns about an open one, reset closes it (audited)', async () => {
+    await store.breakers.update('tool:mail', outcomeChange('tool:mail', false, 'TOOL_FAILED', { ...DEFAULT_BREAKERS, failures: 1 }, Date.now(), { actor: 'wrk_x' }), Date.now());
+    const listed = await spine(dir, ['breakers', 'list', '--db', db, '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as { breakers: Array<{ key: string; state: string }> }).breakers.map((b) => [b.key, b.state]), [['tool:mail', 'open']]);
+    const doctor = await spine(dir, ['doctor', '--db', db]);
+    assert.match(doctor.stdout, /breakers\s+WARN\s+tool:mail open \(probe in .*\), last TOOL_FAILED/);
+    const reset = await spine(dir, ['breakers', 'reset', 'tool:mail', '--db', db]);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.equal((await store.breakers.get('tool:mail'))!.state, 'closed');
+    const events = await store.audit.list({ limit: 1000 });
+    assert.ok(events.some((e) => e.kind === 'breaker.reset'), 'the reset is audited');
+    const missing = await spine(dir, ['breakers', 'reset', 'tool:ghost', '--db', db]);
+    assert.equal(missing.code, 3);
   });
 });

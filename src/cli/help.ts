@@ -83,6 +83,12 @@ test      runs one gate on one input and prints its verdict and outcome. Changes
           nothing: no verdict recorded, no reask counted, no approval asked. Exits 1
           when the gate would not let the input through (reask, block, escalate).
 verdicts  the recorded verdicts, oldest first (every crossing a gate watched).`,
+  breakers: `spine breakers list [--json]
+spine breakers reset <breaker> [--json]
+
+list   every circuit breaker (agent:<name>, tool:<name>) with its state, failures
+       in the window, when an open one lets its probe through, and its last error.
+reset  closes a breaker by hand (audited as breaker.reset).`,
   migrate: `spine migrate [--db <url>] [--json]
 
 Applies pending schema migrations, each in its own transaction. Refuses a database

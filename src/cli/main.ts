@@ -24,6 +24,7 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   approvals: { load: async () => (await import('./commands/approvals.ts')).approvalsCommand, summary: 'list and decide approvals; standing grants' },
   policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },
   gates: { load: async () => (await import('./commands/gates.ts')).gatesCommand, summary: 'list gates, test one on an input (changes nothing), query verdicts' },
+  breakers: { load: async () => (await import('./commands/breakers.ts')).breakersCommand, summary: 'list the circuit breakers; close one by hand' },
   mcp: { load: async () => (await import('./commands/mcp.ts')).mcpCommand, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
   migrate: { load: async () => (await import('./commands/migrate.ts')).migrateCommand, summary: 'apply pending schema migrations' },
   doctor: { load: async () => (await import('./commands/doctor.ts')).doctorCommand, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },

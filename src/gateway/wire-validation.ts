@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { GATE_CHECK_VERDICTS, GATE_MODES, GATE_OUTCOMES } from '../core/states.ts';
+import { BREAKER_STATES, GATE_CHECK_VERDICTS, GATE_MODES, GATE_OUTCOMES } from '../core/states.ts';
+import type { BreakerRecord } from '../store/breakers.ts';
 import type { GateVerdictRecord } from '../store/verdicts.ts';
 
 /** The validation area's answers on the wire (gate verdicts), checked against their interfaces at compile time. */
@@ -26,6 +27,21 @@ export const gateVerdict = z
   })
   .openapi('GateVerdict');
 
+export const breaker = z
+  .strictObject({
+    key: z.string().openapi({ description: '`agent:<name>`, `tool:<name>` or `model:<endpoint>`' }),
+    state: z.enum(BREAKER_STATES),
+    failures: z.number().int(),
+    calls: z.number().int(),
+    windowStart: ms,
+    retryAt: ms.nullable().openapi({ description: 'open: when its half-open probe may go through' }),
+    probeOwner: z.string().nullable(),
+    probeUntil: ms.nullable(),
+    lastError: z.string().nullable(),
+    changedAt: ms,
+  })
+  .openapi('Breaker');
+
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Check<T extends true> = T;
-export type ValidationWireChecks = [Check<Same<z.infer<typeof gateVerdict>, GateVerdictRecord>>];
+export type ValidationWireChecks = [Check<Same<z.infer<typeof gateVerdict>, GateVerdictRecord>>, Check<Same<z.infer<typeof breaker>, BreakerRecord>>];

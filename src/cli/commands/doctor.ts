@@ -6,6 +6,7 @@ import { table } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 import { loadStore } from '../../runtime/store-url.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
+import type { BreakerRecord } from '../../store/breakers.ts';
 
 type Status = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -84,7 +85,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -120,6 +121,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       status: h.outbox.dead > 0 ? 'warn' : 'ok',
       detail: `${h.outbox.pending} waiting${h.outbox.pending ? ` (oldest due ${seconds(outboxLag)} ago)` : ''}, ${h.outbox.dead} dead${h.outbox.dead ? ' (requeue them once the channel works)' : ''}`,
     });
+    checks.push(breakerCheck(await store.breakers.list(), now));
     return report;
   } catch (err) {
     checks.push({ name: 'store', status: 'fail', detail: message(err) });
@@ -128,6 +130,14 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     report.healthy = checks.every((c) => c.status !== 'fail');
     await store.close().catch(() => {});
   }
+}
+
+/** Circuit breakers (validation.breakers): an open or half-open one is a warning naming it. */
+function breakerCheck(breakers: BreakerRecord[], now: number): Check {
+  const tripped = breakers.filter((b) => b.state !== 'closed');
+  if (tripped.length === 0) return { name: 'breakers', status: 'ok', detail: breakers.length ? `${breakers.length} closed` : 'none tripped' };
+  const what = tripped.map((b) => `${b.key} ${b.state}${b.state === 'open' && b.retryAt !== null ? ` (probe in ${seconds(b.retryAt - now)})` : ''}${b.lastError ? `, last ${b.lastError}` : ''}`);
+  return { name: 'breakers', status: 'warn', detail: what.join('; ') };
 }
 
 function render(r: Report): string {
