@@ -2,7 +2,7 @@
 // or contract, an invalid regex or JSON path, or a setting that cannot work is refused
 // at config load, naming the field; a good config compiles into the registry.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -91,5 +91,39 @@ describe('validation.gates config', () => {
     assert.match(m['validation.gates.5.tools']!, /only tool and toolResult/);
     assert.match(m['validation.gates.5.rules.0']!, /at least one predicate/);
     assert.match(m['validation.gates.6.id']!, /duplicate gate id a/);
+  });
+
+  it('refuses a fallback naming an unknown agent, or a loop of fallbacks; breakers settings are checked', async () => {
+    const file = join(dir, 'fallbacks.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        agents: {
+          a: { kind: 'function', module: './agent.ts', fallback: 'b' },
+          b: { kind: 'function', module: './agent.ts', fallback: 'a' },
+          c: { kind: 'function', module: './agent.ts', fallback: 'ghost' },
+        },
+        validation: { breakers: { failures: 0, errorRate: 2 } },
+      }),
+    );
+    let issues: Array<{ path: string; message: string }> = [];
+    try {
+      await loadConfig(file);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      issues = err.issues;
+    }
+    const paths = issues.map((i) => i.path).sort();
+    assert.deepEqual(paths, ['validation.breakers.errorRate', 'validation.breakers.failures'], 'the schema refuses first');
+    writeFileSync(file, JSON.stringify({ agents: JSON.parse(readFileSync(file, 'utf8')).agents, validation: { breakers: { failures: 3 } } }));
+    try {
+      await loadConfig(file);
+      assert.fail('expected a ConfigError');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      const m = Object.fromEntries(err.issues.map((i) => [i.path, i.message]));
+      assert.match(m['agents.a.fallback']!, /loop \(a → b → a\)/);
+      assert.match(m['agents.c.fallback']!, /unknown agent "ghost"/);
+    }
   });
 });

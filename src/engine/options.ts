@@ -29,6 +29,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
+  fallback: string | null;
 }
 
 /** A tool in the catalog. */

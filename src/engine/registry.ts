@@ -18,6 +18,7 @@ export interface AgentInit {
   grants?: Partial<Grants>;
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
+  fallback?: string | null;
 }
 
 export interface ToolInit {
@@ -62,6 +63,7 @@ export function createRegistry(parts: {
       grants: g,
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
+      fallback: a.fallback ?? null,
     });
   }
   const tools = new Map<string, ToolSpec>();

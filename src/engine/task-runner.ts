@@ -111,7 +111,13 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         const admitted = env.breakers ? await env.breakers.admit(agentKey) : null;
         if (admitted && !admitted.ok) {
           audit.push({ ...base, kind: 'breaker.rejected', data: { breaker: agentKey, code: 'CIRCUIT_OPEN', retryAt: admitted.retryAt, turn: n } });
-          const reason = new CircuitOpenError(agentKey, admitted.retryAt).message;
+          const open = new CircuitOpenError(agentKey, admitted.retryAt);
+          const fallback = spec.fallback ? registry.agents.get(spec.fallback) : undefined;
+          if (fallback) {
+            await commitHandOver(env, claimed, fallback, open.toInfo(), 'breaker-open', audit);
+            return;
+          }
+          const reason = open.message;
           await commitPause(env, claimed, { effect: 'defer', until: admitted.retryAt, ruleId: `breaker:${agentKey}`, reason, audit }, audit, []);
           return;
         }
@@ -535,6 +541,21 @@ async function commitPause(env: RunnerEnv, claimed: ClaimedTask, pause: Pause, a
   }
 }
 
+/** The agent's fallback takes the task over (audited as task.handed-over with the commit). */
+async function commitHandOver(env: RunnerEnv, claimed: ClaimedTask, fallback: AgentSpec, error: ErrorInfo, why: 'attempts-spent' | 'breaker-open', audit: AuditEntry[]): Promise<void> {
+  env.release?.();
+  try {
+    await env.store.commitTurn({
+      lease: claimed.lease,
+      now: env.clock.now(),
+      outcome: { kind: 'hand-over', agent: fallback.name, maxAttempts: fallback.retry.maxAttempts, error, why },
+      audit,
+    });
+  } catch (e) {
+    if (!(e instanceof LeaseLostError)) throw e;
+  }
+}
+
 /** Records a failed attempt: retry with backoff if retryable and attempts remain; else dead-letter or escalate. */
 async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: number, err: unknown, audit: AuditEntry[] = [], settle: Settlement[] = []): Promise<void> {
   const { store, registry, clock, log } = env;
@@ -545,7 +566,9 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
   const failed = attempt + 1;
   const now = clock.now();
   let outcome: TurnOutcome;
+  const fallback = spec?.fallback ? registry.agents.get(spec.fallback) : undefined;
   if (info.retryable && failed < policy.maxAttempts) outcome = { kind: 'retry', error: info, runAt: now + backoffMs(policy, failed) };
+  else if (fallback) outcome = { kind: 'hand-over', agent: fallback.name, maxAttempts: fallback.retry.maxAttempts, error: info, why: 'attempts-spent' };
   else if (spec?.onExhausted === 'escalate') {
     outcome = {
       kind: 'escalate',

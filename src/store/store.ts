@@ -110,7 +110,9 @@ export type TurnOutcome =
   | { kind: 'dead'; error: ErrorInfo }
   | { kind: 'defer'; until: number; ruleId: string; reason: string }
   | { kind: 'await-approval'; approval: NewApproval }
-  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval };
+  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval }
+  /** Its fallback agent takes the task over, with fresh attempts (its own attempts are spent, or its breaker is open). */
+  | { kind: 'hand-over'; agent: string; maxAttempts: number; error: ErrorInfo; why: 'attempts-spent' | 'breaker-open' };
 
 // ── intake and sessions ───────────────────────────────────────────────────────
 

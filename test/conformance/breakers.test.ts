@@ -98,4 +98,39 @@ describe('circuit breakers', () => {
     assert.equal(task!.attempt, 0, 'no attempt used');
     assert.ok(task!.state === 'waiting' || task!.state === 'queued' || task!.state === 'retry-scheduled', task!.state);
   });
+
+  it('fallback: a task whose attempts are spent is handed over to the fallback agent, with fresh attempts, audited', async (t) => {
+    let primaryCalls = 0;
+    const primary: AgentFunction = () => {
+      primaryCalls++;
+      throw new Error('primary is down');
+    };
+    const reg = registry({ primary: { fn: primary, retry: { maxAttempts: 2 }, fallback: 'backup' } as AgentDef, backup: (t) => ({ output: { by: 'backup', input: t.task.input } }) });
+    const { store } = await harness(t, reg);
+    const run = await finished(store, (await submit(store, reg, 'primary', { q: 1 })).id);
+    assert.equal(run.state, 'succeeded');
+    assert.deepEqual(run.output, { by: 'backup', input: { q: 1 } });
+    assert.equal(primaryCalls, 2, 'both attempts were spent first');
+    const handed = (await auditOf(store, run.id)).find((e) => e.kind === 'task.handed-over');
+    assert.deepEqual({ ...(handed!.data as object), error: undefined }, { from: 'primary', to: 'backup', why: 'attempts-spent', error: undefined });
+    const [task] = await store.tasks.list({ runId: run.id, limit: 1 });
+    assert.equal(task!.agent, 'backup');
+  });
+
+  it('fallback: work for an agent whose breaker is open goes to its fallback at once', async (t) => {
+    const { store, cleanup } = await tempStore();
+    let primaryCalls = 0;
+    const reg = withBreakers(registry({ primary: { fn: () => (primaryCalls++, { output: 'primary' }), fallback: 'backup' } as AgentDef, backup: () => ({ output: 'backup' }) }), { failures: 1, cooldownMs: 60_000 });
+    await new BreakerBoard(store.breakers, reg.breakers!, systemClock, 'wrk_a').record('agent:primary', false, 'AGENT_FAILED');
+    const worker = await startWorker(store, reg);
+    t.after(async () => {
+      await worker.stop();
+      await cleanup();
+    });
+    const run = await finished(store, (await submit(store, reg, 'primary')).id);
+    assert.equal(run.output, 'backup');
+    assert.equal(primaryCalls, 0);
+    const handed = (await auditOf(store, run.id)).find((e) => e.kind === 'task.handed-over');
+    assert.equal((handed!.data as { why: string }).why, 'breaker-open');
+  });
 });

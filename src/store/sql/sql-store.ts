@@ -50,6 +50,7 @@ import {
   escalateTask,
   fence,
   finishTask,
+  handOverTask,
   propagateFinish,
   scheduleRetry,
   sqlTaskStore,
@@ -238,6 +239,11 @@ export class SqlStore implements Store {
           await escalateTask(tx, task.id, turns, outcome.error, now);
           await insertAudit(tx, now, audit.splice(0));
           await insertApproval(tx, outcome.approval, now, lease.owner);
+          break;
+        case 'hand-over':
+          await handOverTask(tx, task.id, outcome.agent, outcome.maxAttempts, turns, outcome.error, now);
+          audit.push({ ...base, kind: 'task.handed-over', data: { from: task.agent, to: outcome.agent, why: outcome.why, error: outcome.error as unknown as Json } });
+          woke = true;
           break;
         case 'dead':
           await countFailedAttempt(tx, task.id, turns);
