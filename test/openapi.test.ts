@@ -378,7 +378,7 @@ describe('the OpenAPI document', () => {
     await c.call('cancelRun', '/v1/runs/run_nope/cancel', { token: 'operator', expect: 404 });
 
     // ── validation: gate verdicts as records ──
-    const gatedRun = sub.body.run.id as string;
+    const gatedRun = sub.body.run.id;
     await g.store.audit.append(
       [{ kind: 'gate.verdict', runId: gatedRun, taskId: null, agent: 'echo', data: { key: 'k', crossing: 'output', name: 'echo', gate: 'brief', mode: 'shadow', verdict: 'fail', outcome: 'block', reasons: ['too long'], inputDigest: 'd', configVersion: 'v' } }],
       Date.now(),

@@ -115,7 +115,7 @@ describe('validation.gates config', () => {
     }
     const paths = issues.map((i) => i.path).sort();
     assert.deepEqual(paths, ['validation.breakers.errorRate', 'validation.breakers.failures'], 'the schema refuses first');
-    writeFileSync(file, JSON.stringify({ agents: JSON.parse(readFileSync(file, 'utf8')).agents, validation: { breakers: { failures: 3 } } }));
+    writeFileSync(file, JSON.stringify({ agents: (JSON.parse(readFileSync(file, 'utf8')) as { agents: unknown }).agents, validation: { breakers: { failures: 3 } } }));
     try {
       await loadConfig(file);
       assert.fail('expected a ConfigError');

@@ -428,9 +428,9 @@ async function runTool(
 }
 
 /** An action with a gate's replacement: a tool's input, or a message's text (from the fixed payload's `text`). */
-function fixAction<A extends ToolAction | DeliverAction>(action: A, value: Json): A {
+function fixAction(action: ToolAction | DeliverAction, value: Json): ToolAction | DeliverAction {
   if (action.type === 'tool') return { ...action, input: value };
-  const text = isObject(value) && typeof value.text === 'string' ? value.text : typeof value === 'string' ? value : (action as DeliverAction).text;
+  const text = isObject(value) && typeof value.text === 'string' ? value.text : typeof value === 'string' ? value : action.text;
   return { ...action, text };
 }
 

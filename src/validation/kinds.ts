@@ -98,7 +98,7 @@ export function agentGate(scope: GateScope, validator: string, agentOf: (name: s
 
 /** The validator contract: `{output: {verdict, reasons?, fix?}}`. */
 export function validatorVerdict(validator: string, raw: unknown): GateVerdict {
-  const out = raw && typeof raw === 'object' && 'output' in raw ? (raw as { output: unknown }).output : undefined;
+  const out = raw && typeof raw === 'object' && 'output' in raw ? (raw).output : undefined;
   if (!out || typeof out !== 'object' || Array.isArray(out)) throw new Error(`validator ${validator} answered no output {verdict, reasons, fix?}`);
   const o = out as { verdict?: unknown; reasons?: unknown; fix?: unknown };
   const reasons = Array.isArray(o.reasons) ? o.reasons.map(String) : typeof o.reasons === 'string' ? [o.reasons] : [];

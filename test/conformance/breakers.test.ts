@@ -9,7 +9,7 @@ import { ManualClock, systemClock } from '../../src/core/clock.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { openStore } from '../../src/runtime/open-store.ts';
 import { BreakerBoard, DEFAULT_BREAKERS, type BreakerSettings } from '../../src/validation/breakers.ts';
-import { auditOf, finished, harness, registry, startWorker, submit, tempStore, until, type AgentDef } from '../helpers.ts';
+import { auditOf, finished, harness, registry, startWorker, submit, tempStore, until } from '../helpers.ts';
 
 const withBreakers = (reg: Registry, s: Partial<BreakerSettings>): Registry => ({ ...reg, breakers: { ...DEFAULT_BREAKERS, refreshMs: 10, ...s } });
 
@@ -21,7 +21,7 @@ describe('circuit breakers', () => {
       if (calls <= 2) throw new Error(`down ${calls}`);
       return { output: 'up' };
     };
-    const reg = withBreakers(registry({ flaky: { fn: flaky, retry: { maxAttempts: 3 } } as AgentDef }), { failures: 2, cooldownMs: 1_500 });
+    const reg = withBreakers(registry({ flaky: { fn: flaky, retry: { maxAttempts: 3 } } }), { failures: 2, cooldownMs: 1_500 });
     const { store } = await harness(t, reg);
     const run = await finished(store, (await submit(store, reg, 'flaky')).id);
     assert.equal(run.state, 'succeeded', 'the third attempt ran once the breaker let the probe through');
@@ -105,7 +105,7 @@ describe('circuit breakers', () => {
       primaryCalls++;
       throw new Error('primary is down');
     };
-    const reg = registry({ primary: { fn: primary, retry: { maxAttempts: 2 }, fallback: 'backup' } as AgentDef, backup: (t) => ({ output: { by: 'backup', input: t.task.input } }) });
+    const reg = registry({ primary: { fn: primary, retry: { maxAttempts: 2 }, fallback: 'backup' }, backup: (t) => ({ output: { by: 'backup', input: t.task.input } }) });
     const { store } = await harness(t, reg);
     const run = await finished(store, (await submit(store, reg, 'primary', { q: 1 })).id);
     assert.equal(run.state, 'succeeded');
@@ -120,7 +120,7 @@ describe('circuit breakers', () => {
   it('fallback: work for an agent whose breaker is open goes to its fallback at once', async (t) => {
     const { store, cleanup } = await tempStore();
     let primaryCalls = 0;
-    const reg = withBreakers(registry({ primary: { fn: () => (primaryCalls++, { output: 'primary' }), fallback: 'backup' } as AgentDef, backup: () => ({ output: 'backup' }) }), { failures: 1, cooldownMs: 60_000 });
+    const reg = withBreakers(registry({ primary: { fn: () => (primaryCalls++, { output: 'primary' }), fallback: 'backup' }, backup: () => ({ output: 'backup' }) }), { failures: 1, cooldownMs: 60_000 });
     await new BreakerBoard(store.breakers, reg.breakers!, systemClock, 'wrk_a').record('agent:primary', false, 'AGENT_FAILED');
     const worker = await startWorker(store, reg);
     t.after(async () => {

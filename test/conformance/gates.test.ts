@@ -9,12 +9,12 @@ import type { FieldIssue } from '../../src/core/issues.ts';
 import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
 import { ContractRegistry } from '../../src/contracts/registry.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { compileGates, validationSchema, type ValidationConfig } from '../../src/validation/config.ts';
-import { auditOf, finished, harness, registry, submit, until, type AgentDef } from '../helpers.ts';
+import { compileGates, validationSchema } from '../../src/validation/config.ts';
+import { auditOf, finished, harness, registry, submit, until } from '../helpers.ts';
 
 /** A registry with gates compiled from `validation` config, as the config loader does. */
 function withGates(reg: Registry, validation: unknown): Registry {
-  const cfg = validationSchema.parse(validation) as ValidationConfig;
+  const cfg = validationSchema.parse(validation);
   const issues: FieldIssue[] = [];
   const compiled = compileGates(cfg, { agents: [...reg.agents.keys()], tools: [...reg.tools.keys()], contracts: reg.contracts, agentOf: (n) => reg.agents.get(n)?.agent }, issues);
   assert.deepEqual(issues, []);
@@ -155,7 +155,7 @@ describe('gates at every crossing', () => {
       seen.push(t.task.lastError?.code ?? null);
       return { output: { answer: 'way too long an answer' } };
     };
-    const reg = withGates(registry({ writer: { fn: writer, retry: { maxAttempts: 5 } } as AgentDef }), {
+    const reg = withGates(registry({ writer: { fn: writer, retry: { maxAttempts: 5 } } }), {
       gates: [{ id: 'brief', on: 'output', ...answerIs({ maxLength: 5 }), onFail: 'reask', maxReasks: 2 }],
     });
     const { store } = await harness(t, reg);

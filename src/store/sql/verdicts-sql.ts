@@ -38,13 +38,13 @@ function toRecord(r: VerdictRow): GateVerdictRecord {
     mode: r.mode as GateMode,
     verdict: r.verdict as GateCheckVerdict,
     outcome: r.outcome as GateOutcome,
-    reasons: (parseJson(r.reasons) as string[] | null) ?? [],
+    reasons: parseJson<string[]>(r.reasons) ?? [],
     inputDigest: r.input_digest,
     configVersion: r.config_version,
   };
 }
 
-const str = (d: Record<string, Json>, k: string): string => (typeof d[k] === 'string' ? (d[k] as string) : '');
+const str = (d: Record<string, Json>, k: string): string => (typeof d[k] === 'string' ? (d[k]) : '');
 
 /** Writes a gate_verdicts row for each `gate.verdict` entry; called by insertAudit, in its transaction. */
 export async function insertVerdicts(tx: SqlExecutor, now: number, entries: readonly AuditEntry[]): Promise<void> {
