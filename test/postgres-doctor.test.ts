@@ -44,6 +44,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['approvals', 'ok'],
       ['outbox', 'ok'],
       ['breakers', 'ok'],
+      ['stuck work', 'ok'],
     ],
   );
   assert.equal(healthy.report.capabilities?.skipLockedClaims, TEST_DB === 'postgres');
