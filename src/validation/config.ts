@@ -12,6 +12,8 @@ import { compileRule, ruleSchema } from './rules.ts';
 
 /** Crossings with a gates stage (core/crossing.ts). */
 export const GATE_CROSSINGS = CROSSING_KINDS.filter((k) => hasStage(k, 'gates')) as [CrossingKind, ...CrossingKind[]];
+/** Crossings whose caller applies a fix (the replacement crosses instead). */
+const CAN_FIX: readonly CrossingKind[] = ['output', 'toolResult', 'handoffResult', 'tool', 'handoff', 'deliver'];
 /** Crossings whose caller can wait for a person (human gates, onFail `escalate`). */
 const CAN_WAIT: readonly CrossingKind[] = ['tool', 'handoff', 'deliver'];
 
@@ -110,6 +112,7 @@ export function compileGates(cfg: ValidationConfig | undefined, catalog: GateCat
     }
     if (g.kind === 'human' && g.onFail !== undefined && g.onFail !== 'escalate') issues.push({ path: `${path}.onFail`, message: 'a human gate always escalates' });
     if (onFail === 'fix' && g.kind !== 'agent') issues.push({ path: `${path}.onFail`, message: `only agent gates offer fixes (this one is a ${g.kind} gate)` });
+    else if (onFail === 'fix' && !CAN_FIX.includes(g.on)) issues.push({ path: `${path}.onFail`, message: `fixes are applied on ${CAN_FIX.join(', ')} crossings (this gate is on ${g.on})` });
     if (g.maxReasks !== undefined && onFail !== 'reask') issues.push({ path: `${path}.maxReasks`, message: 'only meaningful with onFail "reask"' });
     const settings: GateSettings = {
       onFail,
