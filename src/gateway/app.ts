@@ -20,6 +20,7 @@ import type { AgentDirectory } from './directory.ts';
 import { ApiError, errorHeaders, invalidRequest, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
 import { createMcpHttpHandler } from './mcp.ts';
+import { resourceMetadataUrl } from './routes-oauth.ts';
 import { createA2aHttpHandler } from './a2a.ts';
 import * as routes from './routes.ts';
 import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
@@ -100,6 +101,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function authenticate(c: Context<Env>, queryToken: boolean): Promise<Principal> {
     let secret = bearerToken(c.req.header('authorization'));
     if (secret === null && queryToken) secret = c.req.query('access_token') ?? null;
+    const unauthorized = (message: string) => unauthenticated(message, c.req.url);
     if (secret === '') throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
     if (secret === null) {
       if (settings.allowAnonymousLoopback && isLocalRequest(c.req.raw.headers)) return ANONYMOUS;
@@ -366,8 +368,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 }
 
-function unauthorized(message: string): ApiError {
-  return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': 'Bearer realm="spine"' });
+/** A 401 whose challenge points MCP clients at the protected resource metadata (RFC 9728). */
+function unauthenticated(message: string, requestUrl: string): ApiError {
+  return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': `Bearer realm="spine", resource_metadata="${resourceMetadataUrl(requestUrl)}"` });
 }
 
 function forbidden(p: Principal, needed: string[], what: string): ApiError {
