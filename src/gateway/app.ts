@@ -344,7 +344,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
   const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
   const a2aBase = (c: Context, agent: string) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(agent)}`;
-  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent))));
+  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent), c.req.header('a2a-version'))));
   app.openapi(bind(routes.a2aJsonRpc), async (c) => {
     const { agent } = c.req.valid('param');
     return untyped(await a2a.rpc(agent, a2aBase(c, agent), c.get('principal'), await readJson(c), c.req.raw));

@@ -1,5 +1,5 @@
-import { SendMessageRequest, TaskState, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
-import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { SendMessageRequest, TaskState, type AgentCard, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
+import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type AgentCardResolver, type Client } from '@a2a-js/sdk/client';
 import { AgentError } from '../../core/errors.ts';
 import type { Json, TurnInput } from '../../core/types.ts';
 import type { Agent, AgentContext } from '../../core/agent.ts';
@@ -14,6 +14,17 @@ export interface A2aAgentOptions {
   streaming?: boolean;
   /** How often an unfinished task is polled (default 500 ms). */
   pollMs?: number;
+}
+
+/** The A2A protocol versions Spine speaks, outbound and inbound: 1.0, and 0.3 through the SDK's compat layer. */
+export const A2A_VERSIONS = ['1.0', '0.3'] as const;
+
+/** Whether a declared protocol version (e.g. `0.3.0`, `1.0`) is one Spine speaks. */
+export function speaksVersion(version: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version.trim());
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major === 1 || (major === 0 && minor === 3);
 }
 
 const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED]);
@@ -50,22 +61,47 @@ export class A2aAgent implements Agent {
     return fetch(input, { ...init, headers });
   };
 
-  /** The client, made from the Agent Card on first use (and again after a failure). */
+  /**
+   * The client, made from the Agent Card on first use (and again after a failure). A
+   * card of A2A 0.3 (card-level `protocolVersion`) is translated and spoken to with the
+   * SDK's v0.3 compat transports; a card whose interfaces all declare another version is
+   * refused once, not retried: another attempt would meet the same card.
+   */
   private getClient(): Promise<Client> {
     if (!this.client) {
       const fetchImpl = this.fetchWithHeaders;
+      const legacyCompat = { enabled: true };
       const factory = new ClientFactory({
-        transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
-        cardResolver: new DefaultAgentCardResolver({ fetchImpl }),
+        transports: [new JsonRpcTransportFactory({ fetchImpl, legacyCompat }), new RestTransportFactory({ fetchImpl, legacyCompat })],
+        cardResolver: this.versionCheckedResolver(new DefaultAgentCardResolver({ fetchImpl, legacyCompat })),
       });
       const { url } = this.opts;
       const pending = /\.json$/i.test(new URL(url).pathname) ? factory.createFromUrl(url, '') : factory.createFromUrl(url.endsWith('/') ? url : `${url}/`);
       this.client = pending.catch((err: unknown) => {
         this.client = null;
+        if (err instanceof AgentError) throw err;
         throw new AgentError(this.opts.name, `cannot get the A2A Agent Card from ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       });
     }
     return this.client;
+  }
+
+  private versionCheckedResolver(inner: DefaultAgentCardResolver): AgentCardResolver {
+    const check = (card: AgentCard): AgentCard => {
+      const versions = card.supportedInterfaces.map((i) => i.protocolVersion || '0.3');
+      if (versions.length > 0 && !versions.some(speaksVersion)) {
+        throw new AgentError(
+          this.opts.name,
+          `the remote A2A agent at ${this.opts.url} speaks A2A ${[...new Set(versions)].join(', ')}; Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`,
+          { retryable: false, details: { versions: [...new Set(versions)], supported: [...A2A_VERSIONS] } },
+        );
+      }
+      return card;
+    };
+    return {
+      resolve: async (baseUrl, path) => check(await inner.resolve(baseUrl, path)),
+      normalizeAgentCard: (card) => check(inner.normalizeAgentCard(card)),
+    };
   }
 
   async turn(input: TurnInput, ctx: AgentContext): Promise<unknown> {
