@@ -7,7 +7,7 @@
 // a 1.0 request without the header is served as 1.0; an unknown version is refused,
 // naming the versions Spine speaks.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { A2aAgent } from '../src/agents/a2a/a2a-agent.ts';
@@ -30,7 +30,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 /** A remote agent that speaks A2A `protocolVersion` only, the way a 0.3 SDK does. */
 async function startLegacyAgent(t: TestContext, protocolVersion: string): Promise<LegacyServer> {
   const calls: LegacyServer['calls'] = [];
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => void answer(req, res));
+  const answer = async (req: IncomingMessage, res: ServerResponse) => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     if (req.method === 'GET' && req.url === '/.well-known/agent-card.json') {
       res.setHeader('content-type', 'application/json');
@@ -71,7 +72,7 @@ async function startLegacyAgent(t: TestContext, protocolVersion: string): Promis
         },
       }),
     );
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
@@ -91,13 +92,13 @@ describe('A2A versions: outbound', () => {
 
   it('a remote agent of a version Spine does not speak fails once, not retryable, naming the version', async (t) => {
     const ancient = await startLegacyAgent(t, '0.2.5');
-    const reg = registry({ ancient: { agent: new A2aAgent({ name: 'ancient', url: ancient.url, pollMs: 20 }), retry: { maxAttempts: 3, initialMs: 1, maxMs: 1, factor: 1, jitter: 0 } } });
+    const reg = registry({ ancient: { agent: new A2aAgent({ name: 'ancient', url: ancient.url, pollMs: 20 }), retry: { maxAttempts: 3, initialMs: 1, maxMs: 1, factor: 1, jitter: 'none' } } });
     const { store } = await harness(t, reg);
     const run = await submit(store, reg, 'ancient', 'hello');
     const done = await finished(store, run.id);
     assert.equal(done.state, 'failed');
     assert.equal(done.error?.retryable, false);
-    assert.match(done.error!.message, /speaks A2A 0\.2\.5; Spine speaks A2A 1\.0 and 0\.3/);
+    assert.match(done.error?.message ?? '', /speaks A2A 0\.2\.5; Spine speaks A2A 1\.0 and 0\.3/);
     const [task] = await store.tasks.list({ runId: run.id, limit: 10 });
     assert.equal(task!.attempt, 1, 'no attempt was burnt on retries');
     assert.deepEqual(ancient.calls, [], 'no message was sent');

@@ -16,7 +16,7 @@ import { formatSSEErrorEvent, formatSSEEvent, SSE_HEADERS } from '@a2a-js/sdk';
 import { duplicateInterfacesForLegacy, isLegacyJsonRpcMethod } from '@a2a-js/sdk/compat/v0_3';
 import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server';
 import { VersionNotSupportedError } from '@a2a-js/sdk/errors';
-import { A2A_VERSIONS, speaksVersion } from '../agents/a2a/a2a-agent.ts';
+import { A2A_VERSIONS, speaksA2aVersion } from '../core/a2a-version.ts';
 import type { Clock } from '../core/clock.ts';
 import { SpineError, toErrorInfo } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
@@ -286,7 +286,7 @@ export function createA2aHttpHandler(deps: A2aDeps): {
     card(agent, base, requestedVersion) {
       const info = lookup(agent);
       // As the A2A spec has it, no A2A-Version header means 0.3: such a client gets the 0.3 card (with the 1.0 interfaces embedded).
-      const legacy = requestedVersion === undefined || (speaksVersion(requestedVersion) && requestedVersion.trim().startsWith('0.'));
+      const legacy = requestedVersion === undefined || (speaksA2aVersion(requestedVersion) && requestedVersion.trim().startsWith('0.'));
       const body = legacy ? legacyAgentCardJson(info, base) : AgentCard.toJSON(agentCardFor(info, base));
       return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache', vary: 'A2A-Version' } });
     },
@@ -307,15 +307,15 @@ export function createA2aHttpHandler(deps: A2aDeps): {
         requestedVersion: requested ?? (legacy ? '0.3' : PROTOCOL_VERSION),
       });
       try {
-        if (requested !== undefined && !speaksVersion(requested)) {
+        if (requested !== undefined && !speaksA2aVersion(requested)) {
           throw new VersionNotSupportedError(`A2A version '${requested}' (the A2A-Version header) is not supported: Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`);
         }
         if (!legacy) validateVersion(context.requestedVersion, agentCardFor(info, base), 'JSONRPC');
       } catch (err) {
         return Response.json({ jsonrpc: '2.0', id, error: legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError(err) : JsonRpcTransportHandler.mapToJSONRPCError(err) });
       }
-      if (legacy) return respond(await new LegacyJsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError);
-      return respond(await new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, JsonRpcTransportHandler.mapToJSONRPCError);
+      if (legacy) return respond(await new LegacyJsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, (err) => LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError(err));
+      return respond(await new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, (err) => JsonRpcTransportHandler.mapToJSONRPCError(err));
     },
   };
 }
@@ -332,7 +332,7 @@ function respond(out: object, id: string | number | null, mapError: (err: unknow
           if (next.done) controller.close();
           else controller.enqueue(encoder.encode(formatSSEEvent(next.value)));
         } catch (err) {
-          controller.enqueue(encoder.encode(formatSSEErrorEvent({ jsonrpc: '2.0', id, error: mapError(err) } as Parameters<typeof formatSSEErrorEvent>[0])));
+          controller.enqueue(encoder.encode(formatSSEErrorEvent({ jsonrpc: '2.0', id, error: mapError(err) })));
           controller.close();
         }
       },

@@ -1,5 +1,6 @@
 import { SendMessageRequest, TaskState, type AgentCard, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
 import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type AgentCardResolver, type Client } from '@a2a-js/sdk/client';
+import { A2A_VERSIONS, speaksA2aVersion } from '../../core/a2a-version.ts';
 import { AgentError } from '../../core/errors.ts';
 import type { Json, TurnInput } from '../../core/types.ts';
 import type { Agent, AgentContext } from '../../core/agent.ts';
@@ -14,17 +15,6 @@ export interface A2aAgentOptions {
   streaming?: boolean;
   /** How often an unfinished task is polled (default 500 ms). */
   pollMs?: number;
-}
-
-/** The A2A protocol versions Spine speaks, outbound and inbound: 1.0, and 0.3 through the SDK's compat layer. */
-export const A2A_VERSIONS = ['1.0', '0.3'] as const;
-
-/** Whether a declared protocol version (e.g. `0.3.0`, `1.0`) is one Spine speaks. */
-export function speaksVersion(version: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(version.trim());
-  if (!m) return false;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  return major === 1 || (major === 0 && minor === 3);
 }
 
 const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED]);
@@ -89,7 +79,7 @@ export class A2aAgent implements Agent {
   private versionCheckedResolver(inner: DefaultAgentCardResolver): AgentCardResolver {
     const check = (card: AgentCard): AgentCard => {
       const versions = card.supportedInterfaces.map((i) => i.protocolVersion || '0.3');
-      if (versions.length > 0 && !versions.some(speaksVersion)) {
+      if (versions.length > 0 && !versions.some(speaksA2aVersion)) {
         throw new AgentError(
           this.opts.name,
           `the remote A2A agent at ${this.opts.url} speaks A2A ${[...new Set(versions)].join(', ')}; Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`,
