@@ -181,7 +181,7 @@ export const channelWebhook = route({
     "Authenticated by the platform's signature over the raw body, not a bearer token. A valid request becomes an envelope, committed before the platform's expected acknowledgement is sent; handshakes (Slack url_verification, Discord PING) and events with nothing to do are answered without storing anything. A bad signature, stale timestamp, wrong secret or unknown account is a 401 and nothing is stored. The answers are the platform's own, not Spine's: Slack and Telegram get an empty 200, Slack's url_verification `{challenge}`, Discord `{type: 1}` (PONG) or `{type: 5}` (deferred), the generic webhook 202 `{accepted: true}` (docs/channels.md).",
   tags: ['intake'],
   'x-spine-permission': 'public',
-  errors: ['BAD_REQUEST', ...BODY, 'UNAUTHORIZED', 'UNKNOWN_CHANNEL', 'CONTRACT_VIOLATION', ...SYSTEM],
+  errors: ['BAD_REQUEST', ...BODY, 'UNAUTHORIZED', 'UNKNOWN_CHANNEL', 'CONTRACT_VIOLATION', 'SECRET_UNSET', ...SYSTEM],
   request: {
     params: z.object({
       channel: z.string().openapi({ description: 'the channel: webhook, slack, telegram, discord' }),

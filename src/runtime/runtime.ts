@@ -94,6 +94,10 @@ export class Runtime {
     // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
     const crossProcess = store.capabilities.crossProcessWakeups;
 
+    // `{env}` secrets are read when used; a process that serves channels says at once which are missing.
+    if (want.has('gateway') || want.has('outbox')) {
+      for (const u of config.channels.unset ?? []) log.warn(`${u.path}: ${u.message}; this channel fails (SECRET_UNSET) until it is set`);
+    }
     if (want.has('mcp-clients')) {
       // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
       this.builtIn.set('mcp-clients', { name: 'mcp-clients', start: async () => {}, stop: () => closeMcpClients() });
