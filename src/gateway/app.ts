@@ -21,6 +21,8 @@ import { ApiError, errorHeaders, invalidRequest, toApiError } from './errors.ts'
 import { EventHub } from './events.ts';
 import { createMcpHttpHandler } from './mcp.ts';
 import { resourceMetadataUrl } from './routes-oauth.ts';
+import { runUsage } from '../engine/usage.ts';
+import { totalUsage } from '../core/usage.ts';
 import { createA2aHttpHandler } from './a2a.ts';
 import * as routes from './routes.ts';
 import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
@@ -242,8 +244,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const { id } = c.req.valid('param');
     const run = await store.runs.get(id);
     if (!run) throw notFound('run', id);
-    const [tasks, envelope] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null]);
-    return c.json({ run, tasks, envelope }, 200);
+    const [tasks, envelope, usage] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null, runUsage(store, id)]);
+    return c.json({ run, tasks, envelope, usage }, 200);
   });
 
   app.openapi(bind(routes.cancelRun), async (c) => {
@@ -269,8 +271,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const { id } = c.req.valid('param');
     const task = await store.tasks.get(id);
     if (!task) throw notFound('task', id);
-    const [turns, effects] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id })]);
-    return c.json({ task, turns, effects }, 200);
+    const [turns, effects, used] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id }), store.tasks.usage({ taskId: id })]);
+    return c.json({ task, turns, effects, usage: { turns: used, total: totalUsage(used) } }, 200);
   });
 
   // ── approvals ───────────────────────────────────────────────────────────────

@@ -5,6 +5,8 @@ import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { duration, short, table, taskTree, when } from '../format.ts';
 import type { CommandResult } from '../command.ts';
+import { formatUsage } from '../../core/usage.ts';
+import { runUsage } from '../../engine/usage.ts';
 
 
 export async function runsCommand(argv: string[]): Promise<CommandResult> {
@@ -52,9 +54,10 @@ async function show(argv: string[]): Promise<CommandResult> {
     if (!run) throw new NotFoundError('run', id);
     const tasks = await store.tasks.list({ runId: id, limit: 10_000 });
     const effects = await store.tasks.effects({ runId: id });
+    const usage = await runUsage(store, id);
     if (values.json) {
       const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.tasks.turns(t.id)] as const)));
-      return { stdout: JSON.stringify({ run, tasks, turns, effects }, null, 2) };
+      return { stdout: JSON.stringify({ run, tasks, turns, effects, usage }, null, 2) };
     }
     const lines = [
       `run      ${run.id}`,
@@ -70,6 +73,20 @@ async function show(argv: string[]): Promise<CommandResult> {
       lines.push('', 'effects');
       lines.push(table(['KEY', 'TOOL', 'STATE', 'ATTEMPTS'], effects.map((e) => [e.key, e.tool, e.state, String(e.attempts)])));
     }
+    lines.push('', 'usage');
+    if (usage.turns.length) {
+      lines.push(
+        table(
+          ['TASK', 'AGENT', 'TURN', 'IN', 'OUT', 'COST'],
+          usage.turns.map((u) => [u.taskId, u.agent, String(u.turn), String(u.inputTokens), String(u.outputTokens), u.costUsd === null ? '-' : `$${u.costUsd.toFixed(6)}`]),
+        ),
+      );
+      lines.push(`total    ${usage.total.turns} turn${usage.total.turns === 1 ? '' : 's'}: ${formatUsage(usage.total)}`);
+    } else {
+      lines.push('no turn reported usage (only LLM agents and agents that answer `usage` do)');
+    }
+    const s = usage.spend;
+    lines.push(`spend    settled $${s.settledUsd.toFixed(6)} / ${s.settledTokens} tokens; reserved now $${s.reservedUsd.toFixed(6)} / ${s.reservedTokens} tokens (cost ceilings, docs/policy.md)`);
     return { stdout: lines.join('\n') };
   } finally {
     await store.close();

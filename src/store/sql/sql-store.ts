@@ -25,6 +25,7 @@ import type {
   WorkerStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
+import type { McpToolStore } from '../mcp-tools.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -54,6 +55,7 @@ import {
   waitForChildren,
 } from './tasks-sql.ts';
 import { sqlTokenStore } from './token-sql.ts';
+import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 
@@ -82,6 +84,7 @@ export class SqlStore implements Store {
   readonly grants: GrantStore;
   readonly audit: AuditStore;
   readonly tokens: TokenStore;
+  readonly mcpTools: McpToolStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
   /** The database adapter (for tools and tests that look below the port). */
@@ -102,6 +105,7 @@ export class SqlStore implements Store {
     this.grants = sqlGrantStore(backend);
     this.audit = sqlAuditStore(backend);
     this.tokens = sqlTokenStore(backend);
+    this.mcpTools = sqlMcpToolStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
   }
