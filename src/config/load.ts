@@ -39,6 +39,8 @@ export interface CompiledConfig {
   worker: WorkerOptions;
   durability: Durability;
   raw: SpineConfigFile;
+  /** Compiled with `connect`: each MCP server's tools now in the registry, by server (the catalog the runtime stores). */
+  mcpTools?: Record<string, string[]>;
 }
 
 /** Agents and tools supplied from TypeScript rather than the config file. */
@@ -193,10 +195,16 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     };
   }
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
+  const mcpTools: Record<string, string[]> = {};
   if (opts.connect && raw.mcp) {
+    for (const server of Object.keys(raw.mcp.servers ?? {})) mcpTools[server] = [];
     for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues }))) {
       if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
-      else tools[name] = tool;
+      else {
+        tools[name] = tool;
+        // Catalog names are `<server>.<tool>`, and server names have no dot.
+        mcpTools[name.slice(0, name.indexOf('.'))]?.push(name);
+      }
     }
   }
 
@@ -223,6 +231,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     worker,
     durability: raw.store?.durability ?? 'strict',
     raw,
+    ...(opts.connect && raw.mcp ? { mcpTools } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { closeMcpClients, loadConfig } from './config.ts';
+import { refreshMcpCatalog } from './mcp-catalog.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
@@ -100,7 +101,13 @@ export class Runtime {
     }
     if (want.has('mcp-clients')) {
       // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
-      this.builtIn.set('mcp-clients', { name: 'mcp-clients', start: async () => {}, stop: () => closeMcpClients() });
+      // The tools each server listed go to the store's catalog, for the commands that do not connect.
+      this.builtIn.set('mcp-clients', {
+        name: 'mcp-clients',
+        start: () => refreshMcpCatalog(store, this.config, clock.now()),
+        stop: () => closeMcpClients(),
+        reconfigure: (next) => refreshMcpCatalog(store, next, clock.now()),
+      });
     }
     if (want.has('gateway')) {
       const overrides = opts.gateway ?? {};
