@@ -26,13 +26,15 @@ export async function runsCommand(argv: string[]): Promise<CommandResult> {
 }
 
 async function list(argv: string[]): Promise<CommandResult> {
-  const { values } = parse(argv, { state: { type: 'string' }, agent: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' } }, 0);
+  const { values } = parse(argv, { state: { type: 'string' }, agent: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } }, 0);
   const state = oneOf('state', values.state, RUN_STATES);
   const limit = intOption('limit', values.limit) ?? 20;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
     const runs = await store.runs.list({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
     if (values.json) return { stdout: JSON.stringify({ runs, next: runs.length === limit ? runs.at(-1)!.id : null }, null, 2) };
+    // -q: the ids alone, one a line, for scripts (`spine runs retry $(spine runs list --state failed --limit 1 -q)`).
+    if (values.quiet) return { stdout: runs.map((r) => r.id).join('\n') };
     if (runs.length === 0) return { stdout: 'no runs' };
     const out = table(
       ['RUN', 'AGENT', 'STATE', 'CREATED', 'TOOK', 'RESULT'],
