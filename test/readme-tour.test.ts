@@ -125,8 +125,8 @@ it('the README tour runs as written against npm start', { timeout: 15 * 60_000 }
     const previous = servers.at(-1);
     if (previous) await exited(previous);
     const child = spawn('npm', ['start', '--', '--port', String(port)], { cwd: dir, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (serverLog += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (serverLog += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (serverLog += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (serverLog += d.toString()));
     servers.push(child);
     let lastStatus = '';
     await awaitValue(
@@ -185,7 +185,7 @@ it('the README tour runs as written against npm start', { timeout: 15 * 60_000 }
       const child = spawn('bash', ['-c', ready], { cwd: dir, env: { ...env, ...vars }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       streams.push(child);
       let got = '';
-      child.stdout!.on('data', (d: Buffer) => (got += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (got += d.toString()));
       await awaitValue(`${step.command}: a first event`, async () => (/^data: /m.test(got) ? true : undefined), () => got);
       process.kill(-child.pid!, 'SIGTERM');
       await exited(child);
