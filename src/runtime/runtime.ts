@@ -99,6 +99,7 @@ export class Runtime {
     if (want.has('gateway') || want.has('outbox')) {
       for (const u of config.channels.unset ?? []) log.warn(`${u.path}: ${u.message}; this channel fails (SECRET_UNSET) until it is set`);
     }
+    for (const w of config.warnings ?? []) log.warn(`${w.path}: ${w.message}`);
     if (want.has('mcp-clients')) {
       // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
       // The tools each server listed go to the store's catalog, for the commands that do not connect.
@@ -224,6 +225,7 @@ export class Runtime {
   /** Swaps in a reloaded config everywhere: intake, channels, the agent directory, then each service. */
   async reload(next: CompiledConfig): Promise<void> {
     this.config = next;
+    for (const w of next.warnings ?? []) this.log.warn(`${w.path}: ${w.message}`);
     this.intake.reconfigure(next.registry, next.routing);
     this.channels = createChannels(next.channels);
     this.directory = directoryFromConfig(next);
