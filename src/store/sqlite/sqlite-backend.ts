@@ -259,8 +259,13 @@ export class SqliteBackend implements SqlBackend {
 }
 
 function configure(db: DatabaseSync, durability: Durability): void {
+  // busy_timeout first: switching to WAL takes a lock, and another process's write
+  // must make this one wait, not fail. temp_store = MEMORY keeps each unit's
+  // savepoint (statement) journal off disk: it was ~64 writes and a third of the CPU
+  // per task in the kernel (bench W2: 181 → 140 µs CPU per task).
+  db.exec('PRAGMA busy_timeout = 5000');
   db.exec(`PRAGMA journal_mode = WAL;
     PRAGMA synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'};
-    PRAGMA busy_timeout = 5000;
-    PRAGMA foreign_keys = ON;`);
+    PRAGMA foreign_keys = ON;
+    PRAGMA temp_store = MEMORY;`);
 }
