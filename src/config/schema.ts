@@ -92,6 +92,7 @@ export const configSchema = z.strictObject({
       heartbeatMs: positiveInt.optional(),
       pollMs: positiveInt.optional(),
       drainMs: z.number().int().nonnegative().optional(),
+      livenessMs: z.number().int().nonnegative().optional(),
     })
     .optional(),
   store: z

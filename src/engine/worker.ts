@@ -60,6 +60,7 @@ export class Worker {
   private registered = false;
   private readonly loop: PollLoop;
   private readonly heartbeats: PollLoop;
+  private readonly liveness: PollLoop;
   private unsubscribe: (() => void) | null = null;
   private lastReap = Number.NEGATIVE_INFINITY;
   /** Session history bound for claimed turns; follows config reloads. */
@@ -82,6 +83,7 @@ export class Worker {
     const common = { clock: this.clock, log: this.log };
     this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
     this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
+    this.liveness = new PollLoop({ ...common, name: 'worker liveness', pass: () => this.sweepLost() });
   }
 
   get running(): number {
@@ -104,6 +106,7 @@ export class Worker {
     await this.register();
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
     this.heartbeats.start(this.opts.heartbeatMs);
+    if (this.opts.livenessMs > 0) this.liveness.start();
     this.loop.start();
   }
 
@@ -119,6 +122,7 @@ export class Worker {
     await this.register();
     const now = this.clock.now();
     this.lastReap = now;
+    await this.store.workers.sweepLost(this.id, now);
     const report: RunOnceReport = {
       reclaimed: await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims),
       released: await this.store.limits.releaseExpired(now),
@@ -146,6 +150,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    await this.liveness.stop();
     await this.loop.stop();
     const drained = new AbortController();
     const all = Promise.all([...this.inflight.values()].map((f) => f.done)).then(() => drained.abort());
@@ -255,6 +260,21 @@ export class Worker {
         this.wake();
       });
     this.inflight.set(id, { lease: claimed.lease, stop, done, released: false });
+  }
+
+  /**
+   * Takes back the tasks of workers that died without stopping. The longest-running
+   * live worker looks every livenessMs; the others five times less often, so that
+   * idle workers stay nearly silent and a dead sweeper is replaced within seconds.
+   */
+  private async sweepLost(): Promise<number> {
+    const now = this.clock.now();
+    const { lost, live } = await this.store.workers.sweepLost(this.id, now);
+    if (lost.length > 0) {
+      this.log.warn('workers died without stopping; taking their tasks back', { workers: lost });
+      if ((await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims)) > 0) this.wake();
+    }
+    return live[0] === this.id ? this.opts.livenessMs : this.opts.livenessMs * 5;
   }
 
   /** Extends the leases of running turns; returns the sleep until the next one (a fixed rate: a slow round trip does not push it back). */

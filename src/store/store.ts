@@ -365,8 +365,16 @@ export interface TaskStore {
 }
 
 export interface WorkerStore {
+  /** Records the worker and starts witnessing its life (see `sweepLost`). */
   register(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
   stop(id: string, now: number): Promise<void>;
+  /**
+   * Finds workers that died without stopping — their process is gone (same host) or
+   * their PostgreSQL session ended — marks them stopped, audits `worker.lost`, and ends
+   * their leases now so `tasks.reclaimExpired` takes their tasks at once, still fenced
+   * by lease number. `live` lists the workers still running, oldest first.
+   */
+  sweepLost(selfId: string, now: number): Promise<{ lost: string[]; live: string[] }>;
   list(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
 }
 

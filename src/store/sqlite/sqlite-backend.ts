@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreUnavailableError } from '../../core/errors.ts';
-import type { SqlBackend } from '../sql/backend.ts';
+import type { SqlBackend, WorkerIdentity, WorkerLiveness } from '../sql/backend.ts';
 import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
@@ -124,6 +125,7 @@ export class SqliteBackend implements SqlBackend {
   readonly sql = SQLITE_SQL;
   readonly migrations: readonly Migration[];
   readonly read: SqlExecutor;
+  readonly liveness: WorkerLiveness = processLiveness;
   private readonly writer: DatabaseSync;
   private readonly reader: DatabaseSync;
   private readonly tx: SqliteExecutor;
@@ -255,6 +257,31 @@ export class SqliteBackend implements SqlBackend {
     this.closed = true;
     if (this.reader !== this.writer) this.reader.close();
     this.writer.close();
+  }
+}
+
+/**
+ * SQLite's workers share its host: a worker whose process is gone is dead. A
+ * process id the OS has given to someone else since reads as alive, and that
+ * worker's tasks wait out their lease.
+ */
+const processLiveness: WorkerLiveness = {
+  async hold() {},
+  async release() {},
+  async dead(workers: readonly WorkerIdentity[]): Promise<string[]> {
+    const here = hostname();
+    return workers.filter((w) => w.host === here && w.pid !== process.pid && !processExists(w.pid)).map((w) => w.id);
+  },
+};
+
+function processExists(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as { code?: string }).code !== 'ESRCH';
   }
 }
 
