@@ -62,7 +62,7 @@ export interface WorkerOptions {
   /**
    * How often the longest-running worker looks for workers that died without
    * stopping, to take their tasks back at once rather than after their lease (others
-   * look 5× less often, in case it dies too); 0 turns it off.
+   * look half as often, in case it dies too); 0 turns it off.
    */
   livenessMs: number;
 }

@@ -61,6 +61,8 @@ export class Worker {
   private readonly loop: PollLoop;
   private readonly heartbeats: PollLoop;
   private readonly liveness: PollLoop;
+  /** The peer this worker watches for its death (see sweepLost). */
+  private watching: { peer: string; stop: AbortController } | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastReap = Number.NEGATIVE_INFINITY;
   /** Session history bound for claimed turns; follows config reloads. */
@@ -150,6 +152,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.watching?.stop.abort();
     await this.liveness.stop();
     await this.loop.stop();
     const drained = new AbortController();
@@ -263,9 +266,11 @@ export class Worker {
   }
 
   /**
-   * Takes back the tasks of workers that died without stopping. The longest-running
-   * live worker looks every livenessMs; the others five times less often, so that
-   * idle workers stay nearly silent and a dead sweeper is replaced within seconds.
+   * Takes back the tasks of workers that died without stopping. Where the database
+   * can tell of a death unasked (PostgreSQL), each worker watches the one started just
+   * before it — a ring, so every worker has a watcher — and sweeps the moment it dies;
+   * the sweep also runs every 5 × livenessMs, for a watch that broke or a ring that
+   * changed. Elsewhere (SQLite: local reads) every worker sweeps every livenessMs.
    */
   private async sweepLost(): Promise<number> {
     const now = this.clock.now();
@@ -274,7 +279,25 @@ export class Worker {
       this.log.warn('workers died without stopping; taking their tasks back', { workers: lost });
       if ((await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims)) > 0) this.wake();
     }
-    return live[0] === this.id ? this.opts.livenessMs : this.opts.livenessMs * 5;
+    const watch = this.store.workers.watchPeer;
+    if (!watch) return this.opts.livenessMs;
+    this.watchPredecessor(watch, live);
+    return this.opts.livenessMs * 5;
+  }
+
+  private watchPredecessor(watch: (peerId: string, signal: AbortSignal) => Promise<boolean>, live: readonly string[]): void {
+    const me = live.indexOf(this.id);
+    const peer = me < 0 || live.length < 2 || this.stopping ? null : live[(me - 1 + live.length) % live.length]!;
+    if (this.watching?.peer === peer) return;
+    this.watching?.stop.abort();
+    this.watching = null;
+    if (peer === null) return;
+    const watching = { peer, stop: new AbortController() };
+    this.watching = watching;
+    void watch(peer, watching.stop.signal).then((died) => {
+      if (this.watching === watching) this.watching = null;
+      if (died) this.liveness.wake();
+    });
   }
 
   /** Extends the leases of running turns; returns the sleep until the next one (a fixed rate: a slow round trip does not push it back). */

@@ -375,6 +375,12 @@ export interface WorkerStore {
    * by lease number. `live` lists the workers still running, oldest first.
    */
   sweepLost(selfId: string, now: number): Promise<{ lost: string[]; live: string[] }>;
+  /**
+   * Resolves true as soon as worker `peerId` dies (false when aborted or the watch
+   * broke), where the database can tell without being polled; null where it cannot,
+   * and `sweepLost` must run often instead.
+   */
+  readonly watchPeer: ((peerId: string, signal: AbortSignal) => Promise<boolean>) | null;
   list(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
 }
 

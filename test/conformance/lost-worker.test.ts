@@ -22,9 +22,9 @@ test('a SIGKILLed worker is found dead and its tasks run again before their leas
   const data = join(dir, 'data');
   mkdirSync(data);
   const children = new Children();
-  let survivor: Worker | undefined;
+  const survivors: Worker[] = [];
   t.after(async () => {
-    await survivor?.stop();
+    for (const w of survivors) await w.stop();
     await children.killAll();
     await cleanup();
   });
@@ -40,7 +40,8 @@ test('a SIGKILLed worker is found dead and its tasks run again before their leas
   }
 
   const clock = new ManualClock(Date.now());
-  survivor = new Worker({ store, registry: registry({ stuck: () => ({ output: 'done' }) }), clock, options: { concurrency: RUNS } });
+  const survivor = new Worker({ store, registry: registry({ stuck: () => ({ output: 'done' }) }), clock, options: { concurrency: RUNS } });
+  survivors.push(survivor);
   // Before the kill the child is alive: nothing is lost, nothing reclaimed.
   assert.deepEqual((await store.workers.sweepLost(survivor.id, clock.now())).lost, []);
 

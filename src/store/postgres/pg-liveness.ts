@@ -33,6 +33,7 @@ export interface PgLivenessDeps {
 export class PgLiveness implements WorkerLiveness {
   private readonly deps: PgLivenessDeps;
   private readonly held = new Set<string>();
+  private readonly watchers = new Set<pg.Client>();
   private client: pg.Client | null = null;
   private connecting: Promise<pg.Client> | null = null;
   private retry: NodeJS.Timeout | null = null;
@@ -63,7 +64,31 @@ export class PgLiveness implements WorkerLiveness {
     return rows.map((r) => byKey.get(String(r.key))).filter((id): id is string => id !== undefined);
   }
 
+  /** A dedicated connection blocks on the peer's lock; the server grants it the moment the peer's session ends. */
+  readonly watch = async (peerId: string, signal: AbortSignal): Promise<boolean> => {
+    if (this.closed || signal.aborted) return false;
+    const client = new pg.Client(this.deps.clientConfig);
+    client.on('error', () => {});
+    const end = () => void client.end().catch(() => {});
+    signal.addEventListener('abort', end, { once: true });
+    this.watchers.add(client);
+    try {
+      await client.connect();
+      const key = workerLockKey(peerId);
+      await client.query('SELECT pg_advisory_lock($1::bigint)', [key]);
+      await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
+      return !signal.aborted;
+    } catch {
+      return false;
+    } finally {
+      signal.removeEventListener('abort', end);
+      this.watchers.delete(client);
+      end();
+    }
+  };
+
   async close(): Promise<void> {
+    for (const client of this.watchers) await client.end().catch(() => {});
     this.closed = true;
     this.held.clear();
     await this.disconnect();

@@ -50,4 +50,10 @@ export interface WorkerLiveness {
   hold(workerId: string): Promise<void>;
   release(workerId: string): Promise<void>;
   dead(workers: readonly WorkerIdentity[]): Promise<string[]>;
+  /**
+   * Where the database can tell of a death without being asked (PostgreSQL: a query
+   * blocked on the peer's lock returns when its session ends): resolves true once
+   * `peerId` is gone, false if aborted or the watch broke. Null: poll with `dead`.
+   */
+  readonly watch: ((peerId: string, signal: AbortSignal) => Promise<boolean>) | null;
 }

@@ -30,6 +30,8 @@ function toWorker(r: WorkerRow): WorkerInfo {
 
 export function sqlWorkerStore(db: SqlBackend): WorkerStore {
   return {
+    watchPeer: db.liveness.watch,
+
     async register(info: { id: string; pid: number; host: string }, now: number): Promise<void> {
       // Witnessed before the row exists: nobody may judge a registered worker dead for want of its lock.
       await db.liveness.hold(info.id);

@@ -266,6 +266,7 @@ export class SqliteBackend implements SqlBackend {
  * worker's tasks wait out their lease.
  */
 const processLiveness: WorkerLiveness = {
+  watch: null,
   async hold() {},
   async release() {},
   async dead(workers: readonly WorkerIdentity[]): Promise<string[]> {
