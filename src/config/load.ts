@@ -11,6 +11,7 @@ import type { LlmAgentConfig } from '../agents/llm/schema.ts';
 import type { McpConfig } from '../tools/mcp/schema.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { zodIssues } from '../core/issues.ts';
+import { registerSecretEnv, registerSecretsIn } from '../core/redact.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
@@ -98,6 +99,9 @@ export interface CompileOptions {
 export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts, opts: CompileOptions): Promise<CompiledConfig> {
   const dir = dirname(file);
   const { adapters } = opts;
+  // Every secret the config names is registered before anything can fail with it in hand.
+  registerSecretEnv();
+  registerSecretsIn(raw);
   const issues: FieldIssue[] = [];
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...raw.retry };
   if (retry.maxMs < retry.initialMs) issues.push({ path: 'retry.maxMs', message: 'must be at least retry.initialMs' });
@@ -157,7 +161,20 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
       checkCommand(command, dir, `${path}.command`, issues);
-      agents[name] = { ...common, agent: adapters.command({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
+      const cwd = cfg.cwd === undefined ? dir : resolve(dir, cfg.cwd);
+      if (!existsSync(cwd)) issues.push({ path: `${path}.cwd`, message: `folder not found: ${cwd}` });
+      agents[name] = {
+        ...common,
+        agent: adapters.command({
+          name,
+          command,
+          cwd,
+          ...(cfg.env ? { env: cfg.env } : {}),
+          ...(cfg.inheritEnv ? { inheritEnv: cfg.inheritEnv } : {}),
+          ...(cfg.maxOutputBytes ? { maxOutputBytes: cfg.maxOutputBytes } : {}),
+          ...(cfg.maxMemoryMb ? { maxMemoryMb: cfg.maxMemoryMb } : {}),
+        }),
+      };
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
       const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents), catalog };

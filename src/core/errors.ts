@@ -1,3 +1,4 @@
+import { redact, redactDeep } from './redact.ts';
 import { formatIssues, type FieldIssue } from './issues.ts';
 import type { ErrorInfo, Json } from './types.ts';
 
@@ -108,11 +109,12 @@ export class SpineError extends Error {
   readonly details: Json | undefined;
 
   constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: Json; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    // Every error message and detail passes the one redaction layer: errors are stored, logged and answered.
+    super(redact(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? ERROR_CATALOGUE[code].retryable;
-    this.details = opts.details;
+    this.details = opts.details === undefined ? undefined : redactDeep(opts.details);
   }
 
   /** The HTTP status this error is answered with. */
@@ -294,7 +296,7 @@ export class LeaseLostError extends SpineError {
 /** Normalises anything thrown into an ErrorInfo; unknown throws count as retryable failures. */
 export function toErrorInfo(err: unknown, fallbackCode: ErrorCode = 'INTERNAL'): ErrorInfo {
   if (err instanceof SpineError) return err.toInfo();
-  const message = err instanceof Error ? err.message : String(err);
+  const message = redact(err instanceof Error ? err.message : String(err));
   return { code: fallbackCode, message, retryable: true };
 }
 

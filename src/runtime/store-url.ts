@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { InvalidInputError } from '../core/errors.ts';
+import { registerUrlSecrets } from '../core/redact.ts';
 import type { Logger } from '../core/log.ts';
 import type { Durability, Store } from '../store/store.ts';
 
@@ -25,7 +26,10 @@ export function storeTarget(opts: OpenStoreOptions): StoreTarget {
     if (!path) throw new InvalidInputError('--db', 'sqlite: needs a file path, e.g. sqlite:.spine/spine.db');
     return { kind: 'sqlite', path: path === ':memory:' ? path : resolve(opts.cwd ?? process.cwd(), path) };
   }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { kind: 'postgres', url };
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    registerUrlSecrets(url); // its password never reaches a log, an error or the store
+    return { kind: 'postgres', url };
+  }
   throw new InvalidInputError('--db', `unsupported store URL "${url}": use sqlite:<path> or postgres://…`);
 }
 

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import type { SqlBackend } from '../sql/backend.ts';
-import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
+import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { sqliteFault } from './sqlite-errors.ts';
@@ -65,21 +65,21 @@ class SqliteExecutor implements SqlExecutor {
   }
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
     try {
-      return Number(this.stmt(sql).run(...params).changes);
+      return Number(this.stmt(sql).run(...storedParams(params)).changes);
     } catch (err) {
       this.fail(err);
     }
   }
   async all<T>(sql: string, params: readonly SqlParam[] = []): Promise<T[]> {
     try {
-      return this.stmt(sql).all(...params) as T[];
+      return this.stmt(sql).all(...storedParams(params)) as T[];
     } catch (err) {
       this.fail(err);
     }
   }
   async get<T>(sql: string, params: readonly SqlParam[] = []): Promise<T | undefined> {
     try {
-      return this.stmt(sql).get(...params) as T | undefined;
+      return this.stmt(sql).get(...storedParams(params)) as T | undefined;
     } catch (err) {
       this.fail(err);
     }
