@@ -24,6 +24,7 @@ import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
+import { insecureFileReason } from './file-mode.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
 export { DEFAULT_CONFIG_FILE } from './file.ts';
@@ -53,6 +54,8 @@ export function readConfigFile(file: string): SpineConfigFile {
   if (!existsSync(file)) {
     throw new ConfigError(file, [{ path: '', message: 'file not found (create one with `spine init`, or pass --config)' }]);
   }
+  const insecure = insecureFileReason(file);
+  if (insecure) throw new ConfigError(file, [{ path: '', message: insecure }]);
   let parsed: unknown;
   try {
     parsed = JSON5.parse(readFileSync(file, 'utf8'));
@@ -291,6 +294,11 @@ async function importExport(dir: string, modulePath: string, exportName: string 
   const abs = isAbsolute(modulePath) ? modulePath : resolve(dir, modulePath);
   if (!existsSync(abs)) {
     issues.push({ path, message: `module not found: ${abs}` });
+    return undefined;
+  }
+  const insecure = insecureFileReason(abs);
+  if (insecure) {
+    issues.push({ path, message: insecure });
     return undefined;
   }
   let mod: Record<string, unknown>;

@@ -14,6 +14,10 @@ export interface OpenStoreOptions {
   cwd?: string;
   /** PostgreSQL: where connection losses and reconnects are reported (default: silent). */
   log?: Logger;
+  /** SQLite: the marker remembering which store files were created (see SqliteOptions.marker). */
+  marker?: string;
+  /** SQLite: create the file even though the marker says it existed. */
+  create?: boolean;
 }
 
 export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
@@ -43,7 +47,7 @@ export async function loadStore(opts: OpenStoreOptions = {}): Promise<Store> {
   const { SqlStore } = await import('../store/sql/sql-store.ts');
   if (target.kind === 'sqlite') {
     const { SqliteBackend } = await import('../store/sqlite/sqlite-backend.ts');
-    return new SqlStore(new SqliteBackend({ path: target.path, durability }));
+    return new SqlStore(new SqliteBackend({ path: target.path, durability, ...(opts.marker ? { marker: opts.marker } : {}), ...(opts.create ? { create: true } : {}) }));
   }
   const { PgBackend } = await import('../store/postgres/pg-backend.ts');
   return new SqlStore(new PgBackend({ url: target.url, durability, ...(opts.log ? { log: opts.log } : {}) }));

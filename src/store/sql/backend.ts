@@ -25,5 +25,7 @@ export interface SqlBackend {
   onTasksReady(listener: () => void): () => void;
   /** Calls `listener` after every commit made through this backend. */
   onCommitted(listener: () => void): () => void;
+  /** Calls `listener` once if the database is lost under this process (absent: it cannot be). */
+  onLost?(listener: (reason: string) => void): () => void;
   close(): Promise<void>;
 }
