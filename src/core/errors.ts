@@ -40,6 +40,7 @@ export const ERROR_CATALOGUE = {
   INVALID_IDEMPOTENCY_KEY: entry(400, EXIT.usage, false, 'the Idempotency-Key header is not 1–255 printable ASCII characters'),
   INVALID_CURSOR: entry(400, EXIT.usage, false, 'an event-stream cursor is beyond the newest event of this store'),
   BAD_REQUEST: entry(400, EXIT.usage, false, 'a correctly signed channel request that the channel does not understand'),
+  INPUT_LIMIT: entry(400, EXIT.usage, false, 'a JSON input is nested deeper than 64 levels, holds more than 100,000 values, or has a NUL character; `details` names the limit and path'),
   BODY_TOO_LARGE: entry(413, EXIT.usage, false, 'the request body is larger than gateway.bodyLimitBytes'),
   UNSUPPORTED_MEDIA_TYPE: entry(415, EXIT.usage, false, 'a JSON route was sent a body that is not application/json'),
   UNKNOWN_AGENT: entry(422, EXIT.usage, false, 'no agent of that name is configured'),
