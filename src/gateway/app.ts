@@ -189,7 +189,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
     if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
     const key = header ?? newId('idem');
-    const envelope = envelopeFromApi(input, `api:${key}`);
+    // Roles are authority: a caller that may only submit (an ingress:* token) cannot grant
+    // itself any. Only operator and admin tokens, and channel-verified identities (Slack,
+    // Discord, Telegram), carry sender roles (docs/security.md).
+    const asserted = isAllowed(principal, 'operate') || input.sender?.roles === undefined ? input : { ...input, sender: { ...input.sender, roles: undefined } };
+    const envelope = envelopeFromApi(asserted, `api:${key}`);
     const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
     if (!result.created && (!sameEnvelope(envelope, result.envelope) || directAgent(result.envelope, result.run) !== (input.agent ?? null))) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
