@@ -24,6 +24,7 @@ import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
+import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
 import { insecureFileReason } from './file-mode.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
@@ -221,6 +222,31 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   }
 
   const policy = compilePolicy(raw.policy, issues);
+  // Patterns that can never match are refused, naming the field and the nearest names (config/catalog-check.ts).
+  const catalogNames: Catalog = {
+    tools: Object.keys(tools),
+    agents: [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})],
+    channels: ['cli', ...Object.keys(raw.channels ?? {}).filter((k) => k !== 'outbox')],
+    toolsComplete: Boolean(opts.connect) || Object.keys(raw.mcp?.servers ?? {}).length === 0,
+  };
+  checkPatterns(
+    [
+      ...Object.entries(raw.agents).flatMap(([name, cfg]): PatternUse[] => {
+        const g = grantList(cfg.grants?.tools);
+        const allowUnmatched = cfg.grants?.allowUnmatched;
+        return [
+          { path: `agents.${name}.grants.tools${Array.isArray(cfg.grants?.tools) ? '' : '.allow'}`, patterns: g.allow, kind: 'tool', allowUnmatched },
+          { path: `agents.${name}.grants.tools.deny`, patterns: g.deny, kind: 'tool', allowUnmatched },
+        ];
+      }),
+      ...(raw.policy?.rules ?? []).flatMap((rule, i): PatternUse[] => [
+        ...(rule.agents ? [{ path: `policy.rules.${i}.agents`, patterns: rule.agents, kind: 'agent' as const, allowUnmatched: rule.allowUnmatched }] : []),
+        ...('actions' in rule ? [{ path: `policy.rules.${i}.actions`, patterns: rule.actions, kind: 'action' as const, allowUnmatched: rule.allowUnmatched }] : []),
+      ]),
+    ],
+    catalogNames,
+    issues,
+  );
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
