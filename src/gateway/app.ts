@@ -94,6 +94,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (!isAllowed(principal, need)) throw forbidden(principal, scopesFor(need), `${c.req.method} ${c.req.routePath}`);
         c.set('principal', principal);
       }
+      // PostgreSQL cannot hold U+0000: a NUL in an id or a query value is refused here, alike on both backends.
+      if (/%00/i.test(c.req.url)) throw new ApiError('INPUT_LIMIT', 'the path or query contains a NUL character (%00)', { details: { limit: 'nul', path: 'url' } });
       await next();
     };
 
@@ -187,9 +189,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
     if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
     const key = header ?? newId('idem');
-    const envelope = envelopeFromApi(input, `api:${key}`);
+    // Roles are authority: a caller that may only submit (an ingress:* token) cannot grant
+    // itself any. Only operator and admin tokens, and channel-verified identities (Slack,
+    // Discord, Telegram), carry sender roles (docs/security.md).
+    const asserted = isAllowed(principal, 'operate') || input.sender?.roles === undefined ? input : { ...input, sender: { ...input.sender, roles: undefined } };
+    const envelope = envelopeFromApi(asserted, `api:${key}`);
     const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
-    if (!result.created && !sameEnvelope(envelope, result.envelope)) {
+    if (!result.created && (!sameEnvelope(envelope, result.envelope) || directAgent(result.envelope, result.run) !== (input.agent ?? null))) {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
         envelope: result.envelope.id,
       });
@@ -337,7 +343,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // ── MCP (docs/mcp.md) ───────────────────────────────────────────────────────
   // Each tool checks the token's scopes itself (reading: viewer; submitting to an agent, deciding: operator).
   const mcp = createMcpHttpHandler({ store, intake, clock, agents: deps.agents });
-  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c))));
+  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c, { ownMediaType: true }))));
 
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
   const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
@@ -407,4 +413,11 @@ function fingerprint(e: Pick<Envelope, 'channel' | 'account' | 'peer' | 'parentP
 
 function sameEnvelope(a: Envelope, b: EnvelopeRecord): boolean {
   return fingerprint(a) === fingerprint(b);
+}
+
+/** The agent a stored envelope was addressed to directly (`agent` in the request), or null if it was routed by the bindings. */
+function directAgent(e: EnvelopeRecord, run: { agent: string } | null): string | null {
+  const decision = e.route as { binding?: unknown; why?: unknown } | null;
+  const direct = decision !== null && decision.binding === null && typeof decision.why === 'string' && decision.why.startsWith('addressed directly');
+  return direct ? (run?.agent ?? null) : null;
 }

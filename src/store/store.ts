@@ -478,6 +478,11 @@ export interface Store {
   onTasksReady(listener: () => void): () => void;
   /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
   onCommitted(listener: () => void): () => void;
+  /**
+   * Calls `listener` once if the store is lost under this process (SQLite: its file
+   * deleted or replaced). From then on every write fails with STORE_UNAVAILABLE.
+   */
+  onLost(listener: (reason: string) => void): () => void;
 
   /**
    * Stores an envelope and, in the same transaction, its run in the session's lane

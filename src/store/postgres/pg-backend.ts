@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { SqlBackend } from '../sql/backend.ts';
-import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
+import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
@@ -121,7 +121,7 @@ class PgExecutor implements SqlExecutor {
   private config(sql: string, params: readonly SqlParam[]): pg.QueryConfig<SqlParam[]> {
     const text = toPgPlaceholders(sql);
     const name = this.names.name(text);
-    return name === undefined ? { text, values: [...params] } : { name, text, values: [...params] };
+    return name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) };
   }
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
     return (await this.query(this.config(sql, params))).rowCount ?? 0;

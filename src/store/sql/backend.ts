@@ -27,6 +27,8 @@ export interface SqlBackend {
   readonly liveness: WorkerLiveness;
   /** Calls `listener` after every commit made through this backend. */
   onCommitted(listener: () => void): () => void;
+  /** Calls `listener` once if the database is lost under this process (absent: it cannot be). */
+  onLost?(listener: (reason: string) => void): () => void;
   close(): Promise<void>;
 }
 
