@@ -261,11 +261,10 @@ describe('the OpenAPI document', () => {
   it('is generated from the routes: every app route is documented, and only those', async (t) => {
     const { g, doc, check } = await gateway(t);
     assert.equal(doc.openapi, '3.1.0');
-    const routes = new Set(g.gw.gateway.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, '{$1}')}`));
+    const routes = new Set(g.gw.gateway.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/\/:([A-Za-z_]+)/g, '/{$1}')}`));
     const documented = new Set([...check.ops.values()].map((o) => `${o.method} ${o.path}`));
     assert.deepEqual([...routes].filter((r) => !documented.has(r)), [], 'app routes missing from the document');
     assert.deepEqual([...documented].filter((r) => !routes.has(r)), [], 'documented operations the app does not serve');
-    assert.equal(documented.size, 20);
     for (const op of check.ops.values()) {
       // Every path parameter is declared; every declared error code is in the catalogue and documented under its status.
       const params = (doc.paths![op.path] as Record<string, { parameters?: Array<{ in: string; name: string }> }>)[op.method.toLowerCase()]!.parameters ?? [];
@@ -298,6 +297,23 @@ describe('the OpenAPI document', () => {
     await c.call('submitEnvelope', '/v1/envelopes', { body: envelopeBody({ channel: 'nowhere' }), expect: 422, code: 'UNROUTABLE' });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'ghost' }), expect: 422, code: 'UNKNOWN_AGENT' });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'strict' }), expect: 422, code: 'CONTRACT_VIOLATION' });
+    // A batch answers every envelope in order: accepted, duplicate, refused — and a bad one anywhere refuses the whole body.
+    const batch = (await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', {
+      body: { envelopes: [{ ...envelopeBody({ text: 'b-1' }), idempotencyKey: 'b-1' }, { ...envelopeBody(), idempotencyKey: 'k-1' }, envelopeBody({ channel: 'nowhere' })] },
+      expect: 200,
+    })).body as unknown as { results: Array<{ status: number; error?: { code: string } }>; accepted: number; duplicates: number; refused: number };
+    assert.deepEqual(batch.results.map((r) => r.status), [202, 200, 422]);
+    assert.deepEqual([batch.accepted, batch.duplicates, batch.refused], [1, 1, 1]);
+    assert.equal(batch.results[2]?.error?.code, 'UNROUTABLE');
+    const mixed = (await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', {
+      token: 'operator',
+      body: { envelopes: [{ ...envelopeBody({ agent: 'strict' }), idempotencyKey: 'b-2' }, { ...envelopeBody({ text: 'other' }), idempotencyKey: 'k-1' }] },
+      expect: 200,
+    })).body as unknown as { results: Array<{ status: number; error?: { code: string } }> };
+    assert.deepEqual(mixed.results.map((r) => [r.status, r.error?.code]), [[422, 'CONTRACT_VIOLATION'], [409, 'IDEMPOTENCY_KEY_REUSED']]);
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { body: { envelopes: [] }, expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { token: 'ingressApi', body: { envelopes: [envelopeBody(), envelopeBody({ agent: 'echo' })] }, expect: 403, code: 'FORBIDDEN' });
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { token: null, body: { envelopes: [envelopeBody()] }, expect: 401, code: 'UNAUTHENTICATED' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: '{"text": ', expect: 400, code: 'INVALID_JSON' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: { text: 1, colour: 'red' }, expect: 400, code: 'INVALID_REQUEST' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: new Uint8Array([0x7b, 0xff, 0x7d]), expect: 400, code: 'INVALID_BODY' });
