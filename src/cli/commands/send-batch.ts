@@ -10,6 +10,8 @@ import type { Store } from '../../store/store.ts';
 
 /** Most lines in one `spine send --batch` file; split bigger files. */
 const BATCH_MAX = 100_000;
+/** Lines in flight at once. */
+const CHUNK = 1_000;
 
 const line = z.strictObject({
   agent: z.string().min(1).max(128).optional(),
@@ -67,21 +69,31 @@ export function readBatch(file: string, defaultAgent: string | undefined): Item[
  */
 export async function sendBatch(items: Item[], config: CompiledConfig, store: Store, opts: { json: boolean; tenant?: string }): Promise<CommandResult> {
   const intake = cliIntake(config, store);
-  const results = await Promise.all(
-    items.map(async (item, i) => {
-      try {
-        const sent = await sendFromCli(intake, { ...item, ...(opts.tenant ? { tenant: opts.tenant } : {}) });
-        return { line: i + 1, run: sent.run.id, envelope: sent.envelope.id, created: sent.created };
-      } catch (err) {
-        if (!(err instanceof SpineError)) throw err;
-        return { line: i + 1, error: { code: err.code, message: err.message }, exitCode: err.exitCode };
-      }
-    }),
-  );
-  const refused = results.filter((r) => 'error' in r);
-  const exitCode = refused[0] && 'exitCode' in refused[0] ? refused[0].exitCode : 0;
-  if (opts.json) return { stdout: JSON.stringify({ results: results.map(({ exitCode: _, ...r }: { exitCode?: number }) => r), sent: results.length - refused.length, refused: refused.length }, null, 2), exitCode };
-  const out = results.map((r) => ('error' in r && r.error ? `line ${r.line}: refused: ${r.error.code}: ${r.error.message}` : `${r.run}${r.created ? '' : ' (existing run for this idempotency key)'}`));
+  const send = async (item: Item, i: number): Promise<LineResult> => {
+    try {
+      const sent = await sendFromCli(intake, { ...item, ...(opts.tenant ? { tenant: opts.tenant } : {}) });
+      return { line: i + 1, run: sent.run.id, envelope: sent.envelope.id, created: sent.created };
+    } catch (err) {
+      if (!(err instanceof SpineError)) throw err;
+      return { line: i + 1, error: { code: err.code, message: err.message }, exitCode: err.exitCode };
+    }
+  };
+  // A chunk at a time keeps memory flat for big files; each chunk shares a few commits.
+  const results: LineResult[] = [];
+  for (let at = 0; at < items.length; at += CHUNK) results.push(...(await Promise.all(items.slice(at, at + CHUNK).map((item, k) => send(item, at + k)))));
+  const refused = results.filter((r) => r.error !== undefined);
+  const exitCode = refused[0]?.exitCode ?? 0;
+  if (opts.json) return { stdout: JSON.stringify({ results: results.map(({ exitCode: _, ...r }) => r), sent: results.length - refused.length, refused: refused.length }, null, 2), exitCode };
+  const out = results.map((r) => (r.error ? `line ${r.line}: refused: ${r.error.code}: ${r.error.message}` : `${r.run}${r.created ? '' : ' (existing run for this idempotency key)'}`));
   out.push(`${results.length - refused.length} of ${results.length} sent${refused.length ? `, ${refused.length} refused` : ''}`);
   return { stdout: out.join('\n'), exitCode };
+}
+
+interface LineResult {
+  line: number;
+  run?: string;
+  envelope?: string;
+  created?: boolean;
+  error?: { code: string; message: string };
+  exitCode?: number;
 }
