@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { allowDeny, contractId, cost, retrySchema } from '../config/fields.ts';
+import { joinPolicySchema } from '../synthesis/schema.ts';
 
 /** Config pieces shared by every agent kind (each kind's schema lives beside its adapter). */
 
@@ -26,4 +27,6 @@ export const agentCommon = {
   cost: cost.optional(),
   /** When retries run out: dead-letter (default) or escalate to a human. */
   onExhausted: z.enum(['dead', 'escalate']).optional(),
+  /** How its batches of handoffs join: {mode: all | first | race | quorum:N, onChildFailure?, deadlineMs?}. */
+  join: joinPolicySchema.optional(),
 };

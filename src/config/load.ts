@@ -23,6 +23,7 @@ import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
+import { compileJoin, type JoinPolicy, type JoinSpec } from '../core/join.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
 export { DEFAULT_CONFIG_FILE } from './file.ts';
@@ -146,6 +147,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       grants: { tools: grantList(cfg.grants?.tools), handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs) },
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
+      join: cfg.join ? compiledJoin(cfg.join) : null,
     };
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
@@ -289,4 +291,11 @@ async function importExport(dir: string, modulePath: string, exportName: string 
     return undefined;
   }
   return mod[name];
+}
+
+/** A join policy the schema has checked (so it compiles). */
+function compiledJoin(p: JoinPolicy): JoinSpec {
+  const spec = compileJoin(p);
+  if (typeof spec === 'string') throw new Error(`unreachable: ${spec}`);
+  return spec;
 }

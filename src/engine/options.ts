@@ -1,6 +1,7 @@
 import type { Agent, ToolDefinition } from '../core/agent.ts';
 import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
+import type { JoinSpec } from '../core/join.ts';
 
 export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
@@ -28,6 +29,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** How its batches of handoffs join (null: all lanes, failures included). */
+  join: JoinSpec | null;
 }
 
 /** A tool in the catalog. */

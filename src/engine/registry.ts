@@ -3,6 +3,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { JoinSpec } from '../core/join.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -17,6 +18,7 @@ export interface AgentInit {
   grants?: Partial<Grants>;
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
+  join?: JoinSpec | null;
 }
 
 export interface ToolInit {
@@ -59,6 +61,7 @@ export function createRegistry(parts: {
       grants: g,
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
+      join: a.join ?? null,
     });
   }
   const tools = new Map<string, ToolSpec>();

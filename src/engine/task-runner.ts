@@ -13,6 +13,7 @@ import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from 
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
+import { compileJoin, type JoinSpec } from '../core/join.ts';
 
 export interface RunnerEnv {
   store: Store;
@@ -220,7 +221,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
     let outcome: TurnOutcome;
     if (output !== undefined) outcome = { kind: 'succeed', output };
-    else if (children.length > 0) outcome = { kind: 'wait', children };
+    else if (children.length > 0) outcome = { kind: 'wait', children, join: batchJoin(actions, spec) };
     else outcome = { kind: 'continue' };
 
     audit.push({ ...base, kind: 'turn.committed', digest: digest(turnResults), data: { turn: n, outcome: outcome.kind } });
@@ -529,6 +530,16 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
   } catch (e) {
     if (!(e instanceof LeaseLostError)) throw e;
   }
+}
+
+/** The join of a turn's batch of handoffs: the first handoff that names one, else the agent's. */
+function batchJoin(actions: Action[], spec: AgentSpec): JoinSpec | null {
+  for (const a of actions) {
+    if (a.type !== 'handoff' || !a.join) continue;
+    const compiled = compileJoin(a.join);
+    if (typeof compiled !== 'string') return compiled;
+  }
+  return spec.join;
 }
 
 function toJsonValue(value: unknown): Json {

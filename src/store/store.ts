@@ -1,6 +1,7 @@
 import type { ApprovalState, EffectState, EnvelopeState } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
 import type { Envelope } from '../core/envelope.ts';
+import type { JoinSpec } from '../core/join.ts';
 import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
@@ -102,7 +103,7 @@ export interface ClaimedTask {
  */
 export type TurnOutcome =
   | { kind: 'continue' }
-  | { kind: 'wait'; children: NewChildTask[] }
+  | { kind: 'wait'; children: NewChildTask[]; join?: JoinSpec | null }
   | { kind: 'succeed'; output: Json }
   | { kind: 'retry'; error: ErrorInfo; runAt: number }
   | { kind: 'dead'; error: ErrorInfo }
@@ -348,6 +349,8 @@ export interface TaskStore {
   release(leases: Lease[], now: number): Promise<void>;
   /** Requeues tasks whose lease expired; tasks reclaimed more than maxReclaims times go dead. */
   reclaimExpired(now: number, maxReclaims: number): Promise<number>;
+  /** Decides every join whose deadline has passed: lanes still running are cancelled as expired (LANE_EXPIRED). */
+  expireJoins(now: number): Promise<number>;
   /** Records a turn's decided actions, so a resumed task replays them instead of asking the agent again. */
   recordDecision(lease: Lease, decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] }, now: number): Promise<void>;
   /**

@@ -200,8 +200,8 @@ export class SqlStore implements Store {
           await continueTask(tx, task.id, turns, now);
           break;
         case 'wait':
-          await waitForChildren(tx, task, turns, outcome.children, lease.owner, now, audit);
-          audit.push({ ...base, kind: 'task.waiting', data: { children: outcome.children.length } });
+          await waitForChildren(tx, task, turns, outcome.children, lease.owner, now, audit, outcome.join ?? null);
+          audit.push({ ...base, kind: 'task.waiting', data: { children: outcome.children.length, ...(outcome.join ? { join: outcome.join as unknown as Json } : {}) } });
           woke = outcome.children.length > 0;
           break;
         case 'succeed':
