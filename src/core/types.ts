@@ -185,4 +185,6 @@ export interface TurnInput {
   results: ActionResult[];
   memory: Json[];
   grants: { tools: string[]; agents: string[] };
+  /** The brief of the handoffs just joined (a `Brief`, core/brief.ts), when the agent declares synthesis (docs/synthesis.md). */
+  brief?: Json;
 }

@@ -2,6 +2,7 @@ import type { Agent, ToolDefinition } from '../core/agent.ts';
 import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
 import type { JoinSpec } from '../core/join.ts';
+import type { SynthesisSpec } from '../synthesis/config.ts';
 
 export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
@@ -31,6 +32,8 @@ export interface AgentSpec {
   onExhausted: 'dead' | 'escalate';
   /** How its batches of handoffs join (null: all lanes, failures included). */
   join: JoinSpec | null;
+  /** How the claims of its joined handoffs are compared and their conflicts resolved (null: no synthesis). */
+  synthesis: SynthesisSpec | null;
 }
 
 /** A tool in the catalog. */

@@ -6,6 +6,7 @@ import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
+import type { Brief, BriefFilter } from './briefs.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -426,6 +427,36 @@ export interface GrantStore {
   list(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]>;
 }
 
+// ── briefs (store/briefs.ts, store/sql/briefs-sql.ts) ──────────────────────────
+
+/**
+ * One step of a brief's synthesis, committed atomically with the parent task's lease:
+ * the brief as it now stands and what it waits on. A judge task or an approval is
+ * created in the same transaction as the brief that records it as pending, so a hub
+ * that dies anywhere and resumes never asks a judge twice or opens a second approval.
+ */
+export interface BriefStep {
+  lease: Lease;
+  brief: Brief;
+  /** Judge tasks to dispatch: the parent waits for them as children. */
+  judges?: NewChildTask[];
+  /** Approvals to open: the parent waits for them. */
+  approvals?: NewApproval[];
+  /** The parent waits for approvals already open. */
+  park?: boolean;
+  audit: AuditEntry[];
+}
+
+/** Briefs: the synthesised results of joins, with provenance and conflicts. */
+export interface BriefStore {
+  get(id: string): Promise<Brief | null>;
+  /** The brief of a task's joined turn, if synthesis began. */
+  forTurn(taskId: string, turn: number): Promise<Brief | null>;
+  list(filter: BriefFilter): Promise<Brief[]>;
+  /** Saves a step; throws LeaseLostError if the parent's lease is no longer held (nothing is written). */
+  save(step: BriefStep, now: number): Promise<void>;
+}
+
 /**
  * The Store port: one sub-port per aggregate, plus the two units of work that span
  * aggregates (accepting an envelope, committing a turn). Adapters (sql/ over
@@ -452,6 +483,8 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** Briefs: the synthesised results of joins. */
+  readonly briefs: BriefStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;
