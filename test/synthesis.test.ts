@@ -13,7 +13,11 @@ import { advance, applyRule, choiceOf, newConflict } from '../src/synthesis/reso
 import type { FieldIssue } from '../src/core/issues.ts';
 
 const keys = fc.constantFrom('price', 'price.eur', 'tags', 'risk', 'name');
-const values = fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constantFrom('a', 'b'), fc.constantFrom(['x'], ['x', 'y'], ['y']));
+const values: fc.Arbitrary<Json> = fc.oneof(
+  fc.integer({ min: 0, max: 4 }),
+  fc.constantFrom('a', 'b'),
+  fc.constantFrom('x', 'xy', 'y').map((s) => s.split('')),
+);
 const claim: fc.Arbitrary<Claim> = fc.record(
   { key: keys, value: values, confidence: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }), evidence: fc.array(fc.record({ kind: fc.constantFrom('effect' as const, 'url' as const), ref: fc.constantFrom('r1', 'r2') }), { maxLength: 2 }) },
   { requiredKeys: ['key', 'value', 'evidence'] },
@@ -26,7 +30,7 @@ const lanes: fc.Arbitrary<Lane[]> = fc
     ),
     { maxLength: 6 },
   )
-  .map((ls) => ls.map((l, i) => ({ ...l, task: `task_${String(i).padStart(2, '0')}` }) as Lane));
+  .map((ls) => ls.map((l, i) => ({ ...l, task: `task_${String(i).padStart(2, '0')}` })));
 
 const cmp = (key: string): Comparator => (key === 'tags' ? { kind: 'set' } : key.startsWith('price') ? { kind: 'numeric', tolerance: 1 } : { kind: 'equal' });
 

@@ -1,5 +1,6 @@
 import type { Brief, Conflict } from '../core/brief.ts';
 import { digest } from '../core/digest.ts';
+import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { ActionResult, Json, Task } from '../core/types.ts';
 import type { Approval, AuditEntry, ClaimedTask, NewApproval, NewChildTask } from '../store/store.ts';
@@ -98,7 +99,9 @@ export async function synthesize(env: SynthesisEnv, claimed: ClaimedTask, spec: 
 
   if (judges.length > 0) {
     // Judges first; a human is asked once no judge is in flight (a decided approval must not wake a parent still waiting on judges).
+    faultPoint('synthesis-before-step');
     await store.briefs.save({ lease: claimed.lease, brief, judges, audit: [...carried, ...audit] }, now);
+    faultPoint('synthesis-after-step');
     return { waiting: true };
   }
   if (humans.length > 0) {
@@ -106,17 +109,23 @@ export async function synthesize(env: SynthesisEnv, claimed: ClaimedTask, spec: 
       brief.conflicts[h.index]!.pending = { approval: h.approval.actionKey };
       audit.push({ ...base, kind: 'conflict.human-asked', data: { brief: brief.id, key: brief.conflicts[h.index]!.key, actionKey: h.approval.actionKey } });
     }
+    faultPoint('synthesis-before-step');
     await store.briefs.save({ lease: claimed.lease, brief, approvals: humans.map((h) => h.approval), audit: [...carried, ...audit] }, now);
+    faultPoint('synthesis-after-step');
     return { waiting: true };
   }
   if (waitingOnApproval) {
+    faultPoint('synthesis-before-step');
     await store.briefs.save({ lease: claimed.lease, brief, park: true, audit: [...carried, ...audit] }, now);
+    faultPoint('synthesis-after-step');
     return { waiting: true };
   }
   brief = { ...brief, state: 'done', digest: briefDigest(brief) };
   audit.push({ ...base, kind: 'brief.done', digest: brief.digest!, data: { brief: brief.id, parts: brief.parts.length, decided: brief.conflicts.filter((c) => c.decision).length, unresolved: brief.conflicts.filter((c) => c.unresolved).length } });
   // The carried events (the lanes' handoffResult crossings) ride with the parent's turn as before.
+  faultPoint('synthesis-before-step');
   await store.briefs.save({ lease: claimed.lease, brief, audit }, now);
+  faultPoint('synthesis-after-step');
   return { brief };
 }
 

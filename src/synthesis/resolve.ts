@@ -114,7 +114,7 @@ export function advance(input: Conflict, chain: readonly Strategy[], answers: An
         const verdict = out !== null && typeof out === 'object' && !Array.isArray(out) ? out : {};
         if (verdict.decision === 'decided' && 'value' in verdict) {
           const rationale = typeof verdict.rationale === 'string' ? verdict.rationale : undefined;
-          decide('judge', verdict.value!, { kind: 'agent', agent: a.agent, task: a.task, turn: a.turn }, rationale);
+          decide('judge', verdict.value, { kind: 'agent', agent: a.agent, task: a.task, turn: a.turn }, rationale);
         } else next('abstained', 'judge', typeof verdict.rationale === 'string' ? verdict.rationale : undefined);
         break;
       }

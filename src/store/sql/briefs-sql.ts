@@ -50,7 +50,7 @@ async function upsertBrief(tx: SqlExecutor, b: Brief, now: number): Promise<void
   await tx.run(
     `INSERT INTO briefs (id, run_id, task_id, turn, agent, state, digest, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (task_id, turn) DO UPDATE SET state = excluded.state, digest = excluded.digest, body = excluded.body, updated_at = excluded.updated_at`,
-    [b.id, b.runId, b.taskId, b.turn, b.agent, b.state, b.digest, toJson(bodyOf(b) as never), b.createdAt, now],
+    [b.id, b.runId, b.taskId, b.turn, b.agent, b.state, b.digest, toJson(bodyOf(b)), b.createdAt, now],
   );
 }
 
