@@ -68,11 +68,13 @@ export type Strategy =
 /** Who decided a conflict: a rule, an agent's turn (a judge) or a person (an approval). */
 export type Decider = { kind: 'rule'; rule: string } | { kind: 'agent'; agent: string; task: string; turn: number } | { kind: 'human'; actor: string; approval: string };
 
+/** decided, or why a strategy passed the conflict on. */
+export const RESOLUTION_OUTCOMES = ['decided', 'tie', 'no-match', 'below-min', 'abstained', 'failed', 'denied', 'expired', 'kept-both'] as const;
+
 /** What a strategy did with a conflict (each attempt is kept, in order). */
 export interface ResolutionStep {
   strategy: StrategyName;
-  /** decided, or why it passed the conflict on. */
-  outcome: 'decided' | 'tie' | 'no-match' | 'below-min' | 'abstained' | 'failed' | 'denied' | 'expired' | 'kept-both';
+  outcome: (typeof RESOLUTION_OUTCOMES)[number];
   note?: string;
 }
 
