@@ -28,6 +28,8 @@ interface Sourced {
   value: Json;
   text: string;
   source: ClaimSource;
+  /** Everything that orders two claims of one key, computed once. */
+  order: string;
 }
 
 export function detect(lanes: readonly Lane[], comparatorFor: (key: string) => Comparator, expect: readonly string[] = []): Detection {
@@ -49,11 +51,14 @@ export function detect(lanes: readonly Lane[], comparatorFor: (key: string) => C
         turn: lane.turn,
         ...(effect === undefined ? {} : { effect }),
         ...(c.confidence === undefined ? {} : { confidence: c.confidence }),
-        evidence: [...c.evidence].sort((a, b) => compareText(canonical(a as unknown as Json), canonical(b as unknown as Json))),
+        // Rebuilt in a fixed key order: the brief's JSON (and so its digest) does not depend on how an agent ordered its keys.
+        evidence: c.evidence.map((e) => ({ kind: e.kind, ref: e.ref })).sort((a, b) => compareText(a.kind, b.kind) || compareText(a.ref, b.ref)),
       };
-      const list = byKey.get(c.key) ?? [];
-      list.push({ value: c.value, text: canonical(c.value), source });
-      byKey.set(c.key, list);
+      const text = canonical(c.value);
+      const order = [source.agent, source.task, text, source.confidence ?? -1, ...source.evidence.map((e) => `${e.kind} ${e.ref}`)].join('\u0000');
+      let list = byKey.get(c.key);
+      if (!list) byKey.set(c.key, (list = []));
+      list.push({ value: c.value, text, source, order });
     }
   }
   failedLanes.sort((a, b) => compareText(a.task, b.task));
@@ -67,7 +72,7 @@ export function detect(lanes: readonly Lane[], comparatorFor: (key: string) => C
     if (groups.length === 1) {
       parts.push({ key, status: 'agree', value: groups[0]!.value, from: groups[0]!.from });
     } else if (cmp.kind === 'set') {
-      parts.push({ key, status: 'complementary', value: union(claims), from: claims.map((c) => c.source) });
+      parts.push({ key, status: 'complementary', value: normal(union(claims)), from: claims.map((c) => c.source) });
     } else {
       conflicts.push({ key, candidates: groups });
     }
@@ -100,11 +105,20 @@ function group(claims: Sourced[], cmp: Comparator): Candidate[] {
 
 function exact(claims: Sourced[]): Candidate[] {
   const byText = new Map<string, Sourced[]>();
-  for (const c of claims) byText.set(c.text, [...(byText.get(c.text) ?? []), c]);
+  for (const c of claims) {
+    const list = byText.get(c.text);
+    if (list) list.push(c);
+    else byText.set(c.text, [c]);
+  }
   return [...byText.keys()].sort(compareText).map((t) => {
     const list = byText.get(t)!.sort(bySource);
-    return { value: list[0]!.value, from: list.map((c) => c.source) };
+    return { value: normal(list[0]!.value), from: list.map((c) => c.source) };
   });
+}
+
+/** A value with its object keys in canonical order (so the brief's plain JSON is canonical). */
+export function normal(v: Json): Json {
+  return v !== null && typeof v === 'object' ? (JSON.parse(canonical(v)) as Json) : v;
 }
 
 function setOf(v: Json): Json[] {
@@ -118,13 +132,7 @@ function union(claims: Sourced[]): Json {
 }
 
 function bySource(a: Sourced, b: Sourced): number {
-  return (
-    compareText(a.source.agent, b.source.agent) ||
-    compareText(a.source.task, b.source.task) ||
-    compareText(a.text, b.text) ||
-    (a.source.confidence ?? -1) - (b.source.confidence ?? -1) ||
-    compareText(canonical(a.source.evidence as unknown as Json), canonical(b.source.evidence as unknown as Json))
-  );
+  return compareText(a.order, b.order);
 }
 
 /** A lane's claims, if its output is a `spine/claims@1` shape (anything else joins as today, without detection). */

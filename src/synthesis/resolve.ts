@@ -1,6 +1,7 @@
 import type { Candidate, Conflict, Decider, ResolutionStep, Strategy } from '../core/brief.ts';
 import type { Json } from '../core/types.ts';
 import { matches } from '../core/patterns.ts';
+import { normal } from './detect.ts';
 
 /**
  * Resolution chains: for each conflicting key, the first rule whose pattern matches
@@ -72,7 +73,8 @@ export type Need = null | { judge: Extract<Strategy, { strategy: 'judge' }> } | 
  * awaited, or nothing (decided or unresolved).
  */
 export function advance(input: Conflict, chain: readonly Strategy[], answers: Answers = {}): { conflict: Conflict; need: Need } {
-  const c: Conflict = structuredClone(input);
+  // A copy of what changes (candidates are never changed: they stay shared).
+  const c: Conflict = { ...input, steps: [...input.steps], pending: input.pending ? { ...input.pending } : null };
   const next = (outcome: ResolutionStep['outcome'], strategy: Strategy['strategy'], note?: string) => {
     c.steps.push({ strategy, outcome, ...(note === undefined ? {} : { note }) });
     c.step++;
@@ -80,7 +82,7 @@ export function advance(input: Conflict, chain: readonly Strategy[], answers: An
   };
   const decide = (strategy: Strategy['strategy'], value: Json, decider: Decider, note?: string) => {
     c.steps.push({ strategy, outcome: 'decided', ...(note === undefined ? {} : { note }) });
-    c.decision = { strategy, value, decider };
+    c.decision = { strategy, value: normal(value), decider };
     c.pending = null;
   };
   while (!c.decision && !c.unresolved) {
