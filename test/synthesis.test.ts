@@ -2,6 +2,7 @@
 // resolution strategy, the chain, the digest, and config errors that name the field.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import type { Candidate, Claim, Comparator, Strategy } from '../src/core/brief.ts';
 import type { Json } from '../src/core/types.ts';
@@ -180,10 +181,69 @@ describe('config', () => {
     );
     assert.deepEqual(issues, [
       { path: 'agents.lead.synthesis.judge', message: 'unknown agent "nobody"' },
-      { path: 'agents.lead.synthesis.resolve.0.strategy.order', message: 'unknown agent "ghost"' },
+      { path: 'agents.lead.synthesis.resolve.0.order', message: 'unknown agent "ghost"' },
       { path: 'agents.lead.synthesis.resolve.1.chain.1', message: 'unknown strategy "coin-flip" (known: priority, vote, confidence, judge, human, keep-both)' },
       { path: 'agents.lead.synthesis.resolve.1.chain.2.agent', message: 'unknown agent "phantom"' },
       { path: 'agents.lead.synthesis.resolve.2', message: 'give either "strategy" (one) or "chain" (several, in order)' },
     ]);
+  });
+});
+
+describe('config at load', () => {
+  it('a resolve naming an unknown strategy or agent, a bad join mode and a reserved contract id are refused, each field named', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadConfig } = await import('../src/runtime/config.ts');
+    const { ConfigError } = await import('../src/core/errors.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'spine-synthesis-config-'));
+    try {
+      writeFileSync(join(dir, 'agent.ts'), 'export default () => ({ output: null });\n');
+      const file = join(dir, 'spine.config.json5');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          contracts: { 'spine/claims@1': { schema: { type: 'object' } } },
+          agents: {
+            lead: {
+              kind: 'function',
+              module: './agent.ts',
+              join: { mode: 'most' },
+              synthesis: { resolve: [{ match: '*', chain: ['vote', 'coin-flip'] }, { match: 'price', strategy: 'judge', agent: 'ghost' }] },
+            },
+            worker: { kind: 'function', module: './agent.ts', output: 'spine/claims@1', join: { mode: 'quorum:2', onChildFailure: 'sometimes' } },
+          },
+        }),
+      );
+      let issues: FieldIssue[] = [];
+      try {
+        await loadConfig(file);
+        assert.fail('expected a ConfigError');
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        issues = err.issues;
+      }
+      assert.deepEqual(
+        issues.map((i) => i.path).sort(),
+        ['agents.lead.join.mode', 'agents.worker.join.onChildFailure'],
+        'the schema stage names the join fields first',
+      );
+      // With the join fields fixed, the synthesis block and the reserved contract are named.
+      writeFileSync(file, readFileSync(file, 'utf8').replace('"most"', '"first"').replace('"sometimes"', '"fail"'));
+      try {
+        await loadConfig(file);
+        assert.fail('expected a ConfigError');
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        issues = err.issues;
+      }
+      assert.deepEqual(issues.map((i) => [i.path, i.message]).sort(), [
+        ['agents.lead.synthesis.resolve.0.chain.1', 'unknown strategy "coin-flip" (known: priority, vote, confidence, judge, human, keep-both)'],
+        ['agents.lead.synthesis.resolve.1.agent', 'unknown agent "ghost"'],
+        ['contracts.spine/claims@1', 'the spine/ namespace is reserved for built-in contracts'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

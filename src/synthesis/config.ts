@@ -33,11 +33,14 @@ export function compileSynthesis(raw: SynthesisConfig, agentNames: readonly stri
       issues.push({ path: at, message: 'give either "strategy" (one) or "chain" (several, in order)' });
       return;
     }
-    const refs: Array<{ ref: string | Record<string, unknown>; at: string }> =
-      rule.chain !== undefined ? rule.chain.map((ref, j) => ({ ref, at: `${at}.chain.${j}` })) : [{ ref: { ...rule, strategy: rule.strategy! }, at: `${at}.strategy` }];
+    // In a chain, an entry's settings sit under its index; a single strategy's beside `strategy` in the rule.
+    const refs: Array<{ ref: string | Record<string, unknown>; at: string; nameAt: string }> =
+      rule.chain !== undefined
+        ? rule.chain.map((ref, j) => ({ ref, at: `${at}.chain.${j}`, nameAt: `${at}.chain.${j}` }))
+        : [{ ref: { ...rule, strategy: rule.strategy! }, at, nameAt: `${at}.strategy` }];
     const chain: Strategy[] = [];
-    for (const { ref, at: where } of refs) {
-      const s = toStrategy(ref, raw, where, issues, knownAgent);
+    for (const { ref, at: where, nameAt } of refs) {
+      const s = toStrategy(ref, raw, where, nameAt, issues, knownAgent);
       if (s) chain.push(s);
     }
     rules.push({ match: rule.match, chain });
@@ -55,13 +58,14 @@ function toStrategy(
   ref: string | Record<string, unknown>,
   raw: SynthesisConfig,
   at: string,
+  nameAt: string,
   issues: FieldIssue[],
   knownAgent: (name: string, at: string) => void,
 ): Strategy | null {
   const o: Record<string, unknown> = typeof ref === 'string' ? { strategy: ref } : ref;
   const name = o.strategy as string;
   if (!(STRATEGIES as readonly string[]).includes(name)) {
-    issues.push({ path: at, message: `unknown strategy "${name}" (known: ${STRATEGIES.join(', ')})` });
+    issues.push({ path: nameAt, message: `unknown strategy "${name}" (known: ${STRATEGIES.join(', ')})` });
     return null;
   }
   switch (name) {
