@@ -2,7 +2,9 @@
 // resolution strategy, the chain, the digest, and config errors that name the field.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import type { Candidate, Claim, Comparator, Strategy } from '../src/core/brief.ts';
 import type { Json } from '../src/core/types.ts';
@@ -12,6 +14,8 @@ import { compileSynthesis } from '../src/synthesis/config.ts';
 import { detect, type Lane } from '../src/synthesis/detect.ts';
 import { advance, applyRule, choiceOf, newConflict } from '../src/synthesis/resolve.ts';
 import type { FieldIssue } from '../src/core/issues.ts';
+import { ConfigError } from '../src/core/errors.ts';
+import { loadConfig } from '../src/runtime/config.ts';
 
 const keys = fc.constantFrom('price', 'price.eur', 'tags', 'risk', 'name');
 const values: fc.Arbitrary<Json> = fc.oneof(
@@ -191,11 +195,6 @@ describe('config', () => {
 
 describe('config at load', () => {
   it('a resolve naming an unknown strategy or agent, a bad join mode and a reserved contract id are refused, each field named', async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { loadConfig } = await import('../src/runtime/config.ts');
-    const { ConfigError } = await import('../src/core/errors.ts');
     const dir = mkdtempSync(join(tmpdir(), 'spine-synthesis-config-'));
     try {
       writeFileSync(join(dir, 'agent.ts'), 'export default () => ({ output: null });\n');
