@@ -1,3 +1,5 @@
+-- Issue 12's migration is numbered 0007; it is 0005 here only until 0005 (audit) and 0006 (memory)
+-- land on main (the migrator needs 1..n): then rename it 0007_synthesis.sql on both backends.
 -- PostgreSQL dialect of ../sqlite/0005_synthesis.sql: the same tables, columns and indexes.
 
 ALTER TABLE tasks ADD COLUMN join_mode TEXT;

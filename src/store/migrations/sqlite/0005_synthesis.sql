@@ -1,3 +1,5 @@
+-- Issue 12's migration is numbered 0007; it is 0005 here only until 0005 (audit) and 0006 (memory)
+-- land on main (the migrator needs 1..n): then rename it 0007_synthesis.sql on both backends.
 -- Synthesis: the join policy of a parent waiting on a batch of handoffs (its lanes),
 -- and briefs (the synthesised result of a join: parts with provenance, conflicts with
 -- their resolution, failed lanes, a digest).
