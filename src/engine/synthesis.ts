@@ -11,10 +11,12 @@ import type { AgentSpec } from './options.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Store } from '../store/store.ts';
 import type { Registry } from './options.ts';
+import { taskCrossing, type Boundary } from './boundary.ts';
 
 /** What synthesis needs of the task runner's environment. */
 export interface SynthesisEnv {
   store: Store;
+  boundary: Boundary;
   registry: Registry;
   clock: Clock;
   workerId: string;
@@ -70,14 +72,27 @@ export async function synthesize(env: SynthesisEnv, claimed: ClaimedTask, spec: 
       continue;
     }
     const chain = ruleFor(before.key, cfg.rules).chain;
-    const { conflict, need } = advance(before, chain, answersFor(before, tasks, approvals));
-    if (need && 'judge' in need) {
+    let { conflict, need } = advance(before, chain, answersFor(before, tasks, approvals));
+    // A judge the boundary refuses (its contract, the parent's grants, gates) is a failed step: the chain goes on.
+    while (need && 'judge' in need) {
       const judge = registry.agents.get(need.judge.agent);
+      const input = judgeInput(task, conflict);
+      const verdict = judge
+        ? await env.boundary.handoff(taskCrossing(task, claimed.tenant, env.workerId, `${task.runId}/${task.id}/${joined.turn}/judge/${conflict.key}`), judge, input, undefined)
+        : null;
+      if (verdict) audit.push(...verdict.audit);
+      if (!verdict || verdict.effect !== 'allow') {
+        const code = !verdict ? 'UNKNOWN_AGENT' : verdict.effect === 'deny' ? verdict.error.code : `needs ${verdict.effect}`;
+        ({ conflict, need } = advance({ ...conflict, pending: { judge: '(refused)' } }, chain, { judge: { state: 'failed', code } }));
+        continue;
+      }
       const id = newId('task');
-      judges.push({ id, agent: need.judge.agent, input: judgeInput(task, conflict), parentAction: -(index + 1), maxAttempts: judge?.retry.maxAttempts ?? 1 });
+      judges.push({ id, agent: need.judge.agent, input, parentAction: -(index + 1), maxAttempts: judge!.retry.maxAttempts });
       conflict.pending = { judge: id };
       audit.push({ ...base, kind: 'conflict.judge-asked', data: { brief: brief.id, key: conflict.key, judge: need.judge.agent, task: id, candidates: conflict.candidates.length } });
-    } else if (need && 'human' in need) {
+      break;
+    }
+    if (need && 'human' in need) {
       humans.push({ index, approval: approvalFor(task, brief, conflict, need.human, now) });
     } else if (need && 'wait' in need && need.wait === 'approval') waitingOnApproval = true;
     for (const step of conflict.steps.slice(before.steps.length)) {

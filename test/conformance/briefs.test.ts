@@ -129,6 +129,37 @@ describe('briefs', () => {
     assert.equal(seen.turns, 2, 'the lead took two turns: the judge does not wake it for a turn of its own');
   });
 
+  it('the judge dispatch crosses the boundary: a parent not granted the judge gets a failed step, and the chain goes on', async (t) => {
+    const seen = { brief: null as Brief | null, turns: 0 };
+    let asked = 0;
+    const reg = registry({
+      ...specialists(seen, () => claims(['risk', 'medium'])),
+      lead: {
+        fn: specialists(seen).lead,
+        grants: { handoffs: { allow: ['research', 'finance', 'legal'], deny: [] } },
+        synthesis: synthesis({ judge: 'judge', resolve: [{ match: 'risk', chain: ['vote', 'judge', 'keep-both'] }] }),
+      },
+      judge: () => {
+        asked++;
+        return { output: { decision: 'decided', value: 'x', rationale: '' } };
+      },
+    });
+    const { store, worker } = await clocked(t, reg);
+    const run = await submit(store, reg, 'lead');
+    await worker.runOnce();
+    assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
+    assert.equal(asked, 0);
+    const risk = seen.brief!.conflicts.find((c) => c.key === 'risk')!;
+    assert.deepEqual(risk.steps.map((s) => [s.strategy, s.outcome]), [
+      ['vote', 'tie'],
+      ['judge', 'failed'],
+      ['keep-both', 'kept-both'],
+    ]);
+    assert.equal(risk.unresolved, true);
+    const decision = (await auditOf(store, run.id)).find((e) => e.kind === 'policy.decision' && (e.data as { action: string }).action === 'handoff:judge');
+    assert.equal((decision?.data as { effect: string } | undefined)?.effect, 'deny', 'the refusal is audited as the boundary decided it');
+  });
+
   it('a human decides through an approval (the option picked by the reason); a failed lane is in the brief, and an expected key it would have given is missing', async (t) => {
     const seen = { brief: null as Brief | null, turns: 0 };
     const reg = registry({
