@@ -4,7 +4,9 @@ import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { ActionResult, Json, Task } from '../core/types.ts';
 import type { Approval, AuditEntry, ClaimedTask, NewApproval, NewChildTask } from '../store/store.ts';
+import type { NewOutboxItem } from '../store/outbox.ts';
 import { briefDigest, startBrief } from '../synthesis/brief.ts';
+import type { SynthesisSpec } from '../synthesis/config.ts';
 import { claimsOf, type Lane } from '../synthesis/detect.ts';
 import { advance, choiceOf, ruleFor, type Answers } from '../synthesis/resolve.ts';
 import type { AgentSpec } from './options.ts';
@@ -136,12 +138,47 @@ export async function synthesize(env: SynthesisEnv, claimed: ClaimedTask, spec: 
     return { waiting: true };
   }
   brief = { ...brief, state: 'done', digest: briefDigest(brief) };
+  const outbox = cfg.deliver ? await deliverBrief(env, claimed, brief, cfg.deliver, audit) : [];
   audit.push({ ...base, kind: 'brief.done', digest: brief.digest!, data: { brief: brief.id, parts: brief.parts.length, decided: brief.conflicts.filter((c) => c.decision).length, unresolved: brief.conflicts.filter((c) => c.unresolved).length } });
   // The carried events (the lanes' handoffResult crossings) ride with the parent's turn as before.
   faultPoint('synthesis-before-step');
-  await store.briefs.save({ lease: claimed.lease, brief, audit }, now);
+  await store.briefs.save({ lease: claimed.lease, brief, audit, ...(outbox.length ? { outbox } : {}) }, now);
   faultPoint('synthesis-after-step');
   return { brief };
+}
+
+/**
+ * A finished brief sent to a channel: it crosses the boundary's deliver stage like any
+ * outbound message (allowlists, approvals, windows, rate limits), and its outbox row,
+ * keyed by the brief, is queued in the commit that finishes the brief. A crossing
+ * that does not simply allow it is audited and nothing is sent.
+ */
+async function deliverBrief(env: SynthesisEnv, claimed: ClaimedTask, brief: Brief, to: NonNullable<SynthesisSpec['deliver']>, audit: AuditEntry[]): Promise<NewOutboxItem[]> {
+  const { task } = claimed;
+  const text = briefText(brief);
+  const key = `${task.runId}/${task.id}/${brief.turn}/brief`;
+  const payload: Json = { channel: to.channel, account: to.account, to: to.to, ...(to.thread ? { thread: to.thread } : {}), text };
+  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key), to.channel, to.to, payload);
+  audit.push(...verdict.audit);
+  if (verdict.effect !== 'allow') {
+    audit.push({ runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId, kind: 'brief.delivery-refused', data: { brief: brief.id, channel: to.channel, to: to.to, effect: verdict.effect, ...(verdict.effect === 'deny' ? { code: verdict.error.code } : {}) } });
+    return [];
+  }
+  return [{ idempotencyKey: `brief:${brief.id}`, runId: task.runId, taskId: task.id, channel: to.channel, account: to.account, target: { to: to.to, ...(to.thread ? { thread: to.thread } : {}) }, payload: { text } }];
+}
+
+/** A brief as a message: each settled key, each unresolved one, the failed lanes, the digest. */
+function briefText(b: Brief): string {
+  const show = (v: Json) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const lines = [`Brief ${b.id} (${b.agent}, run ${b.runId})`];
+  for (const p of b.parts) lines.push(`- ${p.key}: ${show(p.value)} (${p.from.map((f) => f.agent).join(', ')})`);
+  for (const c of b.conflicts) {
+    if (c.decision) lines.push(`- ${c.key}: ${show(c.decision.value)} (decided by ${c.decision.strategy})`);
+    else lines.push(`- ${c.key}: unresolved (${c.candidates.map((x) => show(x.value)).join(' / ')})`);
+  }
+  if (b.failedLanes.length) lines.push(`Failed lanes: ${b.failedLanes.map((l) => `${l.agent} (${l.error.code})`).join(', ')}`);
+  lines.push(`Digest ${b.digest}`);
+  return lines.join('\n');
 }
 
 /** The joined turn's handoffs as lanes: the agent, the child task and its outcome. */

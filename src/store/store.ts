@@ -444,6 +444,8 @@ export interface BriefStep {
   approvals?: NewApproval[];
   /** The parent waits for approvals already open. */
   park?: boolean;
+  /** The finished brief's outbound message, which the boundary let through: queued in the same commit. */
+  outbox?: NewOutboxItem[];
   audit: AuditEntry[];
 }
 

@@ -10,6 +10,8 @@ export interface SynthesisSpec {
   compare: Array<{ match: string; comparator: Comparator }>;
   expect: string[];
   rules: ResolveRule[];
+  /** Where each finished brief is delivered, if anywhere. */
+  deliver: { channel: string; account: string; to: string; thread?: string } | null;
 }
 
 export function comparatorFor(spec: SynthesisSpec, key: string): Comparator {
@@ -45,7 +47,8 @@ export function compileSynthesis(raw: SynthesisConfig, agentNames: readonly stri
     }
     rules.push({ match: rule.match, chain });
   });
-  return { compare, expect: raw.expect ?? [], rules };
+  const deliver = raw.deliver ? { channel: raw.deliver.channel, account: raw.deliver.account ?? 'default', to: raw.deliver.to, ...(raw.deliver.thread ? { thread: raw.deliver.thread } : {}) } : null;
+  return { compare, expect: raw.expect ?? [], rules, deliver };
 }
 
 function toComparator(c: NonNullable<SynthesisConfig['compare']>[string]): Comparator {

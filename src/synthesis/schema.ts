@@ -39,6 +39,8 @@ export const synthesisSchema = z.strictObject({
   resolve: z.array(resolveRule).optional(),
   /** The judge agent `judge` strategies dispatch to unless they name one. */
   judge: z.string().min(1).optional(),
+  /** Where the hub sends each finished brief (an outbound message crossing the boundary's deliver stage). */
+  deliver: z.strictObject({ channel: z.string().min(1), account: z.string().min(1).optional(), to: z.string().min(1), thread: z.string().min(1).optional() }).optional(),
   /** Defaults of `human` strategies: who approves, and when the approval expires. */
   human: z.strictObject({ approvers: z.string().min(1).optional(), expiresInMs: z.number().int().positive().optional() }).optional(),
 });

@@ -189,6 +189,27 @@ describe('briefs', () => {
     assert.equal(brief.conflicts.find((c) => c.key === 'price')!.unresolved, true);
   });
 
+  it('a finished brief is delivered to a channel through the boundary: one outbox row, keyed by the brief, queued with it', async (t) => {
+    const seen = { brief: null as Brief | null, turns: 0 };
+    const reg = registry({
+      ...specialists(seen),
+      lead: { fn: specialists(seen).lead, synthesis: synthesis({ resolve: [{ match: '*', chain: ['vote', 'keep-both'] }], deliver: { channel: 'webhook', to: 'ops' } }) },
+    });
+    const { store, worker } = await clocked(t, reg);
+    const run = await submit(store, reg, 'lead');
+    await worker.runOnce();
+    assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
+    const items = await store.outbox.list({ runId: run.id, limit: 10 });
+    assert.equal(items.length, 1);
+    assert.equal(items[0]!.idempotencyKey, `brief:${seen.brief!.id}`);
+    assert.deepEqual([items[0]!.channel, items[0]!.target], ['webhook', { to: 'ops' }]);
+    const text = (items[0]!.payload as { text: string }).text;
+    assert.match(text, /- region: eu \(legal, research\)/);
+    assert.match(text, /- risk: high \(decided by vote\)/);
+    assert.match(text, new RegExp(`Digest ${seen.brief!.digest}`));
+    assert.ok(!(await auditOf(store, run.id)).some((e) => e.kind === 'brief.delivery-refused'));
+  });
+
   it('a malformed claims output is a contract violation naming the field', async (t) => {
     const reg = registry({
       lead: (input) => (input.task.turn === 1 ? { actions: [{ type: 'handoff', agent: 'research' }] } : { output: input.results.map((r) => (r.ok ? r.value : r.error.message)) as Json }),

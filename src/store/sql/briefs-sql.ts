@@ -5,6 +5,7 @@ import type { BriefFilter } from '../briefs.ts';
 import type { BriefStep, BriefStore } from '../store.ts';
 import { insertApproval } from './approvals-sql.ts';
 import { insertAudit } from './audit-sql.ts';
+import { insertOutbox } from './outbox-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
 import { toTask } from './rows.ts';
@@ -96,8 +97,10 @@ export function sqlBriefStore(db: SqlBackend): BriefStore {
           await insertAudit(tx, now, [{ ...base, kind: 'task.waiting', data: { for: 'approval' } }]);
           return false;
         }
+        let queued = false;
+        for (const item of step.outbox ?? []) queued = (await insertOutbox(tx, item, now)).created || queued;
         await insertAudit(tx, now, audit);
-        return false;
+        return queued;
       });
       if (woke) db.signalTasksReady();
     },
