@@ -12,17 +12,23 @@ import { Worker } from '../../src/engine/worker.ts';
 import type { Store } from '../../src/store/store.ts';
 import { compileSynthesis } from '../../src/synthesis/config.ts';
 import type { SynthesisConfig } from '../../src/synthesis/schema.ts';
-import { FAST_WORKER, auditOf, registry, submit, tempStore } from '../helpers.ts';
+import { FAST_WORKER, auditOf, registry, tempStore } from '../helpers.ts';
+import { submitRun } from '../fixtures/submit-run.ts';
 
 async function clocked(t: TestContext, reg: Registry): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
   const { store, cleanup } = await tempStore();
-  const clock = new ManualClock(Date.now() + 1_000);
+  const clock = new ManualClock(Date.now());
   const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
   t.after(async () => {
     await worker.stop();
     await cleanup();
   });
   return { store, worker, clock };
+}
+
+/** Starts a run at the manual clock's now (the run is due exactly when the worker's clock says so, however long set-up took). */
+async function submitAt(store: Store, reg: Registry, clock: ManualClock, agent: string) {
+  return (await submitRun(store, reg, { agent, input: null, actor: 'test' }, clock.now())).run;
 }
 
 const AGENTS = ['lead', 'research', 'finance', 'legal', 'judge'];
@@ -62,8 +68,8 @@ describe('briefs', () => {
         synthesis: synthesis({ compare: { price: { numeric: { tolerance: 2 } } }, resolve: [{ match: 'price', strategy: 'priority', order: ['finance', 'research'] }, { match: '*', chain: ['vote', 'keep-both'] }] }),
       },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     const done = (await store.runs.get(run.id))!;
     assert.equal(done.state, 'succeeded');
@@ -111,8 +117,8 @@ describe('briefs', () => {
         output: 'spine/judgement@1',
       },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
     // Two keys tie (price: 100, 101, 120; risk): the judge is asked once about each, in parallel.
@@ -144,8 +150,8 @@ describe('briefs', () => {
         return { output: { decision: 'decided', value: 'x', rationale: '' } };
       },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
     assert.equal(asked, 0);
@@ -168,8 +174,8 @@ describe('briefs', () => {
       }),
       lead: { fn: specialists(seen).lead, synthesis: synthesis({ expect: ['compliance'], resolve: [{ match: 'risk', chain: ['vote', 'human'] }] }) },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     const waiting = await store.approvals.list({ runId: run.id, limit: 10 });
     assert.equal(waiting.length, 1);
@@ -178,7 +184,7 @@ describe('briefs', () => {
     // Running again while it waits asks nobody anything new.
     await worker.runOnce();
     assert.equal((await store.approvals.list({ runId: run.id, limit: 10 })).length, 1);
-    await store.approvals.decide(waiting[0]!.id, { approve: true, actor: 'ana', reason: '2' }, Date.now());
+    await store.approvals.decide(waiting[0]!.id, { approve: true, actor: 'ana', reason: '2' }, clock.now());
     await worker.runOnce();
     assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
     const brief = seen.brief!;
@@ -195,8 +201,8 @@ describe('briefs', () => {
       ...specialists(seen),
       lead: { fn: specialists(seen).lead, synthesis: synthesis({ resolve: [{ match: '*', chain: ['vote', 'keep-both'] }], deliver: { channel: 'webhook', to: 'ops' } }) },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     assert.equal((await store.runs.get(run.id))!.state, 'succeeded');
     const items = await store.outbox.list({ runId: run.id, limit: 10 });
@@ -215,8 +221,8 @@ describe('briefs', () => {
       lead: (input) => (input.task.turn === 1 ? { actions: [{ type: 'handoff', agent: 'research' }] } : { output: input.results.map((r) => (r.ok ? r.value : r.error.message)) as Json }),
       research: { fn: () => ({ output: { claims: [{ key: 'price', evidence: [] }] } }), output: 'spine/claims@1', retry: { maxAttempts: 1 } },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     const out = (await store.runs.get(run.id))!.output as string[];
     assert.match(out[0]!, /violates spine\/claims@1: claims\.0 must have property "value"/);

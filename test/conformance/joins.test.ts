@@ -11,16 +11,23 @@ import { compileJoin, decideJoin } from '../../src/core/join.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { Worker } from '../../src/engine/worker.ts';
 import type { Store } from '../../src/store/store.ts';
-import { FAST_WORKER, auditOf, gate, registry, submit, tempStore, until } from '../helpers.ts';
+import { FAST_WORKER, auditOf, gate, registry, tempStore, until } from '../helpers.ts';
+import { submitRun } from '../fixtures/submit-run.ts';
 
-async function clocked(t: TestContext, reg: Registry, clock = new ManualClock(Date.now() + 1_000)): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
+async function clocked(t: TestContext, reg: Registry): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
   const { store, cleanup } = await tempStore();
+  const clock = new ManualClock(Date.now());
   const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
   t.after(async () => {
     await worker.stop();
     await cleanup();
   });
   return { store, worker, clock };
+}
+
+/** Starts a run at the manual clock's now (the run is due exactly when the worker's clock says so, however long set-up took). */
+async function submitAt(store: Store, reg: Registry, clock: ManualClock, agent: string) {
+  return (await submitRun(store, reg, { agent, input: null, actor: 'test' }, clock.now())).run;
 }
 
 function outcome(r: ActionResult): Json {
@@ -76,8 +83,8 @@ describe('join modes', () => {
         return { output: 'late' };
       },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     const running = worker.runOnce();
     await until('the join completed', async () => (await auditOf(store, run.id)).some((e) => e.kind === 'join.completed'), 30_000);
     await until('both slow lanes entered their turn', () => slowEntered === 2, 30_000);
@@ -115,8 +122,8 @@ describe('join modes', () => {
           return { output: 'late' };
         },
       });
-      const { store, worker } = await clocked(t, reg);
-      const run = await submit(store, reg, 'lead');
+      const { store, worker, clock } = await clocked(t, reg);
+      const run = await submitAt(store, reg, clock, 'lead');
       const running = worker.runOnce();
       await until('the race decided', async () => (await auditOf(store, run.id)).some((e) => e.kind === 'join.completed'), 30_000);
       hold.open();
@@ -154,8 +161,8 @@ describe('join modes', () => {
       short: lead([{ agent: 'broken' }, { agent: 'broken' }, { agent: 'ok', input: 3 }], { mode: 'quorum:2' }),
       strict: lead([{ agent: 'broken' }, { agent: 'broken' }, { agent: 'ok', input: 3 }], { mode: 'quorum:2', onChildFailure: 'fail' }),
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     const running = worker.runOnce();
     await until('the broken lane failed', async () => (await store.tasks.list({ runId: run.id, limit: 10 })).some((x) => x.agent === 'broken' && x.state === 'dead'), 30_000);
     second.open();
@@ -170,8 +177,8 @@ describe('join modes', () => {
       { ok: false, code: 'LANE_CANCELLED' },
     ]);
 
-    const short = await submit(store, reg, 'short');
-    const strict = await submit(store, reg, 'strict');
+    const short = await submitAt(store, reg, clock, 'short');
+    const strict = await submitAt(store, reg, clock, 'strict');
     // runOnce runs what is due; a lane cancelled mid-turn by the join frees its slot only when it ends, so take passes until both are done.
     for (let pass = 0; pass < 10; pass++) {
       await worker.runOnce();
@@ -198,8 +205,8 @@ describe('join modes', () => {
         return { output: 'late' };
       },
     });
-    const { store, worker } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const { store, worker, clock } = await clocked(t, reg);
+    const run = await submitAt(store, reg, clock, 'lead');
     const running = worker.runOnce();
     await until('the parent failed', async () => (await store.runs.get(run.id))!.state === 'failed', 30_000);
     hold.open();
@@ -219,7 +226,7 @@ describe('join modes', () => {
       flaky: { fn: fail, retry: { maxAttempts: 5, initialMs: 60_000, maxMs: 60_000, jitter: 'none' } },
     });
     const { store, worker, clock } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     assert.equal((await store.tasks.get(run.rootTaskId))!.state, 'waiting', 'before the deadline the parent waits');
     clock.advance(5_001);
@@ -241,7 +248,7 @@ describe('join modes', () => {
       flaky: { fn: fail, retry: { maxAttempts: 5, initialMs: 60_000, maxMs: 60_000, jitter: 'none' } },
     });
     const { store, worker, clock } = await clocked(t, reg);
-    const run = await submit(store, reg, 'lead');
+    const run = await submitAt(store, reg, clock, 'lead');
     await worker.runOnce();
     const flaky = (await store.tasks.list({ runId: run.id, limit: 10 })).find((x) => x.agent === 'flaky')!;
     await store.tasks.cancel(flaky.id, clock.now(), 'operator', 'not needed');
