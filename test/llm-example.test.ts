@@ -75,7 +75,7 @@ describe('npm run start:llm', () => {
     assert.equal(first.headers.authorization, 'Bearer unused', 'a local server needs no key');
     assert.deepEqual(
       (first.body.tools as Array<{ function: { name: string } }>).map((t) => t.function.name),
-      ['brief_publish', 'handoff_to_researcher', 'handoff_to_critic'],
+      ['brief_publish', 'handoff_to_researcher', 'handoff_to_critic', 'handoff_to_arbiter'],
     );
     assert.ok(['json_schema', 'json_object'].includes((first.body.response_format as { type: string }).type));
     assert.match(String((first.body.messages as Array<{ content: string }>)[0]!.content), /You are the commander of a small briefing team/);

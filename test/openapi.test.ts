@@ -19,6 +19,7 @@ import type { TurnInput } from '../src/core/types.ts';
 import type { OpenApiDocument } from '../src/gateway/app.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import type { Store } from '../src/store/store.ts';
+import { compileSynthesis } from '../src/synthesis/config.ts';
 import { channelSettings, discordKeys, githubHeaders, githubPush, slackHeaders, slackMessage, slackUrlVerification } from './fixtures/channels.ts';
 import { envelopeBody, startTestGateway, stored, type TestGateway, type TokenName } from './fixtures/gateway-setup.ts';
 import { finished, registry, until } from './helpers.ts';
@@ -41,6 +42,8 @@ interface Body {
   turns: unknown[];
   effects: unknown[];
   approvals: Array<{ id: string }>;
+  briefs: Array<{ id: string; conflicts: unknown[] }>;
+  next: string | null;
   ready: boolean;
   result: { serverInfo: { name: string } };
   id: number;
@@ -195,6 +198,13 @@ function project(failing: { on: boolean }) {
         },
         retry: { maxAttempts: 1 },
       },
+      // A panel whose two experts disagree on one key: its join makes a brief (settled by priority).
+      panel: {
+        fn: (input: TurnInput) => (input.task.turn === 1 ? { actions: ['expertA', 'expertB'].map((agent) => ({ type: 'handoff' as const, agent })) } : { output: 'briefed' }),
+        synthesis: compileSynthesis({ resolve: [{ match: '*', strategy: 'priority', order: ['expertB'] }] }, ['expertA', 'expertB'], 'panel.synthesis', issues),
+      },
+      expertA: () => ({ output: { claims: [{ key: 'eta', value: 3, evidence: [{ kind: 'quote', ref: 'said so' }] }, { key: 'owner', value: 'ops', evidence: [] }] } }),
+      expertB: () => ({ output: { claims: [{ key: 'eta', value: 5, confidence: 0.8, evidence: [] }, { key: 'owner', value: 'ops', evidence: [] }] } }),
     },
     { note: () => 'noted', 'payments.send': () => 'sent' },
     { policy, contracts },
@@ -396,6 +406,18 @@ describe('the OpenAPI document', () => {
     await c.call('decideApproval', `/v1/approvals/${approvalId}/decision`, { token: 'operator', body: { approve: false, reason: 'no' }, expect: 200 });
     await c.call('decideApproval', `/v1/approvals/${approvalId}/decision`, { token: 'operator', body: { approve: true }, expect: 409, code: 'INVALID_STATE' });
     await c.call('listApprovals', '/v1/approvals?state=all', { token: 'viewer', expect: 200 });
+
+    // ── briefs ──
+    const panel = await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'panel', peer: { kind: 'dm', id: 'p-9' } }), expect: 202 });
+    assert.equal((await finished(g.store, panel.body.run.id)).state, 'succeeded');
+    const briefs = await c.call('listBriefs', `/v1/briefs?run=${panel.body.run.id}`, { token: 'viewer', expect: 200 });
+    assert.equal(briefs.body.briefs.length, 1);
+    assert.equal(briefs.body.briefs[0]!.conflicts.length, 1);
+    await c.call('listBriefs', '/v1/briefs?state=done&limit=1', { token: 'viewer', expect: 200 });
+    await c.call('listBriefs', '/v1/briefs?state=maybe', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listBriefs', '/v1/briefs', { token: null, expect: 401 });
+    await c.call('getBrief', `/v1/briefs/${briefs.body.briefs[0]!.id}`, { token: 'viewer', expect: 200 });
+    await c.call('getBrief', '/v1/briefs/brief_nope', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
 
     // A run waiting for nothing more is cancelled once, then cancelling is a 409.
     const queued = await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'gated', peer: { kind: 'dm', id: 'p-4' } }), expect: 202 });

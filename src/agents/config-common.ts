@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { allowDeny, contractId, cost, retrySchema } from '../config/fields.ts';
+import { joinPolicySchema, synthesisSchema } from '../synthesis/schema.ts';
 
 /** Config pieces shared by every agent kind (each kind's schema lives beside its adapter). */
 
@@ -30,4 +31,8 @@ export const agentCommon = {
   onExhausted: z.enum(['dead', 'escalate']).optional(),
   /** The agent that takes over a task whose attempts are spent or whose breaker is open (docs/validation.md). */
   fallback: z.string().min(1).optional(),
+  /** How its batches of handoffs join: {mode: all | first | race | quorum:N, onChildFailure?, deadlineMs?}. */
+  join: joinPolicySchema.optional(),
+  /** Synthesis of its joins: comparators per key pattern, expected keys, resolution chains (docs/synthesis.md). */
+  synthesis: synthesisSchema.optional(),
 };

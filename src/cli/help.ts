@@ -104,6 +104,15 @@ handoff:<agent>, turn:<agent> (the agent's own spend).`,
 
 Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
+  briefs: `spine briefs list [--run <run-id>] [--state resolving|done] [--limit <n>] [--before <brief-id>] [--json]
+spine briefs show <brief-id> [--json]
+
+list    newest first: parts, conflicts (decided, open, unresolved) and failed lanes.
+show    each part with the agent, task, turn and evidence it came from; each
+        conflict with its options, the strategies tried and who decided (a rule,
+        a judge agent's turn, or a person's approval); missing keys; failed lanes.
+        A conflict waiting for a person: spine approvals approve <id> --reason <option>.
+See docs/synthesis.md.`,
   runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [-q|--quiet] [--json]
 spine runs show <run-id> [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]

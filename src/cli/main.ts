@@ -22,6 +22,7 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   route: { load: async () => (await import('./commands/route.ts')).routeCommand, summary: 'explain which binding an envelope goes to' },
   sessions: { load: async () => (await import('./commands/sessions.ts')).sessionsCommand, summary: 'list, show, reset or fork sessions' },
   approvals: { load: async () => (await import('./commands/approvals.ts')).approvalsCommand, summary: 'list and decide approvals; standing grants' },
+  briefs: { load: async () => (await import('./commands/briefs.ts')).briefsCommand, summary: 'list and show briefs: synthesised results with provenance and conflicts' },
   policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },
   gates: { load: async () => (await import('./commands/gates.ts')).gatesCommand, summary: 'list gates, test one on an input (changes nothing), query verdicts' },
   breakers: { load: async () => (await import('./commands/breakers.ts')).breakersCommand, summary: 'list the circuit breakers; close one by hand' },

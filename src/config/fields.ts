@@ -23,7 +23,7 @@ export const retrySchema = z.strictObject({
   jitter: z.enum(['full', 'none']).optional(),
 });
 
-const CONTRACT_ID = /^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*@[1-9][0-9]*$/;
+const CONTRACT_ID = /^(spine\/)?[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*@[1-9][0-9]*$/;
 export const contractId = z.string().regex(CONTRACT_ID, 'contract ids are name@version, e.g. research.request@2');
 
 /** Estimated spend, reserved against cost ceilings before the crossing happens. */

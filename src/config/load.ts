@@ -13,6 +13,7 @@ import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { zodIssues } from '../core/issues.ts';
 import { registerSecretEnv, registerSecretsIn } from '../core/redact.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
+import { BUILTIN_CONTRACTS } from '../contracts/builtin.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
@@ -27,6 +28,8 @@ import { compileBreakers, compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
 import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
 import { insecureFileReason } from './file-mode.ts';
+import { compileJoin, type JoinPolicy, type JoinSpec } from '../core/join.ts';
+import { compileSynthesis } from '../synthesis/config.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
 export { DEFAULT_CONFIG_FILE } from './file.ts';
@@ -124,8 +127,9 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     }
   }
   const known = Object.keys(raw.contracts ?? {});
+  const builtin = BUILTIN_CONTRACTS.map((b) => b.id);
   const checkContract = (id: string | undefined, path: string) => {
-    if (id !== undefined && !known.includes(id)) issues.push({ path, message: `unknown contract ${id} (declared: ${known.join(', ') || 'none'})` });
+    if (id !== undefined && !known.includes(id) && !builtin.includes(id)) issues.push({ path, message: `unknown contract ${id} (declared: ${known.join(', ') || 'none'})` });
   };
   for (const [id, def] of Object.entries(raw.contracts ?? {})) (def.accepts ?? []).forEach((a, i) => checkContract(a, `contracts.${id}.accepts.${i}`));
 
@@ -143,6 +147,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       return a ? { description: a.description, input: a.input ?? null } : n in (parts.agents ?? {}) ? { input: null } : undefined;
     },
   };
+  const agentNamesAll = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   for (const [name, cfg] of Object.entries(raw.agents)) {
     const path = `agents.${name}`;
     checkContract(cfg.input, `${path}.input`);
@@ -160,6 +165,8 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
       fallback: cfg.fallback ?? null,
+      join: cfg.join ? compiledJoin(cfg.join) : null,
+      synthesis: cfg.synthesis ? compileSynthesis(cfg.synthesis, agentNamesAll, `${path}.synthesis`, issues) : null,
     };
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
@@ -378,4 +385,11 @@ async function importExport(dir: string, modulePath: string, exportName: string 
     return undefined;
   }
   return mod[name];
+}
+
+/** A join policy the schema has checked (so it compiles). */
+function compiledJoin(p: JoinPolicy): JoinSpec {
+  const spec = compileJoin(p);
+  if (typeof spec === 'string') throw new Error(`unreachable: ${spec}`);
+  return spec;
 }

@@ -3,6 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { SpineError, type FieldIssue } from '../core/errors.ts';
 import { digest } from '../core/digest.ts';
 import type { Json } from '../core/types.ts';
+import { BUILTIN_CONTRACTS, isBuiltinContract } from './builtin.ts';
 
 /**
  * Contracts are JSON Schema (2020-12) documents, named and versioned
@@ -31,7 +32,7 @@ export interface Contract extends ContractRef {
   validate: ValidateFunction;
 }
 
-export const CONTRACT_ID = /^([A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)@([1-9][0-9]*)$/;
+export const CONTRACT_ID = /^((?:spine\/)?[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)@([1-9][0-9]*)$/;
 
 export function parseContractId(id: string): ContractRef | null {
   const m = CONTRACT_ID.exec(id);
@@ -70,10 +71,12 @@ export class ContractRegistry {
   constructor() {
     this.ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats(this.ajv);
+    for (const b of BUILTIN_CONTRACTS) this.register(b.id, { schema: b.schema, description: b.description });
   }
 
+  /** Contracts declared by the config (the built-in `spine/` ones are not counted). */
   get size(): number {
-    return this.contracts.size;
+    return this.contracts.size - BUILTIN_CONTRACTS.length;
   }
 
   ids(): string[] {
@@ -82,6 +85,11 @@ export class ContractRegistry {
 
   /** Compiles and registers a contract; returns the problems (for config errors) instead of throwing. */
   add(id: string, def: ContractDefinition): FieldIssue[] {
+    if (isBuiltinContract(id)) return [{ path: '', message: 'the spine/ namespace is reserved for built-in contracts' }];
+    return this.register(id, def);
+  }
+
+  private register(id: string, def: ContractDefinition): FieldIssue[] {
     const ref = parseContractId(id);
     if (!ref) return [{ path: '', message: 'contract names are name@version, e.g. research.request@2' }];
     let validate: ValidateFunction;

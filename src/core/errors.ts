@@ -75,6 +75,9 @@ export const ERROR_CATALOGUE = {
   DELIVERY_FAILED: entry(502, EXIT.failed, false, 'an outbound message could not be delivered'),
   OUTBOX_ATTEMPTS_EXHAUSTED: entry(502, EXIT.failed, false, 'an outbound message failed every attempt'),
   CANCELLED: entry(409, EXIT.failed, false, 'the task or run was cancelled'),
+  LANE_CANCELLED: entry(409, EXIT.failed, false, "a handoff's child was cancelled because its join completed without it (first, race or quorum)"),
+  LANE_EXPIRED: entry(504, EXIT.failed, false, "a handoff's child was still running at its join's deadline and was cancelled"),
+  JOIN_FAILED: entry(502, EXIT.failed, false, 'a join with onChildFailure "fail" could no longer be satisfied; the parent task failed'),
   CHILD_NOT_FINISHED: entry(409, EXIT.failed, false, "a handoff's child task has not finished yet"),
   NO_RESULT: entry(502, EXIT.failed, false, 'an agent finished without a result'),
   LEASE_LOST: entry(409, EXIT.failed, false, "a worker lost its task's lease; another worker takes over"),
@@ -270,6 +273,20 @@ export class ToolError extends SpineError {
 export class CancelledError extends SpineError {
   constructor(message = 'cancelled') {
     super('CANCELLED', message);
+  }
+}
+
+/** A lane (a handoff's child) that a join no longer waits for: cancelled because the join completed, or expired at its deadline. */
+export class LaneEndedError extends SpineError {
+  constructor(kind: 'cancelled' | 'expired', detail: string) {
+    super(kind === 'cancelled' ? 'LANE_CANCELLED' : 'LANE_EXPIRED', detail);
+  }
+}
+
+/** A join with onChildFailure "fail" can no longer be satisfied. */
+export class JoinFailedError extends SpineError {
+  constructor(detail: string, details?: Json) {
+    super('JOIN_FAILED', detail, details === undefined ? {} : { details });
   }
 }
 

@@ -12,7 +12,9 @@ export type FaultPoint =
   | 'after-decision-before-effect'
   | 'after-effect-before-record'
   | 'after-effect-before-commit'
-  | 'after-commit';
+  | 'after-commit'
+  | 'synthesis-before-step'
+  | 'synthesis-after-step';
 
 const armed = new Map<string, number>();
 for (const spec of (process.env.SPINE_FAULTS ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {

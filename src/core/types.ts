@@ -21,6 +21,7 @@
  */
 
 import type { RunState, TaskState } from './states.ts';
+import type { JoinPolicy } from './join.ts';
 
 export type { RunState, TaskState };
 
@@ -100,6 +101,8 @@ export interface HandoffAction {
   input?: Json;
   /** Contract id (`name@version`) the payload is declared as; defaults to the receiver's input contract. */
   contract?: string;
+  /** The join policy of this turn's batch of handoffs (the first handoff that names one sets it); default: the agent's. */
+  join?: JoinPolicy;
   id?: string;
 }
 
@@ -136,6 +139,8 @@ export interface TurnResult {
   usage?: Usage;
   /** What the adapter records about how it produced this answer (an LLM agent: model, attempts, failovers). Audited with the turn; never acted on. */
   meta?: { [key: string]: Json };
+  /** The join policy of this turn's handoffs (stamped onto them by the hub). */
+  join?: JoinPolicy;
 }
 
 /** One message of a session's history: what a user sent, or what the agent answered. */
@@ -180,4 +185,6 @@ export interface TurnInput {
   results: ActionResult[];
   memory: Json[];
   grants: { tools: string[]; agents: string[] };
+  /** The brief of the handoffs just joined (a `Brief`, core/brief.ts), when the agent declares synthesis (docs/synthesis.md). */
+  brief?: Json;
 }

@@ -1,6 +1,8 @@
 import type { Agent, ToolDefinition } from '../core/agent.ts';
 import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
+import type { JoinSpec } from '../core/join.ts';
+import type { SynthesisSpec } from '../synthesis/config.ts';
 
 export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
@@ -31,6 +33,10 @@ export interface AgentSpec {
   onExhausted: 'dead' | 'escalate';
   /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
   fallback: string | null;
+  /** How its batches of handoffs join (null: all lanes, failures included). */
+  join: JoinSpec | null;
+  /** How the claims of its joined handoffs are compared and their conflicts resolved (null: no synthesis). */
+  synthesis: SynthesisSpec | null;
 }
 
 /** A tool in the catalog. */

@@ -4,6 +4,8 @@ import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { JoinSpec } from '../core/join.ts';
+import type { SynthesisSpec } from '../synthesis/config.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -19,6 +21,8 @@ export interface AgentInit {
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
   fallback?: string | null;
+  join?: JoinSpec | null;
+  synthesis?: SynthesisSpec | null;
 }
 
 export interface ToolInit {
@@ -64,6 +68,8 @@ export function createRegistry(parts: {
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
       fallback: a.fallback ?? null,
+      join: a.join ?? null,
+      synthesis: a.synthesis ?? null,
     });
   }
   const tools = new Map<string, ToolSpec>();

@@ -14,6 +14,9 @@ import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
 import type { BreakerBoard } from '../validation/breakers.ts';
+import { compileJoin, type JoinSpec } from '../core/join.ts';
+import type { Brief } from '../core/brief.ts';
+import { synthesize } from './synthesis.ts';
 
 export interface RunnerEnv {
   store: Store;
@@ -80,7 +83,20 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
   let turns = task.turns;
   // Children's results cross back (handoffResult) before the parent's next turn sees them; their audit rides with that turn.
   let carried: AuditEntry[] = [];
-  if (!open && results.some((r) => r.type === 'handoff' && r.taskId)) ({ results, audit: carried } = await crossJoinedResults(env, claimed, results));
+  let brief: Brief | null = null;
+  if (!open && results.some((r) => r.type === 'handoff' && r.taskId)) {
+    ({ results, audit: carried } = await crossJoinedResults(env, claimed, results));
+    if (spec.synthesis) {
+      try {
+        const synthesis = await synthesize(env, claimed, spec, results, carried);
+        if ('waiting' in synthesis) return;
+        brief = synthesis.brief;
+      } catch (err) {
+        if (err instanceof LeaseLostError) return;
+        throw err;
+      }
+    }
+  }
 
   for (;;) {
     const n = turns + 1;
@@ -129,7 +145,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           return;
         }
         turnSpend = spend.reservation;
-        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results);
+        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results, brief);
         const onToken = env.onAgentEvent
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
@@ -264,7 +280,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
     let outcome: TurnOutcome;
     if (output !== undefined) outcome = { kind: 'succeed', output };
-    else if (children.length > 0) outcome = { kind: 'wait', children };
+    else if (children.length > 0) outcome = { kind: 'wait', children, join: batchJoin(actions, spec) };
     else outcome = { kind: 'continue' };
 
     audit.push({ ...base, kind: 'turn.committed', digest: digest(turnResults), data: { turn: n, outcome: outcome.kind } });
@@ -291,6 +307,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
     history.push({ turn: n, actions, results: turnResults });
     results = turnResults;
+    brief = null;
     turns = n;
     attempt = 0;
     lastError = null;
@@ -323,6 +340,7 @@ function buildTurnInput(
   lastError: ErrorInfo | null,
   history: TurnRecord[],
   results: ActionResult[],
+  brief: Brief | null = null,
 ): TurnInput {
   const { task } = claimed;
   const { boundary } = env;
@@ -335,6 +353,7 @@ function buildTurnInput(
     results,
     memory: [],
     grants: boundary.grantsFor(task.agent),
+    ...(brief ? { brief: brief as unknown as Json } : {}),
   } satisfies TurnInput);
 }
 
@@ -602,6 +621,16 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
   } catch (e) {
     if (!(e instanceof LeaseLostError)) throw e;
   }
+}
+
+/** The join of a turn's batch of handoffs: the first handoff that names one, else the agent's. */
+function batchJoin(actions: Action[], spec: AgentSpec): JoinSpec | null {
+  for (const a of actions) {
+    if (a.type !== 'handoff' || !a.join) continue;
+    const compiled = compileJoin(a.join);
+    if (typeof compiled !== 'string') return compiled;
+  }
+  return spec.join;
 }
 
 function toJsonValue(value: unknown): Json {

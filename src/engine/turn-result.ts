@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AgentProtocolError } from '../core/errors.ts';
 import { formatIssues, zodIssues } from '../core/issues.ts';
 import type { TurnResult } from '../core/types.ts';
+import { joinPolicySchema } from '../synthesis/schema.ts';
 
 const json: z.ZodType<unknown> = z.unknown();
 
@@ -16,6 +17,7 @@ const handoffAction = z.strictObject({
   agent: z.string().min(1),
   input: json.optional(),
   contract: z.string().min(1).optional(),
+  join: joinPolicySchema.optional(),
   id: z.string().optional(),
 });
 const deliverAction = z.strictObject({
@@ -39,6 +41,7 @@ const turnResult = z
     output: json.optional(),
     usage: usage.optional(),
     meta: z.record(z.string(), json).optional(),
+    join: joinPolicySchema.optional(),
   })
   .refine((r) => r.actions !== undefined || r.output !== undefined, {
     message: 'a turn must return "actions" (possibly empty, to take another turn) or "output"',
@@ -50,7 +53,13 @@ const turnResult = z
 /** Checks an agent's raw answer against the turn protocol, listing every violation. */
 export function parseTurnResult(agent: string, raw: unknown): TurnResult {
   const parsed = turnResult.safeParse(raw);
-  if (parsed.success) return parsed.data as TurnResult;
+  if (parsed.success) {
+    const r = parsed.data as TurnResult;
+    // The turn's join is recorded on its handoffs (the decision the hub replays after a crash).
+    if (r.join && r.actions) r.actions = r.actions.map((a) => (a.type === 'handoff' && !a.join ? { ...a, join: r.join! } : a));
+    delete r.join;
+    return r;
+  }
   const issues = zodIssues(parsed.error).map((i) => ({ path: i.path || '(root)', message: i.message }));
   throw new AgentProtocolError(agent, `invalid turn result: ${formatIssues(issues)}`, issues);
 }

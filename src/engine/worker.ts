@@ -140,6 +140,7 @@ export class Worker {
       expired: await this.store.approvals.expire(now),
       ran: [],
     };
+    await this.store.tasks.expireJoins(now);
     // Leases are extended while the turns run (on the system clock a turn may outlast its lease).
     this.heartbeats.start(this.opts.heartbeatMs);
     try {
@@ -200,6 +201,7 @@ export class Worker {
       await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
       await this.store.limits.releaseExpired(now);
       await this.store.approvals.expire(now);
+      await this.store.tasks.expireJoins(now);
     }
     let busy = 0;
     for (const f of this.inflight.values()) if (!f.released) busy++;

@@ -1,5 +1,6 @@
 import type { GatewayModule } from './api.ts';
 import { mountBatch } from './routes-batch.ts';
+import { briefsModule } from './routes-briefs.ts';
 import { mountProtectedResource } from './routes-oauth.ts';
 import { validationRoutes } from './routes-validation.ts';
 
@@ -7,4 +8,4 @@ import { validationRoutes } from './routes-validation.ts';
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [mountBatch, validationRoutes, mountProtectedResource];
+export const MODULES: readonly GatewayModule[] = [mountBatch, briefsModule, validationRoutes, mountProtectedResource];

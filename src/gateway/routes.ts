@@ -36,6 +36,7 @@ export const DOCUMENT: Parameters<OpenAPIHono['getOpenAPI31Document']>[0] = {
     { name: 'intake', description: 'submitting work' },
     { name: 'runs', description: 'runs and tasks' },
     { name: 'approvals', description: 'human decisions' },
+    { name: 'briefs', description: 'synthesised results of joins (docs/synthesis.md)' },
     { name: 'events', description: 'the audit log and its live stream' },
     { name: 'meta', description: 'this document' },
     { name: 'mcp', description: 'Spine as an MCP server (docs/mcp.md)' },

@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import type { Envelope } from '../core/envelope.ts';
+import { BRIEF_STATES, EVIDENCE_KINDS, RESOLUTION_OUTCOMES, STRATEGIES, type Brief } from '../core/brief.ts';
 import { ERROR_CODES } from '../core/errors.ts';
 import { APPROVAL_STATES, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TASK_STATES } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, Task, TurnRecord } from '../core/types.ts';
@@ -175,6 +176,50 @@ export const auditEvent = z
 
 export const schemaStatus = z.strictObject({ current: int, known: int }).openapi('SchemaStatus');
 
+// ── briefs (docs/synthesis.md) ────────────────────────────────────────────────
+
+const evidence = z.strictObject({ kind: z.enum(EVIDENCE_KINDS), ref: str });
+const claimSource = z
+  .strictObject({ agent: str, task: str, turn: int, effect: str.optional(), confidence: z.number().optional(), evidence: z.array(evidence) })
+  .openapi('ClaimSource', { description: 'where a claim came from: the agent, its task and turn, the effect it cites' });
+const candidate = z.strictObject({ value: json, from: z.array(claimSource) });
+const decider = z.union([
+  z.strictObject({ kind: z.literal('rule'), rule: str }),
+  z.strictObject({ kind: z.literal('agent'), agent: str, task: str, turn: int }),
+  z.strictObject({ kind: z.literal('human'), actor: str, approval: str }),
+]);
+const conflict = z
+  .strictObject({
+    key: str,
+    candidates: z.array(candidate),
+    rule: str.openapi({ description: 'the key pattern whose chain resolves it' }),
+    step: int,
+    steps: z.array(z.strictObject({ strategy: z.enum(STRATEGIES), outcome: z.enum(RESOLUTION_OUTCOMES), note: str.optional() })),
+    pending: z.strictObject({ judge: str.optional(), approval: str.optional() }).nullable(),
+    decision: z.strictObject({ strategy: z.enum(STRATEGIES), value: json, decider }).nullable(),
+    unresolved: z.boolean(),
+  })
+  .openapi('Conflict');
+export const brief = z
+  .strictObject({
+    id: str,
+    runId: str,
+    taskId: str,
+    turn: int,
+    agent: str,
+    state: z.enum(BRIEF_STATES),
+    digest: str.nullable(),
+    lanes: int,
+    claimed: int,
+    parts: z.array(z.strictObject({ key: str, status: z.enum(['agree', 'complementary']), value: json, from: z.array(claimSource) })),
+    conflicts: z.array(conflict),
+    missing: z.array(z.strictObject({ key: str, lanes: z.array(str) })),
+    failedLanes: z.array(z.strictObject({ agent: str, task: str, error: errorInfo })),
+    createdAt: ms,
+    updatedAt: ms,
+  })
+  .openapi('Brief', { description: 'the synthesised result of a join: parts with provenance, conflicts with their resolution, failed lanes, a digest' });
+
 // ── the error body ────────────────────────────────────────────────────────────
 
 const issue = z.strictObject({ path: str, message: str });
@@ -229,4 +274,5 @@ export type WireChecks = [
   Check<Same<z.infer<typeof auditEvent>, AuditEvent>>,
   Check<Same<z.infer<typeof schemaStatus>, SchemaStatus>>,
   Check<Same<z.infer<typeof runUsage>, RunUsage>>,
+  Check<Same<z.infer<typeof brief>, Brief>>,
 ];

@@ -1,6 +1,7 @@
 import type { ApprovalState, EffectState, EnvelopeState } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, RunState, SessionMessage, Task, TaskState, TurnRecord, Usage } from '../core/types.ts';
 import type { Envelope } from '../core/envelope.ts';
+import type { JoinSpec } from '../core/join.ts';
 import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
@@ -9,6 +10,7 @@ import type { VerdictStore } from './verdicts.ts';
 import type { BreakerStore } from './breakers.ts';
 import type { McpToolStore } from './mcp-tools.ts';
 import type { RunSpend, TurnUsage } from '../core/usage.ts';
+import type { Brief, BriefFilter } from './briefs.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -106,7 +108,7 @@ export interface ClaimedTask {
  */
 export type TurnOutcome =
   | { kind: 'continue' }
-  | { kind: 'wait'; children: NewChildTask[] }
+  | { kind: 'wait'; children: NewChildTask[]; join?: JoinSpec | null }
   | { kind: 'succeed'; output: Json }
   | { kind: 'retry'; error: ErrorInfo; runAt: number }
   | { kind: 'dead'; error: ErrorInfo }
@@ -356,6 +358,8 @@ export interface TaskStore {
   release(leases: Lease[], now: number): Promise<void>;
   /** Requeues tasks whose lease expired; tasks reclaimed more than maxReclaims times go dead. */
   reclaimExpired(now: number, maxReclaims: number): Promise<number>;
+  /** Decides every join whose deadline has passed: lanes still running are cancelled as expired (LANE_EXPIRED). */
+  expireJoins(now: number): Promise<number>;
   /** Records a turn's decided actions, so a resumed task replays them instead of asking the agent again. */
   recordDecision(lease: Lease, decision: { n: number; actions: Action[]; output?: Json; usage: Usage | null; audit: AuditEntry[] }, now: number): Promise<void>;
   /**
@@ -447,6 +451,38 @@ export interface GrantStore {
   list(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]>;
 }
 
+// ── briefs (store/briefs.ts, store/sql/briefs-sql.ts) ──────────────────────────
+
+/**
+ * One step of a brief's synthesis, committed atomically with the parent task's lease:
+ * the brief as it now stands and what it waits on. A judge task or an approval is
+ * created in the same transaction as the brief that records it as pending, so a hub
+ * that dies anywhere and resumes never asks a judge twice or opens a second approval.
+ */
+export interface BriefStep {
+  lease: Lease;
+  brief: Brief;
+  /** Judge tasks to dispatch: the parent waits for them as children. */
+  judges?: NewChildTask[];
+  /** Approvals to open: the parent waits for them. */
+  approvals?: NewApproval[];
+  /** The parent waits for approvals already open. */
+  park?: boolean;
+  /** The finished brief's outbound message, which the boundary let through: queued in the same commit. */
+  outbox?: NewOutboxItem[];
+  audit: AuditEntry[];
+}
+
+/** Briefs: the synthesised results of joins, with provenance and conflicts. */
+export interface BriefStore {
+  get(id: string): Promise<Brief | null>;
+  /** The brief of a task's joined turn, if synthesis began. */
+  forTurn(taskId: string, turn: number): Promise<Brief | null>;
+  list(filter: BriefFilter): Promise<Brief[]>;
+  /** Saves a step; throws LeaseLostError if the parent's lease is no longer held (nothing is written). */
+  save(step: BriefStep, now: number): Promise<void>;
+}
+
 /**
  * The Store port: one sub-port per aggregate, plus the two units of work that span
  * aggregates (accepting an envelope, committing a turn). Adapters (sql/ over
@@ -479,6 +515,8 @@ export interface Store {
   readonly breakers: BreakerStore;
   /** The MCP servers' tools, as last listed by a process that connected to them. */
   readonly mcpTools: McpToolStore;
+  /** Briefs: the synthesised results of joins. */
+  readonly briefs: BriefStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

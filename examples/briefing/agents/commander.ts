@@ -14,6 +14,7 @@ export default function commander(turn: Turn) {
       actions: [
         { type: 'handoff', agent: 'researcher', id: 'case-for', input: { topic: question } },
         { type: 'handoff', agent: 'critic', id: 'case-against', input: { topic: question } },
+        { type: 'handoff', agent: 'estimator', id: 'estimate', input: { topic: question } },
       ],
     };
   }
@@ -26,10 +27,20 @@ export default function commander(turn: Turn) {
     for: points(pro),
     against: points(con),
     recommendation: points(pro).length >= points(con).length ? 'proceed, with the risks below owned by name' : 'hold until the risks are addressed',
+    // What the specialists' claims settled on, from the brief the hub synthesised (docs/synthesis.md).
+    ...(turn.brief ? { settled: settled(turn.brief) } : {}),
   };
   // Returning output together with a tool action: the hub runs the tool, then the task succeeds.
   return {
     actions: [{ type: 'tool', tool: 'brief.publish', input: brief }],
     output: brief,
   };
+}
+
+/** Each key's value: the parts the specialists agree on, and the conflicts a strategy decided. */
+function settled(brief: NonNullable<Turn['brief']>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of brief.parts) out[p.key] = p.value;
+  for (const c of brief.conflicts) if (c.decision) out[c.key] = c.decision.value;
+  return out;
 }

@@ -2,4 +2,6 @@
 export interface Turn {
   task: { runId: string; input: { text?: string; topic?: string }; turn: number };
   results: Array<{ type: string; id?: string; ok: boolean; value?: unknown; error?: { code: string; message: string } }>;
+  /** The brief of the handoffs just joined, when the agent declares synthesis (docs/synthesis.md). */
+  brief?: { parts: Array<{ key: string; value: unknown }>; conflicts: Array<{ key: string; decision: { value: unknown } | null }> };
 }

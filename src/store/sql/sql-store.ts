@@ -7,6 +7,7 @@ import type { OutboxStore } from '../outbox.ts';
 import type { ScheduleStore } from '../schedules.ts';
 import type {
   AcceptResult,
+  BriefStore,
   AcceptRoute,
   ApprovalStore,
   AuditStore,
@@ -30,6 +31,7 @@ import type { BreakerStore } from '../breakers.ts';
 import { sqlBreakerStore } from './breakers-sql.ts';
 import { sqlVerdictStore } from './verdicts-sql.ts';
 import type { McpToolStore } from '../mcp-tools.ts';
+import { sqlBriefStore } from './briefs-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -94,6 +96,7 @@ export class SqlStore implements Store {
   readonly schedules: ScheduleStore;
   readonly verdicts: VerdictStore;
   readonly breakers: BreakerStore;
+  readonly briefs: BriefStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -117,6 +120,7 @@ export class SqlStore implements Store {
     this.schedules = sqlScheduleStore(backend);
     this.verdicts = sqlVerdictStore(backend);
     this.breakers = sqlBreakerStore(backend);
+    this.briefs = sqlBriefStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
@@ -216,8 +220,8 @@ export class SqlStore implements Store {
           await continueTask(tx, task.id, turns, now);
           break;
         case 'wait':
-          await waitForChildren(tx, task, turns, outcome.children, lease.owner, now, audit);
-          audit.push({ ...base, kind: 'task.waiting', data: { children: outcome.children.length } });
+          await waitForChildren(tx, task, turns, outcome.children, lease.owner, now, audit, outcome.join ?? null);
+          audit.push({ ...base, kind: 'task.waiting', data: { children: outcome.children.length, ...(outcome.join ? { join: outcome.join as unknown as Json } : {}) } });
           woke = outcome.children.length > 0;
           break;
         case 'succeed':

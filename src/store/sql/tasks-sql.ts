@@ -15,6 +15,8 @@ import { cancelledInfo, finishRun } from './runs-sql.ts';
 import { sessionHistory } from './sessions-sql.ts';
 import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
 import { placeholders, whereOf } from './where.ts';
+import { expireJoins, joinColumns, joinLane, type FailParent } from './joins-sql.ts';
+import type { JoinSpec } from '../../core/join.ts';
 
 /**
  * Tasks: claims and leases (every worker write is fenced by its lease), the moves of
@@ -87,20 +89,19 @@ export async function propagateFinish(
     await insertAudit(tx, now, own);
     return woke;
   }
-  if (task.parentId) {
-    const parent = await tx.get<{ waiting_on: number | string; run_id: string; agent: string }>(
-      `UPDATE tasks SET waiting_on = waiting_on - 1, updated_at = ? WHERE id = ? AND state = 'waiting' RETURNING waiting_on, run_id, agent`,
-      [now, task.parentId],
-    );
-    if (parent && Number(parent.waiting_on) === 0) {
-      await tx.run(`UPDATE tasks SET state = 'queued', waiting_for = NULL, run_at = ?, updated_at = ? WHERE id = ?`, [now, now, task.parentId]);
-      sink.push({ kind: 'task.joined', runId: parent.run_id, taskId: task.parentId, agent: parent.agent, actor });
-      return true;
-    }
-    return false;
-  }
+  if (task.parentId) return joinLane(tx, task.parentId, state === 'succeeded', now, actor, sink, failParentFor(now, actor));
   const runState = state === 'succeeded' ? 'succeeded' : state === 'dead' ? 'failed' : 'cancelled';
   return finishRun(tx, { runId: task.runId, agent: task.agent, state: runState, output, error }, now, actor, sink);
+}
+
+/** How a join that can no longer be satisfied fails its parent: dead, told upward like any failed task. */
+function failParentFor(now: number, actor: string): FailParent {
+  return async (tx, parentId, error, sink) => {
+    const row = await tx.get<TaskRow>('SELECT * FROM tasks WHERE id = ?', [parentId]);
+    if (!row) return false;
+    sink.push({ kind: 'task.failed', runId: row.run_id, taskId: row.id, agent: row.agent, actor, data: { error: error as unknown as Json } });
+    return finishTask(tx, toTask(row), 'dead', null, error, now, actor, sink);
+  };
 }
 
 // ── a turn's outcome (composed by the store's commitTurn) ────────────────────
@@ -110,7 +111,16 @@ export async function continueTask(tx: SqlExecutor, taskId: string, turns: numbe
 }
 
 /** Creates the handoff's children and parks the parent until they have all finished. */
-export async function waitForChildren(tx: SqlExecutor, task: Task, turns: number, children: NewChildTask[], actor: string, now: number, audit: AuditEntry[]): Promise<void> {
+export async function waitForChildren(
+  tx: SqlExecutor,
+  task: Task,
+  turns: number,
+  children: NewChildTask[],
+  actor: string,
+  now: number,
+  audit: AuditEntry[],
+  join: JoinSpec | null = null,
+): Promise<void> {
   for (const child of children) {
     await tx.run(
       `INSERT INTO tasks (id, run_id, parent_id, parent_turn, parent_action, depth, agent, state, input, max_attempts, run_at, created_at, updated_at)
@@ -119,10 +129,11 @@ export async function waitForChildren(tx: SqlExecutor, task: Task, turns: number
     );
     audit.push({ kind: 'task.created', runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
   }
+  const cols = joinColumns(join, now);
   await tx.run(
-    `UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'waiting', waiting_for = 'children', waiting_on = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+    `UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'waiting', waiting_for = 'children', waiting_on = ?, ${cols.sql} lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
      WHERE id = ?`,
-    [turns, children.length, now, task.id],
+    [turns, children.length, ...cols.params, now, task.id],
   );
 }
 
@@ -359,6 +370,17 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
           }
         }
         return rows.length;
+      });
+      if (count > 0) db.signalTasksReady();
+      return count;
+    },
+
+    async expireJoins(now: number): Promise<number> {
+      const count = await db.transaction(async (tx) => {
+        const audit: AuditEntry[] = [];
+        const n = await expireJoins(tx, now, 'reaper', audit, failParentFor(now, 'reaper'));
+        await insertAudit(tx, now, audit);
+        return n;
       });
       if (count > 0) db.signalTasksReady();
       return count;
