@@ -6,6 +6,7 @@ export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -28,6 +29,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
+  fallback: string | null;
 }
 
 /** A tool in the catalog. */
@@ -59,6 +62,12 @@ export interface WorkerOptions {
   pollMs: number;
   /** On shutdown, how long in-flight turns may finish before their leases are handed back. */
   drainMs: number;
+  /**
+   * How often the longest-running worker looks for workers that died without
+   * stopping, to take their tasks back at once rather than after their lease (others
+   * look half as often, in case it dies too); 0 turns it off.
+   */
+  livenessMs: number;
 }
 
 /** The compiled, checked registry an engine runs with. */
@@ -71,9 +80,13 @@ export interface Registry {
   policy: PolicyEngine;
   /** The boundary's gates stage (validation); empty until gates are configured. */
   gates: readonly Gate[];
+  /** The digest of the gates' config, recorded with every verdict. */
+  gatesVersion?: string;
+  /** Circuit breakers (validation.breakers); off when null or absent. */
+  breakers?: BreakerSettings | null;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };
 export const DEFAULT_LIMITS: EngineLimits = { maxDepth: 8, maxTurns: 50, maxReclaims: 5 };
-export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 250, drainMs: 10_000 };
+export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 250, drainMs: 10_000, livenessMs: 1_000 };
 export const DEFAULT_TIMEOUT_MS = 120_000;

@@ -11,6 +11,7 @@ import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
 import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
 import { PgListener } from './pg-listener.ts';
+import { PgLiveness } from './pg-liveness.ts';
 import { toPgPlaceholders } from './placeholders.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'postgres');
@@ -165,6 +166,7 @@ export class PgBackend implements SqlBackend {
   private readonly log: Logger;
   private readonly backoff: readonly number[];
   private readonly listener: PgListener;
+  readonly liveness: PgLiveness;
   private readonly channel: string;
   /** Tags this backend's own NOTIFYs, which its in-process listeners already heard. */
   private readonly instanceId = randomBytes(8).toString('hex');
@@ -213,6 +215,11 @@ export class PgBackend implements SqlBackend {
         if (payload !== this.instanceId) this.events.emit('ready');
       },
       onReconnected: () => this.events.emit('ready'),
+      log: this.log,
+    });
+    this.liveness = new PgLiveness({
+      clientConfig: this.clientConfig,
+      query: async (text, values) => (await this.readQuery({ text, values: values as SqlParam[] })).rows,
       log: this.log,
     });
     this.events.setMaxListeners(0);
@@ -404,6 +411,7 @@ export class PgBackend implements SqlBackend {
     await this.notifying;
     this.closed = true;
     await this.listener.stop();
+    await this.liveness.close();
     await this.pool.end();
   }
 }

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreUnavailableError } from '../../core/errors.ts';
-import type { SqlBackend } from '../sql/backend.ts';
+import type { SqlBackend, WorkerIdentity, WorkerLiveness } from '../sql/backend.ts';
 import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
@@ -132,6 +133,7 @@ export class SqliteBackend implements SqlBackend {
   readonly sql = SQLITE_SQL;
   readonly migrations: readonly Migration[];
   readonly read: SqlExecutor;
+  readonly liveness: WorkerLiveness = processLiveness;
   private readonly writer: DatabaseSync;
   private readonly reader: DatabaseSync;
   private readonly tx: SqliteExecutor;
@@ -316,11 +318,42 @@ export class SqliteBackend implements SqlBackend {
   }
 }
 
+/**
+ * SQLite's workers share its host: a worker whose process is gone is dead. A
+ * process id the OS has given to someone else since reads as alive, and that
+ * worker's tasks wait out their lease.
+ */
+const processLiveness: WorkerLiveness = {
+  watch: null,
+  async hold() {},
+  async release() {},
+  async dead(workers: readonly WorkerIdentity[]): Promise<string[]> {
+    const here = hostname();
+    return workers.filter((w) => w.host === here && w.pid !== process.pid && !processExists(w.pid)).map((w) => w.id);
+  },
+};
+
+function processExists(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as { code?: string }).code !== 'ESRCH';
+  }
+}
+
 function configure(db: DatabaseSync, durability: Durability): void {
+  // busy_timeout first: switching to WAL takes a lock, and another process's write
+  // must make this one wait, not fail. temp_store = MEMORY keeps each unit's
+  // savepoint (statement) journal off disk: it was ~64 writes and a third of the CPU
+  // per task in the kernel (bench W2: 181 → 140 µs CPU per task).
+  db.exec('PRAGMA busy_timeout = 5000');
   db.exec(`PRAGMA journal_mode = WAL;
     PRAGMA synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'};
-    PRAGMA busy_timeout = 5000;
-    PRAGMA foreign_keys = ON;`);
+    PRAGMA foreign_keys = ON;
+    PRAGMA temp_store = MEMORY;`);
 }
 
 function fileIdentity(path: string): { dev: number; ino: number } | null {
