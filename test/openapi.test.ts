@@ -285,7 +285,9 @@ describe('the OpenAPI document', () => {
     await c.call('healthz', '/healthz', { token: null, expect: 200 });
     await c.call('readyz', '/readyz', { token: null, expect: 200 });
     await c.call('protectedResourceMetadata', '/.well-known/oauth-protected-resource', { token: null, expect: 200 });
+    await c.call('protectedResourceMetadata', '/.well-known/oauth-protected-resource?probe=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     await c.call('mcpProtectedResourceMetadata', '/.well-known/oauth-protected-resource/v1/mcp', { token: null, expect: 200 });
+    await c.call('mcpProtectedResourceMetadata', '/.well-known/oauth-protected-resource/v1/mcp?probe=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     await c.call('openapi', '/v1/openapi.json', { token: 'viewer', expect: 200 });
     await c.call('openapi', '/v1/openapi.json', { token: null, expect: 401, code: 'UNAUTHENTICATED' });
     await c.call('openapi', '/v1/openapi.json', { token: 'ingressApi', expect: 403, code: 'FORBIDDEN' });
