@@ -124,7 +124,7 @@ describe('crash loop through the front door', () => {
     last.kill('SIGTERM');
     assert.equal(await last.exited, 0, last.stderr());
 
-    const byKey = new Map((await envelopes()).map((e) => [e.idempotencyKey!.slice('api:'.length), e]));
+    const byKey = new Map((await envelopes()).map((e) => [(e.idempotencyKey ?? '').slice('api:'.length), e]));
     const runs = new Map((await store.runs.list({ limit: 1_000_000 })).map((r) => [r.id, r]));
     for (const key of acked) {
       const e = byKey.get(key);

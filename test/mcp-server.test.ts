@@ -176,4 +176,15 @@ describe('Spine as an MCP server', () => {
     });
     assert.equal(bad.status, 400);
   });
+
+  it('an ingress:mcp token reaches /v1/mcp: it may submit work on channel mcp, not read', async (t) => {
+    const p = await startProject(t);
+    const client = await httpClient(p, 'ingressMcp');
+    t.after(() => client.close());
+    const submitted = await call(client, 'submit_work', { text: 'from an ingress token', idempotencyKey: 'ingress-mcp-1' });
+    assert.equal(submitted.isError, false, submitted.text);
+    const read = await call(client, 'list_approvals');
+    assert.equal(read.isError, true);
+    assert.match(read.text, /FORBIDDEN/);
+  });
 });

@@ -477,6 +477,10 @@ describe('policy config errors are refused at start-up, naming the field', () =>
     assert.ok(ruleAgents.some((i) => i.path === 'policy.rules.0.agents.0' && /"payr" matches no known agent/.test(i.message)), JSON.stringify(ruleAgents));
     const deliver = await issuesFor({ policy: { rules: [{ id: 'd', kind: 'approval', actions: ['deliver:slakc:*'], tier: 'approve' }] } });
     assert.ok(deliver.some((i) => i.path === 'policy.rules.0.actions.0' && /no known channel/.test(i.message)), JSON.stringify(deliver));
+    // MCP servers not contacted by this command: a pattern in their namespace is accepted (its tools are unknown here), a typo outside is not.
+    const mcp = { servers: { github: { url: 'http://127.0.0.1:9/mcp' } } };
+    const unfetched = await issuesFor({ mcp, agents: { a: { kind: 'function', module: PROJECT_MODULE, export: 'payer', grants: { tools: ['github.*', 'github.create_issue', 'gihtub.*'] } } } });
+    assert.deepEqual(unfetched.map((i) => i.path), ['agents.a.grants.tools.2'], JSON.stringify(unfetched));
     // Meant for tools that come later: accepted when said so.
     const file = join(dir, `c${n++}.json5`);
     writeFileSync(

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE } from '../config/file.ts';
 import type { CompiledConfig } from '../config/load.ts';
 import { consoleLogger } from '../core/log.ts';
@@ -56,10 +56,13 @@ export async function openCliStore(flags: CommonFlags, config?: CompiledConfig |
   const durability: Durability =
     oneOf('durability', flags.durability ?? process.env.SPINE_DURABILITY, ['strict', 'fast'] as const) ?? config?.durability ?? 'strict';
   // Connection losses and reconnects (PostgreSQL) are worth a line on stderr.
-  // The marker beside the config file remembers which SQLite stores were created, so a deleted one is an error, not a fresh start.
-  const marker = join(dirname(configPath(flags)), STORE_MARKER);
+  // The marker beside the config file remembers which of the project's own SQLite stores (inside its folder, e.g.
+  // .spine/spine.db) were created, so a deleted one is an error, not a fresh start. A store elsewhere is not the project's to track.
+  const dir = dirname(configPath(flags));
+  const target = url.startsWith('sqlite:') ? resolve(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')) : null;
+  const marker = target !== null && relative(dir, target) !== '' && !relative(dir, target).startsWith('..') && !isAbsolute(relative(dir, target)) ? join(dir, STORE_MARKER) : undefined;
   const create = Boolean(flags.create);
-  const store = await loadStore({ url, durability, log: consoleLogger('spine'), marker, create });
+  const store = await loadStore({ url, durability, log: consoleLogger('spine'), ...(marker ? { marker } : {}), create });
   try {
     if (url.startsWith('sqlite:')) await store.migrate();
     else await store.assertSchemaCurrent();

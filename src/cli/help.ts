@@ -155,7 +155,7 @@ API tokens for the gateway (docs/gateway.md); create -q prints the secret alone.
   admin            everything
   operator         submit work, cancel and retry runs, decide approvals, read
   viewer           read only
-  ingress:<chan>   POST /v1/envelopes for that channel only (e.g. ingress:api)
+  ingress:<chan>   POST /v1/envelopes for that channel only (e.g. ingress:api; ingress:mcp: submit_work over /v1/mcp)
 create  prints the token once — only its SHA-256 is stored, it cannot be shown again.
         The name is recorded as the decider of approvals made with the token.
 list    live tokens (--all: revoked ones too); never the token itself.

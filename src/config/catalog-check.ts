@@ -14,11 +14,11 @@ export interface Catalog {
   agents: readonly string[];
   channels: readonly string[];
   /**
-   * False when the tool list is incomplete (MCP servers are configured but were not
-   * contacted by this command): tool patterns are then not checked, rather than
-   * refused for tools we could not see.
+   * Namespaces of MCP servers whose tools this command did not fetch (it does not
+   * connect): a tool pattern that could fall in one (`github.*`, `github.create_issue`)
+   * is accepted, since its tools are unknown here; any other is still checked.
    */
-  toolsComplete: boolean;
+  unfetchedNamespaces: readonly string[];
 }
 
 export interface PatternUse {
@@ -41,24 +41,31 @@ export function checkPatterns(uses: readonly PatternUse[], catalog: Catalog, iss
 }
 
 function unmatched(kind: PatternUse['kind'], pattern: string, catalog: Catalog): string | null {
-  if (kind === 'tool') return checkName('tool', pattern, catalog.tools, catalog.toolsComplete);
-  if (kind === 'agent') return checkName('agent', pattern, catalog.agents, true);
+  if (kind === 'tool') return checkTool(pattern, catalog);
+  if (kind === 'agent') return checkName('agent', pattern, catalog.agents, false);
   const qualified = qualifyAction(pattern);
   const colon = qualified.indexOf(':');
   const actionKind = qualified.slice(0, colon);
   const rest = qualified.slice(colon + 1);
-  if (actionKind === 'tool') return checkName('tool', rest, catalog.tools, catalog.toolsComplete);
-  if (actionKind === 'handoff' || actionKind === 'call_agent') return checkName('agent', rest, catalog.agents, true);
+  if (actionKind === 'tool') return checkTool(rest, catalog);
+  if (actionKind === 'handoff' || actionKind === 'call_agent') return checkName('agent', rest, catalog.agents, false);
   if (actionKind === 'deliver') {
     // deliver:<channel>:<to> — the channel part is checked; any recipient may come.
     const channel = rest.split(':')[0]!;
-    return checkName('channel', channel, catalog.channels, true);
+    return checkName('channel', channel, catalog.channels, false);
   }
   return null; // turn:, remember:, … name things that are not in a catalog
 }
 
-function checkName(what: string, pattern: string, known: readonly string[], complete: boolean): string | null {
-  if (!complete || pattern === '*' || known.some((n) => matches(pattern, n))) return null;
+function checkTool(pattern: string, catalog: Catalog): string | null {
+  // The literal start of the pattern (before any `*`) must be compatible with `<namespace>.`.
+  const literal = pattern.split('*')[0]!;
+  const inUnfetched = catalog.unfetchedNamespaces.some((ns) => literal.startsWith(`${ns}.`) || `${ns}.`.startsWith(literal));
+  return checkName('tool', pattern, catalog.tools, inUnfetched);
+}
+
+function checkName(what: string, pattern: string, known: readonly string[], unknowable: boolean): string | null {
+  if (unknowable || pattern === '*' || known.some((n) => matches(pattern, n))) return null;
   const near = nearest(pattern, known);
   return `"${pattern}" matches no known ${what}${near.length ? ` (nearest: ${near.join(', ')})` : known.length ? '' : ` (there are no ${what}s)`}`;
 }

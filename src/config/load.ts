@@ -250,7 +250,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     tools: Object.keys(tools),
     agents: [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})],
     channels: ['cli', ...Object.keys(raw.channels ?? {}).filter((k) => k !== 'outbox')],
-    toolsComplete: Boolean(opts.connect) || Object.keys(raw.mcp?.servers ?? {}).length === 0,
+    unfetchedNamespaces: opts.connect ? [] : Object.keys(raw.mcp?.servers ?? {}),
   };
   checkPatterns(
     [

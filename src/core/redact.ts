@@ -115,7 +115,7 @@ export function redact(text: string): string {
 export function redactDeep<T>(value: T, text: (s: string) => string = redact): T {
   if (typeof value === 'string') return text(value) as T;
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redactDeep(v, text)) as T;
+  if (Array.isArray(value)) return (value as unknown[]).map((v) => redactDeep(v, text)) as T;
   if (value instanceof Error) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = redactDeep(v, text);

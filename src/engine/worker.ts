@@ -172,9 +172,14 @@ export class Worker {
     const left = [...this.inflight.values()];
     for (const f of left) f.stop.abort('shutdown' satisfies StopReason);
     await Promise.all(left.map((f) => f.done));
-    if (left.length > 0) await this.store.tasks.release(left.map((f) => f.lease), this.clock.now());
-    await this.heartbeats.stop();
-    this.unsubscribe?.();
+    try {
+      // Handing leases back is a courtesy: if the store cannot take it (a full disk), the leases expire and others take over.
+      if (left.length > 0) await this.store.tasks.release(left.map((f) => f.lease), this.clock.now());
+    } finally {
+      // Whatever the store says, the loops stop: a worker that cannot write must still let the process exit.
+      await this.heartbeats.stop();
+      this.unsubscribe?.();
+    }
     if (this.registered) await this.store.workers.stop(this.id, this.clock.now());
   }
 

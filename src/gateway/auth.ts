@@ -9,13 +9,17 @@ import { isLoopbackHost } from './config.ts';
  *   admin           everything
  *   operator        submit, cancel, retry, decide approvals, read
  *   viewer          read only
- *   ingress:<ch>    POST /v1/envelopes with channel <ch> only
+ *   ingress:<ch>    POST /v1/envelopes with channel <ch> only; ingress:mcp also
+ *                   POST /v1/mcp (whose tools check scopes themselves: submit_work)
  */
 
 export const TOKEN_PREFIX = 'spn_';
 
-/** What a route needs. `submit` is also met by `ingress:<channel>` for that channel. */
-export type Permission = 'public' | 'read' | 'submit' | 'operate' | 'admin';
+/**
+ * What a route needs. `submit` is also met by `ingress:<channel>` for that channel;
+ * `mcp` (the MCP endpoint, whose tools check scopes themselves) by `read` or `ingress:mcp`.
+ */
+export type Permission = 'public' | 'read' | 'submit' | 'operate' | 'admin' | 'mcp';
 
 export const ROLE_SCOPES = ['admin', 'operator', 'viewer'] as const;
 const CHANNEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -59,6 +63,8 @@ export function isAllowed(p: Principal, need: Permission, channel?: string): boo
       return s.includes('operator');
     case 'read':
       return s.includes('operator') || s.includes('viewer');
+    case 'mcp':
+      return s.includes('operator') || s.includes('viewer') || s.includes('ingress:mcp');
     case 'submit':
       return s.includes('operator') || (channel !== undefined && s.includes(`ingress:${channel}`)) || (channel === undefined && s.some((x) => x.startsWith('ingress:')));
   }
@@ -75,6 +81,8 @@ export function scopesFor(need: Permission, channel?: string): string[] {
       return ['operator', 'admin'];
     case 'read':
       return ['viewer', 'operator', 'admin'];
+    case 'mcp':
+      return ['viewer', 'ingress:mcp', 'operator', 'admin'];
     case 'submit':
       return [channel ? `ingress:${channel}` : 'ingress:<channel>', 'operator', 'admin'];
   }

@@ -346,7 +346,7 @@ export const mcp = route({
   description:
     'A JSON-RPC message of the Model Context Protocol, answered with JSON. Send `Accept: application/json, text/event-stream` and `Content-Type: application/json`. Stateless: no session id; each request acts as its bearer token. Tools check scopes themselves: `get_run`, `list_approvals`, `list_agents` need viewer; `submit_work` and `decide_approval` need operator. A tool refused or failing answers `isError: true` with the Spine error code. The MCP transport answers its own protocol errors (400, 406, 415) as JSON-RPC errors. GET (a server-initiated stream) is not offered: 405. See docs/mcp.md.',
   tags: ['mcp'],
-  'x-spine-permission': 'read',
+  'x-spine-permission': 'mcp',
   errors: [...BODY, ...AUTH, ...SYSTEM],
   request: { body: { required: true, content: { 'application/json': { schema: jsonRpcRequest } } } },
   responses: {

@@ -87,6 +87,8 @@ export class Runtime {
    * acknowledged; the command drains and exits non-zero.
    */
   readonly storeLost: Promise<string>;
+  /** Set when a service could not stop cleanly (e.g. the drain could not write to a full disk): the command exits unavailable. */
+  stopFailed = false;
 
   constructor(opts: RuntimeOptions) {
     this.store = opts.store;
@@ -260,6 +262,7 @@ export class Runtime {
         try {
           await s.stop();
         } catch (err) {
+          this.stopFailed = true;
           this.log.error(`${s.name}: stop failed`, { error: err instanceof Error ? err.message : String(err) });
         }
       }
@@ -275,6 +278,7 @@ export class Runtime {
       try {
         await this.store.close();
       } catch (err) {
+        this.stopFailed = true;
         this.log.error('store close failed', { error: err instanceof Error ? err.message : String(err) });
       }
     })();

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { envelopeBody, startTestGateway, stored } from '../fixtures/gateway-setup.ts';
+import { finished, harness, registry, submit } from '../helpers.ts';
 
 const nested = (depth: number) => `{"text":"deep","data":${'['.repeat(depth)}${']'.repeat(depth)}}`;
 
@@ -46,5 +47,13 @@ describe('input limits at the door', () => {
 
     const after = await stored(g.store);
     assert.equal(after.envelopes, before.envelopes + (many.status === 202 ? 2 : 1), 'only the two valid envelopes were stored');
+  });
+
+  it('a NUL an agent answers is stored as U+FFFD on both backends alike, not a failed commit', async (t) => {
+    const reg = registry({ nul: () => ({ output: { text: 'a\u0000b', literal: 'back\\u0000slash' } }) });
+    const { store } = await harness(t, reg);
+    const run = await finished(store, (await submit(store, reg, 'nul')).id);
+    assert.equal(run.state, 'succeeded', JSON.stringify(run.error));
+    assert.deepEqual(run.output, { text: 'a\uFFFDb', literal: 'back\\u0000slash' });
   });
 });

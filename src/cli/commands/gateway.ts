@@ -44,7 +44,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
       console.error(`spine gateway: shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
       return { exitCode: 1 };
     }
-    return { exitCode: lost ? EXIT.unavailable : 0 };
+    return { exitCode: lost || runtime.stopFailed ? EXIT.unavailable : 0 };
   } finally {
     signals.dispose();
   }

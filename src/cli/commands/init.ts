@@ -98,7 +98,9 @@ export async function initCommand(argv: string[]): Promise<CommandResult> {
   ];
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
   const gitignore = join(dir, '.gitignore');
-  if (!existsSync(gitignore) || !readFileSync(gitignore, 'utf8').includes('.spine/')) appendFileSync(gitignore, '.spine/\n');
+  const ignored = existsSync(gitignore) ? readFileSync(gitignore, 'utf8') : '';
+  // The store and the marker that remembers it (a store that goes missing is then an error, not a fresh start).
+  for (const line of ['.spine/', '.spine-stores']) if (!ignored.split('\n').includes(line)) appendFileSync(gitignore, `${line}\n`);
   // Type-stripped .ts agents need an ESM package scope.
   const pkg = join(dir, 'package.json');
   if (!existsSync(pkg)) writeFileSync(pkg, JSON.stringify({ name: 'spine-project', private: true, type: 'module' }, null, 2) + '\n');

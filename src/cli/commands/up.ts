@@ -116,6 +116,10 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       console.error(`spine: shutdown incomplete: ${err instanceof Error ? err.message : String(err)}`);
       return { exitCode: EXIT.unavailable };
     }
+    if (runtime.stopFailed) {
+      console.error('spine: shutdown incomplete: the store could not take the drain (see above); leases not handed back expire and are taken over');
+      return { exitCode: exitCode || EXIT.unavailable };
+    }
     return { exitCode };
   } finally {
     signals.dispose();

@@ -49,5 +49,19 @@ export interface DialectSql {
  * secret reaches the store whichever aggregate writes it.
  */
 export function storedParams(params: readonly SqlParam[]): SqlParam[] {
-  return params.map((p) => (typeof p === 'string' ? redactSecrets(p) : p));
+  return params.map((p) => (typeof p === 'string' ? withoutNul(redactSecrets(p)) : p));
+}
+
+/** `\u0000` as JSON text writes it, not preceded by an escaping backslash. */
+const JSON_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/**
+ * PostgreSQL cannot store U+0000 in text or jsonb; SQLite can. NUL is refused at the
+ * door (400 INPUT_LIMIT), but an agent's output or a tool's result may still carry
+ * one: it is stored as U+FFFD on both backends alike, rather than failing the commit
+ * on one of them (a poison turn).
+ */
+function withoutNul(text: string): string {
+  if (text.includes('\u0000')) text = text.replaceAll('\u0000', '\uFFFD');
+  return text.includes('\\u0000') ? text.replace(JSON_NUL, '$1\\ufffd') : text;
 }

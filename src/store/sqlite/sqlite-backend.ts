@@ -106,9 +106,9 @@ export interface SqliteOptions {
   /** Most units merged into one transaction. */
   maxBatch?: number;
   /**
-   * A file outside the database that remembers that this store was created
-   * (store/sqlite/marker): a store that existed and is now missing is an error, not a
-   * fresh empty store. Unset: no marker (tests, `:memory:`).
+   * A file outside the database (the CLI's `.spine-stores` beside the config) listing
+   * the store files created: a store that existed and is now missing is an error, not
+   * a fresh empty store. Unset: no marker (tests, `:memory:`).
    */
   marker?: string;
   /** Create the database even though the marker says it existed (`--create`). */
