@@ -43,3 +43,15 @@ export type OutboxState = (typeof OUTBOX_STATES)[number];
 /** Effects ledger: started → completed | failed (started again, with attempts + 1, after a crash). */
 export const EFFECT_STATES = ['started', 'completed', 'failed'] as const;
 export type EffectState = (typeof EFFECT_STATES)[number];
+
+/**
+ * An audit verification's verdict (docs/audit.md): clean · tampered (a finding names
+ * the first bad event) · unverifiable (nothing tampered was found, but something could
+ * not be checked: no audit key to check checkpoint signatures, events older than the chain).
+ */
+export const AUDIT_VERDICTS = ['clean', 'tampered', 'unverifiable'] as const;
+export type AuditVerdict = (typeof AUDIT_VERDICTS)[number];
+
+/** What a tampering finding says was done to the trail. */
+export const TAMPER_KINDS = ['edited', 'deleted', 'reordered', 'inserted', 'forged-checkpoint'] as const;
+export type TamperKind = (typeof TAMPER_KINDS)[number];
