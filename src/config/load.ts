@@ -15,6 +15,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
+import { compileAuditSettings, type AuditSettings } from '../audit/settings.ts';
 import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
 import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
@@ -38,6 +39,7 @@ export interface CompiledConfig {
   schedules: ScheduleSettings;
   worker: WorkerOptions;
   durability: Durability;
+  audit: AuditSettings;
   raw: SpineConfigFile;
 }
 
@@ -207,6 +209,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
 
+  const audit = compileAuditSettings(raw.audit, dir, issues);
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
   if (worker.heartbeatMs >= worker.leaseMs) issues.push({ path: 'worker.heartbeatMs', message: 'must be shorter than worker.leaseMs' });
@@ -222,6 +225,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     schedules,
     worker,
     durability: raw.store?.durability ?? 'strict',
+    audit,
     raw,
   };
 }

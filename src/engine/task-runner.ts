@@ -132,7 +132,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ...base,
           kind: 'turn.answered',
           digest: digest(raw),
-          data: { turn: n, actions: actions.length, hasOutput: output !== undefined, ...(answer.meta ? { meta: answer.meta } : {}) },
+          data: { turn: n, input: digest(input), actions: actions.length, hasOutput: output !== undefined, ...(answer.meta ? { meta: answer.meta } : {}) },
         });
       }
     } catch (err) {
@@ -148,7 +148,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
       decided = true;
       await store.tasks.recordDecision(
         lease,
-        { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n } }] },
+        { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n, actions: actions.map(decidedAction) } }] },
         clock.now(),
       );
       faultPoint('after-decision-before-effect');
@@ -534,4 +534,9 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
 function toJsonValue(value: unknown): Json {
   if (value === undefined) return null;
   return JSON.parse(JSON.stringify(value)) as Json;
+}
+
+/** What `spine why` shows of a decided action: its index, type and target (payloads stay out of the trail). */
+function decidedAction(a: Action, index: number): Json {
+  return { index, type: a.type, target: a.type === 'tool' ? a.tool : a.type === 'handoff' ? a.agent : a.channel, ...(a.id ? { id: a.id } : {}) };
 }
