@@ -43,6 +43,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['queue', 'ok'],
       ['approvals', 'ok'],
       ['outbox', 'ok'],
+      ['audit', 'warn'],
     ],
   );
   assert.equal(healthy.report.capabilities?.skipLockedClaims, TEST_DB === 'postgres');

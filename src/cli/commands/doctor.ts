@@ -84,7 +84,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -120,6 +120,17 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       status: h.outbox.dead > 0 ? 'warn' : 'ok',
       detail: `${h.outbox.pending} waiting${h.outbox.pending ? ` (oldest due ${seconds(outboxLag)} ago)` : ''}, ${h.outbox.dead} dead${h.outbox.dead ? ' (requeue them once the channel works)' : ''}`,
     });
+    // The last `spine audit verify` (or GET /v1/audit/verify): doctor reports it, it does not re-run it.
+    const v = await store.audit.lastVerification();
+    checks.push(
+      v === null
+        ? { name: 'audit', status: 'warn', detail: 'never verified: run `spine audit verify`' }
+        : {
+            name: 'audit',
+            status: v.status === 'tampered' ? 'fail' : v.status === 'clean' ? 'ok' : 'warn',
+            detail: `${v.status} at ${new Date(v.at).toISOString()} (${v.events} events)${v.status === 'tampered' ? ': run `spine audit verify` for the findings' : ''}`,
+          },
+    );
     return report;
   } catch (err) {
     checks.push({ name: 'store', status: 'fail', detail: message(err) });
