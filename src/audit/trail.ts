@@ -69,7 +69,7 @@ export async function exportRun(audit: AuditStore, runId: string, keys: AuditKey
   const lines: Json[] = [
     { type: 'header', format: EXPORT_FORMAT, runId, keyId: keys?.keyId ?? null, publicKey: keys ? publicKeyPem(keys.publicKey) : null },
     ...[...used.values()].map((cp) => ({ type: 'checkpoint', ...cp })),
-    ...events.map((e) => ({ type: 'event', ...e, data: e.data ?? null, proof: (proofs.get(e.seq) ?? null) as unknown as Json }) as unknown as Json),
+    ...events.map((e) => ({ type: 'event', ...e, data: e.data ?? null, proof: (proofs.get(e.seq) ?? null) as unknown as Json })),
   ];
   return lines.map((l) => JSON.stringify(l));
 }

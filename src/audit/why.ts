@@ -45,7 +45,9 @@ export interface WhyGraph {
 }
 
 type Data = Record<string, Json>;
-const dataOf = (e: ChainedEvent): Data => (e.data && typeof e.data === 'object' && !Array.isArray(e.data) ? (e.data as Data) : {});
+/** A JSON value as text: strings as they are, anything else as JSON. */
+const text = (v: Json | undefined): string => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
+const dataOf = (e: ChainedEvent): Data => (e.data && typeof e.data === 'object' && !Array.isArray(e.data) ? (e.data) : {});
 
 async function runEvents(store: Store, runId: string): Promise<ChainedEvent[]> {
   const all: ChainedEvent[] = [];
@@ -113,7 +115,7 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
     const [, , turnText, actionText] = effectKey.split('/');
     const turn = Number(turnText);
     const index = Number(actionText);
-    const approvals = events.filter((e) => e.kind === 'approval.requested' && dataOf(e).key === effectKey).map((e) => String(dataOf(e).approval));
+    const approvals = events.filter((e) => e.kind === 'approval.requested' && dataOf(e).key === effectKey).map((e) => text(dataOf(e).approval));
     const onKey = events.filter((e) => e.taskId === taskId && dataOf(e).key === effectKey && !e.kind.startsWith('approval.'));
     const effect = (await store.tasks.effects({ taskId: taskId! })).find((e) => e.key === effectKey);
     steps.push({
@@ -138,17 +140,17 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
     steps.push({ kind: 'action', id: `${taskId}/${turn}/${index}`, summary: action ? JSON.stringify(action) : `action ${index} of turn ${turn}`, events: show(decided ? [decided] : []) });
     const turnEvents = events.filter((e) => e.taskId === taskId && e.kind.startsWith('turn.') && dataOf(e).turn === turn);
     const answered = turnEvents.find((e) => e.kind === 'turn.answered');
-    steps.push({ kind: 'turn', id: `${taskId}/${turn}`, summary: `turn ${turn}${answered ? `, input ${String(dataOf(answered).input ?? '—')}, answer ${answered.digest ?? '—'}` : ''}`, events: show(turnEvents) });
+    steps.push({ kind: 'turn', id: `${taskId}/${turn}`, summary: `turn ${turn}${answered ? `, input ${text(dataOf(answered).input ?? '—')}, answer ${answered.digest ?? '—'}` : ''}`, events: show(turnEvents) });
   }
 
   // The task, its handoff from its parent, and so on up to the root.
   for (let t = taskId ? await store.tasks.get(taskId) : null; t; t = t.parentId ? await store.tasks.get(t.parentId) : null) {
-    const own = events.filter((e) => e.taskId === t!.id && (e.kind === 'task.created' || e.kind.startsWith('task.')));
+    const own = events.filter((e) => e.taskId === t.id && (e.kind === 'task.created' || e.kind.startsWith('task.')));
     steps.push({ kind: 'task', id: t.id, summary: `${t.agent}: ${t.state}${t.depth ? ` (depth ${t.depth})` : ''}`, events: show(own) });
     if (!t.parentId) break;
-    const handoff = events.filter((e) => e.taskId === t!.parentId && e.kind === 'action.handoff' && dataOf(e).child === t!.id);
+    const handoff = events.filter((e) => e.taskId === t.parentId && e.kind === 'action.handoff' && dataOf(e).child === t.id);
     const key = t.parentTurn !== null && t.parentAction !== null ? `${runId}/${t.parentId}/${t.parentTurn}/${t.parentAction}` : null;
-    const decisions = key ? events.filter((e) => e.taskId === t!.parentId && dataOf(e).key === key) : [];
+    const decisions = key ? events.filter((e) => e.taskId === t.parentId && dataOf(e).key === key) : [];
     steps.push({ kind: 'handoff', id: `${t.parentId}→${t.id}`, summary: `handed off by ${t.parentId}, turn ${t.parentTurn ?? '?'}, action ${t.parentAction ?? '?'}`, events: show([...decisions, ...handoff]) });
   }
 
@@ -160,8 +162,8 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
     steps.push({ kind: 'envelope', id: run.envelopeId, summary: env ? `${env.channel}/${env.account} from ${env.peer.id}` : run.envelopeId, events: show(received) });
     const routed = events.filter((e) => (e.kind === 'route.decided' || e.kind === 'route.unroutable') && dataOf(e).envelope === run.envelopeId);
     const decision = routed[0] ? dataOf(routed[0]).decision : env?.route ?? null;
-    const d = decision && typeof decision === 'object' && !Array.isArray(decision) ? (decision as Data) : {};
-    steps.push({ kind: 'binding', id: String(d.binding ?? d.bindingId ?? 'default'), summary: String(d.why ?? d.explanation ?? JSON.stringify(decision)), events: show(routed) });
+    const d = decision && typeof decision === 'object' && !Array.isArray(decision) ? (decision) : {};
+    steps.push({ kind: 'binding', id: text(d.binding ?? d.bindingId ?? 'default'), summary: text(d.why ?? d.explanation ?? decision), events: show(routed) });
   }
 
   const verified = steps.every((s) => s.events.every((e) => e.verified)) && report.verdict !== 'tampered';

@@ -110,6 +110,7 @@ export class Runtime {
             ...overrides,
             channels: () => this.channels,
             agents: () => this.directory,
+            auditKeys: () => this.config.audit.keys(),
             clock,
             log,
           });

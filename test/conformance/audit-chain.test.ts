@@ -124,7 +124,7 @@ describe('the audit hash chain', () => {
     const middle = await verify(store);
     assert.equal(middle.first?.kind, 'deleted');
     assert.equal(middle.first?.seq, rows[2]!.seq, 'named at the event after the gap');
-    assert.match(middle.first!.message, /1 deleted/);
+    assert.match(middle.first.message, /1 deleted/);
 
     const { store: other } = await populated(t);
     const tail = await aTaskStream(other);
@@ -165,7 +165,7 @@ describe('the audit hash chain', () => {
     await forge(store, "INSERT INTO audit_events (at, kind, run_id, actor, data) VALUES (?, 'approval.decided', ?, 'token:ceo', '{\"approved\":true}')", [Date.now(), runIds[0]!]);
     const plain = await verify(store);
     assert.equal(plain.first?.kind, 'inserted');
-    assert.match(plain.first!.message, /approval\.decided/);
+    assert.match(plain.first.message, /approval\.decided/);
 
     const { store: other } = await populated(t);
     const rows = await aTaskStream(other);
@@ -203,7 +203,7 @@ describe('the audit hash chain', () => {
     assert.ok((await seal(store.audit, mallory, Date.now())).sealed);
     const resigned = await verify(store);
     assert.equal(resigned.first?.kind, 'forged-checkpoint');
-    assert.match(resigned.first!.message, /not by the configured audit key/);
+    assert.match(resigned.first.message, /not by the configured audit key/);
 
     const keyless = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
     assert.equal(keyless.verdict, 'unverifiable', 'without a key the signatures cannot be checked');
