@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { LeafRow } from '../store/audit.ts';
-import { canonicalJson } from './chain.ts';
 
 /**
  * The Merkle tree of a checkpoint, as RFC 6962 (Certificate Transparency) defines it:
@@ -9,19 +8,21 @@ import { canonicalJson } from './chain.ts';
  * {seq, stream, streamSeq, hash}, so a checkpoint binds each event's global seq too.
  */
 
-const LEAF = Buffer.from([0]);
 const NODE = Buffer.from([1]);
+const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
 
+/** The JCS of {seq, stream, streamSeq, hash}, its keys written in their sorted order. */
 export function leafData(l: LeafRow): string {
-  return canonicalJson({ seq: l.seq, stream: l.stream, streamSeq: l.streamSeq, hash: l.hash });
+  return `{"hash":${str(l.hash)},"seq":${l.seq},"stream":${str(l.stream)},"streamSeq":${l.streamSeq === null ? 'null' : l.streamSeq}}`;
 }
 
 export function leafHash(l: LeafRow): Buffer {
-  return createHash('sha256').update(LEAF).update(leafData(l)).digest();
+  // U+0000 is the one byte 0x00 in UTF-8: the RFC 6962 leaf prefix.
+  return hash('sha256', `\u0000${leafData(l)}`, 'buffer');
 }
 
 function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE).update(left).update(right).digest();
+  return hash('sha256', Buffer.concat([NODE, left, right], 65), 'buffer');
 }
 
 /** The largest power of two strictly below n (n ≥ 2). */
@@ -40,7 +41,7 @@ function mth(leaves: readonly Buffer[], lo: number, hi: number): Buffer {
 
 /** The root (hex) over leaf hashes; the empty tree's root is SHA-256 of nothing. */
 export function merkleRoot(leaves: readonly Buffer[]): string {
-  if (leaves.length === 0) return createHash('sha256').digest('hex');
+  if (leaves.length === 0) return hash('sha256', '', 'hex');
   return mth(leaves, 0, leaves.length).toString('hex');
 }
 
