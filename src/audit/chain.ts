@@ -62,6 +62,7 @@ export const taskStream = (taskId: string): string => `task:${taskId}`;
  */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return canonicalJson((v as { toJSON: () => unknown }).toJSON());
   if (Array.isArray(v)) {
     let out = '[';
     for (let i = 0; i < v.length; i++) {
@@ -87,9 +88,13 @@ export function canonicalJson(v: unknown): string {
 
 const str = (v: string | null): string => (v === null ? 'null' : JSON.stringify(v));
 
-/** JCS of a ChainBody, its keys written in their sorted order at once. */
-export function canonicalBody(b: ChainBody): string {
-  return `{"actor":${str(b.actor)},"agent":${str(b.agent)},"at":${b.at},"data":${canonicalJson(b.data)},"digest":${str(b.digest)},"kind":${str(b.kind)},"runId":${str(b.runId)},"stream":${str(b.stream)},"streamSeq":${b.streamSeq},"taskId":${str(b.taskId)}}`;
+/**
+ * JCS of a ChainBody, its keys written in their sorted order at once. `dataJcs` is the
+ * data's canonical JSON: the store keeps it in that form, so a verifier hashes the
+ * stored text as it is (and any change to it, even a re-spacing, is an edit).
+ */
+export function canonicalBody(b: Omit<ChainBody, 'data'>, dataJcs: string): string {
+  return `{"actor":${str(b.actor)},"agent":${str(b.agent)},"at":${b.at},"data":${dataJcs},"digest":${str(b.digest)},"kind":${str(b.kind)},"runId":${str(b.runId)},"stream":${str(b.stream)},"streamSeq":${b.streamSeq},"taskId":${str(b.taskId)}}`;
 }
 
 export function sha256Hex(text: string | Buffer): string {
@@ -98,5 +103,10 @@ export function sha256Hex(text: string | Buffer): string {
 
 /** The event's hash, chained to the previous hash of its stream. */
 export function chainHash(body: ChainBody, prevHash: string): string {
-  return hash('sha256', canonicalBody(body) + prevHash, 'hex');
+  return hash('sha256', canonicalBody(body, canonicalJson(body.data)) + prevHash, 'hex');
+}
+
+/** The same, from the data's stored canonical text (null: no data). */
+export function chainHashOfText(body: Omit<ChainBody, 'data'>, dataJcs: string | null, prevHash: string): string {
+  return hash('sha256', canonicalBody(body, dataJcs ?? 'null') + prevHash, 'hex');
 }

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { AuditVerdict, TamperKind } from '../core/states.ts';
 import type { AuditStore, ChainedEvent, Checkpoint, StreamHead } from '../store/audit.ts';
-import { chainHash, GENESIS } from './chain.ts';
+import { chainHashOfText, GENESIS } from './chain.ts';
 import { checkpointHash, checkpointSignatureValid, keyIdOf } from './checkpoint.ts';
 import { leafHash, merkleRoot } from './merkle.ts';
 
@@ -97,8 +97,9 @@ export async function verifyAudit(audit: AuditStore, opts: VerifyOptions): Promi
       return;
     }
     events++;
-    const recomputed = chainHash(
-      { stream, streamSeq: n, at: e.at, kind: e.kind, runId: e.runId ?? null, taskId: e.taskId ?? null, agent: e.agent ?? null, actor: e.actor ?? null, digest: e.digest ?? null, data: e.data ?? null },
+    const recomputed = chainHashOfText(
+      { stream, streamSeq: n, at: e.at, kind: e.kind, runId: e.runId ?? null, taskId: e.taskId ?? null, agent: e.agent ?? null, actor: e.actor ?? null, digest: e.digest ?? null },
+      e.dataText,
       e.prevHash ?? '',
     );
     const at = { seq: e.seq, stream, streamSeq: n, checkpoint: null };

@@ -28,6 +28,8 @@ export interface ChainedEvent extends AuditEvent {
   streamSeq: number | null;
   prevHash: string | null;
   hash: string | null;
+  /** The data column as stored (its canonical JSON): what the hash covers. */
+  dataText: string | null;
 }
 
 /** The newest event of a stream (a head), or the last pruned one (an anchor). */

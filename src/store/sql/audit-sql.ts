@@ -1,4 +1,4 @@
-import { chainHash, GENESIS, streamOf } from '../../audit/chain.ts';
+import { canonicalJson, chainHashOfText, GENESIS, streamOf } from '../../audit/chain.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
@@ -65,6 +65,7 @@ function toChained(r: AuditRow): ChainedEvent {
     streamSeq: r.stream_seq === null || r.stream_seq === undefined ? null : Number(r.stream_seq),
     prevHash: r.prev_hash ?? null,
     hash: r.hash ?? null,
+    dataText: r.data,
   };
 }
 
@@ -116,11 +117,12 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
         agent: e.agent ?? null,
         actor: e.actor ?? null,
         digest: e.digest ?? null,
-        data: e.data ?? null,
       };
-      const hash = chainHash(body, prev.hash);
+      // Data is stored in its canonical form, the very text the hash covers.
+      const data = e.data === undefined ? null : canonicalJson(e.data);
+      const hash = chainHashOfText(body, data, prev.hash);
       state.set(stream, { n: body.streamSeq, hash });
-      params.push(now, e.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, e.data === undefined ? null : toJson(e.data), stream, body.streamSeq, prev.hash, hash);
+      params.push(now, e.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, stream, body.streamSeq, prev.hash, hash);
     });
     await tx.run(
       `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`,
