@@ -6,6 +6,8 @@
 // forged event inserted, an altered checkpoint — and a clean store, pruned or not, verifies.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { chainHash } from '../../src/audit/chain.ts';
 import { auditKeysFromPem, generateAuditKeyPem, seal, type AuditKeys } from '../../src/audit/checkpoint.ts';
@@ -13,6 +15,9 @@ import { verifyAudit, type VerifyReport } from '../../src/audit/verify.ts';
 import type { Envelope } from '../../src/core/envelope.ts';
 import type { Store } from '../../src/store/store.ts';
 import { forge, tempStore } from '../helpers.ts';
+import { AuditSealer } from '../../src/audit/sealer.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import { silentLogger } from '../../src/core/log.ts';
 
 const keys: AuditKeys = auditKeysFromPem(generateAuditKeyPem());
 
@@ -229,6 +234,24 @@ describe('the audit hash chain', () => {
     assert.ok(sealed.length >= 1);
     assert.equal((await store.audit.checkpoints()).length, new Set(sealed.map((o) => o.sealed!.n)).size);
     assert.equal((await verify(store)).verdict, 'clean');
+  });
+});
+
+describe('the sealer', () => {
+  it('seals with the configured key and hands each checkpoint to the file witness; no key, no checkpoint', async (t) => {
+    const { store } = await populated(t, 1);
+    const { dir, cleanup } = await tempStore();
+    t.after(cleanup);
+    const file = join(dir, 'witness.jsonl');
+    let current: AuditKeys | null = null;
+    const sealer = new AuditSealer({ audit: store.audit, keys: () => current, everyMs: () => 60_000, witness: () => ({ file, url: null }), clock: new ManualClock(Date.now()), log: silentLogger });
+    assert.equal(await sealer.sealOnce(), null, 'no key: nothing sealed');
+    current = keys;
+    const cp = await sealer.sealOnce();
+    assert.ok(cp);
+    assert.equal(await sealer.sealOnce(), null, 'nothing new to seal');
+    const witnessed = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { n: number; root: string });
+    assert.deepEqual(witnessed.map((w) => [w.n, w.root]), [[cp.n, cp.root]]);
   });
 });
 
