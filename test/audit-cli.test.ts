@@ -106,6 +106,21 @@ describe('spine audit and spine why', () => {
     assert.match(p.stdout, /checkpoint 1/);
   });
 
+  it('tail prints the newest events as JSON lines; prune keeps the checkpoints and verify passes', async () => {
+    const tail = await spine(['audit', 'tail', '--once', '--limit', '3', '--json']);
+    assert.equal(tail.code, 0, tail.stderr);
+    const lines = tail.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; kind: string });
+    assert.equal(lines.length, 3);
+    assert.ok(lines[0]!.seq < lines[2]!.seq);
+    const copy = join(dir, 'pruned.db');
+    writeFileSync(copy, readFileSync(join(dir, '.spine', 'spine.db')));
+    const pruned = await spine(['audit', 'prune', '--checkpoint', '1', '--db', `sqlite:${copy}`, '--json']);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.ok((JSON.parse(pruned.stdout) as { deleted: number }).deleted > 10);
+    const v = await spine(['audit', 'verify', '--db', `sqlite:${copy}`]);
+    assert.equal(v.code, 0, v.stdout);
+  });
+
   it('an edit in the database file is named (exit 6) and doctor fails; without a key: unverifiable (exit 7)', async () => {
     const db = new DatabaseSync(join(dir, '.spine', 'spine.db'));
     const row = db.prepare("SELECT seq, actor FROM audit_events WHERE kind = 'effect.completed'").get() as { seq: number; actor: string };

@@ -32,6 +32,7 @@ spine audit tail [--run <run-id>] [--limit <n>] [--once] [--json]
 spine audit export --run <run-id> [--out <file>] [--key <pem>]
 spine audit proof <seq> [--json]
 spine audit seal [--key <pem>] [--json]
+spine audit prune --checkpoint <n> [--json]
 
 verify   recomputes every stream's hash chain and every checkpoint's signature,
          chain and Merkle root; names the first bad event and what was done to it
@@ -44,7 +45,9 @@ export   a run's events as JSON Lines with the checkpoints and inclusion proofs 
          verify them offline (docs/audit.md).
 proof    the inclusion proof of one event under its signed checkpoint.
 seal     writes a checkpoint now (\`spine up\` and \`spine worker\` seal every
-         audit.sealEveryMs).`,
+         audit.sealEveryMs).
+prune    deletes the events checkpoint n sealed and all before them; the
+         checkpoints stay, and verify still passes.`,
   why: `spine why <run-id | task-id | effect-key | approval-id | envelope-id> [--json]
 
 The causal chain behind a thing, from it back to its first cause: effect ← action ←

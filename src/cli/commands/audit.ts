@@ -30,8 +30,10 @@ export async function auditCommand(argv: string[]): Promise<CommandResult> {
       return proof(rest);
     case 'seal':
       return sealCmd(rest);
+    case 'prune':
+      return prune(rest);
     default:
-      throw new InvalidInputError('audit', sub ? `unknown subcommand "${sub}" (verify, tail, export, proof, seal)` : 'needs a subcommand: verify, tail, export, proof or seal');
+      throw new InvalidInputError('audit', sub ? `unknown subcommand "${sub}" (verify, tail, export, proof, seal, prune)` : 'needs a subcommand: verify, tail, export, proof, seal or prune');
   }
 }
 
@@ -180,5 +182,18 @@ async function sealCmd(argv: string[]): Promise<CommandResult> {
     const out = await seal(store.audit, keys, Date.now());
     if (values.json) return { stdout: JSON.stringify(out, null, 2) };
     return { stdout: out.sealed ? `checkpoint ${out.sealed.n}: ${out.sealed.count} events, seq (${out.sealed.fromSeq}, ${out.sealed.toSeq}], root ${out.sealed.root}` : `nothing sealed (${out.reason})` };
+  });
+}
+
+/** Deletes the events a checkpoint sealed (and all before it); the checkpoints stay, and verify still passes. */
+async function prune(argv: string[]): Promise<CommandResult> {
+  const { values } = parse(argv, { checkpoint: { type: 'string' } }, 0);
+  const n = intOption('checkpoint', values.checkpoint);
+  if (n === undefined) throw new InvalidInputError('--checkpoint', 'missing: prune the events up to which checkpoint');
+  return withStore(values, async (store) => {
+    const cp = (await store.audit.checkpoints()).find((c) => c.n === n);
+    if (!cp) throw new NotFoundError('checkpoint', String(n));
+    const deleted = await store.audit.prune(cp.toSeq);
+    return { stdout: values.json ? JSON.stringify({ checkpoint: n, throughSeq: cp.toSeq, deleted }) : `pruned ${deleted} events up to seq ${cp.toSeq} (checkpoint ${n}); the checkpoints are kept` };
   });
 }
