@@ -214,8 +214,8 @@ async function verifyCheckpoints(
     prevHash = cp.hash;
     prevTo = cp.toSeq;
     expectedN = cp.n + 1;
-    // Pruned ranges keep only their checkpoint; a run's verification recomputes only the roots its events are under.
-    if (cp.toSeq <= state.prunedUntil) continue;
+    // Pruned ranges (even in part) keep only their checkpoint; a run's verification recomputes only the roots its events are under.
+    if (cp.fromSeq < state.prunedUntil) continue;
     if (opts.runId && !runSeqs.some((s) => s > cp.fromSeq && s <= cp.toSeq)) continue;
     if (opts.since !== undefined && cp.at < opts.since) continue;
     const leaves = await audit.leaves(cp.fromSeq, cp.toSeq);

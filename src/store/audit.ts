@@ -99,7 +99,7 @@ export interface AuditStore {
   checkpoints(): Promise<Checkpoint[]>;
   /** Stores a checkpoint; false when another sealer stored number `n` first. */
   addCheckpoint(cp: Checkpoint): Promise<boolean>;
-  /** Deletes the events up to `toSeq`, keeping each stream's last pruned (seq, hash) as its anchor. */
+  /** Deletes the events up to `toSeq` (never the newest), keeping each stream's last pruned (seq, hash) as its anchor. */
   prune(toSeq: number): Promise<number>;
   recordVerification(r: VerificationRecord): Promise<void>;
   lastVerification(): Promise<VerificationRecord | null>;

@@ -225,6 +225,14 @@ describe('the audit hash chain', () => {
     const report = await verify(store);
     assert.equal(report.verdict, 'clean', JSON.stringify(report.findings));
     assert.equal(report.checkpoints, 2);
+
+    // Everything sealed pruned: the newest event stays, new events still chain and seal.
+    const last = (await store.audit.checkpoints()).at(-1)!;
+    await store.audit.prune(last.toSeq);
+    await populatedMore(store);
+    assert.ok((await seal(store.audit, keys, Date.now())).sealed);
+    const after = await verify(store);
+    assert.equal(after.verdict, 'clean', JSON.stringify(after.findings));
   });
 
   it('one sealer wins each checkpoint number', async (t) => {

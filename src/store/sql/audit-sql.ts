@@ -250,8 +250,13 @@ export function sqlAuditStore(db: SqlBackend): AuditStore {
       return changed === 1;
     },
 
-    async prune(toSeq: number): Promise<number> {
+    async prune(upTo: number): Promise<number> {
       return db.transaction(async (tx) => {
+        // The newest event always stays: SQLite numbers a new row after the highest one left,
+        // and an emptied table would hand out sealed seqs again.
+        const newest = await tx.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
+        const toSeq = Math.min(upTo, Number(newest?.seq ?? 0) - 1);
+        if (toSeq <= 0) return 0;
         // Each stream's last pruned event becomes its anchor: the chain resumes from it.
         await tx.run(
           `INSERT INTO audit_anchors (stream, stream_seq, hash)
