@@ -1,8 +1,9 @@
 import type { GatewayModule } from './api.ts';
+import { validationRoutes } from './routes-validation.ts';
 import { auditRoutes } from './routes-audit.ts';
 
 /**
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [auditRoutes];
+export const MODULES: readonly GatewayModule[] = [validationRoutes, auditRoutes];

@@ -3,6 +3,7 @@ import { parseJson, toJson } from '../../core/json.ts';
 import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
+import { insertVerdicts } from './verdicts-sql.ts';
 
 /** Rows per multi-row audit INSERT; keeps the number of distinct statements small. */
 const AUDIT_CHUNK = 32;
@@ -141,6 +142,8 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
     `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(distinct.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
     moved,
   );
+  // A gate's verdict is also a queryable record, in the same transaction as its event.
+  await insertVerdicts(tx, now, entries);
 }
 
 const PAGE_COLUMNS = 'seq, at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
