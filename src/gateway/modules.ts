@@ -1,4 +1,6 @@
 import type { GatewayModule } from './api.ts';
+import { mountBatch } from './routes-batch.ts';
+import { mountProtectedResource } from './routes-oauth.ts';
 import { validationRoutes } from './routes-validation.ts';
 import { auditRoutes } from './routes-audit.ts';
 
@@ -6,4 +8,4 @@ import { auditRoutes } from './routes-audit.ts';
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [validationRoutes, auditRoutes];
+export const MODULES: readonly GatewayModule[] = [mountBatch, validationRoutes, mountProtectedResource, auditRoutes];
