@@ -17,6 +17,7 @@ import type { Store } from '../../src/store/store.ts';
 import { forge, tempStore } from '../helpers.ts';
 import { AuditSealer } from '../../src/audit/sealer.ts';
 import { ManualClock } from '../../src/core/clock.ts';
+import { clearSecretsForTests, registerSecret } from '../../src/core/redact.ts';
 import { silentLogger } from '../../src/core/log.ts';
 
 const keys: AuditKeys = auditKeysFromPem(generateAuditKeyPem());
@@ -233,6 +234,18 @@ describe('the audit hash chain', () => {
     assert.ok((await seal(store.audit, keys, Date.now())).sealed);
     const after = await verify(store);
     assert.equal(after.verdict, 'clean', JSON.stringify(after.findings));
+  });
+
+  it('an event carrying a registered secret is stored masked, and hashed as stored: it verifies', async (t) => {
+    const { store } = await populated(t, 1);
+    const secret = `s3cret-${randomUUID()}`;
+    registerSecret(secret);
+    t.after(clearSecretsForTests);
+    await store.audit.append([{ kind: 'effect.failed', actor: `token:${secret}`, data: { error: `upstream said ${secret}` } }], Date.now());
+    const { rows } = await forge<{ n: number }>(store, 'SELECT COUNT(*) AS n FROM audit_events WHERE data LIKE ? OR actor LIKE ?', [`%${secret}%`, `%${secret}%`]);
+    assert.equal(Number(rows[0]!.n), 0, 'the secret is not stored');
+    const report = await verify(store);
+    assert.equal(report.verdict, 'clean', JSON.stringify(report.findings));
   });
 
   it('one sealer wins each checkpoint number', async (t) => {

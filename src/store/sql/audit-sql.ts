@@ -1,5 +1,6 @@
 import { canonicalJson, chainHashOfText, GENESIS, streamOf } from '../../audit/chain.ts';
 import { parseJson, toJson } from '../../core/json.ts';
+import { redactSecrets } from '../../core/redact.ts';
 import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
@@ -85,6 +86,8 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
   hash: r.hash,
 });
 
+const masked = (v: string | null | undefined): string | null => (v === undefined || v === null ? null : redactSecrets(v));
+
 const marks = (n: number, row: string): string => Array.from({ length: n }, () => row).join(', ');
 
 /**
@@ -108,22 +111,23 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
     chunk.forEach((e, j) => {
       const stream = streams[i + j]!;
       const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
+      // What the hash covers is exactly what is stored: secrets masked first (the executor
+      // masks every parameter too; masking twice changes nothing), data in canonical form.
       const body = {
-        stream,
+        stream: redactSecrets(stream),
         streamSeq: prev.n + 1,
         at: now,
-        kind: e.kind,
-        runId: e.runId ?? null,
-        taskId: e.taskId ?? null,
-        agent: e.agent ?? null,
-        actor: e.actor ?? null,
-        digest: e.digest ?? null,
+        kind: redactSecrets(e.kind),
+        runId: masked(e.runId),
+        taskId: masked(e.taskId),
+        agent: masked(e.agent),
+        actor: masked(e.actor),
+        digest: masked(e.digest),
       };
-      // Data is stored in its canonical form, the very text the hash covers.
-      const data = e.data === undefined ? null : canonicalJson(e.data);
+      const data = e.data === undefined ? null : redactSecrets(canonicalJson(e.data));
       const hash = chainHashOfText(body, data, prev.hash);
       state.set(stream, { n: body.streamSeq, hash });
-      params.push(now, e.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, stream, body.streamSeq, prev.hash, hash);
+      params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
     });
     await tx.run(
       `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`,
