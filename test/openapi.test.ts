@@ -451,6 +451,15 @@ describe('the OpenAPI document', () => {
     // ── audit and the live streams ──
     await c.call('listAudit', '/v1/audit?limit=5', { token: 'viewer', expect: 200 });
     await c.call('listAudit', '/v1/audit?after=-1', { expect: 400, code: 'INVALID_REQUEST' });
+    const verified = await c.call('verifyAudit', `/v1/audit/verify?run=${runId}`, { token: 'viewer', expect: 200 });
+    assert.equal((verified.body as unknown as { verdict: string }).verdict, 'clean');
+    await c.call('verifyAudit', '/v1/audit/verify', { token: 'viewer', expect: 200 });
+    await c.call('verifyAudit', '/v1/audit/verify?since=yesterday', { expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('verifyAudit', '/v1/audit/verify', { token: null, expect: 401 });
+    const graph = await c.call('why', `/v1/why/${runId}`, { token: 'viewer', expect: 200 });
+    assert.deepEqual((graph.body as unknown as { steps: Array<{ kind: string }> }).steps.map((s) => s.kind).slice(-3), ['run', 'envelope', 'binding']);
+    await c.call('why', `/v1/why/${encodeURIComponent(`${runId}/${tasks.body.tasks[0]!.id}/1/0`)}`, { token: 'viewer', expect: 200 });
+    await c.call('why', '/v1/why/run_nope', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
     await c.call('eventStream', '/v1/events?after=zero', { expect: 400, code: 'INVALID_REQUEST' });
     await c.call('eventStream', '/v1/events?after=99999999', { expect: 400, code: 'INVALID_CURSOR' });
     await c.call('eventStream', '/v1/events?run=run_nope', { expect: 404, code: 'NOT_FOUND' });

@@ -45,6 +45,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['outbox', 'ok'],
       ['breakers', 'ok'],
       ['stuck work', 'ok'],
+      ['audit', 'warn'],
     ],
   );
   assert.equal(healthy.report.capabilities?.skipLockedClaims, TEST_DB === 'postgres');

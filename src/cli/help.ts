@@ -28,6 +28,33 @@ deny     the action comes back to the agent as a refusal (for an escalation: the
 grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
          for this agent for the next N days.
 The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`,
+  audit: `spine audit verify [--run <run-id>] [--since <time>] [--key <pem>] [--json]
+spine audit tail [--run <run-id>] [--limit <n>] [--once] [--json]
+spine audit export --run <run-id> [--out <file>] [--key <pem>]
+spine audit proof <seq> [--json]
+spine audit seal [--key <pem>] [--json]
+spine audit prune --checkpoint <n> [--json]
+
+verify   recomputes every stream's hash chain and every checkpoint's signature,
+         chain and Merkle root; names the first bad event and what was done to it
+         (edited, deleted, reordered, inserted, forged-checkpoint).
+         Exit 0 clean, 6 tampered, 7 unverifiable (e.g. no audit key to check
+         signatures). --since: ISO time or epoch ms. --key: a PEM key (private or
+         public) instead of the config's audit.signingKeyFile.
+tail     the newest events, then new ones live until Ctrl-C (--once: no follow).
+export   a run's events as JSON Lines with the checkpoints and inclusion proofs to
+         verify them offline (docs/audit.md).
+proof    the inclusion proof of one event under its signed checkpoint.
+seal     writes a checkpoint now (\`spine up\` and \`spine worker\` seal every
+         audit.sealEveryMs).
+prune    deletes the events checkpoint n sealed and all before them; the
+         checkpoints stay, and verify still passes.`,
+  why: `spine why <run-id | task-id | effect-key | approval-id | envelope-id> [--json]
+
+The causal chain behind a thing, from it back to its first cause: effect ← action ←
+turn ← task ← handoff ← … ← run ← envelope ← the binding that fired, with the policy
+decisions, gate verdicts and approvals (who, when, why) on the way. Each step lists
+its audit events with their seq and whether they verify (✓ / ✗).`,
   doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
 
 Checks the store and reports, without changing anything:

@@ -28,6 +28,8 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   breakers: { load: async () => (await import('./commands/breakers.ts')).breakersCommand, summary: 'list the circuit breakers; close one by hand' },
   mcp: { load: async () => (await import('./commands/mcp.ts')).mcpCommand, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
   migrate: { load: async () => (await import('./commands/migrate.ts')).migrateCommand, summary: 'apply pending schema migrations' },
+  audit: { load: async () => (await import('./commands/audit.ts')).auditCommand, summary: 'verify, tail, export or prove the tamper-evident audit trail' },
+  why: { load: async () => (await import('./commands/why.ts')).whyCommand, summary: 'why did this happen: the causal chain of a run, task, effect, approval or envelope' },
   doctor: { load: async () => (await import('./commands/doctor.ts')).doctorCommand, summary: 'check the store: connectivity, schema, stuck leases, queue depth' },
 };
 
@@ -54,7 +56,8 @@ options for every command:
   --allow-insecure-files  load a config or module writable by group or others (development only)
 
 exit codes: 0 ok, 1 work failed, 2 bad input or config, 3 not found / not allowed now, 4 schema mismatch,
-            5 unavailable (store down, full or read-only): try again later`;
+            5 unavailable (store down, full or read-only): try again later,
+            6 audit trail tampered, 7 audit trail not fully verifiable`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -17,6 +17,7 @@ import { BUILTIN_CONTRACTS } from '../contracts/builtin.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
+import { compileAuditSettings, type AuditSettings } from '../audit/settings.ts';
 import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
 import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
@@ -45,6 +46,7 @@ export interface CompiledConfig {
   schedules: ScheduleSettings;
   worker: WorkerOptions;
   durability: Durability;
+  audit: AuditSettings;
   raw: SpineConfigFile;
   /** Compiled with `connect`: each MCP server's tools now in the registry, by server (the catalog the runtime stores). */
   mcpTools?: Record<string, string[]>;
@@ -277,6 +279,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
   const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
+  const audit = compileAuditSettings(raw.audit, dir, issues);
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
   if (worker.heartbeatMs >= worker.leaseMs) issues.push({ path: 'worker.heartbeatMs', message: 'must be shorter than worker.leaseMs' });
@@ -292,6 +295,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     schedules,
     worker,
     durability: raw.store?.durability ?? 'strict',
+    audit,
     raw,
     ...(opts.connect && raw.mcp ? { mcpTools } : {}),
     ...(warnings.length ? { warnings } : {}),

@@ -11,7 +11,7 @@ import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
 import { validationSchema } from '../validation/config.ts';
 import { agentCommon } from '../agents/config-common.ts';
-import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
+import { contractId, cost, retrySchema, secretValue, type allowDeny } from './fields.ts';
 
 export { retrySchema };
 
@@ -110,6 +110,15 @@ export const configSchema = z.strictObject({
   store: z
     .strictObject({
       durability: z.enum(['strict', 'fast']).optional(),
+    })
+    .optional(),
+  /** The audit trail's checkpoints (docs/audit.md): the Ed25519 signing key, the sealer's period, witnesses. */
+  audit: z
+    .strictObject({
+      signingKey: secretValue.optional(),
+      signingKeyFile: z.string().min(1).optional(),
+      sealEveryMs: positiveInt.min(1_000).optional(),
+      witness: z.strictObject({ file: z.string().min(1).optional(), url: z.url().optional() }).optional(),
     })
     .optional(),
 });

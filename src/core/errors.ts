@@ -12,9 +12,10 @@ import type { ErrorInfo, Json } from './types.ts';
  * Exit codes: 0 ok · 1 the work failed · 2 bad usage, argument, input or config ·
  * 3 refused (not found, not allowed, not in this state) · 4 the database schema does
  * not match this Spine · 5 unavailable now (store down, full or read-only; draining):
- * try again later.
+ * try again later · 6 the audit trail was tampered with · 7 the audit trail could not
+ * be fully verified (`spine audit verify`, docs/audit.md).
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4, unavailable: 5 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3, schema: 4, unavailable: 5, tampered: 6, unverifiable: 7 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** The HTTP statuses the catalogue uses. */

@@ -56,3 +56,15 @@ export type GateMode = (typeof GATE_MODES)[number];
 /** Circuit breakers: closed → open (after failures) → half-open (after the cooldown, one probe) → closed or open again. */
 export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
 export type BreakerState = (typeof BREAKER_STATES)[number];
+
+/**
+ * An audit verification's verdict (docs/audit.md): clean · tampered (a finding names
+ * the first bad event) · unverifiable (nothing tampered was found, but something could
+ * not be checked: no audit key to check checkpoint signatures, events older than the chain).
+ */
+export const AUDIT_VERDICTS = ['clean', 'tampered', 'unverifiable'] as const;
+export type AuditVerdict = (typeof AUDIT_VERDICTS)[number];
+
+/** What a tampering finding says was done to the trail. */
+export const TAMPER_KINDS = ['edited', 'deleted', 'reordered', 'inserted', 'forged-checkpoint'] as const;
+export type TamperKind = (typeof TAMPER_KINDS)[number];

@@ -177,6 +177,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           digest: digest(raw),
           data: {
             turn: n,
+            input: digest(input),
             actions: actions.length,
             hasOutput: output !== undefined,
             // What the turn used, as its agent reported it (tokens, cost): the audit trail shows spend per turn.
@@ -198,7 +199,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
       decided = true;
       await store.tasks.recordDecision(
         lease,
-        { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n } }] },
+        { n, actions, ...(output === undefined ? {} : { output }), usage, audit: [...audit.splice(0), { ...base, kind: 'turn.decided', data: { turn: n, actions: actions.map(decidedAction) } }] },
         clock.now(),
       );
       faultPoint('after-decision-before-effect');
@@ -636,4 +637,9 @@ function batchJoin(actions: Action[], spec: AgentSpec): JoinSpec | null {
 function toJsonValue(value: unknown): Json {
   if (value === undefined) return null;
   return JSON.parse(JSON.stringify(value)) as Json;
+}
+
+/** What `spine why` shows of a decided action: its index, type and target (payloads stay out of the trail). */
+function decidedAction(a: Action, index: number): Json {
+  return { index, type: a.type, target: a.type === 'tool' ? a.tool : a.type === 'handoff' ? a.agent : a.channel, ...(a.id ? { id: a.id } : {}) };
 }

@@ -1,5 +1,6 @@
 import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
+import type { AuditKeys } from '../audit/checkpoint.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../core/log.ts';
 import type { Intake } from '../intake/intake.ts';
@@ -34,6 +35,8 @@ export interface GatewayApi {
   /** A JSON body, read strictly (a 400 naming the problem otherwise). */
   readJson(c: Context): Promise<unknown>;
   notFound(what: string, id: string): ApiError;
+  /** The audit keys from config (checkpoint signatures are checked with the public one); null when none is configured. */
+  auditKeys?: (() => AuditKeys | null) | undefined;
 }
 
 export type GatewayModule = (api: GatewayApi) => void;

@@ -3,6 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { ChannelAdapter } from '../core/channel.ts';
+import type { AuditKeys } from '../audit/checkpoint.ts';
 import type { Clock } from '../core/clock.ts';
 import { ERROR_CATALOGUE, StoreUnavailableError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
@@ -45,6 +46,8 @@ export interface GatewayDeps {
    * is not served.
    */
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
+  /** The audit keys from config, for checkpoint signatures (a function: a reload applies). */
+  auditKeys?: () => AuditKeys | null;
 }
 
 export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
@@ -344,7 +347,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   // The layers' own routes (memory, briefs, audit verification, …), each area in its routes-*.ts.
-  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound };
+  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound, auditKeys: deps.auditKeys };
   for (const mount of MODULES) mount(api);
 
   return {

@@ -2,6 +2,7 @@ import { createAdaptorServer, upgradeWebSocket } from '@hono/node-server';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
+import type { AuditKeys } from '../audit/checkpoint.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { InvalidInputError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -36,6 +37,8 @@ export interface StartGatewayOptions {
   agents?: AgentDirectory;
   clock?: Clock;
   log?: Logger;
+  /** The audit keys from config (GET /v1/audit/verify checks checkpoint signatures with them). */
+  auditKeys?: () => AuditKeys | null;
 }
 
 export interface RunningGateway {
@@ -87,6 +90,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     upgradeWebSocket,
     ...(opts.channels ? { channels: opts.channels } : {}),
     ...(opts.agents ? { agents: opts.agents } : {}),
+    ...(opts.auditKeys ? { auditKeys: opts.auditKeys } : {}),
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createAdaptorServer({ fetch: gateway.app.fetch, hostname: settings.host, websocket: { server: wss } }) as Server;

@@ -2,7 +2,9 @@ import { z } from '@hono/zod-openapi';
 import type { Envelope } from '../core/envelope.ts';
 import { BRIEF_STATES, EVIDENCE_KINDS, RESOLUTION_OUTCOMES, STRATEGIES, type Brief } from '../core/brief.ts';
 import { ERROR_CODES } from '../core/errors.ts';
-import { APPROVAL_STATES, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TASK_STATES } from '../core/states.ts';
+import { APPROVAL_STATES, AUDIT_VERDICTS, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TAMPER_KINDS, TASK_STATES } from '../core/states.ts';
+import type { VerifyReport } from '../audit/verify.ts';
+import { WHY_STEP_KINDS, type WhyGraph } from '../audit/why.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, Task, TurnRecord } from '../core/types.ts';
 import type { RunUsage } from '../core/usage.ts';
 import type { Approval, AuditEvent, EffectRecord, EnvelopeRecord, SchemaStatus } from '../store/store.ts';
@@ -276,3 +278,54 @@ export type WireChecks = [
   Check<Same<z.infer<typeof runUsage>, RunUsage>>,
   Check<Same<z.infer<typeof brief>, Brief>>,
 ];
+
+// ── the audit trail's verification and `why` (docs/audit.md) ──────────────────
+
+export const auditFinding = z
+  .strictObject({
+    kind: z.enum(TAMPER_KINDS),
+    seq: int.nullable(),
+    stream: str.nullable(),
+    streamSeq: int.nullable(),
+    checkpoint: int.nullable(),
+    message: str,
+  })
+  .openapi('AuditFinding');
+
+export const verifyReport = z
+  .strictObject({
+    verdict: z.enum(AUDIT_VERDICTS),
+    events: int,
+    streams: int,
+    checkpoints: int,
+    legacy: int,
+    first: auditFinding.nullable(),
+    findings: z.array(auditFinding),
+    unverifiable: z.array(str),
+    scope: z.strictObject({ runId: str.nullable(), since: int.nullable() }),
+    at: ms,
+  })
+  .openapi('AuditVerification');
+
+const whyEvent = z.strictObject({
+  seq: int,
+  kind: str,
+  at: ms,
+  stream: str.nullable(),
+  streamSeq: int.nullable(),
+  actor: str.nullable(),
+  data: json.nullable(),
+  verified: z.boolean(),
+});
+
+export const whyGraph = z
+  .strictObject({
+    target: z.strictObject({ kind: z.enum(['effect', 'approval', 'task', 'run', 'envelope']), id: str }),
+    runId: str.nullable(),
+    steps: z.array(z.strictObject({ kind: z.enum(WHY_STEP_KINDS), id: str, summary: str, events: z.array(whyEvent) })),
+    verified: z.boolean(),
+    verdict: z.enum(AUDIT_VERDICTS),
+  })
+  .openapi('WhyGraph');
+
+export type AuditWireChecks = [Check<Same<z.infer<typeof verifyReport>, VerifyReport>>, Check<Same<z.infer<typeof whyGraph>, WhyGraph>>];

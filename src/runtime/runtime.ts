@@ -1,3 +1,4 @@
+import { AuditSealer } from '../audit/sealer.ts';
 import { createChannels } from '../channels/index.ts';
 import type { CompiledConfig } from '../config/load.ts';
 import { ConfigWatcher } from '../config/watch.ts';
@@ -17,13 +18,13 @@ import { refreshMcpCatalog } from './mcp-catalog.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
-export const SERVICES = ['mcp-clients', 'gateway', 'mcp-stdio', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'] as const;
+export const SERVICES = ['mcp-clients', 'gateway', 'mcp-stdio', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** What each command runs; the commands differ in nothing else. */
 export const ROLES = {
-  up: ['mcp-clients', 'gateway', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'],
-  worker: ['mcp-clients', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'config-watch'],
+  up: ['mcp-clients', 'gateway', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'],
+  worker: ['mcp-clients', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'],
   gateway: ['gateway', 'config-watch'],
   mcp: ['mcp-stdio', 'config-watch'],
 } as const satisfies Record<string, readonly ServiceName[]>;
@@ -33,7 +34,7 @@ export const ROLES = {
  * schedules, the routing sweep), drain the worker, then the outbox it fed, then the
  * MCP connections its turns used. Start order is `SERVICES`.
  */
-const STOP_ORDER: readonly ServiceName[] = ['config-watch', 'gateway', 'mcp-stdio', 'scheduler', 'routing-sweep', 'worker', 'outbox', 'mcp-clients'];
+const STOP_ORDER: readonly ServiceName[] = ['config-watch', 'gateway', 'mcp-stdio', 'scheduler', 'routing-sweep', 'audit-sealer', 'worker', 'outbox', 'mcp-clients'];
 
 export interface RuntimeOptions {
   /** A compiled config (src/config/load.ts). */
@@ -71,6 +72,7 @@ export class Runtime {
   readonly worker: Worker | null = null;
   readonly dispatcher: OutboxDispatcher | null = null;
   readonly scheduler: Scheduler | null = null;
+  readonly sealer: AuditSealer | null = null;
   /** `spine mcp`: resolves when the stdio client hangs up. */
   readonly mcpClosed: Promise<void> | null = null;
   private channels: ReadonlyMap<string, ChannelAdapter>;
@@ -136,6 +138,7 @@ export class Runtime {
             ...overrides,
             channels: () => this.channels,
             agents: () => this.directory,
+            auditKeys: () => this.config.audit.keys(),
             clock,
             log,
           });
@@ -205,6 +208,19 @@ export class Runtime {
         stop: () => scheduler.stop(),
         reconfigure: (next) => scheduler.reconfigure(next.schedules),
       });
+    }
+    if (want.has('audit-sealer')) {
+      // Seals only when an audit key is configured (docs/audit.md); follows config reloads.
+      const sealer = new AuditSealer({
+        audit: store.audit,
+        keys: () => this.config.audit.keys(),
+        everyMs: () => this.config.audit.sealEveryMs,
+        witness: () => this.config.audit.witness,
+        clock,
+        log,
+      });
+      this.sealer = sealer;
+      this.builtIn.set('audit-sealer', { name: 'audit-sealer', start: async () => sealer.start(), stop: () => sealer.stop() });
     }
     if (want.has('config-watch')) {
       const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, load: opts.load ?? ((file) => loadConfig(file)) });

@@ -3,13 +3,14 @@
  * through 200 fan-out runs, restarted each time, then left to finish. Nothing may be
  * lost and every effect must be applied exactly once by the (idempotent) external
  * system; raw re-invocations may only happen where the ledger knows the effect was
- * started again.
+ * started again; and the audit trail written through the kills verifies clean.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { verifyAudit } from '../../src/audit/verify.ts';
 import { effectKey, type Store } from '../../src/store/store.ts';
 import { Children } from '../fixtures/child.ts';
 import { SPECIALISTS, readApplied, readInvocations, type Invocation } from '../fixtures/scenarios.ts';
@@ -86,6 +87,11 @@ test('200 fan-out runs survive repeated SIGKILLs: nothing lost, every effect app
   assert.equal(effects.length, RUNS * 3, 'one ledger row per expected effect');
   assert.deepEqual(new Set(effects.map((e) => e.key)), expected);
   for (const e of effects) assert.equal(e.state, 'completed', `effect ${e.key}`);
+
+  // ── the audit trail written through every kill verifies: no chain forked or broken mid-commit ──
+  const verified = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+  assert.equal(verified.verdict, 'clean', `audit after SIGKILLs: ${JSON.stringify(verified.findings.slice(0, 3))}`);
+  assert.ok(verified.events > RUNS * 10);
 
   // ── the external system applied every key exactly once: the same set as the ledger ──
   const applied = readApplied(data);

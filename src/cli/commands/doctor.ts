@@ -93,7 +93,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'stuck work']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'stuck work', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -136,6 +136,17 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       findings.length === 0
         ? { name: 'stuck work', status: 'ok', detail: 'no turn past its timeout, approval about to expire or run past its SLA' }
         : { name: 'stuck work', status: 'warn', detail: findings.slice(0, 5).map((f) => `${f.kind} ${f.id}: ${f.detail}`).join('; ') + (findings.length > 5 ? `; … ${findings.length - 5} more` : '') },
+    );
+    // The last `spine audit verify` (or GET /v1/audit/verify): doctor reports it, it does not re-run it.
+    const v = await store.audit.lastVerification();
+    checks.push(
+      v === null
+        ? { name: 'audit', status: 'warn', detail: 'never verified: run `spine audit verify`' }
+        : {
+            name: 'audit',
+            status: v.status === 'tampered' ? 'fail' : v.status === 'clean' ? 'ok' : 'warn',
+            detail: `${v.status} at ${new Date(v.at).toISOString()} (${v.events} events)${v.status === 'tampered' ? ': run `spine audit verify` for the findings' : ''}`,
+          },
     );
     return report;
   } catch (err) {

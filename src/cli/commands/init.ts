@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { generateAuditKeyPem } from '../../audit/checkpoint.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import { parse } from '../args.ts';
 import type { CommandResult } from '../command.ts';
@@ -28,6 +29,9 @@ const CONFIG = `// Spine configuration. Every field is documented in docs/config
   limits: { maxDepth: 8, maxTurns: 50 },
   worker: { concurrency: 8, leaseMs: 30000 },
   store: { durability: 'strict' },
+  // The Ed25519 key audit checkpoints are signed with (docs/audit.md). Made by \`spine init\`,
+  // kept out of the database and out of git (.spine/ is ignored): back it up.
+  audit: { signingKeyFile: '.spine/audit-signing.key' },
 }
 `;
 
@@ -97,6 +101,10 @@ export async function initCommand(argv: string[]): Promise<CommandResult> {
     ['tools/notes.ts', TOOL],
   ];
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
+  // The audit signing key: made once, never overwritten (checkpoints signed with it must stay checkable).
+  mkdirSync(join(dir, '.spine'), { recursive: true });
+  const keyFile = join(dir, '.spine', 'audit-signing.key');
+  if (!existsSync(keyFile)) writeFileSync(keyFile, generateAuditKeyPem(), { mode: 0o600 });
   const gitignore = join(dir, '.gitignore');
   const ignored = existsSync(gitignore) ? readFileSync(gitignore, 'utf8') : '';
   // The store and the marker that remembers it (a store that goes missing is then an error, not a fresh start).
@@ -109,6 +117,7 @@ export async function initCommand(argv: string[]): Promise<CommandResult> {
     stdout: [
       `Scaffolded a Spine project in ${dir}:`,
       ...files.map(([n]) => `  ${n}`),
+      '  .spine/audit-signing.key   (signs audit checkpoints; never stored in the database — back it up)',
       '',
       'Next:',
       '  spine up                                  # run workers (Ctrl-C to stop)',

@@ -44,6 +44,7 @@ const PG_SQL: DialectSql = {
     RETURNING outbox.*`,
   // No size limit of its own: a full disk fails the write itself (SQLSTATE 53100).
   headroomPages: null,
+  auditSealLock: 'LOCK TABLE audit_heads IN EXCLUSIVE MODE',
 };
 
 /** BIGINT (ms times, counters) and NUMERIC (SUMs) come back as JS numbers, not strings. */

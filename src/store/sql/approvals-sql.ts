@@ -88,7 +88,7 @@ export async function insertApproval(tx: SqlExecutor, a: NewApproval, now: numbe
       taskId: a.taskId,
       agent: a.agent,
       actor,
-      data: { approval: id, ruleId: a.ruleId, approvers: a.approvers, reason: a.reason, expiresAt: a.expiresAt, action: a.action },
+      data: { approval: id, key: a.actionKey, ruleId: a.ruleId, approvers: a.approvers, reason: a.reason, expiresAt: a.expiresAt, action: a.action },
     },
   ]);
   return id;

@@ -1,5 +1,7 @@
+import { canonicalJson, chainHashOfText, GENESIS, streamOf } from '../../audit/chain.ts';
 import { parseJson, toJson } from '../../core/json.ts';
-import type { AuditEntry, AuditEvent, AuditStore } from '../audit.ts';
+import { redactSecrets } from '../../core/redact.ts';
+import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { insertVerdicts } from './verdicts-sql.ts';
@@ -17,6 +19,29 @@ interface AuditRow {
   actor: string | null;
   digest: string | null;
   data: string | null;
+  stream?: string | null;
+  stream_seq?: number | string | null;
+  prev_hash?: string | null;
+  hash?: string | null;
+}
+
+interface HeadRow {
+  stream: string;
+  stream_seq: number | string;
+  hash: string;
+}
+
+interface CheckpointRow {
+  n: number | string;
+  from_seq: number | string;
+  to_seq: number | string;
+  count: number | string;
+  root: string;
+  prev_hash: string;
+  at: number | string;
+  key_id: string;
+  signature: string;
+  hash: string;
 }
 
 function toAuditEvent(r: AuditRow): AuditEvent {
@@ -35,26 +60,97 @@ function toAuditEvent(r: AuditRow): AuditEvent {
   return ev;
 }
 
+function toChained(r: AuditRow): ChainedEvent {
+  return {
+    ...toAuditEvent(r),
+    stream: r.stream ?? null,
+    streamSeq: r.stream_seq === null || r.stream_seq === undefined ? null : Number(r.stream_seq),
+    prevHash: r.prev_hash ?? null,
+    hash: r.hash ?? null,
+    dataText: r.data,
+  };
+}
+
+const toHead = (r: HeadRow): StreamHead => ({ stream: r.stream, streamSeq: Number(r.stream_seq), hash: r.hash });
+
+const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
+  n: Number(r.n),
+  fromSeq: Number(r.from_seq),
+  toSeq: Number(r.to_seq),
+  count: Number(r.count),
+  root: r.root,
+  prevHash: r.prev_hash,
+  at: Number(r.at),
+  keyId: r.key_id,
+  signature: r.signature,
+  hash: r.hash,
+});
+
+const masked = (v: string | null | undefined): string | null => (v === undefined || v === null ? null : redactSecrets(v));
+
+const marks = (n: number, row: string): string => Array.from({ length: n }, () => row).join(', ');
+
 /**
- * Appends audit rows with multi-row INSERTs (one round trip per chunk). Every write
- * of the store calls it in its own transaction, so an event exists exactly when the
- * change it records does.
+ * Appends audit rows, each chained in its stream (src/audit/chain.ts): the streams'
+ * heads are locked and read, the events hashed and inserted with multi-row INSERTs,
+ * and the heads moved — all in the caller's transaction, so an event exists exactly
+ * when the change it records does, and writers of one stream take turns while
+ * writers of different streams never wait for each other.
  */
 export async function insertAudit(tx: SqlExecutor, now: number, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const streams = entries.map(streamOf);
+  const distinct = [...new Set(streams)].sort();
+  // An UPDATE (not SELECT … FOR UPDATE) locks the heads in both dialects; it also
+  // holds the table lock the sealer waits on (DialectSql.auditSealLock).
+  const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${marks(distinct.length, '?')}) RETURNING stream, stream_seq, hash`, distinct);
+  const state = new Map<string, { n: number; hash: string }>(heads.map((h) => [h.stream, { n: Number(h.stream_seq), hash: h.hash }]));
   for (let i = 0; i < entries.length; i += AUDIT_CHUNK) {
     const chunk = entries.slice(i, i + AUDIT_CHUNK);
     const params: SqlParam[] = [];
-    for (const e of chunk) {
-      params.push(now, e.kind, e.runId ?? null, e.taskId ?? null, e.agent ?? null, e.actor ?? null, e.digest ?? null, e.data === undefined ? null : toJson(e.data));
-    }
+    chunk.forEach((e, j) => {
+      const stream = streams[i + j]!;
+      const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
+      // What the hash covers is exactly what is stored: secrets masked first (the executor
+      // masks every parameter too; masking twice changes nothing), data in canonical form.
+      const body = {
+        stream: redactSecrets(stream),
+        streamSeq: prev.n + 1,
+        at: now,
+        kind: redactSecrets(e.kind),
+        runId: masked(e.runId),
+        taskId: masked(e.taskId),
+        agent: masked(e.agent),
+        actor: masked(e.actor),
+        digest: masked(e.digest),
+      };
+      const data = e.data === undefined ? null : redactSecrets(canonicalJson(e.data));
+      const hash = chainHashOfText(body, data, prev.hash);
+      state.set(stream, { n: body.streamSeq, hash });
+      params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
+    });
     await tx.run(
-      `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+      `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`,
       params,
     );
   }
+  // New streams (a task or run created in this transaction) get their head row; a
+  // stream written by two transactions at once is impossible: the unique
+  // (stream, stream_seq) index refuses the second.
+  const moved: SqlParam[] = [];
+  for (const s of distinct) {
+    const h = state.get(s)!;
+    moved.push(s, h.n, h.hash);
+  }
+  await tx.run(
+    `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(distinct.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
+    moved,
+  );
   // A gate's verdict is also a queryable record, in the same transaction as its event.
   await insertVerdicts(tx, now, entries);
 }
+
+const PAGE_COLUMNS = 'seq, at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
 
 export function sqlAuditStore(db: SqlBackend): AuditStore {
   return {
@@ -76,6 +172,124 @@ export function sqlAuditStore(db: SqlBackend): AuditStore {
     async latestSeq(): Promise<number> {
       const row = await db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
       return Number(row?.seq ?? 0);
+    },
+
+    async chainPage(q): Promise<ChainedEvent[]> {
+      let rows: AuditRow[];
+      if (q.stream !== undefined) {
+        rows = await db.read.all<AuditRow>(`SELECT ${PAGE_COLUMNS} FROM audit_events WHERE stream = ? AND stream_seq > ? ORDER BY stream_seq LIMIT ?`, [
+          q.stream,
+          q.after?.stream === q.stream ? q.after.streamSeq : -1,
+          q.limit,
+        ]);
+      } else if (q.after) {
+        rows = await db.read.all<AuditRow>(`SELECT ${PAGE_COLUMNS} FROM audit_events WHERE (stream, stream_seq) > (?, ?) ORDER BY stream, stream_seq LIMIT ?`, [
+          q.after.stream,
+          q.after.streamSeq,
+          q.limit,
+        ]);
+      } else {
+        rows = await db.read.all<AuditRow>(`SELECT ${PAGE_COLUMNS} FROM audit_events WHERE stream IS NOT NULL ORDER BY stream, stream_seq LIMIT ?`, [q.limit]);
+      }
+      return rows.map(toChained);
+    },
+
+    async unchained(q): Promise<ChainedEvent[]> {
+      const rows = await db.read.all<AuditRow>(
+        `SELECT ${PAGE_COLUMNS} FROM audit_events WHERE (stream IS NULL OR stream_seq IS NULL OR hash IS NULL) AND seq > ? ORDER BY seq LIMIT ?`,
+        [q.afterSeq, q.limit],
+      );
+      return rows.map(toChained);
+    },
+
+    async event(seq: number): Promise<ChainedEvent | null> {
+      const row = await db.read.get<AuditRow>(`SELECT ${PAGE_COLUMNS} FROM audit_events WHERE seq = ?`, [seq]);
+      return row ? toChained(row) : null;
+    },
+
+    async heads(): Promise<StreamHead[]> {
+      return (await db.read.all<HeadRow>('SELECT stream, stream_seq, hash FROM audit_heads WHERE stream_seq > 0')).map(toHead);
+    },
+
+    async anchors(): Promise<StreamHead[]> {
+      return (await db.read.all<HeadRow>('SELECT stream, stream_seq, hash FROM audit_anchors')).map(toHead);
+    },
+
+    async chainState(): Promise<ChainState> {
+      const row = await db.read.get<{ legacy_until: number | string; pruned_until: number | string }>('SELECT legacy_until, pruned_until FROM audit_chain WHERE id = 1');
+      return { legacyUntil: Number(row?.legacy_until ?? 0), prunedUntil: Number(row?.pruned_until ?? 0) };
+    },
+
+    async leaves(fromSeq: number, toSeq: number): Promise<LeafRow[]> {
+      const rows = await db.read.all<{ seq: number | string; stream: string | null; stream_seq: number | string | null; hash: string | null }>(
+        'SELECT seq, stream, stream_seq, hash FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq',
+        [fromSeq, toSeq],
+      );
+      return rows.map((r) => ({ seq: Number(r.seq), stream: r.stream, streamSeq: r.stream_seq === null ? null : Number(r.stream_seq), hash: r.hash }));
+    },
+
+    async streamsOfRun(runId: string): Promise<string[]> {
+      const rows = await db.read.all<{ id: string }>('SELECT id FROM tasks WHERE run_id = ? ORDER BY created_at, id', [runId]);
+      return [`run:${runId}`, ...rows.map((r) => `task:${r.id}`)];
+    },
+
+    async sealHorizon(): Promise<number> {
+      const lock = db.sql.auditSealLock;
+      if (lock === null) return this.latestSeq();
+      return db.transaction(async (tx) => {
+        await tx.exec(lock);
+        const row = await tx.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
+        return Number(row?.seq ?? 0);
+      });
+    },
+
+    async checkpoints(): Promise<Checkpoint[]> {
+      return (await db.read.all<CheckpointRow>('SELECT * FROM audit_checkpoints ORDER BY n')).map(toCheckpoint);
+    },
+
+    async addCheckpoint(cp: Checkpoint): Promise<boolean> {
+      const changed = await db.transaction((tx) =>
+        tx.run(
+          `INSERT INTO audit_checkpoints (n, from_seq, to_seq, count, root, prev_hash, at, key_id, signature, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (n) DO NOTHING`,
+          [cp.n, cp.fromSeq, cp.toSeq, cp.count, cp.root, cp.prevHash, cp.at, cp.keyId, cp.signature, cp.hash],
+        ),
+      );
+      return changed === 1;
+    },
+
+    async prune(upTo: number): Promise<number> {
+      return db.transaction(async (tx) => {
+        // The newest event always stays: SQLite numbers a new row after the highest one left,
+        // and an emptied table would hand out sealed seqs again.
+        const newest = await tx.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
+        const toSeq = Math.min(upTo, Number(newest?.seq ?? 0) - 1);
+        if (toSeq <= 0) return 0;
+        // Each stream's last pruned event becomes its anchor: the chain resumes from it.
+        await tx.run(
+          `INSERT INTO audit_anchors (stream, stream_seq, hash)
+             SELECT e.stream, e.stream_seq, e.hash FROM audit_events e
+             WHERE e.seq <= ? AND e.stream IS NOT NULL
+               AND e.stream_seq = (SELECT MAX(x.stream_seq) FROM audit_events x WHERE x.stream = e.stream AND x.seq <= ?)
+           ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
+          [toSeq, toSeq],
+        );
+        const n = await tx.run('DELETE FROM audit_events WHERE seq <= ?', [toSeq]);
+        await tx.run('UPDATE audit_chain SET pruned_until = ? WHERE id = 1 AND pruned_until < ?', [toSeq, toSeq]);
+        return n;
+      });
+    },
+
+    async recordVerification(r: VerificationRecord): Promise<void> {
+      await db.transaction((tx) =>
+        tx.run('INSERT INTO audit_verifications (at, status, events, report) VALUES (?, ?, ?, ?)', [r.at, r.status, r.events, toJson(r.report)]),
+      );
+    },
+
+    async lastVerification(): Promise<VerificationRecord | null> {
+      const row = await db.read.get<{ at: number | string; status: string; events: number | string; report: string }>(
+        'SELECT at, status, events, report FROM audit_verifications ORDER BY id DESC LIMIT 1',
+      );
+      return row ? { at: Number(row.at), status: row.status, events: Number(row.events), report: parseJson(row.report) ?? null } : null;
     },
   };
 }

@@ -41,6 +41,12 @@ export interface DialectSql {
    * limit: it rewrites a page it already has.
    */
   headroomPages: string | null;
+  /**
+   * Makes the caller's transaction wait until every transaction that may still append
+   * audit events has ended, and holds new ones off until it ends (null: writers are
+   * serialised anyway, so what is visible is already a safe horizon). No parameters.
+   */
+  auditSealLock: string | null;
 }
 
 /**

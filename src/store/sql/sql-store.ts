@@ -34,6 +34,7 @@ import type { McpToolStore } from '../mcp-tools.ts';
 import { sqlBriefStore } from './briefs-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
+import { runStream } from '../../audit/chain.ts';
 import type { SqlBackend } from './backend.ts';
 import { sqlContractStore } from './contracts-sql.ts';
 import { envelopeByKey, insertEnvelope, sqlEnvelopeStore } from './envelopes-sql.ts';
@@ -165,11 +166,19 @@ export class SqlStore implements Store {
       const runId = route.ok ? newId('run') : null;
       const envelope = await insertEnvelope(tx, { envelope: e, envelopeId: req.envelopeId, route, runId }, now);
       if (!envelope) return { ...(await envelopeByKey(tx, e.idempotencyKey)), created: false };
-      // One audit INSERT for the envelope, its routing decision and its run.
+      // One audit INSERT for the envelope, its routing decision and its run. A routed
+      // envelope's events open its run's chain stream, so intake has no shared stream to queue on.
+      const stream = runId ? runStream(runId) : undefined;
       const audit: AuditEntry[] = [
-        { kind: 'envelope.received', actor: req.actor, data: { envelope: req.envelopeId, channel: e.channel, account: e.account, peer: e.peer.id, idempotencyKey: e.idempotencyKey } },
+        {
+          kind: 'envelope.received',
+          actor: req.actor,
+          ...(stream ? { stream } : {}),
+          data: { envelope: req.envelopeId, channel: e.channel, account: e.account, peer: e.peer.id, idempotencyKey: e.idempotencyKey },
+        },
         {
           kind: route.ok ? 'route.decided' : 'route.unroutable',
+          ...(stream ? { stream } : {}),
           agent: route.ok ? route.agent : null,
           actor: req.actor,
           data: { envelope: req.envelopeId, decision: route.decision, ...(route.ok ? {} : { error: route.error as unknown as Json }) },

@@ -33,6 +33,7 @@ const SQLITE_SQL: DialectSql = {
   // Pages left under max_page_count, counting free pages the file already has.
   headroomPages: `SELECT (SELECT max_page_count FROM pragma_max_page_count()) - (SELECT page_count FROM pragma_page_count())
     + (SELECT freelist_count FROM pragma_freelist_count()) AS pages`,
+  auditSealLock: null,
 };
 
 /**
