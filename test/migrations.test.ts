@@ -17,7 +17,7 @@ const SHIPPED = readdirSync(MIGRATIONS_DIR)
   .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
   .sort()
   .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4) }));
-const KNOWN = SHIPPED.length;
+const KNOWN = SHIPPED.at(-1)?.version ?? 0;
 
 /** An unmigrated store on a fresh temp file, closed and deleted after the test. */
 function freshStore(t: TestContext): { store: Store; path: string } {
@@ -41,12 +41,11 @@ function query<T>(path: string, sql: string, ...params: Array<string | number>):
   }
 }
 
-test('the shipped migrations are numbered 1..n', () => {
+test('the shipped migrations are numbered in increasing order, each number once (numbers are assigned per layer, so one may be missing)', () => {
   assert.ok(KNOWN >= 1);
-  assert.deepEqual(
-    SHIPPED.map((m) => m.version),
-    Array.from({ length: KNOWN }, (_, i) => i + 1),
-  );
+  const versions = SHIPPED.map((m) => m.version);
+  assert.deepEqual(versions, [...new Set(versions)].sort((a, b) => a - b));
+  assert.equal(versions[0], 1);
 });
 
 test('a fresh database migrates to the known version, one schema_migrations row per migration', async (t) => {

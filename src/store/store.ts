@@ -5,6 +5,7 @@ import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
+import type { MemoryStore } from './memory.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -14,6 +15,8 @@ export interface StoreCapabilities {
   crossProcessWakeups: boolean;
   /** Claims skip rows other claimers hold instead of serialising on one database lock. */
   skipLockedClaims: boolean;
+  /** Lexical search of shared memory: SQLite FTS5 (bm25) or PostgreSQL tsvector (ts_rank); one results contract. */
+  fullText: 'fts5' | 'tsvector';
 }
 
 /**
@@ -449,6 +452,8 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** Shared memory: facts, their versions, the merge queue (store/memory.ts). */
+  readonly memory: MemoryStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -13,8 +13,10 @@ export function loadMigrations(dir: string): Migration[] {
     if (!m) continue;
     out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
   }
+  // Numbers are assigned per layer ahead of time, so one may be missing while its layer is unbuilt; each appears once, in order.
   out.forEach((mig, i) => {
-    if (mig.version !== i + 1) throw new Error(`migrations in ${dir} are not numbered 1..n (found ${mig.version} at position ${i + 1})`);
+    const prev = i === 0 ? 0 : out[i - 1]!.version;
+    if (mig.version <= prev) throw new Error(`migrations in ${dir} are not numbered in increasing order (found ${mig.version} after ${prev})`);
   });
   return out;
 }
@@ -26,7 +28,7 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`;
 
 export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
-  const known = backend.migrations.length;
+  const known = backend.migrations.at(-1)?.version ?? 0;
   try {
     const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
     return { current: Number(row?.v ?? 0), known };
@@ -59,7 +61,7 @@ export async function migrate(backend: SqlBackend, now: number): Promise<{ appli
     const { current, known } = await schemaStatus(backend);
     if (current > known) throw new SchemaTooNewError(current, known);
     const applied: number[] = [];
-    for (const mig of backend.migrations.slice(current)) {
+    for (const mig of backend.migrations.filter((m) => m.version > current)) {
       const done = await backend.transaction(async (tx) => {
         // Re-checked inside the write transaction: another process may have applied it meanwhile.
         const row = await tx.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');

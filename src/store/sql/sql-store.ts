@@ -25,6 +25,8 @@ import type {
   WorkerStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
+import type { MemoryStore } from '../memory.ts';
+import { sqlMemoryStore } from './memory-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -84,6 +86,7 @@ export class SqlStore implements Store {
   readonly tokens: TokenStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly memory: MemoryStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -104,6 +107,7 @@ export class SqlStore implements Store {
     this.tokens = sqlTokenStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
+    this.memory = sqlMemoryStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
