@@ -20,6 +20,7 @@ import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
 import { compileSchedules, type ScheduleSettings } from '../intake/schedules/config.ts';
 import { compilePolicy } from '../policy/rules.ts';
+import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/settings.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import type { Durability } from '../store/store.ts';
@@ -143,7 +144,12 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       retry: { ...retry, ...cfg.retry },
       input: cfg.input ?? null,
       output: cfg.output ?? null,
-      grants: { tools: grantList(cfg.grants?.tools), handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs) },
+      grants: {
+        tools: grantList(cfg.grants?.tools),
+        handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs),
+        memory: compileMemoryGrants(cfg.grants?.memory),
+      },
+      recall: compileRecall(cfg.recall),
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
     };
@@ -201,6 +207,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   }
 
   const policy = compilePolicy(raw.policy, issues);
+  const memory = compileMemory(raw.memory, known, issues);
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
@@ -215,7 +222,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory }),
     routing,
     gateway,
     channels,

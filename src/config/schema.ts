@@ -10,6 +10,7 @@ import { httpAgentSchema } from '../agents/http/schema.ts';
 import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
 import { agentCommon } from '../agents/config-common.ts';
+import { memoryConfigSchema } from '../memory/settings.ts';
 import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
 
 export { retrySchema };
@@ -73,6 +74,8 @@ export const configSchema = z.strictObject({
   schedules: schedulesSchema.optional(),
   contracts: z.record(contractId, contractSchema).optional(),
   policy: policySchema.optional(),
+  /** Shared memory: scope policies (conflict strategy, contract), limits, the TTL sweep. */
+  memory: memoryConfigSchema.optional(),
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
   mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),

@@ -119,3 +119,22 @@ export function mergeJson(current: unknown, patch: unknown): unknown {
   }
   return base;
 }
+
+/** A scope pattern as written in config (`*`, `team/research`, `team/*`), without `self` or `run` resolution. */
+export function literalPattern(pattern: string): ScopeMatch {
+  if (pattern === '*') return { all: true };
+  return pattern.endsWith('/*') ? { tree: pattern.slice(0, -2) } : { exact: pattern };
+}
+
+/** An agent's own scope in an action: `agent/self/…`, `run/self/…`, `session/self/…` name its own agent, run, session. */
+export function resolveScope(scope: string, who: MemoryActor): string {
+  const m = /^(agent|run|session)\/self(\/.*)?$/.exec(scope);
+  if (!m) return scope;
+  const own = m[1] === 'agent' ? who.agent : m[1] === 'run' ? who.runId : who.sessionKey;
+  return own ? `${m[1]}/${own}${m[2] ?? ''}` : scope;
+}
+
+/** A grant list as the agent is told it (its turn input): resolved, `*` kept. */
+export function describeGrants(patterns: readonly string[], who: MemoryActor): string[] {
+  return resolveGrants(patterns, who).map((m) => ('all' in m ? '*' : 'exact' in m ? m.exact : `${m.tree}/*`));
+}

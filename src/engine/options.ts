@@ -6,6 +6,7 @@ export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -28,6 +29,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** What shared memory to search before each turn (handed in the turn's `memory`). */
+  recall: readonly RecallSpec[];
 }
 
 /** A tool in the catalog. */
@@ -71,6 +74,8 @@ export interface Registry {
   policy: PolicyEngine;
   /** The boundary's gates stage (validation); empty until gates are configured. */
   gates: readonly Gate[];
+  /** Shared memory: scope policies and limits. */
+  memory: MemorySettings;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

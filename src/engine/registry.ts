@@ -3,6 +3,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
+import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -17,6 +18,7 @@ export interface AgentInit {
   grants?: Partial<Grants>;
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
+  recall?: readonly RecallSpec[];
 }
 
 export interface ToolInit {
@@ -41,6 +43,7 @@ export function createRegistry(parts: {
   contracts?: ContractRegistry;
   policy?: CompiledPolicy;
   gates?: readonly Gate[];
+  memory?: MemorySettings;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -59,6 +62,7 @@ export function createRegistry(parts: {
       grants: g,
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
+      recall: a.recall ?? [],
     });
   }
   const tools = new Map<string, ToolSpec>();
@@ -82,5 +86,6 @@ export function createRegistry(parts: {
     contracts: parts.contracts ?? new ContractRegistry(),
     policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
     gates: parts.gates ?? [],
+    memory: parts.memory ?? DEFAULT_MEMORY,
   };
 }

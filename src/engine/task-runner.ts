@@ -13,6 +13,8 @@ import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from 
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
+import { declaredRecall, memoryActor, memoryGrantsForTurn, memoryLedgerResult, runRecall, runRemember, type MemoryEnv } from './memory-actions.ts';
+import { resolveScope } from '../core/memory.ts';
 
 export interface RunnerEnv {
   store: Store;
@@ -67,6 +69,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     return;
   }
   const tenant = claimed.tenant;
+  const memEnv: MemoryEnv = { store, registry, workerId: env.workerId, now: () => clock.now() };
 
   const history: TurnRecord[] = [...claimed.history];
   let results: ActionResult[] = claimed.results;
@@ -111,7 +114,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           return;
         }
         turnSpend = spend.reservation;
-        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results);
+        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results, await declaredRecall(memEnv, claimed));
         const onToken = env.onAgentEvent
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
@@ -191,6 +194,29 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           turnResults.push(
             action.type === 'tool' ? await runTool(env, claimed, n, i, action, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, action),
           );
+        } else if (action.type === 'remember') {
+          // A memory write is an effect: replayed from the ledger if recorded, else through the boundary, then stored once under its key.
+          const done = recorded.find((e) => e.action === i && e.state !== 'started');
+          if (done) {
+            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: 'remember' } });
+            turnResults.push(memoryLedgerResult(i, action, done));
+            continue;
+          }
+          const scope = resolveScope(action.scope, memoryActor(claimed));
+          const verdict = await boundary.remember(ctx(key), { scope, key: action.key, value: action.value, text: action.text ?? null });
+          audit.push(...verdict.audit);
+          if (verdict.effect === 'deny') {
+            turnResults.push(refuse(i, action, verdict.error, audit, base));
+            continue;
+          }
+          if (verdict.effect !== 'allow') {
+            pause = verdict;
+            break;
+          }
+          await recordDecision();
+          turnResults.push(await runRemember(memEnv, claimed, n, i, action, scope));
+        } else if (action.type === 'recall') {
+          turnResults.push(await runRecall(memEnv, claimed, i, action, audit));
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
           if ('pause' in planned) {
@@ -278,6 +304,7 @@ function buildTurnInput(
   lastError: ErrorInfo | null,
   history: TurnRecord[],
   results: ActionResult[],
+  memory: Json[],
 ): TurnInput {
   const { task } = claimed;
   const { boundary } = env;
@@ -288,8 +315,8 @@ function buildTurnInput(
     session: claimed.session,
     history,
     results,
-    memory: [],
-    grants: boundary.grantsFor(task.agent),
+    memory,
+    grants: withMemoryGrants(boundary.grantsFor(task.agent), memoryGrantsForTurn(env.registry, claimed)),
   } satisfies TurnInput);
 }
 
@@ -324,7 +351,15 @@ function actionName(action: Action): string {
       return `handoff:${action.agent}`;
     case 'deliver':
       return `deliver:${action.channel}:${action.to}`;
+    case 'remember':
+      return `remember:${action.scope}`;
+    case 'recall':
+      return 'recall';
   }
+}
+
+function withMemoryGrants(g: { tools: string[]; agents: string[] }, memory: { read: string[]; write: string[] } | undefined): TurnInput['grants'] {
+  return memory ? { ...g, memory } : g;
 }
 
 function refuse(index: number, action: Action, error: ErrorInfo, audit: AuditEntry[], base: Omit<AuditEntry, 'kind'>): ActionResult {

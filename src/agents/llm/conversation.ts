@@ -193,9 +193,14 @@ export function buildRequest(input: TurnInput, info: AgentInfo, offer: Offer, pr
       } else if (a.type === 'handoff') {
         name = offer.wireOf.get(`handoff:${a.agent}`) ?? `${HANDOFF_PREFIX}${a.agent}`;
         args = asArguments(a.input, false);
-      } else {
+      } else if (a.type === 'deliver') {
         name = 'deliver';
         args = { channel: a.channel, to: a.to, text: a.text };
+      } else {
+        // Memory actions are replayed under their own names.
+        const { type, ...rest } = a;
+        name = type;
+        args = rest;
       }
       return { id: callId(rec.turn, i), name, arguments: JSON.stringify(args) };
     });

@@ -10,6 +10,7 @@ import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toEffect, type EffectRow } from './rows.ts';
 import { placeholders } from './where.ts';
+import { writeLedgerEntry } from '../../memory/outcome.ts';
 
 /**
  * Shared memory's SQL (store/memory.ts). A write is a compare-and-set on the fact's
@@ -269,25 +270,6 @@ async function writeInTx(tx: SqlExecutor, caps: StoreCapabilities, w: FactWrite,
   }
 }
 
-/** The effects-ledger entry of a memory write: what the agent is answered, now and on every replay. */
-function ledgerOutcome(o: Exclude<WriteOutcome, { kind: 'replayed' }>): { result: Json } | { error: Json } {
-  if (o.kind === 'conflict') {
-    return {
-      error: {
-        code: 'MEMORY_CONFLICT',
-        message: `${o.conflict.scope} ${o.conflict.key}: expected version ${o.conflict.expectedVersion}, found ${o.conflict.currentVersion} (strategy ${o.conflict.strategy}: ${o.conflict.state === 'open' ? 'queued for resolution' : 'rejected'})`,
-        retryable: false,
-        details: { conflict: o.conflict.id, state: o.conflict.state, yours: o.conflict.proposed, theirs: o.current ? factRef(o.current, true) : null },
-      },
-    };
-  }
-  return { result: { ...factRef(o.fact, false), written: o.kind === 'written' } };
-}
-
-export function factRef(f: FactVersion, withValue: boolean): { [k: string]: Json } {
-  return { id: f.id, scope: f.scope, key: f.key, version: f.version, ...(withValue ? { value: f.value } : {}) };
-}
-
 export function sqlMemoryStore(db: SqlBackend): MemoryStore {
   const caps = db.capabilities;
   return {
@@ -301,7 +283,7 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
         const audit: AuditEntry[] = [...(opts.audit ?? [])];
         const outcome = await writeInTx(tx, caps, w, now, audit);
         if (effect) {
-          const entry = ledgerOutcome(outcome);
+          const entry = writeLedgerEntry(outcome);
           await tx.run(
             `INSERT INTO effects (key, run_id, task_id, turn, action, tool, input_digest, state, attempts, result, error, started_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
             [
