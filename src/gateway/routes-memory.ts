@@ -155,7 +155,9 @@ type Check<T extends true> = T;
 export type MemoryWireChecks = [Check<Same<z.infer<typeof fact>, FactVersion>>, Check<Same<z.infer<typeof conflict>, MemoryConflict>>];
 
 export const memoryRoutes: GatewayModule = (api) => {
-  const { app, bind, store, clock, intake, readJson } = api;
+  const { app, store, clock, intake } = api;
+  const bind = api.bind.bind(api);
+  const readJson = (c: Parameters<typeof api.readJson>[0]) => api.readJson(c);
   const who = (t: string | undefined) => ({ tenant: t ?? 'default' });
 
   app.openapi(bind(searchMemory), async (c) => {
