@@ -14,8 +14,6 @@ export interface ScopePolicy {
   onConflict: ConflictStrategy;
   /** Contract id the value must satisfy; null: unchecked. */
   contract: string | null;
-  /** Whether runs started by a schedule may write durable facts here (outside their own run scope). */
-  scheduledWrites: boolean;
 }
 
 export interface MemorySettings {
@@ -36,7 +34,7 @@ export interface RecallSpec {
   k: number;
 }
 
-export const DEFAULT_SCOPE_POLICY: ScopePolicy = { match: '*', onConflict: 'reject', contract: null, scheduledWrites: true };
+export const DEFAULT_SCOPE_POLICY: ScopePolicy = { match: '*', onConflict: 'reject', contract: null };
 export const DEFAULT_MEMORY: MemorySettings = { scopes: [], maxValueBytes: 64 * 1024, maxTextBytes: 16 * 1024, sweepEveryMs: 60_000 };
 
 export function scopePolicyFor(settings: MemorySettings, scope: string): ScopePolicy {
@@ -71,7 +69,6 @@ export const memoryConfigSchema = z.strictObject({
         }),
         onConflict: z.enum(CONFLICT_STRATEGIES).optional(),
         contract: z.string().min(1).optional(),
-        scheduledWrites: z.boolean().optional(),
       }),
     )
     .optional(),
@@ -85,7 +82,7 @@ export type MemoryConfig = z.infer<typeof memoryConfigSchema>;
 export function compileMemory(raw: MemoryConfig | undefined, contracts: readonly string[], issues: FieldIssue[]): MemorySettings {
   const scopes = (raw?.scopes ?? []).map((s, i): ScopePolicy => {
     if (s.contract !== undefined && !contracts.includes(s.contract)) issues.push({ path: `memory.scopes.${i}.contract`, message: `unknown contract ${s.contract} (declared: ${contracts.join(', ') || 'none'})` });
-    return { match: s.match, onConflict: s.onConflict ?? 'reject', contract: s.contract ?? null, scheduledWrites: s.scheduledWrites ?? true };
+    return { match: s.match, onConflict: s.onConflict ?? 'reject', contract: s.contract ?? null };
   });
   return {
     scopes,

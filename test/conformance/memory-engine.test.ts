@@ -134,7 +134,7 @@ test('bad writes get a clear error and write nothing: unknown scope form, oversi
         memory: { read: ['*'], write: ['*'] },
       },
     },
-    { contracts, scopes: [{ match: 'team/research/findings/*', onConflict: 'reject', contract: 'finding@1', scheduledWrites: true }, { match: 'team/research/findings', onConflict: 'reject', contract: 'finding@1', scheduledWrites: true }] },
+    { contracts, scopes: [{ match: 'team/research/findings/*', onConflict: 'reject', contract: 'finding@1' }, { match: 'team/research/findings', onConflict: 'reject', contract: 'finding@1' }] },
   );
   const store = await setup(t, r);
   const run = await submit(store, r, 'sloppy');

@@ -2,4 +2,6 @@
 export interface Turn {
   task: { runId: string; input: { text?: string; topic?: string }; turn: number };
   results: Array<{ type: string; id?: string; ok: boolean; value?: unknown; error?: { code: string; message: string } }>;
+  /** Facts recalled from shared memory for this turn (the agent's `recall` in the config), to cite. */
+  memory?: Array<{ id: string; scope: string; key: string; version: number; text: string | null; writtenBy: { run: string | null } }>;
 }
