@@ -20,7 +20,7 @@ import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { digest } from '../src/core/digest.ts';
 import { resolveGrants } from '../src/core/memory.ts';
-import type { Json, Task } from '../src/core/types.ts';
+import type { Task } from '../src/core/types.ts';
 import { Boundary, taskCrossing } from '../src/engine/boundary.ts';
 import { createRegistry } from '../src/engine/registry.ts';
 import { openStore } from '../src/runtime/open-store.ts';
