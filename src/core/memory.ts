@@ -56,6 +56,8 @@ export function grantPatternProblem(pattern: string): string | null {
   const base = pattern.endsWith('/*') ? pattern.slice(0, -2) : pattern;
   if (base.includes('*')) return `memory grant "${pattern}": "*" may only stand alone or end the pattern as "/*"`;
   if (base === 'run' || base === 'session') return null;
+  // `team/*`: every scope of a kind.
+  if (base !== pattern && (SCOPE_KINDS as readonly string[]).includes(base)) return null;
   return scopeProblem(base.replace(/(^|\/)self(\/|$)/, '$1x$2'));
 }
 

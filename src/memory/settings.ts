@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CONFLICT_STRATEGIES, grantPatternProblem, literalPattern, scopeMatches, scopeProblem, type ConflictStrategy, type MemoryGrants } from '../core/memory.ts';
+import { CONFLICT_STRATEGIES, SCOPE_KINDS, grantPatternProblem, literalPattern, scopeMatches, scopeProblem, type ConflictStrategy, type MemoryGrants } from '../core/memory.ts';
 import type { FieldIssue } from '../core/issues.ts';
 
 /**
@@ -64,7 +64,8 @@ export const memoryConfigSchema = z.strictObject({
       z.strictObject({
         match: z.string().superRefine((p, ctx) => {
           const base = p === '*' ? 'global' : p.endsWith('/*') ? p.slice(0, -2) : p;
-          const problem = base.includes('*') ? '"*" may only stand alone or end the pattern as "/*"' : scopeProblem(base);
+          const kindTree = p.endsWith('/*') && (SCOPE_KINDS as readonly string[]).includes(base);
+          const problem = base.includes('*') ? '"*" may only stand alone or end the pattern as "/*"' : kindTree ? null : scopeProblem(base);
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         }),
         onConflict: z.enum(CONFLICT_STRATEGIES).optional(),
