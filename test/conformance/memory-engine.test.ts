@@ -18,11 +18,12 @@ import { FunctionAgent } from '../../src/agents/function-agent.ts';
 import { DEFAULT_MEMORY, type RecallSpec } from '../../src/memory/settings.ts';
 import type { MemoryGrants } from '../../src/core/memory.ts';
 import { Children } from '../fixtures/child.ts';
+import type { Gate } from '../../src/validation/gate.ts';
 import { auditOf, finished, forge, startWorker, submit, tempStore } from '../helpers.ts';
 
 const ALL = [{ all: true as const }];
 
-function reg(agents: Record<string, { fn: AgentFunction; memory?: MemoryGrants; recall?: RecallSpec[] }>, opts: { contracts?: ContractRegistry; scopes?: typeof DEFAULT_MEMORY.scopes } = {}) {
+function reg(agents: Record<string, { fn: AgentFunction; memory?: MemoryGrants; recall?: RecallSpec[] }>, opts: { contracts?: ContractRegistry; scopes?: typeof DEFAULT_MEMORY.scopes; gates?: Gate[] } = {}) {
   return createRegistry({
     agents: Object.fromEntries(
       Object.entries(agents).map(([name, a]) => [
@@ -31,6 +32,7 @@ function reg(agents: Record<string, { fn: AgentFunction; memory?: MemoryGrants; 
       ]),
     ),
     ...(opts.contracts ? { contracts: opts.contracts } : {}),
+    ...(opts.gates ? { gates: opts.gates } : {}),
     memory: { ...DEFAULT_MEMORY, maxValueBytes: 1024, ...(opts.scopes ? { scopes: opts.scopes } : {}) },
   });
 }
@@ -271,4 +273,38 @@ test('a SIGKILL between remember and the turn’s commit: after resume the fact 
     assert.equal(effects.length, 1);
     assert.equal(effects[0]!.state, 'completed');
   }
+});
+
+test('the gates stage runs on remember, after policy and before the write: a blocking gate refuses it and nothing is written', async (t) => {
+  const seen: string[] = [];
+  const noSecrets: Gate = {
+    id: 'no-secrets',
+    on: 'remember',
+    applies: () => true,
+    check: async (subject) => {
+      seen.push(subject.name);
+      return JSON.stringify(subject.value).includes('password') ? { verdict: 'block', reasons: ['looks like a secret'] } : { verdict: 'pass' };
+    },
+  };
+  const r = reg(
+    {
+      leaky: {
+        fn: acting([
+          { type: 'remember', scope: 'team/research', key: 'creds', value: { password: 'hunter2' } },
+          { type: 'remember', scope: 'team/research', key: 'fine', value: { ok: true } },
+          { type: 'remember', scope: 'team/ops', key: 'denied', value: { password: 'x' } },
+        ]),
+        memory: WRITER,
+      },
+    },
+    { gates: [noSecrets] },
+  );
+  const store = await setup(t, r);
+  const run = await submit(store, r, 'leaky');
+  const out = (await finished(store, run.id)).output as Array<{ error?: string; written?: boolean }>;
+  assert.deepEqual(out.map((o) => o.error ?? o.written), ['POLICY_DENIED', true, 'POLICY_DENIED']);
+  assert.deepEqual(seen, ['team/research', 'team/research'], 'a write outside the grants never reaches the gates');
+  assert.equal(await store.memory.get({ tenant: 'default', grants: ALL, scope: 'team/research', key: 'creds' }, Date.now()), null);
+  const verdicts = (await auditOf(store, run.id)).filter((a) => a.kind === 'gate.verdict');
+  assert.equal(verdicts.length, 1);
 });
