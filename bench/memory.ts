@@ -82,19 +82,26 @@ let round_ = 1;
 const crossing = await timed(OPS, (i) => remember(i < 0 ? -i : i, i < 0 ? 0 : round_));
 round_ = 2;
 const crossingBatched = await timed(OPS, (i) => remember(i < 0 ? -i + 1_000_000 : i, i < 0 ? 0 : round_), 8);
+/** Progress on stderr as each figure is measured (a slow PostgreSQL run still reports what it got). */
+const progress = (what: string, v: unknown) => process.stderr.write(`bench memory (${pgUrl ? 'postgres' : 'sqlite'}): ${what} ${JSON.stringify(v)}\n`);
+progress('remember crossing', { sequential: crossing, concurrent8: crossingBatched });
 const raw = pgUrl ? null : rawSqlite({ root: dir, durability: 'fast', quick: false });
 
 // 2. lexical search over FACTS facts (loaded in batches of 8 concurrent writes).
 const t0 = performance.now();
 for (let i = 0; i < FACTS; i += 64) await Promise.all(Array.from({ length: Math.min(64, FACTS - i) }, (_, j) => store.memory.write(write(i + j, words(12)), Date.now())));
 const loadMs = performance.now() - t0;
+progress('loaded facts/s', round(FACTS / (loadMs / 1000), 0));
 const all = [{ all: true as const }];
 const search = await timed(OPS, () => store.memory.search({ tenant: 'default', grants: all, query: words(2), k: 10 }, Date.now()));
 const granted = resolveGrants(['team/t1/*', 'team/t2/*', 'run/*'], { agent: 'scribe', runId: 'run_bench', sessionKey: null });
+progress('search', search);
 const searchGranted = await timed(OPS, () => store.memory.search({ tenant: 'default', grants: granted, query: words(2), k: 10 }, Date.now()));
 
 // 3. the recall a declared `recall` adds to each turn: one search (k 5) under the agent's grants for the task input's words.
 const recall = await timed(OPS, () => store.memory.search({ tenant: 'default', grants: resolveGrants(['team/*'], { agent: 'scribe', runId: 'run_bench', sessionKey: null }), query: `${words(6)}`, k: 5 }, Date.now()));
+
+progress('recall per turn', recall);
 
 // 4. 8 writers × 100 compare-and-set updates of one key: each applied or in the merge queue.
 const counter = { tenant: 'default', scope: 'team/c', key: 'counter', grants: all };
