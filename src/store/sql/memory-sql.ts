@@ -331,25 +331,31 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
     async search(q, now) {
       const terms = searchTerms(q.query);
       if (terms.length === 0 || q.k <= 0) return [];
-      const g = grantCondition(q.grants, 'v.scope');
-      const narrow = q.scopes?.length ? grantCondition(q.scopes.map((s) => ({ tree: s })), 'v.scope') : { sql: '1 = 1', params: [] };
-      const l = liveAt(q.asOf ?? now);
-      const where = `v.tenant = ? AND ${g.sql} AND ${narrow.sql} AND ${l.sql}`;
-      const params: SqlParam[] = [q.tenant, ...g.params, ...narrow.params, ...l.params];
+      const filter = (alias: string) => {
+        const g = grantCondition(q.grants, `${alias}.scope`);
+        const narrow = q.scopes?.length ? grantCondition(q.scopes.map((s) => ({ tree: s })), `${alias}.scope`) : { sql: '1 = 1', params: [] };
+        const l = liveAt(q.asOf ?? now, alias);
+        return { sql: `${alias}.tenant = ? AND ${g.sql} AND ${narrow.sql} AND ${l.sql}`, params: [q.tenant, ...g.params, ...narrow.params, ...l.params] as SqlParam[] };
+      };
       let rows: Array<VersionRow & { score: number | string }>;
       if (caps.fullText === 'fts5') {
         const match = terms.map((t) => `"${t}"`).join(' OR ');
+        // Rank and filter on the covering index first, then read whole rows for the top k only.
+        const f = filter('f');
         rows = await db.read.all(
-          `SELECT v.*, -bm25(memory_fts) AS score FROM memory_fts JOIN memory_versions v ON v.seq = memory_fts.rowid
-           WHERE memory_fts MATCH ? AND ${where} ORDER BY bm25(memory_fts), v.id LIMIT ?`,
-          [match, ...params, q.k],
+          `SELECT v.*, t.score FROM (
+             SELECT f.seq AS seq, -bm25(memory_fts) AS score FROM memory_fts JOIN memory_versions f ON f.seq = memory_fts.rowid
+             WHERE memory_fts MATCH ? AND ${f.sql} ORDER BY score DESC, f.seq LIMIT ?
+           ) t JOIN memory_versions v ON v.seq = t.seq ORDER BY t.score DESC, v.id`,
+          [match, ...f.params, q.k],
         );
       } else {
+        const v = filter('v');
         const live = q.asOf === undefined ? ' AND v.valid_to IS NULL AND v.tombstone = 0' : '';
         rows = await db.read.all(
           `SELECT v.*, ts_rank(to_tsvector('simple', coalesce(v.text, '')), to_tsquery('simple', ?)) AS score FROM memory_versions v
-           WHERE to_tsvector('simple', coalesce(v.text, '')) @@ to_tsquery('simple', ?)${live} AND ${where} ORDER BY score DESC, v.id LIMIT ?`,
-          [terms.join(' | '), terms.join(' | '), ...params, q.k],
+           WHERE to_tsvector('simple', coalesce(v.text, '')) @@ to_tsquery('simple', ?)${live} AND ${v.sql} ORDER BY score DESC, v.id LIMIT ?`,
+          [terms.join(' | '), terms.join(' | '), ...v.params, q.k],
         );
       }
       return rows.map((r): SearchHit => ({ fact: toFact(r), score: Number(r.score) }));

@@ -40,7 +40,9 @@ CREATE INDEX memory_versions_current ON memory_versions (tenant, scope, key) WHE
 CREATE INDEX memory_versions_run ON memory_versions (written_run) WHERE valid_to IS NULL;
 CREATE INDEX memory_versions_agent ON memory_versions (tenant, written_agent) WHERE valid_to IS NULL;
 CREATE INDEX memory_versions_expiry ON memory_versions (expires_at) WHERE valid_to IS NULL;
-CREATE INDEX memory_versions_seq ON memory_versions (seq);
+-- Finds a version by its FTS rowid (seq) and covers what search filters on (tenant, grants,
+-- validity), so ranking reads whole rows for the top k only.
+CREATE INDEX memory_versions_search ON memory_versions (seq, tenant, scope, valid_from, valid_to, tombstone, expires_at);
 
 -- What each version was derived from, for forgetting what a bad source caused.
 CREATE TABLE memory_sources (
