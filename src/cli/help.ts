@@ -12,7 +12,7 @@ list           the agents of the config, with kind, contracts and granted tools.
                first), what it matches, and the agent or router it targets.
 add            adds an agent to spine.config.json5 (validated before it is written;
                a running \`spine up\` reloads it).`,
-  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [--json]
+  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [-q|--quiet] [--json]
 spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
@@ -20,6 +20,7 @@ spine approvals grants [--all] [--json]
 spine approvals revoke <grant-id> [--as <name>]
 
 list     pending requests by default: what, why, which rule, who may decide, when it expires.
+         -q prints the ids alone, one a line.
 approve  the waiting task continues and the action goes ahead (for an escalation:
          the task is retried, or may spend over the ceiling that stopped it).
 deny     the action comes back to the agent as a refusal (for an escalation: the
@@ -74,6 +75,21 @@ POST /v1/mcp, with the caller's token scopes. See docs/mcp.md.
 
 Client config example (Claude Desktop, Cursor, …):
   {"mcpServers": {"spine": {"command": "npx", "args": ["spine", "mcp", "--config", "/path/spine.config.json5"]}}}`,
+  gates: `spine gates list [--json]
+spine gates test <gate-id> --input <file.json | -> [--agent <agent>] [--name <what crosses>] [--json]
+spine gates verdicts [--run <run-id>] [--gate <id>] [--outcome pass|warn|reask|fix|block|escalate] [--mode enforce|shadow] [--limit <n>] [--json]
+
+list      the configured gates (validation.gates) with their settings.
+test      runs one gate on one input and prints its verdict and outcome. Changes
+          nothing: no verdict recorded, no reask counted, no approval asked. Exits 1
+          when the gate would not let the input through (reask, block, escalate).
+verdicts  the recorded verdicts, oldest first (every crossing a gate watched).`,
+  breakers: `spine breakers list [--json]
+spine breakers reset <breaker> [--json]
+
+list   every circuit breaker (agent:<name>, tool:<name>) with its state, failures
+       in the window, when an open one lets its probe through, and its last error.
+reset  closes a breaker by hand (audited as breaker.reset).`,
   migrate: `spine migrate [--db <url>] [--json]
 
 Applies pending schema migrations, each in its own transaction. Refuses a database
@@ -88,14 +104,17 @@ handoff:<agent>, turn:<agent> (the agent's own spend).`,
 
 Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
-  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
+  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [-q|--quiet] [--json]
 spine runs show <run-id> [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]
 spine runs retry <run-id> [--json]
 
 list    newest first; --before pages on (pass the last id shown). States: running,
         succeeded, failed (dead-lettered: replay with retry), cancelled.
-show    the run, its task tree, each task's turns, and the effects ledger.
+        -q prints the ids alone, one a line.
+show    the run, its task tree, each task's turns, the effects ledger, the gates it
+        crossed with their verdicts, and usage: each turn's tokens and cost, their
+        sum, and the run's reserved and settled spend.
 cancel  cancels every unfinished task of the run (cascades to children).
 retry   replays a failed run: its dead task is queued again and resumes from its
         last committed turn; recorded effects are not executed again.`,
@@ -131,11 +150,11 @@ put        writes a version with trust owner; --expected-version makes it compar
 forget     tombstones what a run, agent or source wrote and everything derived from it;
            --dry-run prints what it would remove. History keeps what was true then.
 conflicts  the merge queue: compare-and-set writes that met a newer version.`,
-  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [--json]
+  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [-q|--quiet] [--json]
 spine tokens list [--all] [--json]
 spine tokens revoke <token-id|name> [--json]
 
-API tokens for the gateway (docs/gateway.md). Scopes:
+API tokens for the gateway (docs/gateway.md); create -q prints the secret alone. Scopes:
   admin            everything
   operator         submit work, cancel and retry runs, decide approvals, read
   viewer           read only
@@ -145,7 +164,7 @@ create  prints the token once — only its SHA-256 is stored, it cannot be shown
 list    live tokens (--all: revoked ones too); never the token itself.
 revoke  the token stops working at once.`,
   up: `spine up [--config <file>] [--db <url>] [--concurrency <n>] [--host <addr>] [--port <n>] [--no-gateway] [--insecure-local]
-         [--send <agent> [--text <text>] [--exit]] [--quiet]
+         [--send <agent> [--text <text> | --input <json>] [--exit]] [--quiet]
 
 Runs everything in one process on the store (embedded SQLite by default): the
 gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
@@ -156,7 +175,8 @@ SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
   --no-gateway        workers, dispatcher and schedules only
   --host, --port      where the gateway listens (port 0 picks a free one)
   --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
-  --send <agent>      submit one run once started (with --text), print its task tree when done
+  --send <agent>      submit one run once started (with --text, or --input <json> as its input),
+                      print its task tree when done
   --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
   worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--quiet]
 

@@ -23,6 +23,7 @@ import { compilePolicy } from '../policy/rules.ts';
 import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/settings.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
+import { compileBreakers, compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
@@ -40,6 +41,10 @@ export interface CompiledConfig {
   worker: WorkerOptions;
   durability: Durability;
   raw: SpineConfigFile;
+  /** Compiled with `connect`: each MCP server's tools now in the registry, by server (the catalog the runtime stores). */
+  mcpTools?: Record<string, string[]>;
+  /** What works but is not whole: e.g. an MCP server left out because its `{env}` secret is unset. */
+  warnings?: FieldIssue[];
 }
 
 /** Agents and tools supplied from TypeScript rather than the config file. */
@@ -87,7 +92,7 @@ export interface ConfigAdapters {
   llm: AgentFactory<LlmAgentConfig>;
   a2a: AgentFactory<A2aAgentConfig>;
   /** Connects to MCP servers and returns their tools. */
-  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
+  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
 }
 
 export interface CompileOptions {
@@ -152,6 +157,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       recall: compileRecall(cfg.recall),
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
+      fallback: cfg.fallback ?? null,
     };
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
@@ -199,13 +205,23 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     };
   }
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
+  const mcpTools: Record<string, string[]> = {};
+  const warnings: FieldIssue[] = [];
   if (opts.connect && raw.mcp) {
-    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues }))) {
+    for (const server of Object.keys(raw.mcp.servers ?? {})) mcpTools[server] = [];
+    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues, warnings }))) {
       if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
-      else tools[name] = tool;
+      else {
+        tools[name] = tool;
+        // Catalog names are `<server>.<tool>`, and server names have no dot.
+        mcpTools[name.slice(0, name.indexOf('.'))]?.push(name);
+      }
     }
+    // A server left out (an unset secret) did not list anything: the catalog keeps what it last listed.
+    for (const w of warnings) delete mcpTools[/^mcp\.servers\.([^.]+)/.exec(w.path)?.[1] ?? ''];
   }
 
+  checkFallbacks(raw.agents, issues);
   const policy = compilePolicy(raw.policy, issues);
   const memory = compileMemory(raw.memory, known, issues);
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
@@ -213,6 +229,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
+  const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
@@ -222,7 +239,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
     routing,
     gateway,
     channels,
@@ -230,7 +247,28 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     worker,
     durability: raw.store?.durability ?? 'strict',
     raw,
+    ...(opts.connect && raw.mcp ? { mcpTools } : {}),
+    ...(warnings.length ? { warnings } : {}),
   };
+}
+
+/** A fallback names a configured agent, and no chain of fallbacks comes back to where it started. */
+function checkFallbacks(agents: SpineConfigFile['agents'], issues: FieldIssue[]): void {
+  for (const [name, cfg] of Object.entries(agents)) {
+    if (cfg.fallback === undefined) continue;
+    if (!(cfg.fallback in agents)) {
+      issues.push({ path: `agents.${name}.fallback`, message: `unknown agent "${cfg.fallback}"` });
+      continue;
+    }
+    const seen = new Set([name]);
+    for (let next: string | undefined = cfg.fallback; next !== undefined; next = agents[next]?.fallback) {
+      if (seen.has(next)) {
+        issues.push({ path: `agents.${name}.fallback`, message: `fallbacks form a loop (${[...seen, next].join(' → ')})` });
+        break;
+      }
+      seen.add(next);
+    }
+  }
 }
 
 /** Script arguments worth checking at load: a relative path, or a file name with a script's extension. */

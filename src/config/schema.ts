@@ -9,6 +9,7 @@ import { a2aAgentSchema } from '../agents/a2a/schema.ts';
 import { httpAgentSchema } from '../agents/http/schema.ts';
 import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
+import { validationSchema } from '../validation/config.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { memoryConfigSchema } from '../memory/settings.ts';
 import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
@@ -74,6 +75,8 @@ export const configSchema = z.strictObject({
   schedules: schedulesSchema.optional(),
   contracts: z.record(contractId, contractSchema).optional(),
   policy: policySchema.optional(),
+  /** Gates at the boundary's crossings (docs/validation.md). */
+  validation: validationSchema.optional(),
   /** Shared memory: scope policies (conflict strategy, contract), limits, the TTL sweep. */
   memory: memoryConfigSchema.optional(),
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */

@@ -6,6 +6,7 @@ export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
@@ -29,6 +30,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
+  fallback: string | null;
   /** What shared memory to search before each turn (handed in the turn's `memory`). */
   recall: readonly RecallSpec[];
 }
@@ -74,6 +77,10 @@ export interface Registry {
   policy: PolicyEngine;
   /** The boundary's gates stage (validation); empty until gates are configured. */
   gates: readonly Gate[];
+  /** The digest of the gates' config, recorded with every verdict. */
+  gatesVersion?: string;
+  /** Circuit breakers (validation.breakers); off when null or absent. */
+  breakers?: BreakerSettings | null;
   /** Shared memory: scope policies and limits. */
   memory: MemorySettings;
 }

@@ -3,6 +3,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
@@ -18,6 +19,7 @@ export interface AgentInit {
   grants?: Partial<Grants>;
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
+  fallback?: string | null;
   recall?: readonly RecallSpec[];
 }
 
@@ -43,6 +45,8 @@ export function createRegistry(parts: {
   contracts?: ContractRegistry;
   policy?: CompiledPolicy;
   gates?: readonly Gate[];
+  gatesVersion?: string;
+  breakers?: BreakerSettings | null;
   memory?: MemorySettings;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
@@ -62,6 +66,7 @@ export function createRegistry(parts: {
       grants: g,
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
+      fallback: a.fallback ?? null,
       recall: a.recall ?? [],
     });
   }
@@ -86,6 +91,8 @@ export function createRegistry(parts: {
     contracts: parts.contracts ?? new ContractRegistry(),
     policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
     gates: parts.gates ?? [],
+    ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
+    ...(parts.breakers ? { breakers: parts.breakers } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
   };
 }

@@ -1,8 +1,10 @@
 import type { GatewayModule } from './api.ts';
+import { mountProtectedResource } from './routes-oauth.ts';
+import { validationRoutes } from './routes-validation.ts';
 import { memoryRoutes } from './routes-memory.ts';
 
 /**
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [memoryRoutes];
+export const MODULES: readonly GatewayModule[] = [validationRoutes, memoryRoutes, mountProtectedResource];

@@ -5,6 +5,10 @@ import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
+import type { VerdictStore } from './verdicts.ts';
+import type { BreakerStore } from './breakers.ts';
+import type { McpToolStore } from './mcp-tools.ts';
+import type { RunSpend, TurnUsage } from '../core/usage.ts';
 import type { MemoryStore } from './memory.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
@@ -111,7 +115,9 @@ export type TurnOutcome =
   | { kind: 'dead'; error: ErrorInfo }
   | { kind: 'defer'; until: number; ruleId: string; reason: string }
   | { kind: 'await-approval'; approval: NewApproval }
-  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval };
+  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval }
+  /** Its fallback agent takes the task over, with fresh attempts (its own attempts are spent, or its breaker is open). */
+  | { kind: 'hand-over'; agent: string; maxAttempts: number; error: ErrorInfo; why: 'attempts-spent' | 'breaker-open' };
 
 // ── intake and sessions ───────────────────────────────────────────────────────
 
@@ -335,6 +341,8 @@ export interface TaskStore {
   get(id: string): Promise<Task | null>;
   list(filter: TaskFilter): Promise<Task[]>;
   turns(taskId: string): Promise<TurnRecord[]>;
+  /** Each turn's reported usage (tokens, cost) of a run or a task, in turn order; turns that reported none are left out. */
+  usage(filter: { runId: string } | { taskId: string }): Promise<TurnUsage[]>;
   effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]>;
   /** Cancels a task and its descendants; the parent (if any) receives a CANCELLED result. */
   cancel(taskId: string, now: number, actor: string, reason?: string): Promise<number>;
@@ -406,6 +414,8 @@ export interface LimitStore {
   settle(settlement: Settlement, now: number): Promise<void>;
   releaseExpired(now: number): Promise<number>;
   usage(keys: string[]): Promise<BudgetUsage[]>;
+  /** What a run's crossings hold reserved now and have settled, summed over its reservations. */
+  runSpend(runId: string): Promise<RunSpend>;
 }
 
 export interface ApprovalStore {
@@ -452,6 +462,12 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** Gate verdicts as records (validation). */
+  readonly verdicts: VerdictStore;
+  /** Circuit breakers shared by every worker (validation). */
+  readonly breakers: BreakerStore;
+  /** The MCP servers' tools, as last listed by a process that connected to them. */
+  readonly mcpTools: McpToolStore;
   /** Shared memory: facts, their versions, the merge queue (store/memory.ts). */
   readonly memory: MemoryStore;
 

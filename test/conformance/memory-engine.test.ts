@@ -283,7 +283,7 @@ test('the gates stage runs on remember, after policy and before the write: a blo
     applies: () => true,
     check: async (subject) => {
       seen.push(subject.name);
-      return JSON.stringify(subject.value).includes('password') ? { verdict: 'block', reasons: ['looks like a secret'] } : { verdict: 'pass' };
+      return JSON.stringify(subject.value).includes('password') ? { verdict: 'fail' as const, reasons: ['looks like a secret'] } : { verdict: 'pass' as const };
     },
   };
   const r = reg(

@@ -13,7 +13,7 @@ export function loadMigrations(dir: string): Migration[] {
     if (!m) continue;
     out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
   }
-  // Numbers are assigned per layer ahead of time, so one may be missing while its layer is unbuilt; each appears once, in order.
+  // Versions are unique and increasing; a gap is allowed, since layers built in parallel hold pre-assigned numbers.
   out.forEach((mig, i) => {
     const prev = i === 0 ? 0 : out[i - 1]!.version;
     if (mig.version <= prev) throw new Error(`migrations in ${dir} are not numbered in increasing order (found ${mig.version} after ${prev})`);

@@ -25,6 +25,11 @@ import type {
   WorkerStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
+import type { VerdictStore } from '../verdicts.ts';
+import type { BreakerStore } from '../breakers.ts';
+import { sqlBreakerStore } from './breakers-sql.ts';
+import { sqlVerdictStore } from './verdicts-sql.ts';
+import type { McpToolStore } from '../mcp-tools.ts';
 import type { MemoryStore } from '../memory.ts';
 import { sqlMemoryStore } from './memory-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
@@ -48,6 +53,7 @@ import {
   escalateTask,
   fence,
   finishTask,
+  handOverTask,
   propagateFinish,
   scheduleRetry,
   sqlTaskStore,
@@ -56,6 +62,7 @@ import {
   waitForChildren,
 } from './tasks-sql.ts';
 import { sqlTokenStore } from './token-sql.ts';
+import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 
@@ -84,8 +91,11 @@ export class SqlStore implements Store {
   readonly grants: GrantStore;
   readonly audit: AuditStore;
   readonly tokens: TokenStore;
+  readonly mcpTools: McpToolStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly verdicts: VerdictStore;
+  readonly breakers: BreakerStore;
   readonly memory: MemoryStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
@@ -105,8 +115,11 @@ export class SqlStore implements Store {
     this.grants = sqlGrantStore(backend);
     this.audit = sqlAuditStore(backend);
     this.tokens = sqlTokenStore(backend);
+    this.mcpTools = sqlMcpToolStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
+    this.verdicts = sqlVerdictStore(backend);
+    this.breakers = sqlBreakerStore(backend);
     this.memory = sqlMemoryStore(backend);
   }
 
@@ -234,6 +247,11 @@ export class SqlStore implements Store {
           await escalateTask(tx, task.id, turns, outcome.error, now);
           await insertAudit(tx, now, audit.splice(0));
           await insertApproval(tx, outcome.approval, now, lease.owner);
+          break;
+        case 'hand-over':
+          await handOverTask(tx, task.id, outcome.agent, outcome.maxAttempts, turns, outcome.error, now);
+          audit.push({ ...base, kind: 'task.handed-over', data: { from: task.agent, to: outcome.agent, why: outcome.why, error: outcome.error as unknown as Json } });
+          woke = true;
           break;
         case 'dead':
           await countFailedAttempt(tx, task.id, turns);

@@ -1,5 +1,6 @@
 import { InvalidStateError, LeaseExpiredTooOftenError, LeaseLostError, NotFoundError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
+import { turnUsage, type TurnUsage } from '../../core/usage.ts';
 import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../core/types.ts';
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
@@ -133,6 +134,15 @@ export async function scheduleRetry(tx: SqlExecutor, taskId: string, turns: numb
   );
 }
 
+/** The fallback agent takes the task over, queued now with fresh attempts. */
+export async function handOverTask(tx: SqlExecutor, taskId: string, agent: string, maxAttempts: number, turns: number, error: ErrorInfo, now: number): Promise<void> {
+  await tx.run(
+    `UPDATE tasks SET agent = ?, max_attempts = ?, turns = ?, state = 'queued', attempt = 0, error = ?, run_at = ?,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [agent, maxAttempts, turns, toJson(error), now, now, taskId],
+  );
+}
+
 /** Not a failure: the open decision is re-evaluated when the task comes due. */
 export async function deferTask(tx: SqlExecutor, taskId: string, turns: number, until: number, now: number): Promise<void> {
   await tx.run(`UPDATE tasks SET turns = ?, state = 'queued', run_at = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`, [
@@ -212,6 +222,16 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
 
     async turns(taskId: string): Promise<TurnRecord[]> {
       return (await loadTurns(db.read, taskId)).committed;
+    },
+
+    async usage(filter: { runId: string } | { taskId: string }): Promise<TurnUsage[]> {
+      const [cond, id] = 'runId' in filter ? ['t.run_id = ?', filter.runId] : ['t.id = ?', filter.taskId];
+      const rows = await db.read.all<{ task_id: string; agent: string; n: number | string; usage: string }>(
+        `SELECT u.task_id, t.agent, u.n, u.usage FROM turns u JOIN tasks t ON t.id = u.task_id
+          WHERE ${cond} AND u.usage IS NOT NULL ORDER BY t.created_at, t.id, u.n`,
+        [id],
+      );
+      return rows.map((r) => turnUsage(r.task_id, r.agent, Number(r.n), parseJson<Usage>(r.usage) ?? {}));
     },
 
     effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]> {
