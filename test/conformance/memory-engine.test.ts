@@ -302,7 +302,7 @@ test('the gates stage runs on remember, after policy and before the write: a blo
   const store = await setup(t, r);
   const run = await submit(store, r, 'leaky');
   const out = (await finished(store, run.id)).output as Array<{ error?: string; written?: boolean }>;
-  assert.deepEqual(out.map((o) => o.error ?? o.written), ['POLICY_DENIED', true, 'POLICY_DENIED']);
+  assert.deepEqual(out.map((o) => o.error ?? o.written), ['GATE_BLOCKED', true, 'POLICY_DENIED']);
   assert.deepEqual(seen, ['team/research', 'team/research'], 'a write outside the grants never reaches the gates');
   assert.equal(await store.memory.get({ tenant: 'default', grants: ALL, scope: 'team/research', key: 'creds' }, Date.now()), null);
   const verdicts = (await auditOf(store, run.id)).filter((a) => a.kind === 'gate.verdict');
