@@ -305,6 +305,6 @@ test('the gates stage runs on remember, after policy and before the write: a blo
   assert.deepEqual(out.map((o) => o.error ?? o.written), ['GATE_BLOCKED', true, 'POLICY_DENIED']);
   assert.deepEqual(seen, ['team/research', 'team/research'], 'a write outside the grants never reaches the gates');
   assert.equal(await store.memory.get({ tenant: 'default', grants: ALL, scope: 'team/research', key: 'creds' }, Date.now()), null);
-  const verdicts = (await auditOf(store, run.id)).filter((a) => a.kind === 'gate.verdict');
-  assert.equal(verdicts.length, 1);
+  const blocked = (await auditOf(store, run.id)).filter((a) => a.kind === 'gate.verdict' && (a.data as { outcome?: string }).outcome === 'block');
+  assert.equal(blocked.length, 1, 'the block is audited');
 });
