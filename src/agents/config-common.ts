@@ -23,6 +23,8 @@ export const agentCommon = {
       handoffs: allowDeny.optional(),
       /** Shared memory scopes it may read and write (denied by default; `self`, `run/*`, `session/*` are its own). */
       memory: memoryGrantsSchema.optional(),
+      /** Accept tool patterns that match no tool in the catalog yet (they are refused otherwise). */
+      allowUnmatched: z.boolean().optional(),
     })
     .optional(),
   /** Shared memory searched before each turn, handed in the turn's `memory` (docs/memory.md). */

@@ -123,7 +123,12 @@ retry   replays a failed run: its dead task is queued again and resumes from its
 Submits work to an agent and prints the run id. The input is {"text": <text>}, or
 the JSON given with --input. With --wait, blocks until the run is terminal and
 prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
---tenant names whose spend this is, for daily cost ceilings (default: default).`,
+--tenant names whose spend this is, for daily cost ceilings (default: default).
+
+spine send [agent] --batch <file.jsonl | -> [--tenant <t>] [--json]
+sends one envelope per line, {"agent"?, "text"? | "input"?, "idempotencyKey"?}
+(agent defaults to the command's); every line is checked first, then all are sent
+at once; prints a run id (or the refusal) per line. Exit 0 if all started.`,
   sessions: `spine sessions list [--agent <agent>] [--limit <n>] [--json]
 spine sessions show <key> [--limit <n>] [--json]
 spine sessions reset <key> [--json]
