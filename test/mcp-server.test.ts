@@ -94,7 +94,7 @@ describe('Spine as an MCP server', () => {
     t.after(() => client.close());
 
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((x) => x.name).sort(), ['decide_approval', 'get_run', 'list_agents', 'list_approvals', 'submit_work']);
+    assert.deepEqual(tools.map((x) => x.name).sort(), ['decide_approval', 'get_fact', 'get_run', 'list_agents', 'list_approvals', 'search_memory', 'submit_work']);
     const submitTool = tools.find((x) => x.name === 'submit_work')!;
     assert.deepEqual(Object.keys(submitTool.inputSchema.properties ?? {}).sort(), ['agent', 'data', 'idempotencyKey', 'text', 'wait', 'waitMs']);
     assert.equal(tools.find((x) => x.name === 'get_run')!.annotations?.readOnlyHint, true);
@@ -133,6 +133,19 @@ describe('Spine as an MCP server', () => {
     assert.match(unknown.text, /^UNKNOWN_AGENT: unknown agent "nobody"/);
     const missing = await call(client, 'get_run', { runId: 'run_nope' });
     assert.equal(missing.value.error.code, 'NOT_FOUND');
+    // Shared memory: every scope for a read token, or the grants of a named agent (echo holds none).
+    await p.store.memory.write(
+      { tenant: 'default', scope: 'team/research', key: 'milk', value: { fresh: true }, text: 'the milk is fresh', trust: 'owner', writtenBy: { agent: null, run: null, task: null, turn: null, actor: 'test' }, onConflict: 'reject' },
+      Date.now(),
+    );
+    const found = await call(client, 'search_memory', { query: 'fresh milk' });
+    assert.equal(found.isError, false, found.text);
+    assert.deepEqual((found.value as unknown as { facts: Array<{ key: string; version: number }> }).facts.map((f) => [f.key, f.version]), [['milk', 1]]);
+    const asEcho = await call(client, 'search_memory', { query: 'fresh milk', asAgent: 'echo' });
+    assert.deepEqual((asEcho.value as unknown as { facts: unknown[] }).facts, [], "echo's grants read nothing");
+    const fact = await call(client, 'get_fact', { scope: 'team/research', key: 'milk' });
+    assert.deepEqual((fact.value as unknown as { fact: { value: Json } }).fact.value, { fresh: true });
+    assert.equal((await call(client, 'get_fact', { scope: 'team/research', key: 'milk', asAgent: 'echo' })).value.error.code, 'NOT_FOUND');
     const badArgs = await client.callTool({ name: 'submit_work', arguments: { agent: 5 } });
     assert.equal(badArgs.isError, true, 'arguments are checked against the tool schema');
 
@@ -151,7 +164,7 @@ describe('Spine as an MCP server', () => {
 
     const viewer = await httpClient(p, 'viewer');
     t.after(() => viewer.close());
-    assert.equal((await viewer.listTools()).tools.length, 5);
+    assert.equal((await viewer.listTools()).tools.length, 7);
     const refused = await call(viewer, 'submit_work', { agent: 'echo', text: 'hi' });
     assert.equal(refused.isError, true);
     assert.equal(refused.value.error.code, 'FORBIDDEN');

@@ -427,6 +427,31 @@ describe('the OpenAPI document', () => {
     await c.call('cancelRun', `/v1/runs/${queued.body.run.id}/cancel`, { token: 'operator', expect: 409, code: 'INVALID_STATE' });
     await c.call('cancelRun', '/v1/runs/run_nope/cancel', { token: 'operator', expect: 404 });
 
+    // ── shared memory ──
+    const put = { scope: 'team/research', key: 'pricing', value: { usd: 10 }, text: 'pricing is ten dollars', sources: ['env_1'] };
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: put, expect: 200 });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { ...put, value: { usd: 12 }, expectedVersion: 1 }, expect: 200 });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { ...put, value: { usd: 13 }, expectedVersion: 1 }, expect: 409, code: 'MEMORY_CONFLICT' });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { ...put, scope: 'teams/x' }, expect: 422, code: 'INVALID_SCOPE' });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { ...put, ttl: 'soon' }, expect: 400, code: 'INVALID_INPUT' });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { ...put, value: 'x'.repeat(70 * 1024) }, expect: 413 });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'operator', body: { scope: 'global' }, expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('putMemoryFact', '/v1/memory/facts', { token: 'viewer', body: put, expect: 403 });
+    const hits = await c.call('searchMemory', '/v1/memory/search?q=pricing%20dollars', { token: 'viewer', expect: 200 });
+    assert.equal((hits.body as unknown as { hits: unknown[] }).hits.length, 1);
+    await c.call('searchMemory', '/v1/memory/search?q=pricing&tenant=other', { token: 'viewer', expect: 200 });
+    await c.call('searchMemory', '/v1/memory/search?q=x&scope=nowhere/x', { token: 'viewer', expect: 422, code: 'INVALID_SCOPE' });
+    await c.call('searchMemory', '/v1/memory/search', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('getMemoryFact', '/v1/memory/facts?scope=team/research&key=pricing', { token: 'viewer', expect: 200 });
+    await c.call('getMemoryFact', '/v1/memory/facts?scope=team/research&key=pricing&asOf=1', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
+    await c.call('memoryHistory', '/v1/memory/history?scope=team/research&key=pricing', { token: 'viewer', expect: 200 });
+    await c.call('memoryHistory', '/v1/memory/history?scope=team/research', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listMemoryConflicts', '/v1/memory/conflicts', { token: 'viewer', expect: 200 });
+    await c.call('listMemoryConflicts', '/v1/memory/conflicts?state=maybe', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('forgetMemory', '/v1/memory/forget', { token: 'operator', body: { source: 'env_1', dryRun: true }, expect: 200 });
+    await c.call('forgetMemory', '/v1/memory/forget', { token: 'operator', body: { run: 'r', agent: 'a' }, expect: 400, code: 'INVALID_INPUT' });
+    await c.call('forgetMemory', '/v1/memory/forget', { token: 'viewer', body: { run: 'r' }, expect: 403 });
+
     // ── validation: gate verdicts as records ──
     const gatedRun = sub.body.run.id;
     await g.store.audit.append(

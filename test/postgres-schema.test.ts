@@ -20,6 +20,13 @@ function files(dialect: 'sqlite' | 'postgres'): Array<{ file: string; sql: strin
     .map((file) => ({ file, sql: readFileSync(join(MIGRATIONS, dialect, file), 'utf8') }));
 }
 
+/**
+ * Full-text search structures are dialect-specific by nature (an FTS5 virtual table and
+ * its shadow tables on SQLite, a GIN expression index on PostgreSQL): named `*_fts*`,
+ * they are left out of the comparison; memory's conformance suite checks both search alike.
+ */
+const FULL_TEXT = /(^|_)fts(_|$)/;
+
 /** What a migration file declares, read from its text: `table.column` and index names, in order. */
 function declared(sqlText: string): string[] {
   const text = sqlText.replace(/--[^\n]*/g, '');
@@ -31,7 +38,7 @@ function declared(sqlText: string): string[] {
     }
   }
   for (const m of text.matchAll(/ALTER TABLE (\w+) ADD COLUMN (\w+)/g)) out.push(`${m[1]}.${m[2]}`);
-  for (const m of text.matchAll(/CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+)/g)) out.push(`index ${m[1]} on ${m[2]}`);
+  for (const m of text.matchAll(/CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+)/g)) if (!FULL_TEXT.test(m[1]!)) out.push(`index ${m[1]} on ${m[2]}`);
   return out;
 }
 
@@ -71,7 +78,9 @@ const normDefault = (d: string | null): string | null => (d === null ? null : d.
 const normCols = (c: string): string => c.replace(/\s+/g, '').toLowerCase();
 
 function sqliteShape(db: DatabaseSync): Shape {
-  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ name: string }>).map((r) => r.name);
+  const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ name: string }>)
+    .map((r) => r.name)
+    .filter((n) => !FULL_TEXT.test(n));
   const columns: Shape['columns'] = {};
   const uniques: string[] = [];
   for (const t of tables) {
@@ -123,6 +132,7 @@ async function pgShape(schema: string): Promise<Shape> {
     const indexes: string[] = [];
     const uniques: string[] = [];
     for (const r of ix) {
+      if (FULL_TEXT.test(r.indexname)) continue;
       const m = /USING btree \(([^)]*)\)( WHERE )?/.exec(r.indexdef)!;
       if (r.constraint === 'u') uniques.push(`${r.tablename} (${normCols(m[1]!)})`);
       else if (r.constraint !== 'p') indexes.push(`${r.tablename}: ${r.indexname} (${normCols(m[1]!)})${m[2] ? ' partial' : ''}`);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { allowDeny, contractId, cost, retrySchema } from '../config/fields.ts';
 import { joinPolicySchema, synthesisSchema } from '../synthesis/schema.ts';
+import { memoryGrantsSchema, recallSchema } from '../memory/settings.ts';
 
 /** Config pieces shared by every agent kind (each kind's schema lives beside its adapter). */
 
@@ -21,10 +22,14 @@ export const agentCommon = {
       tools: allowDeny.optional(),
       /** Agents it may hand off to (all when omitted). */
       handoffs: allowDeny.optional(),
+      /** Shared memory scopes it may read and write (denied by default; `self`, `run/*`, `session/*` are its own). */
+      memory: memoryGrantsSchema.optional(),
       /** Accept tool patterns that match no tool in the catalog yet (they are refused otherwise). */
       allowUnmatched: z.boolean().optional(),
     })
     .optional(),
+  /** Shared memory searched before each turn, handed in the turn's `memory` (docs/memory.md). */
+  recall: z.array(recallSchema).max(8).optional(),
   /** Estimated spend of one turn (e.g. a model call), reserved against cost ceilings. */
   cost: cost.optional(),
   /** When retries run out: dead-letter (default) or escalate to a human. */

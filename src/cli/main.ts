@@ -21,6 +21,7 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   agents: { load: async () => (await import('./commands/agents.ts')).agentsCommand, summary: 'list agents or bindings; add an agent to the config' },
   route: { load: async () => (await import('./commands/route.ts')).routeCommand, summary: 'explain which binding an envelope goes to' },
   sessions: { load: async () => (await import('./commands/sessions.ts')).sessionsCommand, summary: 'list, show, reset or fork sessions' },
+  memory: { load: async () => (await import('./commands/memory.ts')).memoryCommand, summary: 'search, read, write, trace and forget shared memory; the merge queue' },
   approvals: { load: async () => (await import('./commands/approvals.ts')).approvalsCommand, summary: 'list and decide approvals; standing grants' },
   briefs: { load: async () => (await import('./commands/briefs.ts')).briefsCommand, summary: 'list and show briefs: synthesised results with provenance and conflicts' },
   policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },

@@ -23,6 +23,7 @@ import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
 import { compileSchedules, type ScheduleSettings } from '../intake/schedules/config.ts';
 import { compilePolicy } from '../policy/rules.ts';
+import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/settings.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import { compileBreakers, compileGates } from '../validation/config.ts';
@@ -163,7 +164,12 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       retry: { ...retry, ...cfg.retry },
       input: cfg.input ?? null,
       output: cfg.output ?? null,
-      grants: { tools: grantList(cfg.grants?.tools), handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs) },
+      grants: {
+        tools: grantList(cfg.grants?.tools),
+        handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs),
+        memory: compileMemoryGrants(cfg.grants?.memory),
+      },
+      recall: compileRecall(cfg.recall),
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
       fallback: cfg.fallback ?? null,
@@ -247,6 +253,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
 
   checkFallbacks(raw.agents, issues);
   const policy = compilePolicy(raw.policy, issues);
+  const memory = compileMemory(raw.memory, known, issues);
   // Patterns that can never match are refused, naming the field and the nearest names (config/catalog-check.ts).
   const catalogNames: Catalog = {
     tools: Object.keys(tools),
@@ -288,7 +295,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
     routing,
     gateway,
     channels,

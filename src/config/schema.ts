@@ -11,6 +11,7 @@ import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
 import { validationSchema } from '../validation/config.ts';
 import { agentCommon } from '../agents/config-common.ts';
+import { memoryConfigSchema } from '../memory/settings.ts';
 import { contractId, cost, retrySchema, secretValue, type allowDeny } from './fields.ts';
 
 export { retrySchema };
@@ -85,6 +86,8 @@ export const configSchema = z.strictObject({
   policy: policySchema.optional(),
   /** Gates at the boundary's crossings (docs/validation.md). */
   validation: validationSchema.optional(),
+  /** Shared memory: scope policies (conflict strategy, contract), limits, the TTL sweep. */
+  memory: memoryConfigSchema.optional(),
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
   mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),

@@ -49,6 +49,8 @@ export const ERROR_CATALOGUE = {
   CONTRACT_VIOLATION: entry(422, EXIT.usage, false, 'a payload breaks its contract; `details.violations` names each field'),
   CONTRACT_MISMATCH: entry(422, EXIT.usage, false, 'a handoff declares a contract its receiver does not accept'),
   UNROUTABLE: entry(422, EXIT.usage, false, 'no binding matches the envelope, and none is the default'),
+  INVALID_SCOPE: entry(422, EXIT.usage, false, 'a memory scope or key is not of a known form (`global`, `team/<name>`, `agent/<name>`, `run/<id>`, `session/<key>`, `tenant/<id>`)'),
+  VALUE_TOO_LARGE: entry(413, EXIT.usage, false, 'a memory value or text is larger than memory.maxValueBytes / maxTextBytes'),
   // ── who may do what ──
   UNAUTHENTICATED: entry(401, EXIT.refused, false, 'no, a malformed, an unknown or a revoked bearer token'),
   UNAUTHORIZED: entry(401, EXIT.refused, false, "a channel request whose signature, timestamp or secret is wrong"),
@@ -61,6 +63,7 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_CHANNEL: entry(404, EXIT.refused, false, 'no channel of that name is configured'),
   METHOD_NOT_ALLOWED: entry(405, EXIT.refused, false, 'the route exists, but not with this method'),
   INVALID_STATE: entry(409, EXIT.refused, false, 'the current state forbids this (e.g. retrying a run that succeeded)'),
+  MEMORY_CONFLICT: entry(409, EXIT.refused, false, 'a compare-and-set memory write met a newer version; `details` holds both, and the conflict is in the merge queue'),
   IDEMPOTENCY_KEY_REUSED: entry(409, EXIT.refused, false, 'the idempotency key was already used for different work'),
   UPGRADE_REQUIRED: entry(426, EXIT.usage, false, 'a WebSocket endpoint was called without the upgrade'),
   // ── limits ──
@@ -371,5 +374,19 @@ export class DrainingError extends SpineError {
 export class CircuitOpenError extends SpineError {
   constructor(breaker: string, retryAt: number) {
     super('CIRCUIT_OPEN', `circuit breaker ${breaker} is open until ${new Date(retryAt).toISOString()}`, { details: { breaker, retryAt } });
+  }
+}
+
+/** A memory scope or key of no known form; nothing is written. */
+export class InvalidScopeError extends SpineError {
+  constructor(message: string) {
+    super('INVALID_SCOPE', message);
+  }
+}
+
+/** A memory value or text over its limit; nothing is written. */
+export class ValueTooLargeError extends SpineError {
+  constructor(what: string, bytes: number, limit: number) {
+    super('VALUE_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${limit} (memory.${what === 'text' ? 'maxTextBytes' : 'maxValueBytes'})`, { details: { bytes, limit } });
   }
 }

@@ -119,7 +119,37 @@ export interface DeliverAction {
   id?: string;
 }
 
-export type Action = ToolAction | HandoffAction | DeliverAction;
+/** A memory write (docs/memory.md): crosses the boundary and is stored once under its effect key. */
+export interface RememberAction {
+  type: 'remember';
+  /** `global`, `team/<name>`, `agent/self/…`, `run/self`, … (`self` is the writer's own). */
+  scope: string;
+  key: string;
+  value: Json;
+  /** Searchable text. */
+  text?: string;
+  /** Compare-and-set: the version the agent read (0: must not exist yet). */
+  expectedVersion?: number;
+  /** Time to live: milliseconds, or `30s`, `15m`, `4h`, `7d`. */
+  ttl?: number | string;
+  /** Ids of effects, envelopes or fact versions it was derived from. */
+  sources?: string[];
+  id?: string;
+}
+
+/** A memory read on demand: a search (`query`) or one fact (`key`), under the agent's read grants. */
+export interface RecallAction {
+  type: 'recall';
+  query?: string;
+  scope?: string;
+  key?: string;
+  k?: number;
+  /** What was true at this time (epoch ms). */
+  asOf?: number;
+  id?: string;
+}
+
+export type Action = ToolAction | HandoffAction | DeliverAction | RememberAction | RecallAction;
 
 /** The outcome of one action, handed to the next turn. `taskId` names a handoff's child task. */
 export type ActionResult =
@@ -183,8 +213,10 @@ export interface TurnInput {
   history: TurnRecord[];
   /** Results of the previous turn's actions, in action order. */
   results: ActionResult[];
+  /** Facts recalled for this turn (the agent's declared `recall`), each with its version and provenance, to cite. */
   memory: Json[];
-  grants: { tools: string[]; agents: string[] };
+  /** `memory`: the scopes it may read and write, `self`, `run` and `session` resolved. */
+  grants: { tools: string[]; agents: string[]; memory?: { read: string[]; write: string[] } };
   /** The brief of the handoffs just joined (a `Brief`, core/brief.ts), when the agent declares synthesis (docs/synthesis.md). */
   brief?: Json;
 }

@@ -12,6 +12,9 @@ import { escalationKey, formatCost, storeFacts } from '../policy/evaluate.ts';
 import type { AuditEntry, NewApproval, Settlement, Store } from '../store/store.ts';
 import { gateApprovalKey, gateSettings, type Gate, type GateSubject, type GateVerdict } from '../validation/gate.ts';
 import { changedPaths, decideOutcome, type GateDecision } from '../validation/outcome.ts';
+import { InvalidScopeError, ValueTooLargeError } from '../core/errors.ts';
+import { keyProblem, scopeProblem } from '../core/memory.ts';
+import { scopePolicyFor } from '../memory/settings.ts';
 import type { AgentSpec, Cost, Registry, ToolSpec } from './options.ts';
 
 export { BudgetExceededError, PolicyDeniedError, RateLimitedError };
@@ -175,6 +178,26 @@ export class Boundary {
   }
 
   /**
+   * A memory write: the write's form (scope, key, sizes) and the scope's contract for
+   * its value, then the agent's write grants and policy, then gates.
+   */
+  remember(ctx: CrossingContext, write: { scope: string; key: string; value: Json; text: string | null }): Promise<Verdict> {
+    const settings = this.registry.memory;
+    const input: Json = { scope: write.scope, key: write.key, value: write.value, ...(write.text === null ? {} : { text: write.text }) };
+    const passage: Passage = { kind: 'remember', ctx, name: write.scope, input, contracts: [], cost: null };
+    const problem = scopeProblem(write.scope) ?? keyProblem(write.key);
+    const valueBytes = Buffer.byteLength(JSON.stringify(write.value));
+    const textBytes = write.text === null ? 0 : Buffer.byteLength(write.text);
+    if (problem) passage.refused = { error: new InvalidScopeError(problem).toInfo(), data: { scope: write.scope, key: write.key } };
+    else if (valueBytes > settings.maxValueBytes) passage.refused = { error: new ValueTooLargeError('value', valueBytes, settings.maxValueBytes).toInfo(), data: { scope: write.scope, key: write.key, bytes: valueBytes } };
+    else if (textBytes > settings.maxTextBytes) passage.refused = { error: new ValueTooLargeError('text', textBytes, settings.maxTextBytes).toInfo(), data: { scope: write.scope, key: write.key, bytes: textBytes } };
+    const contract = problem ? null : scopePolicyFor(settings, write.scope).contract;
+    // The scope's contract governs the value alone.
+    if (contract) passage.contracts.push({ id: contract, where: `memory ${write.scope} ${write.key}` });
+    return this.pass(passage, contract ? write.value : undefined);
+  }
+
+  /**
    * What the stages would decide for a crossing, without acquiring limits, asking
    * for approvals or writing anything (`spine policy explain`).
    */
@@ -230,7 +253,7 @@ export class Boundary {
   // ── the pipeline ───────────────────────────────────────────────────────────
 
   /** Runs the crossing's stages in order; the first that does not let it through decides. */
-  private async pass(p: Passage): Promise<Verdict> {
+  private async pass(p: Passage, contractInput?: Json): Promise<Verdict> {
     const audit: AuditEntry[] = [];
     let reservation: Settlement | null = null;
     let replaced: Json | undefined;
@@ -238,7 +261,7 @@ export class Boundary {
       let verdict: Verdict | null = null;
       switch (stage) {
         case 'contract':
-          verdict = await this.contractStage(p, audit);
+          verdict = await this.contractStage(contractInput === undefined ? p : { ...p, input: contractInput }, audit);
           break;
         case 'policy': {
           const outcome = await this.policyStage(p, audit);
@@ -405,7 +428,7 @@ export class Boundary {
   }
 
   private policyCrossing(p: Passage): Crossing {
-    const kind = p.kind === 'tool' || p.kind === 'handoff' || p.kind === 'deliver' || p.kind === 'turn' ? p.kind : null;
+    const kind = p.kind === 'tool' || p.kind === 'handoff' || p.kind === 'deliver' || p.kind === 'turn' || p.kind === 'remember' ? p.kind : null;
     const { runId, taskId } = p.ctx;
     // core/crossing.ts gives a policy stage only to crossings made by a task.
     if (!kind || runId === null || taskId === null) throw new Error(`no policy stage for ${p.kind} crossings`);

@@ -9,6 +9,7 @@ import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -37,6 +38,8 @@ export interface AgentSpec {
   join: JoinSpec | null;
   /** How the claims of its joined handoffs are compared and their conflicts resolved (null: no synthesis). */
   synthesis: SynthesisSpec | null;
+  /** What shared memory to search before each turn (handed in the turn's `memory`). */
+  recall: readonly RecallSpec[];
 }
 
 /** A tool in the catalog. */
@@ -90,6 +93,8 @@ export interface Registry {
   gatesVersion?: string;
   /** Circuit breakers (validation.breakers); off when null or absent. */
   breakers?: BreakerSettings | null;
+  /** Shared memory: scope policies and limits. */
+  memory: MemorySettings;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

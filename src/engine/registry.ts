@@ -6,6 +6,7 @@ import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
 import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
+import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -23,6 +24,7 @@ export interface AgentInit {
   fallback?: string | null;
   join?: JoinSpec | null;
   synthesis?: SynthesisSpec | null;
+  recall?: readonly RecallSpec[];
 }
 
 export interface ToolInit {
@@ -49,6 +51,7 @@ export function createRegistry(parts: {
   gates?: readonly Gate[];
   gatesVersion?: string;
   breakers?: BreakerSettings | null;
+  memory?: MemorySettings;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -70,6 +73,7 @@ export function createRegistry(parts: {
       fallback: a.fallback ?? null,
       join: a.join ?? null,
       synthesis: a.synthesis ?? null,
+      recall: a.recall ?? [],
     });
   }
   const tools = new Map<string, ToolSpec>();
@@ -95,5 +99,6 @@ export function createRegistry(parts: {
     gates: parts.gates ?? [],
     ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
     ...(parts.breakers ? { breakers: parts.breakers } : {}),
+    memory: parts.memory ?? DEFAULT_MEMORY,
   };
 }

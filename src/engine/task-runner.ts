@@ -17,6 +17,8 @@ import type { BreakerBoard } from '../validation/breakers.ts';
 import { compileJoin, type JoinSpec } from '../core/join.ts';
 import type { Brief } from '../core/brief.ts';
 import { synthesize } from './synthesis.ts';
+import { declaredRecall, memoryActor, memoryGrantsForTurn, memoryLedgerResult, runRecall, runRemember, type MemoryEnv } from './memory-actions.ts';
+import { resolveScope } from '../core/memory.ts';
 
 export interface RunnerEnv {
   store: Store;
@@ -73,6 +75,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
     return;
   }
   const tenant = claimed.tenant;
+  const memEnv: MemoryEnv = { store, registry, workerId: env.workerId, now: () => clock.now() };
 
   const history: TurnRecord[] = [...claimed.history];
   let results: ActionResult[] = claimed.results;
@@ -145,7 +148,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           return;
         }
         turnSpend = spend.reservation;
-        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results, brief);
+        const input = buildTurnInput(env, claimed, n, attempt + 1, lastError, history, results, await declaredRecall(memEnv, claimed), brief);
         const onToken = env.onAgentEvent
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
@@ -252,6 +255,31 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           turnResults.push(
             fixed.type === 'tool' ? await runTool(env, claimed, n, i, fixed, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, fixed),
           );
+        } else if (action.type === 'remember') {
+          // A memory write is an effect: replayed from the ledger if recorded, else through the boundary, then stored once under its key.
+          const done = recorded.find((e) => e.action === i && e.state !== 'started');
+          if (done) {
+            audit.push({ ...base, kind: 'effect.replayed', data: { key, tool: 'remember' } });
+            turnResults.push(memoryLedgerResult(i, action, done));
+            continue;
+          }
+          const scope = resolveScope(action.scope, memoryActor(claimed));
+          const verdict = await boundary.remember(ctx(key), { scope, key: action.key, value: action.value, text: action.text ?? null });
+          audit.push(...verdict.audit);
+          if (verdict.effect === 'deny') {
+            turnResults.push(refuse(i, action, verdict.error, audit, base));
+            continue;
+          }
+          if (verdict.effect !== 'allow') {
+            pause = verdict;
+            break;
+          }
+          await recordDecision();
+          // A gate's fix replaces what is written (its value and text).
+          const fixedWrite = verdict.value !== undefined && isObject(verdict.value) && 'value' in verdict.value ? { ...action, value: verdict.value.value ?? null, ...(typeof verdict.value.text === 'string' ? { text: verdict.value.text } : {}) } : action;
+          turnResults.push(await runRemember(memEnv, claimed, n, i, fixedWrite, scope));
+        } else if (action.type === 'recall') {
+          turnResults.push(await runRecall(memEnv, claimed, i, action, audit));
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
           if ('pause' in planned) {
@@ -341,6 +369,7 @@ function buildTurnInput(
   lastError: ErrorInfo | null,
   history: TurnRecord[],
   results: ActionResult[],
+  memory: Json[],
   brief: Brief | null = null,
 ): TurnInput {
   const { task } = claimed;
@@ -352,8 +381,8 @@ function buildTurnInput(
     session: claimed.session,
     history,
     results,
-    memory: [],
-    grants: boundary.grantsFor(task.agent),
+    memory,
+    grants: withMemoryGrants(boundary.grantsFor(task.agent), memoryGrantsForTurn(env.registry, claimed)),
     ...(brief ? { brief: brief as unknown as Json } : {}),
   } satisfies TurnInput);
 }
@@ -389,7 +418,15 @@ function actionName(action: Action): string {
       return `handoff:${action.agent}`;
     case 'deliver':
       return `deliver:${action.channel}:${action.to}`;
+    case 'remember':
+      return `remember:${action.scope}`;
+    case 'recall':
+      return 'recall';
   }
+}
+
+function withMemoryGrants(g: { tools: string[]; agents: string[] }, memory: { read: string[]; write: string[] } | undefined): TurnInput['grants'] {
+  return memory ? { ...g, memory } : g;
 }
 
 function refuse(index: number, action: Action, error: ErrorInfo, audit: AuditEntry[], base: Omit<AuditEntry, 'kind'>): ActionResult {
@@ -641,5 +678,6 @@ function toJsonValue(value: unknown): Json {
 
 /** What `spine why` shows of a decided action: its index, type and target (payloads stay out of the trail). */
 function decidedAction(a: Action, index: number): Json {
-  return { index, type: a.type, target: a.type === 'tool' ? a.tool : a.type === 'handoff' ? a.agent : a.channel, ...(a.id ? { id: a.id } : {}) };
+  const target = a.type === 'tool' ? a.tool : a.type === 'handoff' ? a.agent : a.type === 'deliver' ? a.channel : a.type === 'remember' ? `${a.scope}:${a.key}` : 'recall';
+  return { index, type: a.type, target, ...(a.id ? { id: a.id } : {}) };
 }

@@ -29,6 +29,28 @@ const deliverAction = z.strictObject({
   text: z.string(),
   id: z.string().optional(),
 });
+const rememberAction = z.strictObject({
+  type: z.literal('remember'),
+  scope: z.string().min(1),
+  key: z.string().min(1),
+  value: json.refine((v) => v !== undefined, 'a remember needs a value'),
+  text: z.string().optional(),
+  expectedVersion: z.number().int().nonnegative().optional(),
+  ttl: z.union([z.number().int().positive(), z.string().min(2)]).optional(),
+  sources: z.array(z.string().min(1)).max(100).optional(),
+  id: z.string().optional(),
+});
+const recallAction = z
+  .strictObject({
+    type: z.literal('recall'),
+    query: z.string().optional(),
+    scope: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    k: z.number().int().positive().max(100).optional(),
+    asOf: z.number().int().nonnegative().optional(),
+    id: z.string().optional(),
+  })
+  .refine((r) => r.query !== undefined || (r.scope !== undefined && r.key !== undefined), { message: 'a recall needs a "query", or a "scope" and "key"' });
 const usage = z.strictObject({
   inputTokens: z.number().nonnegative().optional(),
   outputTokens: z.number().nonnegative().optional(),
@@ -37,7 +59,7 @@ const usage = z.strictObject({
 
 const turnResult = z
   .strictObject({
-    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction])).optional(),
+    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction, rememberAction, recallAction])).optional(),
     output: json.optional(),
     usage: usage.optional(),
     meta: z.record(z.string(), json).optional(),

@@ -13,6 +13,9 @@ import type { Envelope } from '../core/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import { isAllowed, scopesFor, type Permission, type Principal } from './auth.ts';
+import { resolveGrants, type ScopeMatch } from '../core/memory.ts';
+import { getFact, searchFacts } from '../memory/operator.ts';
+import { factForTurn } from '../memory/recall.ts';
 import type { AgentDirectory } from './directory.ts';
 
 /**
@@ -159,6 +162,56 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
         run: runSummary(run),
         tasks: tasks.map((t) => ({ id: t.id, parentId: t.parentId, agent: t.agent, state: t.state, turns: t.turns, attempt: t.attempt, error: t.error as unknown as Json })),
       };
+    }),
+  );
+
+  /** Read grants: those of a configured agent when `asAgent` is named, else every scope of the tenant (read tokens are operators). */
+  const memoryGrants = (asAgent: string | undefined): ScopeMatch[] | undefined => {
+    if (asAgent === undefined) return undefined;
+    if (!intake.registry.agents.has(asAgent)) throw new NotFoundError('agent', asAgent);
+    return resolveGrants(intake.registry.policy.memoryGrants(asAgent).read, { agent: asAgent, runId: null, sessionKey: null });
+  };
+  const memoryArgs = {
+    tenant: z.string().min(1).max(128).optional().describe('whose memory (default: default)'),
+    asAgent: z.string().min(1).optional().describe("read under this configured agent's memory grants (default: every scope)"),
+    asOf: z.number().int().min(0).optional().describe('what was true at this time (epoch ms)'),
+  };
+
+  server.registerTool(
+    'search_memory',
+    {
+      title: 'Search shared memory',
+      description: "Facts in Spine's shared memory whose text matches the words of `query`, best first, each with its version and provenance (who wrote it, from what).",
+      inputSchema: { query: z.string().min(1).max(1000), scope: z.string().min(1).optional().describe('only this scope and below, e.g. team/research'), k: z.number().int().min(1).max(100).optional(), ...memoryArgs },
+      annotations: { readOnlyHint: true },
+    },
+    guarded(async (args) => {
+      need('read', 'read memory');
+      const grants = memoryGrants(args.asAgent);
+      const hits = await searchFacts(
+        store,
+        { tenant: args.tenant ?? 'default', ...(grants ? { grants } : {}) },
+        { query: args.query, ...(args.k ? { k: args.k } : {}), ...(args.scope ? { scope: args.scope } : {}), ...(args.asOf === undefined ? {} : { asOf: args.asOf }) },
+        clock.now(),
+      );
+      return { facts: hits.map((h) => factForTurn(h.fact, h.score)) };
+    }),
+  );
+
+  server.registerTool(
+    'get_fact',
+    {
+      title: 'Read a fact',
+      description: 'The current value of one fact in shared memory (or the one true at `asOf`), with its version and provenance.',
+      inputSchema: { scope: z.string().min(1), key: z.string().min(1), ...memoryArgs },
+      annotations: { readOnlyHint: true },
+    },
+    guarded(async (args) => {
+      need('read', 'read memory');
+      const grants = memoryGrants(args.asAgent);
+      const fact = await getFact(store, { tenant: args.tenant ?? 'default', ...(grants ? { grants } : {}) }, args.scope, args.key, args.asOf, clock.now());
+      if (!fact) throw new NotFoundError('fact', `${args.scope} ${args.key}`);
+      return { fact: factForTurn(fact) };
     }),
   );
 

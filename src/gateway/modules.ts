@@ -4,9 +4,10 @@ import { briefsModule } from './routes-briefs.ts';
 import { mountProtectedResource } from './routes-oauth.ts';
 import { validationRoutes } from './routes-validation.ts';
 import { auditRoutes } from './routes-audit.ts';
+import { memoryRoutes } from './routes-memory.ts';
 
 /**
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [mountBatch, briefsModule, validationRoutes, mountProtectedResource, auditRoutes];
+export const MODULES: readonly GatewayModule[] = [mountBatch, briefsModule, validationRoutes, memoryRoutes, mountProtectedResource, auditRoutes];

@@ -85,10 +85,22 @@ const action = z
     z.strictObject({ type: z.literal('tool'), tool: str, input: json.optional(), id: actionId }),
     z.strictObject({ type: z.literal('handoff'), agent: str, input: json.optional(), contract: str.optional(), id: actionId }),
     z.strictObject({ type: z.literal('deliver'), channel: str, account: str.optional(), to: str, thread: str.optional(), text: str, id: actionId }),
+    z.strictObject({
+      type: z.literal('remember'),
+      scope: str,
+      key: str,
+      value: json,
+      text: str.optional(),
+      expectedVersion: int.optional(),
+      ttl: z.union([int, str]).optional(),
+      sources: z.array(str).optional(),
+      id: actionId,
+    }),
+    z.strictObject({ type: z.literal('recall'), query: str.optional(), scope: str.optional(), key: str.optional(), k: int.optional(), asOf: int.optional(), id: actionId }),
   ])
   .openapi('Action');
 
-const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver']), id: actionId, taskId: str.optional() };
+const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall']), id: actionId, taskId: str.optional() };
 const actionResult = z
   .discriminatedUnion('ok', [
     z.strictObject({ ...resultBase, ok: z.literal(true), value: json }),

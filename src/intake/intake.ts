@@ -37,6 +37,11 @@ export class Intake {
   }
 
   /** Swaps in a reloaded config; envelopes already accepted keep their decisions. */
+  /** The registry in force (a reload replaces it). */
+  get registry(): Registry {
+    return this.current.registry;
+  }
+
   reconfigure(registry: Registry, routing: RoutingConfig): void {
     this.current = { registry, routing, boundary: new Boundary(this.store, registry, this.clock) };
   }

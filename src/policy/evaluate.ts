@@ -1,5 +1,6 @@
 import { localTime } from '../core/zoned-time.ts';
 import type { Json } from '../core/types.ts';
+import { NO_MEMORY_GRANTS, resolveGrants, scopeAllowed, type MemoryGrants } from '../core/memory.ts';
 import type { BucketTake, BudgetReserve, Store } from '../store/store.ts';
 import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
@@ -23,8 +24,8 @@ import { isOpen, nextOpening } from './windows.ts';
 export type Effect = 'allow' | 'deny' | 'approve' | 'defer';
 
 export interface Crossing {
-  kind: 'tool' | 'handoff' | 'deliver' | 'turn';
-  /** Tool name, target agent, `channel:recipient`, or the agent itself for a turn. */
+  kind: 'tool' | 'handoff' | 'deliver' | 'turn' | 'remember';
+  /** Tool name, target agent, `channel:recipient`, the agent itself for a turn, the scope of a memory write. */
   name: string;
   /** The acting agent. */
   agent: string;
@@ -41,6 +42,8 @@ export interface Crossing {
 export interface Grants {
   tools: { allow: readonly string[]; deny: readonly string[] };
   handoffs: { allow: readonly string[]; deny: readonly string[] } | null;
+  /** Shared memory: the scopes it may read and write (denied by default). */
+  memory?: MemoryGrants;
 }
 
 export interface RuleResult {
@@ -130,11 +133,21 @@ export class PolicyEngine {
     return grantAllows(h, target) === 'allow';
   }
 
+  memoryGrants(agent: string): MemoryGrants {
+    return this.grants.get(agent)?.memory ?? NO_MEMORY_GRANTS;
+  }
+
+  /** Whether `agent`, in `runId`, may write to `scope` (its write grants, `self` and `run` resolved). */
+  memoryWriteGranted(agent: string, runId: string, scope: string): boolean {
+    return scopeAllowed(resolveGrants(this.memoryGrants(agent).write, { agent, runId, sessionKey: null }), scope);
+  }
+
   /** True when no rule at all could apply to this crossing: the hot path skips evaluation. */
   isUnruled(c: Crossing): boolean {
     if (this.policy.all.length > 0) return false;
     if (c.kind === 'tool') return this.toolGranted(c.agent, c.name);
     if (c.kind === 'handoff') return this.handoffGranted(c.agent, c.name);
+    if (c.kind === 'remember') return this.memoryWriteGranted(c.agent, c.runId, c.name);
     return true;
   }
 
@@ -175,6 +188,11 @@ export class PolicyEngine {
       const verdict = g ? grantAllows(g.tools, c.name) : 'none';
       const ok = verdict === 'allow';
       const reason = ok ? `granted to ${c.agent}` : verdict === 'deny' ? `${c.agent}'s grants deny ${c.name}` : `${c.agent} holds no grant for ${c.name} (tools are denied by default)`;
+      trace.push({ ruleId: 'grants', kind: 'grant', outcome: ok ? 'pass' : 'deny', reason });
+      if (!ok) return done('deny', 'grants', reason);
+    } else if (c.kind === 'remember') {
+      const ok = this.memoryWriteGranted(c.agent, c.runId, c.name);
+      const reason = ok ? `${c.agent} may write to ${c.name}` : `${c.agent} holds no memory write grant for ${c.name} (memory writes are denied by default)`;
       trace.push({ ruleId: 'grants', kind: 'grant', outcome: ok ? 'pass' : 'deny', reason });
       if (!ok) return done('deny', 'grants', reason);
     } else if (c.kind === 'handoff' && !this.handoffGranted(c.agent, c.name)) {

@@ -11,6 +11,7 @@ import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
 import { startGateway, type RunningGateway } from '../gateway/server.ts';
 import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
+import { MemorySweeper } from '../memory/sweeper.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { closeMcpClients, loadConfig } from './config.ts';
@@ -18,13 +19,13 @@ import { refreshMcpCatalog } from './mcp-catalog.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
-export const SERVICES = ['mcp-clients', 'gateway', 'mcp-stdio', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'] as const;
+export const SERVICES = ['mcp-clients', 'gateway', 'mcp-stdio', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'memory-sweep', 'audit-sealer', 'config-watch'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** What each command runs; the commands differ in nothing else. */
 export const ROLES = {
-  up: ['mcp-clients', 'gateway', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'],
-  worker: ['mcp-clients', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'audit-sealer', 'config-watch'],
+  up: ['mcp-clients', 'gateway', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'memory-sweep', 'audit-sealer', 'config-watch'],
+  worker: ['mcp-clients', 'outbox', 'worker', 'routing-sweep', 'scheduler', 'memory-sweep', 'audit-sealer', 'config-watch'],
   gateway: ['gateway', 'config-watch'],
   mcp: ['mcp-stdio', 'config-watch'],
 } as const satisfies Record<string, readonly ServiceName[]>;
@@ -34,7 +35,7 @@ export const ROLES = {
  * schedules, the routing sweep), drain the worker, then the outbox it fed, then the
  * MCP connections its turns used. Start order is `SERVICES`.
  */
-const STOP_ORDER: readonly ServiceName[] = ['config-watch', 'gateway', 'mcp-stdio', 'scheduler', 'routing-sweep', 'audit-sealer', 'worker', 'outbox', 'mcp-clients'];
+const STOP_ORDER: readonly ServiceName[] = ['config-watch', 'gateway', 'mcp-stdio', 'scheduler', 'routing-sweep', 'memory-sweep', 'audit-sealer', 'worker', 'outbox', 'mcp-clients'];
 
 export interface RuntimeOptions {
   /** A compiled config (src/config/load.ts). */
@@ -193,6 +194,15 @@ export class Runtime {
         start: () => worker.start(),
         stop: () => worker.stop(),
         reconfigure: (next) => worker.reconfigure({ registry: next.registry, historyLimit: next.routing.sessions.historyLimit }),
+      });
+    }
+    if (want.has('memory-sweep')) {
+      const sweeper = new MemorySweeper({ store, clock, log, everyMs: config.registry.memory.sweepEveryMs });
+      this.builtIn.set('memory-sweep', {
+        name: 'memory-sweep',
+        start: async () => sweeper.start(),
+        stop: () => sweeper.stop(),
+        reconfigure: (c) => sweeper.reconfigure(c.registry.memory.sweepEveryMs),
       });
     }
     if (want.has('routing-sweep')) {

@@ -11,6 +11,7 @@ import type { BreakerStore } from './breakers.ts';
 import type { McpToolStore } from './mcp-tools.ts';
 import type { RunSpend, TurnUsage } from '../core/usage.ts';
 import type { Brief, BriefFilter } from './briefs.ts';
+import type { MemoryStore } from './memory.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -20,6 +21,8 @@ export interface StoreCapabilities {
   crossProcessWakeups: boolean;
   /** Claims skip rows other claimers hold instead of serialising on one database lock. */
   skipLockedClaims: boolean;
+  /** Lexical search of shared memory: SQLite FTS5 (bm25) or PostgreSQL tsvector (ts_rank); one results contract. */
+  fullText: 'fts5' | 'tsvector';
 }
 
 /**
@@ -517,6 +520,8 @@ export interface Store {
   readonly mcpTools: McpToolStore;
   /** Briefs: the synthesised results of joins. */
   readonly briefs: BriefStore;
+  /** Shared memory: facts, their versions, the merge queue (store/memory.ts). */
+  readonly memory: MemoryStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -16,7 +16,10 @@ import type { AgentCatalog, ChatMessage, JsonSchema, ModelReply, ModelRequest, O
 export const ANSWER_TOOL = 'final_answer';
 export const HANDOFF_PREFIX = 'handoff_to_';
 
-type Target = { kind: 'tool'; tool: string; wrapped: boolean } | { kind: 'handoff'; agent: string };
+type Target = { kind: 'tool'; tool: string; wrapped: boolean } | { kind: 'handoff'; agent: string } | { kind: 'memory'; action: 'remember' | 'recall' };
+
+/** Shared memory's two actions, offered as tools to an agent holding memory grants (docs/memory.md). */
+export const MEMORY_TOOLS = { remember: 'remember', recall: 'recall' } as const;
 
 /** The tools offered in one turn, with the way back from wire names to Spine names. */
 export interface Offer {
@@ -108,6 +111,41 @@ export function offerTools(input: TurnInput, info: AgentInfo): Offer {
     offer.targets.set(wire, { kind: 'handoff', agent });
     offer.wireOf.set(`handoff:${agent}`, wire);
   }
+  const memory = input.grants.memory;
+  if (memory && memory.write.length > 0 && !used.has(MEMORY_TOOLS.remember)) {
+    used.add(MEMORY_TOOLS.remember);
+    offer.tools.push({
+      name: MEMORY_TOOLS.remember,
+      description: `Write a fact to the team's shared memory so later runs and other agents can use it. You may write to: ${memory.write.join(', ')}. Cite what it was derived from in "sources" (fact ids).`,
+      parameters: {
+        type: 'object',
+        required: ['scope', 'key', 'value'],
+        properties: {
+          scope: { type: 'string' },
+          key: { type: 'string' },
+          value: {},
+          text: { type: 'string', description: 'searchable text' },
+          expectedVersion: { type: 'integer', description: 'the version you read (compare-and-set)' },
+          sources: { type: 'array', items: { type: 'string' } },
+        },
+        additionalProperties: false,
+      },
+    });
+    offer.targets.set(MEMORY_TOOLS.remember, { kind: 'memory', action: 'remember' });
+  }
+  if (memory && memory.read.length > 0 && !used.has(MEMORY_TOOLS.recall)) {
+    used.add(MEMORY_TOOLS.recall);
+    offer.tools.push({
+      name: MEMORY_TOOLS.recall,
+      description: `Search the shared memory by words (or read one fact by scope and key). You may read: ${memory.read.join(', ')}.`,
+      parameters: {
+        type: 'object',
+        properties: { query: { type: 'string' }, scope: { type: 'string' }, key: { type: 'string' }, k: { type: 'integer' } },
+        additionalProperties: false,
+      },
+    });
+    offer.targets.set(MEMORY_TOOLS.recall, { kind: 'memory', action: 'recall' });
+  }
   return offer;
 }
 
@@ -121,6 +159,9 @@ function systemPrompt(info: AgentInfo, offer: Offer, provider: Provider): string
   if ([...offer.targets.values()].some((t) => t.kind === 'tool')) lines.push('- Call a tool to act; its result comes back in the next message.');
   if ([...offer.targets.values()].some((t) => t.kind === 'handoff')) {
     lines.push(`- Call ${HANDOFF_PREFIX}<agent> to delegate part of the work to that agent; its answer comes back as that call's result. Calls in one reply run in parallel.`);
+  }
+  if ([...offer.targets.values()].some((t) => t.kind === 'memory')) {
+    lines.push('- Call remember to write what you found to the shared memory (other agents and later runs learn from it), recall to search it.');
   }
   if (usesAnswerTool(provider, info.output)) {
     lines.push(`- When you have everything you need, call ${ANSWER_TOOL} with your final answer. That ends your task; do not combine it with a delegation.`);
@@ -181,6 +222,8 @@ export function buildRequest(input: TurnInput, info: AgentInfo, offer: Offer, pr
     else messages.push({ role: 'assistant', text: renderValue(m.output), calls: [] });
   }
   messages.push({ role: 'user', text: renderValue(input.task.input) });
+  // Facts recalled from shared memory for this turn, with their ids so the model can cite them.
+  if (input.memory.length > 0) messages.push({ role: 'user', text: `Facts from shared memory (cite their ids as sources):\n${JSON.stringify(input.memory, null, 1)}` });
   for (const rec of input.history) {
     if (rec.actions.length === 0) continue;
     const calls = rec.actions.map((a: Action, i) => {
@@ -193,9 +236,14 @@ export function buildRequest(input: TurnInput, info: AgentInfo, offer: Offer, pr
       } else if (a.type === 'handoff') {
         name = offer.wireOf.get(`handoff:${a.agent}`) ?? `${HANDOFF_PREFIX}${a.agent}`;
         args = asArguments(a.input, false);
-      } else {
+      } else if (a.type === 'deliver') {
         name = 'deliver';
         args = { channel: a.channel, to: a.to, text: a.text };
+      } else {
+        // Memory actions are replayed under their own names.
+        const { type, id: _id, ...rest } = a;
+        name = type;
+        args = rest;
       }
       return { id: callId(rec.turn, i), name, arguments: JSON.stringify(args) };
     });
@@ -272,6 +320,9 @@ export function toTurnResult(reply: ModelReply, offer: Offer, info: AgentInfo, i
     if (target.kind === 'tool') {
       const value = target.wrapped && isObject(args) ? (args.value ?? null) : args;
       actions.push({ type: 'tool', tool: target.tool, input: value, id });
+    } else if (target.kind === 'memory') {
+      // The turn protocol checks the shape (a bad call is a protocol error the model is shown).
+      actions.push({ ...(isObject(args) ? args : {}), type: target.action, id } as unknown as Action);
     } else {
       actions.push({ type: 'handoff', agent: target.agent, input: args, id });
     }

@@ -32,6 +32,8 @@ import { sqlBreakerStore } from './breakers-sql.ts';
 import { sqlVerdictStore } from './verdicts-sql.ts';
 import type { McpToolStore } from '../mcp-tools.ts';
 import { sqlBriefStore } from './briefs-sql.ts';
+import type { MemoryStore } from '../memory.ts';
+import { sqlMemoryStore } from './memory-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import { runStream } from '../../audit/chain.ts';
@@ -98,6 +100,7 @@ export class SqlStore implements Store {
   readonly verdicts: VerdictStore;
   readonly breakers: BreakerStore;
   readonly briefs: BriefStore;
+  readonly memory: MemoryStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -122,6 +125,7 @@ export class SqlStore implements Store {
     this.verdicts = sqlVerdictStore(backend);
     this.breakers = sqlBreakerStore(backend);
     this.briefs = sqlBriefStore(backend);
+    this.memory = sqlMemoryStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {

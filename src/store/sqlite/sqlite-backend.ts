@@ -129,7 +129,7 @@ export type SimulatedFault = 'disk-full' | 'read-only' | null;
  * afresh on the same connection once the fault clears.
  */
 export class SqliteBackend implements SqlBackend {
-  readonly capabilities: StoreCapabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false };
+  readonly capabilities: StoreCapabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5' };
   readonly description: string;
   readonly sql = SQLITE_SQL;
   readonly migrations: readonly Migration[];
