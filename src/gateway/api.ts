@@ -6,6 +6,9 @@ import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import type { Permission, Principal } from './auth.ts';
 import type { ApiError } from './errors.ts';
+import type { EventHub } from './events.ts';
+import type { LoginCodes } from './session.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 
 /** What the gateway keeps per request: the authenticated caller. */
 export type Env = {
@@ -34,6 +37,14 @@ export interface GatewayApi {
   /** A JSON body, read strictly (a 400 naming the problem otherwise). */
   readJson(c: Context): Promise<unknown>;
   notFound(what: string, id: string): ApiError;
+  /** The live event hub (its subscriber count, for metrics). */
+  events: EventHub;
+  /** One-time dashboard login links. */
+  logins: LoginCodes;
+  /** The caller, from a bearer token or the dashboard's session cookie; throws 401 without one. */
+  authenticate(c: Context<Env>): Promise<Principal>;
+  /** The process's meter, scraped at /metrics; null when the runtime wired none. */
+  metrics: MetricsExposition | null;
 }
 
 export type GatewayModule = (api: GatewayApi) => void;

@@ -1,7 +1,9 @@
 import type { GatewayModule } from './api.ts';
+import { dashboardRoutes } from './routes-dashboard.ts';
+import { observeRoutes } from './routes-observe.ts';
 
 /**
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [];
+export const MODULES: readonly GatewayModule[] = [observeRoutes, dashboardRoutes];

@@ -9,6 +9,7 @@ import type { AgentDirectory } from './directory.ts';
 import type { ChannelAdapter } from '../core/channel.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 import { createGateway, type Gateway } from './app.ts';
 import { isLoopbackHost, type GatewaySettings } from './config.ts';
 
@@ -36,6 +37,8 @@ export interface StartGatewayOptions {
   agents?: AgentDirectory;
   clock?: Clock;
   log?: Logger;
+  /** What GET /metrics serves. */
+  metrics?: MetricsExposition;
 }
 
 export interface RunningGateway {
@@ -87,6 +90,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     upgradeWebSocket,
     ...(opts.channels ? { channels: opts.channels } : {}),
     ...(opts.agents ? { agents: opts.agents } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createAdaptorServer({ fetch: gateway.app.fetch, hostname: settings.host, websocket: { server: wss } }) as Server;

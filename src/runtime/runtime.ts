@@ -4,6 +4,7 @@ import { ConfigWatcher } from '../config/watch.ts';
 import type { ChannelAdapter } from '../core/channel.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
@@ -48,6 +49,8 @@ export interface RuntimeOptions {
   worker?: { concurrency?: number };
   /** `spine mcp`: the name the stdio client acts under in the audit trail. */
   mcp?: { name: string };
+  /** `spine worker --metrics-port`: serve GET /metrics on its own port (the gateway serves /metrics itself). */
+  metrics?: { port: number; host?: string };
   /** How a changed config file is compiled (config-watch); default: ./config.ts loadConfig. */
   load?: (file: string) => Promise<CompiledConfig>;
 }
@@ -80,6 +83,14 @@ export class Runtime {
   private started: Service[] = [];
   private stopping: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
+  private metricsLoad: Promise<MetricsExposition> | null = null;
+  /** The audit seq when this process started: its counters count what commits after it. */
+  private startSeq: number | null = null;
+  /** What /metrics serves: Spine's instruments, loaded (prom-client and all) on the first scrape. */
+  readonly metrics: MetricsExposition = {
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    render: async () => (await this.loadMetrics()).render(),
+  };
 
   constructor(opts: RuntimeOptions) {
     this.store = opts.store;
@@ -112,6 +123,7 @@ export class Runtime {
             agents: () => this.directory,
             clock,
             log,
+            metrics: this.metrics,
           });
         },
         stop: async () => {
@@ -180,6 +192,22 @@ export class Runtime {
         reconfigure: (next) => scheduler.reconfigure(next.schedules),
       });
     }
+    if (opts.metrics) {
+      const { port, host } = opts.metrics;
+      let server: { url: string; close(): Promise<void> } | null = null;
+      // First up, last down: the drain can be watched.
+      this.before.push({
+        name: 'metrics',
+        start: async () => {
+          const { startMetricsServer } = await import('../observability/metrics-server.ts');
+          server = await startMetricsServer(this.metrics, { port, ...(host ? { host } : {}) });
+          log.info(`metrics: ${server.url}`);
+        },
+        stop: async () => {
+          await server?.close();
+        },
+      });
+    }
     if (want.has('config-watch')) {
       const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, load: opts.load ?? ((file) => loadConfig(file)) });
       this.builtIn.set('config-watch', { name: 'config-watch', start: async () => watcher.start(), stop: () => watcher.close() });
@@ -199,6 +227,7 @@ export class Runtime {
   /** Starts every service in order. If one fails, those already started are stopped and the error is thrown. */
   async start(): Promise<void> {
     const order = [...this.before, ...SERVICES.flatMap((n) => this.builtIn.get(n) ?? []), ...this.after];
+    if (this.builtIn.has('gateway') || this.before.some((s) => s.name === 'metrics')) this.startSeq = await this.store.audit.latestSeq();
     for (const s of order) {
       try {
         await s.start();
@@ -250,6 +279,19 @@ export class Runtime {
       await this.store.close();
     })();
     return this.closing;
+  }
+
+  private loadMetrics(): Promise<MetricsExposition> {
+    this.metricsLoad ??= import('../observability/index.ts').then(({ createProcessMetrics }) =>
+      createProcessMetrics({
+        store: this.store,
+        clock: this.clock,
+        ...(this.startSeq !== null ? { fromSeq: this.startSeq } : {}),
+        subscribers: () => this.gateway?.gateway.events.subscribers ?? 0,
+        onError: (err) => this.log.warn('metrics: a store read failed; serving the last values', { error: err instanceof Error ? err.message : String(err) }),
+      }),
+    );
+    return this.metricsLoad;
   }
 
   /** The channel adapters of the current config (for the CLI's summary line). */

@@ -4,6 +4,7 @@ import type { Envelope } from '../core/envelope.ts';
 import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
+import type { ObservedStore } from './observed.ts';
 import type { TokenStore } from './tokens.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
@@ -449,6 +450,8 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** The live view's read (metrics gauges, dashboard). */
+  readonly observed: ObservedStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -30,6 +30,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       input: { type: 'string', short: 'i' },
       exit: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
+      'metrics-port': { type: 'string' },
       ...(mode.gateway
         ? { host: { type: 'string' }, port: { type: 'string' }, 'no-gateway': { type: 'boolean' }, 'insecure-local': { type: 'boolean' } }
         : {}),
@@ -45,6 +46,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
   try {
     const concurrency = intOption('concurrency', values.concurrency);
     const port = intOption('port', values.port as string | undefined, 0);
+    const metricsPort = intOption('metrics-port', values['metrics-port'], 0);
     const withGateway = mode.gateway && !values['no-gateway'];
     const config = await loadCliConfig(values, { connect: true });
     if (values.send && !config.registry.agents.has(values.send)) {
@@ -67,6 +69,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         ...(values['insecure-local'] ? { allowAnonymousLoopback: true } : {}),
       },
       worker: concurrency ? { concurrency } : {},
+      ...(metricsPort !== undefined ? { metrics: { port: metricsPort } } : {}),
       load: (file) => loadCliConfig({ config: file }, { connect: true }),
     });
 

@@ -5,6 +5,7 @@ import type { Envelope } from '../../core/envelope.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { OutboxStore } from '../outbox.ts';
 import type { ScheduleStore } from '../schedules.ts';
+import type { ObservedStore } from '../observed.ts';
 import type {
   AcceptResult,
   AcceptRoute,
@@ -56,6 +57,7 @@ import {
 import { sqlTokenStore } from './token-sql.ts';
 import { commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
+import { sqlObservedStore } from './observed-sql.ts';
 
 /**
  * The Store port over a SqlBackend, in portable SQL: one sub-port per aggregate (each
@@ -84,6 +86,7 @@ export class SqlStore implements Store {
   readonly tokens: TokenStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly observed: ObservedStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -104,6 +107,7 @@ export class SqlStore implements Store {
     this.tokens = sqlTokenStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
+    this.observed = sqlObservedStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
