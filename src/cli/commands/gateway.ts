@@ -1,4 +1,4 @@
-import { consoleLogger } from '../../core/log.ts';
+import { cliLogger } from '../log.ts';
 import { ROLES, Runtime } from '../../runtime/runtime.ts';
 import { intOption, parse } from '../args.ts';
 import type { CommandResult } from '../command.ts';
@@ -12,7 +12,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
   try {
     const config = await loadCliConfig(values);
     const store = await openCliStore(values, config);
-    const log = consoleLogger('spine');
+    const log = cliLogger('spine');
     const runtime = new Runtime({
       config,
       store,

@@ -12,7 +12,7 @@ header h1{font-size:1rem;margin:0}nav{display:flex;flex-wrap:wrap;gap:.25rem}
 nav a{padding:.3rem .6rem;border-radius:6px;color:var(--fg);text-decoration:none}nav a[aria-current=page]{background:var(--acc);color:#fff}
 a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid #f0b400;outline-offset:2px}
 #conn{margin-left:auto;font-size:.8rem;color:var(--mute)}#conn.live{color:var(--ok)}#conn.down{color:var(--bad)}
-main{padding:1rem;max-width:1200px;margin:0 auto}table{border-collapse:collapse;width:100%;background:#fff}
+main:focus{outline:none}main{padding:1rem;max-width:1200px;margin:0 auto}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
 th{font-weight:600;color:var(--mute);font-size:.8rem}.scroll{overflow-x:auto}
 .state{font-weight:600}.s-succeeded,.s-approved,.s-sent{color:var(--ok)}.s-failed,.s-dead,.s-denied,.s-cancelled,.s-expired{color:var(--bad)}.s-waiting,.s-pending,.s-retry-scheduled,.s-escalated{color:var(--warn)}
