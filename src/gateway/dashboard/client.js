@@ -15,6 +15,8 @@
   let refreshTimer = null;
   let auditRows = [];
   let timers = [];
+  // Every seq applied, in order (the stream's promise — no gap, no duplicate — made visible to tests and debugging).
+  const applied = (window.spineApplied = []);
 
   const el = (tag, attrs, ...kids) => {
     const e = document.createElement(tag);
@@ -60,6 +62,7 @@
       const e = JSON.parse(m.data);
       if (cursor !== null && e.seq <= cursor) return; // seen: never applied twice
       cursor = e.seq;
+      applied.push(e.seq);
       apply(e);
     };
     source.addEventListener('ready', (m) => {
@@ -268,7 +271,7 @@
       const nodes = await (renderers[p.view || 'table'] || renderers.table)(p, route.arg);
       if (n !== rendering) return;
       const focused = document.activeElement && document.activeElement.id;
-      view.replaceChildren(...[nodes].flat().filter(Boolean));
+      view.replaceChildren(...[nodes].flat(Infinity).filter(Boolean));
       if (p.view === 'audit') for (const e of auditRows.slice().reverse()) appendAudit(e);
       if (refresh && focused) document.getElementById(focused)?.focus();
       view.dataset.panel = p.id;

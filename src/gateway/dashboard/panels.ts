@@ -99,7 +99,8 @@ export const PANELS: readonly Panel[] = [
       { label: 'agent', field: 'agent' },
       { label: 'task', field: 'taskId' },
     ],
-    live: [''],
+    // The tail appends each event as it comes; it never reloads.
+    live: [],
     view: 'audit',
   },
 ];
