@@ -11,7 +11,11 @@ export class PrometheusMeter implements Meter {
   private readonly collectors: Array<() => Promise<void> | void> = [];
 
   constructor(opts: { processMetrics?: boolean } = {}) {
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'spine_process_' });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'spine_' });
+      // Gauges named like counters (`promtool check metrics` refuses them); the handle counts say little anyway.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(`spine_${name}`);
+    }
   }
 
   counter(name: string, help: string, labelNames: readonly string[] = []) {

@@ -56,7 +56,8 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
   const turnSeconds = meter.histogram('spine_turn_duration_seconds', 'From a turn starting to its answer, by agent.', ['agent']);
   const claimToStart = meter.histogram('spine_task_claim_to_start_seconds', 'From a task being leased to its turn starting.', ['agent']);
   const queueWait = meter.histogram('spine_task_queue_wait_seconds', 'From a task becoming ready (created, queued, joined) to being leased.', ['agent']);
-  const actions = meter.counter('spine_actions_total', 'Actions asked for by turns, by kind.', ['kind']);
+  const actions = meter.counter('spine_actions_total', 'Actions that crossed the policy stage, by kind (tool, handoff, deliver, remember).', ['kind']);
+  const refused = meter.counter('spine_actions_refused_total', 'Actions refused at the boundary, by error code.', ['code']);
   const effects = meter.counter('spine_effects_total', 'Tool effects by tool and outcome (completed, failed, replayed).', ['tool', 'outcome']);
   const retries = meter.counter('spine_task_retries_total', 'Task attempts that failed and were scheduled again.', ['agent']);
   const dead = meter.counter('spine_task_dead_letters_total', 'Tasks that went dead (retries exhausted, not retryable, reclaimed too often).', ['agent']);
@@ -137,6 +138,11 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
           break;
         case 'policy.decision':
           policy.inc({ rule: str(d.ruleId, 'none'), effect: str(d.effect) });
+          // One decision per action crossing policy: `tool:crm.read` → tool.
+          actions.inc({ kind: str(d.action).split(':')[0]! });
+          break;
+        case 'action.refused':
+          refused.inc({ code: str(d.code) });
           break;
         case 'outbox.attempt':
           deliveries.inc({ channel: str(d.channel), outcome: str(d.outcome) });
@@ -148,8 +154,7 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
           misses.inc({ schedule: str(d.schedule) }, typeof d.count === 'number' ? d.count : 1);
           break;
         default:
-          if (e.kind.startsWith('action.')) actions.inc({ kind: e.kind.slice('action.'.length) });
-          else if ((TERMINAL_RUN_STATES as readonly string[]).includes(e.kind.slice(4)) && e.kind.startsWith('run.')) runsFinished.inc({ state: e.kind.slice(4) });
+          if ((TERMINAL_RUN_STATES as readonly string[]).includes(e.kind.slice(4)) && e.kind.startsWith('run.')) runsFinished.inc({ state: e.kind.slice(4) });
           if (e.kind.startsWith('task.') && (TASK_STATES as readonly string[]).includes(e.kind.slice(5)) && e.kind !== 'task.leased' && e.kind !== 'task.running') {
             // A task left the lease: forget its start.
             startedAt.delete(task);
