@@ -27,7 +27,7 @@ export const dashboard = route({
   summary: 'The dashboard to a browser with a session; the sign-in form otherwise',
   tags: ['dashboard'],
   'x-spine-permission': 'public',
-  errors: [...SYSTEM],
+  errors: [],
   responses: { 200: html('the dashboard, or the sign-in form') },
 });
 
