@@ -19,6 +19,7 @@ import { startTestGateway } from './fixtures/gateway-setup.ts';
 import { finished, registry, tempStore, until } from './helpers.ts';
 
 const skip = noBrowser();
+type Decided = { status: number; body: { error: { code: string } } };
 const EXAMPLE = new URL('../examples/briefing/spine.config.json5', import.meta.url).pathname;
 
 async function token(store: Store, name: string, scopes: string[]): Promise<string> {
@@ -89,7 +90,7 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
     for (const view of ['runs', 'approvals', 'health']) {
       await phone.page.goto(`${url}/#/${view}`);
       await phone.page.waitForSelector(`#view[data-panel="${view}"]`);
-      const overflow = (await phone.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+      const overflow = await phone.page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
       assert.ok(overflow <= 0, `${view} is ${overflow}px wider than a phone screen`);
       await screenshot(phone.page, `phone-${view}`);
     }
@@ -127,13 +128,13 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
       const r = await fetch('/v1/approvals/${approval!.id}/decision', { method: 'POST', headers: { 'content-type': 'application/json'${csrf ? ", 'x-csrf-token': csrf" : ''} }, body: '{"approve":true}' });
       return { status: r.status, body: await r.json() };
     })()`;
-    const refused = (await viewer.page.evaluate(decide(true))) as { status: number; body: { error: { code: string } } };
+    const refused = await viewer.page.evaluate<Decided>(decide(true));
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error.code, 'FORBIDDEN');
     // Without the CSRF token, even an admin's session cannot change anything.
     const admin = await newPage(browser);
     await signIn(admin.page, g.url, g.tokens.admin);
-    const noCsrf = (await admin.page.evaluate(decide(false))) as { status: number; body: { error: { code: string } } };
+    const noCsrf = await admin.page.evaluate<Decided>(decide(false));
     assert.equal(noCsrf.status, 403);
     assert.equal(noCsrf.body.error.code, 'FORBIDDEN');
     assert.equal((await g.store.approvals.get(approval!.id))!.state, 'pending');
@@ -190,7 +191,7 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
     const latest = await ex.store.audit.latestSeq();
     await waitForExpr(page, `Number(document.body.dataset.cursor) >= ${latest}`);
     await page.waitForSelector('#conn.live');
-    const applied = (await page.evaluate('window.spineApplied')) as number[];
+    const applied = await page.evaluate<number[]>('window.spineApplied');
     const start = applied[0]!;
     assert.deepEqual(applied, Array.from({ length: latest - start + 1 }, (_, i) => start + i), 'every seq once, in order, across the restart');
     const runRows = await page.locator(`td:text("run.succeeded")`).count();

@@ -90,7 +90,8 @@ const SCRIPT_ETAG = `"${createHash('sha256').update(SCRIPT).digest('base64url').
 const PAGE_HEADERS = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'" };
 
 export const dashboardRoutes: GatewayModule = (api) => {
-  const { app, bind, store, clock } = api;
+  const { app, store, clock } = api;
+  const bind = api.bind.bind(api);
   const auth = new Authenticator(store.tokens, () => clock.now());
   const secure = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
   const page = (c: Context, body: string, status: 200 | 401, headers: Record<string, string> = {}) => c.body(body, status, { ...PAGE_HEADERS, ...headers });
@@ -100,16 +101,16 @@ export const dashboardRoutes: GatewayModule = (api) => {
     const secret = sessionSecret(c.req.header('cookie'));
     const principal = secret ? await auth.resolve(secret) : null;
     if (!secret || !principal || !isAllowed(principal, 'read')) {
-      return page(c, loginPage(secret ? { error: 'Your session ended (the token was revoked or cannot read). Sign in again.' } : {}), 200, secret ? { 'set-cookie': clearedSessionCookie() } : {}) as never;
+      return page(c, loginPage(secret ? { error: 'Your session ended (the token was revoked or cannot read). Sign in again.' } : {}), 200, secret ? { 'set-cookie': clearedSessionCookie() } : {});
     }
-    return page(c, dashboardPage({ principal: principal.name, scopes: principal.scopes, csrf: csrfToken(secret), panels: PANELS }), 200) as never;
+    return page(c, dashboardPage({ principal: principal.name, scopes: principal.scopes, csrf: csrfToken(secret), panels: PANELS }), 200);
   });
 
   app.openapi(bind(loginLink), async (c) => {
     const code = c.req.valid('query').code;
     const secret = code ? api.logins.redeem(code) : null;
-    if (!secret || !(await auth.resolve(secret))) return page(c, loginPage({ error: 'This login link is unknown, used or expired. Sign in with a token.' }), 401) as never;
-    return signedIn(c, secret) as never;
+    if (!secret || !(await auth.resolve(secret))) return page(c, loginPage({ error: 'This login link is unknown, used or expired. Sign in with a token.' }), 401);
+    return signedIn(c, secret);
   });
 
   app.openapi(bind(login), async (c) => {
@@ -120,8 +121,8 @@ export const dashboardRoutes: GatewayModule = (api) => {
     if (type.includes('application/json')) token = ((await api.readJson(c)) as { token?: unknown } | null)?.token;
     else token = (await c.req.parseBody())['token'];
     const principal = typeof token === 'string' && token !== '' ? await auth.resolve(token.trim()) : null;
-    if (!principal || typeof token !== 'string') return page(c, loginPage({ error: 'That token is invalid or revoked.' }), 401) as never;
-    return signedIn(c, token.trim()) as never;
+    if (!principal || typeof token !== 'string') return page(c, loginPage({ error: 'That token is invalid or revoked.' }), 401);
+    return signedIn(c, token.trim());
   });
 
   app.openapi(bind(logout), async (c) => {
@@ -131,11 +132,11 @@ export const dashboardRoutes: GatewayModule = (api) => {
       const sent = c.req.header('x-csrf-token') ?? (typeof form['csrf'] === 'string' ? form['csrf'] : null);
       if (crossOrigin(c.req.raw.headers, c.req.url) || !csrfMatches(secret, sent)) throw new ApiError('FORBIDDEN', "signing out needs this origin and the page's CSRF token", { needed: ['csrf'] });
     }
-    return c.body(null, 303, { location: '/', 'set-cookie': clearedSessionCookie(), 'cache-control': 'no-store' }) as never;
+    return c.body(null, 303, { location: '/', 'set-cookie': clearedSessionCookie(), 'cache-control': 'no-store' });
   });
 
   app.openapi(bind(dashboardScript), (c) => {
-    if (c.req.header('if-none-match') === SCRIPT_ETAG) return c.body(null, 304, { etag: SCRIPT_ETAG }) as never;
-    return c.body(SCRIPT, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', etag: SCRIPT_ETAG }) as never;
+    if (c.req.header('if-none-match') === SCRIPT_ETAG) return c.body(null, 304, { etag: SCRIPT_ETAG });
+    return c.body(SCRIPT, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', etag: SCRIPT_ETAG });
   });
 };

@@ -61,7 +61,8 @@ export const observe = route({
 const ALIVE_MS = 60_000;
 
 export const observeRoutes: GatewayModule = (api) => {
-  const { app, bind, store, clock } = api;
+  const { app, store, clock } = api;
+  const bind = api.bind.bind(api);
   app.openapi(bind(metrics), async (c) => {
     const m = api.metrics;
     if (!m) throw new ApiError('NOT_FOUND', 'metrics are not enabled in this process');

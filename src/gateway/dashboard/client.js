@@ -2,6 +2,7 @@
 // as any client (with the session cookie), and stays live on the resumable event
 // stream: every event has a seq, the stream is resumed after the last seq seen, and a
 // seq already seen is never applied twice.
+/* global document, window, location, setTimeout, setInterval, clearInterval, URLSearchParams, FormData, EventSource, fetch, Node */
 'use strict';
 (function () {
   const boot = JSON.parse(document.getElementById('boot').textContent);
@@ -285,7 +286,10 @@
     const [path] = location.hash.replace(/^#\/?/, '').split('?');
     const [panel, arg] = path.split('/');
     route = { panel: panels.has(panel) ? panel : 'runs', arg: arg || null };
-    for (const a of document.querySelectorAll('nav a')) a.toggleAttribute('aria-current', a.dataset.panel === route.panel) && a.setAttribute('aria-current', 'page');
+    for (const a of document.querySelectorAll('nav a')) {
+      if (a.dataset.panel === route.panel) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
     if (cursor !== null) render();
     view.focus({ preventScroll: true });
   }
