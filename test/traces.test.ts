@@ -10,7 +10,10 @@ import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trac
 import { AuditTraces, runSpanIdOf, traceIdOf } from '../src/observability/traces.ts';
 import { Children } from './fixtures/child.ts';
 import { SPECIALISTS } from './fixtures/scenarios.ts';
-import { tempStore, until } from './helpers.ts';
+import { finished, harness, registry, submit, tempStore, until } from './helpers.ts';
+import { systemClock } from '../src/core/clock.ts';
+import { silentLogger } from '../src/core/log.ts';
+import { exporterFromEnv, startTraceFeed } from '../src/observability/trace-feed.ts';
 
 const RUNS = 4;
 
@@ -69,4 +72,20 @@ test('a fan-out run SIGKILLed halfway has one trace, one root and a connected tr
   const cut = spans.filter((s) => s.status.code === 2 && /lease expired/.test(s.status.message ?? ''));
   assert.ok(reclaimed >= 1, 'the kill cut at least one lease (halfway through a turn)');
   assert.equal(cut.length, reclaimed, 'one error span per reclaimed lease');
+});
+
+test('the trace feed follows the audit log live: a run is exported once it ends; OTEL_TRACES_EXPORTER picks the exporter', async (t) => {
+  const reg = registry({ solo: () => ({ output: 'ok' }) });
+  const { store } = await harness(t, reg);
+  const exporter = new InMemorySpanExporter();
+  const feed = startTraceFeed({ store, clock: systemClock, log: silentLogger, exporter, fromSeq: await store.audit.latestSeq(), pollMs: 50 });
+  t.after(() => feed.stop());
+  const run = await submit(store, reg, 'solo');
+  await finished(store, run.id);
+  await until('the run span', () => exporter.getFinishedSpans().some((s) => s.name === 'spine.run solo'));
+  const names = exporter.getFinishedSpans().map((s) => s.name);
+  assert.deepEqual(names.sort(), ['invoke_agent solo', 'spine.run solo']);
+  assert.equal(exporterFromEnv({}), null, 'off by default');
+  assert.ok(exporterFromEnv({ OTEL_TRACES_EXPORTER: 'console' }));
+  assert.throws(() => exporterFromEnv({ OTEL_TRACES_EXPORTER: 'zipkin' }), /OTEL_TRACES_EXPORTER/);
 });

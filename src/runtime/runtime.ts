@@ -5,6 +5,7 @@ import type { ChannelAdapter } from '../core/channel.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { MetricsExposition } from '../core/meter.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
@@ -51,6 +52,11 @@ export interface RuntimeOptions {
   mcp?: { name: string };
   /** `spine worker --metrics-port`: serve GET /metrics on its own port (the gateway serves /metrics itself). */
   metrics?: { port: number; host?: string };
+  /**
+   * Traces (docs/observability.md): an exporter, or `env` to follow OTEL_TRACES_EXPORTER
+   * (off unless set). Default: off.
+   */
+  traces?: { exporter: SpanExporter } | 'env';
   /** How a changed config file is compiled (config-watch); default: ./config.ts loadConfig. */
   load?: (file: string) => Promise<CompiledConfig>;
 }
@@ -205,6 +211,22 @@ export class Runtime {
         },
         stop: async () => {
           await server?.close();
+        },
+      });
+    }
+    if (opts.traces) {
+      const choice = opts.traces;
+      let feed: { stop(): Promise<void> } | null = null;
+      this.before.push({
+        name: 'traces',
+        start: async () => {
+          const { startTraceFeed, exporterFromEnv } = await import('../observability/trace-feed.ts');
+          const exporter = choice === 'env' ? exporterFromEnv(process.env) : choice.exporter;
+          if (!exporter) return;
+          feed = startTraceFeed({ store, clock, log, exporter, fromSeq: await store.audit.latestSeq() });
+        },
+        stop: async () => {
+          await feed?.stop();
         },
       });
     }

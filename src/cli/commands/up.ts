@@ -75,6 +75,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       },
       worker: concurrency ? { concurrency } : {},
       ...(metricsPort !== undefined ? { metrics: { port: metricsPort } } : {}),
+      traces: 'env',
       load: (file) => loadCliConfig({ config: file }, { connect: true }),
     });
 
