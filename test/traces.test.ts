@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { AuditTraces, runSpanIdOf, traceIdOf } from '../src/observability/traces.ts';
 import { Children } from './fixtures/child.ts';
@@ -58,7 +59,7 @@ test('a fan-out run SIGKILLed halfway has one trace, one root and a connected tr
     const byId = new Map(mine.map((s) => [s.spanContext().spanId, s]));
     const turns = mine.filter((s) => s.name.startsWith('invoke_agent '));
     for (const agent of SPECIALISTS) {
-      const own = turns.filter((s) => s.attributes['gen_ai.agent.name'] === agent && s.status.code !== 2);
+      const own = turns.filter((s) => s.attributes['gen_ai.agent.name'] === agent && s.status.code !== SpanStatusCode.ERROR);
       assert.ok(own.length >= 2, `${agent} has its two turns`);
       for (const s of own) assert.equal(byId.get(parentOf(s)!)!.name, 'invoke_agent commander', `${agent}'s turn hangs under the commander's turn that handed off`);
     }
@@ -69,7 +70,7 @@ test('a fan-out run SIGKILLed halfway has one trace, one root and a connected tr
     for (const s of tools) assert.equal(byId.get(parentOf(s)!)!.attributes['gen_ai.operation.name'], 'invoke_agent');
   }
   // Every lease cut by the kill ended its turn as an error span.
-  const cut = spans.filter((s) => s.status.code === 2 && /lease expired/.test(s.status.message ?? ''));
+  const cut = spans.filter((s) => s.status.code === SpanStatusCode.ERROR && /lease expired/.test(s.status.message ?? ''));
   assert.ok(reclaimed >= 1, 'the kill cut at least one lease (halfway through a turn)');
   assert.equal(cut.length, reclaimed, 'one error span per reclaimed lease');
 });

@@ -18,6 +18,7 @@ import type { AuditEvent } from '../store/audit.ts';
  * Spans are emitted when they end, with their recorded start and end times.
  */
 
+const str = (v: unknown) => (typeof v === 'string' ? v : '');
 const hex = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n);
 export const traceIdOf = (runId: string) => hex(`spine-trace:${runId}`, 32);
 export const runSpanIdOf = (runId: string) => hex(`spine-run:${runId}`, 16);
@@ -114,7 +115,7 @@ export class AuditTraces {
       }
       case 'turn.committed': {
         if (!task || !run) return;
-        this.endTurn(task, e.at, null, { 'spine.turn.outcome': String(d.outcome ?? '') });
+        this.endTurn(task, e.at, null, { 'spine.turn.outcome': str(d.outcome) });
         // A task that goes on in the same lease starts its next turn now.
         if (d.outcome === 'continue') this.startTurn(task, run, e);
         return;
@@ -123,13 +124,13 @@ export class AuditTraces {
         if (!task || typeof d.key !== 'string') return;
         const parent = this.turns.get(task);
         this.effects.set(d.key, {
-          name: `execute_tool ${String(d.tool ?? '')}`.trim(),
+          name: `execute_tool ${str(d.tool)}`.trim(),
           spanId: spanIdOf(`effect:${d.key}:${e.seq}`),
           parentId: parent?.spanId ?? this.taskParent.get(task) ?? null,
           start: e.at,
           kind: SpanKind.INTERNAL,
           runId: run ?? '',
-          attributes: { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': String(d.tool ?? ''), 'spine.effect.key': d.key, 'spine.task.id': task },
+          attributes: { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': str(d.tool), 'spine.effect.key': d.key, 'spine.task.id': task },
         });
         return;
       }
