@@ -10,7 +10,9 @@ const PAGE = 500;
 
 /**
  * Tracing on: the audit log from this process's start, folded into spans and handed
- * to the exporter; woken by this process's commits, polling for other processes'.
+ * to the exporter, read in pages every `pollMs` (default 500 ms). It is not woken per
+ * commit: spans are not needed within milliseconds, and a reader woken by every commit
+ * costs the hot path a third of its throughput (bench/observability.ts).
  * Turn it on in one process per store (each exporting process exports every run).
  */
 export function startTraceFeed(opts: { store: Store; clock: Clock; log: Logger; exporter: SpanExporter; fromSeq: number; pollMs?: number }): { stop(): Promise<void> } {
@@ -24,14 +26,12 @@ export function startTraceFeed(opts: { store: Store; clock: Clock; log: Logger; 
       const page = await opts.store.audit.list({ afterSeq: cursor, limit: PAGE });
       traces.fold(page);
       if (page.length > 0) cursor = page.at(-1)!.seq;
-      return page.length === PAGE ? 0 : (opts.pollMs ?? 1_000);
+      return page.length === PAGE ? 0 : (opts.pollMs ?? 500);
     },
   });
-  const unlisten = opts.store.onCommitted(() => loop.wake());
   loop.start();
   return {
     async stop() {
-      unlisten();
       await loop.stop();
       await traces.shutdown();
     },

@@ -16,8 +16,10 @@
   let refreshTimer = null;
   let auditRows = [];
   let timers = [];
-  // Every seq applied, in order (the stream's promise — no gap, no duplicate — made visible to tests and debugging).
+  // The last 10,000 seqs applied, in order (the stream's promise — no gap, no duplicate — made visible to tests and debugging).
   const applied = (window.spineApplied = []);
+  // Per applied event: this page's clock minus the event's commit time (ms), the last 10,000.
+  const lag = (window.spineLag = []);
 
   const el = (tag, attrs, ...kids) => {
     const e = document.createElement(tag);
@@ -63,7 +65,8 @@
       const e = JSON.parse(m.data);
       if (cursor !== null && e.seq <= cursor) return; // seen: never applied twice
       cursor = e.seq;
-      applied.push(e.seq);
+      if (applied.push(e.seq) > 10000) applied.shift();
+      if (lag.push(Date.now() - e.at) > 10000) lag.shift();
       apply(e);
     };
     source.addEventListener('ready', (m) => {
