@@ -32,7 +32,7 @@ import { submitRun } from '../test/fixtures/submit-run.ts';
 import { log, makeRegistry, openBenchStore, startWorker } from './harness.ts';
 import { summarize } from './stats.ts';
 
-const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '3000' }, json: { type: 'boolean', default: false }, rate: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' } } });
+const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '3000' }, json: { type: 'boolean', default: false }, rate: { type: 'string', default: '100' }, parts: { type: 'string', default: 'metrics,traces' }, 'w2-only': { type: 'boolean', default: false }, seconds: { type: 'string', default: '5' } } });
 const TASKS = Number(args.tasks);
 const root = mkdtempSync(join(tmpdir(), 'spine-bench-obs-'));
 
@@ -43,9 +43,12 @@ async function w2(observed: boolean): Promise<{ perSec: number; cpuUsPerTask: nu
   const from = await db.store.audit.latestSeq();
   let scraper: NodeJS.Timeout | null = null;
   let feed: { stop(): Promise<void> } | null = null;
-  if (observed) {
+  const parts = args.parts.split(',');
+  if (observed && parts.includes('metrics')) {
     const metrics = createProcessMetrics({ store: db.store, clock: systemClock, fromSeq: from });
     scraper = setInterval(() => void metrics.render(), 1_000);
+  }
+  if (observed && parts.includes('traces')) {
     feed = startTraceFeed({ store: db.store, clock: systemClock, log: silentLogger, exporter: new InMemorySpanExporter(), fromSeq: from });
   }
   const cpu0 = process.cpuUsage();
@@ -123,9 +126,9 @@ try {
     cpuOn.push(b.cpuUsPerTask);
   }
   const best = (xs: number[]) => Math.max(...xs);
-  const d = await dashboard();
+  const d = args['w2-only'] ? { firstLoadBytes: 0, lag: null, runsPerSec: 0 } : await dashboard();
   const result = {
-    w2: { tasks: TASKS, offPerSec: off, onPerSec: on, ratio: Math.round((best(on) / best(off)) * 1000) / 1000, cpuUsPerTaskOff: cpuOff, cpuUsPerTaskOn: cpuOn },
+    w2: { tasks: TASKS, parts: args.parts, offPerSec: off, onPerSec: on, ratio: Math.round((best(on) / best(off)) * 1000) / 1000, cpuUsPerTaskOff: cpuOff, cpuUsPerTaskOn: cpuOn },
     firstLoadBytes: d.firstLoadBytes,
     dashboardLagMs: d.lag,
     runsPerSec: d.runsPerSec,
