@@ -25,7 +25,11 @@ export function startTraceFeed(opts: { store: Store; clock: Clock; log: Logger; 
     pass: async () => {
       const page = await opts.store.audit.list({ afterSeq: cursor, limit: PAGE });
       traces.fold(page);
-      if (page.length > 0) cursor = page.at(-1)!.seq;
+      if (page.length > 0) {
+        cursor = page.at(-1)!.seq;
+        // One export per pass: the spans that ended in it.
+        await traces.flush();
+      }
       return page.length === PAGE ? 0 : (opts.pollMs ?? 500);
     },
   });

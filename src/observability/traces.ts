@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes } from '@opentelemetry/api';
-import { BasicTracerProvider, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { AuditEvent } from '../store/audit.ts';
 
 /**
@@ -57,7 +57,8 @@ export class AuditTraces {
   private readonly runOf = new Map<string, string>();
 
   constructor(exporter: SpanExporter, opts: { serviceName?: string } = {}) {
-    this.provider = new BasicTracerProvider({ idGenerator: this.ids, spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    // Batched: spans leave in the background, not one export call each.
+    this.provider = new BasicTracerProvider({ idGenerator: this.ids, spanProcessors: [new BatchSpanProcessor(exporter)] });
     this.tracer = this.provider.getTracer('spine', '0.1.0');
     void opts;
   }
@@ -171,8 +172,16 @@ export class AuditTraces {
     this.emit(t.runId, t, at, error, extra);
   }
 
+  private readonly traceIds = new Map<string, string>();
+
   private emit(runId: string, open: Open, end: number, error: string | null, extra: Attributes = {}): void {
-    const traceId = traceIdOf(runId);
+    let traceId = this.traceIds.get(runId);
+    if (traceId === undefined) {
+      traceId = traceIdOf(runId);
+      this.traceIds.set(runId, traceId);
+      // Bounded: the oldest runs' ids are recomputed if they ever come back.
+      if (this.traceIds.size > 10_000) this.traceIds.delete(this.traceIds.keys().next().value as string);
+    }
     this.ids.next = { traceId, spanId: open.spanId };
     const parent = open.parentId ? trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: open.parentId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
     try {
