@@ -26,6 +26,10 @@ import type {
   WorkerStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
+import type { VerdictStore } from '../verdicts.ts';
+import type { BreakerStore } from '../breakers.ts';
+import { sqlBreakerStore } from './breakers-sql.ts';
+import { sqlVerdictStore } from './verdicts-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -47,6 +51,7 @@ import {
   escalateTask,
   fence,
   finishTask,
+  handOverTask,
   propagateFinish,
   scheduleRetry,
   sqlTaskStore,
@@ -87,6 +92,8 @@ export class SqlStore implements Store {
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
   readonly observed: ObservedStore;
+  readonly verdicts: VerdictStore;
+  readonly breakers: BreakerStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -108,6 +115,8 @@ export class SqlStore implements Store {
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
     this.observed = sqlObservedStore(backend);
+    this.verdicts = sqlVerdictStore(backend);
+    this.breakers = sqlBreakerStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
@@ -234,6 +243,11 @@ export class SqlStore implements Store {
           await escalateTask(tx, task.id, turns, outcome.error, now);
           await insertAudit(tx, now, audit.splice(0));
           await insertApproval(tx, outcome.approval, now, lease.owner);
+          break;
+        case 'hand-over':
+          await handOverTask(tx, task.id, outcome.agent, outcome.maxAttempts, turns, outcome.error, now);
+          audit.push({ ...base, kind: 'task.handed-over', data: { from: task.agent, to: outcome.agent, why: outcome.why, error: outcome.error as unknown as Json } });
+          woke = true;
           break;
         case 'dead':
           await countFailedAttempt(tx, task.id, turns);
