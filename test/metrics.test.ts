@@ -11,6 +11,8 @@ import type { FieldIssue } from '../src/core/errors.ts';
 import type { Json } from '../src/core/types.ts';
 import { startMetricsServer } from '../src/observability/metrics-server.ts';
 import { createProcessMetrics } from '../src/observability/index.ts';
+import { PrometheusMeter } from '../src/observability/prometheus.ts';
+import { registerSpineMetrics } from '../src/observability/spine-metrics.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { startTestGateway } from './fixtures/gateway-setup.ts';
 import { finished, registry, tempStore, until } from './helpers.ts';
@@ -93,5 +95,24 @@ describe('metrics', () => {
     promtool(text);
     assert.equal((await fetch(server.url.replace('/metrics', '/other'))).status, 404);
     assert.equal((await fetch(server.url, { method: 'POST' })).status, 405);
+  });
+});
+
+describe('metrics from the layers', () => {
+  it('gate verdicts and breaker transitions are counted from their audit events; breaker states are read from the store', async (t) => {
+    const { store, cleanup } = await tempStore();
+    t.after(cleanup);
+    const meter = new PrometheusMeter({ processMetrics: false });
+    const spine = registerSpineMetrics(meter, { store, clock: systemClock, fromSeq: 0 });
+    spine.fold([
+      { seq: 1, at: 1, kind: 'gate.verdict', data: { gate: 'no-pii', crossing: 'output', outcome: 'block' } },
+      { seq: 2, at: 2, kind: 'gate.verdict', data: { gate: 'no-pii', crossing: 'output', outcome: 'pass' } },
+      { seq: 3, at: 3, kind: 'breaker.opened', data: { breaker: 'tool:crm.read', state: 'open' } },
+    ]);
+    const text = await meter.render();
+    assert.equal(sample(text, 'spine_gate_verdicts_total', { gate: 'no-pii', outcome: 'block' }), 1);
+    assert.equal(sample(text, 'spine_gate_verdicts_total', { gate: 'no-pii', outcome: 'pass' }), 1);
+    assert.equal(sample(text, 'spine_breaker_transitions_total', { breaker: 'tool:crm.read', event: 'opened' }), 1);
+    promtool(text);
   });
 });

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.ts';
-import { RUN_STATES, TASK_STATES, TERMINAL_RUN_STATES } from '../core/states.ts';
+import { BREAKER_STATES, RUN_STATES, TASK_STATES, TERMINAL_RUN_STATES } from '../core/states.ts';
 import type { Meter } from '../core/meter.ts';
 import type { AuditEvent } from '../store/audit.ts';
 import type { Store } from '../store/store.ts';
@@ -66,6 +66,9 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
   const deliveries = meter.counter('spine_outbox_deliveries_total', 'Outbound delivery attempts by channel and outcome (sent, retry, dead).', ['channel', 'outcome']);
   const fires = meter.counter('spine_schedule_fires_total', 'Schedule fires, by schedule.', ['schedule']);
   const misses = meter.counter('spine_schedule_misses_total', 'Schedule fires skipped (missed while down, overlap), by schedule.', ['schedule']);
+  const verdicts = meter.counter('spine_gate_verdicts_total', 'Gate verdicts by gate, crossing and outcome (pass, warn, reask, fix, block, escalate).', ['gate', 'crossing', 'outcome']);
+  const breakerChanges = meter.counter('spine_breaker_transitions_total', 'Circuit breaker transitions (opened, half-open, closed, reset) and rejected calls, by breaker.', ['breaker', 'event']);
+  const breakerState = meter.gauge('spine_breaker_state', 'Circuit breakers by state: 1 for the state each breaker is in.', ['breaker', 'state']);
   const runsFinished = meter.counter('spine_runs_finished_total', 'Runs that reached a terminal state, by state.', ['state']);
 
   /** Per task: when it last became ready, was leased, or started a turn. */
@@ -147,6 +150,9 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
         case 'outbox.attempt':
           deliveries.inc({ channel: str(d.channel), outcome: str(d.outcome) });
           break;
+        case 'gate.verdict':
+          verdicts.inc({ gate: str(d.gate), crossing: str(d.crossing), outcome: str(d.outcome) });
+          break;
         case 'schedule.fired':
           fires.inc({ schedule: str(d.schedule) });
           break;
@@ -154,6 +160,7 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
           misses.inc({ schedule: str(d.schedule) }, typeof d.count === 'number' ? d.count : 1);
           break;
         default:
+          if (e.kind.startsWith('breaker.')) breakerChanges.inc({ breaker: str(d.breaker), event: e.kind.slice('breaker.'.length) });
           if ((TERMINAL_RUN_STATES as readonly string[]).includes(e.kind.slice(4)) && e.kind.startsWith('run.')) runsFinished.inc({ state: e.kind.slice(4) });
           if (e.kind.startsWith('task.') && (TASK_STATES as readonly string[]).includes(e.kind.slice(5)) && e.kind !== 'task.leased' && e.kind !== 'task.running') {
             // A task left the lease: forget its start.
@@ -206,6 +213,8 @@ export function registerSpineMetrics(meter: Meter, deps: SpineMetricsDeps): { fo
     outbox.reset();
     for (const o of observed.outbox) outbox.set(o.count, { channel: o.channel, state: o.state });
     subscribers.set(deps.subscribers?.() ?? 0);
+    breakerState.reset();
+    for (const b of await store.breakers.list()) for (const st of BREAKER_STATES) breakerState.set(b.state === st ? 1 : 0, { breaker: b.key, state: st });
   });
   return { fold };
 }
