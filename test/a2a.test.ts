@@ -107,13 +107,17 @@ describe('A2A: a remote agent as an agent kind', () => {
 describe('A2A: Spine agents as A2A agents on the gateway', () => {
   it('Agent Cards, blocking and streaming sends through the SDK client, scopes', async (t) => {
     const p = await startProject(t);
-    const cardRes = await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}` } });
+    const cardRes = await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}`, 'a2a-version': '1.0' } });
     assert.equal(cardRes.status, 200);
     const card = (await cardRes.json()) as { name: string; description: string; skills: Array<{ id: string }>; supportedInterfaces: Array<{ url: string; protocolBinding: string; protocolVersion: string }>; capabilities: { streaming: boolean } };
     assert.equal(card.name, 'echo');
     assert.equal(card.description, 'Echoes what it is sent');
     assert.deepEqual(card.skills.map((s) => s.id), ['echo']);
-    assert.deepEqual(card.supportedInterfaces, [{ url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }]);
+    // One endpoint, two protocol versions (docs/a2a.md, "Versions").
+    assert.deepEqual(card.supportedInterfaces, [
+      { url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' },
+      { url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '0.3' },
+    ]);
     assert.equal(card.capabilities.streaming, true);
     assert.equal((await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`)).status, 401);
     assert.equal((await fetch(`${p.url}/v1/a2a/nobody/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}` } })).status, 404);
@@ -191,5 +195,24 @@ describe('A2A: Spine agents as A2A agents on the gateway', () => {
     assert.deepEqual(done.output, { echo: 'across the wire', data: { text: 'across the wire', priority: 2 }, channel: 'a2a' });
     const remoteRuns = await server.store.runs.list({ limit: 5, agent: 'echo' });
     assert.equal(remoteRuns.length, 1, 'one run on the serving side');
+  });
+});
+
+describe('A2A: credentials stay with the configured origin', () => {
+  it('a card naming another origin is refused, its host gets no header; allowedOrigins trusts it', async (t) => {
+    const fx = await startA2aFixture(t);
+    // Configured as localhost; the card names 127.0.0.1: another origin, the same server.
+    const viaName = fx.url.replace('127.0.0.1', 'localhost');
+    const reg = registry({
+      redirected: { agent: remote(`${viaName}/stream`, fx.token), retry: { maxAttempts: 1 } },
+      trusted: { agent: remote(`${viaName}/stream`, fx.token, { allowedOrigins: [fx.url] }), retry: { maxAttempts: 1 } },
+    });
+    const { store } = await harness(t, reg);
+    const refused = await finished(store, (await submit(store, reg, 'redirected', { text: 'hi' })).id);
+    assert.equal(refused.state, 'failed');
+    assert.match(refused.error?.message ?? '', /points to http:\/\/127\.0\.0\.1:\d+, not to the configured origin http:\/\/localhost:\d+/);
+    assert.equal(fx.received.length, 0, 'no message (and no Authorization header) reached the other origin');
+    const ok = await finished(store, (await submit(store, reg, 'trusted', { text: 'hi' })).id);
+    assert.equal(ok.state, 'succeeded', JSON.stringify(ok.error));
   });
 });

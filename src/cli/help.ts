@@ -12,7 +12,7 @@ list           the agents of the config, with kind, contracts and granted tools.
                first), what it matches, and the agent or router it targets.
 add            adds an agent to spine.config.json5 (validated before it is written;
                a running \`spine up\` reloads it).`,
-  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [--json]
+  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [-q|--quiet] [--json]
 spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
@@ -20,6 +20,7 @@ spine approvals grants [--all] [--json]
 spine approvals revoke <grant-id> [--as <name>]
 
 list     pending requests by default: what, why, which rule, who may decide, when it expires.
+         -q prints the ids alone, one a line.
 approve  the waiting task continues and the action goes ahead (for an escalation:
          the task is retried, or may spend over the ceiling that stopped it).
 deny     the action comes back to the agent as a refusal (for an escalation: the
@@ -103,15 +104,17 @@ handoff:<agent>, turn:<agent> (the agent's own spend).`,
 
 Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
-  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
+  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [-q|--quiet] [--json]
 spine runs show <run-id> [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]
 spine runs retry <run-id> [--json]
 
 list    newest first; --before pages on (pass the last id shown). States: running,
         succeeded, failed (dead-lettered: replay with retry), cancelled.
-show    the run, its task tree, each task's turns, the effects ledger and the gates
-        it crossed with their verdicts.
+        -q prints the ids alone, one a line.
+show    the run, its task tree, each task's turns, the effects ledger, the gates it
+        crossed with their verdicts, and usage: each turn's tokens and cost, their
+        sum, and the run's reserved and settled spend.
 cancel  cancels every unfinished task of the run (cascades to children).
 retry   replays a failed run: its dead task is queued again and resumes from its
         last committed turn; recorded effects are not executed again.`,
@@ -120,7 +123,12 @@ retry   replays a failed run: its dead task is queued again and resumes from its
 Submits work to an agent and prints the run id. The input is {"text": <text>}, or
 the JSON given with --input. With --wait, blocks until the run is terminal and
 prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
---tenant names whose spend this is, for daily cost ceilings (default: default).`,
+--tenant names whose spend this is, for daily cost ceilings (default: default).
+
+spine send [agent] --batch <file.jsonl | -> [--tenant <t>] [--json]
+sends one envelope per line, {"agent"?, "text"? | "input"?, "idempotencyKey"?}
+(agent defaults to the command's); every line is checked first, then all are sent
+at once; prints a run id (or the refusal) per line. Exit 0 if all started.`,
   sessions: `spine sessions list [--agent <agent>] [--limit <n>] [--json]
 spine sessions show <key> [--limit <n>] [--json]
 spine sessions reset <key> [--json]
@@ -130,11 +138,11 @@ list   sessions, most recently active first, with the run holding each lane.
 show   a session and its recent history (what later turns will see).
 reset  starts the session afresh: later turns see no earlier history.
 fork   a new session seeded with this one's history.`,
-  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [--json]
+  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [-q|--quiet] [--json]
 spine tokens list [--all] [--json]
 spine tokens revoke <token-id|name> [--json]
 
-API tokens for the gateway (docs/gateway.md). Scopes:
+API tokens for the gateway (docs/gateway.md); create -q prints the secret alone. Scopes:
   admin            everything
   operator         submit work, cancel and retry runs, decide approvals, read
   viewer           read only
@@ -144,7 +152,7 @@ create  prints the token once — only its SHA-256 is stored, it cannot be shown
 list    live tokens (--all: revoked ones too); never the token itself.
 revoke  the token stops working at once.`,
   up: `spine up [--config <file>] [--db <url>] [--concurrency <n>] [--host <addr>] [--port <n>] [--no-gateway] [--insecure-local]
-         [--metrics-port <n>] [--send <agent> [--text <text>] [--exit]] [--quiet]
+         [--metrics-port <n>] [--send <agent> [--text <text> | --input <json>] [--exit]] [--quiet]
 
 Runs everything in one process on the store (embedded SQLite by default): the
 gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
@@ -156,7 +164,8 @@ SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
   --host, --port      where the gateway listens (port 0 picks a free one)
   --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
   --metrics-port <n>  also serve Prometheus metrics on 127.0.0.1:<n>/metrics (the gateway serves /metrics too)
-  --send <agent>      submit one run once started (with --text), print its task tree when done
+  --send <agent>      submit one run once started (with --text, or --input <json> as its input),
+                      print its task tree when done
   --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
   worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--metrics-port <n>] [--quiet]
 

@@ -1,3 +1,5 @@
+import { redact } from './redact.ts';
+
 /**
  * The logger port. Adapters: `consoleLogger` (human lines, the CLI in a terminal),
  * the structured JSON logger (observability/json-log.ts, pino) and `silentLogger`
@@ -23,7 +25,8 @@ export function withFields(log: Logger, bindings: Record<string, unknown>): Logg
 
 export function consoleLogger(prefix = 'spine'): Logger {
   const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    `${prefix} ${level} ${msg}${fields && Object.keys(fields).length ? ' ' + JSON.stringify(fields) : ''}`;
+    // Log lines pass the one redaction layer (core/redact.ts), like store writes and errors.
+    redact(`${prefix} ${level} ${msg}${fields && Object.keys(fields).length ? ' ' + JSON.stringify(fields) : ''}`);
   return {
     info: (m, f) => console.log(line('info', m, f)),
     warn: (m, f) => console.error(line('warn', m, f)),

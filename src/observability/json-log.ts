@@ -1,5 +1,6 @@
 import { pino, type Logger as Pino } from 'pino';
 import type { Logger } from '../core/log.ts';
+import { redact } from '../core/redact.ts';
 
 /**
  * Structured JSON logs (one object a line) through pino, written synchronously to
@@ -18,9 +19,14 @@ export function jsonLogger(opts: { name?: string; level?: 'info' | 'warn' | 'err
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: ['token', 'secret', 'password', 'authorization', '*.token', '*.secret', '*.password', '*.authorization', '*.apiKey'], censor: '[redacted]' },
     },
-    opts.destination ?? pino.destination({ fd: opts.fd ?? 2, sync: true }),
+    redacting(opts.destination ?? pino.destination({ fd: opts.fd ?? 2, sync: true })),
   );
   return wrap(root);
+}
+
+/** Every line passes the one redaction layer (core/redact.ts), like the human lines, store writes and errors. */
+function redacting(dest: { write(s: string): unknown }): { write(s: string): void } {
+  return { write: (s: string) => void dest.write(redact(s)) };
 }
 
 function wrap(p: Pino): Logger {

@@ -15,6 +15,7 @@ import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { closeMcpClients, loadConfig } from './config.ts';
+import { refreshMcpCatalog } from './mcp-catalog.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
@@ -97,12 +98,24 @@ export class Runtime {
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
     render: async () => (await this.loadMetrics()).render(),
   };
+  /**
+   * Resolves with the reason if the store is lost under this process (its SQLite file
+   * deleted or replaced): writes already fail with 503, so nothing more is
+   * acknowledged; the command drains and exits non-zero.
+   */
+  readonly storeLost: Promise<string>;
 
   constructor(opts: RuntimeOptions) {
     this.store = opts.store;
     this.config = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
+    this.storeLost = new Promise<string>((resolve) =>
+      this.store.onLost((reason) => {
+        this.log.error(`store lost: ${reason}; no more work is acknowledged, draining and exiting`);
+        resolve(reason);
+      }),
+    );
     const { config, store, clock, log } = this;
     this.intake = new Intake(store, config.registry, config.routing, clock);
     this.channels = createChannels(config.channels);
@@ -111,9 +124,20 @@ export class Runtime {
     // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
     const crossProcess = store.capabilities.crossProcessWakeups;
 
+    // `{env}` secrets are read when used; a process that serves channels says at once which are missing.
+    if (want.has('gateway') || want.has('outbox')) {
+      for (const u of config.channels.unset ?? []) log.warn(`${u.path}: ${u.message}; this channel fails (SECRET_UNSET) until it is set`);
+    }
+    for (const w of config.warnings ?? []) log.warn(`${w.path}: ${w.message}`);
     if (want.has('mcp-clients')) {
       // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
-      this.builtIn.set('mcp-clients', { name: 'mcp-clients', start: async () => {}, stop: () => closeMcpClients() });
+      // The tools each server listed go to the store's catalog, for the commands that do not connect.
+      this.builtIn.set('mcp-clients', {
+        name: 'mcp-clients',
+        start: () => refreshMcpCatalog(store, this.config, clock.now()),
+        stop: () => closeMcpClients(),
+        reconfigure: (next) => refreshMcpCatalog(store, next, clock.now()),
+      });
     }
     if (want.has('gateway')) {
       const overrides = opts.gateway ?? {};
@@ -264,6 +288,7 @@ export class Runtime {
   /** Swaps in a reloaded config everywhere: intake, channels, the agent directory, then each service. */
   async reload(next: CompiledConfig): Promise<void> {
     this.config = next;
+    for (const w of next.warnings ?? []) this.log.warn(`${w.path}: ${w.message}`);
     this.intake.reconfigure(next.registry, next.routing);
     this.channels = createChannels(next.channels);
     this.directory = directoryFromConfig(next);
@@ -298,7 +323,11 @@ export class Runtime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.stop();
-      await this.store.close();
+      try {
+        await this.store.close();
+      } catch (err) {
+        this.log.error('store close failed', { error: err instanceof Error ? err.message : String(err) });
+      }
     })();
     return this.closing;
   }

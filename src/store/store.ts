@@ -8,6 +8,8 @@ import type { ObservedStore } from './observed.ts';
 import type { TokenStore } from './tokens.ts';
 import type { VerdictStore } from './verdicts.ts';
 import type { BreakerStore } from './breakers.ts';
+import type { McpToolStore } from './mcp-tools.ts';
+import type { RunSpend, TurnUsage } from '../core/usage.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -337,6 +339,8 @@ export interface TaskStore {
   get(id: string): Promise<Task | null>;
   list(filter: TaskFilter): Promise<Task[]>;
   turns(taskId: string): Promise<TurnRecord[]>;
+  /** Each turn's reported usage (tokens, cost) of a run or a task, in turn order; turns that reported none are left out. */
+  usage(filter: { runId: string } | { taskId: string }): Promise<TurnUsage[]>;
   effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]>;
   /** Cancels a task and its descendants; the parent (if any) receives a CANCELLED result. */
   cancel(taskId: string, now: number, actor: string, reason?: string): Promise<number>;
@@ -370,8 +374,22 @@ export interface TaskStore {
 }
 
 export interface WorkerStore {
+  /** Records the worker and starts witnessing its life (see `sweepLost`). */
   register(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
   stop(id: string, now: number): Promise<void>;
+  /**
+   * Finds workers that died without stopping — their process is gone (same host) or
+   * their PostgreSQL session ended — marks them stopped, audits `worker.lost`, and ends
+   * their leases now so `tasks.reclaimExpired` takes their tasks at once, still fenced
+   * by lease number. `live` lists the workers still running, oldest first.
+   */
+  sweepLost(selfId: string, now: number): Promise<{ lost: string[]; live: string[] }>;
+  /**
+   * Resolves true as soon as worker `peerId` dies (false when aborted or the watch
+   * broke), where the database can tell without being polled; null where it cannot,
+   * and `sweepLost` must run often instead.
+   */
+  readonly watchPeer: ((peerId: string, signal: AbortSignal) => Promise<boolean>) | null;
   list(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
 }
 
@@ -408,6 +426,8 @@ export interface LimitStore {
   settle(settlement: Settlement, now: number): Promise<void>;
   releaseExpired(now: number): Promise<number>;
   usage(keys: string[]): Promise<BudgetUsage[]>;
+  /** What a run's crossings hold reserved now and have settled, summed over its reservations. */
+  runSpend(runId: string): Promise<RunSpend>;
 }
 
 export interface ApprovalStore {
@@ -460,6 +480,8 @@ export interface Store {
   readonly verdicts: VerdictStore;
   /** Circuit breakers shared by every worker (validation). */
   readonly breakers: BreakerStore;
+  /** The MCP servers' tools, as last listed by a process that connected to them. */
+  readonly mcpTools: McpToolStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;
@@ -475,6 +497,11 @@ export interface Store {
   onTasksReady(listener: () => void): () => void;
   /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
   onCommitted(listener: () => void): () => void;
+  /**
+   * Calls `listener` once if the store is lost under this process (SQLite: its file
+   * deleted or replaced). From then on every write fails with STORE_UNAVAILABLE.
+   */
+  onLost(listener: (reason: string) => void): () => void;
 
   /**
    * Stores an envelope and, in the same transaction, its run in the session's lane

@@ -1,5 +1,6 @@
-import { SendMessageRequest, TaskState, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
-import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { SendMessageRequest, TaskState, type AgentCard, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
+import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type AgentCardResolver, type Client } from '@a2a-js/sdk/client';
+import { A2A_VERSIONS, speaksA2aVersion } from '../../core/a2a-version.ts';
 import { AgentError } from '../../core/errors.ts';
 import type { Json, TurnInput } from '../../core/types.ts';
 import type { Agent, AgentContext } from '../../core/agent.ts';
@@ -14,6 +15,8 @@ export interface A2aAgentOptions {
   streaming?: boolean;
   /** How often an unfinished task is polled (default 500 ms). */
   pollMs?: number;
+  /** Origins besides the configured URL's that the Agent Card may point calls to (they get the headers too). */
+  allowedOrigins?: string[];
 }
 
 const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED]);
@@ -42,7 +45,21 @@ export class A2aAgent implements Agent {
     this.opts = opts;
   }
 
+  /**
+   * Every request goes to the configured origin (or one the config allows): the Agent
+   * Card is the remote's word, and a card naming another host would otherwise receive
+   * the configured credentials — an internal host included.
+   */
   private fetchWithHeaders = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const target = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url).origin;
+    const allowed = [new URL(this.opts.url).origin, ...(this.opts.allowedOrigins ?? []).map((o) => new URL(o).origin)];
+    if (!allowed.includes(target)) {
+      return Promise.reject(
+        new AgentError(this.opts.name, `the Agent Card points to ${target}, not to the configured origin ${allowed[0]}; refused (list it in allowedOrigins to trust it)`, {
+          retryable: false,
+        }),
+      );
+    }
     const extra = this.opts.headers ?? {};
     if (Object.keys(extra).length === 0) return fetch(input, init);
     const headers = new Headers(init?.headers);
@@ -50,22 +67,47 @@ export class A2aAgent implements Agent {
     return fetch(input, { ...init, headers });
   };
 
-  /** The client, made from the Agent Card on first use (and again after a failure). */
+  /**
+   * The client, made from the Agent Card on first use (and again after a failure). A
+   * card of A2A 0.3 (card-level `protocolVersion`) is translated and spoken to with the
+   * SDK's v0.3 compat transports; a card whose interfaces all declare another version is
+   * refused once, not retried: another attempt would meet the same card.
+   */
   private getClient(): Promise<Client> {
     if (!this.client) {
       const fetchImpl = this.fetchWithHeaders;
+      const legacyCompat = { enabled: true };
       const factory = new ClientFactory({
-        transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
-        cardResolver: new DefaultAgentCardResolver({ fetchImpl }),
+        transports: [new JsonRpcTransportFactory({ fetchImpl, legacyCompat }), new RestTransportFactory({ fetchImpl, legacyCompat })],
+        cardResolver: this.versionCheckedResolver(new DefaultAgentCardResolver({ fetchImpl, legacyCompat })),
       });
       const { url } = this.opts;
       const pending = /\.json$/i.test(new URL(url).pathname) ? factory.createFromUrl(url, '') : factory.createFromUrl(url.endsWith('/') ? url : `${url}/`);
       this.client = pending.catch((err: unknown) => {
         this.client = null;
+        if (err instanceof AgentError) throw err;
         throw new AgentError(this.opts.name, `cannot get the A2A Agent Card from ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       });
     }
     return this.client;
+  }
+
+  private versionCheckedResolver(inner: DefaultAgentCardResolver): AgentCardResolver {
+    const check = (card: AgentCard): AgentCard => {
+      const versions = card.supportedInterfaces.map((i) => i.protocolVersion || '0.3');
+      if (versions.length > 0 && !versions.some(speaksA2aVersion)) {
+        throw new AgentError(
+          this.opts.name,
+          `the remote A2A agent at ${this.opts.url} speaks A2A ${[...new Set(versions)].join(', ')}; Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`,
+          { retryable: false, details: { versions: [...new Set(versions)], supported: [...A2A_VERSIONS] } },
+        );
+      }
+      return card;
+    };
+    return {
+      resolve: async (baseUrl, path) => check(await inner.resolve(baseUrl, path)),
+      normalizeAgentCard: (card) => check(inner.normalizeAgentCard(card)),
+    };
   }
 
   async turn(input: TurnInput, ctx: AgentContext): Promise<unknown> {

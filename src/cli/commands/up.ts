@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { InvalidInputError, SpineError } from '../../core/errors.ts';
+import { EXIT, InvalidInputError, SpineError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { hashToken, newTokenSecret } from '../../gateway/auth.ts';
 import { isLoopbackHost } from '../../gateway/config.ts';
@@ -118,10 +118,16 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         `${names.length ? `; channels ${names.join(', ')}` : ''}`,
     );
     if (dashboard) print(`dashboard: ${dashboard.url}  (one-time login link for the local admin, valid 10 minutes)`);
-    const exitCode = await Promise.race([signals.received.then(() => 0), stopWith]);
+    const exitCode = await Promise.race([signals.received.then(() => 0), stopWith, runtime.storeLost.then(() => EXIT.unavailable)]);
     print('spine: draining (Ctrl-C again to force)…');
-    await dashboard?.revoke();
-    await runtime.close();
+    await dashboard?.revoke().catch(() => undefined);
+    try {
+      await runtime.close();
+    } catch (err) {
+      // A store that cannot take the drain's last writes (disk full, lost): say so and exit unavailable, not crash.
+      console.error(`spine: shutdown incomplete: ${err instanceof Error ? err.message : String(err)}`);
+      return { exitCode: EXIT.unavailable };
+    }
     return { exitCode };
   } finally {
     signals.dispose();
