@@ -497,6 +497,7 @@ describe('the OpenAPI document', () => {
     await c.call('observe', '/v1/observe', { token: 'viewer', expect: 200 });
     await c.call('observe', '/v1/observe', { token: 'ingressApi', expect: 403, code: 'FORBIDDEN' });
     const signIn = await c.call('dashboard', '/', { token: null, expect: 200 });
+    await c.call('dashboard', '/?x=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     assert.match(signIn.text, /name="token"/);
     const session = { cookie: `spine_session=${g.tokens.viewer}` };
     assert.match((await c.call('dashboard', '/', { token: null, headers: session, expect: 200 })).text, /meta name="csrf-token"/);
@@ -513,6 +514,7 @@ describe('the OpenAPI document', () => {
     await c.call('logout', '/logout', { token: null, body: 'csrf=', headers: form, expect: 303 });
     const script = await c.call('dashboardScript', '/dashboard.js', { token: null, expect: 200 });
     await c.call('dashboardScript', '/dashboard.js', { token: null, headers: { 'if-none-match': script.headers.get('etag')! }, expect: 304 });
+    await c.call('dashboardScript', '/dashboard.js?v=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     // A cookie session cannot change anything without the page's CSRF token.
     await c.call('cancelRun', `/v1/runs/${runId}/cancel`, { token: null, body: {}, headers: session, expect: 403, code: 'FORBIDDEN' });
 
