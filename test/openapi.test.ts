@@ -127,7 +127,7 @@ class Checker {
       // JSON routes require application/json (a text/plain body is a 415); a test that means another type says so.
       if (!(opts.body instanceof ReadableStream)) headers['content-type'] ??= 'application/json';
     }
-    const res = await fetch(this.g.url + url, { method: op.method, headers, ...(body !== undefined ? { body, duplex: 'half' } : {}) });
+    const res = await fetch(this.g.url + url, { method: op.method, headers, redirect: 'manual', ...(body !== undefined ? { body, duplex: 'half' } : {}) });
     const text = await res.text();
     const what = `${op.method} ${url} → ${res.status} ${text.slice(0, 300)}`;
     if (opts.expect !== undefined) assert.equal(res.status, opts.expect, what);
@@ -547,6 +547,33 @@ describe('the OpenAPI document', () => {
     assert.equal(down.body.ready, false);
     fault.on = false;
     await c.call('readyz', '/readyz', { token: null, expect: 200 });
+    // ── metrics, the live view and the dashboard's session ──
+    await c.call('metrics', '/metrics', { token: 'viewer', expect: 200 });
+    await c.call('metrics', '/metrics', { token: null, expect: 401, code: 'UNAUTHENTICATED' });
+    await c.call('observe', '/v1/observe', { token: 'viewer', expect: 200 });
+    await c.call('observe', '/v1/observe', { token: 'ingressApi', expect: 403, code: 'FORBIDDEN' });
+    const signIn = await c.call('dashboard', '/', { token: null, expect: 200 });
+    await c.call('dashboard', '/?x=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
+    assert.match(signIn.text, /name="token"/);
+    const session = { cookie: `spine_session=${g.tokens.viewer}` };
+    assert.match((await c.call('dashboard', '/', { token: null, headers: session, expect: 200 })).text, /meta name="csrf-token"/);
+    await c.call('loginLink', '/login?code=unknown', { token: null, expect: 401 });
+    const code = g.gw.gateway.logins.issue(g.tokens.viewer);
+    const linked = await c.call('loginLink', `/login?code=${code}`, { token: null, expect: 303 });
+    assert.match(linked.headers.get('set-cookie')!, /^spine_session=.+; Path=\/; HttpOnly; SameSite=Strict/);
+    await c.call('loginLink', `/login?code=${code}`, { token: null, expect: 401 }); // once only
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    await c.call('login', '/login', { token: null, body: `token=${encodeURIComponent(g.tokens.viewer)}`, headers: form, expect: 303 });
+    await c.call('login', '/login', { token: null, body: { token: 'spn_not-a-token' }, expect: 401 });
+    await c.call('login', '/login', { token: null, body: { token: g.tokens.viewer }, headers: { origin: 'https://elsewhere.example' }, expect: 403, code: 'FORBIDDEN' });
+    await c.call('logout', '/logout', { token: null, body: 'csrf=forged', headers: { ...form, ...session }, expect: 403, code: 'FORBIDDEN' });
+    await c.call('logout', '/logout', { token: null, body: 'csrf=', headers: form, expect: 303 });
+    const script = await c.call('dashboardScript', '/dashboard.js', { token: null, expect: 200 });
+    await c.call('dashboardScript', '/dashboard.js', { token: null, headers: { 'if-none-match': script.headers.get('etag')! }, expect: 304 });
+    await c.call('dashboardScript', '/dashboard.js?v=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
+    // A cookie session cannot change anything without the page's CSRF token.
+    await c.call('cancelRun', `/v1/runs/${runId}/cancel`, { token: null, body: {}, headers: session, expect: 403, code: 'FORBIDDEN' });
+
     g.gw.gateway.drain();
     await c.call('readyz', '/readyz', { token: null, expect: 503, code: 'DRAINING' });
     await c.call('eventStream', '/v1/events', { token: 'viewer', expect: 503, code: 'DRAINING' });

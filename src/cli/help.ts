@@ -205,7 +205,7 @@ create  prints the token once — only its SHA-256 is stored, it cannot be shown
 list    live tokens (--all: revoked ones too); never the token itself.
 revoke  the token stops working at once.`,
   up: `spine up [--config <file>] [--db <url>] [--concurrency <n>] [--host <addr>] [--port <n>] [--no-gateway] [--insecure-local]
-         [--send <agent> [--text <text> | --input <json>] [--exit]] [--quiet]
+         [--metrics-port <n>] [--send <agent> [--text <text> | --input <json>] [--exit]] [--quiet]
 
 Runs everything in one process on the store (embedded SQLite by default): the
 gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
@@ -216,12 +216,14 @@ SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
   --no-gateway        workers, dispatcher and schedules only
   --host, --port      where the gateway listens (port 0 picks a free one)
   --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
+  --metrics-port <n>  also serve Prometheus metrics on 127.0.0.1:<n>/metrics (the gateway serves /metrics too)
   --send <agent>      submit one run once started (with --text, or --input <json> as its input),
                       print its task tree when done
   --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
-  worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--quiet]
+  worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--metrics-port <n>] [--quiet]
 
 Runs workers, the outbox dispatcher, the schedules and the routing-agent sweep,
 without the gateway: for running many worker processes against one database
-(run \`spine gateway\` separately). Drains on Ctrl-C or SIGTERM like \`spine up\`.`,
+(run \`spine gateway\` separately). Drains on Ctrl-C or SIGTERM like \`spine up\`.
+  --metrics-port <n>  serve Prometheus metrics on 127.0.0.1:<n>/metrics (docs/observability.md)`,
 } as const;

@@ -4,7 +4,7 @@ import { systemClock } from '../core/clock.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import { PollLoop, type PassContext } from '../core/poll-loop.ts';
-import { silentLogger, type Logger } from '../core/log.ts';
+import { silentLogger, withFields, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
 import { Boundary } from './boundary.ts';
@@ -78,8 +78,9 @@ export class Worker {
     this.registry = deps.registry;
     this.opts = { ...DEFAULT_WORKER, ...deps.options };
     this.clock = deps.clock ?? systemClock;
-    this.log = deps.log ?? silentLogger;
     this.id = deps.id ?? newId('wrk');
+    // Every line this worker logs names it; a task's lines name the run, task and agent too.
+    this.log = withFields(deps.log ?? silentLogger, { worker: this.id });
     this.historyLimit = deps.historyLimit ?? 20;
     this.onAgentEvent = deps.onAgentEvent;
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
@@ -266,7 +267,7 @@ export class Worker {
       ...(this.breakers ? { breakers: this.breakers } : {}),
       clock: this.clock,
       workerId: this.id,
-      log: this.log,
+      log: withFields(this.log, { run: claimed.task.runId, task: id, agent: claimed.task.agent }),
       release,
       ...(this.onAgentEvent ? { onAgentEvent: this.onAgentEvent } : {}),
     };

@@ -7,6 +7,9 @@ import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import type { Permission, Principal } from './auth.ts';
 import type { ApiError } from './errors.ts';
+import type { EventHub } from './events.ts';
+import type { LoginCodes } from './session.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 
 /** What the gateway keeps per request: the authenticated caller. */
 export type Env = {
@@ -37,6 +40,14 @@ export interface GatewayApi {
   notFound(what: string, id: string): ApiError;
   /** The audit keys from config (checkpoint signatures are checked with the public one); null when none is configured. */
   auditKeys?: (() => AuditKeys | null) | undefined;
+  /** The live event hub (its subscriber count, for metrics). */
+  events: EventHub;
+  /** One-time dashboard login links. */
+  logins: LoginCodes;
+  /** The caller, from a bearer token or the dashboard's session cookie; throws 401 without one. */
+  authenticate(c: Context<Env>): Promise<Principal>;
+  /** The process's meter, scraped at /metrics; null when the runtime wired none. */
+  metrics: MetricsExposition | null;
 }
 
 export type GatewayModule = (api: GatewayApi) => void;

@@ -28,6 +28,8 @@ import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
 import { allowedMethods } from './methods.ts';
 import type { Bound, Env, GatewayApi } from './api.ts';
 import { MODULES } from './modules.ts';
+import { CSRF_HEADER, LoginCodes, crossOrigin, csrfMatches, sessionSecret } from './session.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 import { submitFromApi } from './submit.ts';
 
 export interface GatewayDeps {
@@ -48,6 +50,8 @@ export interface GatewayDeps {
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
   /** The audit keys from config, for checkpoint signatures (a function: a reload applies). */
   auditKeys?: () => AuditKeys | null;
+  /** What GET /metrics serves (the runtime's meter); without it, /metrics answers 404. */
+  metrics?: MetricsExposition;
 }
 
 export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
@@ -62,6 +66,8 @@ export interface Gateway {
   /** Starts draining: /readyz answers 503, new event streams are refused, open ones end. */
   drain(): void;
   readonly draining: boolean;
+  /** One-time dashboard login links (session.ts). */
+  logins: LoginCodes;
 }
 
 /**
@@ -108,6 +114,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (secret === null && queryToken) secret = c.req.query('access_token') ?? null;
     const unauthorized = (message: string) => unauthenticated(message, c.req.url);
     if (secret === '') throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
+    if (secret === null) secret = sessionFromCookie(c);
     if (secret === null) {
       if (settings.allowAnonymousLoopback && isLocalRequest(c.req.raw.headers)) return ANONYMOUS;
       const hint = (await store.tokens.anyLive())
@@ -118,6 +125,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const principal = await auth.resolve(secret);
     if (!principal) throw unauthorized('invalid or revoked token');
     return principal;
+  }
+
+  /**
+   * The dashboard's session cookie (session.ts) stands in for a bearer token; a state
+   * change made with it must come from this origin and carry the page's CSRF token.
+   */
+  function sessionFromCookie(c: Context<Env>): string | null {
+    const secret = sessionSecret(c.req.header('cookie'));
+    if (secret === null) return null;
+    const m = c.req.method;
+    if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS') {
+      if (crossOrigin(c.req.raw.headers, c.req.url) || !csrfMatches(secret, c.req.header(CSRF_HEADER))) {
+        throw new ApiError('FORBIDDEN', `a change made with the dashboard's session cookie needs this origin and the page's ${CSRF_HEADER} header`, { needed: [CSRF_HEADER] });
+      }
+    }
+    return secret;
   }
 
   /**
@@ -347,7 +370,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   });
 
   // The layers' own routes (memory, briefs, audit verification, …), each area in its routes-*.ts.
-  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound, auditKeys: deps.auditKeys };
+  const logins = new LoginCodes(() => clock.now());
+  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound, auditKeys: deps.auditKeys, events, logins, authenticate: (c) => authenticate(c, false), metrics: deps.metrics ?? null };
   for (const mount of MODULES) mount(api);
 
   return {
@@ -361,6 +385,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     get draining() {
       return draining;
     },
+    logins,
   };
 }
 

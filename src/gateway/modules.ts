@@ -1,4 +1,6 @@
 import type { GatewayModule } from './api.ts';
+import { dashboardRoutes } from './routes-dashboard.ts';
+import { observeRoutes } from './routes-observe.ts';
 import { mountBatch } from './routes-batch.ts';
 import { briefsModule } from './routes-briefs.ts';
 import { mountProtectedResource } from './routes-oauth.ts';
@@ -10,4 +12,4 @@ import { memoryRoutes } from './routes-memory.ts';
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [mountBatch, briefsModule, validationRoutes, memoryRoutes, mountProtectedResource, auditRoutes];
+export const MODULES: readonly GatewayModule[] = [mountBatch, briefsModule, validationRoutes, memoryRoutes, mountProtectedResource, auditRoutes, observeRoutes, dashboardRoutes];

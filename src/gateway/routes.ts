@@ -42,6 +42,8 @@ export const DOCUMENT: Parameters<OpenAPIHono['getOpenAPI31Document']>[0] = {
     { name: 'mcp', description: 'Spine as an MCP server (docs/mcp.md)' },
     { name: 'a2a', description: 'Spine agents as A2A agents (docs/a2a.md)' },
     { name: 'validation', description: 'gate verdicts (docs/validation.md)' },
+    { name: 'observability', description: 'metrics and the live view (docs/observability.md)' },
+    { name: 'dashboard', description: 'the browser dashboard and its session (docs/observability.md)' },
   ],
 };
 

@@ -10,6 +10,7 @@ import type { AgentDirectory } from './directory.ts';
 import type { ChannelAdapter } from '../core/channel.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
+import type { MetricsExposition } from '../core/meter.ts';
 import { createGateway, type Gateway } from './app.ts';
 import { isLoopbackHost, type GatewaySettings } from './config.ts';
 
@@ -39,6 +40,8 @@ export interface StartGatewayOptions {
   log?: Logger;
   /** The audit keys from config (GET /v1/audit/verify checks checkpoint signatures with them). */
   auditKeys?: () => AuditKeys | null;
+  /** What GET /metrics serves. */
+  metrics?: MetricsExposition;
 }
 
 export interface RunningGateway {
@@ -91,6 +94,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.channels ? { channels: opts.channels } : {}),
     ...(opts.agents ? { agents: opts.agents } : {}),
     ...(opts.auditKeys ? { auditKeys: opts.auditKeys } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createAdaptorServer({ fetch: gateway.app.fetch, hostname: settings.host, websocket: { server: wss } }) as Server;

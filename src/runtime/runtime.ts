@@ -5,6 +5,8 @@ import { ConfigWatcher } from '../config/watch.ts';
 import type { ChannelAdapter } from '../core/channel.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
+import type { MetricsExposition } from '../core/meter.ts';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
@@ -51,6 +53,13 @@ export interface RuntimeOptions {
   worker?: { concurrency?: number };
   /** `spine mcp`: the name the stdio client acts under in the audit trail. */
   mcp?: { name: string };
+  /** `spine worker --metrics-port`: serve GET /metrics on its own port (the gateway serves /metrics itself). */
+  metrics?: { port: number; host?: string };
+  /**
+   * Traces (docs/observability.md): an exporter, or `env` to follow OTEL_TRACES_EXPORTER
+   * (off unless set). Default: off.
+   */
+  traces?: { exporter: SpanExporter } | 'env';
   /** How a changed config file is compiled (config-watch); default: ./config.ts loadConfig. */
   load?: (file: string) => Promise<CompiledConfig>;
 }
@@ -84,6 +93,14 @@ export class Runtime {
   private started: Service[] = [];
   private stopping: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
+  private metricsLoad: Promise<MetricsExposition> | null = null;
+  /** The audit seq when this process started: its counters count what commits after it. */
+  private startSeq: number | null = null;
+  /** What /metrics serves: Spine's instruments, loaded (prom-client and all) on the first scrape. */
+  readonly metrics: MetricsExposition = {
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    render: async () => (await this.loadMetrics()).render(),
+  };
   /**
    * Resolves with the reason if the store is lost under this process (its SQLite file
    * deleted or replaced): writes already fail with 503, so nothing more is
@@ -142,6 +159,7 @@ export class Runtime {
             auditKeys: () => this.config.audit.keys(),
             clock,
             log,
+            metrics: this.metrics,
           });
         },
         stop: async () => {
@@ -232,6 +250,38 @@ export class Runtime {
       this.sealer = sealer;
       this.builtIn.set('audit-sealer', { name: 'audit-sealer', start: async () => sealer.start(), stop: () => sealer.stop() });
     }
+    if (opts.metrics) {
+      const { port, host } = opts.metrics;
+      let server: { url: string; close(): Promise<void> } | null = null;
+      // First up, last down: the drain can be watched.
+      this.before.push({
+        name: 'metrics',
+        start: async () => {
+          const { startMetricsServer } = await import('../observability/metrics-server.ts');
+          server = await startMetricsServer(this.metrics, { port, ...(host ? { host } : {}) });
+          log.info(`metrics: ${server.url}`);
+        },
+        stop: async () => {
+          await server?.close();
+        },
+      });
+    }
+    if (opts.traces) {
+      const choice = opts.traces;
+      let feed: { stop(): Promise<void> } | null = null;
+      this.before.push({
+        name: 'traces',
+        start: async () => {
+          const { startTraceFeed, exporterFromEnv } = await import('../observability/trace-feed.ts');
+          const exporter = choice === 'env' ? exporterFromEnv(process.env) : choice.exporter;
+          if (!exporter) return;
+          feed = startTraceFeed({ store, clock, log, exporter, fromSeq: await store.audit.latestSeq() });
+        },
+        stop: async () => {
+          await feed?.stop();
+        },
+      });
+    }
     if (want.has('config-watch')) {
       const watcher = new ConfigWatcher(config.file, (next) => this.reload(next), log, { clock, load: opts.load ?? ((file) => loadConfig(file)) });
       this.builtIn.set('config-watch', { name: 'config-watch', start: async () => watcher.start(), stop: () => watcher.close() });
@@ -251,6 +301,7 @@ export class Runtime {
   /** Starts every service in order. If one fails, those already started are stopped and the error is thrown. */
   async start(): Promise<void> {
     const order = [...this.before, ...SERVICES.flatMap((n) => this.builtIn.get(n) ?? []), ...this.after];
+    if (this.builtIn.has('gateway') || this.before.some((s) => s.name === 'metrics')) this.startSeq = await this.store.audit.latestSeq();
     for (const s of order) {
       try {
         await s.start();
@@ -309,6 +360,19 @@ export class Runtime {
       }
     })();
     return this.closing;
+  }
+
+  private loadMetrics(): Promise<MetricsExposition> {
+    this.metricsLoad ??= import('../observability/index.ts').then(({ createProcessMetrics }) =>
+      createProcessMetrics({
+        store: this.store,
+        clock: this.clock,
+        ...(this.startSeq !== null ? { fromSeq: this.startSeq } : {}),
+        subscribers: () => this.gateway?.gateway.events.subscribers ?? 0,
+        onError: (err) => this.log.warn('metrics: a store read failed; serving the last values', { error: err instanceof Error ? err.message : String(err) }),
+      }),
+    );
+    return this.metricsLoad;
   }
 
   /** The channel adapters of the current config (for the CLI's summary line). */

@@ -5,6 +5,7 @@ import type { JoinSpec } from '../core/join.ts';
 import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
+import type { ObservedStore } from './observed.ts';
 import type { TokenStore } from './tokens.ts';
 import type { VerdictStore } from './verdicts.ts';
 import type { BreakerStore } from './breakers.ts';
@@ -512,6 +513,8 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** The live view's read (metrics gauges, dashboard). */
+  readonly observed: ObservedStore;
   /** Gate verdicts as records (validation). */
   readonly verdicts: VerdictStore;
   /** Circuit breakers shared by every worker (validation). */

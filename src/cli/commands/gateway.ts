@@ -1,5 +1,5 @@
 import { EXIT } from '../../core/errors.ts';
-import { consoleLogger } from '../../core/log.ts';
+import { cliLogger } from '../log.ts';
 import { ROLES, Runtime } from '../../runtime/runtime.ts';
 import { intOption, parse } from '../args.ts';
 import type { CommandResult } from '../command.ts';
@@ -13,7 +13,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
   try {
     const config = await loadCliConfig(values);
     const store = await openCliStore(values, config);
-    const log = consoleLogger('spine');
+    const log = cliLogger('spine');
     const runtime = new Runtime({
       config,
       store,

@@ -1,5 +1,10 @@
+import { userInfo } from 'node:os';
 import { EXIT, InvalidInputError, SpineError } from '../../core/errors.ts';
-import { consoleLogger, silentLogger } from '../../core/log.ts';
+import { newId } from '../../core/ids.ts';
+import { hashToken, newTokenSecret } from '../../gateway/auth.ts';
+import { isLoopbackHost } from '../../gateway/config.ts';
+import { silentLogger } from '../../core/log.ts';
+import { cliLogger } from '../log.ts';
 import type { Json } from '../../core/types.ts';
 import { waitForRun } from '../../engine/runs.ts';
 import { sendFromCli } from '../../runtime/cli-door.ts';
@@ -30,6 +35,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       input: { type: 'string', short: 'i' },
       exit: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
+      'metrics-port': { type: 'string' },
       ...(mode.gateway
         ? { host: { type: 'string' }, port: { type: 'string' }, 'no-gateway': { type: 'boolean' }, 'insecure-local': { type: 'boolean' } }
         : {}),
@@ -45,13 +51,14 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
   try {
     const concurrency = intOption('concurrency', values.concurrency);
     const port = intOption('port', values.port as string | undefined, 0);
+    const metricsPort = intOption('metrics-port', values['metrics-port'], 0);
     const withGateway = mode.gateway && !values['no-gateway'];
     const config = await loadCliConfig(values, { connect: true });
     if (values.send && !config.registry.agents.has(values.send)) {
       throw new InvalidInputError('--send', `unknown agent "${values.send}" (known: ${[...config.registry.agents.keys()].join(', ')})`);
     }
     const store = await openCliStore(values, config);
-    const log = values.quiet ? silentLogger : consoleLogger('spine');
+    const log = values.quiet ? silentLogger : cliLogger('spine');
     const print = (line: string) => {
       if (!values.quiet) console.log(line);
     };
@@ -67,6 +74,8 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         ...(values['insecure-local'] ? { allowAnonymousLoopback: true } : {}),
       },
       worker: concurrency ? { concurrency } : {},
+      ...(metricsPort !== undefined ? { metrics: { port: metricsPort } } : {}),
+      traces: 'env',
       load: (file) => loadCliConfig({ config: file }, { connect: true }),
     });
 
@@ -100,6 +109,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
       await runtime.close();
       throw err;
     }
+    const dashboard = runtime.gateway && !values.quiet ? await dashboardLink(runtime) : null;
     const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
     const names = runtime.channelNames;
     print(
@@ -107,8 +117,10 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         `worker ${runtime.worker?.id} (concurrency ${concurrency ?? config.worker.concurrency})${runtime.gateway ? `; gateway ${runtime.gateway.url}` : ''}` +
         `${names.length ? `; channels ${names.join(', ')}` : ''}`,
     );
+    if (dashboard) print(`dashboard: ${dashboard.url}  (one-time login link for the local admin, valid 10 minutes)`);
     const exitCode = await Promise.race([signals.received.then(() => 0), stopWith, runtime.storeLost.then(() => EXIT.unavailable)]);
     print('spine: draining (Ctrl-C again to force)…');
+    await dashboard?.revoke().catch(() => undefined);
     try {
       await runtime.close();
     } catch (err) {
@@ -173,4 +185,21 @@ function sendOnce(
     },
   };
   return { service, stopWith };
+}
+
+/**
+ * The dashboard's one-time login link for whoever started `spine up` on this machine
+ * (a loopback gateway only): a session token of its own, revoked when the process stops.
+ */
+async function dashboardLink(runtime: Runtime): Promise<{ url: string; revoke(): Promise<void> } | null> {
+  const gw = runtime.gateway;
+  if (!gw || !isLoopbackHost(gw.host)) return null;
+  const secret = newTokenSecret();
+  const token = await runtime.store.tokens.create({ id: newId('tok'), name: `dashboard:${userInfo().username}`, hash: hashToken(secret), scopes: ['admin'] }, Date.now());
+  return {
+    url: `${gw.url}/login?code=${gw.gateway.logins.issue(secret)}`,
+    revoke: async () => {
+      await runtime.store.tokens.revoke(token.id, Date.now()).catch(() => false);
+    },
+  };
 }

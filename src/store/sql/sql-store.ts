@@ -5,6 +5,7 @@ import type { Envelope } from '../../core/envelope.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { OutboxStore } from '../outbox.ts';
 import type { ScheduleStore } from '../schedules.ts';
+import type { ObservedStore } from '../observed.ts';
 import type {
   AcceptResult,
   BriefStore,
@@ -68,6 +69,7 @@ import { sqlTokenStore } from './token-sql.ts';
 import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
+import { sqlObservedStore } from './observed-sql.ts';
 
 /**
  * The Store port over a SqlBackend, in portable SQL: one sub-port per aggregate (each
@@ -97,6 +99,7 @@ export class SqlStore implements Store {
   readonly mcpTools: McpToolStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly observed: ObservedStore;
   readonly verdicts: VerdictStore;
   readonly breakers: BreakerStore;
   readonly briefs: BriefStore;
@@ -122,6 +125,7 @@ export class SqlStore implements Store {
     this.mcpTools = sqlMcpToolStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
+    this.observed = sqlObservedStore(backend);
     this.verdicts = sqlVerdictStore(backend);
     this.breakers = sqlBreakerStore(backend);
     this.briefs = sqlBriefStore(backend);
