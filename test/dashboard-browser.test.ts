@@ -76,7 +76,8 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
     await page.waitForSelector(`[data-run-state="${runId}"]:text("succeeded")`, { timeout: 30_000 });
     await page.waitForSelector(`[data-task-state="${root}"]:text("succeeded")`);
     assert.equal(await page.evaluate('window.marker'), 42, 'updated live, not reloaded');
-    await waitForExpr(page, `document.querySelectorAll('ul.tree li').length === 3`);
+    // The example's run: the commander, its three specialists and the arbiter that settles their conflict.
+    await waitForExpr(page, `document.querySelectorAll('ul.tree li').length === 5`);
     await screenshot(page, 'run-tree');
 
     for (const view of ['runs', 'timeline', 'approvals', 'cost', 'health', 'audit']) {
