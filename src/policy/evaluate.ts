@@ -1,5 +1,6 @@
 import { localTime } from '../core/zoned-time.ts';
 import type { Json } from '../core/types.ts';
+import type { ApprovalState } from '../core/states.ts';
 import type { BucketTake, BudgetReserve, Store } from '../store/store.ts';
 import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
@@ -80,10 +81,16 @@ export interface PolicyDecision {
   trace: RuleResult[];
 }
 
+export interface ApprovalFact {
+  state: ApprovalState;
+  decidedBy?: string | null;
+  reason?: string | null;
+}
+
 /** Facts from the store the pure steps need; fetched only when a rule asks. */
 export interface PolicyFacts {
-  /** The latest decision recorded for this action key, if any. */
-  approvalFor(key: string): Promise<'approved' | 'denied' | 'expired' | 'pending' | null>;
+  /** The latest approval recorded for this action key, if any: its state, and who decided why. */
+  approvalFor(key: string): Promise<ApprovalFact | null>;
   standingGrant(agent: string, action: string, now: number): Promise<boolean>;
 }
 
@@ -92,7 +99,7 @@ export const NO_FACTS: PolicyFacts = { approvalFor: async () => null, standingGr
 /** The facts as the store holds them. The store returns the standing grants; which ones cover an action is decided here. */
 export function storeFacts(store: Pick<Store, 'approvals' | 'grants'>): PolicyFacts {
   return {
-    approvalFor: (key) => store.approvals.stateFor(key),
+    approvalFor: (key) => store.approvals.decisionFor(key),
     standingGrant: async (agent, action, now) => (await store.grants.list({ agent, activeAt: now })).some((g) => matches(g.action, action)),
   };
 }
@@ -214,12 +221,12 @@ export class PolicyEngine {
         continue;
       }
       const recorded = await facts.approvalFor(c.key);
-      if (recorded === 'approved') {
+      if (recorded?.state === 'approved') {
         trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'approved', reason: 'a human approved this action' });
         continue;
       }
-      if (recorded === 'denied' || recorded === 'expired') {
-        const reason = recorded === 'denied' ? 'a human denied this action' : 'the approval request expired';
+      if (recorded?.state === 'denied' || recorded?.state === 'expired' || recorded?.state === 'cancelled') {
+        const reason = refusalReason(recorded);
         trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'deny', reason });
         return done('deny', rule.id, reason);
       }
@@ -260,7 +267,7 @@ export class PolicyEngine {
     // approved escalation of this very action is, and even then its spend is reserved and
     // counted on every budget, just without the ceiling.
     let overCeiling = false;
-    if (c.cost && this.policy.ceilings.length > 0 && (await facts.approvalFor(escalationKey(c.key))) === 'approved') {
+    if (c.cost && this.policy.ceilings.length > 0 && (await facts.approvalFor(escalationKey(c.key)))?.state === 'approved') {
       overCeiling = true;
       trace.push({ ruleId: 'escalation', kind: 'cost', outcome: 'approved', reason: 'an operator let this action spend over its ceiling' });
     }
@@ -276,6 +283,14 @@ export class PolicyEngine {
     const limits = takes.length || budgets.length ? { takes, budgets, micros: c.cost?.micros ?? 0, tokens: c.cost?.tokens ?? 0 } : null;
     return done('allow', null, notify.length ? 'allowed; operators notified' : 'allowed', { notify, limits });
   }
+}
+
+/** Why a decided approval refuses its action, in words the agent gets back: who denied it and their reason. */
+function refusalReason(a: ApprovalFact): string {
+  if (a.state === 'expired') return 'the approval request expired';
+  if (a.state === 'cancelled') return 'the approval request was cancelled';
+  const by = a.decidedBy ? ` (${a.decidedBy})` : '';
+  return a.reason ? `a human${by} denied this action: ${a.reason}` : `a human${by} denied this action`;
 }
 
 /**

@@ -213,6 +213,13 @@ export interface BudgetUsage {
 
 export type { ApprovalState };
 
+/** What policy needs to know about an action's newest approval. */
+export interface ApprovalDecision {
+  state: ApprovalState;
+  decidedBy: string | null;
+  reason: string | null;
+}
+
 export interface NewApproval {
   runId: string;
   taskId: string;
@@ -406,8 +413,8 @@ export interface LimitStore {
 }
 
 export interface ApprovalStore {
-  /** The state of the newest approval for an action (its effect key), if any. */
-  stateFor(actionKey: string): Promise<ApprovalState | null>;
+  /** The newest approval for an action (its effect key), if any: its state, who decided and why. */
+  decisionFor(actionKey: string): Promise<ApprovalDecision | null>;
   get(id: string): Promise<Approval | null>;
   list(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
   /** Records who decided; wakes the waiting task wherever it is. */

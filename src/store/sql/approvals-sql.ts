@@ -2,7 +2,7 @@ import { InvalidStateError, NotFoundError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { ErrorInfo } from '../../core/types.ts';
-import type { Approval, ApprovalState, ApprovalStore, NewApproval } from '../store.ts';
+import type { Approval, ApprovalDecision, ApprovalState, ApprovalStore, NewApproval } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
@@ -210,9 +210,12 @@ async function afterDecision(tx: SqlExecutor, a: Approval, now: number, actor: s
 
 export function sqlApprovalStore(db: SqlBackend): ApprovalStore {
   return {
-    async stateFor(actionKey: string): Promise<ApprovalState | null> {
-      const row = await db.read.get<{ state: string }>('SELECT state FROM approvals WHERE action_key = ? ORDER BY requested_at DESC, id DESC LIMIT 1', [actionKey]);
-      return (row?.state as ApprovalState | undefined) ?? null;
+    async decisionFor(actionKey: string): Promise<ApprovalDecision | null> {
+      const row = await db.read.get<{ state: string; decided_by: string | null; decision_reason: string | null }>(
+        'SELECT state, decided_by, decision_reason FROM approvals WHERE action_key = ? ORDER BY requested_at DESC, id DESC LIMIT 1',
+        [actionKey],
+      );
+      return row ? { state: row.state as ApprovalState, decidedBy: row.decided_by, reason: row.decision_reason } : null;
     },
 
     async get(id: string): Promise<Approval | null> {

@@ -4,6 +4,7 @@ import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../cor
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { ClaimedTask, ClaimRequest, EffectRecord, EffectStart, Lease, NewChildTask, Settlement, TaskFilter, TaskStore } from '../store.ts';
+import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
@@ -238,6 +239,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
           now,
           rows.map((r) => ({ kind: 'task.cancelled', runId: r.run_id, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
         );
+        await cancelOpenApprovals(tx, rows.map((r) => r.id), now, actor, reason);
         const woke = await propagateFinish(tx, toTask(top), 'cancelled', null, error, now, actor);
         return { count: rows.length, woke };
       });
