@@ -1,0 +1,153 @@
+// The first hour (issue 17): what a newcomer and a process supervisor meet first.
+// Real processes, real signals: Ctrl-C on `up --send` with its run still open, the
+// launcher under an older Node living and dying with its child, and the small CLI
+// answers (`spine version`, a negative `--limit`).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { MAIN, spine, writeProject } from './fixtures/policy-project.ts';
+import { until } from './helpers.ts';
+
+const BIN = fileURLToPath(new URL('../bin/spine.js', import.meta.url));
+const SIGN_OFF = { rules: [{ id: 'sign-off', kind: 'approval', actions: ['payments.*'], tier: 'approve', approvers: 'finance', expiresIn: '1h' }] };
+
+interface Running {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  /** Resolves once stdout matches. */
+  saw: (pattern: RegExp) => Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function start(cwd: string, node: string, entry: string, args: string[]): Running {
+  const env = { ...process.env };
+  for (const k of ['SPINE_DB', 'SPINE_CONFIG', 'SPINE_FAULTS', 'NODE_TEST_CONTEXT']) delete env[k];
+  const child = spawn(node, [entry, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const waiters: Array<{ pattern: RegExp; resolve: () => void }> = [];
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    for (const w of waiters.filter((w) => w.pattern.test(out))) w.resolve();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const saw = (pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      if (pattern.test(out)) return resolve();
+      waiters.push({ pattern, resolve });
+      void exited.then(({ code, signal }) => reject(new Error(`exited (${code ?? signal}) before printing ${pattern}:\n${out}\n${err}`)));
+    });
+  return { child, out: () => out, err: () => err, saw, exited };
+}
+
+/** The pids whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the first hour', () => {
+  let dir: string;
+  let config: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'spine-first-hour-'));
+    config = writeProject(dir, { policy: SIGN_OFF });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = (name: string) => `sqlite:${join(dir, `${name}.db`)}`;
+
+  it('Ctrl-C on `up --send` while its run waits for an approval drains cleanly: exit 0, no store error', async () => {
+    // The run parks on an approval, so it is still open (and being waited on) when SIGINT comes.
+    const up = start(dir, process.execPath, MAIN, ['up', '--config', config, '--db', db('sigint'), '--port', '0', '--send', 'payer', '--input', '{"to":"acme","amount":5}']);
+    await up.saw(/waits for approval/);
+    up.child.kill('SIGINT');
+    const { code } = await up.exited;
+    assert.equal(code, 0, up.err());
+    assert.doesNotMatch(up.err(), /finalized|unexpected error|database is (closed|not open)/i);
+    assert.match(up.out(), /draining/);
+  });
+
+  it('`spine version` and `--version` print the version; `--limit -5` names the option', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const args of [['version'], ['--version']]) {
+      const r = await spine(dir, args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), pkg.version);
+    }
+    const r = await spine(dir, ['runs', 'list', '--limit', '-5', '--db', db('limit')]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--limit: must be an integer ≥ 1, got "-5"/);
+    assert.doesNotMatch(r.stderr, /ambiguous/);
+  });
+
+  it('under Node 24 the bin entry runs Spine in its own process (no second process)', async () => {
+    const w = start(dir, process.execPath, BIN, ['worker', '--config', config, '--db', db('one')]);
+    await w.saw(/spine worker: /);
+    assert.deepEqual(childrenOf(w.child.pid!), [], 'no child process');
+    w.child.kill('SIGINT');
+    assert.equal((await w.exited).code, 0, w.err());
+  });
+
+  it('`send --wait` right after the only worker was SIGKILLed says at once that no worker is running', async () => {
+    const w = start(dir, process.execPath, MAIN, ['worker', '--config', config, '--db', db('dead-worker')]);
+    await w.saw(/spine worker: /);
+    w.child.kill('SIGKILL');
+    await w.exited;
+    // Its heartbeat is fresh; its process is gone. The warning comes from the first check, not after a minute.
+    const r = await spine(dir, ['send', 'payer', '--input', '{"to":"acme","amount":1}', '--wait', '--timeout', '1500', '--config', config, '--db', db('dead-worker')]);
+    assert.equal(r.code, 1, 'still running when --timeout passed');
+    assert.match(r.stderr, /no worker is running against .*dead-worker\.db.*start one with `spine up`/);
+    assert.match(r.stdout, /still running after 1500 ms/);
+  });
+
+  const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);
+  const skip = oldNode ? false : 'no Node older than 24 on this machine to try';
+
+  it('under an older Node, SIGINT to the launcher (kill -INT, not a terminal) stops the Node 24 child', { skip }, async () => {
+    const w = start(dir, oldNode!, BIN, ['worker', '--config', config, '--db', db('old-int')]);
+    await w.saw(/spine worker: /);
+    const [child] = childrenOf(w.child.pid!);
+    assert.ok(child, 'the launcher runs Spine in a child');
+    process.kill(w.child.pid!, 'SIGINT');
+    const { code } = await w.exited;
+    assert.equal(code, 0, `the child drained and its exit code came through: ${w.err()}`);
+    await until('the child is gone', () => !alive(child), 30_000);
+    assert.match(w.out(), /draining/);
+  });
+
+  it('under an older Node, SIGKILL of the launcher (a supervisor’s last resort) takes the child down too', { skip }, async () => {
+    const w = start(dir, oldNode!, BIN, ['worker', '--config', config, '--db', db('old-kill')]);
+    await w.saw(/spine worker: /);
+    const [child] = childrenOf(w.child.pid!);
+    assert.ok(child, 'the launcher runs Spine in a child');
+    w.child.kill('SIGKILL');
+    await w.exited;
+    // The child sees its IPC channel close and stops: no orphan left polling the store.
+    await until('the orphaned child is gone', () => !alive(child), 30_000);
+  });
+});
