@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MAIN, spine, writeProject } from './fixtures/policy-project.ts';
 import { until } from './helpers.ts';
+import { openStore } from '../src/runtime/open-store.ts';
 
 const BIN = fileURLToPath(new URL('../bin/spine.js', import.meta.url));
 const SIGN_OFF = { rules: [{ id: 'sign-off', kind: 'approval', actions: ['payments.*'], tier: 'approve', approvers: 'finance', expiresIn: '1h' }] };
@@ -123,6 +124,61 @@ describe('the first hour', () => {
     assert.equal(r.code, 1, 'still running when --timeout passed');
     assert.match(r.stderr, /no worker is running against .*dead-worker\.db.*start one with `spine up`/);
     assert.match(r.stdout, /still running after 1500 ms/);
+  });
+
+  it('approvals show, runs follow, a denial reason, and a cancelled run’s approval that can no longer be decided', async (t) => {
+    const url = db('approvals');
+    const w = start(dir, process.execPath, MAIN, ['worker', '--config', config, '--db', url]);
+    t.after(async () => {
+      w.child.kill('SIGTERM');
+      await w.exited;
+    });
+    await w.saw(/spine worker: /);
+    const store = openStore({ url });
+    t.after(() => store.close());
+    const pendingOf = async (runId: string) => {
+      await until('a pending approval', async () => (await store.approvals.list({ runId, state: 'pending', limit: 1 })).length > 0, 30_000);
+      return (await store.approvals.list({ runId, state: 'pending', limit: 1 }))[0]!;
+    };
+
+    const sent = await spine(dir, ['send', 'payer', '--input', '{"to":"acme","amount":1234}', '--config', config, '--db', url]);
+    assert.equal(sent.code, 0, sent.stderr);
+    const runId = sent.stdout.trim();
+    const follow = start(dir, process.execPath, MAIN, ['runs', 'follow', runId, '--config', config, '--db', url]);
+    const a = await pendingOf(runId);
+
+    const shown = await spine(dir, ['approvals', 'show', a.id, '--config', config, '--db', url]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /action +tool:payments\.send/);
+    assert.match(shown.stdout, /"amount": 1234/, 'the whole input is shown');
+    assert.match(shown.stdout, /rule +sign-off/);
+    assert.match(shown.stdout, /approvers +finance/);
+    assert.match(shown.stdout, /history\n.*approval\.requested/);
+
+    // The follower shows the wait, with the run and a time on the line.
+    await follow.saw(/waits for approval by finance/);
+    assert.match(follow.out(), new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.\\d{3} ${runId}  started → payer$`, 'm'));
+    const denied = await spine(dir, ['approvals', 'deny', a.id, '--reason', 'wrong vendor', '--config', config, '--db', url]);
+    assert.equal(denied.code, 0, denied.stderr);
+    const followed = await follow.exited;
+    assert.equal(followed.code, 0, `the agent handled the refusal and the run succeeded: ${follow.err()}`);
+    assert.match(follow.out(), /denied by env-operator \(wrong vendor\)/);
+    assert.match(follow.out(), new RegExp(`run ${runId} succeeded`));
+    // The reason reached the agent, in the denied result.
+    const run = (await store.runs.get(runId))!;
+    assert.match(JSON.stringify(run.output), /denied this action: wrong vendor/);
+    const history = await spine(dir, ['approvals', 'show', a.id, '--config', config, '--db', url]);
+    assert.match(history.stdout, /approval\.denied by env-operator: wrong vendor/);
+
+    // Cancelled while waiting: the approval is closed, and approving it is refused.
+    const second = (await spine(dir, ['send', 'payer', '--input', '{"to":"acme","amount":5}', '--config', config, '--db', url])).stdout.trim();
+    const b = await pendingOf(second);
+    assert.equal((await spine(dir, ['runs', 'cancel', second, '--config', config, '--db', url])).code, 0);
+    const late = await spine(dir, ['approvals', 'approve', b.id, '--config', config, '--db', url]);
+    assert.equal(late.code, 3, late.stdout);
+    assert.match(late.stderr, new RegExp(`approval ${b.id} is already cancelled`));
+    assert.doesNotMatch(late.stdout, /continues/);
+    assert.equal((await store.approvals.get(b.id))!.state, 'cancelled');
   });
 
   const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);

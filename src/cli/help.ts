@@ -2,6 +2,7 @@
  * The help texts of the `spine` commands, kept apart from the commands so that
  * `spine --help` and `spine <command> --help` load no command module.
  */
+import { APPROVAL_STATES } from '../core/states.ts';
 
 export const HELP = {
   agents: `spine agents list [--bindings] [--json]
@@ -12,7 +13,8 @@ list           the agents of the config, with kind, contracts and granted tools.
                first), what it matches, and the agent or router it targets.
 add            adds an agent to spine.config.json5 (validated before it is written;
                a running \`spine up\` reloads it).`,
-  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [--json]
+  approvals: `spine approvals list [--state ${[...APPROVAL_STATES, 'all'].join('|')}] [--run <run-id>] [--limit <n>] [--json]
+spine approvals show <approval-id> [--json]
 spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
@@ -20,10 +22,13 @@ spine approvals grants [--all] [--json]
 spine approvals revoke <grant-id> [--as <name>]
 
 list     pending requests by default: what, why, which rule, who may decide, when it expires.
+show     one request in full: the action and its whole input, the rule, the approvers,
+         and its history (requested, decided, expired, rerouted, cancelled).
 approve  the waiting task continues and the action goes ahead (for an escalation:
          the task is retried, or may spend over the ceiling that stopped it).
-deny     the action comes back to the agent as a refusal (for an escalation: the
-         task is dead-lettered).
+deny     the action comes back to the agent as a refusal, with --reason (for an
+         escalation: the task is dead-lettered).
+A request whose run was cancelled is closed (cancelled); deciding it is refused (exit 3).
 grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
          for this agent for the next N days.
 The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`,
@@ -37,7 +42,9 @@ Checks the store and reports, without changing anything:
   leases         tasks still held after their lease expired (a dead worker that no
                  live worker has reclaimed); stuck longer than --stuck-after
                  (default 60 s) is a failure
-  queue          tasks and runs by state, the oldest ready task, live workers
+  queue          tasks and runs by state, the oldest ready task, live workers (by
+                 heartbeat, and on this host by process); ready work overdue by more
+                 than a heartbeat with no live worker is a failure
   approvals      pending approvals
   outbox         outbound messages waiting, and dead ones
 Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`,
@@ -90,13 +97,18 @@ Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
   runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
 spine runs show <run-id> [--json]
+spine runs follow <run-id> [--timeout <ms>] [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]
 spine runs retry <run-id> [--json]
 
 list    newest first; --before pages on (pass the last id shown). States: running,
         succeeded, failed (dead-lettered: replay with retry), cancelled.
 show    the run, its task tree, each task's turns, and the effects ledger.
-cancel  cancels every unfinished task of the run (cascades to children).
+follow  streams the run's live log (what it did so far, then each step, the waits
+        included) until it ends; exit 0 if it succeeded, 1 otherwise. Like
+        \`send --wait\`, for a run already submitted.
+cancel  cancels every unfinished task of the run (cascades to children) and closes
+        its open approvals.
 retry   replays a failed run: its dead task is queued again and resumes from its
         last committed turn; recorded effects are not executed again.`,
   send: `spine send <agent> [text] [--input <json>] [--idempotency-key <key>] [--tenant <t>] [--wait [--timeout <ms>]] [--json]
@@ -104,6 +116,8 @@ retry   replays a failed run: its dead task is queued again and resumes from its
 Submits work to an agent and prints the run id. The input is {"text": <text>}, or
 the JSON given with --input. With --wait, blocks until the run is terminal and
 prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
+While waiting, it says at once (and again whenever it becomes true) when no worker is
+alive to run the work.
 --tenant names whose spend this is, for daily cost ceilings (default: default).`,
   sessions: `spine sessions list [--agent <agent>] [--limit <n>] [--json]
 spine sessions show <key> [--limit <n>] [--json]
@@ -128,18 +142,19 @@ create  prints the token once — only its SHA-256 is stored, it cannot be shown
 list    live tokens (--all: revoked ones too); never the token itself.
 revoke  the token stops working at once.`,
   up: `spine up [--config <file>] [--db <url>] [--concurrency <n>] [--host <addr>] [--port <n>] [--no-gateway] [--insecure-local]
-         [--send <agent> [--text <text>] [--exit]] [--quiet]
+         [--send <agent> [--text <text> | --input <json>] [--exit]] [--quiet]
 
 Runs everything in one process on the store (embedded SQLite by default): the
 gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
-routing-agent sweep. Prints runs as they progress. The config file is watched and
+routing-agent sweep. Prints runs as they progress, one line per step with its time
+(UTC) and run, the waits included (approvals, windows, rate limits). The config file is watched and
 reloaded (an invalid change is rejected and the running config kept). On Ctrl-C or
 SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
 (worker.drainMs), and hands the rest back.
   --no-gateway        workers, dispatcher and schedules only
   --host, --port      where the gateway listens (port 0 picks a free one)
   --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
-  --send <agent>      submit one run once started (with --text), print its task tree when done
+  --send <agent>      submit one run once started (with --text or --input), print its task tree when done
   --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
   worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--quiet]
 

@@ -1,5 +1,5 @@
 import { APPROVAL_STATES } from '../../core/states.ts';
-import { InvalidInputError } from '../../core/errors.ts';
+import { InvalidInputError, NotFoundError } from '../../core/errors.ts';
 import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
@@ -17,6 +17,8 @@ export async function approvalsCommand(argv: string[]): Promise<CommandResult> {
   switch (sub) {
     case 'list':
       return list(rest);
+    case 'show':
+      return show(rest);
     case 'approve':
     case 'deny':
       return decide(rest, sub === 'approve');
@@ -29,7 +31,7 @@ export async function approvalsCommand(argv: string[]): Promise<CommandResult> {
     default:
       throw new InvalidInputError(
         'approvals',
-        sub ? `unknown subcommand "${sub}" (list, approve, deny, grant, grants, revoke)` : 'needs a subcommand: list, approve, deny, grant, grants or revoke',
+        sub ? `unknown subcommand "${sub}" (list, show, approve, deny, grant, grants, revoke)` : 'needs a subcommand: list, show, approve, deny, grant, grants or revoke',
       );
   }
 }
@@ -65,6 +67,45 @@ async function list(argv: string[]): Promise<CommandResult> {
   } finally {
     await store.close();
   }
+}
+
+/** One approval in full: the action with its whole input, the rule, who may decide, and its history. */
+async function show(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, {}, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<approval-id>', 'missing (see `spine approvals list`)');
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    const a = await store.approvals.get(id);
+    if (!a) throw new NotFoundError('approval', id);
+    // Its history: the audit events that name it (requested, decided, expired, rerouted, cancelled).
+    const history = (await store.audit.list({ runId: a.runId, limit: 10_000 })).filter((e) => (e.data as { approval?: unknown } | null)?.approval === id);
+    if (values.json) return { stdout: JSON.stringify({ approval: a, history }, null, 2) };
+    const action = a.action as { kind?: string; name?: string; input?: unknown } | null;
+    const lines = [
+      `approval   ${a.id} (${a.kind})`,
+      `state      ${a.state}${a.decidedBy ? ` by ${a.decidedBy} at ${when(a.decidedAt)}` : ''}${a.decisionReason ? `: ${a.decisionReason}` : ''}`,
+      `run        ${a.runId}  task ${a.taskId}  agent ${a.agent}`,
+      `action     ${action?.kind ?? '?'}:${action?.name ?? '?'}`,
+      `input      ${JSON.stringify(action?.input ?? null, null, 2).replaceAll('\n', '\n           ')}`,
+      `rule       ${a.ruleId ?? '-'}`,
+      `why        ${a.reason}`,
+      `approvers  ${a.approvers}`,
+      `requested  ${when(a.requestedAt)}   expires ${when(a.expiresAt)}${a.onExpiry ? ` (then ${JSON.stringify(a.onExpiry)})` : ''}`,
+    ];
+    if (a.supersedes) lines.push(`supersedes ${a.supersedes}`);
+    lines.push('', 'history', ...history.map((e) => `  ${when(e.at)}  ${e.kind}${e.actor ? ` by ${e.actor}` : ''}${historyNote(e.data)}`));
+    if (a.state === 'pending') lines.push('', `decide: spine approvals approve ${a.id} | spine approvals deny ${a.id} --reason "…"`);
+    return { stdout: lines.join('\n') };
+  } finally {
+    await store.close();
+  }
+}
+
+function historyNote(data: unknown): string {
+  const d = (data ?? {}) as Record<string, unknown>;
+  const parts = [d.reason ? `: ${short(d.reason, 100)}` : '', d.escalation ? ` (${String(d.escalation)}${d.to ? ` to ${String(d.to)}` : ''})` : ''];
+  return parts.join('');
 }
 
 async function decide(argv: string[], approve: boolean): Promise<CommandResult> {
