@@ -142,9 +142,9 @@ export class SqliteBackend implements SqlBackend {
     this.maxBatch = opts.maxBatch ?? 256;
     try {
       if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-      this.writer = new DatabaseSync(opts.path);
+      this.writer = new DatabaseSync(opts.path, { timeout: BUSY_TIMEOUT_MS });
       configure(this.writer, opts.durability);
-      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path);
+      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path, { timeout: BUSY_TIMEOUT_MS });
       if (this.reader !== this.writer) configure(this.reader, opts.durability);
     } catch (err) {
       throw sqliteFault(err) ?? err;
@@ -258,9 +258,16 @@ export class SqliteBackend implements SqlBackend {
   }
 }
 
+/** How long a statement waits for another process's lock before it fails with `database is locked`. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * The busy timeout comes first (it is also given when opening): switching to WAL needs a
+ * lock, and opening the store while another process writes must wait for it, not fail.
+ */
 function configure(db: DatabaseSync, durability: Durability): void {
-  db.exec(`PRAGMA journal_mode = WAL;
+  db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS};
+    PRAGMA journal_mode = WAL;
     PRAGMA synchronous = ${durability === 'strict' ? 'FULL' : 'NORMAL'};
-    PRAGMA busy_timeout = 5000;
     PRAGMA foreign_keys = ON;`);
 }
