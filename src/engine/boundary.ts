@@ -355,7 +355,7 @@ export class Boundary {
     const reservationId = newId('rsv');
     const limits = decision.limits;
     const result = await this.store.limits.acquire(
-      { ...limits, reservationId, runId: crossing.runId, taskId: crossing.taskId, expiresAt: now + this.reservationTtl(ctx.agent) },
+      { ...limits, reservationId, runId: crossing.runId, taskId: crossing.taskId, expiresAt: now + this.reservationTtl(ctx.agent), holder: ctx.actor },
       now,
     );
     if (result.ok) {

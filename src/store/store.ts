@@ -196,6 +196,12 @@ export interface LimitAcquire {
   taskId: string;
   /** An unsettled reservation is released after this (its holder died). */
   expiresAt: number;
+  /**
+   * The worker whose lease on the task the spend is reserved under. Reserving is
+   * refused (LeaseLostError) once that lease is gone: its reclaim has already released
+   * the task's reservations, and one taken after it would be left behind until expiry.
+   */
+  holder?: string;
 }
 
 export type LimitResult =

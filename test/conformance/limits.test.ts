@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, test, type TestContext } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
-import type { FieldIssue } from '../../src/core/errors.ts';
+import { LeaseLostError, type FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
@@ -323,6 +323,47 @@ describe('reservations whose holder died', () => {
       ['cost.released', 'cost.settled'],
     );
     assert.equal(audit[0]!.actor, 'reaper');
+  });
+
+  it('spend is reserved only under a held lease; a released or cancelled task gives its reservations back (no leak until expiry)', async (t) => {
+    const { store, cleanup } = await tempStore();
+    t.after(cleanup);
+    const now = Date.now();
+    const mine = async () => {
+      const { run } = await store.runs.create({ agent: 'a', input: null, maxAttempts: 3 }, now);
+      const [claimed] = await store.tasks.claim({ workerId: 'wrk_a', limit: 1, leaseMs: 60_000, now });
+      assert.ok(claimed && claimed.task.runId === run.id);
+      return { run, claimed };
+    };
+    const budget = (runId: string) => `cost:ceiling:run:${runId}`;
+    const reserve = (id: string, runId: string, taskId: string, holder: string) =>
+      store.limits.acquire({ ...acquire(id, 100_000, now), budgets: [{ ruleId: 'ceiling', key: budget(runId), maxMicros: 1_000_000, maxTokens: null }], runId, taskId, holder }, now);
+    const reserved = async (runId: string) => (await store.limits.usage([budget(runId)]))[0]?.reservedMicros ?? 0;
+
+    // 1. The lease was lost (expired and reclaimed) before the stalled holder reserved: refused, nothing held.
+    const lost = await mine();
+    await forge(store, 'UPDATE tasks SET lease_expires_at = ? WHERE id = ?', [now - 1, lost.claimed.task.id]);
+    assert.equal(await store.tasks.reclaimExpired(now, 5), 1);
+    await assert.rejects(reserve('rsv_lost', lost.run.id, lost.claimed.task.id, 'wrk_a'), LeaseLostError);
+    assert.equal(await reserved(lost.run.id), 0, 'nothing reserved under a lost lease');
+    await store.runs.cancel(lost.run.id, now, 'test');
+
+    // 2. Handed back unfinished (a drain): its reservation is released with it.
+    const drained = await mine();
+    assert.equal((await reserve('rsv_drain', drained.run.id, drained.claimed.task.id, 'wrk_a')).ok, true);
+    assert.equal(await reserved(drained.run.id), 100_000);
+    await store.tasks.release([drained.claimed.lease], now);
+    assert.equal(await reserved(drained.run.id), 0, 'released with the task');
+    await store.runs.cancel(drained.run.id, now, 'test');
+
+    // 3. Cancelled mid-turn: its reservation is released in the cancel's commit.
+    const cancelled = await mine();
+    assert.equal((await reserve('rsv_cancel', cancelled.run.id, cancelled.claimed.task.id, 'wrk_a')).ok, true);
+    await store.runs.cancel(cancelled.run.id, now, 'carol');
+    assert.equal(await reserved(cancelled.run.id), 0, 'released with the cancel');
+    const kinds = (await store.audit.list({ runId: cancelled.run.id, limit: 100 })).map((e) => e.kind);
+    assert.ok(kinds.includes('cost.released'), kinds.join(', '));
+    assert.equal(await store.limits.releaseExpired(now + 10 * 60_000), 0, 'nothing left for the expiry reaper');
   });
 
   it('acquiring is all or nothing: a refused budget leaves the other budgets and the rate buckets untouched', async (t) => {

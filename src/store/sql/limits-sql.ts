@@ -1,3 +1,4 @@
+import { LeaseLostError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { BudgetUsage, LimitAcquire, LimitResult, LimitStore, Settlement } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
@@ -28,6 +29,11 @@ async function acquireLimits(tx: SqlExecutor, req: LimitAcquire, now: number): P
     if (got !== true) throw new LimitRefused({ ok: false, kind: 'rate', ruleId: take.ruleId, key: take.key, retryAt: got, onExceeded: take.onExceeded });
   }
   if (req.budgets.length > 0) {
+    // Reserve only under a lease still held: the row lock also orders this after (or before) a reclaim.
+    if (req.holder !== undefined) {
+      const held = await tx.run(`UPDATE tasks SET updated_at = updated_at WHERE id = ? AND lease_owner = ? AND state IN ('leased', 'running')`, [req.taskId, req.holder]);
+      if (held !== 1) throw new LeaseLostError(req.taskId);
+    }
     for (const b of req.budgets) {
       await tx.run('INSERT INTO budgets (key, updated_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [b.key, now]);
       const conds: string[] = [];
@@ -106,8 +112,8 @@ export async function settleReservation(tx: SqlExecutor, s: Settlement, now: num
  * reclaimed). Every recorded effect settled its reservation in the same commit, so
  * what is still reserved belongs to an effect that will run again under a new one.
  */
-export async function releaseTaskReservations(tx: SqlExecutor, taskId: string, now: number): Promise<number> {
-  return releaseWhere(tx, 'task_id = ?', [taskId], now, 'holder died');
+export async function releaseTaskReservations(tx: SqlExecutor, taskId: string, now: number, reason = 'holder died'): Promise<number> {
+  return releaseWhere(tx, 'task_id = ?', [taskId], now, reason);
 }
 
 async function releaseWhere(tx: SqlExecutor, cond: string, params: Array<string | number>, now: number, reason: string): Promise<number> {

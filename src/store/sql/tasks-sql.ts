@@ -240,6 +240,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
           rows.map((r) => ({ kind: 'task.cancelled', runId: r.run_id, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
         );
         await cancelOpenApprovals(tx, rows.map((r) => r.id), now, actor, reason);
+        for (const r of rows) await releaseTaskReservations(tx, r.id, now, 'task cancelled');
         const woke = await propagateFinish(tx, toTask(top), 'cancelled', null, error, now, actor);
         return { count: rows.length, woke };
       });
@@ -313,7 +314,10 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
              WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING run_id, agent`,
             [now, now, lease.taskId, lease.owner, lease.leaseNo],
           );
-          if (row) audit.push({ kind: 'task.released', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner });
+          if (!row) continue;
+          audit.push({ kind: 'task.released', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner });
+          // Handed back unfinished: what it still had reserved is reserved again by whoever runs it next.
+          await releaseTaskReservations(tx, lease.taskId, now, 'task released');
         }
         await insertAudit(tx, now, audit);
       });
