@@ -110,6 +110,34 @@ describe('rate limits', () => {
   });
 });
 
+test('a rate bucket raced by concurrent takers with stale and out-of-order clocks never admits more than capacity + refill × window', async (t) => {
+  const { store, cleanup } = await tempStore();
+  t.after(cleanup);
+  const CAPACITY = 5;
+  const PER_S = 5;
+  const t0 = Date.now();
+  // 60 takers whose clocks read anywhere in one second, arriving in a shuffled order (a loaded
+  // worker computes `now`, then stalls before its transaction runs).
+  const nows = Array.from({ length: 60 }, (_, i) => t0 + Math.floor((i * 1_000) / 60));
+  for (let i = nows.length - 1; i > 0; i--) {
+    const j = (i * 7919 + 13) % (i + 1);
+    [nows[i], nows[j]] = [nows[j]!, nows[i]!];
+  }
+  const take = { ruleId: 'r', key: 'rate:race', capacity: CAPACITY, refillPerMs: PER_S / 1_000, onExceeded: 'fail' as const };
+  const results = await Promise.all(
+    nows.map(async (now, i) => ({ now, ok: (await store.limits.acquire({ takes: [take], budgets: [], micros: 0, tokens: 0, reservationId: `rsv_${i}`, runId: 'run_r', taskId: 'task_r', expiresAt: now + 60_000 }, now)).ok })),
+  );
+  const admitted = results.filter((r) => r.ok).map((r) => r.now).sort((a, b) => a - b);
+  assert.ok(admitted.length >= CAPACITY, `at least the bucket's capacity went through (${admitted.length})`);
+  for (let i = 0; i < admitted.length; i++) {
+    for (let j = i; j < admitted.length; j++) {
+      const allowed = CAPACITY + (PER_S * (admitted[j]! - admitted[i]!)) / 1_000;
+      assert.ok(j - i + 1 <= allowed + 1e-9, `${j - i + 1} takes within ${admitted[j]! - admitted[i]!} ms of their clocks; the bucket allows ${allowed.toFixed(2)}`);
+    }
+  }
+  t.diagnostic(`rate race: ${admitted.length} of ${nows.length} admitted over ${admitted.at(-1)! - admitted[0]!} ms`);
+});
+
 describe('cost ceilings', () => {
   it('8 parallel branches spend against one per-run ceiling: reservations stop the overshoot, the rest escalate', async (t) => {
     const CEILING = 1_000_000; // $1.00
