@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MAIN, spine, writeProject } from './fixtures/policy-project.ts';
+import { MAIN, PROJECT_MODULE, spine, writeProject } from './fixtures/policy-project.ts';
 import { until } from './helpers.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 
@@ -179,6 +179,27 @@ describe('the first hour', () => {
     assert.match(late.stderr, new RegExp(`approval ${b.id} is already cancelled`));
     assert.doesNotMatch(late.stdout, /continues/);
     assert.equal((await store.approvals.get(b.id))!.state, 'cancelled');
+  });
+
+  it('work with no text is refused (exit 2, nothing stored) unless the agent’s input contract allows it', async () => {
+    const url = db('empty');
+    for (const args of [['send', 'payer'], ['send', 'payer', '  '], ['up', '--port', '0', '--send', 'payer', '--exit']]) {
+      const r = await spine(dir, [...args, '--config', config, '--db', url]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /(\[text\]|--text): missing: what should payer work on\?/);
+    }
+    assert.ok(!existsSync(join(dir, 'empty.db')), 'refused before the store was even opened');
+    // An agent whose input contract accepts empty text gets it: the contract decides.
+    const lenient = writeProject(dir, {
+      file: 'lenient.config.json5',
+      extra: {
+        contracts: { 'note@1': { schema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } } },
+        agents: { payer: { kind: 'function', module: PROJECT_MODULE, export: 'payer', input: 'note@1', grants: { tools: ['payments.*'] } } },
+      },
+    });
+    const ok = await spine(dir, ['send', 'payer', '--config', lenient, '--db', url]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^run_/);
   });
 
   const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);

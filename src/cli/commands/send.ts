@@ -1,7 +1,7 @@
 import { InvalidInputError } from '../../core/errors.ts';
 import type { Run } from '../../core/types.ts';
 import { isTerminal, waitForRun } from '../../engine/runs.ts';
-import { cliIntake, sendFromCli } from '../../runtime/cli-door.ts';
+import { assertSomethingToSend, cliIntake, sendFromCli } from '../../runtime/cli-door.ts';
 import { intOption, jsonOption, parse } from '../args.ts';
 import type { CommandResult } from '../command.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
@@ -26,6 +26,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
   const input = jsonOption('input', values.input);
   const timeoutMs = intOption('timeout', values.timeout);
   const config = await loadCliConfig(values);
+  assertSomethingToSend(config, { agent, text: text ?? '', ...(input === undefined ? {} : { input }) }, '[text]');
   const store = await openCliStore(values, config);
   try {
     const { run, envelope, created } = await sendFromCli(cliIntake(config, store), {
