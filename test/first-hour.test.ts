@@ -202,6 +202,19 @@ describe('the first hour', () => {
     assert.match(ok.stdout, /^run_/);
   });
 
+  it('SIGINT to `npm run spine`’s pid (what npm forwards) reaches Spine: it drains and nothing is left running', async () => {
+    const repo = fileURLToPath(new URL('..', import.meta.url));
+    const npm = start(repo, 'npm', 'run', ['--silent', 'spine', '--', 'worker', '--config', config, '--db', db('npm')]);
+    await npm.saw(/spine worker: /);
+    // npm runs the script through `sh -c`; the script execs node, so Spine is npm's child.
+    const [spinePid] = childrenOf(npm.child.pid!);
+    assert.ok(spinePid, 'npm runs Spine');
+    npm.child.kill('SIGINT');
+    await npm.exited;
+    await until('Spine is gone', () => !alive(spinePid), 30_000);
+    assert.match(npm.out(), /draining/, 'Spine got the signal and drained');
+  });
+
   const oldNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);
   const skip = oldNode ? false : 'no Node older than 24 on this machine to try';
 
