@@ -166,15 +166,17 @@ export class PolicyEngine {
       }
       return true;
     };
-    const done = (effect: Effect, ruleId: string | null, reason: string, extra: Partial<PolicyDecision> = {}): PolicyDecision => ({
-      effect,
-      ruleId,
-      reason,
-      notify: [],
-      limits: null,
-      trace,
-      ...extra,
-    });
+    const done = (effect: Effect, ruleId: string | null, reason: string, extra: Partial<PolicyDecision> = {}): PolicyDecision => {
+      // A rule that decides early leaves the later ones unevaluated: they are listed too, as not reached.
+      if (effect !== 'allow') {
+        const seen = new Set(trace.map((r) => r.ruleId));
+        const { allowlists, approvals, windows, rateLimits, ceilings } = this.policy;
+        for (const rule of [...allowlists, ...approvals, ...windows, ...rateLimits, ...ceilings]) {
+          if (!seen.has(rule.id)) trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'skip', reason: `not reached: ${ruleId ?? 'an earlier step'} decided first` });
+        }
+      }
+      return { effect, ruleId, reason, notify: [], limits: null, trace, ...extra };
+    };
 
     // 1. grants
     if (c.kind === 'tool') {
