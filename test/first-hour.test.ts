@@ -170,6 +170,14 @@ describe('the first hour', () => {
     const history = await spine(dir, ['approvals', 'show', a.id, '--config', config, '--db', url]);
     assert.match(history.stdout, /approval\.denied by env-operator: wrong vendor/);
 
+    // --raise-to is for an escalation's per-run ceiling, with a positive amount: anything else is bad input.
+    const tier = await spine(dir, ['approvals', 'approve', a.id, '--raise-to', '5', '--config', config, '--db', url]);
+    assert.equal(tier.code, 2, tier.stderr);
+    assert.match(tier.stderr, /--raise-to: approval .* is an approval tier, not an escalation/);
+    const negative = await spine(dir, ['approvals', 'approve', a.id, '--raise-to', '-1', '--config', config, '--db', url]);
+    assert.equal(negative.code, 2, negative.stderr);
+    assert.match(negative.stderr, /--raise-to: must be an amount in USD greater than 0, got "-1"/);
+
     // Cancelled while waiting: the approval is closed, and approving it is refused.
     const second = (await spine(dir, ['send', 'payer', '--input', '{"to":"acme","amount":5}', '--config', config, '--db', url])).stdout.trim();
     const b = await pendingOf(second);

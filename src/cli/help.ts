@@ -15,7 +15,7 @@ add            adds an agent to spine.config.json5 (validated before it is writt
                a running \`spine up\` reloads it).`,
   approvals: `spine approvals list [--state ${[...APPROVAL_STATES, 'all'].join('|')}] [--run <run-id>] [--limit <n>] [--json]
 spine approvals show <approval-id> [--json]
-spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
+spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--raise-to <usd>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
 spine approvals grants [--all] [--json]
@@ -26,6 +26,9 @@ show     one request in full: the action and its whole input, the rule, the appr
          and its history (requested, decided, expired, rerouted, cancelled).
 approve  the waiting task continues and the action goes ahead (for an escalation:
          the task is retried, or may spend over the ceiling that stopped it).
+         --raise-to <usd>: for an escalation by a per-run cost ceiling, also raises
+         that run's ceiling to this amount, so later steps do not escalate again
+         (audited as cost.ceiling-raised).
 deny     the action comes back to the agent as a refusal, with --reason (for an
          escalation: the task is dead-lettered).
 A request whose run was cancelled is closed (cancelled); deciding it is refused (exit 3).

@@ -92,15 +92,18 @@ export interface PolicyFacts {
   /** The latest approval recorded for this action key, if any: its state, and who decided why. */
   approvalFor(key: string): Promise<ApprovalFact | null>;
   standingGrant(agent: string, action: string, now: number): Promise<boolean>;
+  /** The ceiling an operator raised a budget to when approving an escalation, if any. */
+  raisedCeiling?(budgetKey: string): Promise<number | null>;
 }
 
 export const NO_FACTS: PolicyFacts = { approvalFor: async () => null, standingGrant: async () => false };
 
 /** The facts as the store holds them. The store returns the standing grants; which ones cover an action is decided here. */
-export function storeFacts(store: Pick<Store, 'approvals' | 'grants'>): PolicyFacts {
+export function storeFacts(store: Pick<Store, 'approvals' | 'grants' | 'limits'>): PolicyFacts {
   return {
     approvalFor: (key) => store.approvals.decisionFor(key),
     standingGrant: async (agent, action, now) => (await store.grants.list({ agent, activeAt: now })).some((g) => matches(g.action, action)),
+    raisedCeiling: (key) => store.limits.raisedCeiling(key),
   };
 }
 
@@ -278,8 +281,12 @@ export class PolicyEngine {
       for (const rule of this.policy.ceilings) {
         if (!applies(rule)) continue;
         const key = budgetKey(rule, c, now, this.policy.timezone);
-        budgets.push(overCeiling ? { ruleId: rule.id, key, maxMicros: null, maxTokens: null } : { ruleId: rule.id, key, maxMicros: rule.maxMicros, maxTokens: rule.maxTokens });
-        trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'pass', reason: `reserves ${formatCost(c.cost)}${overCeiling ? ' (over the ceiling, approved)' : ''}` });
+        // A run's ceiling an operator raised (approving an escalation with --raise-to) counts instead, if higher.
+        const raised = rule.scope === 'run' && rule.maxMicros !== null ? ((await facts.raisedCeiling?.(key)) ?? null) : null;
+        const maxMicros = raised !== null && rule.maxMicros !== null && raised > rule.maxMicros ? raised : rule.maxMicros;
+        budgets.push(overCeiling ? { ruleId: rule.id, key, maxMicros: null, maxTokens: null } : { ruleId: rule.id, key, maxMicros, maxTokens: rule.maxTokens });
+        const note = overCeiling ? ' (over the ceiling, approved)' : maxMicros !== rule.maxMicros ? ` (ceiling raised to ${formatCost({ micros: maxMicros ?? 0, tokens: 0 }).split(' /')[0]} by an operator)` : '';
+        trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'pass', reason: `reserves ${formatCost(c.cost)}${note}` });
       }
     }
     const limits = takes.length || budgets.length ? { takes, budgets, micros: c.cost?.micros ?? 0, tokens: c.cost?.tokens ?? 0 } : null;

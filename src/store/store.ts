@@ -416,6 +416,23 @@ export interface LimitStore {
   settle(settlement: Settlement, now: number): Promise<void>;
   releaseExpired(now: number): Promise<number>;
   usage(keys: string[]): Promise<BudgetUsage[]>;
+  /** The ceiling an operator raised this budget to (approving an escalation with a raise), if any. */
+  raisedCeiling(key: string): Promise<number | null>;
+}
+
+/** Approving an escalation can raise the ceiling of the budget that stopped it (a run's, so far). */
+export interface CeilingRaise {
+  budgetKey: string;
+  ruleId: string;
+  maxMicros: number;
+}
+
+export interface Decision {
+  approve: boolean;
+  actor: string;
+  reason?: string;
+  /** Only with approve, only for an escalation. */
+  raise?: CeilingRaise;
 }
 
 export interface ApprovalStore {
@@ -424,7 +441,7 @@ export interface ApprovalStore {
   get(id: string): Promise<Approval | null>;
   list(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
   /** Records who decided; wakes the waiting task wherever it is. */
-  decide(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval>;
+  decide(id: string, decision: Decision, now: number): Promise<Approval>;
   /** Applies the escalation of every expired approval (deny, reroute or notify). */
   expire(now: number): Promise<number>;
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, test, type TestContext } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
-import { LeaseLostError, type FieldIssue } from '../../src/core/errors.ts';
+import { InvalidStateError, LeaseLostError, type FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
@@ -253,6 +253,43 @@ describe('cost ceilings', () => {
     assert.equal(ran, 1);
     const [u] = await store.limits.usage([`cost:per-run:run:${run.id}`]);
     assert.deepEqual([u?.spentMicros, u?.reservedMicros], [600_000, 0]);
+  });
+
+  it('approving an escalation with a raise lifts the run’s ceiling: later steps do not escalate again, and the raise is audited', async (t) => {
+    let ran = 0;
+    const reg = registry(
+      {
+        // One priced call per turn, four turns: $1.60 in all, against a $0.50 ceiling.
+        spender: (input) => (input.task.turn <= 4 ? { actions: [{ type: 'tool', tool: 'llm.call', input: { n: input.task.turn } }] } : { output: ran }),
+      },
+      { 'llm.call': { cost: { micros: 400_000, tokens: 0 }, run: () => ++ran } },
+      { policy: policy([{ id: 'per-run', kind: 'cost', scope: 'run', maxUsd: 0.5 }]) },
+    );
+    const { store } = await harness(t, reg);
+    const run = await submit(store, reg, 'spender');
+    await until('escalated', async () => (await store.tasks.get(run.rootTaskId))?.state === 'escalated');
+    assert.equal(ran, 1, 'the first call fitted; the second stopped at the ceiling');
+    const [esc] = await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 });
+    assert.equal(esc?.kind, 'escalation');
+    const key = `cost:per-run:run:${run.id}`;
+    await assert.rejects(store.approvals.decide(esc!.id, { approve: false, actor: 'cfo', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now()), InvalidStateError, 'only approving raises');
+    await store.approvals.decide(esc!.id, { approve: true, actor: 'cfo', reason: 'worth it', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now());
+    const done = await finished(store, run.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal(done.output, 4, 'every call ran');
+    const escalations = (await store.approvals.list({ runId: run.id, limit: 50 })).filter((a) => a.kind === 'escalation');
+    assert.equal(escalations.length, 1, 'one approval, not one per later step');
+    const [u] = await store.limits.usage([key]);
+    assert.deepEqual([u?.spentMicros, u?.reservedMicros], [1_600_000, 0]);
+    assert.equal(await store.limits.raisedCeiling(key), 2_000_000);
+    const raised = (await auditOf(store, run.id)).find((e) => e.kind === 'cost.ceiling-raised');
+    assert.deepEqual([raised?.actor, (raised?.data as { toMicros: number; ruleId: string }).toMicros, (raised?.data as { ruleId: string }).ruleId], ['cfo', 2_000_000, 'per-run']);
+    // Another run keeps the configured ceiling.
+    ran = 0;
+    const other = await submit(store, reg, 'spender');
+    await until('the other run escalates at the configured ceiling', async () => (await store.tasks.get(other.rootTaskId))?.state === 'escalated');
+    assert.equal(ran, 1);
+    await store.runs.cancel(other.id, Date.now(), 'test');
   });
 
   it('an agent turn reserves its estimate before the call and settles its reported usage; at the ceiling the next turn escalates without calling the agent', async (t) => {

@@ -86,6 +86,22 @@ async function takeToken(tx: SqlExecutor, key: string, capacity: number, refillP
   throw new Error(`rate bucket ${key} is too contended`);
 }
 
+/**
+ * A raised ceiling is kept in the budgets table beside its budget, under `ceiling:<key>`,
+ * in the spent column: one row per raised budget, only ever raised, never lowered.
+ */
+const raisedKey = (budgetKey: string) => `ceiling:${budgetKey}`;
+
+export async function raiseCeiling(tx: SqlExecutor, budgetKey: string, maxMicros: number, now: number): Promise<number | null> {
+  const before = await tx.get<{ spent_micros: number | string }>('SELECT spent_micros FROM budgets WHERE key = ?', [raisedKey(budgetKey)]);
+  await tx.run(
+    `INSERT INTO budgets (key, spent_micros, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET spent_micros = CASE WHEN budgets.spent_micros > excluded.spent_micros THEN budgets.spent_micros ELSE excluded.spent_micros END, updated_at = excluded.updated_at`,
+    [raisedKey(budgetKey), maxMicros, now],
+  );
+  return before ? Number(before.spent_micros) : null;
+}
+
 /** Moves a reservation's estimate from reserved to spent (actual amounts). Idempotent. */
 export async function settleReservation(tx: SqlExecutor, s: Settlement, now: number): Promise<boolean> {
   const r = await tx.get<{ keys: string; micros: number | string; tokens: number | string; run_id: string; task_id: string }>(
@@ -157,6 +173,11 @@ export function sqlLimitStore(db: SqlBackend): LimitStore {
     /** Releases reservations whose holder died before settling them. */
     async releaseExpired(now: number): Promise<number> {
       return db.transaction((tx) => releaseWhere(tx, 'expires_at < ?', [now], now, 'expired'));
+    },
+
+    async raisedCeiling(key: string): Promise<number | null> {
+      const row = await db.read.get<{ spent_micros: number | string }>('SELECT spent_micros FROM budgets WHERE key = ?', [raisedKey(key)]);
+      return row ? Number(row.spent_micros) : null;
     },
 
     async usage(keys: string[]): Promise<BudgetUsage[]> {
