@@ -32,11 +32,11 @@ function start(cwd: string, node: string, entry: string, args: string[]): Runnin
   let out = '';
   let err = '';
   const waiters: Array<{ pattern: RegExp; resolve: () => void }> = [];
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
     out += d;
     for (const w of waiters.filter((w) => w.pattern.test(out))) w.resolve();
   });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const saw = (pattern: RegExp) =>
     new Promise<void>((resolve, reject) => {

@@ -272,8 +272,8 @@ describe('cost ceilings', () => {
     const [esc] = await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 });
     assert.equal(esc?.kind, 'escalation');
     const key = `cost:per-run:run:${run.id}`;
-    await assert.rejects(store.approvals.decide(esc!.id, { approve: false, actor: 'cfo', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now()), InvalidStateError, 'only approving raises');
-    await store.approvals.decide(esc!.id, { approve: true, actor: 'cfo', reason: 'worth it', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now());
+    await assert.rejects(store.approvals.decide(esc.id, { approve: false, actor: 'cfo', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now()), InvalidStateError, 'only approving raises');
+    await store.approvals.decide(esc.id, { approve: true, actor: 'cfo', reason: 'worth it', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now());
     const done = await finished(store, run.id);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.equal(done.output, 4, 'every call ran');

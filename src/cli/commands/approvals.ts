@@ -107,7 +107,8 @@ async function show(argv: string[]): Promise<CommandResult> {
 
 function historyNote(data: unknown): string {
   const d = (data ?? {}) as Record<string, unknown>;
-  const parts = [d.reason ? `: ${short(d.reason, 100)}` : '', d.escalation ? ` (${String(d.escalation)}${d.to ? ` to ${String(d.to)}` : ''})` : ''];
+  const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const parts = [d.reason ? `: ${short(d.reason, 100)}` : '', d.escalation ? ` (${text(d.escalation)}${d.to ? ` to ${text(d.to)}` : ''})` : ''];
   return parts.join('');
 }
 
