@@ -26,6 +26,8 @@ import { Boundary, taskCrossing } from '../src/engine/boundary.ts';
 import { createRegistry } from '../src/engine/registry.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { openStore } from '../src/runtime/open-store.ts';
+import { compileGates } from '../src/validation/config.ts';
+import { BreakerBoard, DEFAULT_BREAKERS, outcomeChange } from '../src/validation/breakers.ts';
 import { round, summarize } from './stats.ts';
 
 const { values: args } = parseArgs({ options: { actions: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
@@ -102,10 +104,23 @@ async function measure(label: string, fn: (i: number) => Promise<unknown>, batch
 }
 
 const boundary = new Boundary(store, registry, systemClock);
+// The same crossing with one rule gate (a regex, a length and a forbidden term): its p50 minus the plain one is what a rule gate adds.
+const gateIssues: FieldIssue[] = [];
+const ruleGates = compileGates(
+  { gates: [{ id: 'note-rule', on: 'tool', tools: ['pay.send'], kind: 'rule', rules: [{ path: '$.note', regex: '^[a-z ]+$', maxLength: 200, forbidden: ['password'] }] }] },
+  { agents: [...registry.agents.keys()], tools: [...registry.tools.keys()], contracts: registry.contracts, agentOf: () => undefined },
+  gateIssues,
+);
+if (gateIssues.length) throw new Error(JSON.stringify(gateIssues));
+const gated = new Boundary(store, { ...registry, gates: ruleGates.gates, gatesVersion: ruleGates.version }, systemClock);
 const limited = new Boundary(store, limitedRegistry, systemClock);
 const results = [
   await measure('evaluate (contract + 50 rules)', async (i) => {
     const v = await boundary.tool(ctx(i), paySend, input);
+    if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
+  }),
+  await measure('evaluate + one rule gate', async (i) => {
+    const v = await gated.tool(ctx(i), paySend, input);
     if (v.effect !== 'allow') throw new Error(`unexpected ${v.effect}`);
   }),
   await measure(
@@ -126,12 +141,25 @@ const results = [
     8,
   ),
 ];
+// An open breaker: how fast a worker rejects work from its snapshot, and how many store reads that took.
+const now0 = Date.now();
+await store.breakers.update('agent:bench', outcomeChange('agent:bench', false, 'AGENT_FAILED', { ...DEFAULT_BREAKERS, failures: 1, cooldownMs: 3_600_000 }, now0, { actor: 'bench' }), now0);
+let breakerReads = 0;
+const counted = { ...store.breakers, list: () => (breakerReads++, store.breakers.list()) };
+const board = new BreakerBoard(counted, { ...DEFAULT_BREAKERS, refreshMs: 1_000 }, systemClock, 'bench');
+const breakerResult = await measure('open breaker rejects (snapshot, refreshed each 1 s)', async () => {
+  const a = await board.admit('agent:bench');
+  if (a.ok) throw new Error('the breaker let work through');
+});
+results.push(breakerResult);
 await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 const TARGET = 0.1;
+const GATE_TARGET = 0.05;
+const gateAddedP50 = round(results[1]!.p50 - results[0]!.p50, 4);
 if (args.json) {
-  console.log(JSON.stringify({ actions: N, rules: policy.all.length, contracts: contracts.size, target_p50_ms: TARGET, results }, null, 2));
+  console.log(JSON.stringify({ actions: N, rules: policy.all.length, contracts: contracts.size, target_p50_ms: TARGET, results, ruleGate: { addedP50Ms: gateAddedP50, targetMs: GATE_TARGET }, breaker: { rejections: N + 500, storeReads: breakerReads } }, null, 2));
 } else {
   const rows = results.map((r) => [r.label, `${r.p50.toFixed(4)} ms`, `${r.p99.toFixed(4)} ms`, r.p50 <= TARGET ? 'met' : 'MISSED']);
   const head = ['boundary, per action', 'p50', 'p99', `p50 ≤ ${TARGET} ms`];
@@ -141,4 +169,6 @@ if (args.json) {
   console.log(line(head));
   console.log(line(widths.map((w) => '─'.repeat(w))));
   for (const r of rows) console.log(line(r));
+  console.log(`an open breaker rejected ${N + 500} tasks with ${breakerReads} store read(s) (one per refresh interval)`);
+  console.log(`a rule gate adds ${gateAddedP50.toFixed(4)} ms p50 to a crossing (target ≤ ${GATE_TARGET} ms: ${gateAddedP50 <= GATE_TARGET ? 'met' : 'MISSED'})`);
 }

@@ -24,7 +24,8 @@ function sources(dir: string): string[] {
 describe('one boundary', () => {
   it('no contract or policy check lives outside engine/boundary.ts', () => {
     // The registries define the checks; only the boundary calls them.
-    const allowed = new Set(['engine/boundary.ts', 'contracts/registry.ts', 'policy/evaluate.ts']);
+    // The gate kinds (validation/kinds.ts) define gates' checks; only the boundary's gates stage runs them and decides.
+    const allowed = new Set(['engine/boundary.ts', 'contracts/registry.ts', 'policy/evaluate.ts', 'validation/kinds.ts', 'validation/outcome.ts']);
     const offenders: string[] = [];
     for (const file of sources(SRC)) {
       const rel = relative(SRC, file);
@@ -33,6 +34,7 @@ describe('one boundary', () => {
       for (const [pattern, what] of [
         [/\.violations\(/, 'a contract check (contracts.violations)'],
         [/\bpolicy\.evaluate\(/, 'a policy decision (policy.evaluate)'],
+        [/\bdecideOutcome\(/, 'a gate decision (decideOutcome)'],
         [/\.check\(\s*[\w.]+\.(input|output)\b/, 'a contract check'],
       ] as const) {
         if (pattern.test(text)) offenders.push(`${rel}: ${what}`);
@@ -55,7 +57,7 @@ describe('one boundary', () => {
     const contracts = new ContractRegistry();
     contracts.add('note@1', { schema: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } } });
     const seen: GateSubject[] = [];
-    const gate: Gate = { id: 'watch', on: 'tool', applies: () => true, check: async (s) => (seen.push(s), { verdict: 'block', reasons: ['no'] }) };
+    const gate: Gate = { id: 'watch', on: 'tool', applies: () => true, check: async (s) => (seen.push(s), { verdict: 'fail', reasons: ['no'] }) };
     const reg = registry(
       { a: { fn: () => ({ output: null }), grants: { tools: { allow: ['*'], deny: ['notes.secret'] }, handoffs: null } } },
       { 'notes.save': { run: () => null, input: 'note@1' }, 'notes.secret': { run: () => null } },

@@ -196,7 +196,9 @@ describe('spine CLI', () => {
     const status = JSON.parse(m.stdout) as { from: number; version: number; applied: number[] };
     assert.equal(status.from, 0);
     assert.ok(status.version >= 1);
-    assert.deepEqual(status.applied, Array.from({ length: status.version }, (_, i) => i + 1));
+    // Every shipped migration, in increasing order, up to the version (layers land with pre-assigned numbers, so there may be gaps).
+    assert.equal(status.applied.at(-1), status.version);
+    assert.deepEqual(status.applied, [...new Set(status.applied)].sort((a, b) => a - b));
     const raw = new DatabaseSync(join(dir, 'fresh.db'));
     raw.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(999, 'from_the_future', Date.now());
     raw.close();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { liveLine } from '../src/cli/live-log.ts';
 import type { AuditEvent } from '../src/store/store.ts';
-import { aliveSince, isAlive } from '../src/validation/liveness.ts';
+import { aliveSince, isAlive } from '../src/validation/worker-liveness.ts';
 
 const AT = Date.parse('2026-01-15T09:30:05.123Z');
 const ev = (kind: string, data: Record<string, unknown> = {}, agent = 'payer'): AuditEvent => ({ seq: 1, at: AT, kind, runId: 'run_1', taskId: 'task_1', agent, actor: 'alice', data: data as never });

@@ -17,7 +17,8 @@ const SHIPPED = readdirSync(MIGRATIONS_DIR)
   .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
   .sort()
   .map((f) => ({ version: Number(f.slice(0, 4)), name: f.slice(5, -4) }));
-const KNOWN = SHIPPED.length;
+// The highest version (layers built in parallel hold pre-assigned numbers, so there may be gaps).
+const KNOWN = Math.max(...SHIPPED.map((m) => m.version));
 
 /** An unmigrated store on a fresh temp file, closed and deleted after the test. */
 function freshStore(t: TestContext): { store: Store; path: string } {
@@ -41,12 +42,10 @@ function query<T>(path: string, sql: string, ...params: Array<string | number>):
   }
 }
 
-test('the shipped migrations are numbered 1..n', () => {
+test('the shipped migrations are numbered in increasing order, each once', () => {
   assert.ok(KNOWN >= 1);
-  assert.deepEqual(
-    SHIPPED.map((m) => m.version),
-    Array.from({ length: KNOWN }, (_, i) => i + 1),
-  );
+  const versions = SHIPPED.map((m) => m.version);
+  assert.deepEqual(versions, [...new Set(versions)].sort((a, b) => a - b));
 });
 
 test('a fresh database migrates to the known version, one schema_migrations row per migration', async (t) => {

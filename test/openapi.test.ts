@@ -6,6 +6,7 @@
 // it. The suite fails if an operation is never exercised or an app route is missing
 // from the document. Also: 405 for a wrong method, a contract violation at intake is a
 // 422 naming the field, and store faults are a retryable 503 (readiness included).
+import { DEFAULT_BREAKERS, outcomeChange } from '../src/validation/breakers.ts';
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -264,7 +265,8 @@ describe('the OpenAPI document', () => {
     const documented = new Set([...check.ops.values()].map((o) => `${o.method} ${o.path}`));
     assert.deepEqual([...routes].filter((r) => !documented.has(r)), [], 'app routes missing from the document');
     assert.deepEqual([...documented].filter((r) => !routes.has(r)), [], 'documented operations the app does not serve');
-    assert.equal(documented.size, 20);
+    // The core routes, then each area's (validation: 3).
+    assert.equal(documented.size, 20 + 3);
     for (const op of check.ops.values()) {
       // Every path parameter is declared; every declared error code is in the catalogue and documented under its status.
       const params = (doc.paths![op.path] as Record<string, { parameters?: Array<{ in: string; name: string }> }>)[op.method.toLowerCase()]!.parameters ?? [];
@@ -374,6 +376,27 @@ describe('the OpenAPI document', () => {
     await c.call('cancelRun', `/v1/runs/${queued.body.run.id}/cancel`, { token: 'operator', body: { reason: 'not needed' }, expect: 200 });
     await c.call('cancelRun', `/v1/runs/${queued.body.run.id}/cancel`, { token: 'operator', expect: 409, code: 'INVALID_STATE' });
     await c.call('cancelRun', '/v1/runs/run_nope/cancel', { token: 'operator', expect: 404 });
+
+    // ── validation: gate verdicts as records ──
+    const gatedRun = sub.body.run.id;
+    await g.store.audit.append(
+      [{ kind: 'gate.verdict', runId: gatedRun, taskId: null, agent: 'echo', data: { key: 'k', crossing: 'output', name: 'echo', gate: 'brief', mode: 'shadow', verdict: 'fail', outcome: 'block', reasons: ['too long'], inputDigest: 'd', configVersion: 'v' } }],
+      Date.now(),
+    );
+    const verdicts = await c.call('listGateVerdicts', `/v1/gates/verdicts?run=${gatedRun}&mode=shadow`, { token: 'viewer', expect: 200 });
+    assert.deepEqual((verdicts.body as unknown as { verdicts: Array<{ gate: string; outcome: string }> }).verdicts.map((v) => [v.gate, v.outcome]), [['brief', 'block']]);
+    await c.call('listGateVerdicts', '/v1/gates/verdicts?outcome=maybe', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listGateVerdicts', '/v1/gates/verdicts?run=run_nope', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
+
+    await g.store.breakers.update('tool:flaky', outcomeChange('tool:flaky', false, 'TOOL_FAILED', { ...DEFAULT_BREAKERS, failures: 1 }, Date.now(), { actor: 'test' }), Date.now());
+    const breakers = await c.call('listBreakers', '/v1/breakers', { token: 'viewer', expect: 200 });
+    assert.deepEqual((breakers.body as unknown as { breakers: Array<{ key: string; state: string }> }).breakers.map((b) => [b.key, b.state]), [['tool:flaky', 'open']]);
+    await c.call('listBreakers', '/v1/breakers', { token: null, expect: 401, code: 'UNAUTHENTICATED' });
+    await c.call('resetBreaker', '/v1/breakers/reset', { token: 'viewer', body: { key: 'tool:flaky' }, expect: 403, code: 'FORBIDDEN' });
+    await c.call('resetBreaker', '/v1/breakers/reset', { token: 'operator', body: { key: 3 }, expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('resetBreaker', '/v1/breakers/reset', { token: 'operator', body: { key: 'tool:nope' }, expect: 404, code: 'NOT_FOUND' });
+    await c.call('resetBreaker', '/v1/breakers/reset', { token: 'operator', body: { key: 'tool:flaky' }, expect: 200 });
+    assert.equal((await g.store.breakers.get('tool:flaky'))!.state, 'closed');
 
     // ── audit and the live streams ──
     await c.call('listAudit', '/v1/audit?limit=5', { token: 'viewer', expect: 200 });

@@ -44,6 +44,8 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['queue', 'ok'],
       ['approvals', 'ok'],
       ['outbox', 'ok'],
+      ['breakers', 'ok'],
+      ['stuck work', 'ok'],
     ],
   );
   assert.equal(healthy.report.capabilities?.skipLockedClaims, TEST_DB === 'postgres');

@@ -26,4 +26,6 @@ export const agentCommon = {
   cost: cost.optional(),
   /** When retries run out: dead-letter (default) or escalate to a human. */
   onExhausted: z.enum(['dead', 'escalate']).optional(),
+  /** The agent that takes over a task whose attempts are spent or whose breaker is open (docs/validation.md). */
+  fallback: z.string().min(1).optional(),
 };

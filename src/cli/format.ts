@@ -50,3 +50,11 @@ export function taskTree(tasks: Task[]): string {
 export function runLine(run: Run): string {
   return `${run.id}  ${run.agent}  ${run.state}  ${duration(run)}`;
 }
+
+/** Gate verdicts (`spine gates verdicts`, `spine runs show`). */
+export function verdictTable(rows: Array<{ at: number; gate: string; crossing: string; name: string; mode: string; verdict: string; outcome: string; reasons: string[] }>): string {
+  return table(
+    ['AT', 'GATE', 'CROSSING', 'WHAT', 'VERDICT', 'OUTCOME', 'WHY'],
+    rows.map((v) => [when(v.at), v.gate, v.crossing, v.name, v.verdict, v.mode === 'shadow' ? `${v.outcome} (shadow)` : v.outcome, v.reasons.join('; ')]),
+  );
+}

@@ -84,6 +84,21 @@ POST /v1/mcp, with the caller's token scopes. See docs/mcp.md.
 
 Client config example (Claude Desktop, Cursor, …):
   {"mcpServers": {"spine": {"command": "npx", "args": ["spine", "mcp", "--config", "/path/spine.config.json5"]}}}`,
+  gates: `spine gates list [--json]
+spine gates test <gate-id> --input <file.json | -> [--agent <agent>] [--name <what crosses>] [--json]
+spine gates verdicts [--run <run-id>] [--gate <id>] [--outcome pass|warn|reask|fix|block|escalate] [--mode enforce|shadow] [--limit <n>] [--json]
+
+list      the configured gates (validation.gates) with their settings.
+test      runs one gate on one input and prints its verdict and outcome. Changes
+          nothing: no verdict recorded, no reask counted, no approval asked. Exits 1
+          when the gate would not let the input through (reask, block, escalate).
+verdicts  the recorded verdicts, oldest first (every crossing a gate watched).`,
+  breakers: `spine breakers list [--json]
+spine breakers reset <breaker> [--json]
+
+list   every circuit breaker (agent:<name>, tool:<name>) with its state, failures
+       in the window, when an open one lets its probe through, and its last error.
+reset  closes a breaker by hand (audited as breaker.reset).`,
   migrate: `spine migrate [--db <url>] [--json]
 
 Applies pending schema migrations, each in its own transaction. Refuses a database
@@ -106,7 +121,8 @@ spine runs retry <run-id> [--json]
 
 list    newest first; --before pages on (pass the last id shown). States: running,
         succeeded, failed (dead-lettered: replay with retry), cancelled.
-show    the run, its task tree, each task's turns, and the effects ledger.
+show    the run, its task tree, each task's turns, the effects ledger and the gates
+        it crossed with their verdicts.
 follow  streams the run's live log (what it did so far, then each step, the waits
         included) until it ends; exit 0 if it succeeded, 1 otherwise. Like
         \`send --wait\`, for a run already submitted.

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { silentLogger } from '../core/log.ts';
 import { PollLoop } from '../core/poll-loop.ts';
 import type { Store } from '../store/store.ts';
-import { aliveSince, liveWorkers, type LivenessProbe } from '../validation/liveness.ts';
+import { aliveSince, liveWorkers, type LivenessProbe } from '../validation/worker-liveness.ts';
 
 /** Whether a process exists on this machine (EPERM: it exists, but is not ours). */
 function pidExists(pid: number): boolean {

@@ -22,6 +22,7 @@ import { compileSchedules, type ScheduleSettings } from '../intake/schedules/con
 import { compilePolicy } from '../policy/rules.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
+import { compileBreakers, compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
@@ -146,6 +147,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       grants: { tools: grantList(cfg.grants?.tools), handoffs: cfg.grants?.handoffs === undefined ? null : grantList(cfg.grants.handoffs) },
       cost: toCost(cfg.cost),
       onExhausted: cfg.onExhausted ?? 'dead',
+      fallback: cfg.fallback ?? null,
     };
     if (cfg.kind === 'function') {
       const fn = await importExport(dir, cfg.module, cfg.export, `${path}.module`, issues);
@@ -200,12 +202,14 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     }
   }
 
+  checkFallbacks(raw.agents, issues);
   const policy = compilePolicy(raw.policy, issues);
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
+  const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const worker: WorkerOptions = { ...DEFAULT_WORKER, ...raw.worker };
   if (raw.worker?.heartbeatMs === undefined) worker.heartbeatMs = Math.max(50, Math.floor(worker.leaseMs / 3));
@@ -215,7 +219,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
     routing,
     gateway,
     channels,
@@ -224,6 +228,25 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     durability: raw.store?.durability ?? 'strict',
     raw,
   };
+}
+
+/** A fallback names a configured agent, and no chain of fallbacks comes back to where it started. */
+function checkFallbacks(agents: SpineConfigFile['agents'], issues: FieldIssue[]): void {
+  for (const [name, cfg] of Object.entries(agents)) {
+    if (cfg.fallback === undefined) continue;
+    if (!(cfg.fallback in agents)) {
+      issues.push({ path: `agents.${name}.fallback`, message: `unknown agent "${cfg.fallback}"` });
+      continue;
+    }
+    const seen = new Set([name]);
+    for (let next: string | undefined = cfg.fallback; next !== undefined; next = agents[next]?.fallback) {
+      if (seen.has(next)) {
+        issues.push({ path: `agents.${name}.fallback`, message: `fallbacks form a loop (${[...seen, next].join(' → ')})` });
+        break;
+      }
+      seen.add(next);
+    }
+  }
 }
 
 /** Script arguments worth checking at load: a relative path, or a file name with a script's extension. */

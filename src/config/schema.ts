@@ -9,6 +9,7 @@ import { a2aAgentSchema } from '../agents/a2a/schema.ts';
 import { httpAgentSchema } from '../agents/http/schema.ts';
 import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
+import { validationSchema } from '../validation/config.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { contractId, cost, retrySchema, type allowDeny } from './fields.ts';
 
@@ -73,6 +74,8 @@ export const configSchema = z.strictObject({
   schedules: schedulesSchema.optional(),
   contracts: z.record(contractId, contractSchema).optional(),
   policy: policySchema.optional(),
+  /** Gates at the boundary's crossings (docs/validation.md). */
+  validation: validationSchema.optional(),
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
   mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),

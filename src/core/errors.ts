@@ -51,6 +51,7 @@ export const ERROR_CATALOGUE = {
   UNAUTHORIZED: entry(401, EXIT.refused, false, "a channel request whose signature, timestamp or secret is wrong"),
   FORBIDDEN: entry(403, EXIT.refused, false, "the token's scopes do not allow this"),
   POLICY_DENIED: entry(403, EXIT.refused, false, 'policy refused the crossing; `details.ruleId` names the rule'),
+  GATE_BLOCKED: entry(422, EXIT.refused, false, 'a validation gate blocked the crossing; `details.gate` names it and `details.reasons` says why'),
   ESCALATION_DENIED: entry(403, EXIT.refused, false, 'an operator denied the escalation of a task'),
   // ── what exists and in which state ──
   NOT_FOUND: entry(404, EXIT.refused, false, 'no such run, task, envelope, approval, session, token or route'),
@@ -76,7 +77,9 @@ export const ERROR_CATALOGUE = {
   NO_RESULT: entry(502, EXIT.failed, false, 'an agent finished without a result'),
   LEASE_LOST: entry(409, EXIT.failed, false, "a worker lost its task's lease; another worker takes over"),
   LEASE_EXPIRED_TOO_OFTEN: entry(500, EXIT.failed, false, "the task's worker kept dying; dead-lettered as a likely poison pill"),
+  GATE_REASK: entry(422, EXIT.failed, true, 'a validation gate sends the reasons back to the producer to try again (at most the gate\'s maxReasks times)'),
   // ── the system ──
+  CIRCUIT_OPEN: entry(503, EXIT.unavailable, true, 'a circuit breaker (agent, tool or model endpoint) is open; the task waits for its cooldown and uses no attempt'),
   STORE_UNAVAILABLE: entry(503, EXIT.unavailable, true, 'the store cannot be reached or cannot write (down, disk full, read-only, I/O error)'),
   DRAINING: entry(503, EXIT.unavailable, true, 'the process is shutting down; retry on another instance or shortly'),
   SCHEMA_TOO_NEW: entry(503, EXIT.schema, false, 'the database schema is newer than this Spine'),
@@ -327,5 +330,12 @@ export class StoreUnavailableError extends SpineError {
 export class DrainingError extends SpineError {
   constructor(message = 'Spine is shutting down; retry on another instance or shortly') {
     super('DRAINING', message);
+  }
+}
+
+/** A circuit breaker is open: work that needs it waits for the cooldown (retryable; uses no attempt). */
+export class CircuitOpenError extends SpineError {
+  constructor(breaker: string, retryAt: number) {
+    super('CIRCUIT_OPEN', `circuit breaker ${breaker} is open until ${new Date(retryAt).toISOString()}`, { details: { breaker, retryAt } });
   }
 }

@@ -44,3 +44,16 @@ export type OutboxState = (typeof OUTBOX_STATES)[number];
 /** Effects ledger: started → completed | failed (started again, with attempts + 1, after a crash). */
 export const EFFECT_STATES = ['started', 'completed', 'failed'] as const;
 export type EffectState = (typeof EFFECT_STATES)[number];
+
+/** A gate's check says pass, warn or fail (or the validator errored); the boundary's outcome is what it did about it (docs/validation.md). */
+export const GATE_CHECK_VERDICTS = ['pass', 'warn', 'fail', 'error'] as const;
+export type GateCheckVerdict = (typeof GATE_CHECK_VERDICTS)[number];
+export const GATE_OUTCOMES = ['pass', 'warn', 'reask', 'fix', 'block', 'escalate'] as const;
+export type GateOutcome = (typeof GATE_OUTCOMES)[number];
+/** `shadow` evaluates and records without enforcing, for rollout. */
+export const GATE_MODES = ['enforce', 'shadow'] as const;
+export type GateMode = (typeof GATE_MODES)[number];
+
+/** Circuit breakers: closed → open (after failures) → half-open (after the cooldown, one probe) → closed or open again. */
+export const BREAKER_STATES = ['closed', 'open', 'half-open'] as const;
+export type BreakerState = (typeof BREAKER_STATES)[number];

@@ -1,4 +1,6 @@
-import type { Clock } from '../core/clock.ts';
+import type { Clock, Timer } from '../core/clock.ts';
+import { digest } from '../core/digest.ts';
+import { SpineError } from '../core/errors.ts';
 import { CROSSING_STAGES, hasStage, type CrossingKind, type Stage } from '../core/crossing.ts';
 import { newId } from '../core/ids.ts';
 import type { FieldIssue } from '../core/issues.ts';
@@ -8,7 +10,8 @@ import { BudgetExceededError, PolicyDeniedError, RateLimitedError } from '../pol
 import type { Crossing, PolicyDecision, PolicyFacts, RuleResult } from '../policy/evaluate.ts';
 import { escalationKey, formatCost, storeFacts } from '../policy/evaluate.ts';
 import type { AuditEntry, NewApproval, Settlement, Store } from '../store/store.ts';
-import type { GateSubject } from '../validation/gate.ts';
+import { gateApprovalKey, gateSettings, type Gate, type GateSubject, type GateVerdict } from '../validation/gate.ts';
+import { changedPaths, decideOutcome, type GateDecision } from '../validation/outcome.ts';
 import type { AgentSpec, Cost, Registry, ToolSpec } from './options.ts';
 
 export { BudgetExceededError, PolicyDeniedError, RateLimitedError };
@@ -26,7 +29,8 @@ export { BudgetExceededError, PolicyDeniedError, RateLimitedError };
  */
 
 export type Verdict =
-  | { effect: 'allow'; reservation: Settlement | null; audit: AuditEntry[] }
+  /** `value`: set when a gate's fix replaced what crosses; the caller uses it for the effect. */
+  | { effect: 'allow'; reservation: Settlement | null; audit: AuditEntry[]; value?: Json }
   | { effect: 'deny'; error: ErrorInfo; audit: AuditEntry[] }
   | { effect: 'defer'; until: number; ruleId: string; reason: string; audit: AuditEntry[] }
   | { effect: 'approve'; approval: NewApproval; audit: AuditEntry[] }
@@ -204,6 +208,17 @@ export class Boundary {
     return { steps, decision };
   }
 
+  /**
+   * Runs one gate on one subject and says what it would decide, writing nothing
+   * (`spine gates test`): no verdict is recorded, no reask counted, no approval asked.
+   */
+  async testGate(id: string, subject: GateSubject): Promise<{ gate: Gate; decision: GateDecision } | null> {
+    const gate = (this.registry.gates ?? []).find((g) => g.id === id);
+    if (!gate) return null;
+    const settings = gateSettings(gate);
+    return { gate, decision: decideOutcome(settings, await this.runCheck(gate, subject, settings.timeoutMs), 0) };
+  }
+
   /** Spend to settle after a turn: the agent's reported usage, else the estimate. */
   turnSettlement(reservation: Settlement | null, usage: { costUsd?: number; inputTokens?: number; outputTokens?: number } | null): Settlement[] {
     if (!reservation) return [];
@@ -218,6 +233,7 @@ export class Boundary {
   private async pass(p: Passage): Promise<Verdict> {
     const audit: AuditEntry[] = [];
     let reservation: Settlement | null = null;
+    let replaced: Json | undefined;
     for (const stage of CROSSING_STAGES[p.kind] as readonly Stage[]) {
       let verdict: Verdict | null = null;
       switch (stage) {
@@ -230,9 +246,13 @@ export class Boundary {
           else reservation = outcome.reservation;
           break;
         }
-        case 'gates':
-          verdict = await this.gatesStage(p, audit);
+        case 'gates': {
+          const gated = await this.gatesStage(p, audit);
+          // A fix: the replacement goes on to the effect.
+          if (gated?.effect === 'allow') replaced = gated.value;
+          else verdict = gated;
           break;
+        }
         case 'audit':
         case 'effect':
           // The caller commits `audit` with its durable effect, in one transaction.
@@ -244,7 +264,7 @@ export class Boundary {
         return verdict;
       }
     }
-    return { effect: 'allow', reservation, audit };
+    return { effect: 'allow', reservation, audit, ...(replaced === undefined ? {} : { value: replaced }) };
   }
 
   private base(ctx: CrossingContext): Omit<AuditEntry, 'kind'> {
@@ -269,25 +289,111 @@ export class Boundary {
     return null;
   }
 
+  /**
+   * Gates, in config order, strictly before the effect. A check that throws or
+   * outlives its timeout is an error (fail closed unless `onError: 'warn'`). Every
+   * verdict is an audit event (and, in the store, a gate_verdicts record); a
+   * shadow gate is evaluated and recorded but never enforced. A fix replaces the
+   * value that goes on to the next gate and to the effect (`Verdict.value`).
+   */
   private async gatesStage(p: Passage, audit: AuditEntry[]): Promise<Verdict | null> {
-    const subject = this.subject(p);
-    for (const gate of this.gatesFor(subject)) {
-      const v = await gate.check(subject);
-      if (v.verdict === 'pass') continue;
-      audit.push({ ...this.base(p.ctx), kind: 'gate.verdict', data: { key: p.ctx.key, crossing: p.kind, gate: gate.id, verdict: v.verdict, reasons: v.reasons } });
-      if (v.verdict === 'block') {
-        return { effect: 'deny', error: new PolicyDeniedError(gate.id, `gate ${gate.id} blocked: ${v.reasons.join('; ')}`).toInfo(), audit };
+    const gates = this.gatesFor(this.subject(p));
+    if (gates.length === 0) return null;
+    let value = p.input;
+    for (const gate of gates) {
+      const settings = gateSettings(gate);
+      const subject = this.subject(p, value);
+      const inputDigest = digest(value);
+      const check = await this.runCheck(gate, subject, settings.timeoutMs);
+      const reasks = !('error' in check) && check.verdict === 'fail' && settings.onFail === 'reask' && settings.mode === 'enforce' && p.ctx.taskId
+        ? await this.store.verdicts.count({ taskId: p.ctx.taskId, gate: gate.id, outcome: 'reask' })
+        : 0;
+      const decision = decideOutcome(settings, check, reasks);
+      let outcome = decision.outcome;
+      const approvalKey = gateApprovalKey(p.ctx.key, gate.id);
+      if (outcome === 'escalate' && settings.mode === 'enforce') {
+        // A person already decided this crossing: their answer is the outcome.
+        const decided = (await this.store.approvals.decisionFor(approvalKey))?.state;
+        if (decided === 'approved') outcome = 'pass';
+        else if (decided === 'denied' || decided === 'expired' || decided === 'cancelled') outcome = 'block';
+      }
+      const data: Record<string, Json> = {
+        key: p.ctx.key,
+        crossing: p.kind,
+        name: p.name,
+        gate: gate.id,
+        mode: settings.mode,
+        verdict: decision.verdict,
+        outcome,
+        reasons: decision.reasons,
+        inputDigest,
+        configVersion: this.registry.gatesVersion ?? 'code',
+      };
+      if (outcome === 'fix' && decision.fix !== undefined) data.fix = { digest: digest(decision.fix), changed: changedPaths(value, decision.fix) };
+      audit.push({ ...this.base(p.ctx), kind: 'gate.verdict', digest: inputDigest, data });
+      if (settings.mode === 'shadow') continue;
+      const details = { gate: gate.id, reasons: decision.reasons };
+      switch (outcome) {
+        case 'pass':
+        case 'warn':
+          continue;
+        case 'fix':
+          value = decision.fix ?? value;
+          continue;
+        case 'reask':
+          return { effect: 'deny', error: new SpineError('GATE_REASK', `gate ${gate.id} asks again: ${decision.reasons.join('; ')}`, { details }).toInfo(), audit };
+        case 'block':
+          return { effect: 'deny', error: new SpineError('GATE_BLOCKED', `gate ${gate.id} blocked: ${decision.reasons.join('; ')}`, { details }).toInfo(), audit };
+        case 'escalate': {
+          const { runId, taskId } = p.ctx;
+          if (runId === null || taskId === null) {
+            return { effect: 'deny', error: new SpineError('GATE_BLOCKED', `gate ${gate.id} needs a person, and ${p.kind} crossings cannot wait`, { details }).toInfo(), audit };
+          }
+          const approval: NewApproval = {
+            runId,
+            taskId,
+            agent: p.ctx.agent,
+            actionKey: approvalKey,
+            action: { kind: p.kind, name: p.name, input: value },
+            kind: 'approval',
+            ruleId: `gate:${gate.id}`,
+            reason: `gate ${gate.id}: ${decision.reasons.join('; ')}`,
+            approvers: settings.approvers,
+            expiresAt: null,
+            onExpiry: null,
+          };
+          return { effect: 'approve', approval, audit };
+        }
       }
     }
-    return null;
+    return value === p.input ? null : { effect: 'allow', reservation: null, audit, value };
+  }
+
+  /** One check under the gate's timeout; a throw or a timeout is an error, never a pass. */
+  private async runCheck(gate: Gate, subject: GateSubject, timeoutMs: number): Promise<GateVerdict | { error: string }> {
+    const ctl = new AbortController();
+    let timer: Timer | undefined;
+    const timeout = new Promise<{ error: string }>((resolve) => {
+      timer = this.clock.timer(timeoutMs, () => {
+        ctl.abort(new Error(`timed out after ${timeoutMs} ms`));
+        resolve({ error: `timed out after ${timeoutMs} ms` });
+      });
+    });
+    try {
+      return await Promise.race([gate.check(subject, ctl.signal), timeout]);
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      timer?.cancel();
+    }
   }
 
   private gatesFor(subject: GateSubject) {
     return (this.registry.gates ?? []).filter((g) => g.on === subject.crossing && g.applies(subject));
   }
 
-  private subject(p: Passage): GateSubject {
-    return { crossing: p.kind, name: p.name, agent: p.ctx.agent, runId: p.ctx.runId, taskId: p.ctx.taskId, key: p.ctx.key, value: p.input };
+  private subject(p: Passage, value: Json = p.input): GateSubject {
+    return { crossing: p.kind, name: p.name, agent: p.ctx.agent, runId: p.ctx.runId, taskId: p.ctx.taskId, key: p.ctx.key, value };
   }
 
   private async recordContract(id: string): Promise<void> {

@@ -6,6 +6,7 @@ export type { RetryPolicy };
 import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -28,6 +29,8 @@ export interface AgentSpec {
   cost: Cost | null;
   /** When attempts run out: dead-letter the task, or escalate it to a human. */
   onExhausted: 'dead' | 'escalate';
+  /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
+  fallback: string | null;
 }
 
 /** A tool in the catalog. */
@@ -71,6 +74,10 @@ export interface Registry {
   policy: PolicyEngine;
   /** The boundary's gates stage (validation); empty until gates are configured. */
   gates: readonly Gate[];
+  /** The digest of the gates' config, recorded with every verdict. */
+  gatesVersion?: string;
+  /** Circuit breakers (validation.breakers); off when null or absent. */
+  breakers?: BreakerSettings | null;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

@@ -3,6 +3,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
+import type { BreakerSettings } from '../validation/breakers.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
@@ -17,6 +18,7 @@ export interface AgentInit {
   grants?: Partial<Grants>;
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
+  fallback?: string | null;
 }
 
 export interface ToolInit {
@@ -41,6 +43,8 @@ export function createRegistry(parts: {
   contracts?: ContractRegistry;
   policy?: CompiledPolicy;
   gates?: readonly Gate[];
+  gatesVersion?: string;
+  breakers?: BreakerSettings | null;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -59,6 +63,7 @@ export function createRegistry(parts: {
       grants: g,
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
+      fallback: a.fallback ?? null,
     });
   }
   const tools = new Map<string, ToolSpec>();
@@ -82,5 +87,7 @@ export function createRegistry(parts: {
     contracts: parts.contracts ?? new ContractRegistry(),
     policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
     gates: parts.gates ?? [],
+    ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
+    ...(parts.breakers ? { breakers: parts.breakers } : {}),
   };
 }

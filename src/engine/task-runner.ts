@@ -1,6 +1,6 @@
 import type { Clock, Timer } from '../core/clock.ts';
 import { digest } from '../core/digest.ts';
-import { DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
+import { CircuitOpenError, DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
@@ -13,11 +13,14 @@ import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from 
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
 import { backoffMs } from '../core/backoff.ts';
 import { parseTurnResult } from './turn-result.ts';
+import type { BreakerBoard } from '../validation/breakers.ts';
 
 export interface RunnerEnv {
   store: Store;
   registry: Registry;
   boundary: Boundary;
+  /** The shared circuit breakers, when configured. */
+  breakers?: BreakerBoard;
   clock: Clock;
   workerId: string;
   log: Logger;
@@ -103,6 +106,21 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         open = null;
         audit.push({ ...base, kind: 'turn.resumed', data: { turn: n } });
       } else {
+        // An open breaker fails fast: the task waits out the cooldown without using an attempt.
+        const agentKey = `agent:${task.agent}`;
+        const admitted = env.breakers ? await env.breakers.admit(agentKey) : null;
+        if (admitted && !admitted.ok) {
+          audit.push({ ...base, kind: 'breaker.rejected', data: { breaker: agentKey, code: 'CIRCUIT_OPEN', retryAt: admitted.retryAt, turn: n } });
+          const open = new CircuitOpenError(agentKey, admitted.retryAt);
+          const fallback = spec.fallback ? registry.agents.get(spec.fallback) : undefined;
+          if (fallback) {
+            await commitHandOver(env, claimed, fallback, open.toInfo(), 'breaker-open', audit);
+            return;
+          }
+          const reason = open.message;
+          await commitPause(env, claimed, { effect: 'defer', until: admitted.retryAt, ruleId: `breaker:${agentKey}`, reason, audit }, audit, []);
+          return;
+        }
         const spend = await boundary.turn(ctx(`${task.runId}/${task.id}/${n}/turn`), spec);
         audit.push(...spend.audit);
         if (spend.effect !== 'allow') {
@@ -116,7 +134,14 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
           : undefined;
-        const raw = await callAgent(clock, spec, input, stop, onToken);
+        let raw: unknown;
+        try {
+          raw = await callAgent(clock, spec, input, stop, onToken);
+        } catch (err) {
+          if (env.breakers && !stop.aborted && !(err instanceof Stopped)) await env.breakers.record(agentKey, false, toErrorInfo(err, 'AGENT_FAILED').code);
+          throw err;
+        }
+        await env.breakers?.record(agentKey, true);
         const answer = parseTurnResult(spec.name, raw);
         actions = answer.actions ?? [];
         output = answer.output;
@@ -126,6 +151,8 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           audit.push(...checked.audit);
           // A refused output is a failed attempt: the agent gets the reasons back on its next attempt.
           if (checked.effect === 'deny') throw SpineError.fromInfo(checked.error);
+          // A gate's fix replaces the output (the difference is in the gate's audit event).
+          if (checked.effect === 'allow' && checked.value !== undefined) output = checked.value;
         }
         decided = false;
         audit.push({
@@ -187,9 +214,19 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
             pause = verdict;
             break;
           }
+          if (tool && env.breakers) {
+            const admitted = await env.breakers.admit(`tool:${tool.name}`);
+            if (!admitted.ok) {
+              if (verdict.reservation) await store.limits.settle({ ...verdict.reservation, micros: 0, tokens: 0 }, clock.now());
+              turnResults.push(refuse(i, action, new CircuitOpenError(`tool:${tool.name}`, admitted.retryAt).toInfo(), audit, base));
+              continue;
+            }
+          }
           await recordDecision();
+          // A gate's fix replaces what crosses: the tool's input, or the message's text.
+          const fixed = verdict.value === undefined ? action : fixAction(action, verdict.value);
           turnResults.push(
-            action.type === 'tool' ? await runTool(env, claimed, n, i, action, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, action),
+            fixed.type === 'tool' ? await runTool(env, claimed, n, i, fixed, tool!, verdict.reservation, stop, audit) : await runDeliver(env, claimed, n, i, fixed),
           );
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
@@ -265,7 +302,8 @@ async function crossJoinedResults(env: RunnerEnv, claimed: ClaimedTask, results:
     }
     const verdict = await env.boundary.handoffResult(taskCrossing(task, tenant, env.workerId, `${task.runId}/${r.taskId}/result`), r.taskId, r.value);
     audit.push(...verdict.audit);
-    out.push(verdict.effect === 'deny' ? { index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error } : r);
+    if (verdict.effect === 'deny') out.push({ index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error });
+    else out.push(verdict.effect === 'allow' && verdict.value !== undefined ? { ...r, value: verdict.value } : r);
   }
   return { results: out, audit };
 }
@@ -371,6 +409,7 @@ async function runTool(
     outcome = { error: err instanceof SpineError ? err.toInfo() : new ToolError(action.tool, err instanceof Error ? err.message : String(err)).toInfo() };
   }
   faultPoint('after-effect-before-record');
+  await env.breakers?.record(`tool:${action.tool}`, 'result' in outcome, 'error' in outcome ? outcome.error.code : null);
   const final = await store.tasks.completeEffect(
     key,
     outcome,
@@ -384,7 +423,15 @@ async function runTool(
   const checked = await env.boundary.toolResult(taskCrossing(task, claimed.tenant, env.workerId, key), tool, result.value);
   audit.push(...checked.audit);
   if (checked.effect === 'deny') return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error: checked.error };
+  if (checked.effect === 'allow' && checked.value !== undefined) return { ...result, value: checked.value };
   return result;
+}
+
+/** An action with a gate's replacement: a tool's input, or a message's text (from the fixed payload's `text`). */
+function fixAction(action: ToolAction | DeliverAction, value: Json): ToolAction | DeliverAction {
+  if (action.type === 'tool') return { ...action, input: value };
+  const text = isObject(value) && typeof value.text === 'string' ? value.text : typeof value === 'string' ? value : action.text;
+  return { ...action, text };
 }
 
 /** What a deliver action's policy sees (allowlists match on `to`). */
@@ -455,11 +502,13 @@ async function planHandoff(env: RunnerEnv, ctx: CrossingContext, claimed: Claime
   const target = registry.agents.get(action.agent);
   if (!target) return { result: refuse(index, action, new UnknownAgentError(action.agent, [...registry.agents.keys()]).toInfo(), audit, base), child: null };
   if (task.depth + 1 > registry.limits.maxDepth) return { result: refuse(index, action, new DepthLimitError(registry.limits.maxDepth).toInfo(), audit, base), child: null };
-  const input = action.input ?? null;
+  let input = action.input ?? null;
   const verdict = await boundary.handoff(ctx, target, input, action.contract);
   audit.push(...verdict.audit);
   if (verdict.effect === 'deny') return { result: refuse(index, action, verdict.error, audit, base), child: null };
   if (verdict.effect !== 'allow') return { pause: verdict };
+  // A gate's fix replaces the payload the child receives.
+  if (verdict.value !== undefined) input = verdict.value;
   const id = newId('task');
   audit.push({ ...base, kind: 'action.handoff', digest: digest(input), data: { index, agent: target.name, child: id } });
   return {
@@ -492,6 +541,21 @@ async function commitPause(env: RunnerEnv, claimed: ClaimedTask, pause: Pause, a
   }
 }
 
+/** The agent's fallback takes the task over (audited as task.handed-over with the commit). */
+async function commitHandOver(env: RunnerEnv, claimed: ClaimedTask, fallback: AgentSpec, error: ErrorInfo, why: 'attempts-spent' | 'breaker-open', audit: AuditEntry[]): Promise<void> {
+  env.release?.();
+  try {
+    await env.store.commitTurn({
+      lease: claimed.lease,
+      now: env.clock.now(),
+      outcome: { kind: 'hand-over', agent: fallback.name, maxAttempts: fallback.retry.maxAttempts, error, why },
+      audit,
+    });
+  } catch (e) {
+    if (!(e instanceof LeaseLostError)) throw e;
+  }
+}
+
 /** Records a failed attempt: retry with backoff if retryable and attempts remain; else dead-letter or escalate. */
 async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: number, err: unknown, audit: AuditEntry[] = [], settle: Settlement[] = []): Promise<void> {
   const { store, registry, clock, log } = env;
@@ -502,7 +566,9 @@ async function commitFailure(env: RunnerEnv, claimed: ClaimedTask, attempt: numb
   const failed = attempt + 1;
   const now = clock.now();
   let outcome: TurnOutcome;
+  const fallback = spec?.fallback ? registry.agents.get(spec.fallback) : undefined;
   if (info.retryable && failed < policy.maxAttempts) outcome = { kind: 'retry', error: info, runAt: now + backoffMs(policy, failed) };
+  else if (fallback) outcome = { kind: 'hand-over', agent: fallback.name, maxAttempts: fallback.retry.maxAttempts, error: info, why: 'attempts-spent' };
   else if (spec?.onExhausted === 'escalate') {
     outcome = {
       kind: 'escalate',

@@ -8,6 +8,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
 import { Boundary } from './boundary.ts';
+import { BreakerBoard } from '../validation/breakers.ts';
 import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
 
 interface InFlight {
@@ -67,6 +68,7 @@ export class Worker {
   private readonly onAgentEvent: ((e: AgentEvent) => void) | undefined;
   private readonly reapEveryMs: number;
   private boundary: Boundary;
+  private breakers: BreakerBoard | null = null;
 
   constructor(deps: WorkerDeps) {
     this.store = deps.store;
@@ -79,6 +81,7 @@ export class Worker {
     this.onAgentEvent = deps.onAgentEvent;
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
     this.boundary = new Boundary(this.store, this.registry, this.clock);
+    this.breakers = this.boardFor(this.registry);
     const common = { clock: this.clock, log: this.log };
     this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
     this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
@@ -92,6 +95,12 @@ export class Worker {
   setRegistry(registry: Registry): void {
     this.registry = registry;
     this.boundary = new Boundary(this.store, registry, this.clock);
+    this.breakers = this.boardFor(registry);
+  }
+
+  /** This worker's view of the shared circuit breakers (null when validation.breakers is off). */
+  private boardFor(registry: Registry): BreakerBoard | null {
+    return registry.breakers ? new BreakerBoard(this.store.breakers, registry.breakers, this.clock, this.id) : null;
   }
 
   /** The runtime's reload: a new registry and session history bound. */
@@ -239,6 +248,7 @@ export class Worker {
       store: this.store,
       registry: this.registry,
       boundary: this.boundary,
+      ...(this.breakers ? { breakers: this.breakers } : {}),
       clock: this.clock,
       workerId: this.id,
       log: this.log,

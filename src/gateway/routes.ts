@@ -40,6 +40,7 @@ export const DOCUMENT: Parameters<OpenAPIHono['getOpenAPI31Document']>[0] = {
     { name: 'meta', description: 'this document' },
     { name: 'mcp', description: 'Spine as an MCP server (docs/mcp.md)' },
     { name: 'a2a', description: 'Spine agents as A2A agents (docs/a2a.md)' },
+    { name: 'validation', description: 'gate verdicts (docs/validation.md)' },
   ],
 };
 

@@ -5,6 +5,8 @@ import type { AuditEntry, AuditStore } from './audit.ts';
 import type { NewOutboxItem, OutboxStore } from './outbox.ts';
 import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
+import type { VerdictStore } from './verdicts.ts';
+import type { BreakerStore } from './breakers.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -108,7 +110,9 @@ export type TurnOutcome =
   | { kind: 'dead'; error: ErrorInfo }
   | { kind: 'defer'; until: number; ruleId: string; reason: string }
   | { kind: 'await-approval'; approval: NewApproval }
-  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval };
+  | { kind: 'escalate'; error: ErrorInfo; approval: NewApproval }
+  /** Its fallback agent takes the task over, with fresh attempts (its own attempts are spent, or its breaker is open). */
+  | { kind: 'hand-over'; agent: string; maxAttempts: number; error: ErrorInfo; why: 'attempts-spent' | 'breaker-open' };
 
 // ── intake and sessions ───────────────────────────────────────────────────────
 
@@ -479,6 +483,10 @@ export interface Store {
   readonly outbox: OutboxStore;
   /** Schedules' next fire times. */
   readonly schedules: ScheduleStore;
+  /** Gate verdicts as records (validation). */
+  readonly verdicts: VerdictStore;
+  /** Circuit breakers shared by every worker (validation). */
+  readonly breakers: BreakerStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -1,35 +1,51 @@
-import type { WorkerInfo } from '../store/store.ts';
+import type { Store } from '../store/store.ts';
 
 /**
- * Whether a worker is alive, judged from its heartbeats and, for a worker on this
- * host, from its process: a worker that died a moment ago has a fresh heartbeat but
- * no process, and nothing else would tell for a heartbeat interval or two.
+ * Deterministic stuck-work detectors (no model involved): what `spine doctor` lists.
+ * Each finding names the stuck thing, its run, and since when.
  */
-export interface LivenessProbe {
-  now: number;
-  /** How often workers heartbeat (config `worker.heartbeatMs`). */
-  heartbeatMs: number;
-  /** This machine's host name, as workers register it. */
-  host: string;
-  /** Whether a process with this pid exists on this host. */
-  pidExists: (pid: number) => boolean;
+export interface LivenessSettings {
+  /** A pending approval expiring within this is reported. */
+  approvalWarnMs: number;
+  /** A run still running after this is reported (null: no SLA). */
+  runSlaMs: number | null;
+  /** A running task's turn may take this long (its agent's timeout) before it is overdue. */
+  turnTimeoutMs: (agent: string) => number;
 }
 
-/** Heartbeats a worker may miss before it counts as gone (one late beat on a loaded machine is not death). */
-export const MISSED_HEARTBEATS = 2;
+export const LIVENESS_FINDINGS = ['turn-overdue', 'approval-expiring', 'run-over-sla'] as const;
 
-/** The oldest heartbeat a live worker can have. */
-export function aliveSince(p: Pick<LivenessProbe, 'now' | 'heartbeatMs'>): number {
-  return p.now - (MISSED_HEARTBEATS + 1) * p.heartbeatMs;
+export interface Finding {
+  kind: (typeof LIVENESS_FINDINGS)[number];
+  /** The task, approval or run. */
+  id: string;
+  runId: string;
+  since: number;
+  detail: string;
 }
 
-export function isAlive(w: WorkerInfo, p: LivenessProbe): boolean {
-  if (w.stoppedAt !== null) return false;
-  if (w.heartbeatAt < aliveSince(p)) return false;
-  return w.host !== p.host || p.pidExists(w.pid);
-}
+/** How many rows of each kind a pass looks at. */
+const SCAN = 1_000;
+/** A turn outliving its timeout by this much is stuck (the runner aborts it at the timeout itself). */
+const TURN_SLACK_MS = 30_000;
 
-/** The live workers among those the store lists. */
-export function liveWorkers(workers: readonly WorkerInfo[], p: LivenessProbe): WorkerInfo[] {
-  return workers.filter((w) => isAlive(w, p));
+export async function findStuckWork(store: Pick<Store, 'tasks' | 'approvals' | 'runs'>, now: number, s: LivenessSettings): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const t of await store.tasks.list({ state: 'running', limit: SCAN })) {
+    const limit = s.turnTimeoutMs(t.agent) + TURN_SLACK_MS;
+    if (now - t.updatedAt > limit) {
+      findings.push({ kind: 'turn-overdue', id: t.id, runId: t.runId, since: t.updatedAt, detail: `${t.agent} running for ${Math.round((now - t.updatedAt) / 1000)} s, past its timeout` });
+    }
+  }
+  for (const a of await store.approvals.list({ state: 'pending', limit: SCAN })) {
+    if (a.expiresAt !== null && a.expiresAt - now <= s.approvalWarnMs) {
+      findings.push({ kind: 'approval-expiring', id: a.id, runId: a.runId, since: a.requestedAt, detail: `for ${a.approvers}, expires in ${Math.max(0, Math.round((a.expiresAt - now) / 1000))} s` });
+    }
+  }
+  if (s.runSlaMs !== null) {
+    for (const r of await store.runs.list({ state: 'running', limit: SCAN })) {
+      if (now - r.createdAt > s.runSlaMs) findings.push({ kind: 'run-over-sla', id: r.id, runId: r.id, since: r.createdAt, detail: `${r.agent} running for ${Math.round((now - r.createdAt) / 1000)} s` });
+    }
+  }
+  return findings;
 }

@@ -3,12 +3,14 @@ import { resolve } from 'node:path';
 import { intOption, parse } from '../args.ts';
 import { maybeConfig, storeUrl } from '../context.ts';
 import { localProbe } from '../workers.ts';
-import { DEFAULT_WORKER } from '../../engine/options.ts';
-import { aliveSince, liveWorkers } from '../../validation/liveness.ts';
+import { aliveSince, liveWorkers } from '../../validation/worker-liveness.ts';
 import { table } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 import { loadStore } from '../../runtime/store-url.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
+import type { BreakerRecord } from '../../store/breakers.ts';
+import { findStuckWork, type Finding, type LivenessSettings } from '../../validation/liveness.ts';
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER } from '../../engine/options.ts';
 
 type Status = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -26,24 +28,37 @@ interface Report {
   latencyMs: number | null;
   health: StoreHealth | null;
   checks: Check[];
+  /** Stuck work (validation/liveness.ts). */
+  findings: Finding[];
 }
 
 
 export async function doctorCommand(argv: string[]): Promise<CommandResult> {
-  const { values } = parse(argv, { 'stuck-after': { type: 'string' } }, 0);
+  const { values } = parse(argv, { 'stuck-after': { type: 'string' }, 'run-sla': { type: 'string' }, 'approval-warn': { type: 'string' } }, 0);
   const stuckAfterMs = (intOption('stuck-after', values['stuck-after'], 0) ?? 60) * 1_000;
+  const runSla = intOption('run-sla', values['run-sla']);
   const url = storeUrl(values);
   // Workers heartbeat as the config says; doctor also runs where there is no (valid) config.
   const config = await maybeConfig(values).catch(() => null);
-  const report = await diagnose(url, stuckAfterMs, Date.now(), config?.worker.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs);
+  const report = await diagnose(url, stuckAfterMs, Date.now(), {
+    runSlaMs: runSla === undefined ? null : runSla * 1_000,
+    approvalWarnMs: (intOption('approval-warn', values['approval-warn'], 0) ?? 900) * 1_000,
+    heartbeatMs: config?.worker.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs,
+  });
   const exitCode = report.healthy ? 0 : 1;
   if (values.json) return { stdout: JSON.stringify(report, null, 2), exitCode };
   return { stdout: render(report), exitCode };
 }
 
-export async function diagnose(url: string, stuckAfterMs: number, now = Date.now(), heartbeatMs = DEFAULT_WORKER.heartbeatMs): Promise<Report> {
+export async function diagnose(
+  url: string,
+  stuckAfterMs: number,
+  now = Date.now(),
+  liveness: Partial<LivenessSettings> & { heartbeatMs?: number } = {},
+): Promise<Report> {
+  const heartbeatMs = liveness.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs;
   const checks: Check[] = [];
-  const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks };
+  const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks, findings: [] };
 
   // An embedded store that does not exist yet would be created by opening it: report it instead.
   if (url.startsWith('sqlite:')) {
@@ -87,7 +102,7 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'stuck work']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -130,6 +145,14 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       status: h.outbox.dead > 0 ? 'warn' : 'ok',
       detail: `${h.outbox.pending} waiting${h.outbox.pending ? ` (oldest due ${seconds(outboxLag)} ago)` : ''}, ${h.outbox.dead} dead${h.outbox.dead ? ' (requeue them once the channel works)' : ''}`,
     });
+    checks.push(breakerCheck(await store.breakers.list(), now));
+    const findings = await findStuckWork(store, now, { approvalWarnMs: 900_000, runSlaMs: null, turnTimeoutMs: () => DEFAULT_TIMEOUT_MS, ...liveness });
+    report.findings = findings;
+    checks.push(
+      findings.length === 0
+        ? { name: 'stuck work', status: 'ok', detail: 'no turn past its timeout, approval about to expire or run past its SLA' }
+        : { name: 'stuck work', status: 'warn', detail: findings.slice(0, 5).map((f) => `${f.kind} ${f.id}: ${f.detail}`).join('; ') + (findings.length > 5 ? `; … ${findings.length - 5} more` : '') },
+    );
     return report;
   } catch (err) {
     checks.push({ name: 'store', status: 'fail', detail: message(err) });
@@ -138,6 +161,14 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
     report.healthy = checks.every((c) => c.status !== 'fail');
     await store.close().catch(() => {});
   }
+}
+
+/** Circuit breakers (validation.breakers): an open or half-open one is a warning naming it. */
+function breakerCheck(breakers: BreakerRecord[], now: number): Check {
+  const tripped = breakers.filter((b) => b.state !== 'closed');
+  if (tripped.length === 0) return { name: 'breakers', status: 'ok', detail: breakers.length ? `${breakers.length} closed` : 'none tripped' };
+  const what = tripped.map((b) => `${b.key} ${b.state}${b.state === 'open' && b.retryAt !== null ? ` (probe in ${seconds(b.retryAt - now)})` : ''}${b.lastError ? `, last ${b.lastError}` : ''}`);
+  return { name: 'breakers', status: 'warn', detail: what.join('; ') };
 }
 
 function render(r: Report): string {

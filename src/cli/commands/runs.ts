@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../core/errors.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
-import { duration, short, table, taskTree, when } from '../format.ts';
+import { duration, short, table, taskTree, verdictTable, when } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 import type { Run } from '../../core/types.ts';
 import { isTerminal, waitForRun } from '../../engine/runs.ts';
@@ -57,9 +57,10 @@ async function show(argv: string[]): Promise<CommandResult> {
     if (!run) throw new NotFoundError('run', id);
     const tasks = await store.tasks.list({ runId: id, limit: 10_000 });
     const effects = await store.tasks.effects({ runId: id });
+    const gates = await store.verdicts.list({ runId: id, limit: 1_000 });
     if (values.json) {
       const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.tasks.turns(t.id)] as const)));
-      return { stdout: JSON.stringify({ run, tasks, turns, effects }, null, 2) };
+      return { stdout: JSON.stringify({ run, tasks, turns, effects, gates }, null, 2) };
     }
     const lines = [
       `run      ${run.id}`,
@@ -75,6 +76,7 @@ async function show(argv: string[]): Promise<CommandResult> {
       lines.push('', 'effects');
       lines.push(table(['KEY', 'TOOL', 'STATE', 'ATTEMPTS'], effects.map((e) => [e.key, e.tool, e.state, String(e.attempts)])));
     }
+    if (gates.length) lines.push('', 'gates', verdictTable(gates));
     return { stdout: lines.join('\n') };
   } finally {
     await store.close();

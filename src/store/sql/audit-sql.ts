@@ -2,6 +2,7 @@ import { parseJson, toJson } from '../../core/json.ts';
 import type { AuditEntry, AuditEvent, AuditStore } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
+import { insertVerdicts } from './verdicts-sql.ts';
 
 /** Rows per multi-row audit INSERT; keeps the number of distinct statements small. */
 const AUDIT_CHUNK = 32;
@@ -51,6 +52,8 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
       params,
     );
   }
+  // A gate's verdict is also a queryable record, in the same transaction as its event.
+  await insertVerdicts(tx, now, entries);
 }
 
 export function sqlAuditStore(db: SqlBackend): AuditStore {

@@ -13,8 +13,10 @@ export function loadMigrations(dir: string): Migration[] {
     if (!m) continue;
     out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
   }
+  // Versions are unique and increasing; a gap is allowed, since layers built in parallel hold pre-assigned numbers.
   out.forEach((mig, i) => {
-    if (mig.version !== i + 1) throw new Error(`migrations in ${dir} are not numbered 1..n (found ${mig.version} at position ${i + 1})`);
+    const prev = i === 0 ? 0 : out[i - 1]!.version;
+    if (mig.version <= prev) throw new Error(`migrations in ${dir} are not numbered in increasing order (found ${mig.version} after ${prev})`);
   });
   return out;
 }
@@ -26,7 +28,7 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`;
 
 export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
-  const known = backend.migrations.length;
+  const known = backend.migrations.at(-1)?.version ?? 0;
   try {
     const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
     return { current: Number(row?.v ?? 0), known };

@@ -25,6 +25,10 @@ import type {
   WorkerStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
+import type { VerdictStore } from '../verdicts.ts';
+import type { BreakerStore } from '../breakers.ts';
+import { sqlBreakerStore } from './breakers-sql.ts';
+import { sqlVerdictStore } from './verdicts-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -46,6 +50,7 @@ import {
   escalateTask,
   fence,
   finishTask,
+  handOverTask,
   propagateFinish,
   scheduleRetry,
   sqlTaskStore,
@@ -84,6 +89,8 @@ export class SqlStore implements Store {
   readonly tokens: TokenStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
+  readonly verdicts: VerdictStore;
+  readonly breakers: BreakerStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
 
@@ -104,6 +111,8 @@ export class SqlStore implements Store {
     this.tokens = sqlTokenStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
+    this.verdicts = sqlVerdictStore(backend);
+    this.breakers = sqlBreakerStore(backend);
   }
 
   migrate(): Promise<{ applied: number[]; version: number }> {
@@ -230,6 +239,11 @@ export class SqlStore implements Store {
           await escalateTask(tx, task.id, turns, outcome.error, now);
           await insertAudit(tx, now, audit.splice(0));
           await insertApproval(tx, outcome.approval, now, lease.owner);
+          break;
+        case 'hand-over':
+          await handOverTask(tx, task.id, outcome.agent, outcome.maxAttempts, turns, outcome.error, now);
+          audit.push({ ...base, kind: 'task.handed-over', data: { from: task.agent, to: outcome.agent, why: outcome.why, error: outcome.error as unknown as Json } });
+          woke = true;
           break;
         case 'dead':
           await countFailedAttempt(tx, task.id, turns);

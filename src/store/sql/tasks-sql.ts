@@ -134,6 +134,15 @@ export async function scheduleRetry(tx: SqlExecutor, taskId: string, turns: numb
   );
 }
 
+/** The fallback agent takes the task over, queued now with fresh attempts. */
+export async function handOverTask(tx: SqlExecutor, taskId: string, agent: string, maxAttempts: number, turns: number, error: ErrorInfo, now: number): Promise<void> {
+  await tx.run(
+    `UPDATE tasks SET agent = ?, max_attempts = ?, turns = ?, state = 'queued', attempt = 0, error = ?, run_at = ?,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`,
+    [agent, maxAttempts, turns, toJson(error), now, now, taskId],
+  );
+}
+
 /** Not a failure: the open decision is re-evaluated when the task comes due. */
 export async function deferTask(tx: SqlExecutor, taskId: string, turns: number, until: number, now: number): Promise<void> {
   await tx.run(`UPDATE tasks SET turns = ?, state = 'queued', run_at = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?`, [
