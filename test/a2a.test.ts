@@ -107,13 +107,17 @@ describe('A2A: a remote agent as an agent kind', () => {
 describe('A2A: Spine agents as A2A agents on the gateway', () => {
   it('Agent Cards, blocking and streaming sends through the SDK client, scopes', async (t) => {
     const p = await startProject(t);
-    const cardRes = await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}` } });
+    const cardRes = await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}`, 'a2a-version': '1.0' } });
     assert.equal(cardRes.status, 200);
     const card = (await cardRes.json()) as { name: string; description: string; skills: Array<{ id: string }>; supportedInterfaces: Array<{ url: string; protocolBinding: string; protocolVersion: string }>; capabilities: { streaming: boolean } };
     assert.equal(card.name, 'echo');
     assert.equal(card.description, 'Echoes what it is sent');
     assert.deepEqual(card.skills.map((s) => s.id), ['echo']);
-    assert.deepEqual(card.supportedInterfaces, [{ url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' }]);
+    // One endpoint, two protocol versions (docs/a2a.md, "Versions").
+    assert.deepEqual(card.supportedInterfaces, [
+      { url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '1.0' },
+      { url: `${p.url}/v1/a2a/echo`, protocolBinding: 'JSONRPC', protocolVersion: '0.3' },
+    ]);
     assert.equal(card.capabilities.streaming, true);
     assert.equal((await fetch(`${p.url}/v1/a2a/echo/.well-known/agent-card.json`)).status, 401);
     assert.equal((await fetch(`${p.url}/v1/a2a/nobody/.well-known/agent-card.json`, { headers: { authorization: `Bearer ${p.tokens.viewer}` } })).status, 404);

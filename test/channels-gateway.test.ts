@@ -6,9 +6,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { OutboxDispatcher } from '../src/engine/outbox-dispatcher.ts';
 import { createChannels } from '../src/channels/index.ts';
+import { compileChannels } from '../src/channels/config.ts';
+import type { FieldIssue } from '../src/core/errors.ts';
 import type { ChannelAdapter } from '../src/core/channel.ts';
 import {
   FakePlatform,
+  TELEGRAM_SECRET,
   channelSettings,
   discordCommand,
   discordHeaders,
@@ -126,3 +129,33 @@ describe('channels through the gateway', () => {
     assert.deepEqual(posts[0]!.body, { channel: 'C123ABC456', text: 'echo: status?' });
   });
 });
+
+describe('a channel whose {env} secret is unset', () => {
+  it('fails only that channel: its webhook is a 503 SECRET_UNSET naming the field, nothing stored; the others work', async (t) => {
+    const issues: FieldIssue[] = [];
+    const settings = compileChannels(
+      {
+        slack: { accounts: { T123ABC456: { signingSecret: { env: 'T_UNSET_SIGNING' }, botToken: 'xoxb-1', apiBaseUrl: `${platform.url}/slack/api` } } },
+        telegram: channelSettingsRaw().telegram,
+      },
+      issues,
+      {},
+    );
+    assert.deepEqual(issues, []);
+    const g = await startTestGateway(t, { channels: createChannels(settings), reg: echo, bindings: [{ id: 'all', agent: 'echo' }] });
+    const raw = JSON.stringify(slackMessage());
+    const res = await post(g, '/v1/channels/slack/T123ABC456', raw, slackHeaders(raw, Date.now()));
+    assert.equal(res.status, 503);
+    assert.equal((res.body as unknown as { error: { code: string; message: string } }).error.code, 'SECRET_UNSET');
+    assert.match((res.body as unknown as { error: { message: string } }).error.message, /^channels\.slack\.accounts\.T123ABC456\.signingSecret: environment variable T_UNSET_SIGNING is not set/);
+    assert.equal(res.headers.get('retry-after'), null, 'not retryable');
+    assert.deepEqual(await stored(g.store), { envelopes: 0, runs: 0 });
+    const update = JSON.stringify(telegramUpdate());
+    const ok = await post(g, '/v1/channels/telegram/mybot', update, telegramHeaders());
+    assert.equal(ok.status, 200);
+  });
+});
+
+function channelSettingsRaw() {
+  return { telegram: { accounts: { mybot: { secretToken: TELEGRAM_SECRET, botToken: 'bot-token', apiBaseUrl: `${platform.url}/telegram` } } } };
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FieldIssue } from '../src/core/errors.ts';
 import { type ChannelAdapter, type InboundResult } from '../src/core/channel.ts';
-import { BadChannelRequestError, UnauthorizedRequestError } from '../src/core/errors.ts';
+import { BadChannelRequestError, SecretUnsetError, UnauthorizedRequestError } from '../src/core/errors.ts';
 import { channelsSchema, compileChannels } from '../src/channels/config.ts';
 import { createChannels } from '../src/channels/index.ts';
 import {
@@ -60,10 +60,23 @@ describe('channel config', () => {
     assert.deepEqual([...channels.keys()].sort(), ['discord', 'slack', 'telegram', 'webhook']);
   });
 
-  it('names the field whose environment variable is unset', () => {
+  it('reads an {env} secret when it is used: unset, it fails only that channel, naming the field and the variable', async () => {
     const issues: FieldIssue[] = [];
-    compileChannels({ slack: { accounts: { acme: { signingSecret: { env: 'NOPE_SIGNING' }, botToken: 'xoxb-1' } } } }, issues, {});
-    assert.deepEqual(issues, [{ path: 'channels.slack.accounts.acme.signingSecret', message: 'environment variable NOPE_SIGNING is not set' }]);
+    const env: NodeJS.ProcessEnv = {};
+    const s = compileChannels({ slack: { accounts: { acme: { signingSecret: { env: 'NOPE_SIGNING' }, botToken: 'xoxb-1' } } } }, issues, env);
+    assert.deepEqual(issues, [], 'compiling does not need the secret');
+    assert.deepEqual(s.unset, [{ path: 'channels.slack.accounts.acme.signingSecret', message: 'environment variable NOPE_SIGNING is not set' }]);
+    assert.equal(s.slack.acme!.botToken, 'xoxb-1');
+    const slack = createChannels(s).get('slack')!;
+    const ts = String(Math.floor(Date.now() / 1000));
+    const req = { account: 'acme', headers: new Headers({ 'x-slack-request-timestamp': ts, 'x-slack-signature': 'v0=00' }), rawBody: '{}', now: Date.now() };
+    await assert.rejects(
+      async () => slack.receive(req),
+      (err: unknown) => err instanceof SecretUnsetError && err.code === 'SECRET_UNSET' && err.status === 503 && !err.retryable && err.message === 'channels.slack.accounts.acme.signingSecret: environment variable NOPE_SIGNING is not set in this process',
+    );
+    // Set later (a test's env; a process's own environment does not change), it is read then.
+    env.NOPE_SIGNING = 'now-set';
+    assert.equal(s.slack.acme!.signingSecret, 'now-set');
   });
 
   it('is strict: unknown settings, bad keys, bad URLs and bad account names are refused', () => {

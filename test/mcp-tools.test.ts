@@ -207,9 +207,29 @@ describe('MCP tools in the catalog', () => {
       agents,
     });
     const paths = issues.map((i) => i.path).sort();
-    assert.deepEqual(paths, ['mcp.servers.closed', 'mcp.servers.missing', 'mcp.servers.picky.tools', 'mcp.servers.secretless.headers.Authorization.env']);
+    // An unset secret is not a config error: that server alone is left out (next test).
+    assert.deepEqual(paths, ['mcp.servers.closed', 'mcp.servers.missing', 'mcp.servers.picky.tools']);
     assert.match(issues.find((i) => i.path === 'mcp.servers.missing')!.message, /cannot reach the MCP server: .*no-such-server/);
     assert.match(issues.find((i) => i.path === 'mcp.servers.picky.tools')!.message, /no tool "nope" \(it lists: echo, add, fail, pair, exit, pid\)/);
+  });
+
+  it('a server whose {env} secret is unset is left out with a warning naming the field; the other servers connect', async (t) => {
+    const { dir, cleanup } = await tempStore();
+    t.after(cleanup);
+    const config = await compileIn(dir, {
+      mcp: {
+        servers: {
+          secretless: { url: 'http://127.0.0.1:9/mcp', headers: { Authorization: { env: 'SPINE_TEST_UNSET_MCP' } } },
+          fine: { command: STDIO, tools: ['echo'] },
+        },
+      },
+      agents: { a: { kind: 'command', command: ['true'] } },
+    });
+    assert.deepEqual([...config.registry.tools.keys()], ['fine.echo']);
+    assert.deepEqual(config.warnings, [
+      { path: 'mcp.servers.secretless.headers.Authorization.env', message: 'environment variable SPINE_TEST_UNSET_MCP is not set: MCP server "secretless" is not connected, its tools are unavailable' },
+    ]);
+    assert.deepEqual(config.mcpTools, { fine: ['fine.echo'] }, 'the catalog keeps what the left-out server last listed');
   });
 
   it('catalog names: characters the catalog does not allow become _', () => {

@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import { httpUrl, secretValue, type SecretValue } from '../config/fields.ts';
-import type { FieldIssue } from '../core/errors.ts';
+import { SecretUnsetError, type FieldIssue } from '../core/errors.ts';
 import { DEFAULT_OUTBOX, type OutboxOptions } from '../engine/outbox-dispatcher.ts';
 import { ed25519PublicKey } from './platform.ts';
 
 /**
  * `channels` in spine.config.json5: per platform, per account, its secrets and API
  * base URL, plus `outbox` (how replies are retried). Secrets are given inline or as
- * `{ env: 'VAR' }`, read once when the config is compiled; an unset variable is a
- * config error naming the field. Webhook URLs are `POST /v1/channels/<channel>/<account>`.
+ * `{ env: 'VAR' }`, read when first used; an unset variable fails only that
+ * channel (SECRET_UNSET naming the field), and is warned about when a process that
+ * serves channels starts. Webhook URLs are `POST /v1/channels/<channel>/<account>`.
  */
 
 /** A secret inline, or the name of the environment variable that holds it. */
@@ -126,13 +127,15 @@ export interface DiscordAccount {
   toleranceSec: number;
 }
 
-/** The compiled `channels` section: secrets resolved, defaults filled in. */
+/** The compiled `channels` section: defaults filled in, `{env}` secrets read when used. */
 export interface ChannelSettings {
   webhook: Record<string, WebhookAccount>;
   slack: Record<string, SlackAccount>;
   telegram: Record<string, TelegramAccount>;
   discord: Record<string, DiscordAccount>;
   outbox: OutboxOptions;
+  /** The `{env}` secrets whose variables are unset in this process (warned about at start-up). */
+  unset?: FieldIssue[];
 }
 
 export const SLACK_API = 'https://slack.com/api';
@@ -140,16 +143,36 @@ export const TELEGRAM_API = 'https://api.telegram.org';
 export const DISCORD_API = 'https://discord.com/api/v10';
 export const DEFAULT_TOLERANCE_SEC = 300;
 
-/** Resolves secrets and fills defaults; problems are pushed to `issues` with the path of the field. */
+/**
+ * Fills defaults and wires secrets. An inline secret is a plain field; an `{env}` one
+ * is a getter that reads the variable when the secret is first used (verifying a
+ * webhook, sending a reply) and throws SecretUnsetError, naming the field and the
+ * variable, if it is unset: a process that never touches the channel (`spine mcp`,
+ * `spine runs`) does not need it, and an unset one fails only that channel.
+ * `unset` lists the variables unset now, for a warning at start-up.
+ */
 export function compileChannels(raw: ChannelsConfig | undefined, issues: FieldIssue[], env: NodeJS.ProcessEnv = process.env): ChannelSettings {
+  const unset: FieldIssue[] = [];
   const resolve = (s: Secret, path: string): string => {
     if (typeof s === 'string') return s;
     const value = env[s.env];
-    if (value === undefined || value === '') {
-      issues.push({ path, message: `environment variable ${s.env} is not set` });
-      return '';
+    if (value === undefined || value === '') unset.push({ path, message: `environment variable ${s.env} is not set` });
+    return '';
+  };
+  /** Replaces each `{env}` secret field of `account` with a getter that reads it when used. */
+  const lazy = <A extends object>(account: A, fields: Array<[keyof A & string, Secret | undefined, string]>): A => {
+    for (const [field, s, path] of fields) {
+      if (s === undefined || typeof s === 'string') continue;
+      Object.defineProperty(account, field, {
+        enumerable: true,
+        get: () => {
+          const value = env[s.env];
+          if (value === undefined || value === '') throw new SecretUnsetError(path, s.env);
+          return value;
+        },
+      });
     }
-    return value;
+    return account;
   };
   const base = (url: string | undefined, fallback: string) => (url ?? fallback).replace(/\/+$/, '');
   const each = <A, S>(p: { accounts: Record<string, A> } | undefined, name: string, fn: (a: A, path: string) => S): Record<string, S> => {
@@ -163,7 +186,8 @@ export function compileChannels(raw: ChannelsConfig | undefined, issues: FieldIs
     if (secretToken && !/^[A-Za-z0-9_-]{1,256}$/.test(secretToken)) {
       issues.push({ path: `${path}.secretToken`, message: 'Telegram secret tokens are 1–256 of A-Z a-z 0-9 _ -' });
     }
-    return { secretToken, botToken: resolve(a.botToken, `${path}.botToken`), apiBaseUrl: base(a.apiBaseUrl, TELEGRAM_API) };
+    const account = { secretToken, botToken: resolve(a.botToken, `${path}.botToken`), apiBaseUrl: base(a.apiBaseUrl, TELEGRAM_API) };
+    return lazy(account, [['secretToken', a.secretToken, `${path}.secretToken`], ['botToken', a.botToken, `${path}.botToken`]]);
   });
 
   const { initialMs, maxMs, factor, jitter, ...rest } = raw?.outbox ?? {};
@@ -176,7 +200,7 @@ export function compileChannels(raw: ChannelsConfig | undefined, issues: FieldIs
   if (outbox.retry.maxMs < outbox.retry.initialMs) issues.push({ path: 'channels.outbox.maxMs', message: 'must be at least channels.outbox.initialMs' });
 
   return {
-    webhook: each(raw?.webhook, 'webhook', (a, path) => ({
+    webhook: each(raw?.webhook, 'webhook', (a, path) => lazy({
       secret: resolve(a.secret, `${path}.secret`),
       signatureHeader: a.signatureHeader ?? 'x-hub-signature-256',
       timestampHeader: a.timestampHeader ?? null,
@@ -185,22 +209,33 @@ export function compileChannels(raw: ChannelsConfig | undefined, issues: FieldIs
       eventHeader: a.eventHeader ?? 'x-github-event',
       textField: a.textField ?? null,
       replyUrl: a.replyUrl ?? null,
-    })),
-    slack: each(raw?.slack, 'slack', (a, path) => ({
-      signingSecret: resolve(a.signingSecret, `${path}.signingSecret`),
-      botToken: resolve(a.botToken, `${path}.botToken`),
-      apiBaseUrl: base(a.apiBaseUrl, SLACK_API),
-      toleranceSec: a.toleranceSec ?? DEFAULT_TOLERANCE_SEC,
-    })),
+    }, [['secret', a.secret, `${path}.secret`]])),
+    slack: each(raw?.slack, 'slack', (a, path) =>
+      lazy(
+        {
+          signingSecret: resolve(a.signingSecret, `${path}.signingSecret`),
+          botToken: resolve(a.botToken, `${path}.botToken`),
+          apiBaseUrl: base(a.apiBaseUrl, SLACK_API),
+          toleranceSec: a.toleranceSec ?? DEFAULT_TOLERANCE_SEC,
+        },
+        [['signingSecret', a.signingSecret, `${path}.signingSecret`], ['botToken', a.botToken, `${path}.botToken`]],
+      ),
+    ),
     telegram,
-    discord: each(raw?.discord, 'discord', (a, path) => ({
-      publicKey: checkedKey(a.publicKey, `${path}.publicKey`, issues),
-      applicationId: a.applicationId,
-      botToken: a.botToken === undefined ? null : resolve(a.botToken, `${path}.botToken`),
-      apiBaseUrl: base(a.apiBaseUrl, DISCORD_API),
-      toleranceSec: a.toleranceSec ?? DEFAULT_TOLERANCE_SEC,
-    })),
+    discord: each(raw?.discord, 'discord', (a, path) =>
+      lazy<DiscordAccount>(
+        {
+          publicKey: checkedKey(a.publicKey, `${path}.publicKey`, issues),
+          applicationId: a.applicationId,
+          botToken: a.botToken === undefined ? null : resolve(a.botToken, `${path}.botToken`),
+          apiBaseUrl: base(a.apiBaseUrl, DISCORD_API),
+          toleranceSec: a.toleranceSec ?? DEFAULT_TOLERANCE_SEC,
+        },
+        [['botToken', a.botToken, `${path}.botToken`]],
+      ),
+    ),
     outbox,
+    unset,
   };
 }
 

@@ -13,7 +13,7 @@ list           the agents of the config, with kind, contracts and granted tools.
                first), what it matches, and the agent or router it targets.
 add            adds an agent to spine.config.json5 (validated before it is written;
                a running \`spine up\` reloads it).`,
-  approvals: `spine approvals list [--state ${[...APPROVAL_STATES, 'all'].join('|')}] [--run <run-id>] [--limit <n>] [--json]
+  approvals: `spine approvals list [--state ${[...APPROVAL_STATES, 'all'].join('|')}] [--run <run-id>] [--limit <n>] [-q|--quiet] [--json]
 spine approvals show <approval-id> [--json]
 spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--raise-to <usd>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
@@ -22,6 +22,7 @@ spine approvals grants [--all] [--json]
 spine approvals revoke <grant-id> [--as <name>]
 
 list     pending requests by default: what, why, which rule, who may decide, when it expires.
+         -q prints the ids alone, one a line.
 show     one request in full: the action and its whole input, the rule, the approvers,
          and its history (requested, decided, expired, rerouted, cancelled).
 approve  the waiting task continues and the action goes ahead (for an escalation:
@@ -113,7 +114,7 @@ handoff:<agent>, turn:<agent> (the agent's own spend).`,
 
 Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
-  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [--json]
+  runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [-q|--quiet] [--json]
 spine runs show <run-id> [--json]
 spine runs follow <run-id> [--timeout <ms>] [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]
@@ -121,8 +122,10 @@ spine runs retry <run-id> [--json]
 
 list    newest first; --before pages on (pass the last id shown). States: running,
         succeeded, failed (dead-lettered: replay with retry), cancelled.
-show    the run, its task tree, each task's turns, the effects ledger and the gates
-        it crossed with their verdicts.
+        -q prints the ids alone, one a line.
+show    the run, its task tree, each task's turns, the effects ledger, the gates it
+        crossed with their verdicts, and usage: each turn's tokens and cost, their
+        sum, and the run's reserved and settled spend.
 follow  streams the run's live log (what it did so far, then each step, the waits
         included) until it ends; exit 0 if it succeeded, 1 otherwise. Like
         \`send --wait\`, for a run already submitted.
@@ -147,11 +150,11 @@ list   sessions, most recently active first, with the run holding each lane.
 show   a session and its recent history (what later turns will see).
 reset  starts the session afresh: later turns see no earlier history.
 fork   a new session seeded with this one's history.`,
-  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [--json]
+  tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [-q|--quiet] [--json]
 spine tokens list [--all] [--json]
 spine tokens revoke <token-id|name> [--json]
 
-API tokens for the gateway (docs/gateway.md). Scopes:
+API tokens for the gateway (docs/gateway.md); create -q prints the secret alone. Scopes:
   admin            everything
   operator         submit work, cancel and retry runs, decide approvals, read
   viewer           read only
@@ -173,7 +176,8 @@ SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
   --no-gateway        workers, dispatcher and schedules only
   --host, --port      where the gateway listens (port 0 picks a free one)
   --insecure-local    let token-less requests in on loopback (see docs/gateway.md)
-  --send <agent>      submit one run once started (with --text or --input), print its task tree when done
+  --send <agent>      submit one run once started (with --text, or --input <json> as its input),
+                      print its task tree when done
   --exit              with --send: stop once that run is finished (exit 1 if it failed)`,
   worker: `spine worker [--config <file>] [--db <url>] [--concurrency <n>] [--quiet]
 

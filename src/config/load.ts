@@ -40,6 +40,10 @@ export interface CompiledConfig {
   worker: WorkerOptions;
   durability: Durability;
   raw: SpineConfigFile;
+  /** Compiled with `connect`: each MCP server's tools now in the registry, by server (the catalog the runtime stores). */
+  mcpTools?: Record<string, string[]>;
+  /** What works but is not whole: e.g. an MCP server left out because its `{env}` secret is unset. */
+  warnings?: FieldIssue[];
 }
 
 /** Agents and tools supplied from TypeScript rather than the config file. */
@@ -87,7 +91,7 @@ export interface ConfigAdapters {
   llm: AgentFactory<LlmAgentConfig>;
   a2a: AgentFactory<A2aAgentConfig>;
   /** Connects to MCP servers and returns their tools. */
-  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
+  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
 }
 
 export interface CompileOptions {
@@ -195,11 +199,20 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     };
   }
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
+  const mcpTools: Record<string, string[]> = {};
+  const warnings: FieldIssue[] = [];
   if (opts.connect && raw.mcp) {
-    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues }))) {
+    for (const server of Object.keys(raw.mcp.servers ?? {})) mcpTools[server] = [];
+    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues, warnings }))) {
       if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
-      else tools[name] = tool;
+      else {
+        tools[name] = tool;
+        // Catalog names are `<server>.<tool>`, and server names have no dot.
+        mcpTools[name.slice(0, name.indexOf('.'))]?.push(name);
+      }
     }
+    // A server left out (an unset secret) did not list anything: the catalog keeps what it last listed.
+    for (const w of warnings) delete mcpTools[/^mcp\.servers\.([^.]+)/.exec(w.path)?.[1] ?? ''];
   }
 
   checkFallbacks(raw.agents, issues);
@@ -227,6 +240,8 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     worker,
     durability: raw.store?.durability ?? 'strict',
     raw,
+    ...(opts.connect && raw.mcp ? { mcpTools } : {}),
+    ...(warnings.length ? { warnings } : {}),
   };
 }
 

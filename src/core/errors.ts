@@ -81,6 +81,7 @@ export const ERROR_CATALOGUE = {
   // ── the system ──
   CIRCUIT_OPEN: entry(503, EXIT.unavailable, true, 'a circuit breaker (agent, tool or model endpoint) is open; the task waits for its cooldown and uses no attempt'),
   STORE_UNAVAILABLE: entry(503, EXIT.unavailable, true, 'the store cannot be reached or cannot write (down, disk full, read-only, I/O error)'),
+  SECRET_UNSET: entry(503, EXIT.usage, false, 'a secret the config reads from an environment variable (`{env}`) is unset in this process; only what needs it fails'),
   DRAINING: entry(503, EXIT.unavailable, true, 'the process is shutting down; retry on another instance or shortly'),
   SCHEMA_TOO_NEW: entry(503, EXIT.schema, false, 'the database schema is newer than this Spine'),
   SCHEMA_OUTDATED: entry(503, EXIT.schema, false, 'the database schema is older than this Spine: run `spine migrate`'),
@@ -155,6 +156,18 @@ export class ConfigError extends SpineError {
     });
     this.file = file;
     this.issues = issues;
+  }
+}
+
+/**
+ * A secret given as `{env: 'NAME'}` is read when it is first needed, and this process
+ * does not have it: only the thing that needs it fails (a channel's webhook, a reply).
+ */
+export class SecretUnsetError extends SpineError {
+  readonly variable: string;
+  constructor(path: string, variable: string) {
+    super('SECRET_UNSET', `${path}: environment variable ${variable} is not set in this process`);
+    this.variable = variable;
   }
 }
 

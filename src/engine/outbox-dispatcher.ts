@@ -1,5 +1,6 @@
 import type { Clock } from '../core/clock.ts';
 import { systemClock } from '../core/clock.ts';
+import { SpineError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { PollLoop } from '../core/poll-loop.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -185,7 +186,8 @@ export class OutboxDispatcher {
       try {
         result = await adapter.send(item, this.timedFetch);
       } catch (err) {
-        result = { ok: false, retryable: true, error: `adapter failed: ${err instanceof Error ? err.message : String(err)}` };
+        // An unknown failure may pass; a Spine error says whether it will (an unset secret will not).
+        result = { ok: false, retryable: err instanceof SpineError ? err.retryable : true, error: `adapter failed: ${err instanceof Error ? err.message : String(err)}` };
       }
     }
     const now = this.clock.now();

@@ -159,7 +159,14 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ...base,
           kind: 'turn.answered',
           digest: digest(raw),
-          data: { turn: n, actions: actions.length, hasOutput: output !== undefined, ...(answer.meta ? { meta: answer.meta } : {}) },
+          data: {
+            turn: n,
+            actions: actions.length,
+            hasOutput: output !== undefined,
+            // What the turn used, as its agent reported it (tokens, cost): the audit trail shows spend per turn.
+            ...(answer.usage ? { usage: { ...answer.usage } } : {}),
+            ...(answer.meta ? { meta: answer.meta } : {}),
+          },
         });
       }
     } catch (err) {

@@ -13,6 +13,10 @@ import {
   type User,
 } from '@a2a-js/sdk/server';
 import { formatSSEErrorEvent, formatSSEEvent, SSE_HEADERS } from '@a2a-js/sdk';
+import { duplicateInterfacesForLegacy, isLegacyJsonRpcMethod } from '@a2a-js/sdk/compat/v0_3';
+import { LegacyJsonRpcTransportHandler } from '@a2a-js/sdk/compat/v0_3/server';
+import { VersionNotSupportedError } from '@a2a-js/sdk/errors';
+import { A2A_VERSIONS, speaksA2aVersion } from '../core/a2a-version.ts';
 import type { Clock } from '../core/clock.ts';
 import { SpineError, toErrorInfo } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
@@ -68,7 +72,8 @@ export function agentCardFor(agent: AgentInfo, base: string): AgentCard {
     name: agent.name,
     description,
     version: SPINE_VERSION,
-    supportedInterfaces: [{ url: base, protocolBinding: 'JSONRPC', protocolVersion: PROTOCOL_VERSION }],
+    // The same endpoint speaks 1.0 and 0.3 (the JSON-RPC method names differ: SendMessage, message/send).
+    supportedInterfaces: duplicateInterfacesForLegacy([{ url: base, protocolBinding: 'JSONRPC', protocolVersion: PROTOCOL_VERSION, tenant: '' }], ['JSONRPC']),
     provider: { organization: 'Spine', url: new URL(base).origin },
     capabilities: { streaming: true, pushNotifications: false, extendedAgentCard: false },
     securitySchemes: { bearer: { httpAuthSecurityScheme: { scheme: 'Bearer', description: 'a Spine API token (spine tokens create) with the operator scope' } } },
@@ -86,6 +91,32 @@ export function agentCardFor(agent: AgentInfo, base: string): AgentCard {
       },
     ],
   });
+}
+
+/**
+ * The card an A2A 0.3 client reads (card-level `url`, `protocolVersion`,
+ * `preferredTransport`), with the 1.0 `supportedInterfaces` embedded as well, as the
+ * SDK's compat layer does: a 1.0 client reading it takes `supportedInterfaces`.
+ */
+export function legacyAgentCardJson(agent: AgentInfo, base: string): Record<string, unknown> {
+  const v1 = AgentCard.toJSON(agentCardFor(agent, base)) as Record<string, unknown>;
+  const card = agentCardFor(agent, base);
+  return {
+    name: card.name,
+    description: card.description,
+    version: card.version,
+    url: base,
+    preferredTransport: 'JSONRPC',
+    protocolVersion: '0.3.0',
+    provider: { organization: 'Spine', url: new URL(base).origin },
+    capabilities: { streaming: true, pushNotifications: false },
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a Spine API token (spine tokens create) with the operator scope' } },
+    security: [{ bearer: [] }],
+    defaultInputModes: card.defaultInputModes,
+    defaultOutputModes: card.defaultOutputModes,
+    skills: card.skills.map((k) => ({ id: k.id, name: k.name, description: k.description, tags: k.tags, inputModes: k.inputModes, outputModes: k.outputModes })),
+    supportedInterfaces: v1.supportedInterfaces,
+  };
 }
 
 /** The text and data of an A2A message: text parts joined by newlines; one data part's value, or all of them. */
@@ -227,7 +258,7 @@ class SpineExecutor implements AgentExecutor {
  * in this gateway's memory while they are followed; the runs themselves are durable).
  */
 export function createA2aHttpHandler(deps: A2aDeps): {
-  card(agent: string, base: string): Response;
+  card(agent: string, base: string, requestedVersion: string | undefined): Response;
   rpc(agent: string, base: string, principal: Principal, body: unknown, req: Request): Promise<Response>;
 } {
   const perAgent = new Map<string, { executor: SpineExecutor; tasks: InMemoryTaskStore; buses: DefaultExecutionEventBusManager; handlers: Map<string, DefaultRequestHandler> }>();
@@ -252,46 +283,62 @@ export function createA2aHttpHandler(deps: A2aDeps): {
   };
 
   return {
-    card(agent, base) {
-      const card = agentCardFor(lookup(agent), base);
-      return new Response(JSON.stringify(AgentCard.toJSON(card)), { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' } });
+    card(agent, base, requestedVersion) {
+      const info = lookup(agent);
+      // As the A2A spec has it, no A2A-Version header means 0.3: such a client gets the 0.3 card (with the 1.0 interfaces embedded).
+      const legacy = requestedVersion === undefined || (speaksA2aVersion(requestedVersion) && requestedVersion.trim().startsWith('0.'));
+      const body = legacy ? legacyAgentCardJson(info, base) : AgentCard.toJSON(agentCardFor(info, base));
+      return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-cache', vary: 'A2A-Version' } });
     },
     async rpc(agent, base, principal, body, req) {
       const info = lookup(agent);
       const handler = handlerFor(info, base);
       const id = (body as { id?: string | number } | null)?.id ?? null;
+      const method = (body as { method?: unknown } | null)?.method;
       const headers = Object.fromEntries(req.headers.entries());
+      const requested = req.headers.get('a2a-version') ?? undefined;
+      // The method names say which protocol a request speaks (0.3: message/send; 1.0: SendMessage), so a 1.0
+      // request without the A2A-Version header is served as 1.0, and a 0.3 one by the SDK's compat handler.
+      const legacy = typeof method === 'string' && isLegacyJsonRpcMethod(method);
       const context = defaultServerCallContextBuilder({
         user: new TokenUser(principal.name),
         headers,
         extensions: undefined,
-        ...(req.headers.get('a2a-version') ? { requestedVersion: req.headers.get('a2a-version')! } : {}),
+        requestedVersion: requested ?? (legacy ? '0.3' : PROTOCOL_VERSION),
       });
       try {
-        validateVersion(context.requestedVersion, agentCardFor(info, base), 'JSONRPC');
+        if (requested !== undefined && !speaksA2aVersion(requested)) {
+          throw new VersionNotSupportedError(`A2A version '${requested}' (the A2A-Version header) is not supported: Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`);
+        }
+        if (!legacy) validateVersion(context.requestedVersion, agentCardFor(info, base), 'JSONRPC');
       } catch (err) {
-        return Response.json({ jsonrpc: '2.0', id, error: JsonRpcTransportHandler.mapToJSONRPCError(err) });
+        return Response.json({ jsonrpc: '2.0', id, error: legacy ? LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError(err) : JsonRpcTransportHandler.mapToJSONRPCError(err) });
       }
-      const out = await new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context);
-      if (!(Symbol.asyncIterator in out)) return Response.json(out);
-      const encoder = new TextEncoder();
-      const iterator = out[Symbol.asyncIterator]();
-      const stream = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          try {
-            const next = await iterator.next();
-            if (next.done) controller.close();
-            else controller.enqueue(encoder.encode(formatSSEEvent(next.value)));
-          } catch (err) {
-            controller.enqueue(encoder.encode(formatSSEErrorEvent({ jsonrpc: '2.0', id, error: JsonRpcTransportHandler.mapToJSONRPCError(err) })));
-            controller.close();
-          }
-        },
-        async cancel() {
-          await iterator.return?.();
-        },
-      });
-      return new Response(stream, { status: 200, headers: SSE_HEADERS });
+      if (legacy) return respond(await new LegacyJsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, (err) => LegacyJsonRpcTransportHandler.mapToLegacyJSONRPCError(err));
+      return respond(await new JsonRpcTransportHandler(handler).handle(body as Record<string, unknown>, context), id, (err) => JsonRpcTransportHandler.mapToJSONRPCError(err));
     },
   };
 }
+
+/** A JSON-RPC answer: one JSON body, or a stream of them as server-sent events. */
+function respond(out: object, id: string | number | null, mapError: (err: unknown) => unknown): Response {
+    if (!(Symbol.asyncIterator in out)) return Response.json(out);
+    const encoder = new TextEncoder();
+    const iterator = (out as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const next = await iterator.next();
+          if (next.done) controller.close();
+          else controller.enqueue(encoder.encode(formatSSEEvent(next.value)));
+        } catch (err) {
+          controller.enqueue(encoder.encode(formatSSEErrorEvent({ jsonrpc: '2.0', id, error: mapError(err) })));
+          controller.close();
+        }
+      },
+      async cancel() {
+        await iterator.return?.();
+      },
+    });
+    return new Response(stream, { status: 200, headers: SSE_HEADERS });
+  }

@@ -20,6 +20,9 @@ import type { AgentDirectory } from './directory.ts';
 import { ApiError, errorHeaders, invalidRequest, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
 import { createMcpHttpHandler } from './mcp.ts';
+import { resourceMetadataUrl } from './routes-oauth.ts';
+import { runUsage } from '../engine/usage.ts';
+import { totalUsage } from '../core/usage.ts';
 import { createA2aHttpHandler } from './a2a.ts';
 import * as routes from './routes.ts';
 import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
@@ -100,6 +103,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function authenticate(c: Context<Env>, queryToken: boolean): Promise<Principal> {
     let secret = bearerToken(c.req.header('authorization'));
     if (secret === null && queryToken) secret = c.req.query('access_token') ?? null;
+    const unauthorized = (message: string) => unauthenticated(message, c.req.url);
     if (secret === '') throw unauthorized('malformed Authorization header: expected "Bearer <token>"');
     if (secret === null) {
       if (settings.allowAnonymousLoopback && isLocalRequest(c.req.raw.headers)) return ANONYMOUS;
@@ -240,8 +244,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const { id } = c.req.valid('param');
     const run = await store.runs.get(id);
     if (!run) throw notFound('run', id);
-    const [tasks, envelope] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null]);
-    return c.json({ run, tasks, envelope }, 200);
+    const [tasks, envelope, usage] = await Promise.all([store.tasks.list({ runId: id, limit: 10_000 }), run.envelopeId ? store.envelopes.get(run.envelopeId) : null, runUsage(store, id)]);
+    return c.json({ run, tasks, envelope, usage }, 200);
   });
 
   app.openapi(bind(routes.cancelRun), async (c) => {
@@ -267,8 +271,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const { id } = c.req.valid('param');
     const task = await store.tasks.get(id);
     if (!task) throw notFound('task', id);
-    const [turns, effects] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id })]);
-    return c.json({ task, turns, effects }, 200);
+    const [turns, effects, used] = await Promise.all([store.tasks.turns(id), store.tasks.effects({ taskId: id }), store.tasks.usage({ taskId: id })]);
+    return c.json({ task, turns, effects, usage: { turns: used, total: totalUsage(used) } }, 200);
   });
 
   // ── approvals ───────────────────────────────────────────────────────────────
@@ -342,7 +346,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
   const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
   const a2aBase = (c: Context, agent: string) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(agent)}`;
-  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent))));
+  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent), c.req.header('a2a-version'))));
   app.openapi(bind(routes.a2aJsonRpc), async (c) => {
     const { agent } = c.req.valid('param');
     return untyped(await a2a.rpc(agent, a2aBase(c, agent), c.get('principal'), await readJson(c), c.req.raw));
@@ -366,8 +370,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 }
 
-function unauthorized(message: string): ApiError {
-  return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': 'Bearer realm="spine"' });
+/** A 401 whose challenge points MCP clients at the protected resource metadata (RFC 9728). */
+function unauthenticated(message: string, requestUrl: string): ApiError {
+  return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': `Bearer realm="spine", resource_metadata="${resourceMetadataUrl(requestUrl)}"` });
 }
 
 function forbidden(p: Principal, needed: string[], what: string): ApiError {

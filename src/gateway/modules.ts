@@ -1,8 +1,9 @@
 import type { GatewayModule } from './api.ts';
+import { mountProtectedResource } from './routes-oauth.ts';
 import { validationRoutes } from './routes-validation.ts';
 
 /**
  * The API areas beyond the core routes of routes.ts, one routes-<area>.ts each
  * (declarations and handlers together), mounted in this order.
  */
-export const MODULES: readonly GatewayModule[] = [validationRoutes];
+export const MODULES: readonly GatewayModule[] = [validationRoutes, mountProtectedResource];

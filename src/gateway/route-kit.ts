@@ -19,7 +19,7 @@ export function describeCodes(codes: readonly ErrorCode[]): string {
 /** Headers some error answers carry. */
 export function errorHeadersDoc(codes: readonly ErrorCode[]): Record<string, { description: string; schema: { type: 'string' } }> | undefined {
   const h: Record<string, { description: string; schema: { type: 'string' } }> = {};
-  if (codes.includes('UNAUTHENTICATED')) h['WWW-Authenticate'] = { description: '`Bearer realm="spine"`', schema: { type: 'string' } };
+  if (codes.includes('UNAUTHENTICATED')) h['WWW-Authenticate'] = { description: '`Bearer realm="spine", resource_metadata="<origin>/.well-known/oauth-protected-resource[/v1/mcp]"` (RFC 9728)', schema: { type: 'string' } };
   if (codes.includes('UPGRADE_REQUIRED')) h.Upgrade = { description: '`websocket`', schema: { type: 'string' } };
   if (codes.some((c) => ERROR_CATALOGUE[c].status === 503 && ERROR_CATALOGUE[c].retryable)) h['Retry-After'] = { description: 'seconds to wait before retrying', schema: { type: 'string' } };
   return Object.keys(h).length ? h : undefined;

@@ -3,7 +3,7 @@ import { apiEnvelopeSchema } from '../intake/envelope.ts';
 import { ERROR_CATALOGUE } from '../core/errors.ts';
 import { AUTH, BODY, SYSTEM, describeCodes, errorHeadersDoc, jsonBody, route } from './route-kit.ts';
 import { approvalsQuery, auditQuery, cancelBody, decisionBody, idParam, runsQuery, streamQuery, tasksQuery } from './schemas.ts';
-import { approval, auditEvent, effect, envelopeRecord, errorBody, errorDetail, json, run, schemaStatus, task, turnRecord } from './wire.ts';
+import { approval, auditEvent, effect, envelopeRecord, errorBody, errorDetail, json, run, schemaStatus, task, turnRecord, turnUsage, runUsage, usageTotal } from './wire.ts';
 
 /**
  * Every route of the gateway, declared once with its request and response schemas
@@ -182,7 +182,7 @@ export const channelWebhook = route({
     "Authenticated by the platform's signature over the raw body, not a bearer token. A valid request becomes an envelope, committed before the platform's expected acknowledgement is sent; handshakes (Slack url_verification, Discord PING) and events with nothing to do are answered without storing anything. A bad signature, stale timestamp, wrong secret or unknown account is a 401 and nothing is stored. The answers are the platform's own, not Spine's: Slack and Telegram get an empty 200, Slack's url_verification `{challenge}`, Discord `{type: 1}` (PONG) or `{type: 5}` (deferred), the generic webhook 202 `{accepted: true}` (docs/channels.md).",
   tags: ['intake'],
   'x-spine-permission': 'public',
-  errors: ['BAD_REQUEST', ...BODY, 'UNAUTHORIZED', 'UNKNOWN_CHANNEL', 'CONTRACT_VIOLATION', ...SYSTEM],
+  errors: ['BAD_REQUEST', ...BODY, 'UNAUTHORIZED', 'UNKNOWN_CHANNEL', 'CONTRACT_VIOLATION', 'SECRET_UNSET', ...SYSTEM],
   request: {
     params: z.object({
       channel: z.string().openapi({ description: 'the channel: webhook, slack, telegram, discord' }),
@@ -212,12 +212,12 @@ export const getRun = route({
   method: 'get',
   path: '/v1/runs/{id}',
   operationId: 'getRun',
-  summary: 'One run with its tasks and envelope',
+  summary: "One run with its tasks, envelope, and usage: each turn's tokens and cost, their sum, and the run's reserved and settled spend",
   tags: ['runs'],
   'x-spine-permission': 'read',
   errors: [...AUTH, 'NOT_FOUND', ...SYSTEM],
   request: { params: idParam('run') },
-  responses: { 200: jsonBody(z.strictObject({ run, tasks: z.array(task), envelope: envelopeRecord.nullable() }), 'the run') },
+  responses: { 200: jsonBody(z.strictObject({ run, tasks: z.array(task), envelope: envelopeRecord.nullable(), usage: runUsage }), 'the run') },
 });
 
 export const cancelRun = route({
@@ -260,12 +260,12 @@ export const getTask = route({
   method: 'get',
   path: '/v1/tasks/{id}',
   operationId: 'getTask',
-  summary: 'One task with its turns and effects',
+  summary: "One task with its turns, effects, and each turn's usage (tokens, cost) and their sum",
   tags: ['runs'],
   'x-spine-permission': 'read',
   errors: [...AUTH, 'NOT_FOUND', ...SYSTEM],
   request: { params: idParam('task') },
-  responses: { 200: jsonBody(z.strictObject({ task, turns: z.array(turnRecord), effects: z.array(effect) }), 'the task') },
+  responses: { 200: jsonBody(z.strictObject({ task, turns: z.array(turnRecord), effects: z.array(effect), usage: z.strictObject({ turns: z.array(turnUsage), total: usageTotal }) }), 'the task') },
 });
 
 export const listApprovals = route({

@@ -3,6 +3,7 @@ import type { Envelope } from '../core/envelope.ts';
 import { ERROR_CODES } from '../core/errors.ts';
 import { APPROVAL_STATES, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TASK_STATES } from '../core/states.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, Task, TurnRecord } from '../core/types.ts';
+import type { RunUsage } from '../core/usage.ts';
 import type { Approval, AuditEvent, EffectRecord, EnvelopeRecord, SchemaStatus } from '../store/store.ts';
 
 /**
@@ -193,6 +194,19 @@ export const errorDetail = z
   })
   .openapi('ErrorDetail');
 
+/** One turn's reported usage (core/usage.ts). */
+export const turnUsage = z
+  .strictObject({ taskId: str, agent: str, turn: int, inputTokens: int, outputTokens: int, costUsd: z.number().nullable() })
+  .openapi('TurnUsage', { description: "one turn's tokens and cost, as its agent reported them (null cost: not reported)" });
+
+export const usageTotal = z.strictObject({ turns: int, inputTokens: int, outputTokens: int, costUsd: z.number().nullable() }).openapi('UsageTotal');
+
+export const runSpend = z
+  .strictObject({ reservedUsd: z.number(), reservedTokens: int, settledUsd: z.number(), settledTokens: int })
+  .openapi('RunSpend', { description: "the run's spend under its cost ceilings: held by crossings in flight (reserved) and settled at actual usage" });
+
+export const runUsage = z.strictObject({ turns: z.array(turnUsage), total: usageTotal, spend: runSpend }).openapi('RunUsage');
+
 /** The one error body: `{"error": {code, message, …}}`. */
 export const errorBody = z.strictObject({ error: errorDetail }).openapi('Error');
 
@@ -214,4 +228,5 @@ export type WireChecks = [
   Check<Same<z.infer<typeof approval>, Approval>>,
   Check<Same<z.infer<typeof auditEvent>, AuditEvent>>,
   Check<Same<z.infer<typeof schemaStatus>, SchemaStatus>>,
+  Check<Same<z.infer<typeof runUsage>, RunUsage>>,
 ];

@@ -13,6 +13,7 @@ import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { closeMcpClients, loadConfig } from './config.ts';
+import { refreshMcpCatalog } from './mcp-catalog.ts';
 import type { Service } from './service.ts';
 
 /** The services a process can run. */
@@ -94,9 +95,20 @@ export class Runtime {
     // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
     const crossProcess = store.capabilities.crossProcessWakeups;
 
+    // `{env}` secrets are read when used; a process that serves channels says at once which are missing.
+    if (want.has('gateway') || want.has('outbox')) {
+      for (const u of config.channels.unset ?? []) log.warn(`${u.path}: ${u.message}; this channel fails (SECRET_UNSET) until it is set`);
+    }
+    for (const w of config.warnings ?? []) log.warn(`${w.path}: ${w.message}`);
     if (want.has('mcp-clients')) {
       // Connections are made while the config compiles (connect: true) and reused by reloads; closed last.
-      this.builtIn.set('mcp-clients', { name: 'mcp-clients', start: async () => {}, stop: () => closeMcpClients() });
+      // The tools each server listed go to the store's catalog, for the commands that do not connect.
+      this.builtIn.set('mcp-clients', {
+        name: 'mcp-clients',
+        start: () => refreshMcpCatalog(store, this.config, clock.now()),
+        stop: () => closeMcpClients(),
+        reconfigure: (next) => refreshMcpCatalog(store, next, clock.now()),
+      });
     }
     if (want.has('gateway')) {
       const overrides = opts.gateway ?? {};
@@ -213,6 +225,7 @@ export class Runtime {
   /** Swaps in a reloaded config everywhere: intake, channels, the agent directory, then each service. */
   async reload(next: CompiledConfig): Promise<void> {
     this.config = next;
+    for (const w of next.warnings ?? []) this.log.warn(`${w.path}: ${w.message}`);
     this.intake.reconfigure(next.registry, next.routing);
     this.channels = createChannels(next.channels);
     this.directory = directoryFromConfig(next);

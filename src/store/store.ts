@@ -7,6 +7,8 @@ import type { ScheduleStore } from './schedules.ts';
 import type { TokenStore } from './tokens.ts';
 import type { VerdictStore } from './verdicts.ts';
 import type { BreakerStore } from './breakers.ts';
+import type { McpToolStore } from './mcp-tools.ts';
+import type { RunSpend, TurnUsage } from '../core/usage.ts';
 
 /** Backend differences, named — the engine branches on these, never on a dialect. */
 export interface StoreCapabilities {
@@ -349,6 +351,8 @@ export interface TaskStore {
   get(id: string): Promise<Task | null>;
   list(filter: TaskFilter): Promise<Task[]>;
   turns(taskId: string): Promise<TurnRecord[]>;
+  /** Each turn's reported usage (tokens, cost) of a run or a task, in turn order; turns that reported none are left out. */
+  usage(filter: { runId: string } | { taskId: string }): Promise<TurnUsage[]>;
   effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]>;
   /** Cancels a task and its descendants; the parent (if any) receives a CANCELLED result. */
   cancel(taskId: string, now: number, actor: string, reason?: string): Promise<number>;
@@ -420,6 +424,8 @@ export interface LimitStore {
   settle(settlement: Settlement, now: number): Promise<void>;
   releaseExpired(now: number): Promise<number>;
   usage(keys: string[]): Promise<BudgetUsage[]>;
+  /** What a run's crossings hold reserved now and have settled, summed over its reservations. */
+  runSpend(runId: string): Promise<RunSpend>;
   /** The ceiling an operator raised this budget to (approving an escalation with a raise), if any. */
   raisedCeiling(key: string): Promise<number | null>;
 }
@@ -487,6 +493,8 @@ export interface Store {
   readonly verdicts: VerdictStore;
   /** Circuit breakers shared by every worker (validation). */
   readonly breakers: BreakerStore;
+  /** The MCP servers' tools, as last listed by a process that connected to them. */
+  readonly mcpTools: McpToolStore;
 
   migrate(): Promise<{ applied: number[]; version: number }>;
   schemaStatus(): Promise<SchemaStatus>;

@@ -7,6 +7,7 @@ import type { Json } from '../../src/core/types.ts';
 import { OutboxDispatcher, type DispatcherDeps } from '../../src/engine/outbox-dispatcher.ts';
 import type { ChannelAdapter } from '../../src/core/channel.ts';
 import { createChannels } from '../../src/channels/index.ts';
+import { compileChannels } from '../../src/channels/config.ts';
 import { Intake } from '../../src/intake/intake.ts';
 import { compileBindings } from '../../src/routing/bindings.ts';
 import { compileSessions } from '../../src/routing/sessions.ts';
@@ -293,6 +294,21 @@ describe('outbox: retries', () => {
     const lost = await enqueue({ channel: 'matrix', account: 'x', target: { to: 'room' } });
     await dispatcher.dispatchOnce();
     assert.equal((await store.outbox.get(lost.id))!.state, 'dead');
+  });
+
+  it('a channel whose {env} bot token is unset: its reply is dead at once (SECRET_UNSET, not retried), nothing sent', async (t) => {
+    const { store, enqueue } = await setup(t);
+    const unset = createChannels(
+      compileChannels({ slack: { accounts: { T123ABC456: { signingSecret: 's', botToken: { env: 'T_UNSET_BOT' }, apiBaseUrl: `${platform.url}/slack/api` } } } }, [], {}),
+    );
+    const dispatcher = new OutboxDispatcher({ store, channels: unset, clock: new ManualClock(Date.UTC(2026, 4, 1)) });
+    const item = await enqueue({ channel: 'slack', account: 'T123ABC456', target: { channel: 'C1' } });
+    await dispatcher.dispatchOnce();
+    const dead = (await store.outbox.get(item.id))!;
+    assert.equal(dead.state, 'dead');
+    assert.equal(dead.attempts, 1);
+    assert.match((dead.lastError as { message: string }).message, /channels\.slack\.accounts\.T123ABC456\.botToken: environment variable T_UNSET_BOT is not set/);
+    assert.equal(platform.received.length, 0);
   });
 });
 

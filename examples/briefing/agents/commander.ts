@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Turn } from './types.ts';
 
 /**
@@ -5,6 +6,8 @@ import type { Turn } from './types.ts';
  * Turn 2: the hub hands back both results; merge them, publish, answer.
  */
 export default function commander(turn: Turn) {
+  // The tour's outage (README): while `.spine/outage` exists every turn fails, so the run is retried, then dead-lettered.
+  if (existsSync('.spine/outage')) throw new Error('outage: .spine/outage exists (remove it to end the outage)');
   const question = turn.task.input.text || 'Should we move our agent workflows onto a durable orchestrator?';
   if (turn.task.turn === 1) {
     return {

@@ -1,5 +1,6 @@
-import { SendMessageRequest, TaskState, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
-import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from '@a2a-js/sdk/client';
+import { SendMessageRequest, TaskState, type AgentCard, type Artifact, type Message, type Part, type Task } from '@a2a-js/sdk';
+import { ClientFactory, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type AgentCardResolver, type Client } from '@a2a-js/sdk/client';
+import { A2A_VERSIONS, speaksA2aVersion } from '../../core/a2a-version.ts';
 import { AgentError } from '../../core/errors.ts';
 import type { Json, TurnInput } from '../../core/types.ts';
 import type { Agent, AgentContext } from '../../core/agent.ts';
@@ -50,22 +51,47 @@ export class A2aAgent implements Agent {
     return fetch(input, { ...init, headers });
   };
 
-  /** The client, made from the Agent Card on first use (and again after a failure). */
+  /**
+   * The client, made from the Agent Card on first use (and again after a failure). A
+   * card of A2A 0.3 (card-level `protocolVersion`) is translated and spoken to with the
+   * SDK's v0.3 compat transports; a card whose interfaces all declare another version is
+   * refused once, not retried: another attempt would meet the same card.
+   */
   private getClient(): Promise<Client> {
     if (!this.client) {
       const fetchImpl = this.fetchWithHeaders;
+      const legacyCompat = { enabled: true };
       const factory = new ClientFactory({
-        transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
-        cardResolver: new DefaultAgentCardResolver({ fetchImpl }),
+        transports: [new JsonRpcTransportFactory({ fetchImpl, legacyCompat }), new RestTransportFactory({ fetchImpl, legacyCompat })],
+        cardResolver: this.versionCheckedResolver(new DefaultAgentCardResolver({ fetchImpl, legacyCompat })),
       });
       const { url } = this.opts;
       const pending = /\.json$/i.test(new URL(url).pathname) ? factory.createFromUrl(url, '') : factory.createFromUrl(url.endsWith('/') ? url : `${url}/`);
       this.client = pending.catch((err: unknown) => {
         this.client = null;
+        if (err instanceof AgentError) throw err;
         throw new AgentError(this.opts.name, `cannot get the A2A Agent Card from ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       });
     }
     return this.client;
+  }
+
+  private versionCheckedResolver(inner: DefaultAgentCardResolver): AgentCardResolver {
+    const check = (card: AgentCard): AgentCard => {
+      const versions = card.supportedInterfaces.map((i) => i.protocolVersion || '0.3');
+      if (versions.length > 0 && !versions.some(speaksA2aVersion)) {
+        throw new AgentError(
+          this.opts.name,
+          `the remote A2A agent at ${this.opts.url} speaks A2A ${[...new Set(versions)].join(', ')}; Spine speaks A2A ${A2A_VERSIONS.join(' and ')}`,
+          { retryable: false, details: { versions: [...new Set(versions)], supported: [...A2A_VERSIONS] } },
+        );
+      }
+      return card;
+    };
+    return {
+      resolve: async (baseUrl, path) => check(await inner.resolve(baseUrl, path)),
+      normalizeAgentCard: (card) => check(inner.normalizeAgentCard(card)),
+    };
   }
 
   async turn(input: TurnInput, ctx: AgentContext): Promise<unknown> {

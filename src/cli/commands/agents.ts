@@ -3,7 +3,8 @@ import { InvalidInputError } from '../../core/errors.ts';
 import { readConfigFile } from '../../config/load.ts';
 import { TIERS } from '../../routing/bindings.ts';
 import { parse } from '../args.ts';
-import { configPath, loadCliConfig } from '../context.ts';
+import { configPath, loadCliConfig, openCliStore } from '../context.ts';
+import { withMcpCatalog, type CatalogView } from '../../runtime/mcp-catalog.ts';
 import { table } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 
@@ -36,6 +37,19 @@ async function list(argv: string[]): Promise<CommandResult> {
     };
   }
   const agents = [...config.registry.agents.values()];
+  // MCP servers' tools come from the catalog in the store (written by spine up / spine worker when they connect).
+  const hasMcp = Object.keys(config.raw.mcp?.servers ?? {}).length > 0;
+  const store = hasMcp ? await openCliStore(values, config) : null;
+  let catalog: CatalogView = { registry: config.registry, servers: {}, tools: [] };
+  try {
+    if (store) catalog = await withMcpCatalog(config, store);
+  } finally {
+    await store?.close();
+  }
+  const toolNames = [...catalog.registry.tools.keys()];
+  const mcpNote = Object.entries(catalog.servers).map(([s, at]) =>
+    at === null ? `mcp ${s}: not catalogued yet (its tools are listed when spine up or spine worker connects to it)` : `mcp ${s}: tools as listed at ${new Date(at).toISOString()}`,
+  );
   if (values.json) {
     return {
       stdout: JSON.stringify(
@@ -45,10 +59,11 @@ async function list(argv: string[]): Promise<CommandResult> {
             kind: a.agent.kind,
             input: a.input,
             output: a.output,
-            tools: config.registry.policy.grantedTools(a.name, config.registry.tools.keys()),
+            tools: config.registry.policy.grantedTools(a.name, toolNames),
             timeoutMs: a.timeoutMs,
             maxAttempts: a.retry.maxAttempts,
           })),
+          mcp: Object.fromEntries(Object.entries(catalog.servers).map(([s, at]) => [s, { catalogued: at === null ? null : new Date(at).toISOString(), tools: catalog.tools.filter((t) => t.server === s).map((t) => t.name) }])),
         },
         null,
         2,
@@ -56,18 +71,21 @@ async function list(argv: string[]): Promise<CommandResult> {
     };
   }
   return {
-    stdout: table(
-      ['AGENT', 'KIND', 'INPUT', 'OUTPUT', 'TOOLS', 'TIMEOUT', 'ATTEMPTS'],
-      agents.map((a) => [
-        a.name,
-        a.agent.kind,
-        a.input ?? '-',
-        a.output ?? '-',
-        config.registry.policy.grantedTools(a.name, config.registry.tools.keys()).join(', ') || '-',
-        `${a.timeoutMs} ms`,
-        String(a.retry.maxAttempts),
-      ]),
-    ),
+    stdout: [
+      table(
+        ['AGENT', 'KIND', 'INPUT', 'OUTPUT', 'TOOLS', 'TIMEOUT', 'ATTEMPTS'],
+        agents.map((a) => [
+          a.name,
+          a.agent.kind,
+          a.input ?? '-',
+          a.output ?? '-',
+          config.registry.policy.grantedTools(a.name, toolNames).join(', ') || '-',
+          `${a.timeoutMs} ms`,
+          String(a.retry.maxAttempts),
+        ]),
+      ),
+      ...(mcpNote.length ? ['', ...mcpNote] : []),
+    ].join('\n'),
   };
 }
 

@@ -40,13 +40,15 @@ export async function approvalsCommand(argv: string[]): Promise<CommandResult> {
 }
 
 async function list(argv: string[]): Promise<CommandResult> {
-  const { values } = parse(argv, { state: { type: 'string' }, run: { type: 'string' }, limit: { type: 'string' } }, 0);
+  const { values } = parse(argv, { state: { type: 'string' }, run: { type: 'string' }, limit: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } }, 0);
   const state = oneOf('state', values.state, STATES) ?? 'pending';
   const limit = intOption('limit', values.limit) ?? 50;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
     const approvals = await store.approvals.list({ limit, ...(state === 'all' ? {} : { state: state }), ...(values.run ? { runId: values.run } : {}) });
     if (values.json) return { stdout: JSON.stringify({ approvals }, null, 2) };
+    // -q: the ids alone, one a line, for scripts (`spine approvals approve $(spine approvals list -q)`).
+    if (values.quiet) return { stdout: approvals.map((a) => a.id).join('\n') };
     if (approvals.length === 0) return { stdout: `no ${state === 'all' ? '' : state + ' '}approvals` };
     return {
       stdout: table(

@@ -6,6 +6,7 @@ import { formatCost } from '../../policy/evaluate.ts';
 import { parse } from '../args.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { table } from '../format.ts';
+import { uncataloguedHint, withMcpCatalog } from '../../runtime/mcp-catalog.ts';
 import type { CommandResult } from '../command.ts';
 
 export async function policyCommand(argv: string[]): Promise<CommandResult> {
@@ -34,15 +35,19 @@ export async function policyCommand(argv: string[]): Promise<CommandResult> {
   if (Number.isNaN(now)) throw new InvalidInputError('--at', `not a date: "${values.at}"`);
 
   const config = await loadCliConfig(values);
-  const { registry } = config;
-  const agent = registry.agents.get(values.agent);
-  if (!agent) throw new InvalidInputError('--agent', `unknown agent "${values.agent}" (known: ${[...registry.agents.keys()].join(', ')})`);
-
-  if (kind === 'tool' && !registry.tools.has(name)) throw new InvalidInputError('--action', `unknown tool "${name}" (known: ${[...registry.tools.keys()].join(', ') || 'none'})`);
-  if (kind === 'handoff' && !registry.agents.has(name)) throw new InvalidInputError('--action', `unknown agent "${name}"`);
+  const agent = config.registry.agents.get(values.agent);
+  if (!agent) throw new InvalidInputError('--agent', `unknown agent "${values.agent}" (known: ${[...config.registry.agents.keys()].join(', ')})`);
 
   const store = await openCliStore(values, config);
   try {
+    // MCP servers' tools come from the catalog in the store: this command does not connect to them.
+    const catalog = await withMcpCatalog(config, store);
+    const { registry } = catalog;
+    if (kind === 'tool' && !registry.tools.has(name)) {
+      throw new InvalidInputError('--action', `unknown tool "${name}" (known: ${[...registry.tools.keys()].join(', ') || 'none'})${uncataloguedHint(catalog, name)}`);
+    }
+    if (kind === 'handoff' && !registry.agents.has(name)) throw new InvalidInputError('--action', `unknown agent "${name}"`);
+
     // The boundary itself, in explain mode: the same stages a live crossing passes, with nothing acquired or written.
     const boundary = new Boundary(store, registry, new ManualClock(now));
     const ctx = { agent: agent.name, runId: values.run ?? '(explain)', taskId: '(explain)', tenant: values.tenant ?? 'default', actor: 'explain', key: '(explain)' };

@@ -8,6 +8,8 @@ import type { CommandResult } from '../command.ts';
 import type { Run } from '../../core/types.ts';
 import { isTerminal, waitForRun } from '../../engine/runs.ts';
 import { AuditFollower } from '../live-log.ts';
+import { formatUsage } from '../../core/usage.ts';
+import { runUsage } from '../../engine/usage.ts';
 
 
 export async function runsCommand(argv: string[]): Promise<CommandResult> {
@@ -29,13 +31,15 @@ export async function runsCommand(argv: string[]): Promise<CommandResult> {
 }
 
 async function list(argv: string[]): Promise<CommandResult> {
-  const { values } = parse(argv, { state: { type: 'string' }, agent: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' } }, 0);
+  const { values } = parse(argv, { state: { type: 'string' }, agent: { type: 'string' }, limit: { type: 'string' }, before: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } }, 0);
   const state = oneOf('state', values.state, RUN_STATES);
   const limit = intOption('limit', values.limit) ?? 20;
   const store = await openCliStore(values, await maybeConfig(values));
   try {
     const runs = await store.runs.list({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
     if (values.json) return { stdout: JSON.stringify({ runs, next: runs.length === limit ? runs.at(-1)!.id : null }, null, 2) };
+    // -q: the ids alone, one a line, for scripts (`spine runs retry $(spine runs list --state failed --limit 1 -q)`).
+    if (values.quiet) return { stdout: runs.map((r) => r.id).join('\n') };
     if (runs.length === 0) return { stdout: 'no runs' };
     const out = table(
       ['RUN', 'AGENT', 'STATE', 'CREATED', 'TOOK', 'RESULT'],
@@ -58,9 +62,10 @@ async function show(argv: string[]): Promise<CommandResult> {
     const tasks = await store.tasks.list({ runId: id, limit: 10_000 });
     const effects = await store.tasks.effects({ runId: id });
     const gates = await store.verdicts.list({ runId: id, limit: 1_000 });
+    const usage = await runUsage(store, id);
     if (values.json) {
       const turns = Object.fromEntries(await Promise.all(tasks.map(async (t) => [t.id, await store.tasks.turns(t.id)] as const)));
-      return { stdout: JSON.stringify({ run, tasks, turns, effects, gates }, null, 2) };
+      return { stdout: JSON.stringify({ run, tasks, turns, effects, gates, usage }, null, 2) };
     }
     const lines = [
       `run      ${run.id}`,
@@ -77,6 +82,20 @@ async function show(argv: string[]): Promise<CommandResult> {
       lines.push(table(['KEY', 'TOOL', 'STATE', 'ATTEMPTS'], effects.map((e) => [e.key, e.tool, e.state, String(e.attempts)])));
     }
     if (gates.length) lines.push('', 'gates', verdictTable(gates));
+    lines.push('', 'usage');
+    if (usage.turns.length) {
+      lines.push(
+        table(
+          ['TASK', 'AGENT', 'TURN', 'IN', 'OUT', 'COST'],
+          usage.turns.map((u) => [u.taskId, u.agent, String(u.turn), String(u.inputTokens), String(u.outputTokens), u.costUsd === null ? '-' : `$${u.costUsd.toFixed(6)}`]),
+        ),
+      );
+      lines.push(`total    ${usage.total.turns} turn${usage.total.turns === 1 ? '' : 's'}: ${formatUsage(usage.total)}`);
+    } else {
+      lines.push('no turn reported usage (only LLM agents and agents that answer `usage` do)');
+    }
+    const s = usage.spend;
+    lines.push(`spend    settled $${s.settledUsd.toFixed(6)} / ${s.settledTokens} tokens; reserved now $${s.reservedUsd.toFixed(6)} / ${s.reservedTokens} tokens (cost ceilings, docs/policy.md)`);
     return { stdout: lines.join('\n') };
   } finally {
     await store.close();

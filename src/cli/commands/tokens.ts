@@ -24,7 +24,7 @@ export async function tokensCommand(argv: string[]): Promise<CommandResult> {
 }
 
 async function create(argv: string[]): Promise<CommandResult> {
-  const { values } = parse(argv, { name: { type: 'string' }, scope: { type: 'string', multiple: true } }, 0);
+  const { values } = parse(argv, { name: { type: 'string' }, scope: { type: 'string', multiple: true }, quiet: { type: 'boolean', short: 'q' } }, 0);
   const name = values.name;
   if (!name) throw new InvalidInputError('--name', 'required (who the token is for; recorded as the decider of approvals)');
   if (!NAME.test(name)) throw new InvalidInputError('--name', `"${name}": 1–64 letters, digits, _ . @ or -, starting with a letter or digit`);
@@ -39,6 +39,8 @@ async function create(argv: string[]): Promise<CommandResult> {
     const secret = newTokenSecret();
     const token = await store.tokens.create({ id: newId('tok'), name, hash: hashToken(secret), scopes }, Date.now());
     if (values.json) return { stdout: JSON.stringify({ token, secret }, null, 2) };
+    // -q: the secret alone, for `export TOKEN=$(spine tokens create … -q)`.
+    if (values.quiet) return { stdout: secret };
     return {
       stdout: [
         `created token ${token.id} "${name}" (scopes: ${scopes.join(', ')})`,

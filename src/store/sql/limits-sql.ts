@@ -1,5 +1,6 @@
 import { LeaseLostError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
+import type { RunSpend } from '../../core/usage.ts';
 import type { BudgetUsage, LimitAcquire, LimitResult, LimitStore, Settlement } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -196,6 +197,22 @@ export function sqlLimitStore(db: SqlBackend): LimitStore {
         spentTokens: Number(r.spent_tokens),
         reservedTokens: Number(r.reserved_tokens),
       }));
+    },
+
+    async runSpend(runId: string): Promise<RunSpend> {
+      const rows = await db.read.all<{ state: string; micros: number | string | null; tokens: number | string | null; settled_micros: number | string | null; settled_tokens: number | string | null }>(
+        `SELECT state, SUM(micros) AS micros, SUM(tokens) AS tokens, SUM(settled_micros) AS settled_micros, SUM(settled_tokens) AS settled_tokens
+           FROM reservations WHERE run_id = ? AND state IN ('reserved', 'settled') GROUP BY state`,
+        [runId],
+      );
+      const held = rows.find((r) => r.state === 'reserved');
+      const settled = rows.find((r) => r.state === 'settled');
+      return {
+        reservedUsd: Number(held?.micros ?? 0) / 1e6,
+        reservedTokens: Number(held?.tokens ?? 0),
+        settledUsd: Number(settled?.settled_micros ?? 0) / 1e6,
+        settledTokens: Number(settled?.settled_tokens ?? 0),
+      };
     },
   };
 }

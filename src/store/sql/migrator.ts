@@ -61,7 +61,7 @@ export async function migrate(backend: SqlBackend, now: number): Promise<{ appli
     const { current, known } = await schemaStatus(backend);
     if (current > known) throw new SchemaTooNewError(current, known);
     const applied: number[] = [];
-    for (const mig of backend.migrations.slice(current)) {
+    for (const mig of backend.migrations.filter((m) => m.version > current)) {
       const done = await backend.transaction(async (tx) => {
         // Re-checked inside the write transaction: another process may have applied it meanwhile.
         const row = await tx.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');

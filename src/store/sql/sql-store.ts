@@ -29,6 +29,7 @@ import type { VerdictStore } from '../verdicts.ts';
 import type { BreakerStore } from '../breakers.ts';
 import { sqlBreakerStore } from './breakers-sql.ts';
 import { sqlVerdictStore } from './verdicts-sql.ts';
+import type { McpToolStore } from '../mcp-tools.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
@@ -59,6 +60,7 @@ import {
   waitForChildren,
 } from './tasks-sql.ts';
 import { sqlTokenStore } from './token-sql.ts';
+import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 
@@ -87,6 +89,7 @@ export class SqlStore implements Store {
   readonly grants: GrantStore;
   readonly audit: AuditStore;
   readonly tokens: TokenStore;
+  readonly mcpTools: McpToolStore;
   readonly outbox: OutboxStore;
   readonly schedules: ScheduleStore;
   readonly verdicts: VerdictStore;
@@ -109,6 +112,7 @@ export class SqlStore implements Store {
     this.grants = sqlGrantStore(backend);
     this.audit = sqlAuditStore(backend);
     this.tokens = sqlTokenStore(backend);
+    this.mcpTools = sqlMcpToolStore(backend);
     this.outbox = sqlOutboxStore(backend);
     this.schedules = sqlScheduleStore(backend);
     this.verdicts = sqlVerdictStore(backend);

@@ -1,5 +1,6 @@
 import { InvalidStateError, LeaseExpiredTooOftenError, LeaseLostError, NotFoundError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
+import { turnUsage, type TurnUsage } from '../../core/usage.ts';
 import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../core/types.ts';
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
@@ -222,6 +223,16 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
 
     async turns(taskId: string): Promise<TurnRecord[]> {
       return (await loadTurns(db.read, taskId)).committed;
+    },
+
+    async usage(filter: { runId: string } | { taskId: string }): Promise<TurnUsage[]> {
+      const [cond, id] = 'runId' in filter ? ['t.run_id = ?', filter.runId] : ['t.id = ?', filter.taskId];
+      const rows = await db.read.all<{ task_id: string; agent: string; n: number | string; usage: string }>(
+        `SELECT u.task_id, t.agent, u.n, u.usage FROM turns u JOIN tasks t ON t.id = u.task_id
+          WHERE ${cond} AND u.usage IS NOT NULL ORDER BY t.created_at, t.id, u.n`,
+        [id],
+      );
+      return rows.map((r) => turnUsage(r.task_id, r.agent, Number(r.n), parseJson<Usage>(r.usage) ?? {}));
     },
 
     effects(filter: { runId?: string; taskId?: string }): Promise<EffectRecord[]> {

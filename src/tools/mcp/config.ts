@@ -13,17 +13,24 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Connects to the configured MCP servers and returns their tools, named
  * `<namespace>.<tool>`. Called only by commands that run agents (`connect`).
- * A server that cannot be reached, or a secret env var that is unset, is a config
- * issue naming the server. Connections are kept (and reused by a config reload
+ * A server that cannot be reached is a config issue naming the server. One whose
+ * `{env}` secret is unset is left out with a warning (`ctx.warnings`), so only its
+ * tools are missing. Connections are kept (and reused by a config reload
  * with the same server settings) until `closeMcpClients()`.
  */
-export async function loadMcpTools(cfg: McpConfig | undefined, ctx: { dir: string; issues: FieldIssue[] }): Promise<Record<string, ToolInit>> {
+export async function loadMcpTools(cfg: McpConfig | undefined, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }): Promise<Record<string, ToolInit>> {
   const tools: Record<string, ToolInit> = {};
   const entries = Object.entries(cfg?.servers ?? {});
   const loaded = await Promise.all(
     entries.map(async ([namespace, server]) => {
       const path = `mcp.servers.${namespace}`;
-      const target = toTarget(namespace, server, ctx.dir, path, ctx.issues);
+      const unset: FieldIssue[] = [];
+      const target = toTarget(namespace, server, ctx.dir, path, ctx.issues, unset);
+      if (unset.length > 0) {
+        // The secret is needed to connect: this server is left out (its tools are unknown here); the rest start.
+        (ctx.warnings ?? ctx.issues).push(...unset.map((u) => ({ path: u.path, message: `${u.message}: MCP server "${namespace}" is not connected, its tools are unavailable` })));
+        return null;
+      }
       if (!target) return null;
       try {
         const conn = await connectServer(target);
@@ -38,12 +45,12 @@ export async function loadMcpTools(cfg: McpConfig | undefined, ctx: { dir: strin
   return tools;
 }
 
-function toTarget(namespace: string, s: McpServerConfig, dir: string, path: string, issues: FieldIssue[]): ServerTarget | null {
+function toTarget(namespace: string, s: McpServerConfig, dir: string, path: string, issues: FieldIssue[], unset: FieldIssue[]): ServerTarget | null {
   const before = issues.length;
   const read = (v: SecretValue, field: string): string => {
     if (typeof v === 'string') return v;
     const value = process.env[v.env];
-    if (value === undefined || value === '') issues.push({ path: `${path}.${field}.env`, message: `environment variable ${v.env} is not set` });
+    if (value === undefined || value === '') unset.push({ path: `${path}.${field}.env`, message: `environment variable ${v.env} is not set` });
     return value ?? '';
   };
   const common = {
@@ -62,7 +69,7 @@ function toTarget(namespace: string, s: McpServerConfig, dir: string, path: stri
     const headers = Object.fromEntries(Object.entries(s.headers ?? {}).map(([k, v]) => [k, read(v, `headers.${k}`)]));
     target = { ...common, kind: 'http', url: s.url!, headers };
   }
-  return issues.length === before ? target : null;
+  return issues.length === before && unset.length === 0 ? target : null;
 }
 
 export { closeMcpClients } from './clients.ts';
