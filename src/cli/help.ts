@@ -36,7 +36,7 @@ A request whose run was cancelled is closed (cancelled); deciding it is refused 
 grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
          for this agent for the next N days.
 The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`,
-  doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
+  doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--run-sla <seconds>] [--approval-warn <seconds>] [--json]
 
 Checks the store and reports, without changing anything:
   connectivity   the database answers (and how fast)
@@ -51,6 +51,9 @@ Checks the store and reports, without changing anything:
                  than a heartbeat with no live worker is a failure
   approvals      pending approvals
   outbox         outbound messages waiting, and dead ones
+  stuck work     a turn past its agent's timeout, a pending approval expiring within
+                 --approval-warn seconds (default 900), a run older than --run-sla
+                 seconds (no SLA unless given)
 Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`,
   gateway: `spine gateway [--host <addr>] [--port <n>] [--insecure-local] [--config <file>] [--db <url>]
 
