@@ -22,6 +22,7 @@ import pg from 'pg';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { silentLogger } from '../src/core/log.ts';
 import { createRegistry } from '../src/engine/registry.ts';
+import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { PgBackend, type PgStats } from '../src/store/postgres/pg-backend.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
@@ -137,7 +138,7 @@ function postgresCpuMs(): number {
 }
 
 async function admin<T>(fn: (c: pg.Client) => Promise<T>, schema?: string): Promise<T> {
-  const c = new pg.Client({ connectionString: args.db, ...(schema ? { options: `-c search_path="${schema}"` } : {}) });
+  const c = new pg.Client({ connectionString: parsePgUrl(args.db).connectionString, ...(schema ? { options: `-c search_path="${schema}"` } : {}) });
   c.on('error', () => {});
   await c.connect();
   try {

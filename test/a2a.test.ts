@@ -197,3 +197,22 @@ describe('A2A: Spine agents as A2A agents on the gateway', () => {
     assert.equal(remoteRuns.length, 1, 'one run on the serving side');
   });
 });
+
+describe('A2A: credentials stay with the configured origin', () => {
+  it('a card naming another origin is refused, its host gets no header; allowedOrigins trusts it', async (t) => {
+    const fx = await startA2aFixture(t);
+    // Configured as localhost; the card names 127.0.0.1: another origin, the same server.
+    const viaName = fx.url.replace('127.0.0.1', 'localhost');
+    const reg = registry({
+      redirected: { agent: remote(`${viaName}/stream`, fx.token), retry: { maxAttempts: 1 } },
+      trusted: { agent: remote(`${viaName}/stream`, fx.token, { allowedOrigins: [fx.url] }), retry: { maxAttempts: 1 } },
+    });
+    const { store } = await harness(t, reg);
+    const refused = await finished(store, (await submit(store, reg, 'redirected', { text: 'hi' })).id);
+    assert.equal(refused.state, 'failed');
+    assert.match(refused.error?.message ?? '', /points to http:\/\/127\.0\.0\.1:\d+, not to the configured origin http:\/\/localhost:\d+/);
+    assert.equal(fx.received.length, 0, 'no message (and no Authorization header) reached the other origin');
+    const ok = await finished(store, (await submit(store, reg, 'trusted', { text: 'hi' })).id);
+    assert.equal(ok.state, 'succeeded', JSON.stringify(ok.error));
+  });
+});

@@ -298,9 +298,20 @@ describe('generic webhook', () => {
       thread: null,
       text: 'Fix all the bugs',
       data: { event: 'push', delivery: GITHUB_DELIVERY, payload: githubPush },
-      idempotencyKey: `webhook:github:${GITHUB_DELIVERY}`,
-      replyTo: { inReplyTo: `webhook:github:${GITHUB_DELIVERY}` },
+      idempotencyKey: `webhook:github:sha256:${createHash('sha256').update(raw).digest('hex')}`,
+      replyTo: { inReplyTo: `webhook:github:sha256:${createHash('sha256').update(raw).digest('hex')}` },
     });
+  });
+
+  it('a captured request replayed with a new or missing delivery id is the same envelope (the id is not signed)', async () => {
+    const raw = JSON.stringify(githubPush);
+    const first = envelopeOf(await receive('webhook', 'github', raw, githubHeaders(raw))).envelope;
+    const replayed = githubHeaders(raw);
+    replayed.set('x-github-delivery', 'forged-new-delivery');
+    assert.equal(envelopeOf(await receive('webhook', 'github', raw, replayed)).envelope.idempotencyKey, first.idempotencyKey);
+    const stripped = githubHeaders(raw);
+    stripped.delete('x-github-delivery');
+    assert.equal(envelopeOf(await receive('webhook', 'github', raw, stripped)).envelope.idempotencyKey, first.idempotencyKey);
   });
 
   it('without a delivery id, dedupes by the body digest; without textField, the text is the body', async () => {

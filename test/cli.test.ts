@@ -125,6 +125,32 @@ describe('spine CLI', () => {
     assert.match(retry.stderr, /only a failed run can be retried/);
   });
 
+  it('send --batch sends every line of a JSON Lines file, once per key, and refuses a bad file whole', async () => {
+    const file = join(dir, '.spine', 'spine.db');
+    const batch = join(dir, 'work.jsonl');
+    writeFileSync(batch, ['{"text":"batch one","idempotencyKey":"b-1"}', '', '{"text":"batch two","idempotencyKey":"b-2"}', '{"agent":"lead","text":"batch three"}'].join('\n'));
+    const before = countRuns(file);
+    const r = await spine(dir, ['send', 'lead', '--batch', batch, '--db', db(), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const sent = JSON.parse(r.stdout) as { results: Array<{ line: number; run: string; created: boolean }>; sent: number; refused: number };
+    assert.deepEqual([sent.sent, sent.refused], [3, 0]);
+    assert.deepEqual(sent.results.map((x) => x.line), [1, 2, 3], 'answered in order, blank lines skipped');
+    assert.equal(countRuns(file), before + 3);
+    const again = await spine(dir, ['send', 'lead', '--batch', batch, '--db', db(), '--json']);
+    const repeat = JSON.parse(again.stdout) as { results: Array<{ run: string; created: boolean }> };
+    assert.deepEqual(repeat.results.slice(0, 2).map((x) => [x.run, x.created]), sent.results.slice(0, 2).map((x) => [x.run, false]), 'the keyed lines find their runs');
+    assert.equal(countRuns(file), before + 4, 'only the unkeyed line ran again');
+
+    writeFileSync(batch, ['{"text":"fine"}', '{"text": 5}'].join('\n'));
+    const bad = await spine(dir, ['send', 'lead', '--batch', batch, '--db', db()]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /work\.jsonl:2: text/);
+    const mixed = await spine(dir, ['send', 'lead', 'text too', '--batch', batch, '--db', db()]);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /a text argument does not go with --batch/);
+    assert.equal(countRuns(file), before + 4, 'nothing sent from a bad file');
+  });
+
   it('bad input gets a clear error, exit code 2, and writes nothing', async () => {
     const file = join(dir, '.spine', 'spine.db');
     const before = countRuns(file);

@@ -138,6 +138,8 @@ describe('auth', () => {
     assert.equal(sameOrigin.status, 200);
     const crossSite = await g.call('POST', '/v1/envelopes', { token: null, body: envelopeBody(), headers: { origin: 'https://evil.example' } });
     assert.equal(crossSite.status, 401, 'a web page on another origin is not local');
+    const otherPort = await g.call('POST', '/v1/envelopes', { token: null, body: envelopeBody(), headers: { origin: 'http://127.0.0.1:1' } });
+    assert.equal(otherPort.status, 401, 'a page on another local port is another origin');
     const rebound = await rawGet(g.url, '/v1/runs', { host: 'evil.example:7400' });
     assert.equal(rebound.status, 401, 'a DNS-rebound Host is not local');
     const badToken = await g.call('GET', '/v1/runs', { token: { raw: 'spn_wrong' } });

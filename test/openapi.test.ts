@@ -121,7 +121,8 @@ class Checker {
     let body: RequestInit['body'] | undefined;
     if (opts.body !== undefined) {
       body = typeof opts.body === 'string' || opts.body instanceof Uint8Array || opts.body instanceof ReadableStream ? (opts.body as RequestInit['body']) : JSON.stringify(opts.body);
-      if (typeof opts.body === 'object' && !(opts.body instanceof Uint8Array) && !(opts.body instanceof ReadableStream)) headers['content-type'] ??= 'application/json';
+      // JSON routes require application/json (a text/plain body is a 415); a test that means another type says so.
+      if (!(opts.body instanceof ReadableStream)) headers['content-type'] ??= 'application/json';
     }
     const res = await fetch(this.g.url + url, { method: op.method, headers, ...(body !== undefined ? { body, duplex: 'half' } : {}) });
     const text = await res.text();
@@ -261,7 +262,7 @@ describe('the OpenAPI document', () => {
   it('is generated from the routes: every app route is documented, and only those', async (t) => {
     const { g, doc, check } = await gateway(t);
     assert.equal(doc.openapi, '3.1.0');
-    const routes = new Set(g.gw.gateway.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, '{$1}')}`));
+    const routes = new Set(g.gw.gateway.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${r.path.replace(/\/:([A-Za-z_]+)/g, '/{$1}')}`));
     const documented = new Set([...check.ops.values()].map((o) => `${o.method} ${o.path}`));
     assert.deepEqual([...routes].filter((r) => !documented.has(r)), [], 'app routes missing from the document');
     assert.deepEqual([...documented].filter((r) => !routes.has(r)), [], 'documented operations the app does not serve');
@@ -284,7 +285,9 @@ describe('the OpenAPI document', () => {
     await c.call('healthz', '/healthz', { token: null, expect: 200 });
     await c.call('readyz', '/readyz', { token: null, expect: 200 });
     await c.call('protectedResourceMetadata', '/.well-known/oauth-protected-resource', { token: null, expect: 200 });
+    await c.call('protectedResourceMetadata', '/.well-known/oauth-protected-resource?probe=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     await c.call('mcpProtectedResourceMetadata', '/.well-known/oauth-protected-resource/v1/mcp', { token: null, expect: 200 });
+    await c.call('mcpProtectedResourceMetadata', '/.well-known/oauth-protected-resource/v1/mcp?probe=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
     await c.call('openapi', '/v1/openapi.json', { token: 'viewer', expect: 200 });
     await c.call('openapi', '/v1/openapi.json', { token: null, expect: 401, code: 'UNAUTHENTICATED' });
     await c.call('openapi', '/v1/openapi.json', { token: 'ingressApi', expect: 403, code: 'FORBIDDEN' });
@@ -293,12 +296,35 @@ describe('the OpenAPI document', () => {
     const sub = await c.call('submitEnvelope', '/v1/envelopes', { token: 'ingressApi', body: envelopeBody(), headers: { 'Idempotency-Key': 'k-1' }, expect: 202 });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'ingressApi', body: envelopeBody(), headers: { 'Idempotency-Key': 'k-1' }, expect: 200 });
     await c.call('submitEnvelope', '/v1/envelopes', { body: envelopeBody({ text: 'other' }), headers: { 'Idempotency-Key': 'k-1' }, expect: 409, code: 'IDEMPOTENCY_KEY_REUSED' });
+    // The same key addressed to an agent is other work, not the first envelope's run.
+    await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'echo' }), headers: { 'Idempotency-Key': 'k-1' }, expect: 409, code: 'IDEMPOTENCY_KEY_REUSED' });
+    await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'x'.repeat(10_000) }), expect: 400, code: 'INVALID_REQUEST' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: envelopeBody({ channel: 'nowhere' }), expect: 422, code: 'UNROUTABLE' });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'ghost' }), expect: 422, code: 'UNKNOWN_AGENT' });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'strict' }), expect: 422, code: 'CONTRACT_VIOLATION' });
+    // A batch answers every envelope in order: accepted, duplicate, refused — and a bad one anywhere refuses the whole body.
+    const batch = (await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', {
+      body: { envelopes: [{ ...envelopeBody({ text: 'b-1' }), idempotencyKey: 'b-1' }, { ...envelopeBody(), idempotencyKey: 'k-1' }, envelopeBody({ channel: 'nowhere' })] },
+      expect: 200,
+    })).body as unknown as { results: Array<{ status: number; error?: { code: string } }>; accepted: number; duplicates: number; refused: number };
+    assert.deepEqual(batch.results.map((r) => r.status), [202, 200, 422]);
+    assert.deepEqual([batch.accepted, batch.duplicates, batch.refused], [1, 1, 1]);
+    assert.equal(batch.results[2]?.error?.code, 'UNROUTABLE');
+    const mixed = (await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', {
+      token: 'operator',
+      body: { envelopes: [{ ...envelopeBody({ agent: 'strict' }), idempotencyKey: 'b-2' }, { ...envelopeBody({ text: 'other' }), idempotencyKey: 'k-1' }] },
+      expect: 200,
+    })).body as unknown as { results: Array<{ status: number; error?: { code: string } }> };
+    assert.deepEqual(mixed.results.map((r) => [r.status, r.error?.code]), [[422, 'CONTRACT_VIOLATION'], [409, 'IDEMPOTENCY_KEY_REUSED']]);
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { body: { envelopes: [] }, expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { token: 'ingressApi', body: { envelopes: [envelopeBody(), envelopeBody({ agent: 'echo' })] }, expect: 403, code: 'FORBIDDEN' });
+    await c.call('submitEnvelopeBatch', '/v1/envelopes:batch', { token: null, body: { envelopes: [envelopeBody()] }, expect: 401, code: 'UNAUTHENTICATED' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: '{"text": ', expect: 400, code: 'INVALID_JSON' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: { text: 1, colour: 'red' }, expect: 400, code: 'INVALID_REQUEST' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: new Uint8Array([0x7b, 0xff, 0x7d]), expect: 400, code: 'INVALID_BODY' });
+    await c.call('submitEnvelope', '/v1/envelopes', { body: JSON.stringify(envelopeBody()), headers: { 'content-type': 'text/plain' }, expect: 415, code: 'UNSUPPORTED_MEDIA_TYPE' });
+    await c.call('submitEnvelope', '/v1/envelopes', { body: `{"text":"x","data":${'['.repeat(65)}${']'.repeat(65)}}`, expect: 400, code: 'INPUT_LIMIT' });
+    await c.call('submitEnvelope', '/v1/envelopes', { body: envelopeBody({ text: 'a\u0000b' }), expect: 400, code: 'INPUT_LIMIT' });
     await c.call('submitEnvelope', '/v1/envelopes', { body: envelopeBody(), headers: { 'Idempotency-Key': 'k'.repeat(300) }, expect: 400, code: 'INVALID_IDEMPOTENCY_KEY' });
     await c.call('submitEnvelope', '/v1/envelopes', { token: null, body: envelopeBody(), expect: 401 });
     await c.call('submitEnvelope', '/v1/envelopes', { token: 'viewer', body: envelopeBody(), expect: 403 });
@@ -338,6 +364,8 @@ describe('the OpenAPI document', () => {
     const tasks = await c.call('listTasks', `/v1/tasks?run=${runId}`, { token: 'viewer', expect: 200 });
     await c.call('listTasks', '/v1/tasks?run=run_nope', { expect: 404, code: 'NOT_FOUND' });
     await c.call('listTasks', '/v1/tasks?limit=0', { expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listTasks', '/v1/tasks?limit=0x10', { expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listTasks', '/v1/tasks?run=a%00b', { expect: 400, code: 'INPUT_LIMIT' });
     const task = await c.call('getTask', `/v1/tasks/${tasks.body.tasks[0]!.id}`, { token: 'viewer', expect: 200 });
     assert.equal(task.body.turns.length, 2, 'a task with turns, actions, results and an effect');
     assert.equal(task.body.effects.length, 1);
@@ -467,6 +495,9 @@ describe('the OpenAPI document', () => {
     await c.call('readyz', '/readyz', { token: null, expect: 503, code: 'DRAINING' });
     await c.call('eventStream', '/v1/events', { token: 'viewer', expect: 503, code: 'DRAINING' });
     await c.call('eventSocket', '/v1/ws', { token: 'viewer', expect: 503, code: 'DRAINING' });
+
+    // A NUL in any path or query is refused at the door, on every route (PostgreSQL cannot store it).
+    await c.call('healthz', '/healthz?probe=%00', { token: null, expect: 400, code: 'INPUT_LIMIT' });
 
     // ── every operation was exercised, for success and (where it has any) for an error ──
     for (const op of c.ops.values()) {

@@ -18,8 +18,9 @@ const PAYMENT = { type: 'object', required: ['to', 'amount'], properties: { to: 
 
 const BASE_RULES: Json[] = [
   { id: 'payees', kind: 'allowlist', actions: ['payments.send'], fields: ['to'], allow: ['acme', 'globex'] },
-  { id: 'crm-notify', kind: 'approval', actions: ['crm.*'], tier: 'notify' },
-  { id: 'auditors-only', kind: 'approval', agents: ['auditor'], actions: ['payments.*'], tier: 'deny' },
+  // For tools and agents that come later: accepted only because they say so.
+  { id: 'crm-notify', kind: 'approval', actions: ['crm.*'], tier: 'notify', allowUnmatched: true },
+  { id: 'auditors-only', kind: 'approval', agents: ['auditor'], actions: ['payments.*'], tier: 'deny', allowUnmatched: true },
   { id: 'sign-off', kind: 'approval', actions: ['payments.*'], tier: 'approve', approvers: 'finance', expiresIn: '1h' },
   { id: 'pay-rate', kind: 'rateLimit', actions: ['payments.*'], capacity: 20, refillPerSecond: 1, onExceeded: 'fail' },
   { id: 'per-run', kind: 'cost', scope: 'run', maxUsd: 1 },

@@ -461,8 +461,33 @@ describe('policy config errors are refused at start-up, naming the field', () =>
     });
     assert.deepEqual(
       fixed.map((i) => i.path).sort(),
-      ['policy.rules.0.deny.from', 'policy.timezone'],
+      ['policy.rules.0.actions.0', 'policy.rules.0.deny.from', 'policy.timezone'],
     );
+  });
+
+  it('patterns are checked against the catalog: a typo that matches nothing is refused with the nearest names; allowUnmatched accepts it', async () => {
+    const tools = { 'notes.save': { module: PROJECT_MODULE, export: 'payer' }, 'notes.list': { module: PROJECT_MODULE, export: 'payer' } };
+    const typo = await issuesFor({ tools, policy: { rules: [{ id: 'notes-ok', kind: 'approval', actions: ['tool:note.*'], tier: 'approve' }] } });
+    const hit = typo.find((i) => i.path === 'policy.rules.0.actions.0');
+    assert.ok(hit, JSON.stringify(typo));
+    assert.match(hit.message, /"note\.\*" matches no known tool \(nearest: notes\.list, notes\.save\)/);
+    const grant = await issuesFor({ tools, agents: { a: { kind: 'function', module: PROJECT_MODULE, export: 'payer', grants: { tools: ['note.save'] } } } });
+    assert.ok(grant.some((i) => i.path === 'agents.a.grants.tools.0' && /nearest: notes\.save/.test(i.message)), JSON.stringify(grant));
+    const ruleAgents = await issuesFor({ policy: { rules: [{ id: 'r', kind: 'cost', scope: 'agent', agents: ['payr'], maxUsd: 1 }] } });
+    assert.ok(ruleAgents.some((i) => i.path === 'policy.rules.0.agents.0' && /"payr" matches no known agent/.test(i.message)), JSON.stringify(ruleAgents));
+    const deliver = await issuesFor({ policy: { rules: [{ id: 'd', kind: 'approval', actions: ['deliver:slakc:*'], tier: 'approve' }] } });
+    assert.ok(deliver.some((i) => i.path === 'policy.rules.0.actions.0' && /no known channel/.test(i.message)), JSON.stringify(deliver));
+    // Meant for tools that come later: accepted when said so.
+    const file = join(dir, `c${n++}.json5`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        tools,
+        agents: { a: { kind: 'function', module: PROJECT_MODULE, export: 'payer', grants: { tools: ['crm.*'], allowUnmatched: true } } },
+        policy: { rules: [{ id: 'later', kind: 'approval', actions: ['tool:crm.*'], tier: 'approve', allowUnmatched: true }, { id: 'now', kind: 'approval', actions: ['notes.*'], tier: 'approve' }] },
+      }),
+    );
+    await loadConfig(file);
   });
 });
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Agent, AgentContext } from '../core/agent.ts';
 import { AgentError, AgentProtocolError } from '../core/errors.ts';
+import { readSecret, type SecretRef } from '../core/secrets.ts';
 import type { TurnInput } from '../core/types.ts';
 
 export interface CommandAgentOptions {
@@ -8,9 +9,35 @@ export interface CommandAgentOptions {
   /** Executable and arguments, e.g. ["python3", "agents/researcher.py"]. */
   command: string[];
   cwd: string;
-  env?: Record<string, string>;
+  /** Declared variables, on top of the minimal environment; `{env: NAME}` reads Spine's variable NAME. */
+  env?: Record<string, SecretRef>;
+  /** Spine's own variables passed through by name (explicit opt-in). */
+  inheritEnv?: string[];
   /** Largest stdout accepted, in bytes. */
   maxOutputBytes?: number;
+  /** Address-space limit in MiB, set with `ulimit -v` by /bin/sh before the agent starts (POSIX only). */
+  maxMemoryMb?: number;
+}
+
+/** What every agent process gets from Spine's environment; nothing else is inherited unless named. */
+export const MINIMAL_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const;
+
+/**
+ * The environment an agent process starts with: the minimal variables, those it
+ * opted into with `inheritEnv`, its declared `env`, and Spine's turn variables. LLM
+ * keys, channel secrets and SPINE_DB are not passed unless declared.
+ */
+export function agentEnv(opts: Pick<CommandAgentOptions, 'env' | 'inheritEnv'>, extra: Record<string, string>, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of [...MINIMAL_ENV, ...(opts.inheritEnv ?? [])]) {
+    const v = from[name];
+    if (v !== undefined) env[name] = v;
+  }
+  for (const [name, ref] of Object.entries(opts.env ?? {})) {
+    const v = readSecret(ref, from);
+    if (v !== undefined) env[name] = v;
+  }
+  return { ...env, ...extra };
 }
 
 const STDERR_TAIL = 2000;
@@ -31,11 +58,14 @@ export class CommandAgent implements Agent {
     const { name, command, cwd } = this.opts;
     const maxOut = this.opts.maxOutputBytes ?? 16 * 1024 * 1024;
     return new Promise((resolve, reject) => {
-      const child = spawn(command[0]!, command.slice(1), {
-        cwd,
-        env: { ...process.env, ...this.opts.env, SPINE_AGENT: name, SPINE_TASK_ID: input.task.id, SPINE_RUN_ID: input.task.runId },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+      const env = agentEnv(this.opts, { SPINE_AGENT: name, SPINE_TASK_ID: input.task.id, SPINE_RUN_ID: input.task.runId });
+      const mem = this.opts.maxMemoryMb;
+      // A memory limit is set by the shell (`ulimit -v`) and then exec'd into the agent: Node has no setrlimit.
+      const [exe, args] =
+        mem !== undefined && process.platform !== 'win32'
+          ? ['/bin/sh', ['-c', `ulimit -v ${mem * 1024} && exec "$@"`, 'spine-agent', ...command]]
+          : [command[0]!, command.slice(1)];
+      const child = spawn(exe, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       let outBytes = 0;
       let errTail = '';

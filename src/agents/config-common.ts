@@ -20,6 +20,8 @@ export const agentCommon = {
       tools: allowDeny.optional(),
       /** Agents it may hand off to (all when omitted). */
       handoffs: allowDeny.optional(),
+      /** Accept tool patterns that match no tool in the catalog yet (they are refused otherwise). */
+      allowUnmatched: z.boolean().optional(),
     })
     .optional(),
   /** Estimated spend of one turn (e.g. a model call), reserved against cost ceilings. */

@@ -1,3 +1,4 @@
+import { JSON_LIMITS, jsonLimitProblem, replaceNul } from '../core/json-limits.ts';
 import { createHash, createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Json } from '../core/types.ts';
 import { type SendResult } from '../core/channel.ts';
@@ -63,7 +64,11 @@ export function parseObject(rawBody: string, channel: string): Record<string, un
     throw new BadChannelRequestError(`${channel}: body is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new BadChannelRequestError(`${channel}: body must be a JSON object`);
-  return v as Record<string, unknown>;
+  // Depth and size limits refuse (400); a NUL in a verified message is kept as U+FFFD,
+  // not refused: refusing would make the platform redeliver it until it gives up.
+  const problem = jsonLimitProblem(v, JSON_LIMITS, { nul: false });
+  if (problem) throw new BadChannelRequestError(`${channel}: body ${problem.path === '(root)' ? '' : `at ${problem.path} `}${problem.message}`);
+  return (rawBody.includes('\\u0000') ? replaceNul(v) : v) as Record<string, unknown>;
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

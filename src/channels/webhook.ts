@@ -30,8 +30,12 @@ const DELIVERY_HEADERS = ['x-github-delivery', 'x-delivery-id', 'idempotency-key
  * timestamp header — in a configurable header, as `<hex>` or `sha256=<hex>`.
  *
  * Envelope: peer = the account (kind `channel`), text = the configured field or the
- * whole body, data = { event, delivery, payload }, idempotency = the delivery-id
- * header or, failing that, the body's SHA-256.
+ * whole body, data = { event, delivery, payload }, idempotency = the SHA-256 of the
+ * signed bytes (the body, or `<timestamp>.<body>`). The delivery-id header is kept in
+ * `data` but is not the key: it is not covered by the signature, so a captured
+ * request replayed with a new or missing delivery id would otherwise be new work.
+ * A replay is a duplicate forever; with `timestampHeader` one outside the tolerance
+ * is refused outright (docs/security.md).
  */
 export class WebhookChannel implements ChannelAdapter {
   readonly name = 'webhook';
@@ -65,7 +69,7 @@ export class WebhookChannel implements ChannelAdapter {
       thread: null,
       text: a.textField ? textAt(body, a.textField) : req.rawBody,
       data: { event, delivery, payload: body as Json },
-      idempotencyKey: `webhook:${req.account}:${delivery ?? 'sha256:' + sha256Hex(req.rawBody)}`,
+      idempotencyKey: `webhook:${req.account}:sha256:${sha256Hex(signed)}`,
       replyTo: null,
     };
     envelope.replyTo = this.replyTarget(envelope);

@@ -9,6 +9,8 @@ export const GLOBAL_OPTIONS = {
   durability: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  'allow-insecure-files': { type: 'boolean' },
+  create: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 export type Options = NonNullable<ParseArgsConfig['options']>;

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DEFAULT_CONFIG_FILE } from '../config/file.ts';
 import type { CompiledConfig } from '../config/load.ts';
 import { consoleLogger } from '../core/log.ts';
@@ -12,7 +12,11 @@ export interface CommonFlags {
   db?: string | undefined;
   durability?: string | undefined;
   json?: boolean | undefined;
+  create?: boolean | undefined;
 }
+
+/** The file, beside the config file, listing the SQLite store files this project created. */
+export const STORE_MARKER = '.spine-stores';
 
 /** The store URL: --db, then SPINE_DB, then the embedded default. */
 export function storeUrl(flags: CommonFlags): string {
@@ -52,7 +56,10 @@ export async function openCliStore(flags: CommonFlags, config?: CompiledConfig |
   const durability: Durability =
     oneOf('durability', flags.durability ?? process.env.SPINE_DURABILITY, ['strict', 'fast'] as const) ?? config?.durability ?? 'strict';
   // Connection losses and reconnects (PostgreSQL) are worth a line on stderr.
-  const store = await loadStore({ url, durability, log: consoleLogger('spine') });
+  // The marker beside the config file remembers which SQLite stores were created, so a deleted one is an error, not a fresh start.
+  const marker = join(dirname(configPath(flags)), STORE_MARKER);
+  const create = Boolean(flags.create);
+  const store = await loadStore({ url, durability, log: consoleLogger('spine'), marker, create });
   try {
     if (url.startsWith('sqlite:')) await store.migrate();
     else await store.assertSchemaCurrent();

@@ -143,7 +143,12 @@ the JSON given with --input. With --wait, blocks until the run is terminal and
 prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
 While waiting, it says at once (and again whenever it becomes true) when no worker is
 alive to run the work.
---tenant names whose spend this is, for daily cost ceilings (default: default).`,
+--tenant names whose spend this is, for daily cost ceilings (default: default).
+
+spine send [agent] --batch <file.jsonl | -> [--tenant <t>] [--json]
+sends one envelope per line, {"agent"?, "text"? | "input"?, "idempotencyKey"?}
+(agent defaults to the command's); every line is checked first, then all are sent
+at once; prints a run id (or the refusal) per line. Exit 0 if all started.`,
   sessions: `spine sessions list [--agent <agent>] [--limit <n>] [--json]
 spine sessions show <key> [--limit <n>] [--json]
 spine sessions reset <key> [--json]

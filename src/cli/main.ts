@@ -50,6 +50,8 @@ options for every command:
   --durability <level>  strict (default: fsync before acknowledging) or fast
   --json                machine-readable output
   --help, -h            help for a command
+  --create              make a new, empty SQLite store even where one existed and is now missing
+  --allow-insecure-files  load a config or module writable by group or others (development only)
 
 exit codes: 0 ok, 1 work failed, 2 bad input or config, 3 not found / not allowed now, 4 schema mismatch,
             5 unavailable (store down, full or read-only): try again later`;
@@ -60,6 +62,8 @@ function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The override is read where files are checked (config/file-mode.ts), for every command alike.
+  if (argv.includes('--allow-insecure-files')) process.env.SPINE_ALLOW_INSECURE_FILES = '1';
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(GLOBAL_HELP);

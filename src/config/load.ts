@@ -11,6 +11,7 @@ import type { LlmAgentConfig } from '../agents/llm/schema.ts';
 import type { McpConfig } from '../tools/mcp/schema.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { zodIssues } from '../core/issues.ts';
+import { registerSecretEnv, registerSecretsIn } from '../core/redact.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
@@ -24,6 +25,8 @@ import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import { compileBreakers, compileGates } from '../validation/config.ts';
 import type { Durability } from '../store/store.ts';
+import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
+import { insecureFileReason } from './file-mode.ts';
 import { configSchema, type AllowDeny, type SpineConfigFile } from './schema.ts';
 
 export { DEFAULT_CONFIG_FILE } from './file.ts';
@@ -57,6 +60,8 @@ export function readConfigFile(file: string): SpineConfigFile {
   if (!existsSync(file)) {
     throw new ConfigError(file, [{ path: '', message: 'file not found (create one with `spine init`, or pass --config)' }]);
   }
+  const insecure = insecureFileReason(file);
+  if (insecure) throw new ConfigError(file, [{ path: '', message: insecure }]);
   let parsed: unknown;
   try {
     parsed = JSON5.parse(readFileSync(file, 'utf8'));
@@ -103,6 +108,9 @@ export interface CompileOptions {
 export async function compileConfig(file: string, raw: SpineConfigFile, parts: ProgrammaticParts, opts: CompileOptions): Promise<CompiledConfig> {
   const dir = dirname(file);
   const { adapters } = opts;
+  // Every secret the config names is registered before anything can fail with it in hand.
+  registerSecretEnv();
+  registerSecretsIn(raw);
   const issues: FieldIssue[] = [];
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...raw.retry };
   if (retry.maxMs < retry.initialMs) issues.push({ path: 'retry.maxMs', message: 'must be at least retry.initialMs' });
@@ -163,7 +171,20 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
       const [exe, ...args] = cfg.command;
       const command = [exe!.startsWith('.') ? resolve(dir, exe!) : exe!, ...args];
       checkCommand(command, dir, `${path}.command`, issues);
-      agents[name] = { ...common, agent: adapters.command({ name, command, cwd: dir, ...(cfg.env ? { env: cfg.env } : {}) }) };
+      const cwd = cfg.cwd === undefined ? dir : resolve(dir, cfg.cwd);
+      if (!existsSync(cwd)) issues.push({ path: `${path}.cwd`, message: `folder not found: ${cwd}` });
+      agents[name] = {
+        ...common,
+        agent: adapters.command({
+          name,
+          command,
+          cwd,
+          ...(cfg.env ? { env: cfg.env } : {}),
+          ...(cfg.inheritEnv ? { inheritEnv: cfg.inheritEnv } : {}),
+          ...(cfg.maxOutputBytes ? { maxOutputBytes: cfg.maxOutputBytes } : {}),
+          ...(cfg.maxMemoryMb ? { maxMemoryMb: cfg.maxMemoryMb } : {}),
+        }),
+      };
     } else {
       // Adapter kinds (http, llm, a2a) build themselves from their own config section.
       const ctx = { name, dir, path, issues, agentNames: Object.keys(raw.agents), catalog };
@@ -217,6 +238,31 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
 
   checkFallbacks(raw.agents, issues);
   const policy = compilePolicy(raw.policy, issues);
+  // Patterns that can never match are refused, naming the field and the nearest names (config/catalog-check.ts).
+  const catalogNames: Catalog = {
+    tools: Object.keys(tools),
+    agents: [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})],
+    channels: ['cli', ...Object.keys(raw.channels ?? {}).filter((k) => k !== 'outbox')],
+    toolsComplete: Boolean(opts.connect) || Object.keys(raw.mcp?.servers ?? {}).length === 0,
+  };
+  checkPatterns(
+    [
+      ...Object.entries(raw.agents).flatMap(([name, cfg]): PatternUse[] => {
+        const g = grantList(cfg.grants?.tools);
+        const allowUnmatched = cfg.grants?.allowUnmatched;
+        return [
+          { path: `agents.${name}.grants.tools${Array.isArray(cfg.grants?.tools) ? '' : '.allow'}`, patterns: g.allow, kind: 'tool', allowUnmatched },
+          { path: `agents.${name}.grants.tools.deny`, patterns: g.deny, kind: 'tool', allowUnmatched },
+        ];
+      }),
+      ...(raw.policy?.rules ?? []).flatMap((rule, i): PatternUse[] => [
+        ...(rule.agents ? [{ path: `policy.rules.${i}.agents`, patterns: rule.agents, kind: 'agent' as const, allowUnmatched: rule.allowUnmatched }] : []),
+        ...('actions' in rule ? [{ path: `policy.rules.${i}.actions`, patterns: rule.actions, kind: 'action' as const, allowUnmatched: rule.allowUnmatched }] : []),
+      ]),
+    ],
+    catalogNames,
+    issues,
+  );
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
@@ -312,6 +358,11 @@ async function importExport(dir: string, modulePath: string, exportName: string 
   const abs = isAbsolute(modulePath) ? modulePath : resolve(dir, modulePath);
   if (!existsSync(abs)) {
     issues.push({ path, message: `module not found: ${abs}` });
+    return undefined;
+  }
+  const insecure = insecureFileReason(abs);
+  if (insecure) {
+    issues.push({ path, message: insecure });
     return undefined;
   }
   let mod: Record<string, unknown>;

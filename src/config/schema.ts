@@ -38,7 +38,16 @@ const commandAgent = z.strictObject({
   kind: z.literal('command'),
   /** Executable and arguments; relative paths resolve against the config file's folder. */
   command: z.array(z.string().min(1)).min(1, 'needs at least the executable'),
-  env: z.record(z.string(), z.string()).optional(),
+  /** Variables the agent gets, on top of the minimal environment (PATH, HOME, LANG, TZ); values may be `{env: NAME}`. */
+  env: z.record(z.string(), z.union([z.string(), z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') })])).optional(),
+  /** Names of Spine's own environment variables passed through as they are (an explicit opt-in). */
+  inheritEnv: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')).optional(),
+  /** Working folder of the process, relative to the config file's folder (default: that folder). */
+  cwd: z.string().min(1).optional(),
+  /** Largest answer (stdout) accepted, in bytes (default 16 MiB); a bigger one fails the turn. */
+  maxOutputBytes: positiveInt.optional(),
+  /** Address-space limit of the process in MiB (Linux and macOS, via `ulimit -v`); unset: none. */
+  maxMemoryMb: positiveInt.optional(),
   ...agentCommon,
 });
 
@@ -95,6 +104,7 @@ export const configSchema = z.strictObject({
       heartbeatMs: positiveInt.optional(),
       pollMs: positiveInt.optional(),
       drainMs: z.number().int().nonnegative().optional(),
+      livenessMs: z.number().int().nonnegative().optional(),
     })
     .optional(),
   store: z

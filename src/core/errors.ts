@@ -1,3 +1,4 @@
+import { redact, redactDeep } from './redact.ts';
 import { formatIssues, type FieldIssue } from './issues.ts';
 import type { ErrorInfo, Json } from './types.ts';
 
@@ -39,6 +40,7 @@ export const ERROR_CATALOGUE = {
   INVALID_IDEMPOTENCY_KEY: entry(400, EXIT.usage, false, 'the Idempotency-Key header is not 1–255 printable ASCII characters'),
   INVALID_CURSOR: entry(400, EXIT.usage, false, 'an event-stream cursor is beyond the newest event of this store'),
   BAD_REQUEST: entry(400, EXIT.usage, false, 'a correctly signed channel request that the channel does not understand'),
+  INPUT_LIMIT: entry(400, EXIT.usage, false, 'a JSON input is nested deeper than 64 levels, holds more than 100,000 values, or has a NUL character; `details` names the limit and path'),
   BODY_TOO_LARGE: entry(413, EXIT.usage, false, 'the request body is larger than gateway.bodyLimitBytes'),
   UNSUPPORTED_MEDIA_TYPE: entry(415, EXIT.usage, false, 'a JSON route was sent a body that is not application/json'),
   UNKNOWN_AGENT: entry(422, EXIT.usage, false, 'no agent of that name is configured'),
@@ -112,11 +114,12 @@ export class SpineError extends Error {
   readonly details: Json | undefined;
 
   constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; details?: Json; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    // Every error message and detail passes the one redaction layer: errors are stored, logged and answered.
+    super(redact(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? ERROR_CATALOGUE[code].retryable;
-    this.details = opts.details;
+    this.details = opts.details === undefined ? undefined : redactDeep(opts.details);
   }
 
   /** The HTTP status this error is answered with. */
@@ -310,7 +313,7 @@ export class LeaseLostError extends SpineError {
 /** Normalises anything thrown into an ErrorInfo; unknown throws count as retryable failures. */
 export function toErrorInfo(err: unknown, fallbackCode: ErrorCode = 'INTERNAL'): ErrorInfo {
   if (err instanceof SpineError) return err.toInfo();
-  const message = err instanceof Error ? err.message : String(err);
+  const message = redact(err instanceof Error ? err.message : String(err));
   return { code: fallbackCode, message, retryable: true };
 }
 

@@ -62,6 +62,12 @@ export interface WorkerOptions {
   pollMs: number;
   /** On shutdown, how long in-flight turns may finish before their leases are handed back. */
   drainMs: number;
+  /**
+   * How often the longest-running worker looks for workers that died without
+   * stopping, to take their tasks back at once rather than after their lease (others
+   * look half as often, in case it dies too); 0 turns it off.
+   */
+  livenessMs: number;
 }
 
 /** The compiled, checked registry an engine runs with. */
@@ -82,5 +88,5 @@ export interface Registry {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };
 export const DEFAULT_LIMITS: EngineLimits = { maxDepth: 8, maxTurns: 50, maxReclaims: 5 };
-export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 250, drainMs: 10_000 };
+export const DEFAULT_WORKER: WorkerOptions = { concurrency: 8, leaseMs: 30_000, heartbeatMs: 10_000, pollMs: 250, drainMs: 10_000, livenessMs: 1_000 };
 export const DEFAULT_TIMEOUT_MS = 120_000;

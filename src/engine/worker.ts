@@ -61,6 +61,9 @@ export class Worker {
   private registered = false;
   private readonly loop: PollLoop;
   private readonly heartbeats: PollLoop;
+  private readonly liveness: PollLoop;
+  /** The peer this worker watches for its death (see sweepLost). */
+  private watching: { peer: string; stop: AbortController } | null = null;
   private unsubscribe: (() => void) | null = null;
   private lastReap = Number.NEGATIVE_INFINITY;
   /** Session history bound for claimed turns; follows config reloads. */
@@ -85,6 +88,7 @@ export class Worker {
     const common = { clock: this.clock, log: this.log };
     this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
     this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
+    this.liveness = new PollLoop({ ...common, name: 'worker liveness', pass: () => this.sweepLost() });
   }
 
   get running(): number {
@@ -113,6 +117,7 @@ export class Worker {
     await this.register();
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
     this.heartbeats.start(this.opts.heartbeatMs);
+    if (this.opts.livenessMs > 0) this.liveness.start();
     this.loop.start();
   }
 
@@ -128,6 +133,7 @@ export class Worker {
     await this.register();
     const now = this.clock.now();
     this.lastReap = now;
+    await this.store.workers.sweepLost(this.id, now);
     const report: RunOnceReport = {
       reclaimed: await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims),
       released: await this.store.limits.releaseExpired(now),
@@ -155,6 +161,8 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.watching?.stop.abort();
+    await this.liveness.stop();
     await this.loop.stop();
     const drained = new AbortController();
     const all = Promise.all([...this.inflight.values()].map((f) => f.done)).then(() => drained.abort());
@@ -265,6 +273,41 @@ export class Worker {
         this.wake();
       });
     this.inflight.set(id, { lease: claimed.lease, stop, done, released: false });
+  }
+
+  /**
+   * Takes back the tasks of workers that died without stopping. Where the database
+   * can tell of a death unasked (PostgreSQL), each worker watches the one started just
+   * before it — a ring, so every worker has a watcher — and sweeps the moment it dies;
+   * the sweep also runs every 5 × livenessMs, for a watch that broke or a ring that
+   * changed. Elsewhere (SQLite: local reads) every worker sweeps every livenessMs.
+   */
+  private async sweepLost(): Promise<number> {
+    const now = this.clock.now();
+    const { lost, live } = await this.store.workers.sweepLost(this.id, now);
+    if (lost.length > 0) {
+      this.log.warn('workers died without stopping; taking their tasks back', { workers: lost });
+      if ((await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims)) > 0) this.wake();
+    }
+    const watch = this.store.workers.watchPeer;
+    if (!watch) return this.opts.livenessMs;
+    this.watchPredecessor(watch, live);
+    return this.opts.livenessMs * 5;
+  }
+
+  private watchPredecessor(watch: (peerId: string, signal: AbortSignal) => Promise<boolean>, live: readonly string[]): void {
+    const me = live.indexOf(this.id);
+    const peer = me < 0 || live.length < 2 || this.stopping ? null : live[(me - 1 + live.length) % live.length]!;
+    if (this.watching?.peer === peer) return;
+    this.watching?.stop.abort();
+    this.watching = null;
+    if (peer === null) return;
+    const watching = { peer, stop: new AbortController() };
+    this.watching = watching;
+    void watch(peer, watching.stop.signal).then((died) => {
+      if (this.watching === watching) this.watching = null;
+      if (died) this.liveness.wake();
+    });
   }
 
   /** Extends the leases of running turns; returns the sleep until the next one (a fixed rate: a slow round trip does not push it back). */

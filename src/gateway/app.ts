@@ -5,19 +5,16 @@ import type { WebSocket } from 'ws';
 import type { ChannelAdapter } from '../core/channel.ts';
 import type { Clock } from '../core/clock.ts';
 import { ERROR_CATALOGUE, StoreUnavailableError } from '../core/errors.ts';
-import type { Envelope } from '../core/envelope.ts';
 import { newId } from '../core/ids.ts';
-import { stableJson } from '../core/json.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
-import { envelopeFromApi } from '../intake/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { EnvelopeRecord, Store } from '../store/store.ts';
 import { ANONYMOUS, Authenticator, bearerToken, isAllowed, isLocalRequest, scopesFor, type Permission, type Principal } from './auth.ts';
 import { limitBody, readJson, readText } from './body.ts';
 import type { GatewaySettings } from './config.ts';
 import type { AgentDirectory } from './directory.ts';
-import { ApiError, errorHeaders, invalidRequest, toApiError } from './errors.ts';
+import { ApiError, errorHeaders, forbidden, invalidRequest, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
 import { createMcpHttpHandler } from './mcp.ts';
 import { resourceMetadataUrl } from './routes-oauth.ts';
@@ -30,6 +27,7 @@ import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
 import { allowedMethods } from './methods.ts';
 import type { Bound, Env, GatewayApi } from './api.ts';
 import { MODULES } from './modules.ts';
+import { submitFromApi } from './submit.ts';
 
 export interface GatewayDeps {
   store: Store;
@@ -97,6 +95,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (!isAllowed(principal, need)) throw forbidden(principal, scopesFor(need), `${c.req.method} ${c.req.routePath}`);
         c.set('principal', principal);
       }
+      // PostgreSQL cannot hold U+0000: a NUL in an id or a query value is refused here, alike on both backends.
+      if (/%00/i.test(c.req.url)) throw new ApiError('INPUT_LIMIT', 'the path or query contains a NUL character (%00)', { details: { limit: 'nul', path: 'url' } });
       await next();
     };
 
@@ -187,17 +187,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const header = c.req.header('idempotency-key');
     if (!idempotencyKey.safeParse(header).success) throw new ApiError('INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be 1–255 printable ASCII characters');
     const input = check(routes.submitEnvelope.request.body.content['application/json'].schema, await readJson(c), 'body');
-    const channel = input.channel ?? 'api';
-    if (!isAllowed(principal, 'submit', channel)) throw forbidden(principal, scopesFor('submit', channel), `submit envelopes on channel "${channel}"`);
-    if (input.agent !== undefined && !isAllowed(principal, 'operate')) throw forbidden(principal, scopesFor('operate'), 'address an agent directly ("agent")');
     const key = header ?? newId('idem');
-    const envelope = envelopeFromApi(input, `api:${key}`);
-    const result = await intake.accept(envelope, { actor: `token:${principal.name}`, ...(input.agent ? { agent: input.agent } : {}) });
-    if (!result.created && !sameEnvelope(envelope, result.envelope)) {
-      throw new ApiError('IDEMPOTENCY_KEY_REUSED', `Idempotency-Key "${key}" was already used for a different envelope (${result.envelope.id}); use a new key`, {
-        envelope: result.envelope.id,
-      });
-    }
+    const result = await submitFromApi(intake, principal, input, key);
     c.header('Idempotency-Key', key);
     const meta = { idempotencyKey: key, ...(header === undefined ? { idempotencyKeyGenerated: true as const } : {}), ...(result.created ? {} : { duplicate: true as const }) };
     // The route declares UNROUTABLE's catalogue status (the OpenAPI test checks each code's status).
@@ -341,7 +332,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // ── MCP (docs/mcp.md) ───────────────────────────────────────────────────────
   // Each tool checks the token's scopes itself (reading: viewer; submitting to an agent, deciding: operator).
   const mcp = createMcpHttpHandler({ store, intake, clock, agents: deps.agents });
-  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c))));
+  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c, { ownMediaType: true }))));
 
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
   const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
@@ -375,10 +366,6 @@ function unauthenticated(message: string, requestUrl: string): ApiError {
   return new ApiError('UNAUTHENTICATED', message, {}, { 'WWW-Authenticate': `Bearer realm="spine", resource_metadata="${resourceMetadataUrl(requestUrl)}"` });
 }
 
-function forbidden(p: Principal, needed: string[], what: string): ApiError {
-  return new ApiError('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${needed.join(', ')}`, { needed });
-}
-
 function notFound(what: string, id: string): ApiError {
   return new ApiError('NOT_FOUND', `${what} "${id}" not found`);
 }
@@ -403,13 +390,4 @@ function reply(c: Context, status: number, body: Json | string | null): Response
   if (body === null) return c.body(null, status as 200);
   if (typeof body === 'string') return c.text(body, status as 200);
   return c.json(body, status as 200);
-}
-
-/** What identifies an envelope's content, for catching a reused Idempotency-Key. */
-function fingerprint(e: Pick<Envelope, 'channel' | 'account' | 'peer' | 'parentPeer' | 'sender' | 'thread' | 'text' | 'data'>): string {
-  return stableJson({ channel: e.channel, account: e.account, peer: e.peer, parentPeer: e.parentPeer, sender: e.sender, thread: e.thread, text: e.text, data: e.data });
-}
-
-function sameEnvelope(a: Envelope, b: EnvelopeRecord): boolean {
-  return fingerprint(a) === fingerprint(b);
 }

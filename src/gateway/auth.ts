@@ -121,16 +121,18 @@ export class Authenticator {
 
 /**
  * Anonymous access is for a developer's own machine: the request must name a
- * loopback Host (defeats DNS rebinding) and, if a browser sent an Origin, a loopback
- * one (defeats cross-site requests from web pages).
+ * loopback Host (defeats DNS rebinding) and, if a browser sent an Origin, the
+ * gateway's own (defeats requests from other web pages, local ones included).
  */
 export function isLocalRequest(headers: Headers): boolean {
   const host = headers.get('host');
   if (!host || !isLoopbackHost(stripPort(host))) return false;
   const origin = headers.get('origin');
   if (origin === null) return true;
+  // A browser page counts as local only when it is served by this gateway (same host
+  // and port): a page on another local port (a dev server, anything) is another origin.
   try {
-    return isLoopbackHost(new URL(origin).hostname);
+    return new URL(origin).host === host.toLowerCase();
   } catch {
     return false;
   }

@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { jsonLimitProblem } from '../core/json-limits.ts';
 import { ApiError } from './errors.ts';
 
 /**
@@ -43,19 +44,33 @@ export async function readText(c: Context): Promise<string> {
 }
 
 /**
- * The body parsed as JSON, whatever its Content-Type (`curl -d` sends form-encoded);
- * an empty or malformed body is a 400 INVALID_JSON. `empty` is what an empty body
- * means on a route whose body is optional.
+ * The body parsed as JSON. A body must be sent as `application/json` (or `…+json`):
+ * a browser page on another origin can send `text/plain` without a CORS preflight,
+ * so accepting it would let any local page post as the user (415
+ * UNSUPPORTED_MEDIA_TYPE). An empty or malformed body is a 400 INVALID_JSON; one
+ * nested too deep, too large in values, or holding a NUL is a 400 INPUT_LIMIT
+ * (core/json-limits.ts), checked before anything else sees it. `empty` is what an
+ * empty body means on a route whose body is optional.
  */
-export async function readJson(c: Context, opts: { empty?: unknown } = {}): Promise<unknown> {
+export async function readJson(c: Context, opts: { empty?: unknown; /** The route answers a wrong Content-Type itself (MCP: as JSON-RPC). */ ownMediaType?: boolean } = {}): Promise<unknown> {
   const text = await readText(c);
   if (text.trim() === '') {
     if ('empty' in opts) return opts.empty;
     throw new ApiError('INVALID_JSON', 'request body is empty; expected a JSON object');
   }
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!opts.ownMediaType && !JSON_TYPE.test(type)) {
+    throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `request body must be sent as Content-Type: application/json (got ${type ? `"${type}"` : 'none'})`);
+  }
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (err) {
     throw new ApiError('INVALID_JSON', `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const problem = jsonLimitProblem(value);
+  if (problem) throw new ApiError('INPUT_LIMIT', `request body ${problem.path === '(root)' ? '' : `at ${problem.path} `}${problem.message}`, { details: { limit: problem.limit, path: problem.path } });
+  return value;
 }
+
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json$/;

@@ -26,6 +26,11 @@ export class ApiError extends SpineError {
   }
 }
 
+/** A token without the scope an action needs: 403 naming the scopes that would allow it. */
+export function forbidden(p: { name: string; scopes: readonly string[] }, needed: string[], what: string): ApiError {
+  return new ApiError('FORBIDDEN', `token "${p.name}" (scopes: ${p.scopes.join(', ') || 'none'}) may not ${what}; needs one of: ${needed.join(', ')}`, { needed });
+}
+
 /** A bad field in a request body or query: 400 listing each path. */
 export function invalidRequest(issues: Array<{ path: string; message: string }>, what = 'request body'): ApiError {
   return new ApiError('INVALID_REQUEST', `invalid ${what}: ${formatIssues(issues)}`, { issues: issues.map((i) => ({ path: i.path, message: i.message })) });

@@ -43,7 +43,9 @@ export function errorResponses(codes: readonly ErrorCode[]): Record<never, never
 
 /** A route: its `errors` become `x-spine-errors` and their responses; a response declared explicitly wins. Public routes need no token. */
 export function route<const R extends Declaration>(decl: R): Omit<R, 'errors'> {
-  const { errors, ...rest } = decl;
+  const { errors: declared, ...rest } = decl;
+  // Any route may meet a NUL in its path or query (refused at the door for both backends alike).
+  const errors: readonly ErrorCode[] = declared.includes('INPUT_LIMIT') ? declared : [...declared, 'INPUT_LIMIT'];
   const config: RouteConfig = {
     ...rest,
     ...(rest['x-spine-permission'] === 'public' ? { security: [] } : {}),
@@ -60,4 +62,4 @@ export const jsonBody = <S extends z.ZodType>(schema: S, description: string) =>
 export const AUTH = ['UNAUTHENTICATED', 'FORBIDDEN'] as const;
 /** Anything that reads or writes the store may find it unavailable; any route may hit a bug. */
 export const SYSTEM = ['STORE_UNAVAILABLE', 'INTERNAL'] as const;
-export const BODY = ['INVALID_JSON', 'INVALID_BODY', 'BODY_TOO_LARGE'] as const;
+export const BODY = ['INVALID_JSON', 'INVALID_BODY', 'BODY_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'INPUT_LIMIT'] as const;

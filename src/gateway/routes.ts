@@ -136,7 +136,7 @@ export const submitEnvelope = route({
   operationId: 'submitEnvelope',
   summary: 'Submit work: the envelope and its run are committed before the answer',
   description:
-    'Routed by the bindings (or straight to `agent`, which needs the operator scope). A retry with the same Idempotency-Key returns the original envelope and run (200, `duplicate: true`), never a second run; the same key with a different body is a 409. Without the header a key is generated and returned. An envelope no binding matches is stored in its error state and answered 422 UNROUTABLE; input that breaks the agent\'s input contract is a 422 CONTRACT_VIOLATION naming each field, and nothing is stored. The body is JSON whatever its Content-Type.',
+    'Routed by the bindings (or straight to `agent`, which needs the operator scope). A retry with the same Idempotency-Key returns the original envelope and run (200, `duplicate: true`), never a second run; the same key with a different body is a 409. Without the header a key is generated and returned. An envelope no binding matches is stored in its error state and answered 422 UNROUTABLE; input that breaks the agent\'s input contract is a 422 CONTRACT_VIOLATION naming each field, and nothing is stored. The body must be `application/json` (415 otherwise), at most 64 levels deep and without NUL characters (400 INPUT_LIMIT). Sender roles are dropped unless the token has the operator scope (docs/security.md).',
   tags: ['intake'],
   'x-spine-permission': 'submit',
   errors: [...BODY, 'INVALID_REQUEST', 'INVALID_IDEMPOTENCY_KEY', ...AUTH, 'IDEMPOTENCY_KEY_REUSED', 'UNROUTABLE', 'UNKNOWN_AGENT', 'CONTRACT_VIOLATION', ...SYSTEM],

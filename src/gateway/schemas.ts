@@ -9,8 +9,14 @@ const APPROVAL_FILTER = [...APPROVAL_STATES, 'all'] as const;
 
 export const QUERY_DEFAULTS = { runs: 50, tasks: 200, approvals: 50, audit: 100 } as const;
 
-const limit = (max: number, def: number) =>
-  z.coerce.number().int().min(1).max(max).optional().openapi({ description: `page size (default ${def}, at most ${max})` });
+/** A whole number written in decimal digits only: `0x10`, `1e3` or ` 16` are refused, not coerced. */
+const decimal = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,16}$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+const limit = (max: number, def: number) => decimal(1, max).optional().openapi({ type: 'integer', description: `page size (default ${def}, at most ${max})` });
 const id = z.string().min(1).max(128);
 const runFilter = id.optional().openapi({ description: 'only this run' });
 
@@ -35,7 +41,7 @@ export const approvalsQuery = z.strictObject({
 });
 export const auditQuery = z.strictObject({
   run: runFilter,
-  after: z.coerce.number().int().min(0).optional().openapi({ description: 'events after this seq (default 0)' }),
+  after: decimal(0, Number.MAX_SAFE_INTEGER).optional().openapi({ type: 'integer', description: 'events after this seq (default 0)' }),
   limit: limit(1000, QUERY_DEFAULTS.audit),
 });
 export const streamQuery = z.strictObject({

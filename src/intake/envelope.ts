@@ -13,7 +13,7 @@ export const apiEnvelopeSchema = z.strictObject({
   text: z.string().max(1_000_000).optional(),
   data: z.unknown().optional(),
   /** Skip routing and send straight to this agent (needs the operator scope). */
-  agent: z.string().min(1).optional(),
+  agent: z.string().min(1).max(128).optional(),
 });
 
 export type ApiEnvelope = z.infer<typeof apiEnvelopeSchema>;

@@ -20,6 +20,8 @@ const common = {
   description: z.string().optional(),
   /** Agents the rule applies to (patterns); all when omitted. */
   agents: patterns.optional(),
+  /** Accept patterns that match no known tool, agent or channel (for ones that come later); refused otherwise. */
+  allowUnmatched: z.boolean().optional(),
 };
 
 const costRule = z.strictObject({

@@ -81,12 +81,24 @@ export class Runtime {
   private started: Service[] = [];
   private stopping: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
+  /**
+   * Resolves with the reason if the store is lost under this process (its SQLite file
+   * deleted or replaced): writes already fail with 503, so nothing more is
+   * acknowledged; the command drains and exits non-zero.
+   */
+  readonly storeLost: Promise<string>;
 
   constructor(opts: RuntimeOptions) {
     this.store = opts.store;
     this.config = opts.config;
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
+    this.storeLost = new Promise<string>((resolve) =>
+      this.store.onLost((reason) => {
+        this.log.error(`store lost: ${reason}; no more work is acknowledged, draining and exiting`);
+        resolve(reason);
+      }),
+    );
     const { config, store, clock, log } = this;
     this.intake = new Intake(store, config.registry, config.routing, clock);
     this.channels = createChannels(config.channels);
@@ -260,7 +272,11 @@ export class Runtime {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.stop();
-      await this.store.close();
+      try {
+        await this.store.close();
+      } catch (err) {
+        this.log.error('store close failed', { error: err instanceof Error ? err.message : String(err) });
+      }
     })();
     return this.closing;
   }

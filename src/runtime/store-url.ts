@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { InvalidInputError } from '../core/errors.ts';
+import { registerUrlSecrets } from '../core/redact.ts';
 import type { Logger } from '../core/log.ts';
 import type { Durability, Store } from '../store/store.ts';
 
@@ -13,6 +14,10 @@ export interface OpenStoreOptions {
   cwd?: string;
   /** PostgreSQL: where connection losses and reconnects are reported (default: silent). */
   log?: Logger;
+  /** SQLite: the marker remembering which store files were created (see SqliteOptions.marker). */
+  marker?: string;
+  /** SQLite: create the file even though the marker says it existed. */
+  create?: boolean;
 }
 
 export type StoreTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
@@ -25,7 +30,10 @@ export function storeTarget(opts: OpenStoreOptions): StoreTarget {
     if (!path) throw new InvalidInputError('--db', 'sqlite: needs a file path, e.g. sqlite:.spine/spine.db');
     return { kind: 'sqlite', path: path === ':memory:' ? path : resolve(opts.cwd ?? process.cwd(), path) };
   }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { kind: 'postgres', url };
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    registerUrlSecrets(url); // its password never reaches a log, an error or the store
+    return { kind: 'postgres', url };
+  }
   throw new InvalidInputError('--db', `unsupported store URL "${url}": use sqlite:<path> or postgres://…`);
 }
 
@@ -39,7 +47,7 @@ export async function loadStore(opts: OpenStoreOptions = {}): Promise<Store> {
   const { SqlStore } = await import('../store/sql/sql-store.ts');
   if (target.kind === 'sqlite') {
     const { SqliteBackend } = await import('../store/sqlite/sqlite-backend.ts');
-    return new SqlStore(new SqliteBackend({ path: target.path, durability }));
+    return new SqlStore(new SqliteBackend({ path: target.path, durability, ...(opts.marker ? { marker: opts.marker } : {}), ...(opts.create ? { create: true } : {}) }));
   }
   const { PgBackend } = await import('../store/postgres/pg-backend.ts');
   return new SqlStore(new PgBackend({ url: target.url, durability, ...(opts.log ? { log: opts.log } : {}) }));

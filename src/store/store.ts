@@ -386,8 +386,22 @@ export interface TaskStore {
 }
 
 export interface WorkerStore {
+  /** Records the worker and starts witnessing its life (see `sweepLost`). */
   register(info: { id: string; pid: number; host: string }, now: number): Promise<void>;
   stop(id: string, now: number): Promise<void>;
+  /**
+   * Finds workers that died without stopping — their process is gone (same host) or
+   * their PostgreSQL session ended — marks them stopped, audits `worker.lost`, and ends
+   * their leases now so `tasks.reclaimExpired` takes their tasks at once, still fenced
+   * by lease number. `live` lists the workers still running, oldest first.
+   */
+  sweepLost(selfId: string, now: number): Promise<{ lost: string[]; live: string[] }>;
+  /**
+   * Resolves true as soon as worker `peerId` dies (false when aborted or the watch
+   * broke), where the database can tell without being polled; null where it cannot,
+   * and `sweepLost` must run often instead.
+   */
+  readonly watchPeer: ((peerId: string, signal: AbortSignal) => Promise<boolean>) | null;
   list(opts: { aliveSince?: number }): Promise<WorkerInfo[]>;
 }
 
@@ -510,6 +524,11 @@ export interface Store {
   onTasksReady(listener: () => void): () => void;
   /** Calls `listener` after every commit in this process (e.g. to push new audit events to live streams at once). */
   onCommitted(listener: () => void): () => void;
+  /**
+   * Calls `listener` once if the store is lost under this process (SQLite: its file
+   * deleted or replaced). From then on every write fails with STORE_UNAVAILABLE.
+   */
+  onLost(listener: (reason: string) => void): () => void;
 
   /**
    * Stores an envelope and, in the same transaction, its run in the session's lane

@@ -15,6 +15,8 @@ export interface A2aAgentOptions {
   streaming?: boolean;
   /** How often an unfinished task is polled (default 500 ms). */
   pollMs?: number;
+  /** Origins besides the configured URL's that the Agent Card may point calls to (they get the headers too). */
+  allowedOrigins?: string[];
 }
 
 const TERMINAL = new Set([TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED]);
@@ -43,7 +45,21 @@ export class A2aAgent implements Agent {
     this.opts = opts;
   }
 
+  /**
+   * Every request goes to the configured origin (or one the config allows): the Agent
+   * Card is the remote's word, and a card naming another host would otherwise receive
+   * the configured credentials — an internal host included.
+   */
   private fetchWithHeaders = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const target = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url).origin;
+    const allowed = [new URL(this.opts.url).origin, ...(this.opts.allowedOrigins ?? []).map((o) => new URL(o).origin)];
+    if (!allowed.includes(target)) {
+      return Promise.reject(
+        new AgentError(this.opts.name, `the Agent Card points to ${target}, not to the configured origin ${allowed[0]}; refused (list it in allowedOrigins to trust it)`, {
+          retryable: false,
+        }),
+      );
+    }
     const extra = this.opts.headers ?? {};
     if (Object.keys(extra).length === 0) return fetch(input, init);
     const headers = new Headers(init?.headers);

@@ -13,5 +13,6 @@ export function createA2aAgent(cfg: A2aAgentConfig, ctx: AgentKindContext): Agen
     headers: Object.fromEntries(Object.entries(cfg.headers ?? {}).map(([k, v]) => [k, resolveSecret(v, ctx.name, `${ctx.path}.headers.${k}`)])),
     ...(cfg.streaming === undefined ? {} : { streaming: cfg.streaming }),
     ...(cfg.pollMs === undefined ? {} : { pollMs: cfg.pollMs }),
+    ...(cfg.allowedOrigins === undefined ? {} : { allowedOrigins: cfg.allowedOrigins }),
   });
 }

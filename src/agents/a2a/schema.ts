@@ -11,6 +11,8 @@ export const a2aAgentSchema = z.strictObject({
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name'), secretValue).optional(),
   /** Follow the task over a stream when the card offers one (default true); false: blocking send, then polling. */
   streaming: z.boolean().optional(),
+  /** Other origins the Agent Card may send calls to (they receive `headers` too); any other is refused. */
+  allowedOrigins: z.array(httpUrl).optional(),
   /** How often an unfinished task is polled, in ms (default 500). */
   pollMs: z.number().int().min(10).max(60_000).optional(),
   ...agentCommon,

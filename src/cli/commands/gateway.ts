@@ -1,3 +1,4 @@
+import { EXIT } from '../../core/errors.ts';
 import { consoleLogger } from '../../core/log.ts';
 import { ROLES, Runtime } from '../../runtime/runtime.ts';
 import { intOption, parse } from '../args.ts';
@@ -35,7 +36,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
     console.log(
       `spine gateway: listening on ${runtime.gateway?.url} (store ${store.description}; ${agents} agent${agents === 1 ? '' : 's'}; channels: ${runtime.channelNames.join(', ') || 'none'})`,
     );
-    await signals.received;
+    const lost = await Promise.race([signals.received.then(() => false), runtime.storeLost.then(() => true)]);
     console.log('spine gateway: draining (Ctrl-C again to force)…');
     try {
       await runtime.close();
@@ -43,7 +44,7 @@ export async function gatewayCommand(argv: string[]): Promise<CommandResult> {
       console.error(`spine gateway: shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
       return { exitCode: 1 };
     }
-    return { exitCode: 0 };
+    return { exitCode: lost ? EXIT.unavailable : 0 };
   } finally {
     signals.dispose();
   }

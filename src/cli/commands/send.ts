@@ -7,6 +7,7 @@ import type { CommandResult } from '../command.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { duration, short, taskTree } from '../format.ts';
 import { WorkerWatch } from '../workers.ts';
+import { readBatch, sendBatch } from './send-batch.ts';
 
 export async function sendCommand(argv: string[]): Promise<CommandResult> {
   const { values, positionals } = parse(
@@ -17,10 +18,12 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
       tenant: { type: 'string' },
       wait: { type: 'boolean', short: 'w' },
       timeout: { type: 'string' },
+      batch: { type: 'string' },
     },
     2,
   );
   const [agent, text] = positionals;
+  if (values.batch !== undefined) return sendBatchCommand(values, agent, text);
   if (!agent) throw new InvalidInputError('<agent>', 'missing: which agent should do the work? (see `spine agents` in your config)');
   if (text !== undefined && values.input !== undefined) throw new InvalidInputError('--input', 'give either a text argument or --input, not both');
   const input = jsonOption('input', values.input);
@@ -60,6 +63,20 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
     if (final.state === 'succeeded') lines.push('', 'output:', JSON.stringify(final.output, null, 2));
     else if (final.error) lines.push('', `error: ${final.error.code}: ${short(final.error.message, 400)}`);
     return { stdout: lines.join('\n'), exitCode: isTerminal(final) ? exitCode : 1 };
+  } finally {
+    await store.close();
+  }
+}
+
+async function sendBatchCommand(values: { batch?: string; json?: boolean; tenant?: string; wait?: boolean; input?: string; 'idempotency-key'?: string }, agent: string | undefined, text: string | undefined): Promise<CommandResult> {
+  for (const [flag, given] of [['--wait', values.wait], ['--input', values.input], ['--idempotency-key', values['idempotency-key']], ['a text argument', text]] as const) {
+    if (given !== undefined && given !== false) throw new InvalidInputError('--batch', `${flag} does not go with --batch: give it per line in the file`);
+  }
+  const items = readBatch(values.batch!, agent);
+  const config = await loadCliConfig(values);
+  const store = await openCliStore(values, config);
+  try {
+    return await sendBatch(items, config, store, { json: values.json === true, ...(values.tenant ? { tenant: values.tenant } : {}) });
   } finally {
     await store.close();
   }

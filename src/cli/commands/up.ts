@@ -1,4 +1,4 @@
-import { InvalidInputError, SpineError } from '../../core/errors.ts';
+import { EXIT, InvalidInputError, SpineError } from '../../core/errors.ts';
 import { consoleLogger, silentLogger } from '../../core/log.ts';
 import type { Json } from '../../core/types.ts';
 import { waitForRun } from '../../engine/runs.ts';
@@ -108,9 +108,15 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
         `worker ${runtime.worker?.id} (concurrency ${concurrency ?? config.worker.concurrency})${runtime.gateway ? `; gateway ${runtime.gateway.url}` : ''}` +
         `${names.length ? `; channels ${names.join(', ')}` : ''}`,
     );
-    const exitCode = await Promise.race([signals.received.then(() => 0), stopWith]);
+    const exitCode = await Promise.race([signals.received.then(() => 0), stopWith, runtime.storeLost.then(() => EXIT.unavailable)]);
     print('spine: draining (Ctrl-C again to force)…');
-    await runtime.close();
+    try {
+      await runtime.close();
+    } catch (err) {
+      // A store that cannot take the drain's last writes (disk full, lost): say so and exit unavailable, not crash.
+      console.error(`spine: shutdown incomplete: ${err instanceof Error ? err.message : String(err)}`);
+      return { exitCode: EXIT.unavailable };
+    }
     return { exitCode };
   } finally {
     signals.dispose();

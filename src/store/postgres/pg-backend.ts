@@ -5,12 +5,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { SqlBackend } from '../sql/backend.ts';
-import type { DialectSql, Migration, SqlExecutor, SqlParam } from '../sql/executor.ts';
+import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
 import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
 import { PgListener } from './pg-listener.ts';
+import { PgLiveness } from './pg-liveness.ts';
 import { toPgPlaceholders } from './placeholders.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'postgres');
@@ -120,7 +121,7 @@ class PgExecutor implements SqlExecutor {
   private config(sql: string, params: readonly SqlParam[]): pg.QueryConfig<SqlParam[]> {
     const text = toPgPlaceholders(sql);
     const name = this.names.name(text);
-    return name === undefined ? { text, values: [...params] } : { name, text, values: [...params] };
+    return name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) };
   }
   async run(sql: string, params: readonly SqlParam[] = []): Promise<number> {
     return (await this.query(this.config(sql, params))).rowCount ?? 0;
@@ -165,6 +166,7 @@ export class PgBackend implements SqlBackend {
   private readonly log: Logger;
   private readonly backoff: readonly number[];
   private readonly listener: PgListener;
+  readonly liveness: PgLiveness;
   private readonly channel: string;
   /** Tags this backend's own NOTIFYs, which its in-process listeners already heard. */
   private readonly instanceId = randomBytes(8).toString('hex');
@@ -213,6 +215,11 @@ export class PgBackend implements SqlBackend {
         if (payload !== this.instanceId) this.events.emit('ready');
       },
       onReconnected: () => this.events.emit('ready'),
+      log: this.log,
+    });
+    this.liveness = new PgLiveness({
+      clientConfig: this.clientConfig,
+      query: async (text, values) => (await this.readQuery({ text, values: values as SqlParam[] })).rows,
       log: this.log,
     });
     this.events.setMaxListeners(0);
@@ -404,6 +411,7 @@ export class PgBackend implements SqlBackend {
     await this.notifying;
     this.closed = true;
     await this.listener.stop();
+    await this.liveness.close();
     await this.pool.end();
   }
 }

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { InvalidInputError } from '../../core/errors.ts';
 
 /**
@@ -43,6 +44,9 @@ export function parsePgUrl(url: string, overrides: { schema?: string; poolSize?:
       throw new InvalidInputError('--db', `pool=${poolParam} must be a whole number of connections from 1 to 1000`);
     }
   }
+  // node-postgres takes the user from $PGUSER, then $USER; with neither (cron, systemd,
+  // a bare container) it sends none and the server refuses. libpq uses the OS account.
+  if (!parsed.username && !process.env.PGUSER && !process.env.USER) parsed.username = osUser();
   const serverOptions = parsed.searchParams.get('options');
   parsed.searchParams.delete('schema');
   parsed.searchParams.delete('pool');
@@ -61,4 +65,12 @@ function maskPassword(url: string): string {
 /** A double-quoted identifier (names are validated to plain identifiers first). */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'postgres';
+  }
 }

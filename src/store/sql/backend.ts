@@ -23,7 +23,39 @@ export interface SqlBackend {
   /** Announces, after a commit, that tasks became leasable. */
   signalTasksReady(): void;
   onTasksReady(listener: () => void): () => void;
+  /** What the database itself can witness of worker processes' lives. */
+  readonly liveness: WorkerLiveness;
   /** Calls `listener` after every commit made through this backend. */
   onCommitted(listener: () => void): () => void;
+  /** Calls `listener` once if the database is lost under this process (absent: it cannot be). */
+  onLost?(listener: (reason: string) => void): () => void;
   close(): Promise<void>;
+}
+
+/** A worker row, as the liveness check sees it. */
+export interface WorkerIdentity {
+  id: string;
+  pid: number;
+  host: string;
+}
+
+/**
+ * Detecting a dead worker in about a second instead of a lease's length. `hold`
+ * keeps a witness of the worker's life for as long as its process lives (PostgreSQL:
+ * a session advisory lock, released by the server when the connection dies); `dead`
+ * names, of the given workers, those certainly dead. A worker the backend cannot
+ * judge (another host, say) is not named: its tasks wait out their lease as before.
+ * A false "dead" costs a repeated turn, never a double commit: reclaimed tasks are
+ * still fenced by lease number.
+ */
+export interface WorkerLiveness {
+  hold(workerId: string): Promise<void>;
+  release(workerId: string): Promise<void>;
+  dead(workers: readonly WorkerIdentity[]): Promise<string[]>;
+  /**
+   * Where the database can tell of a death without being asked (PostgreSQL: a query
+   * blocked on the peer's lock returns when its session ends): resolves true once
+   * `peerId` is gone, false if aborted or the watch broke. Null: poll with `dead`.
+   */
+  readonly watch: ((peerId: string, signal: AbortSignal) => Promise<boolean>) | null;
 }

@@ -1,3 +1,5 @@
+import { redactSecrets } from '../../core/redact.ts';
+
 /**
  * The one seam between the shared SQL store and a database driver. Statements use
  * `?` placeholders; adapters translate them if their driver wants another form.
@@ -39,4 +41,13 @@ export interface DialectSql {
    * limit: it rewrites a page it already has.
    */
   headroomPages: string | null;
+}
+
+/**
+ * Parameters as they may be stored: every registered secret masked (core/redact.ts).
+ * Both backends' executors pass every statement's parameters through this, so no
+ * secret reaches the store whichever aggregate writes it.
+ */
+export function storedParams(params: readonly SqlParam[]): SqlParam[] {
+  return params.map((p) => (typeof p === 'string' ? redactSecrets(p) : p));
 }

@@ -140,6 +140,9 @@ export class SqlStore implements Store {
   onCommitted(listener: () => void): () => void {
     return this.backend.onCommitted(listener);
   }
+  onLost(listener: (reason: string) => void): () => void {
+    return this.backend.onLost?.(listener) ?? (() => {});
+  }
 
   async checkWritable(now: number): Promise<void> {
     const headroom = this.backend.sql.headroomPages;

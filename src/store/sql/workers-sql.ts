@@ -1,5 +1,10 @@
+import { HELD_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { WorkerInfo, WorkerStore } from '../store.ts';
+import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
+import { placeholders } from './where.ts';
+
+const HELD = sqlStateSet(HELD_TASK_STATES);
 
 /** Worker processes: registered at start, heartbeated with their leases, stopped at shutdown. */
 
@@ -25,7 +30,11 @@ function toWorker(r: WorkerRow): WorkerInfo {
 
 export function sqlWorkerStore(db: SqlBackend): WorkerStore {
   return {
+    watchPeer: db.liveness.watch,
+
     async register(info: { id: string; pid: number; host: string }, now: number): Promise<void> {
+      // Witnessed before the row exists: nobody may judge a registered worker dead for want of its lock.
+      await db.liveness.hold(info.id);
       await db.transaction((tx) =>
         tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', [info.id, info.pid, info.host, now, now]),
       );
@@ -33,6 +42,27 @@ export function sqlWorkerStore(db: SqlBackend): WorkerStore {
 
     async stop(id: string, now: number): Promise<void> {
       await db.transaction((tx) => tx.run('UPDATE workers SET stopped_at = ?, heartbeat_at = ? WHERE id = ?', [now, now, id]));
+      await db.liveness.release(id);
+    },
+
+    async sweepLost(selfId: string, now: number): Promise<{ lost: string[]; live: string[] }> {
+      const running = (await db.read.all<WorkerRow>('SELECT * FROM workers WHERE stopped_at IS NULL ORDER BY started_at, id')).map(toWorker);
+      const dead = new Set(await db.liveness.dead(running.filter((w) => w.id !== selfId)));
+      const lost = running.filter((w) => dead.has(w.id));
+      if (lost.length > 0) {
+        const ids = lost.map((w) => w.id);
+        await db.transaction(async (tx) => {
+          await tx.run(`UPDATE workers SET stopped_at = ? WHERE stopped_at IS NULL AND id IN (${placeholders(ids.length)})`, [now, ...ids]);
+          // Leases end now; reclaimExpired (lease_expires_at < now) requeues the tasks, fenced as ever.
+          await tx.run(`UPDATE tasks SET lease_expires_at = ? WHERE state IN ${HELD} AND lease_owner IN (${placeholders(ids.length)})`, [now - 1, ...ids]);
+          await insertAudit(
+            tx,
+            now,
+            lost.map((w) => ({ kind: 'worker.lost', actor: selfId, data: { worker: w.id, pid: w.pid, host: w.host, lastHeartbeatAt: w.heartbeatAt } })),
+          );
+        });
+      }
+      return { lost: lost.map((w) => w.id), live: running.filter((w) => !dead.has(w.id)).map((w) => w.id) };
     },
 
     async list(opts: { aliveSince?: number }): Promise<WorkerInfo[]> {
