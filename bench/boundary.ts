@@ -81,33 +81,13 @@ const limitedRegistry = createRegistry({
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-boundary-'));
 const store = openStore({ url: `sqlite:${join(dir, 'b.db')}`, durability: 'fast' });
 await store.migrate();
-const task: Task = {
-  id: 'task_bench',
-  runId: 'run_bench',
-  parentId: null,
-  parentTurn: null,
-  parentAction: null,
-  depth: 0,
-  agent: 'payer',
-  state: 'running',
-  input: null,
-  output: null,
-  error: null,
-  turns: 0,
-  waitingOn: 0,
-  attempt: 0,
-  maxAttempts: 3,
-  reclaims: 0,
-  leaseNo: 1,
-  leaseOwner: 'bench',
-  leaseExpiresAt: null,
-  runAt: 0,
-  createdAt: 0,
-  updatedAt: 0,
-  finishedAt: null,
-};
+// A real task leased by the bench, as a worker's would be: spend is reserved only under a held lease.
+await store.runs.create({ agent: 'payer', input: null, maxAttempts: 3 }, Date.now());
+const [claimed] = await store.tasks.claim({ workerId: 'bench', limit: 1, leaseMs: 24 * 3_600_000, now: Date.now() });
+if (!claimed) throw new Error('the bench task was not claimed');
+const task: Task = claimed.task;
 const input: Json = { to: 'ops@acme.com', amount: 12.5, note: 'monthly' };
-const ctx = (i: number) => taskCrossing(task, 'default', 'bench', `run_bench/task_bench/${i}/0`);
+const ctx = (i: number) => taskCrossing(task, 'default', 'bench', `${task.runId}/${task.id}/${i}/0`);
 const paySend = registry.tools.get('pay.send')!;
 const payLimited = limitedRegistry.tools.get('pay.limited')!;
 

@@ -1,29 +1,54 @@
 #!/usr/bin/env node
 // Entry point of the `spine` command. Spine runs its TypeScript sources directly,
-// which needs Node 24 (type stripping, node:sqlite). Under an older Node, hand over
-// to the Node 24 that `npm install` put beside Spine (the node@24 dev dependency).
+// which needs Node 24 (type stripping, node:sqlite). Under Node 24 or newer it runs
+// in this process. Under an older Node, it hands over to the Node 24 that
+// `npm install` put beside Spine (the node@24 dev dependency), in a child process
+// that lives and dies with this launcher.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
+/** Set by the launcher for its child; the child reads and removes it (its own children must not see it). */
+const LAUNCHED = 'SPINE_LAUNCHED_BY';
+/** Every signal a supervisor, a script or a terminal may send to stop or poke a process. */
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'];
+
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   const bundled = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
-  if (existsSync(bundled)) {
-    const child = spawn(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-    // A terminal's Ctrl-C already reaches the whole process group; forward the signals it does not.
-    process.on('SIGINT', () => {});
-    for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
-    child.on('exit', (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 1)));
-  } else {
+  if (!existsSync(bundled)) {
     process.stderr.write(
       `spine: needs Node.js 24 or newer, but this is ${process.version}, and no bundled Node 24 was found.\n` +
         'Run `npm install` in the Spine folder (it brings Node 24 along), or install Node 24.\n',
     );
     process.exit(2);
   }
+  // The child gets its own process group, so a terminal's Ctrl-C reaches it once, through
+  // this launcher, like a `kill -INT` from a script; and an IPC channel, whose end (this
+  // launcher died, even by SIGKILL) makes the child stop too.
+  const child = spawn(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+    env: { ...process.env, [LAUNCHED]: String(process.pid) },
+  });
+  for (const sig of FORWARDED) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      // Die of the same signal, so whoever started us sees what the child saw.
+      for (const sig of FORWARDED) process.removeAllListeners(sig);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 128 + (signal ? (constants.signals[signal] ?? 1) : 1));
+  });
 } else {
+  if (process.env[LAUNCHED] !== undefined && process.channel) {
+    delete process.env[LAUNCHED];
+    // Started by the launcher above: its channel must not keep this process alive, and its
+    // end means the launcher is gone, so stop as if told to (a draining process stops at once).
+    process.channel.unref();
+    process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
   // Spine's sources are TypeScript: cache their stripped and compiled form on disk (in the
   // OS temp folder), so a command after the first starts without stripping types again.
   const { enableCompileCache } = await import('node:module');

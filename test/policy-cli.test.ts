@@ -101,7 +101,7 @@ describe('spine approvals and spine policy explain', () => {
     assert.equal(deny.code, 0, deny.stderr);
     const denied = (JSON.parse(deny.stdout) as { approval: Approval }).approval;
     assert.deepEqual([denied.state, denied.decidedBy, denied.decisionReason], ['denied', 'env-operator', 'duplicate'], 'the decider defaults to $SPINE_OPERATOR');
-    assert.deepEqual((await finished(store, second)).output, { refused: 'POLICY_DENIED', message: 'refused by sign-off: a human denied this action' });
+    assert.deepEqual((await finished(store, second)).output, { refused: 'POLICY_DENIED', message: 'refused by sign-off: a human (env-operator) denied this action: duplicate' }, 'who denied it and why reach the agent');
     assert.equal(readPayments(dir).length, 1, 'only the approved payment was made');
 
     const all = JSON.parse((await cli('approvals', 'list', '--state', 'all', '--json')).stdout) as { approvals: Approval[] };
@@ -221,7 +221,9 @@ describe('spine approvals and spine policy explain', () => {
     assert.match(budget.reason, /used \$0\.6000 \/ 0 tokens of \$1\.00/);
 
     assert.deepEqual([outsider.effect, outsider.ruleId], ['deny', 'payees']);
-    assert.deepEqual(rules(outsider), ['payment@1:pass', 'grants:pass', 'payees:deny']);
+    // The rules after the one that decided are listed too, as not reached (the cost rule included).
+    assert.deepEqual(rules(outsider), ['payment@1:pass', 'grants:pass', 'payees:deny', 'crm-notify:skip', 'auditors-only:skip', 'sign-off:skip', 'quiet-hours:skip', 'pay-rate:skip', 'per-run:skip']);
+    assert.match(outsider.rules.find((r) => r.ruleId === 'per-run')!.reason, /not reached: payees decided first/);
 
     assert.equal(malformed.effect, 'deny');
     assert.match(malformed.reason, /violates its contract/);
@@ -242,7 +244,8 @@ describe('spine approvals and spine policy explain', () => {
     const revoked = snapshot(join(dir, 'spine.db'));
     const ask = await explain({ to: 'acme', amount: 5 }, '2026-01-15T12:00:00Z');
     assert.deepEqual([ask.effect, ask.ruleId], ['approve', 'sign-off']);
-    assert.deepEqual(rules(ask).slice(-1), ['sign-off:approve']);
+    // An approval deciding still lists the window, rate and cost rules behind it.
+    assert.deepEqual(rules(ask).slice(-4), ['sign-off:approve', 'quiet-hours:skip', 'pay-rate:skip', 'per-run:skip']);
     assert.deepEqual(snapshot(join(dir, 'spine.db')), revoked, 'no approval was requested');
 
     const errors = await Promise.all([

@@ -43,7 +43,7 @@ function facts(approval: 'approved' | 'denied' | 'expired' | 'pending' | null = 
     asked,
     approvalFor: async (key) => {
       asked.push(key);
-      return approval;
+      return approval ? { state: approval } : null;
     },
     standingGrant: async () => standing,
   };
@@ -306,7 +306,7 @@ describe('rate limits and cost ceilings (what the engine asks the store to acqui
     );
   });
 
-  const keyed = (states: Record<string, 'approved'>): PolicyFacts => ({ approvalFor: async (key) => states[key] ?? null, standingGrant: async () => false });
+  const keyed = (states: Record<string, 'approved'>): PolicyFacts => ({ approvalFor: async (key) => (states[key] ? { state: states[key] } : null), standingGrant: async () => false });
 
   it('an operator-approved escalation lets the action spend over its ceiling, but the spend is still counted', async () => {
     const e = engine([{ id: 'run', kind: 'cost', scope: 'run', maxUsd: 1 }]);

@@ -3,6 +3,7 @@
 // past its expiry, a schema newer than this build, or an unreachable database exit 1
 // and say which check failed. Nothing is changed by looking.
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { doctorCommand } from '../src/cli/commands/doctor.ts';
 import { TEST_DB, forge, tempStore } from './helpers.ts';
@@ -70,6 +71,22 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
   // Looking changed nothing: the task is still held by the dead worker.
   assert.equal((await store.tasks.get(claimed.task.id))!.leaseOwner, 'dead-worker');
   assert.equal((await store.runs.get(run.id))!.state, 'running');
+
+  // Ready tasks overdue by more than a heartbeat and no live worker: nothing will run them (issue 17).
+  await forge(store, "UPDATE tasks SET run_at = ? WHERE state = 'queued'", [Date.now() - 54_000]);
+  const starving = await doctor(url);
+  assert.equal(starving.exitCode, 1, starving.text);
+  assert.equal(statusOf(starving.report, 'queue'), 'fail');
+  assert.match(starving.report.checks.find((c) => c.name === 'queue')!.detail, /0 live worker\(s\).*nothing is leasing/);
+  // A worker that died a moment ago (fresh heartbeat, no process on this host) is no live worker.
+  await store.workers.register({ id: 'wrk_gone', pid: 2 ** 22 + 1, host: hostname() }, Date.now());
+  assert.equal(statusOf((await doctor(url)).report, 'queue'), 'fail');
+  // A live one (this process) is: the queue is only behind (within --stuck-after, fine).
+  await store.workers.register({ id: 'wrk_live', pid: process.pid, host: hostname() }, Date.now());
+  const behind = await doctor(url);
+  assert.equal(statusOf(behind.report, 'queue'), 'ok', behind.text);
+  assert.match(behind.report.checks.find((c) => c.name === 'queue')!.detail, /1 live worker\(s\)/);
+  await store.workers.stop('wrk_live', Date.now());
 
   const { known } = await store.schemaStatus();
   await forge(store, 'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [known + 1, 'from_the_future', now]);

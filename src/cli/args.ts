@@ -18,8 +18,9 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 /** parseArgs with strict checking; a bad argument becomes an InvalidInputError naming it. */
 export function parse<O extends Options>(argv: string[], options: O, maxPositionals = Infinity) {
   let parsed;
+  const all = { ...GLOBAL_OPTIONS, ...options };
   try {
-    parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: attachNegativeValues(argv, all), options: all, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     const m = /'(-[^']+)'/.exec(msg);
@@ -29,6 +30,25 @@ export function parse<O extends Options>(argv: string[], options: O, maxPosition
     throw new InvalidInputError('arguments', `unexpected argument "${parsed.positionals[maxPositionals]}"`);
   }
   return parsed;
+}
+
+/**
+ * `--limit -5`: parseArgs takes `-5` for an option and answers "argument is ambiguous".
+ * A value that looks like a negative number is attached (`--limit=-5`), so the option's
+ * own check names what is wrong with it.
+ */
+function attachNegativeValues(argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : arg.length === 2 && arg.startsWith('-') ? Object.keys(options).find((k) => options[k]?.short === arg[1]) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
 }
 
 export function intOption(name: string, value: string | undefined, min = 1): number | undefined {

@@ -2,6 +2,7 @@
  * The help texts of the `spine` commands, kept apart from the commands so that
  * `spine --help` and `spine <command> --help` load no command module.
  */
+import { APPROVAL_STATES } from '../core/states.ts';
 
 export const HELP = {
   agents: `spine agents list [--bindings] [--json]
@@ -12,8 +13,9 @@ list           the agents of the config, with kind, contracts and granted tools.
                first), what it matches, and the agent or router it targets.
 add            adds an agent to spine.config.json5 (validated before it is written;
                a running \`spine up\` reloads it).`,
-  approvals: `spine approvals list [--state pending|approved|denied|expired|all] [--run <run-id>] [--limit <n>] [-q|--quiet] [--json]
-spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--json]
+  approvals: `spine approvals list [--state ${[...APPROVAL_STATES, 'all'].join('|')}] [--run <run-id>] [--limit <n>] [-q|--quiet] [--json]
+spine approvals show <approval-id> [--json]
+spine approvals approve <approval-id> [--reason <text>] [--as <name>] [--raise-to <usd>] [--json]
 spine approvals deny <approval-id> [--reason <text>] [--as <name>] [--json]
 spine approvals grant --agent <agent> --action <pattern> --days <n> [--reason <text>] [--as <name>] [--json]
 spine approvals grants [--all] [--json]
@@ -21,10 +23,16 @@ spine approvals revoke <grant-id> [--as <name>]
 
 list     pending requests by default: what, why, which rule, who may decide, when it expires.
          -q prints the ids alone, one a line.
+show     one request in full: the action and its whole input, the rule, the approvers,
+         and its history (requested, decided, expired, rerouted, cancelled).
 approve  the waiting task continues and the action goes ahead (for an escalation:
          the task is retried, or may spend over the ceiling that stopped it).
-deny     the action comes back to the agent as a refusal (for an escalation: the
-         task is dead-lettered).
+         --raise-to <usd>: for an escalation by a per-run cost ceiling, also raises
+         that run's ceiling to this amount, so later steps do not escalate again
+         (audited as cost.ceiling-raised).
+deny     the action comes back to the agent as a refusal, with --reason (for an
+         escalation: the task is dead-lettered).
+A request whose run was cancelled is closed (cancelled); deciding it is refused (exit 3).
 grant    a standing grant: this action pattern (e.g. tool:email.*) needs no approval
          for this agent for the next N days.
 The decider is recorded: --as, else $SPINE_OPERATOR, else $USER.`,
@@ -55,7 +63,7 @@ The causal chain behind a thing, from it back to its first cause: effect ← act
 turn ← task ← handoff ← … ← run ← envelope ← the binding that fired, with the policy
 decisions, gate verdicts and approvals (who, when, why) on the way. Each step lists
 its audit events with their seq and whether they verify (✓ / ✗).`,
-  doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--json]
+  doctor: `spine doctor [--db <url>] [--stuck-after <seconds>] [--run-sla <seconds>] [--approval-warn <seconds>] [--json]
 
 Checks the store and reports, without changing anything:
   connectivity   the database answers (and how fast)
@@ -65,9 +73,14 @@ Checks the store and reports, without changing anything:
   leases         tasks still held after their lease expired (a dead worker that no
                  live worker has reclaimed); stuck longer than --stuck-after
                  (default 60 s) is a failure
-  queue          tasks and runs by state, the oldest ready task, live workers
+  queue          tasks and runs by state, the oldest ready task, live workers (by
+                 heartbeat, and on this host by process); ready work overdue by more
+                 than a heartbeat with no live worker is a failure
   approvals      pending approvals
   outbox         outbound messages waiting, and dead ones
+  stuck work     a turn past its agent's timeout, a pending approval expiring within
+                 --approval-warn seconds (default 900), a run older than --run-sla
+                 seconds (no SLA unless given)
 Exit code 0 when healthy, 1 when any check fails (warnings do not fail).`,
   gateway: `spine gateway [--host <addr>] [--port <n>] [--insecure-local] [--config <file>] [--db <url>]
 
@@ -142,6 +155,7 @@ show    each part with the agent, task, turn and evidence it came from; each
 See docs/synthesis.md.`,
   runs: `spine runs list [--state <state>] [--agent <agent>] [--limit <n>] [--before <run-id>] [-q|--quiet] [--json]
 spine runs show <run-id> [--json]
+spine runs follow <run-id> [--timeout <ms>] [--json]
 spine runs cancel <run-id> [--reason <text>] [--json]
 spine runs retry <run-id> [--json]
 
@@ -151,7 +165,11 @@ list    newest first; --before pages on (pass the last id shown). States: runnin
 show    the run, its task tree, each task's turns, the effects ledger, the gates it
         crossed with their verdicts, and usage: each turn's tokens and cost, their
         sum, and the run's reserved and settled spend.
-cancel  cancels every unfinished task of the run (cascades to children).
+follow  streams the run's live log (what it did so far, then each step, the waits
+        included) until it ends; exit 0 if it succeeded, 1 otherwise. Like
+        \`send --wait\`, for a run already submitted.
+cancel  cancels every unfinished task of the run (cascades to children) and closes
+        its open approvals.
 retry   replays a failed run: its dead task is queued again and resumes from its
         last committed turn; recorded effects are not executed again.`,
   send: `spine send <agent> [text] [--input <json>] [--idempotency-key <key>] [--tenant <t>] [--wait [--timeout <ms>]] [--json]
@@ -159,6 +177,8 @@ retry   replays a failed run: its dead task is queued again and resumes from its
 Submits work to an agent and prints the run id. The input is {"text": <text>}, or
 the JSON given with --input. With --wait, blocks until the run is terminal and
 prints it; the exit code is then 0 if it succeeded and 1 if it failed or was cancelled.
+While waiting, it says at once (and again whenever it becomes true) when no worker is
+alive to run the work.
 --tenant names whose spend this is, for daily cost ceilings (default: default).
 
 spine send [agent] --batch <file.jsonl | -> [--tenant <t>] [--json]
@@ -209,7 +229,8 @@ revoke  the token stops working at once.`,
 
 Runs everything in one process on the store (embedded SQLite by default): the
 gateway (127.0.0.1:7400), workers, the outbox dispatcher, the schedules and the
-routing-agent sweep. Prints runs as they progress. The config file is watched and
+routing-agent sweep. Prints runs as they progress, one line per step with its time
+(UTC) and run, the waits included (approvals, windows, rate limits). The config file is watched and
 reloaded (an invalid change is rejected and the running config kept). On Ctrl-C or
 SIGTERM it drains: stops leasing and accepting, lets in-flight turns finish
 (worker.drainMs), and hands the rest back.

@@ -46,6 +46,7 @@ commands:
 ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
   .join('\n')}
+  version   print Spine's version (also --version)
 
 options for every command:
   --config, -c <file>   config file (default ./spine.config.json5, or SPINE_CONFIG)
@@ -73,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(GLOBAL_HELP);
     return name ? EXIT.ok : EXIT.usage;
   }
-  if (name === '--version' || name === '-v') {
+  if (name === '--version' || name === '-v' || name === 'version') {
     console.log(version());
     return EXIT.ok;
   }

@@ -69,7 +69,7 @@ export type Strategy =
 export type Decider = { kind: 'rule'; rule: string } | { kind: 'agent'; agent: string; task: string; turn: number } | { kind: 'human'; actor: string; approval: string };
 
 /** decided, or why a strategy passed the conflict on. */
-export const RESOLUTION_OUTCOMES = ['decided', 'tie', 'no-match', 'below-min', 'abstained', 'failed', 'denied', 'expired', 'kept-both'] as const;
+export const RESOLUTION_OUTCOMES = ['decided', 'tie', 'no-match', 'below-min', 'abstained', 'failed', 'denied', 'expired', 'cancelled', 'kept-both'] as const;
 
 /** What a strategy did with a conflict (each attempt is kept, in order). */
 export interface ResolutionStep {

@@ -26,10 +26,11 @@ export type RunState = (typeof RUN_STATES)[number];
 export const TERMINAL_RUN_STATES = ['succeeded', 'failed', 'cancelled'] as const satisfies readonly RunState[];
 
 /**
- * Approval lifecycle: pending → approved | denied | expired. An `escalation` is the
- * same record for a task a limit stopped (e.g. a cost ceiling): approving lets it go on.
+ * Approval lifecycle: pending → approved | denied | expired | cancelled (its run or
+ * task was cancelled; nothing is left to decide). An `escalation` is the same record
+ * for a task a limit stopped (e.g. a cost ceiling): approving lets it go on.
  */
-export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
+export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired', 'cancelled'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
 
 /** routed: a run was made · routing: a routing agent is choosing · unroutable: no binding matched. */

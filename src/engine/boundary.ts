@@ -336,9 +336,9 @@ export class Boundary {
       const approvalKey = gateApprovalKey(p.ctx.key, gate.id);
       if (outcome === 'escalate' && settings.mode === 'enforce') {
         // A person already decided this crossing: their answer is the outcome.
-        const decided = await this.store.approvals.stateFor(approvalKey);
+        const decided = (await this.store.approvals.decisionFor(approvalKey))?.state;
         if (decided === 'approved') outcome = 'pass';
-        else if (decided === 'denied' || decided === 'expired') outcome = 'block';
+        else if (decided === 'denied' || decided === 'expired' || decided === 'cancelled') outcome = 'block';
       }
       const data: Record<string, Json> = {
         key: p.ctx.key,
@@ -484,7 +484,7 @@ export class Boundary {
     const reservationId = newId('rsv');
     const limits = decision.limits;
     const result = await this.store.limits.acquire(
-      { ...limits, reservationId, runId: crossing.runId, taskId: crossing.taskId, expiresAt: now + this.reservationTtl(ctx.agent) },
+      { ...limits, reservationId, runId: crossing.runId, taskId: crossing.taskId, expiresAt: now + this.reservationTtl(ctx.agent), holder: ctx.actor },
       now,
     );
     if (result.ok) {

@@ -1,6 +1,7 @@
 import { localTime } from '../core/zoned-time.ts';
 import type { Json } from '../core/types.ts';
 import { NO_MEMORY_GRANTS, resolveGrants, scopeAllowed, type MemoryGrants } from '../core/memory.ts';
+import type { ApprovalState } from '../core/states.ts';
 import type { BucketTake, BudgetReserve, Store } from '../store/store.ts';
 import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
@@ -83,20 +84,29 @@ export interface PolicyDecision {
   trace: RuleResult[];
 }
 
+export interface ApprovalFact {
+  state: ApprovalState;
+  decidedBy?: string | null;
+  reason?: string | null;
+}
+
 /** Facts from the store the pure steps need; fetched only when a rule asks. */
 export interface PolicyFacts {
-  /** The latest decision recorded for this action key, if any. */
-  approvalFor(key: string): Promise<'approved' | 'denied' | 'expired' | 'pending' | null>;
+  /** The latest approval recorded for this action key, if any: its state, and who decided why. */
+  approvalFor(key: string): Promise<ApprovalFact | null>;
   standingGrant(agent: string, action: string, now: number): Promise<boolean>;
+  /** The ceiling an operator raised a budget to when approving an escalation, if any. */
+  raisedCeiling?(budgetKey: string): Promise<number | null>;
 }
 
 export const NO_FACTS: PolicyFacts = { approvalFor: async () => null, standingGrant: async () => false };
 
 /** The facts as the store holds them. The store returns the standing grants; which ones cover an action is decided here. */
-export function storeFacts(store: Pick<Store, 'approvals' | 'grants'>): PolicyFacts {
+export function storeFacts(store: Pick<Store, 'approvals' | 'grants' | 'limits'>): PolicyFacts {
   return {
-    approvalFor: (key) => store.approvals.stateFor(key),
+    approvalFor: (key) => store.approvals.decisionFor(key),
     standingGrant: async (agent, action, now) => (await store.grants.list({ agent, activeAt: now })).some((g) => matches(g.action, action)),
+    raisedCeiling: (key) => store.limits.raisedCeiling(key),
   };
 }
 
@@ -172,15 +182,17 @@ export class PolicyEngine {
       }
       return true;
     };
-    const done = (effect: Effect, ruleId: string | null, reason: string, extra: Partial<PolicyDecision> = {}): PolicyDecision => ({
-      effect,
-      ruleId,
-      reason,
-      notify: [],
-      limits: null,
-      trace,
-      ...extra,
-    });
+    const done = (effect: Effect, ruleId: string | null, reason: string, extra: Partial<PolicyDecision> = {}): PolicyDecision => {
+      // A rule that decides early leaves the later ones unevaluated: they are listed too, as not reached.
+      if (effect !== 'allow') {
+        const seen = new Set(trace.map((r) => r.ruleId));
+        const { allowlists, approvals, windows, rateLimits, ceilings } = this.policy;
+        for (const rule of [...allowlists, ...approvals, ...windows, ...rateLimits, ...ceilings]) {
+          if (!seen.has(rule.id)) trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'skip', reason: `not reached: ${ruleId ?? 'an earlier step'} decided first` });
+        }
+      }
+      return { effect, ruleId, reason, notify: [], limits: null, trace, ...extra };
+    };
 
     // 1. grants
     if (c.kind === 'tool') {
@@ -232,12 +244,12 @@ export class PolicyEngine {
         continue;
       }
       const recorded = await facts.approvalFor(c.key);
-      if (recorded === 'approved') {
+      if (recorded?.state === 'approved') {
         trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'approved', reason: 'a human approved this action' });
         continue;
       }
-      if (recorded === 'denied' || recorded === 'expired') {
-        const reason = recorded === 'denied' ? 'a human denied this action' : 'the approval request expired';
+      if (recorded?.state === 'denied' || recorded?.state === 'expired' || recorded?.state === 'cancelled') {
+        const reason = refusalReason(recorded);
         trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'deny', reason });
         return done('deny', rule.id, reason);
       }
@@ -278,7 +290,7 @@ export class PolicyEngine {
     // approved escalation of this very action is, and even then its spend is reserved and
     // counted on every budget, just without the ceiling.
     let overCeiling = false;
-    if (c.cost && this.policy.ceilings.length > 0 && (await facts.approvalFor(escalationKey(c.key))) === 'approved') {
+    if (c.cost && this.policy.ceilings.length > 0 && (await facts.approvalFor(escalationKey(c.key)))?.state === 'approved') {
       overCeiling = true;
       trace.push({ ruleId: 'escalation', kind: 'cost', outcome: 'approved', reason: 'an operator let this action spend over its ceiling' });
     }
@@ -287,13 +299,25 @@ export class PolicyEngine {
       for (const rule of this.policy.ceilings) {
         if (!applies(rule)) continue;
         const key = budgetKey(rule, c, now, this.policy.timezone);
-        budgets.push(overCeiling ? { ruleId: rule.id, key, maxMicros: null, maxTokens: null } : { ruleId: rule.id, key, maxMicros: rule.maxMicros, maxTokens: rule.maxTokens });
-        trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'pass', reason: `reserves ${formatCost(c.cost)}${overCeiling ? ' (over the ceiling, approved)' : ''}` });
+        // A run's ceiling an operator raised (approving an escalation with --raise-to) counts instead, if higher.
+        const raised = rule.scope === 'run' && rule.maxMicros !== null ? ((await facts.raisedCeiling?.(key)) ?? null) : null;
+        const maxMicros = raised !== null && rule.maxMicros !== null && raised > rule.maxMicros ? raised : rule.maxMicros;
+        budgets.push(overCeiling ? { ruleId: rule.id, key, maxMicros: null, maxTokens: null } : { ruleId: rule.id, key, maxMicros, maxTokens: rule.maxTokens });
+        const note = overCeiling ? ' (over the ceiling, approved)' : maxMicros !== rule.maxMicros ? ` (ceiling raised to ${formatCost({ micros: maxMicros ?? 0, tokens: 0 }).split(' /')[0]} by an operator)` : '';
+        trace.push({ ruleId: rule.id, kind: rule.kind, outcome: 'pass', reason: `reserves ${formatCost(c.cost)}${note}` });
       }
     }
     const limits = takes.length || budgets.length ? { takes, budgets, micros: c.cost?.micros ?? 0, tokens: c.cost?.tokens ?? 0 } : null;
     return done('allow', null, notify.length ? 'allowed; operators notified' : 'allowed', { notify, limits });
   }
+}
+
+/** Why a decided approval refuses its action, in words the agent gets back: who denied it and their reason. */
+function refusalReason(a: ApprovalFact): string {
+  if (a.state === 'expired') return 'the approval request expired';
+  if (a.state === 'cancelled') return 'the approval request was cancelled';
+  const by = a.decidedBy ? ` (${a.decidedBy})` : '';
+  return a.reason ? `a human${by} denied this action: ${a.reason}` : `a human${by} denied this action`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { cliEnvelope, osUser } from '../channels/cli.ts';
 import type { CompiledConfig } from '../config/load.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { SpineError } from '../core/errors.ts';
+import { InvalidInputError, SpineError } from '../core/errors.ts';
 import type { Json, Run } from '../core/types.ts';
 import { Intake } from '../intake/intake.ts';
 import type { EnvelopeRecord, Store } from '../store/store.ts';
@@ -39,6 +39,18 @@ export async function sendFromCli(intake: Pick<Intake, 'accept'>, req: CliSend):
   const r = await intake.accept(envelope, { actor: `cli:${user}`, agent: req.agent, ...(req.tenant ? { tenant: req.tenant } : {}) });
   if (!r.run) throw SpineError.fromInfo(r.envelope.error ?? { code: 'UNROUTABLE', message: `envelope ${r.envelope.id} started no run (${r.envelope.state})`, retryable: false });
   return { run: r.run, envelope: r.envelope, created: r.created };
+}
+
+/**
+ * Work with no text and no --input is refused before intake, unless the agent declares
+ * an input contract: then the contract decides (at the boundary) whether empty text is
+ * input it accepts. Without one, `{"text": ""}` would start a run about nothing.
+ */
+export function assertSomethingToSend(config: Pick<CompiledConfig, 'registry'>, req: Pick<CliSend, 'agent' | 'text' | 'input'>, field: string): void {
+  if (req.input !== undefined || req.text.trim() !== '') return;
+  const spec = config.registry.agents.get(req.agent);
+  if (!spec || spec.input !== null) return;
+  throw new InvalidInputError(field, `missing: what should ${req.agent} work on? Give a text, or --input <json> (an agent with an input contract decides whether empty text is allowed)`);
 }
 
 /** An intake for a command that only submits (no services run). */

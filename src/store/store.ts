@@ -208,6 +208,12 @@ export interface LimitAcquire {
   taskId: string;
   /** An unsettled reservation is released after this (its holder died). */
   expiresAt: number;
+  /**
+   * The worker whose lease on the task the spend is reserved under. Reserving is
+   * refused (LeaseLostError) once that lease is gone: its reclaim has already released
+   * the task's reservations, and one taken after it would be left behind until expiry.
+   */
+  holder?: string;
 }
 
 export type LimitResult =
@@ -224,6 +230,13 @@ export interface BudgetUsage {
 }
 
 export type { ApprovalState };
+
+/** What policy needs to know about an action's newest approval. */
+export interface ApprovalDecision {
+  state: ApprovalState;
+  decidedBy: string | null;
+  reason: string | null;
+}
 
 export interface NewApproval {
   runId: string;
@@ -435,15 +448,32 @@ export interface LimitStore {
   usage(keys: string[]): Promise<BudgetUsage[]>;
   /** What a run's crossings hold reserved now and have settled, summed over its reservations. */
   runSpend(runId: string): Promise<RunSpend>;
+  /** The ceiling an operator raised this budget to (approving an escalation with a raise), if any. */
+  raisedCeiling(key: string): Promise<number | null>;
+}
+
+/** Approving an escalation can raise the ceiling of the budget that stopped it (a run's, so far). */
+export interface CeilingRaise {
+  budgetKey: string;
+  ruleId: string;
+  maxMicros: number;
+}
+
+export interface Decision {
+  approve: boolean;
+  actor: string;
+  reason?: string;
+  /** Only with approve, only for an escalation. */
+  raise?: CeilingRaise;
 }
 
 export interface ApprovalStore {
-  /** The state of the newest approval for an action (its effect key), if any. */
-  stateFor(actionKey: string): Promise<ApprovalState | null>;
+  /** The newest approval for an action (its effect key), if any: its state, who decided and why. */
+  decisionFor(actionKey: string): Promise<ApprovalDecision | null>;
   get(id: string): Promise<Approval | null>;
   list(filter: { state?: ApprovalState; runId?: string; limit: number }): Promise<Approval[]>;
   /** Records who decided; wakes the waiting task wherever it is. */
-  decide(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval>;
+  decide(id: string, decision: Decision, now: number): Promise<Approval>;
   /** Applies the escalation of every expired approval (deny, reroute or notify). */
   expire(now: number): Promise<number>;
 }

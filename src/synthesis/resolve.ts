@@ -60,7 +60,7 @@ export function applyRule(s: Extract<Strategy, { strategy: 'priority' | 'vote' |
 /** What the hub knows about a judge task or an approval in flight. */
 export interface Answers {
   judge?: { state: 'pending' } | { state: 'succeeded'; output: Json; agent: string; task: string; turn: number } | { state: 'failed'; code: string };
-  approval?: { state: 'pending' } | { state: 'approved'; id: string; actor: string; choice: number | null } | { state: 'denied' | 'expired'; id: string; actor: string };
+  approval?: { state: 'pending' } | { state: 'approved'; id: string; actor: string; choice: number | null } | { state: 'denied' | 'expired' | 'cancelled'; id: string; actor: string };
 }
 
 /** What the hub must do before the conflict can go on. */

@@ -155,9 +155,40 @@ describe('approve', () => {
     assert.deepEqual(done.output, { refused: 'POLICY_DENIED' });
     assert.deepEqual(p.ran, []);
     const refusal = p.seen[1]!.results[0]!;
-    assert.ok(!refusal.ok && /a human denied this action/.test(refusal.error.message), JSON.stringify(refusal));
+    // The agent is told who denied it and why, so it can act on the reason.
+    assert.ok(!refusal.ok && refusal.error.message.includes('a human (bob) denied this action: wrong vendor'), JSON.stringify(refusal));
     const denied = (await auditOf(store, run.id)).find((e) => e.kind === 'approval.denied');
     assert.equal(denied?.actor, 'bob');
+  });
+
+  it('cancelling the run closes its open approval (cancelled, audited); deciding it afterwards is refused', async (t) => {
+    const p = payments([SIGN_OFF()]);
+    const { store } = await harness(t, p.reg);
+    const run = await submit(store, p.reg, 'payer');
+    const a = await pending(store, run.id);
+    await store.runs.cancel(run.id, Date.now(), 'carol', 'customer withdrew');
+    const closed = (await store.approvals.get(a.id))!;
+    assert.deepEqual([closed.state, closed.decidedBy, closed.decisionReason], ['cancelled', 'carol', 'customer withdrew']);
+    assert.deepEqual(await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 }), [], 'nothing left pending');
+    const audit = await auditOf(store, run.id);
+    const event = audit.find((e) => e.kind === 'approval.cancelled');
+    assert.deepEqual([event?.actor, (event?.data as { approval: string }).approval], ['carol', a.id]);
+    await assert.rejects(
+      store.approvals.decide(a.id, { approve: true, actor: 'alice' }, Date.now()),
+      (err: unknown) => err instanceof InvalidStateError && err.status === 409 && err.exitCode === 3 && /already cancelled/.test(err.message),
+    );
+    assert.equal((await store.runs.get(run.id))!.state, 'cancelled', 'the run stays cancelled');
+    assert.deepEqual(p.ran, []);
+  });
+
+  it('cancelling the waiting task alone also closes its approval', async (t) => {
+    const p = payments([SIGN_OFF()]);
+    const { store } = await harness(t, p.reg);
+    const run = await submit(store, p.reg, 'payer');
+    const a = await pending(store, run.id);
+    await store.tasks.cancel(run.rootTaskId, Date.now(), 'carol');
+    assert.equal((await store.approvals.get(a.id))!.state, 'cancelled');
+    await assert.rejects(store.approvals.decide(a.id, { approve: false, actor: 'alice' }, Date.now()), InvalidStateError);
   });
 });
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, test, type TestContext } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
-import type { FieldIssue } from '../../src/core/errors.ts';
+import { InvalidStateError, LeaseLostError, type FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
@@ -108,6 +108,34 @@ describe('rate limits', () => {
       'turn 1 was decided once and replayed after the deferral',
     );
   });
+});
+
+test('a rate bucket raced by concurrent takers with stale and out-of-order clocks never admits more than capacity + refill × window', async (t) => {
+  const { store, cleanup } = await tempStore();
+  t.after(cleanup);
+  const CAPACITY = 5;
+  const PER_S = 5;
+  const t0 = Date.now();
+  // 60 takers whose clocks read anywhere in one second, arriving in a shuffled order (a loaded
+  // worker computes `now`, then stalls before its transaction runs).
+  const nows = Array.from({ length: 60 }, (_, i) => t0 + Math.floor((i * 1_000) / 60));
+  for (let i = nows.length - 1; i > 0; i--) {
+    const j = (i * 7919 + 13) % (i + 1);
+    [nows[i], nows[j]] = [nows[j]!, nows[i]!];
+  }
+  const take = { ruleId: 'r', key: 'rate:race', capacity: CAPACITY, refillPerMs: PER_S / 1_000, onExceeded: 'fail' as const };
+  const results = await Promise.all(
+    nows.map(async (now, i) => ({ now, ok: (await store.limits.acquire({ takes: [take], budgets: [], micros: 0, tokens: 0, reservationId: `rsv_${i}`, runId: 'run_r', taskId: 'task_r', expiresAt: now + 60_000 }, now)).ok })),
+  );
+  const admitted = results.filter((r) => r.ok).map((r) => r.now).sort((a, b) => a - b);
+  assert.ok(admitted.length >= CAPACITY, `at least the bucket's capacity went through (${admitted.length})`);
+  for (let i = 0; i < admitted.length; i++) {
+    for (let j = i; j < admitted.length; j++) {
+      const allowed = CAPACITY + (PER_S * (admitted[j]! - admitted[i]!)) / 1_000;
+      assert.ok(j - i + 1 <= allowed + 1e-9, `${j - i + 1} takes within ${admitted[j]! - admitted[i]!} ms of their clocks; the bucket allows ${allowed.toFixed(2)}`);
+    }
+  }
+  t.diagnostic(`rate race: ${admitted.length} of ${nows.length} admitted over ${admitted.at(-1)! - admitted[0]!} ms`);
 });
 
 describe('cost ceilings', () => {
@@ -227,6 +255,43 @@ describe('cost ceilings', () => {
     assert.deepEqual([u?.spentMicros, u?.reservedMicros], [600_000, 0]);
   });
 
+  it('approving an escalation with a raise lifts the run’s ceiling: later steps do not escalate again, and the raise is audited', async (t) => {
+    let ran = 0;
+    const reg = registry(
+      {
+        // One priced call per turn, four turns: $1.60 in all, against a $0.50 ceiling.
+        spender: (input) => (input.task.turn <= 4 ? { actions: [{ type: 'tool', tool: 'llm.call', input: { n: input.task.turn } }] } : { output: ran }),
+      },
+      { 'llm.call': { cost: { micros: 400_000, tokens: 0 }, run: () => ++ran } },
+      { policy: policy([{ id: 'per-run', kind: 'cost', scope: 'run', maxUsd: 0.5 }]) },
+    );
+    const { store } = await harness(t, reg);
+    const run = await submit(store, reg, 'spender');
+    await until('escalated', async () => (await store.tasks.get(run.rootTaskId))?.state === 'escalated');
+    assert.equal(ran, 1, 'the first call fitted; the second stopped at the ceiling');
+    const [esc] = await store.approvals.list({ runId: run.id, state: 'pending', limit: 5 });
+    assert.equal(esc?.kind, 'escalation');
+    const key = `cost:per-run:run:${run.id}`;
+    await assert.rejects(store.approvals.decide(esc.id, { approve: false, actor: 'cfo', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now()), InvalidStateError, 'only approving raises');
+    await store.approvals.decide(esc.id, { approve: true, actor: 'cfo', reason: 'worth it', raise: { budgetKey: key, ruleId: 'per-run', maxMicros: 2_000_000 } }, Date.now());
+    const done = await finished(store, run.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.equal(done.output, 4, 'every call ran');
+    const escalations = (await store.approvals.list({ runId: run.id, limit: 50 })).filter((a) => a.kind === 'escalation');
+    assert.equal(escalations.length, 1, 'one approval, not one per later step');
+    const [u] = await store.limits.usage([key]);
+    assert.deepEqual([u?.spentMicros, u?.reservedMicros], [1_600_000, 0]);
+    assert.equal(await store.limits.raisedCeiling(key), 2_000_000);
+    const raised = (await auditOf(store, run.id)).find((e) => e.kind === 'cost.ceiling-raised');
+    assert.deepEqual([raised?.actor, (raised?.data as { toMicros: number; ruleId: string }).toMicros, (raised?.data as { ruleId: string }).ruleId], ['cfo', 2_000_000, 'per-run']);
+    // Another run keeps the configured ceiling.
+    ran = 0;
+    const other = await submit(store, reg, 'spender');
+    await until('the other run escalates at the configured ceiling', async () => (await store.tasks.get(other.rootTaskId))?.state === 'escalated');
+    assert.equal(ran, 1);
+    await store.runs.cancel(other.id, Date.now(), 'test');
+  });
+
   it('an agent turn reserves its estimate before the call and settles its reported usage; at the ceiling the next turn escalates without calling the agent', async (t) => {
     const clock = new ManualClock(Date.now());
     const calls: Array<{ run: string; turn: number }> = [];
@@ -323,6 +388,47 @@ describe('reservations whose holder died', () => {
       ['cost.released', 'cost.settled'],
     );
     assert.equal(audit[0]!.actor, 'reaper');
+  });
+
+  it('spend is reserved only under a held lease; a released or cancelled task gives its reservations back (no leak until expiry)', async (t) => {
+    const { store, cleanup } = await tempStore();
+    t.after(cleanup);
+    const now = Date.now();
+    const mine = async () => {
+      const { run } = await store.runs.create({ agent: 'a', input: null, maxAttempts: 3 }, now);
+      const [claimed] = await store.tasks.claim({ workerId: 'wrk_a', limit: 1, leaseMs: 60_000, now });
+      assert.ok(claimed && claimed.task.runId === run.id);
+      return { run, claimed };
+    };
+    const budget = (runId: string) => `cost:ceiling:run:${runId}`;
+    const reserve = (id: string, runId: string, taskId: string, holder: string) =>
+      store.limits.acquire({ ...acquire(id, 100_000, now), budgets: [{ ruleId: 'ceiling', key: budget(runId), maxMicros: 1_000_000, maxTokens: null }], runId, taskId, holder }, now);
+    const reserved = async (runId: string) => (await store.limits.usage([budget(runId)]))[0]?.reservedMicros ?? 0;
+
+    // 1. The lease was lost (expired and reclaimed) before the stalled holder reserved: refused, nothing held.
+    const lost = await mine();
+    await forge(store, 'UPDATE tasks SET lease_expires_at = ? WHERE id = ?', [now - 1, lost.claimed.task.id]);
+    assert.equal(await store.tasks.reclaimExpired(now, 5), 1);
+    await assert.rejects(reserve('rsv_lost', lost.run.id, lost.claimed.task.id, 'wrk_a'), LeaseLostError);
+    assert.equal(await reserved(lost.run.id), 0, 'nothing reserved under a lost lease');
+    await store.runs.cancel(lost.run.id, now, 'test');
+
+    // 2. Handed back unfinished (a drain): its reservation is released with it.
+    const drained = await mine();
+    assert.equal((await reserve('rsv_drain', drained.run.id, drained.claimed.task.id, 'wrk_a')).ok, true);
+    assert.equal(await reserved(drained.run.id), 100_000);
+    await store.tasks.release([drained.claimed.lease], now);
+    assert.equal(await reserved(drained.run.id), 0, 'released with the task');
+    await store.runs.cancel(drained.run.id, now, 'test');
+
+    // 3. Cancelled mid-turn: its reservation is released in the cancel's commit.
+    const cancelled = await mine();
+    assert.equal((await reserve('rsv_cancel', cancelled.run.id, cancelled.claimed.task.id, 'wrk_a')).ok, true);
+    await store.runs.cancel(cancelled.run.id, now, 'carol');
+    assert.equal(await reserved(cancelled.run.id), 0, 'released with the cancel');
+    const kinds = (await store.audit.list({ runId: cancelled.run.id, limit: 100 })).map((e) => e.kind);
+    assert.ok(kinds.includes('cost.released'), kinds.join(', '));
+    assert.equal(await store.limits.releaseExpired(now + 10 * 60_000), 0, 'nothing left for the expiry reaper');
   });
 
   it('acquiring is all or nothing: a refused budget leaves the other budgets and the rate buckets untouched', async (t) => {

@@ -1,5 +1,8 @@
 import { APPROVAL_STATES } from '../../core/states.ts';
-import { InvalidInputError } from '../../core/errors.ts';
+import { InvalidInputError, NotFoundError } from '../../core/errors.ts';
+import type { CompiledConfig } from '../../config/load.ts';
+import { budgetKey } from '../../policy/evaluate.ts';
+import type { CeilingRaise, Store } from '../../store/store.ts';
 import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
@@ -17,6 +20,8 @@ export async function approvalsCommand(argv: string[]): Promise<CommandResult> {
   switch (sub) {
     case 'list':
       return list(rest);
+    case 'show':
+      return show(rest);
     case 'approve':
     case 'deny':
       return decide(rest, sub === 'approve');
@@ -29,7 +34,7 @@ export async function approvalsCommand(argv: string[]): Promise<CommandResult> {
     default:
       throw new InvalidInputError(
         'approvals',
-        sub ? `unknown subcommand "${sub}" (list, approve, deny, grant, grants, revoke)` : 'needs a subcommand: list, approve, deny, grant, grants or revoke',
+        sub ? `unknown subcommand "${sub}" (list, show, approve, deny, grant, grants, revoke)` : 'needs a subcommand: list, show, approve, deny, grant, grants or revoke',
       );
   }
 }
@@ -69,18 +74,82 @@ async function list(argv: string[]): Promise<CommandResult> {
   }
 }
 
-async function decide(argv: string[], approve: boolean): Promise<CommandResult> {
-  const { values, positionals } = parse(argv, { reason: { type: 'string' }, as: { type: 'string' } }, 1);
+/** One approval in full: the action with its whole input, the rule, who may decide, and its history. */
+async function show(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, {}, 1);
   const id = positionals[0];
   if (!id) throw new InvalidInputError('<approval-id>', 'missing (see `spine approvals list`)');
   const store = await openCliStore(values, await maybeConfig(values));
   try {
-    const a = await store.approvals.decide(id, { approve, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}) }, Date.now());
-    if (values.json) return { stdout: JSON.stringify({ approval: a }, null, 2) };
-    return { stdout: `${a.id} ${a.state} by ${a.decidedBy}; task ${a.taskId} of run ${a.runId} continues` };
+    const a = await store.approvals.get(id);
+    if (!a) throw new NotFoundError('approval', id);
+    // Its history: the audit events that name it (requested, decided, expired, rerouted, cancelled).
+    const history = (await store.audit.list({ runId: a.runId, limit: 10_000 })).filter((e) => (e.data as { approval?: unknown } | null)?.approval === id);
+    if (values.json) return { stdout: JSON.stringify({ approval: a, history }, null, 2) };
+    const action = a.action as { kind?: string; name?: string; input?: unknown } | null;
+    const lines = [
+      `approval   ${a.id} (${a.kind})`,
+      `state      ${a.state}${a.decidedBy ? ` by ${a.decidedBy} at ${when(a.decidedAt)}` : ''}${a.decisionReason ? `: ${a.decisionReason}` : ''}`,
+      `run        ${a.runId}  task ${a.taskId}  agent ${a.agent}`,
+      `action     ${action?.kind ?? '?'}:${action?.name ?? '?'}`,
+      `input      ${JSON.stringify(action?.input ?? null, null, 2).replaceAll('\n', '\n           ')}`,
+      `rule       ${a.ruleId ?? '-'}`,
+      `why        ${a.reason}`,
+      `approvers  ${a.approvers}`,
+      `requested  ${when(a.requestedAt)}   expires ${when(a.expiresAt)}${a.onExpiry ? ` (then ${JSON.stringify(a.onExpiry)})` : ''}`,
+    ];
+    if (a.supersedes) lines.push(`supersedes ${a.supersedes}`);
+    lines.push('', 'history', ...history.map((e) => `  ${when(e.at)}  ${e.kind}${e.actor ? ` by ${e.actor}` : ''}${historyNote(e.data)}`));
+    if (a.state === 'pending') lines.push('', `decide: spine approvals approve ${a.id} | spine approvals deny ${a.id} --reason "…"`);
+    return { stdout: lines.join('\n') };
   } finally {
     await store.close();
   }
+}
+
+function historyNote(data: unknown): string {
+  const d = (data ?? {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const parts = [d.reason ? `: ${short(d.reason, 100)}` : '', d.escalation ? ` (${text(d.escalation)}${d.to ? ` to ${text(d.to)}` : ''})` : ''];
+  return parts.join('');
+}
+
+async function decide(argv: string[], approve: boolean): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, { reason: { type: 'string' }, as: { type: 'string' }, ...(approve ? { 'raise-to': { type: 'string' } } : {}) } as const, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<approval-id>', 'missing (see `spine approvals list`)');
+  const raiseTo = values['raise-to'] as string | undefined;
+  const usd = raiseTo === undefined ? undefined : Number(raiseTo);
+  if (usd !== undefined && !(Number.isFinite(usd) && usd > 0)) throw new InvalidInputError('--raise-to', `must be an amount in USD greater than 0, got "${raiseTo}"`);
+  const config = await maybeConfig(values);
+  const store = await openCliStore(values, config);
+  try {
+    const raise = usd === undefined ? undefined : await ceilingRaise(store, config, id, usd);
+    const a = await store.approvals.decide(id, { approve, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}), ...(raise ? { raise } : {}) }, Date.now());
+    if (values.json) return { stdout: JSON.stringify({ approval: a, ...(raise ? { raised: raise } : {}) }, null, 2) };
+    const next =
+      a.kind === 'escalation' && !approve ? `task ${a.taskId} of run ${a.runId} is dead-lettered` : `task ${a.taskId} of run ${a.runId} continues${approve ? '' : ' with the refusal'}`;
+    return { stdout: `${a.id} ${a.state} by ${a.decidedBy}; ${next}${raise ? `; ${raise.ruleId}'s ceiling for this run raised to $${usd}` : ''}` };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `--raise-to <usd>`: the escalation's rule must be a per-run cost ceiling in the config,
+ * and the new ceiling above it; the raise is then this run's budget key and amount.
+ */
+async function ceilingRaise(store: Store, config: CompiledConfig | null, id: string, usd: number): Promise<CeilingRaise> {
+  const a = await store.approvals.get(id);
+  if (!a) throw new NotFoundError('approval', id);
+  if (a.kind !== 'escalation') throw new InvalidInputError('--raise-to', `approval ${id} is an approval tier, not an escalation: there is no ceiling to raise`);
+  if (!config) throw new InvalidInputError('--raise-to', 'needs the config (--config) to find the ceiling rule');
+  const rule = config.registry.policy.policy.ceilings.find((c) => c.id === a.ruleId);
+  if (!rule) throw new InvalidInputError('--raise-to', `the escalation was raised by "${a.ruleId ?? '?'}", which is not a cost ceiling of this config`);
+  if (rule.scope !== 'run' || rule.maxMicros === null) throw new InvalidInputError('--raise-to', `only a run's spend ceiling can be raised; ${rule.id} is ${rule.scope === 'run' ? 'a token ceiling' : `per ${rule.scope}`}`);
+  const maxMicros = Math.round(usd * 1e6);
+  if (maxMicros <= rule.maxMicros) throw new InvalidInputError('--raise-to', `must be above ${rule.id}'s ceiling of $${rule.maxMicros / 1e6}, got $${usd}`);
+  return { budgetKey: budgetKey(rule, { runId: a.runId, agent: a.agent, tenant: 'default' }, Date.now(), config.registry.policy.policy.timezone), ruleId: rule.id, maxMicros };
 }
 
 async function grant(argv: string[]): Promise<CommandResult> {

@@ -1,14 +1,16 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { intOption, parse } from '../args.ts';
-import { storeUrl } from '../context.ts';
+import { maybeConfig, storeUrl } from '../context.ts';
+import { localProbe } from '../workers.ts';
+import { aliveSince, liveWorkers } from '../../validation/worker-liveness.ts';
 import { table } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 import { loadStore } from '../../runtime/store-url.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
 import type { BreakerRecord } from '../../store/breakers.ts';
 import { findStuckWork, type Finding, type LivenessSettings } from '../../validation/liveness.ts';
-import { DEFAULT_TIMEOUT_MS } from '../../engine/options.ts';
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER } from '../../engine/options.ts';
 
 type Status = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -30,24 +32,31 @@ interface Report {
   findings: Finding[];
 }
 
-/** A worker heartbeating within this is alive (the default heartbeat is every 10 s). */
-const ALIVE_WINDOW_MS = 60_000;
 
 export async function doctorCommand(argv: string[]): Promise<CommandResult> {
   const { values } = parse(argv, { 'stuck-after': { type: 'string' }, 'run-sla': { type: 'string' }, 'approval-warn': { type: 'string' } }, 0);
   const stuckAfterMs = (intOption('stuck-after', values['stuck-after'], 0) ?? 60) * 1_000;
   const runSla = intOption('run-sla', values['run-sla']);
   const url = storeUrl(values);
+  // Workers heartbeat as the config says; doctor also runs where there is no (valid) config.
+  const config = await maybeConfig(values).catch(() => null);
   const report = await diagnose(url, stuckAfterMs, Date.now(), {
     runSlaMs: runSla === undefined ? null : runSla * 1_000,
     approvalWarnMs: (intOption('approval-warn', values['approval-warn'], 0) ?? 900) * 1_000,
+    heartbeatMs: config?.worker.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs,
   });
   const exitCode = report.healthy ? 0 : 1;
   if (values.json) return { stdout: JSON.stringify(report, null, 2), exitCode };
   return { stdout: render(report), exitCode };
 }
 
-export async function diagnose(url: string, stuckAfterMs: number, now = Date.now(), liveness: Partial<LivenessSettings> = {}): Promise<Report> {
+export async function diagnose(
+  url: string,
+  stuckAfterMs: number,
+  now = Date.now(),
+  liveness: Partial<LivenessSettings> & { heartbeatMs?: number } = {},
+): Promise<Report> {
+  const heartbeatMs = liveness.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs;
   const checks: Check[] = [];
   const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks, findings: [] };
 
@@ -97,7 +106,10 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       return report;
     }
 
-    const h = await store.health(now, now - ALIVE_WINDOW_MS);
+    const probe = localProbe(now, heartbeatMs);
+    const h = await store.health(now, aliveSince(probe));
+    // A worker that died a moment ago still has a fresh heartbeat: on this host, its process tells.
+    h.workersAlive = liveWorkers(await store.workers.list({ aliveSince: aliveSince(probe) }), probe).length;
     report.health = h;
     if (h.stuckLeases.count === 0) checks.push({ name: 'leases', status: 'ok', detail: 'no lease held past its expiry' });
     else {
@@ -116,11 +128,15 @@ export async function diagnose(url: string, stuckAfterMs: number, now = Date.now
       .join(', ');
     const ready = (h.tasksByState['queued'] ?? 0) + (h.tasksByState['retry-scheduled'] ?? 0);
     const lagMs = h.oldestReadyAt === null ? 0 : now - h.oldestReadyAt;
-    const starving = ready > 0 && h.workersAlive === 0 && lagMs > stuckAfterMs;
+    // Ready work overdue by more than a heartbeat (time for a worker to start) and no live worker: nothing will run it.
+    const starving = ready > 0 && h.workersAlive === 0 && lagMs > heartbeatMs;
+    const lagging = !starving && ready > 0 && lagMs > stuckAfterMs;
     checks.push({
       name: 'queue',
-      status: starving ? 'warn' : 'ok',
-      detail: `tasks: ${depth || 'none'}; ${h.workersAlive} live worker(s)${h.oldestReadyAt === null ? '' : `; oldest ready task due ${seconds(lagMs)} ago`}${starving ? '; nothing is leasing' : ''}`,
+      status: starving ? 'fail' : lagging ? 'warn' : 'ok',
+      detail: `tasks: ${depth || 'none'}; ${h.workersAlive} live worker(s)${h.oldestReadyAt === null ? '' : `; oldest ready task due ${seconds(lagMs)} ago`}${
+        starving ? '; nothing is leasing: start a worker (`spine up` or `spine worker`)' : lagging ? '; the workers are behind' : ''
+      }`,
     });
     checks.push({ name: 'approvals', status: 'ok', detail: `${h.pendingApprovals} pending` });
     const outboxLag = h.outbox.oldestDueAt === null ? 0 : Math.max(0, now - h.outbox.oldestDueAt);

@@ -5,6 +5,9 @@ import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { duration, short, table, taskTree, verdictTable, when } from '../format.ts';
 import type { CommandResult } from '../command.ts';
+import type { Run } from '../../core/types.ts';
+import { isTerminal, waitForRun } from '../../engine/runs.ts';
+import { AuditFollower } from '../live-log.ts';
 import { formatUsage } from '../../core/usage.ts';
 import { runUsage } from '../../engine/usage.ts';
 
@@ -16,12 +19,14 @@ export async function runsCommand(argv: string[]): Promise<CommandResult> {
       return list(rest);
     case 'show':
       return show(rest);
+    case 'follow':
+      return follow(rest);
     case 'cancel':
       return cancel(rest);
     case 'retry':
       return retry(rest);
     default:
-      throw new InvalidInputError('runs', sub ? `unknown subcommand "${sub}" (list, show, cancel, retry)` : 'needs a subcommand: list, show, cancel or retry');
+      throw new InvalidInputError('runs', sub ? `unknown subcommand "${sub}" (list, show, follow, cancel, retry)` : 'needs a subcommand: list, show, follow, cancel or retry');
   }
 }
 
@@ -92,6 +97,41 @@ async function show(argv: string[]): Promise<CommandResult> {
     const s = usage.spend;
     lines.push(`spend    settled $${s.settledUsd.toFixed(6)} / ${s.settledTokens} tokens; reserved now $${s.reservedUsd.toFixed(6)} / ${s.reservedTokens} tokens (cost ceilings, docs/policy.md)`);
     return { stdout: lines.join('\n') };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * Streams one run's live log — what it already did, then each step as it happens —
+ * until it ends (or `--timeout` ms pass): `send --wait` for a run already submitted.
+ */
+async function follow(argv: string[]): Promise<CommandResult> {
+  const { values, positionals } = parse(argv, { timeout: { type: 'string' } }, 1);
+  const id = positionals[0];
+  if (!id) throw new InvalidInputError('<run-id>', 'missing');
+  const timeoutMs = intOption('timeout', values.timeout);
+  const store = await openCliStore(values, await maybeConfig(values));
+  try {
+    if (!(await store.runs.get(id))) throw new NotFoundError('run', id);
+    const print = values.json ? () => {} : (line: string) => console.log(line);
+    const follower = new AuditFollower(store, print, { runId: id });
+    await follower.start();
+    follower.follow();
+    let final: Run;
+    try {
+      final = await waitForRun(store, id, { pollMs: 100, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      await follower.poll();
+    } finally {
+      await follower.stop();
+    }
+    const done = isTerminal(final);
+    const exitCode = final.state === 'succeeded' ? 0 : 1;
+    if (values.json) return { stdout: JSON.stringify({ run: final }, null, 2), exitCode };
+    const lines = [`\nrun ${final.id} ${final.state}${done ? ` in ${duration(final)}` : ` after ${timeoutMs} ms (still going; follow it again)`}`];
+    if (final.state === 'succeeded') lines.push(`output: ${short(final.output, 400)}`);
+    else if (final.error) lines.push(`error: ${final.error.code}: ${short(final.error.message, 400)}`);
+    return { stdout: lines.join('\n'), exitCode };
   } finally {
     await store.close();
   }

@@ -1,11 +1,12 @@
 import { InvalidInputError } from '../../core/errors.ts';
 import type { Run } from '../../core/types.ts';
 import { isTerminal, waitForRun } from '../../engine/runs.ts';
-import { cliIntake, sendFromCli } from '../../runtime/cli-door.ts';
+import { assertSomethingToSend, cliIntake, sendFromCli } from '../../runtime/cli-door.ts';
 import { intOption, jsonOption, parse } from '../args.ts';
 import type { CommandResult } from '../command.ts';
 import { loadCliConfig, openCliStore } from '../context.ts';
 import { duration, short, taskTree } from '../format.ts';
+import { WorkerWatch } from '../workers.ts';
 import { readBatch, sendBatch } from './send-batch.ts';
 
 export async function sendCommand(argv: string[]): Promise<CommandResult> {
@@ -28,6 +29,7 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
   const input = jsonOption('input', values.input);
   const timeoutMs = intOption('timeout', values.timeout);
   const config = await loadCliConfig(values);
+  assertSomethingToSend(config, { agent, text: text ?? '', ...(input === undefined ? {} : { input }) }, '[text]');
   const store = await openCliStore(values, config);
   try {
     const { run, envelope, created } = await sendFromCli(cliIntake(config, store), {
@@ -41,20 +43,17 @@ export async function sendCommand(argv: string[]): Promise<CommandResult> {
       if (values.json) return { stdout: JSON.stringify({ run, envelope, created }, null, 2) };
       return { stdout: created ? `${run.id}` : `${run.id} (existing run for this idempotency key)` };
     }
-    // A hint when nothing is running the work; read before the store closes.
-    let warned: Promise<void> = Promise.resolve();
-    const warn = setTimeout(() => {
-      warned = store.workers.list({ aliveSince: Date.now() - 60_000 }).then(
-        (live) => void (live.length === 0 && process.stderr.write(`spine: no worker is running against ${store.description}; start one with \`spine up\`\n`)),
-        () => {},
-      );
-    }, 2_000);
+    // A hint when nothing is running the work: checked at once, then every heartbeat; stopped before the store closes.
+    const watch = new WorkerWatch(store, {
+      heartbeatMs: config.worker.heartbeatMs,
+      onNone: () => process.stderr.write(`spine: no worker is running against ${store.description}; start one with \`spine up\` (still waiting)\n`),
+    });
+    watch.start();
     let final: Run;
     try {
       final = await waitForRun(store, run.id, { pollMs: 25, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     } finally {
-      clearTimeout(warn);
-      await warned;
+      await watch.stop();
     }
     const tasks = await store.tasks.list({ runId: run.id, limit: 10_000 });
     const exitCode = final.state === 'succeeded' ? 0 : 1;

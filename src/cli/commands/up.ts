@@ -7,7 +7,7 @@ import { silentLogger } from '../../core/log.ts';
 import { cliLogger } from '../log.ts';
 import type { Json } from '../../core/types.ts';
 import { waitForRun } from '../../engine/runs.ts';
-import { sendFromCli } from '../../runtime/cli-door.ts';
+import { assertSomethingToSend, sendFromCli } from '../../runtime/cli-door.ts';
 import { ROLES, Runtime, type ServiceName } from '../../runtime/runtime.ts';
 import type { Service } from '../../runtime/service.ts';
 import { intOption, jsonOption, parse } from '../args.ts';
@@ -57,6 +57,7 @@ async function run(argv: string[], mode: { gateway: boolean }): Promise<CommandR
     if (values.send && !config.registry.agents.has(values.send)) {
       throw new InvalidInputError('--send', `unknown agent "${values.send}" (known: ${[...config.registry.agents.keys()].join(', ')})`);
     }
+    if (values.send) assertSomethingToSend(config, { agent: values.send, text: values.text ?? '', ...(input === undefined ? {} : { input }) }, '--text');
     const store = await openCliStore(values, config);
     const log = values.quiet ? silentLogger : cliLogger('spine');
     const print = (line: string) => {

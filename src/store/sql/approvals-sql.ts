@@ -2,7 +2,8 @@ import { InvalidStateError, NotFoundError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { ErrorInfo } from '../../core/types.ts';
-import type { Approval, ApprovalState, ApprovalStore, NewApproval } from '../store.ts';
+import type { Approval, ApprovalDecision, ApprovalState, ApprovalStore, Decision, NewApproval } from '../store.ts';
+import { raiseCeiling } from './limits-sql.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
@@ -95,15 +96,13 @@ export async function insertApproval(tx: SqlExecutor, a: NewApproval, now: numbe
 }
 
 /** Records a human decision. The caller wakes (or, for a denied escalation, dead-letters) the task. */
-async function decideApproval(
-  tx: SqlExecutor,
-  id: string,
-  decision: { approve: boolean; actor: string; reason?: string },
-  now: number,
-): Promise<Approval> {
+async function decideApproval(tx: SqlExecutor, id: string, decision: Decision, now: number): Promise<Approval> {
   const existing = await tx.get<ApprovalRow>('SELECT * FROM approvals WHERE id = ?', [id]);
   if (!existing) throw new NotFoundError('approval', id);
   if (existing.state !== 'pending') throw new InvalidStateError(`approval ${id} is already ${existing.state}`);
+  if (decision.raise && (!decision.approve || existing.kind !== 'escalation')) {
+    throw new InvalidStateError(`approval ${id} is ${existing.kind === 'escalation' ? 'being denied' : 'not an escalation'}: only approving an escalation can raise a ceiling`);
+  }
   const state: ApprovalState = decision.approve ? 'approved' : 'denied';
   const row = await tx.get<ApprovalRow>(
     `UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, decision_reason = ? WHERE id = ? AND state = 'pending' RETURNING *`,
@@ -117,9 +116,16 @@ async function decideApproval(
       taskId: row.task_id,
       agent: row.agent,
       actor: decision.actor,
-      data: { approval: id, ruleId: row.rule_id, reason: decision.reason ?? null },
+      data: { approval: id, ruleId: row.rule_id, reason: decision.reason ?? null, ...(decision.raise ? { raiseTo: decision.raise.maxMicros } : {}) },
     },
   ]);
+  if (decision.raise) {
+    const { budgetKey, ruleId, maxMicros } = decision.raise;
+    const from = await raiseCeiling(tx, budgetKey, maxMicros, now);
+    await insertAudit(tx, now, [
+      { kind: 'cost.ceiling-raised', runId: row.run_id, taskId: row.task_id, agent: row.agent, actor: decision.actor, data: { approval: id, ruleId, budget: budgetKey, fromMicros: from, toMicros: Math.max(from ?? 0, maxMicros) } },
+    ]);
+  }
   return toApproval(row);
 }
 
@@ -210,9 +216,12 @@ async function afterDecision(tx: SqlExecutor, a: Approval, now: number, actor: s
 
 export function sqlApprovalStore(db: SqlBackend): ApprovalStore {
   return {
-    async stateFor(actionKey: string): Promise<ApprovalState | null> {
-      const row = await db.read.get<{ state: string }>('SELECT state FROM approvals WHERE action_key = ? ORDER BY requested_at DESC, id DESC LIMIT 1', [actionKey]);
-      return (row?.state as ApprovalState | undefined) ?? null;
+    async decisionFor(actionKey: string): Promise<ApprovalDecision | null> {
+      const row = await db.read.get<{ state: string; decided_by: string | null; decision_reason: string | null }>(
+        'SELECT state, decided_by, decision_reason FROM approvals WHERE action_key = ? ORDER BY requested_at DESC, id DESC LIMIT 1',
+        [actionKey],
+      );
+      return row ? { state: row.state as ApprovalState, decidedBy: row.decided_by, reason: row.decision_reason } : null;
     },
 
     async get(id: string): Promise<Approval | null> {
@@ -229,7 +238,7 @@ export function sqlApprovalStore(db: SqlBackend): ApprovalStore {
       return rows.map(toApproval);
     },
 
-    async decide(id: string, decision: { approve: boolean; actor: string; reason?: string }, now: number): Promise<Approval> {
+    async decide(id: string, decision: Decision, now: number): Promise<Approval> {
       const approval = await db.transaction(async (tx) => {
         const a = await decideApproval(tx, id, decision, now);
         await afterDecision(tx, a, now, decision.actor);

@@ -1,3 +1,4 @@
+import { LeaseLostError } from '../../core/errors.ts';
 import { parseJson, toJson } from '../../core/json.ts';
 import type { RunSpend } from '../../core/usage.ts';
 import type { BudgetUsage, LimitAcquire, LimitResult, LimitStore, Settlement } from '../store.ts';
@@ -29,6 +30,11 @@ async function acquireLimits(tx: SqlExecutor, req: LimitAcquire, now: number): P
     if (got !== true) throw new LimitRefused({ ok: false, kind: 'rate', ruleId: take.ruleId, key: take.key, retryAt: got, onExceeded: take.onExceeded });
   }
   if (req.budgets.length > 0) {
+    // Reserve only under a lease still held: the row lock also orders this after (or before) a reclaim.
+    if (req.holder !== undefined) {
+      const held = await tx.run(`UPDATE tasks SET updated_at = updated_at WHERE id = ? AND lease_owner = ? AND state IN ('leased', 'running')`, [req.taskId, req.holder]);
+      if (held !== 1) throw new LeaseLostError(req.taskId);
+    }
     for (const b of req.budgets) {
       await tx.run('INSERT INTO budgets (key, updated_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [b.key, now]);
       const conds: string[] = [];
@@ -81,6 +87,22 @@ async function takeToken(tx: SqlExecutor, key: string, capacity: number, refillP
   throw new Error(`rate bucket ${key} is too contended`);
 }
 
+/**
+ * A raised ceiling is kept in the budgets table beside its budget, under `ceiling:<key>`,
+ * in the spent column: one row per raised budget, only ever raised, never lowered.
+ */
+const raisedKey = (budgetKey: string) => `ceiling:${budgetKey}`;
+
+export async function raiseCeiling(tx: SqlExecutor, budgetKey: string, maxMicros: number, now: number): Promise<number | null> {
+  const before = await tx.get<{ spent_micros: number | string }>('SELECT spent_micros FROM budgets WHERE key = ?', [raisedKey(budgetKey)]);
+  await tx.run(
+    `INSERT INTO budgets (key, spent_micros, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET spent_micros = CASE WHEN budgets.spent_micros > excluded.spent_micros THEN budgets.spent_micros ELSE excluded.spent_micros END, updated_at = excluded.updated_at`,
+    [raisedKey(budgetKey), maxMicros, now],
+  );
+  return before ? Number(before.spent_micros) : null;
+}
+
 /** Moves a reservation's estimate from reserved to spent (actual amounts). Idempotent. */
 export async function settleReservation(tx: SqlExecutor, s: Settlement, now: number): Promise<boolean> {
   const r = await tx.get<{ keys: string; micros: number | string; tokens: number | string; run_id: string; task_id: string }>(
@@ -107,8 +129,8 @@ export async function settleReservation(tx: SqlExecutor, s: Settlement, now: num
  * reclaimed). Every recorded effect settled its reservation in the same commit, so
  * what is still reserved belongs to an effect that will run again under a new one.
  */
-export async function releaseTaskReservations(tx: SqlExecutor, taskId: string, now: number): Promise<number> {
-  return releaseWhere(tx, 'task_id = ?', [taskId], now, 'holder died');
+export async function releaseTaskReservations(tx: SqlExecutor, taskId: string, now: number, reason = 'holder died'): Promise<number> {
+  return releaseWhere(tx, 'task_id = ?', [taskId], now, reason);
 }
 
 async function releaseWhere(tx: SqlExecutor, cond: string, params: Array<string | number>, now: number, reason: string): Promise<number> {
@@ -152,6 +174,11 @@ export function sqlLimitStore(db: SqlBackend): LimitStore {
     /** Releases reservations whose holder died before settling them. */
     async releaseExpired(now: number): Promise<number> {
       return db.transaction((tx) => releaseWhere(tx, 'expires_at < ?', [now], now, 'expired'));
+    },
+
+    async raisedCeiling(key: string): Promise<number | null> {
+      const row = await db.read.get<{ spent_micros: number | string }>('SELECT spent_micros FROM budgets WHERE key = ?', [raisedKey(key)]);
+      return row ? Number(row.spent_micros) : null;
     },
 
     async usage(keys: string[]): Promise<BudgetUsage[]> {

@@ -5,7 +5,9 @@ import type { ErrorInfo, Json, Run } from '../../core/types.ts';
 import { UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { NewRun, RunFilter, RunStore } from '../store.ts';
+import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
+import { releaseTaskReservations } from './limits-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
 import { toRun, type RunRow } from './rows.ts';
@@ -128,6 +130,8 @@ async function cancelRun(tx: SqlExecutor, runId: string, now: number, actor: str
     ...rows.map((r) => ({ kind: 'task.cancelled', runId, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
     { kind: 'run.cancelled', runId, agent: run.agent, actor, data: { reason: reason ?? null } },
   ]);
+  await cancelOpenApprovals(tx, rows.map((r) => r.id), now, actor, reason);
+  for (const r of rows) await releaseTaskReservations(tx, r.id, now, 'task cancelled');
   return rows.length;
 }
 

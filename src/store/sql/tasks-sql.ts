@@ -5,6 +5,7 @@ import type { Action, ErrorInfo, Json, Task, TurnRecord, Usage } from '../../cor
 import { HELD_TASK_STATES, UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { ClaimedTask, ClaimRequest, EffectRecord, EffectStart, Lease, NewChildTask, Settlement, TaskFilter, TaskStore } from '../store.ts';
+import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
@@ -269,6 +270,8 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
           now,
           rows.map((r) => ({ kind: 'task.cancelled', runId: r.run_id, taskId: r.id, agent: r.agent, actor, data: { reason: reason ?? null } })),
         );
+        await cancelOpenApprovals(tx, rows.map((r) => r.id), now, actor, reason);
+        for (const r of rows) await releaseTaskReservations(tx, r.id, now, 'task cancelled');
         const woke = await propagateFinish(tx, toTask(top), 'cancelled', null, error, now, actor);
         return { count: rows.length, woke };
       });
@@ -342,7 +345,10 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
              WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING run_id, agent`,
             [now, now, lease.taskId, lease.owner, lease.leaseNo],
           );
-          if (row) audit.push({ kind: 'task.released', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner });
+          if (!row) continue;
+          audit.push({ kind: 'task.released', runId: row.run_id, taskId: lease.taskId, agent: row.agent, actor: lease.owner });
+          // Handed back unfinished: what it still had reserved is reserved again by whoever runs it next.
+          await releaseTaskReservations(tx, lease.taskId, now, 'task released');
         }
         await insertAudit(tx, now, audit);
       });
