@@ -41,7 +41,8 @@ it('spine up/worker catalogue the MCP tools; policy explain and agents list read
   const config = (tools?: string[]): Json => ({
     mcp: { servers: { everything: { command: [process.execPath, join(FIXTURES, 'mcp-server.ts'), 'stdio'], ...(tools ? { tools } : {}) } } },
     agents: { caller: { kind: 'command', command: ['true'], grants: { tools: ['everything.*'] } } },
-    policy: { rules: [{ id: 'adding-needs-ok', kind: 'approval', actions: ['tool:everything.add'], tier: 'approve', approvers: 'ops' }] },
+    // allowUnmatched: the test later lists only echo, and the rule must outlive the tool it names.
+    policy: { rules: [{ id: 'adding-needs-ok', kind: 'approval', actions: ['tool:everything.add'], tier: 'approve', approvers: 'ops', allowUnmatched: true }] },
   });
   writeFileSync(file, JSON.stringify(config()));
   const cli = (...args: string[]) => spine(dir, [...args, '--config', file, '--db', url]);
