@@ -57,7 +57,7 @@ it("docs/mcp.md's client snippet starts `spine mcp` under a client's minimal env
   await client.connect(transport).catch((err: unknown) => assert.fail(`spine mcp did not start: ${String(err)}\n${stderr}`));
 
   const { tools } = await client.listTools();
-  assert.deepEqual(tools.map((x) => x.name).sort(), ['decide_approval', 'get_run', 'list_agents', 'list_approvals', 'submit_work']);
+  assert.deepEqual(tools.map((x) => x.name).sort(), ['decide_approval', 'get_fact', 'get_run', 'list_agents', 'list_approvals', 'search_memory', 'submit_work']);
   const agents = (await client.callTool({ name: 'list_agents', arguments: {} })).structuredContent as { agents: Array<{ name: string }> };
   assert.deepEqual(agents.agents.map((a) => a.name).sort(), ['echo', 'remote', 'writer']);
   const sent = (await client.callTool({ name: 'submit_work', arguments: { agent: 'echo', text: 'hello over stdio' } })).structuredContent as { run: { id: string; state: string } };

@@ -126,6 +126,11 @@ export const dashboardRoutes: GatewayModule = (api) => {
   });
 
   app.openapi(bind(logout), async (c) => {
+    // A form or nothing, as declared: any other body is the caller's mistake, said so even without a session.
+    const type = c.req.header('content-type');
+    if (type && !/^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(type)) {
+      throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `sign-out takes a form (application/x-www-form-urlencoded) or no body, not ${type.split(';')[0]}`);
+    }
     const secret = sessionSecret(c.req.header('cookie'));
     if (secret) {
       const form = await c.req.parseBody();
