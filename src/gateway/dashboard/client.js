@@ -15,6 +15,8 @@
   let route = { panel: 'runs', arg: null };
   let refreshTimer = null;
   let auditRows = [];
+  /** The newest events this page applied: the audit view merges them with what it fetched, so none that arrive while it loads is lost. */
+  const recent = [];
   let timers = [];
   // The last 10,000 seqs applied, in order (the stream's promise — no gap, no duplicate — made visible to tests and debugging).
   const applied = (window.spineApplied = []);
@@ -94,6 +96,8 @@
   /** One event: patch what shows it at once, then refresh the view if the event is one it follows. */
   function apply(e) {
     document.body.dataset.cursor = String(e.seq);
+    recent.push(e);
+    if (recent.length > 200) recent.shift();
     conn.textContent = `live · seq ${e.seq}`;
     const st = e.kind.startsWith('task.') ? e.kind.slice(5) : null;
     if (st && e.taskId) for (const n of document.querySelectorAll(`[data-task-state="${e.taskId}"]`)) patchState(n, st);
@@ -276,7 +280,11 @@
       if (n !== rendering) return;
       const focused = document.activeElement && document.activeElement.id;
       view.replaceChildren(...[nodes].flat(Infinity).filter(Boolean));
-      if (p.view === 'audit') for (const e of auditRows.slice().reverse()) appendAudit(e);
+      if (p.view === 'audit') {
+        // Oldest first, each prepended: the newest ends on top.
+        const bySeq = new Map([...auditRows, ...recent].map((e) => [e.seq, e]));
+        for (const e of [...bySeq.values()].sort((a, b) => a.seq - b.seq)) appendAudit(e);
+      }
       if (refresh && focused) document.getElementById(focused)?.focus();
       view.dataset.panel = p.id;
       view.dataset.rendered = String(Date.now());
