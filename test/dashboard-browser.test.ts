@@ -73,7 +73,7 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
     await page.evaluate('window.marker = 42');
 
     await ex.start(['worker']);
-    await page.waitForSelector(`[data-run-state="${runId}"]:text("succeeded")`, { timeout: 30_000 });
+    await page.waitForSelector(`[data-run-state="${runId}"]:text("succeeded")`);
     await page.waitForSelector(`[data-task-state="${root}"]:text("succeeded")`);
     assert.equal(await page.evaluate('window.marker'), 42, 'updated live, not reloaded');
     // The example's run: the commander, its three specialists and the arbiter that settles their conflict.

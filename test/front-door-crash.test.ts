@@ -67,18 +67,17 @@ describe('crash loop through the front door', () => {
   it(`${ROUNDS} SIGKILLs under ${CLIENTS} concurrent clients: every acknowledged envelope has one finished run, effects once`, { timeout: 300_000 }, async (t) => {
     const db = join(dir, '.spine', 'spine.db');
     const acked = new Set<string>();
-    let base: string | null = null;
+    // The live process's URL, as a promise the clients await: pending while none is up.
+    let announce!: (url: string) => void;
+    let base: Promise<string> = new Promise((r) => (announce = r));
     let stop = false;
     let next = 0;
     const client = async () => {
       let key: string | null = null;
       while (!stop) {
         key ??= `k-${next++}`;
-        const target = base;
-        if (!target) {
-          await new Promise((r) => setTimeout(r, 5));
-          continue;
-        }
+        const target = await base;
+        if (stop) break;
         try {
           const res = await fetch(`${target}/v1/envelopes`, {
             method: 'POST',
@@ -91,8 +90,8 @@ describe('crash loop through the front door', () => {
             key = null;
           } else assert.ok(res.status === 503, `only 503 while it goes down, got ${res.status}`);
         } catch {
-          // Connection refused or reset: the process is gone; retry the same key on the next one.
-          await new Promise((r) => setTimeout(r, 5));
+          // Connection refused or reset: the process is gone (its URL was withdrawn first);
+          // the loop awaits the next one and retries the same key there.
         }
       }
     };
@@ -101,16 +100,18 @@ describe('crash loop through the front door', () => {
     for (let round = 0; round < ROUNDS; round++) {
       const p = up(dir, db);
       t.after(() => p.kill('SIGKILL'));
-      base = await p.url;
+      announce(await p.url);
       const target = acked.size + 20 + Math.floor(Math.random() * 40);
       await until(`round ${round}: ${target} acknowledged`, () => acked.size >= target, 60_000);
-      // A random moment: some requests in flight, some turns running.
-      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 50)));
-      base = null;
+      // A random moment, counted in acknowledgements rather than time: other requests are in flight, some turns running.
+      const extra = acked.size + 1 + Math.floor(Math.random() * 5);
+      await until(`round ${round}: ${extra} acknowledged`, () => acked.size >= extra, 60_000);
+      base = new Promise((r) => (announce = r));
       p.kill('SIGKILL');
       assert.equal(await p.exited, null, 'killed, not exited');
     }
     stop = true;
+    announce(''); // releases the clients waiting for a process that will not come
     await Promise.all(clients);
 
     // A last, clean start finishes every run.

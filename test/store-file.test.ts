@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../src/runtime/open-store.ts';
+import { until } from './helpers.ts';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
@@ -80,7 +81,7 @@ describe('the store file is watched', () => {
       }
     };
     const clients = [0, 1, 2, 3].map(client);
-    while (acked.size < 40) await new Promise((r) => setTimeout(r, 10));
+    await until('40 envelopes acknowledged', () => acked.size >= 40, 60_000);
     // "Delete" the store under load: every file of it leaves its path at once.
     const away = join(dir, 'away');
     mkdirSync(away);

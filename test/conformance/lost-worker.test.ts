@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ManualClock } from '../../src/core/clock.ts';
 import { Worker } from '../../src/engine/worker.ts';
 import { Children } from '../fixtures/child.ts';
-import { registry, tempStore } from '../helpers.ts';
+import { registry, tempStore, until } from '../helpers.ts';
 
 const RUNS = 6;
 
@@ -33,11 +32,10 @@ test('a SIGKILLed worker is found dead and its tasks run again before their leas
   const child = children.spawn({ db: url, dir: data, scenario: 'stuck', leaseMs: 30_000, heartbeatMs: 10_000, concurrency: RUNS });
   const childId = await child.ready;
   // Readiness, not time: wait until the child holds every task.
-  for (;;) {
+  await until('the child holds every task', async () => {
     const held = await store.tasks.list({ state: 'running', limit: RUNS * 2 });
-    if (held.length === RUNS && held.every((task) => task.leaseOwner === childId)) break;
-    await sleep(20);
-  }
+    return held.length === RUNS && held.every((task) => task.leaseOwner === childId);
+  }, 30_000);
 
   const clock = new ManualClock(Date.now());
   const survivor = new Worker({ store, registry: registry({ stuck: () => ({ output: 'done' }) }), clock, options: { concurrency: RUNS } });
@@ -47,14 +45,10 @@ test('a SIGKILLed worker is found dead and its tasks run again before their leas
 
   const exit = await children.kill(child);
   assert.equal(exit.signal, 'SIGKILL');
-  // The server ends a dead client's session as soon as it reads the closed socket; allow it a moment.
-  const deadline = Date.now() + 10_000;
+  // The server ends a dead client's session when it reads the closed socket: the sweep finds it then.
   let lost: string[] = [];
-  while (lost.length === 0 && Date.now() < deadline) {
-    lost = (await store.workers.sweepLost(survivor.id, clock.now())).lost;
-    if (lost.length === 0) await sleep(20);
-  }
-  assert.deepEqual(lost, [childId], 'the killed worker is found dead');
+  await until('the killed worker is found dead', async () => (lost = (await store.workers.sweepLost(survivor.id, clock.now())).lost).length > 0, 30_000);
+  assert.deepEqual(lost, [childId], 'the killed worker, and only it, is found dead');
 
   const report = await survivor.runOnce();
   assert.equal(report.reclaimed, RUNS, 'every stranded task reclaimed with the clock still at the kill');
