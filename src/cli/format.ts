@@ -7,6 +7,17 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** A newest-first page of `limit` rows: the id to pass as `--before` for the next page, or null on the last. */
+export function nextCursor(rows: ReadonlyArray<{ id: string }>, limit: number): string | null {
+  return rows.length === limit ? (rows.at(-1)?.id ?? null) : null;
+}
+
+/** A page's table, with the command for the next page when there may be one. */
+export function withMore(out: string, rows: ReadonlyArray<{ id: string }>, limit: number): string {
+  const next = nextCursor(rows, limit);
+  return next === null ? out : `${out}\n(more: --before ${next})`;
+}
+
 export function when(ms: number | null): string {
   if (ms === null) return '-';
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');

@@ -1,5 +1,8 @@
 import type { Json } from './types.ts';
 
+/** A caller's idempotency key: 1–255 printable ASCII characters (header, batch item or CLI line alike). */
+export const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+
 /**
  * An envelope: one unit of inbound work, normalised from whatever brought it (a chat
  * message, a webhook, a cron tick, an operator command, an API call) and

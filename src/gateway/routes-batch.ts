@@ -8,6 +8,7 @@ import { AUTH, BODY, SYSTEM, jsonBody, route } from './route-kit.ts';
 import { check } from './schemas.ts';
 import { checkSubmitter, submitFromApi } from './submit.ts';
 import { envelopeRecord, errorDetail, run } from './wire.ts';
+import { IDEMPOTENCY_KEY } from '../core/envelope.ts';
 
 /** Most envelopes in one batch (the body limit, gateway.bodyLimitBytes, applies too). */
 export const BATCH_MAX = 1_000;
@@ -15,7 +16,7 @@ export const BATCH_MAX = 1_000;
 const batchItem = apiEnvelopeSchema.extend({
   idempotencyKey: z
     .string()
-    .regex(/^[\x20-\x7e]{1,255}$/)
+    .regex(IDEMPOTENCY_KEY)
     .optional()
     .openapi({ description: "this envelope's idempotency key (1–255 printable ASCII characters); generated when absent" }),
 });

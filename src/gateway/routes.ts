@@ -4,6 +4,7 @@ import { ERROR_CATALOGUE } from '../core/errors.ts';
 import { AUTH, BODY, SYSTEM, describeCodes, errorHeadersDoc, jsonBody, route } from './route-kit.ts';
 import { approvalsQuery, auditQuery, cancelBody, decisionBody, idParam, runsQuery, streamQuery, tasksQuery } from './schemas.ts';
 import { approval, auditEvent, effect, envelopeRecord, errorBody, errorDetail, json, run, schemaStatus, task, turnRecord, turnUsage, runUsage, usageTotal } from './wire.ts';
+import { IDEMPOTENCY_KEY } from '../core/envelope.ts';
 
 /**
  * Every route of the gateway, declared once with its request and response schemas
@@ -125,7 +126,7 @@ export const unroutable = z
   .openapi('Unroutable', { description: 'an envelope no binding matches: stored in its error state, answered with the routing explanation' });
 const idempotencyKey = z
   .string()
-  .regex(/^[\x20-\x7e]{1,255}$/)
+  .regex(IDEMPOTENCY_KEY)
   .optional()
   .openapi({ description: 'dedupes retries (1–255 printable ASCII characters); generated when absent' });
 const acceptedHeaders = {

@@ -2,7 +2,7 @@ import { BRIEF_STATES, type Brief, type ClaimSource, type Decider } from '../../
 import { InvalidInputError, NotFoundError } from '../../core/errors.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
-import { short, table, when } from '../format.ts';
+import { nextCursor, short, table, when, withMore } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 
 /** `spine briefs list|show`: the synthesised results of joins, with the provenance of each part and the resolution of each conflict. */
@@ -25,13 +25,13 @@ async function list(argv: string[]): Promise<CommandResult> {
   const store = await openCliStore(values, await maybeConfig(values));
   try {
     const briefs = await store.briefs.list({ limit, ...(state ? { state } : {}), ...(values.run ? { runId: values.run } : {}), ...(values.before ? { before: values.before } : {}) });
-    if (values.json) return { stdout: JSON.stringify({ briefs, next: briefs.length === limit ? briefs.at(-1)!.id : null }, null, 2) };
+    if (values.json) return { stdout: JSON.stringify({ briefs, next: nextCursor(briefs, limit) }, null, 2) };
     if (briefs.length === 0) return { stdout: 'no briefs' };
     const out = table(
       ['BRIEF', 'RUN', 'AGENT', 'STATE', 'PARTS', 'CONFLICTS', 'FAILED LANES', 'UPDATED'],
       briefs.map((b) => [b.id, b.runId, b.agent, b.state, String(b.parts.length), conflictSummary(b), String(b.failedLanes.length), when(b.updatedAt)]),
     );
-    return { stdout: briefs.length === limit ? `${out}\n(more: --before ${briefs.at(-1)!.id})` : out };
+    return { stdout: withMore(out, briefs, limit) };
   } finally {
     await store.close();
   }

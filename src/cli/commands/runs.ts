@@ -3,7 +3,7 @@ import { InvalidInputError } from '../../core/errors.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
-import { duration, short, table, taskTree, verdictTable, when } from '../format.ts';
+import { duration, nextCursor, short, table, taskTree, verdictTable, when, withMore } from '../format.ts';
 import type { CommandResult } from '../command.ts';
 import type { Run } from '../../core/types.ts';
 import { isTerminal, waitForRun } from '../../engine/runs.ts';
@@ -37,7 +37,7 @@ async function list(argv: string[]): Promise<CommandResult> {
   const store = await openCliStore(values, await maybeConfig(values));
   try {
     const runs = await store.runs.list({ limit, ...(state ? { state } : {}), ...(values.agent ? { agent: values.agent } : {}), ...(values.before ? { before: values.before } : {}) });
-    if (values.json) return { stdout: JSON.stringify({ runs, next: runs.length === limit ? runs.at(-1)!.id : null }, null, 2) };
+    if (values.json) return { stdout: JSON.stringify({ runs, next: nextCursor(runs, limit) }, null, 2) };
     // -q: the ids alone, one a line, for scripts (`spine runs retry $(spine runs list --state failed --limit 1 -q)`).
     if (values.quiet) return { stdout: runs.map((r) => r.id).join('\n') };
     if (runs.length === 0) return { stdout: 'no runs' };
@@ -45,7 +45,7 @@ async function list(argv: string[]): Promise<CommandResult> {
       ['RUN', 'AGENT', 'STATE', 'CREATED', 'TOOK', 'RESULT'],
       runs.map((r) => [r.id, r.agent, r.state, when(r.createdAt), duration(r), r.error ? r.error.code : short(r.output, 40)]),
     );
-    return { stdout: runs.length === limit ? `${out}\n(more: --before ${runs.at(-1)!.id})` : out };
+    return { stdout: withMore(out, runs, limit) };
   } finally {
     await store.close();
   }

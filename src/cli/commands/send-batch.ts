@@ -7,6 +7,7 @@ import { cliIntake, sendFromCli } from '../../runtime/cli-door.ts';
 import type { CommandResult } from '../command.ts';
 import type { CompiledConfig } from '../../config/load.ts';
 import type { Store } from '../../store/store.ts';
+import { IDEMPOTENCY_KEY } from '../../core/envelope.ts';
 
 /** Most lines in one `spine send --batch` file; split bigger files. */
 const BATCH_MAX = 100_000;
@@ -17,7 +18,7 @@ const line = z.strictObject({
   agent: z.string().min(1).max(128).optional(),
   text: z.string().max(1_000_000).optional(),
   input: z.unknown().optional(),
-  idempotencyKey: z.string().regex(/^[\x20-\x7e]{1,255}$/).optional(),
+  idempotencyKey: z.string().regex(IDEMPOTENCY_KEY).optional(),
 });
 
 interface Item {
