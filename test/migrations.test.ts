@@ -1,7 +1,7 @@
 // Schema migrations on a real SQLite file: applied once, recorded per version, and
 // a database from a newer (or older) Spine is refused with a clear error.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -122,4 +122,30 @@ test('an unmigrated database is refused by assertSchemaCurrent() with SchemaOutd
   // Checking did not create or migrate anything.
   assert.deepEqual(await store.schemaStatus(), { current: 0, known: KNOWN });
   assert.deepEqual(query(path, `SELECT name FROM sqlite_master WHERE type = 'table'`), []);
+});
+
+test('a version missing below the highest applied one (layers numbered in parallel) is applied, not skipped', async (t) => {
+  const { store, path } = freshStore(t);
+  assert.ok(SHIPPED.length >= 3, 'needs a migration between the first and the last');
+  const skipped = SHIPPED[SHIPPED.length - 2]!;
+  const before = SHIPPED[SHIPPED.length - 3]!;
+  // A database that was migrated by a build which held the last number but not this one.
+  const db = new DatabaseSync(path);
+  db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+  for (const m of SHIPPED.filter((x) => x !== skipped)) {
+    db.exec(readFileSync(join(MIGRATIONS_DIR, `${String(m.version).padStart(4, '0')}_${m.name}.sql`), 'utf8'));
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, 1);
+  }
+  db.close();
+
+  // It reads as the last version every earlier one is applied up to, and is refused until migrated.
+  assert.deepEqual(await store.schemaStatus(), { current: before.version, known: KNOWN });
+  await assert.rejects(store.assertSchemaCurrent(), SchemaOutdatedError);
+  assert.deepEqual(await store.migrate(), { applied: [skipped.version], version: KNOWN });
+  assert.deepEqual(await store.schemaStatus(), { current: KNOWN, known: KNOWN });
+  await store.assertSchemaCurrent();
+  assert.deepEqual(
+    query<{ version: number }>(path, 'SELECT version FROM schema_migrations ORDER BY version').map((r) => r.version),
+    SHIPPED.map((m) => m.version),
+  );
 });

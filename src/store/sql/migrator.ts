@@ -27,15 +27,28 @@ const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at BIGINT NOT NULL
 )`;
 
+/**
+ * `current` is the version up to which every known migration is applied. Layers built in
+ * parallel hold pre-assigned numbers, so a database can hold 11 without 5: it then reads
+ * as 4, and `migrate` applies 5 rather than skipping every version below the highest.
+ */
 export async function schemaStatus(backend: SqlBackend): Promise<SchemaStatus> {
   const known = backend.migrations.at(-1)?.version ?? 0;
+  const applied = await appliedVersions(backend);
+  const highest = Math.max(0, ...applied);
+  if (highest > known) return { current: highest, known };
+  const firstMissing = backend.migrations.findIndex((m) => !applied.has(m.version));
+  return { current: firstMissing === -1 ? highest : (backend.migrations[firstMissing - 1]?.version ?? 0), known };
+}
+
+async function appliedVersions(backend: SqlBackend): Promise<Set<number>> {
   try {
-    const row = await backend.read.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
-    return { current: Number(row?.v ?? 0), known };
+    const rows = await backend.read.all<{ version: number | string }>('SELECT version FROM schema_migrations');
+    return new Set(rows.map((r) => Number(r.version)));
   } catch (err) {
     // No schema_migrations table yet: a fresh database. Anything else (the database is
-    // unreachable) must not pass for "version 0", or migrate would try to apply everything.
-    if (isMissingTable(err)) return { current: 0, known };
+    // unreachable) must not pass for "nothing applied", or migrate would try to apply everything.
+    if (isMissingTable(err)) return new Set();
     throw err;
   }
 }
@@ -60,12 +73,13 @@ export async function migrate(backend: SqlBackend, now: number): Promise<{ appli
     await backend.transaction((tx) => tx.exec(CREATE_TABLE));
     const { current, known } = await schemaStatus(backend);
     if (current > known) throw new SchemaTooNewError(current, known);
+    // Every missing version, not only those above the highest: see schemaStatus.
+    const before = await appliedVersions(backend);
     const applied: number[] = [];
-    for (const mig of backend.migrations.filter((m) => m.version > current)) {
+    for (const mig of backend.migrations.filter((m) => !before.has(m.version))) {
       const done = await backend.transaction(async (tx) => {
         // Re-checked inside the write transaction: another process may have applied it meanwhile.
-        const row = await tx.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
-        if (Number(row?.v ?? 0) >= mig.version) return false;
+        if (await tx.get('SELECT 1 AS one FROM schema_migrations WHERE version = ?', [mig.version])) return false;
         await tx.exec(mig.sql);
         await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [mig.version, mig.name, now]);
         return true;
