@@ -80,15 +80,30 @@ describe('the dashboard in a browser', { skip: skip ?? false }, () => {
     await waitForExpr(page, `document.querySelectorAll('ul.tree li').length === 5`);
     await screenshot(page, 'run-tree');
 
-    for (const view of ['runs', 'timeline', 'approvals', 'cost', 'health', 'audit']) {
+    for (const view of ['runs', 'timeline', 'approvals', 'cost', 'health', 'briefs', 'gates', 'memory', 'why', 'audit']) {
       await page.goto(`${url}/#/${view}`);
       await page.waitForSelector(`#view[data-panel="${view}"]`);
       await screenshot(page, `view-${view}`);
     }
+    // The layers' panels show this run: its brief with the settled conflict, the specialists' facts, and why it exists.
+    await page.goto(`${url}/#/briefs`);
+    const briefId = await page.getAttribute(`#view [data-brief]:has(a[href="#/runs/${runId}"])`, 'data-brief');
+    assert.ok(briefId, 'the run has a brief row');
+    await page.click(`a[href="#/briefs/${briefId}"]`);
+    await page.waitForSelector('#view [data-conflict]');
+    assert.match((await page.textContent('#view [data-conflict]'))!, /agent arbiter|rule /);
+    await screenshot(page, 'brief');
+    await page.goto(`${url}/#/memory?q=crash`);
+    await page.waitForSelector('#view [data-fact]');
+    assert.match((await page.textContent('#view [data-fact]'))!, /team\/briefing\/research/);
+    await page.goto(`${url}/#/why/${runId}`);
+    await page.waitForSelector(`#view [data-why="${runId}"] [data-step="envelope"]`);
+    assert.match((await page.textContent('#view'))!, /audit chain: clean/);
+    await screenshot(page, 'why-run');
     // Phone width: nothing wider than the screen.
     const phone = await newPage(browser, { phone: true });
     await signIn(phone.page, url, admin);
-    for (const view of ['runs', 'approvals', 'health']) {
+    for (const view of ['runs', 'approvals', 'health', 'briefs', 'memory', 'why']) {
       await phone.page.goto(`${url}/#/${view}`);
       await phone.page.waitForSelector(`#view[data-panel="${view}"]`);
       const overflow = await phone.page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');

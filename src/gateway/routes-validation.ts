@@ -16,13 +16,14 @@ export const verdictsQuery = z.strictObject({
   mode: z.enum(GATE_MODES).optional(),
   after: z.coerce.number().int().min(0).optional().openapi({ description: 'verdicts after this seq (default 0)' }),
   limit: z.coerce.number().int().min(1).max(1000).optional().openapi({ description: 'page size (default 100, at most 1000)' }),
+  order: z.enum(['oldest', 'newest']).optional().openapi({ description: 'oldest first (default: page on with `after`) or newest first' }),
 });
 
 export const listGateVerdicts = route({
   method: 'get',
   path: '/v1/gates/verdicts',
   operationId: 'listGateVerdicts',
-  summary: 'Gate verdicts, oldest first: every crossing a gate watched, with what it said and what the boundary did',
+  summary: 'Gate verdicts, oldest first (or `order=newest`): every crossing a gate watched, with what it said and what the boundary did',
   tags: ['validation'],
   'x-spine-permission': 'read',
   errors: ['INVALID_REQUEST', ...AUTH, 'NOT_FOUND', ...SYSTEM],
@@ -74,6 +75,7 @@ export const validationRoutes: GatewayModule = (api) => {
       ...(q.outcome ? { outcome: q.outcome } : {}),
       ...(q.mode ? { mode: q.mode } : {}),
       ...(q.after === undefined ? {} : { afterSeq: q.after }),
+      ...(q.order === 'newest' ? { newest: true } : {}),
       limit: q.limit ?? 100,
     });
     return c.json({ verdicts }, 200);

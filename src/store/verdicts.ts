@@ -30,6 +30,8 @@ export interface VerdictFilter {
   outcome?: GateOutcome;
   mode?: GateMode;
   afterSeq?: number;
+  /** Newest first (the dashboard's view); default oldest first, for paging with `afterSeq`. */
+  newest?: boolean;
   limit: number;
 }
 

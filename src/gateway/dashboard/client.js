@@ -230,6 +230,70 @@
       auditRows = events;
       return [el('h2', {}, 'Audit (live tail)'), table(['seq', 'at', 'kind', 'agent', 'task', 'data'], []), el('p', { class: 'muted' }, 'Newest first; the last 200 are kept.')];
     },
+    async briefs(p, arg) {
+      if (arg) return briefDetail(arg);
+      const { briefs } = await api('/v1/briefs?limit=50');
+      const decided = (b) => `${b.conflicts.filter((c) => c.decision).length}/${b.conflicts.length}`;
+      return [
+        el('h2', {}, 'Briefs'),
+        briefs.length
+          ? table(['brief', 'run', 'agent', 'state', 'parts', 'conflicts decided', 'lanes claimed', 'at'], briefs.map((b) => el('tr', { 'data-brief': b.id }, el('td', {}, el('a', { href: `#/briefs/${b.id}` }, b.id)), el('td', {}, el('a', { href: `#/runs/${b.runId}` }, b.runId)), el('td', {}, b.agent), el('td', {}, state(b.state)), el('td', {}, b.parts.length), el('td', {}, decided(b)), el('td', {}, `${b.claimed}/${b.lanes}`), el('td', {}, time(b.createdAt)))))
+          : el('p', { class: 'muted' }, 'No briefs yet: a join whose lanes make claims writes one.'),
+      ];
+    },
+    async gates() {
+      const [{ breakers }, { verdicts }] = await Promise.all([api('/v1/breakers'), api(p0('gates').source)]);
+      return [
+        el('h2', {}, 'Gates and breakers'),
+        el('h3', {}, 'Breakers'),
+        breakers.length
+          ? table(['breaker', 'state', 'failures / calls', 'probe at', 'last error'], breakers.map((b) => el('tr', { 'data-breaker': b.key }, el('td', {}, b.key), el('td', {}, state(b.state)), el('td', {}, `${b.failures} / ${b.calls}`), el('td', {}, time(b.retryAt)), el('td', { class: 'muted' }, b.lastError || '—'))))
+          : el('p', { class: 'muted' }, 'No breaker has seen a failure.'),
+        el('h3', {}, 'Latest verdicts'),
+        verdicts.length
+          ? table(['at', 'gate', 'crossing', 'agent', 'verdict', 'outcome', 'reasons'], verdicts.map((v) => el('tr', { 'data-verdict': v.seq }, el('td', {}, time(v.at)), el('td', {}, v.gate, v.mode === 'shadow' ? el('span', { class: 'muted' }, ' (shadow)') : null), el('td', {}, `${v.crossing} ${v.name}`), el('td', {}, v.runId ? el('a', { href: `#/runs/${v.runId}` }, v.agent || v.runId) : v.agent || '—'), el('td', {}, state(v.verdict)), el('td', {}, state(v.outcome)), el('td', { class: 'muted' }, v.reasons.join('; ')))))
+          : el('p', { class: 'muted' }, 'No gate has judged a crossing yet.'),
+      ];
+    },
+    async memory() {
+      const q = new URLSearchParams(location.hash.split('?')[1] || '');
+      const words = q.get('q') || '';
+      const [found, { conflicts }] = await Promise.all([words ? api(`/v1/memory/search?${new URLSearchParams({ q: words, k: '50' })}`) : { hits: [] }, api('/v1/memory/conflicts?state=open&limit=50')]);
+      const form = el(
+        'form',
+        { class: 'row', role: 'search', onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/memory?${new URLSearchParams({ q: new FormData(ev.target).get('q') || '' })}`; } },
+        el('label', { for: 'f-q' }, 'search'),
+        el('input', { id: 'f-q', name: 'q', value: words, size: 24 }),
+        el('button', { type: 'submit' }, 'Search'),
+      );
+      const writer = (w) => (w.run ? el('a', { href: `#/why/${w.run}` }, `${w.agent || w.actor} · ${w.run}`) : w.agent || w.actor);
+      return [
+        el('h2', {}, 'Memory'),
+        form,
+        words
+          ? table(['scope', 'key', 'v', 'value', 'written by', 'trust', 'score'], found.hits.map((h) => el('tr', { 'data-fact': h.fact.id }, el('td', {}, h.fact.scope), el('td', {}, h.fact.key), el('td', {}, h.fact.version), el('td', {}, h.fact.text || JSON.stringify(h.fact.value).slice(0, 200)), el('td', {}, writer(h.fact.writtenBy)), el('td', {}, h.fact.trust), el('td', {}, h.score.toFixed(3)))))
+          : el('p', { class: 'muted' }, 'Search the facts your token may read.'),
+        el('h3', {}, `Merge queue (${conflicts.length} open)`),
+        conflicts.length ? table(['conflict', 'scope', 'key', 'expected / current', 'strategy', 'by'], conflicts.map((c) => el('tr', {}, el('td', {}, c.id), el('td', {}, c.scope), el('td', {}, c.key), el('td', {}, `${c.expectedVersion} / ${c.currentVersion}`), el('td', {}, c.strategy), el('td', {}, writer(c.writtenBy))))) : el('p', { class: 'muted' }, 'No write waits on a merge.'),
+      ];
+    },
+    async why(p, arg) {
+      const form = el(
+        'form',
+        { class: 'row', role: 'search', onsubmit: (ev) => { ev.preventDefault(); const id = new FormData(ev.target).get('id'); if (id) location.hash = `#/why/${encodeURIComponent(id)}`; } },
+        el('label', { for: 'f-id' }, 'run, task, effect, approval or envelope'),
+        el('input', { id: 'f-id', name: 'id', value: arg ? decodeURIComponent(arg) : '', size: 28 }),
+        el('button', { type: 'submit' }, 'Why?'),
+      );
+      if (!arg) return [el('h2', {}, 'Why'), form, el('p', { class: 'muted' }, 'The causal chain behind a thing, each step with its audit events and whether the hash chain verifies them.')];
+      const g = await api(`/v1/why/${arg}`);
+      return [
+        el('h2', {}, `Why ${g.target.kind} ${g.target.id}`),
+        form,
+        el('p', {}, 'audit chain: ', state(g.verdict), g.verified ? ' · every step verified' : ' · not every step could be verified'),
+        el('ol', { class: 'tree', 'data-why': g.target.id }, g.steps.map((st) => el('li', { 'data-step': st.kind }, el('strong', {}, st.kind), ' ', st.kind === 'run' ? el('a', { href: `#/runs/${st.id}` }, st.id) : el('code', {}, st.id), el('div', { class: 'muted' }, st.summary), st.events.length ? el('details', {}, el('summary', {}, `${st.events.length} event(s)`), table(['seq', 'kind', 'at', 'verified'], st.events.map((e) => el('tr', {}, el('td', {}, e.seq), el('td', {}, e.kind), el('td', {}, time(e.at)), el('td', {}, e.verified ? 'yes' : 'no'))))) : null))),
+      ];
+    },
     async table(p) {
       const body = await api(p.source);
       const rows = pick(body, p.rows) || [];
@@ -245,6 +309,24 @@
     if (!tbody || tbody.querySelector(`[data-seq="${e.seq}"]`)) return;
     tbody.prepend(auditRow(e));
     while (tbody.children.length > 200) tbody.lastChild.remove();
+  }
+
+  const p0 = (id) => panels.get(id);
+  async function briefDetail(id) {
+    const { brief: b } = await api(`/v1/briefs/${encodeURIComponent(id)}`);
+    const from = (srcs) => srcs.map((f) => f.agent).join(', ');
+    const val = (v) => el('code', {}, JSON.stringify(v).slice(0, 300));
+    return [
+      el('h2', {}, 'Brief ', b.id, ' ', state(b.state)),
+      el('p', { class: 'muted' }, `${b.agent} · run `, el('a', { href: `#/runs/${b.runId}` }, b.runId), ` · ${b.claimed}/${b.lanes} lanes claimed · digest ${b.digest || '—'}`),
+      el('h3', {}, 'Parts'),
+      table(['key', 'status', 'value', 'from'], b.parts.map((x) => el('tr', {}, el('td', {}, x.key), el('td', {}, x.status), el('td', {}, val(x.value)), el('td', {}, from(x.from))))),
+      el('h3', {}, 'Conflicts'),
+      b.conflicts.length
+        ? table(['key', 'candidates', 'decision', 'by'], b.conflicts.map((c) => el('tr', { 'data-conflict': c.key }, el('td', {}, c.key), el('td', {}, c.candidates.map((k) => el('div', {}, `${from(k.from)}: `, val(k.value)))), el('td', {}, c.decision ? [`${c.decision.strategy}: `, val(c.decision.value)] : c.unresolved ? state('unresolved') : state('pending')), el('td', {}, c.decision ? (c.decision.decider.kind === 'rule' ? `rule ${c.decision.decider.rule}` : c.decision.decider.kind === 'agent' ? `agent ${c.decision.decider.agent}` : `${c.decision.decider.actor} (approval)`) : '—'))))
+        : el('p', { class: 'muted' }, 'The lanes agreed.'),
+      b.failedLanes.length ? [el('h3', {}, 'Failed lanes'), table(['agent', 'task', 'error'], b.failedLanes.map((f) => el('tr', {}, el('td', {}, f.agent), el('td', {}, f.task), el('td', {}, `${f.error.code}: ${f.error.message}`))))] : null,
+    ];
   }
 
   async function runTree(runId) {
@@ -263,7 +345,7 @@
       );
     return [
       el('h2', {}, 'Run ', run.id, ' ', state(run.state, { 'data-run-state': run.id })),
-      el('p', { class: 'muted' }, `${run.agent} · started ${time(run.createdAt)}`, ' · ', el('a', { href: `#/timeline/${run.id}` }, 'timeline')),
+      el('p', { class: 'muted' }, `${run.agent} · started ${time(run.createdAt)}`, ' · ', el('a', { href: `#/timeline/${run.id}` }, 'timeline'), ' · ', el('a', { href: `#/why/${run.id}` }, 'why')),
       el('ul', { class: 'tree', role: 'tree' }, (kids[''] || []).map(node)),
       run.output !== null ? el('details', {}, el('summary', {}, 'output'), el('pre', {}, JSON.stringify(run.output, null, 2))) : null,
     ];

@@ -28,7 +28,7 @@ export interface Panel {
   /** Audit kinds (or prefixes ending in '.') whose arrival refreshes the panel. */
   live: readonly string[];
   /** A built-in renderer of the page script; without one, a table of `columns`. */
-  view?: 'runs' | 'timeline' | 'approvals' | 'cost' | 'health' | 'audit';
+  view?: 'runs' | 'timeline' | 'approvals' | 'cost' | 'health' | 'audit' | 'briefs' | 'gates' | 'memory' | 'why';
 }
 
 export const PANELS: readonly Panel[] = [
@@ -86,6 +86,43 @@ export const PANELS: readonly Panel[] = [
     columns: [],
     live: ['task.', 'worker.', 'outbox.'],
     view: 'health',
+  },
+  {
+    id: 'briefs',
+    title: 'Briefs',
+    source: '/v1/briefs?limit=50',
+    rows: 'briefs',
+    columns: [],
+    live: ['brief.'],
+    view: 'briefs',
+  },
+  {
+    id: 'gates',
+    title: 'Gates',
+    source: '/v1/gates/verdicts?order=newest&limit=100',
+    rows: 'verdicts',
+    columns: [],
+    live: ['gate.', 'breaker.'],
+    view: 'gates',
+  },
+  {
+    id: 'memory',
+    title: 'Memory',
+    source: '/v1/memory/search',
+    rows: 'hits',
+    columns: [],
+    live: ['memory.'],
+    view: 'memory',
+  },
+  {
+    id: 'why',
+    title: 'Why',
+    source: '/v1/why/{id}',
+    rows: 'steps',
+    columns: [],
+    // A causal chain is history: it does not change under the reader.
+    live: [],
+    view: 'why',
   },
   {
     id: 'audit',

@@ -89,7 +89,7 @@ export function sqlVerdictStore(db: SqlBackend): VerdictStore {
       eq('outcome', f.outcome);
       eq('mode', f.mode);
       params.push(f.limit);
-      const rows = await db.read.all<VerdictRow>(`SELECT * FROM gate_verdicts WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
+      const rows = await db.read.all<VerdictRow>(`SELECT * FROM gate_verdicts WHERE ${where.join(' AND ')} ORDER BY seq${f.newest ? ' DESC' : ''} LIMIT ?`, params);
       return rows.map(toRecord);
     },
     async count(f): Promise<number> {
