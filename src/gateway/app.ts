@@ -5,7 +5,8 @@ import type { WebSocket } from 'ws';
 import type { ChannelAdapter } from '../core/channel.ts';
 import type { AuditKeys } from '../audit/checkpoint.ts';
 import type { Clock } from '../core/clock.ts';
-import { ERROR_CATALOGUE, StoreUnavailableError } from '../core/errors.ts';
+import { ERROR_CATALOGUE, InvalidInputError, StoreUnavailableError } from '../core/errors.ts';
+import { ceilingRaise } from '../policy/raise.ts';
 import { newId } from '../core/ids.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
@@ -307,9 +308,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   app.openapi(bind(routes.decideApproval), async (c) => {
     const { id } = c.req.valid('param');
     const input = check(routes.decideApproval.request.body.content['application/json'].schema, await readJson(c), 'body');
+    if (input.raiseTo !== undefined && !input.approve) throw new InvalidInputError('raiseTo', 'a ceiling is raised only when approving');
+    const raise = input.raiseTo === undefined ? undefined : await ceilingRaise(store, intake.registry.policy.policy, id, input.raiseTo, 'raiseTo', clock.now());
     const approval = await store.approvals.decide(
       id,
-      { approve: input.approve, actor: c.get('principal').name, ...(input.reason !== undefined ? { reason: input.reason } : {}) },
+      { approve: input.approve, actor: c.get('principal').name, ...(input.reason !== undefined ? { reason: input.reason } : {}), ...(raise ? { raise } : {}) },
       clock.now(),
     );
     return c.json({ approval }, 200);

@@ -4,7 +4,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { stableJson } from '../core/json.ts';
 import type { Clock } from '../core/clock.ts';
-import { NotFoundError, SpineError, toErrorInfo } from '../core/errors.ts';
+import { InvalidInputError, NotFoundError, SpineError, toErrorInfo } from '../core/errors.ts';
+import { ceilingRaise } from '../policy/raise.ts';
 import { newId } from '../core/ids.ts';
 import { APPROVAL_STATES } from '../core/states.ts';
 import type { Json, Run } from '../core/types.ts';
@@ -244,14 +245,17 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
         approvalId: z.string().min(1).describe('the approval id, from list_approvals'),
         approve: z.boolean().describe('true to approve, false to deny'),
         reason: z.string().max(2000).optional().describe('why (kept with the decision)'),
+        raiseTo: z.number().positive().max(1e9).optional().describe("approving an escalation by a per-run cost ceiling: this run's new ceiling in USD"),
       },
       annotations: { destructiveHint: true, idempotentHint: false },
     },
     guarded(async (args) => {
       need('operate', 'decide approvals');
+      if (args.raiseTo !== undefined && !args.approve) throw new InvalidInputError('raiseTo', 'a ceiling is raised only when approving');
+      const raise = args.raiseTo === undefined ? undefined : await ceilingRaise(store, intake.registry.policy.policy, args.approvalId, args.raiseTo, 'raiseTo', clock.now());
       const approval = await store.approvals.decide(
         args.approvalId,
-        { approve: args.approve, actor: principal.name, ...(args.reason !== undefined ? { reason: args.reason } : {}) },
+        { approve: args.approve, actor: principal.name, ...(args.reason !== undefined ? { reason: args.reason } : {}), ...(raise ? { raise } : {}) },
         clock.now(),
       );
       return { approval };

@@ -288,10 +288,10 @@ export const decideApproval = route({
   method: 'post',
   path: '/v1/approvals/{id}/decision',
   operationId: 'decideApproval',
-  summary: 'Approve or deny; the decider recorded is the token name',
+  summary: 'Approve or deny (approving an escalation may raise its run\'s cost ceiling); the decider recorded is the token name',
   tags: ['approvals'],
   'x-spine-permission': 'operate',
-  errors: [...BODY, 'INVALID_REQUEST', ...AUTH, 'NOT_FOUND', 'INVALID_STATE', ...SYSTEM],
+  errors: [...BODY, 'INVALID_REQUEST', 'INVALID_INPUT', ...AUTH, 'NOT_FOUND', 'INVALID_STATE', ...SYSTEM],
   request: { params: idParam('approval'), body: { required: true, content: { 'application/json': { schema: decisionBody } } } },
   responses: { 200: jsonBody(z.strictObject({ approval }), 'decided') },
 });

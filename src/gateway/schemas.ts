@@ -54,7 +54,11 @@ export const streamQuery = z.strictObject({
 });
 
 export const cancelBody = z.strictObject({ reason: z.string().max(2000).optional() });
-export const decisionBody = z.strictObject({ approve: z.boolean(), reason: z.string().max(2000).optional() });
+export const decisionBody = z.strictObject({
+  approve: z.boolean(),
+  reason: z.string().max(2000).optional(),
+  raiseTo: z.number().positive().max(1e9).optional().openapi({ description: "approving an escalation by a per-run cost ceiling: this run's new ceiling in USD, above the rule's" }),
+});
 
 /** The issues of a failed parse, each path named (prefixed by where it is, e.g. `query.limit`; a body's paths are bare); unknown keys say so. */
 export function requestIssues(error: z.ZodError, where: string): FieldIssue[] {

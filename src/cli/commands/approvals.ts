@@ -1,8 +1,6 @@
 import { APPROVAL_STATES } from '../../core/states.ts';
 import { InvalidInputError, NotFoundError } from '../../core/errors.ts';
-import type { CompiledConfig } from '../../config/load.ts';
-import { budgetKey } from '../../policy/evaluate.ts';
-import type { CeilingRaise, Store } from '../../store/store.ts';
+import { ceilingRaise } from '../../policy/raise.ts';
 import { parseDuration } from '../../policy/duration.ts';
 import { intOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
@@ -124,7 +122,7 @@ async function decide(argv: string[], approve: boolean): Promise<CommandResult> 
   const config = await maybeConfig(values);
   const store = await openCliStore(values, config);
   try {
-    const raise = usd === undefined ? undefined : await ceilingRaise(store, config, id, usd);
+    const raise = usd === undefined ? undefined : await ceilingRaise(store, config?.registry.policy.policy ?? null, id, usd, '--raise-to', Date.now());
     const a = await store.approvals.decide(id, { approve, actor: operator(values.as), ...(values.reason ? { reason: values.reason } : {}), ...(raise ? { raise } : {}) }, Date.now());
     if (values.json) return { stdout: JSON.stringify({ approval: a, ...(raise ? { raised: raise } : {}) }, null, 2) };
     const next =
@@ -133,23 +131,6 @@ async function decide(argv: string[], approve: boolean): Promise<CommandResult> 
   } finally {
     await store.close();
   }
-}
-
-/**
- * `--raise-to <usd>`: the escalation's rule must be a per-run cost ceiling in the config,
- * and the new ceiling above it; the raise is then this run's budget key and amount.
- */
-async function ceilingRaise(store: Store, config: CompiledConfig | null, id: string, usd: number): Promise<CeilingRaise> {
-  const a = await store.approvals.get(id);
-  if (!a) throw new NotFoundError('approval', id);
-  if (a.kind !== 'escalation') throw new InvalidInputError('--raise-to', `approval ${id} is an approval tier, not an escalation: there is no ceiling to raise`);
-  if (!config) throw new InvalidInputError('--raise-to', 'needs the config (--config) to find the ceiling rule');
-  const rule = config.registry.policy.policy.ceilings.find((c) => c.id === a.ruleId);
-  if (!rule) throw new InvalidInputError('--raise-to', `the escalation was raised by "${a.ruleId ?? '?'}", which is not a cost ceiling of this config`);
-  if (rule.scope !== 'run' || rule.maxMicros === null) throw new InvalidInputError('--raise-to', `only a run's spend ceiling can be raised; ${rule.id} is ${rule.scope === 'run' ? 'a token ceiling' : `per ${rule.scope}`}`);
-  const maxMicros = Math.round(usd * 1e6);
-  if (maxMicros <= rule.maxMicros) throw new InvalidInputError('--raise-to', `must be above ${rule.id}'s ceiling of $${rule.maxMicros / 1e6}, got $${usd}`);
-  return { budgetKey: budgetKey(rule, { runId: a.runId, agent: a.agent, tenant: 'default' }, Date.now(), config.registry.policy.policy.timezone), ruleId: rule.id, maxMicros };
 }
 
 async function grant(argv: string[]): Promise<CommandResult> {
