@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openStore } from '../src/runtime/open-store.ts';
 import { fakeOpenAI, type FakeProvider, type Recorded, type Step } from './fixtures/llm-servers.ts';
 
 const LAUNCHER = resolve('examples/briefing/start-llm.ts');
@@ -45,8 +46,14 @@ const who = (r: Recorded) => /You are the agent "(\w+)"/.exec(String((r.body.mes
 function briefingModel(r: Recorded): Step {
   const agent = who(r);
   const messages = r.body.messages as Array<{ role: string; content: string | null; tool_calls?: Array<{ function: { name: string } }> }>;
-  if (agent === 'researcher') return { reply: { text: '{"points": ["Crashes lose nothing.", "One audit trail."]}', usage: { input: 300, output: 20 } } };
-  if (agent === 'critic') return { reply: { text: '{"points": ["One more service to run."]}', usage: { input: 300, output: 12 } } };
+  // The specialists agree on the effort and disagree on adopting: a tied vote the arbiter settles.
+  const claims = (adopt: boolean) => [
+    { key: 'adopt', value: adopt, confidence: 0.7, evidence: [] },
+    { key: 'migration.effort', value: 'weeks', confidence: 0.5, evidence: [] },
+  ];
+  if (agent === 'researcher') return { reply: { text: JSON.stringify({ points: ['Crashes lose nothing.', 'One audit trail.'], claims: claims(true) }), usage: { input: 300, output: 20 } } };
+  if (agent === 'critic') return { reply: { text: JSON.stringify({ points: ['One more service to run.'], claims: claims(false) }), usage: { input: 300, output: 12 } } };
+  if (agent === 'arbiter') return { reply: { text: '{"decision": "decided", "value": true, "rationale": "Crash safety outweighs one more service."}', usage: { input: 200, output: 15 } } };
   const called = messages.flatMap((m) => m.tool_calls ?? []).map((c) => c.function.name);
   const brief = { question: 'Durable orchestrator?', for: ['Crashes lose nothing.', 'One audit trail.'], against: ['One more service to run.'], recommendation: 'Proceed.' };
   if (called.length === 0) {
@@ -69,7 +76,18 @@ describe('npm run start:llm', () => {
     assert.match(readFileSync(join(cwd, '.spine', 'briefs', briefs[0]!), 'utf8'), /## Against\n- One more service to run\./);
 
     const byAgent = (a: string) => server.requests.filter((r) => who(r) === a);
-    assert.deepEqual([byAgent('commander').length, byAgent('researcher').length, byAgent('critic').length], [3, 1, 1]);
+    assert.deepEqual([byAgent('commander').length, byAgent('researcher').length, byAgent('critic').length, byAgent('arbiter').length], [3, 1, 1, 1]);
+    // The arbiter saw the tied key with both candidates, and the brief keeps its decision.
+    const asked = JSON.parse(String((byAgent('arbiter')[0]!.body.messages as Array<{ content: string }>)[1]!.content)) as { key: string; candidates: unknown[] };
+    assert.deepEqual([asked.key, asked.candidates.length], ['adopt', 2]);
+    const store = openStore({ url: `sqlite:${join(cwd, '.spine', 'spine.db')}` });
+    try {
+      const [b] = await store.briefs.list({ limit: 1 });
+      assert.deepEqual(b!.parts.map((x) => [x.key, x.value]), [['migration.effort', 'weeks']]);
+      assert.deepEqual(b!.conflicts.map((c) => [c.key, c.decision?.value, c.decision?.decider.kind]), [['adopt', true, 'agent']]);
+    } finally {
+      await store.close();
+    }
     const first = byAgent('commander')[0]!;
     assert.equal(first.model, 'local-llama');
     assert.equal(first.headers.authorization, 'Bearer unused', 'a local server needs no key');
