@@ -15,8 +15,14 @@ export const ADAPTERS: ConfigAdapters = {
   http: async (cfg, ctx) => (await import('../agents/http/config.ts')).createHttpAgent(cfg, ctx),
   llm: async (cfg, ctx) => (await import('../agents/llm/config.ts')).createLlmAgent(cfg, ctx),
   a2a: async (cfg, ctx) => (await import('../agents/a2a/config.ts')).createA2aAgent(cfg, ctx),
-  mcpTools: async (cfg, ctx) => (await import('../tools/mcp/config.ts')).loadMcpTools(cfg, ctx),
+  mcpTools: async (cfg, ctx) => {
+    mcpLoaded = true;
+    return (await import('../tools/mcp/config.ts')).loadMcpTools(cfg, ctx);
+  },
 };
+
+/** Whether any config compiled here had MCP servers: only then is there a client to close (or an SDK to load). */
+let mcpLoaded = false;
 
 /** Loads, validates and compiles a config file with Spine's adapters (src/config/load.ts). */
 export function loadConfig(file: string, parts: ProgrammaticParts = {}, opts: { connect?: boolean } = {}): Promise<CompiledConfig> {
@@ -30,6 +36,7 @@ export function compileConfig(file: string, raw: SpineConfigFile, parts: Program
 
 /** Closes the MCP connections that compiling with `connect` opened (reloads reuse them). */
 export async function closeMcpClients(): Promise<void> {
+  if (!mcpLoaded) return;
   const { closeMcpClients } = await import('../tools/mcp/clients.ts');
   await closeMcpClients();
 }

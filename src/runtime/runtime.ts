@@ -272,6 +272,8 @@ export class Runtime {
       this.before.push({
         name: 'traces',
         start: async () => {
+          // Nothing asked for traces: the OpenTelemetry SDK (~130 modules) is not even loaded.
+          if (choice === 'env' && (process.env.SPINE_TRACES ?? process.env.OTEL_TRACES_EXPORTER ?? 'none').trim() === 'none') return;
           const { startTraceFeed, exporterFromEnv } = await import('../observability/trace-feed.ts');
           const exporter = choice === 'env' ? exporterFromEnv(process.env) : choice.exporter;
           if (!exporter) return;

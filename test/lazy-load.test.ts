@@ -1,0 +1,35 @@
+// What `spine up` loads when nothing asks for MCP, A2A or traces: none of their SDKs
+// (about 230 modules and ~20 MB of an idle process). They load on first use; the MCP,
+// A2A and trace suites check that they still work when used.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+test('spine up with the example, a run and a clean exit loads no MCP, A2A or OpenTelemetry SDK', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spine-lazy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const loads = join(dir, 'loads.txt');
+  const env = { ...process.env, SPINE_RECORD_LOADS: loads, SPINE_TRACES: 'none', OTEL_TRACES_EXPORTER: '' };
+  const child = spawn(
+    process.execPath,
+    ['--import', './test/fixtures/record-loads.ts', 'src/cli/main.ts', 'up', '--config', 'examples/briefing/spine.config.json5', '--db', `sqlite:${join(dir, 's.db')}`, '--port', '0', '--send', 'commander', '--text', 'Should we?', '--exit'],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, out);
+  assert.match(out, /succeeded/);
+  const loaded = readFileSync(loads, 'utf8').split('\n');
+  assert.ok(loaded.some((u) => u.includes('/src/gateway/app.ts')), 'the gateway ran');
+  for (const sdk of ['@modelcontextprotocol/', '@a2a-js/', '@opentelemetry/', '/jose/']) {
+    assert.deepEqual(loaded.filter((u) => u.includes(`node_modules/${sdk.replace(/^\//, '')}`)).slice(0, 3), [], `${sdk} loaded`);
+  }
+});
