@@ -154,19 +154,9 @@ export class Scheduler {
    */
   async resume(id: string, actor: string): Promise<ScheduleState> {
     return this.serial(async () => {
-      const s = this.byId.get(id);
-      if (!s) throw new NotFoundError('schedule', id);
-      if (!s.heartbeat) throw new InvalidInputError('schedule', `${id} is not a heartbeat: only heartbeats pause`);
-      const row = await this.store.schedules.get(id);
-      if (!row?.heartbeat.paused) throw new InvalidStateError(`heartbeat ${id} is not paused`);
-      const now = this.clock.now();
-      const next = initialFire(s, now);
-      const audit: AuditEntry[] = [
-        { kind: 'heartbeat.resumed', actor, data: { schedule: id, pausedAt: iso(row.heartbeat.paused.at), reason: row.heartbeat.paused.reason, nextFireAt: iso(next) } },
-      ];
-      if (!(await this.store.schedules.resume({ id, nextFireAt: next, audit }, now))) throw new InvalidStateError(`heartbeat ${id} is not paused`);
+      const state = await resumeHeartbeat(this.store, this.schedules, id, actor, this.clock.now());
       await this.rearm();
-      return (await this.store.schedules.get(id))!;
+      return state;
     });
   }
 
@@ -365,6 +355,25 @@ export class Scheduler {
   private retryDelay(failures: number): number {
     return Math.min(this.retryMs * 2 ** Math.max(0, failures - 1), MAX_RETRY_MS);
   }
+}
+
+/**
+ * Lifts a heartbeat's pause, from any process (`spine schedules resume` too): streaks
+ * reset, the next fire computed afresh from `now`, audited `heartbeat.resumed`. A running
+ * scheduler sees it at its next look at the table (within its maxSleepMs).
+ */
+export async function resumeHeartbeat(store: Store, schedules: readonly Schedule[], id: string, actor: string, now: number): Promise<ScheduleState> {
+  const s = schedules.find((x) => x.id === id);
+  if (!s) throw new NotFoundError('schedule', id);
+  if (!s.heartbeat) throw new InvalidInputError('schedule', `${id} is not a heartbeat: only heartbeats pause`);
+  const row = await store.schedules.get(id);
+  if (!row?.heartbeat.paused) throw new InvalidStateError(`heartbeat ${id} is not paused`);
+  const next = initialFire(s, now);
+  const audit: AuditEntry[] = [
+    { kind: 'heartbeat.resumed', actor, data: { schedule: id, pausedAt: iso(row.heartbeat.paused.at), reason: row.heartbeat.paused.reason, nextFireAt: iso(next) } },
+  ];
+  if (!(await store.schedules.resume({ id, nextFireAt: next, audit }, now))) throw new InvalidStateError(`heartbeat ${id} is not paused`);
+  return (await store.schedules.get(id))!;
 }
 
 /** The envelope of one fire: channel `cron`, peer = the schedule, keyed by the fire time. */
