@@ -6,7 +6,9 @@
 -- (hb_skipped, hb_skipped_at), and a pause that only `spine schedules resume` lifts.
 
 ALTER TABLE runs ADD COLUMN origin TEXT;
-CREATE INDEX runs_origin_idx ON runs (origin, created_at) WHERE origin IS NOT NULL;
+-- A heartbeat's activity look-up reads only what is newer than its last fire.
+CREATE INDEX runs_agent_created_idx ON runs (agent, created_at);
+CREATE INDEX memory_versions_written_idx ON memory_versions (tenant, valid_from);
 
 ALTER TABLE schedules ADD COLUMN hb_since INTEGER;
 ALTER TABLE schedules ADD COLUMN hb_run TEXT;
