@@ -9,14 +9,14 @@ import { FunctionAgent } from '../../src/agents/function-agent.ts';
 import type { AgentFunction } from '../../src/core/agent.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/errors.ts';
-import type { Action, TurnInput } from '../../src/core/types.ts';
+import type { Action, Json, TurnInput } from '../../src/core/types.ts';
 import { createRegistry } from '../../src/engine/registry.ts';
 import { Worker } from '../../src/engine/worker.ts';
 import { Intake } from '../../src/intake/intake.ts';
 import { compileSchedules, type SchedulesConfig } from '../../src/intake/schedules/config.ts';
 import { Scheduler } from '../../src/intake/schedules/scheduler.ts';
 import { ALL_DURABLE_WRITES, DEFAULT_MEMORY, type DurableWritesFrom } from '../../src/memory/settings.ts';
-import { EMPTY_POLICY, heartbeatCeiling, withCeilings } from '../../src/policy/rules.ts';
+import { EMPTY_POLICY, compilePolicy, heartbeatCeiling, policySchema, withCeilings } from '../../src/policy/rules.ts';
 import { compileSessions } from '../../src/routing/sessions.ts';
 import type { AuditEvent, Store } from '../../src/store/store.ts';
 import { FAST_WORKER, forge, tempStore } from '../helpers.ts';
@@ -39,7 +39,7 @@ interface World {
   audit(kind: string): Promise<AuditEvent[]>;
 }
 
-async function world(t: TestContext, raw: SchedulesConfig, agent: AgentFunction, opts: { cost?: { micros: number; tokens: number }; durableWritesFrom?: DurableWritesFrom } = {}): Promise<World> {
+async function world(t: TestContext, raw: SchedulesConfig, agent: AgentFunction, opts: { cost?: { micros: number; tokens: number }; durableWritesFrom?: DurableWritesFrom; rules?: Json[] } = {}): Promise<World> {
   const { store, cleanup } = await tempStore();
   const clock = new ManualClock(T0);
   const calls: TurnInput[] = [];
@@ -58,7 +58,7 @@ async function world(t: TestContext, raw: SchedulesConfig, agent: AgentFunction,
       },
     },
     tools: { 'accounts.list': { run: () => ['acme'], sideEffect: 'read' } },
-    policy: withCeilings(EMPTY_POLICY, ceilings),
+    policy: withCeilings(opts.rules ? compilePolicy(policySchema.parse({ rules: opts.rules }), issues) : EMPTY_POLICY, ceilings),
     memory: { ...DEFAULT_MEMORY, durableWritesFrom: opts.durableWritesFrom ?? ALL_DURABLE_WRITES },
   });
   const intake = new Intake(store, registry, { bindings: [], sessions: compileSessions(undefined, issues) }, clock);
@@ -217,16 +217,27 @@ describe('heartbeats', () => {
     assert.equal((reached[0]!.data as { ruleId: string }).ruleId, 'heartbeat:hb');
   });
 
-  it('maxCostUsd counts what its turns reported: the turn after the spend passed it is stopped', async (t) => {
-    const w = await world(t, { hb: { every: '30m', agent: 'commander', heartbeat: { skipIfIdle: false, maxCostUsd: 0.05 } } }, () => ({
-      actions: [{ type: 'tool', tool: 'accounts.list' } as Action],
-      usage: { costUsd: 0.03 },
-    }));
+  it('maxCostUsd counts what its turns reported: the turn after the spend passed it is stopped; the spend counts on other ceilings too', async (t) => {
+    const w = await world(
+      t,
+      { hb: { every: '30m', agent: 'commander', heartbeat: { skipIfIdle: false, maxCostUsd: 0.05 } } },
+      () => ({ actions: [{ type: 'tool', tool: 'accounts.list' } as Action], usage: { costUsd: 0.03 } }),
+      { rules: [{ id: 'daily', kind: 'cost', scope: 'agent', maxUsd: 10 }] },
+    );
     await w.beat();
     assert.equal(w.calls.length, 2, 'turn 1 ($0.03) and turn 2 ($0.06 spent) ran; turn 3 did not');
     const [run] = await w.store.runs.list({ limit: 10 });
     assert.equal(run!.state, 'failed');
     assert.equal(run!.error?.code, 'BUDGET_EXCEEDED');
+    const budgets = (await forge<{ key: string; spent_micros: number | string }>(w.store, 'SELECT key, spent_micros FROM budgets ORDER BY key')).rows;
+    assert.deepEqual(
+      budgets.map((b) => [b.key.replace(/:\d{4}-\d{2}-\d{2}$/, ''), Number(b.spent_micros)]),
+      [
+        ['cost:daily:agent:commander', 60_000],
+        [`cost:heartbeat:hb:run:${run!.id}`, 60_000],
+      ],
+      'the agent\'s daily ceiling counted the heartbeat spend too',
+    );
   });
 });
 
