@@ -124,6 +124,15 @@ test      runs one gate on one input and prints its verdict and outcome. Changes
           nothing: no verdict recorded, no reask counted, no approval asked. Exits 1
           when the gate would not let the input through (reask, block, escalate).
 verdicts  the recorded verdicts, oldest first (every crossing a gate watched).`,
+  schedules: `spine schedules [list] [--json]
+spine schedules resume <schedule> [--json]
+
+list    the configured schedules with their next and last fire and fires made; for a
+        heartbeat, whether it is active or paused (and why), and the idle fires it
+        skipped (no turn taken), with the last one.
+resume  lifts a heartbeat's pause: its no-op and identical-output streaks start over
+        and its next fire is computed from now (audited as heartbeat.resumed). Exit 3
+        when the schedule is unknown or not paused.`,
   breakers: `spine breakers list [--json]
 spine breakers reset <breaker> [--json]
 

@@ -26,6 +26,7 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   briefs: { load: async () => (await import('./commands/briefs.ts')).briefsCommand, summary: 'list and show briefs: synthesised results with provenance and conflicts' },
   policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },
   gates: { load: async () => (await import('./commands/gates.ts')).gatesCommand, summary: 'list gates, test one on an input (changes nothing), query verdicts' },
+  schedules: { load: async () => (await import('./commands/schedules.ts')).schedulesCommand, summary: 'list schedules and heartbeats (fired, skipped, paused); resume a paused heartbeat' },
   breakers: { load: async () => (await import('./commands/breakers.ts')).breakersCommand, summary: 'list the circuit breakers; close one by hand' },
   mcp: { load: async () => (await import('./commands/mcp.ts')).mcpCommand, summary: 'serve Spine as an MCP server over stdio (submit work, runs, approvals)' },
   migrate: { load: async () => (await import('./commands/migrate.ts')).migrateCommand, summary: 'apply pending schema migrations' },

@@ -22,7 +22,7 @@ import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
 import { compileChannels, type ChannelSettings } from '../channels/config.ts';
 import type { RoutingConfig } from '../intake/intake.ts';
 import { compileSchedules, type ScheduleSettings } from '../intake/schedules/config.ts';
-import { compilePolicy } from '../policy/rules.ts';
+import { compilePolicy, heartbeatCeiling, withCeilings } from '../policy/rules.ts';
 import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/settings.ts';
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
@@ -295,7 +295,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
     routing,
     gateway,
     channels,
@@ -307,6 +307,11 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     ...(opts.connect && raw.mcp ? { mcpTools } : {}),
     ...(warnings.length ? { warnings } : {}),
   };
+}
+
+/** Each heartbeat's maxCostUsd: a per-run ceiling on its own runs, beside the configured ones. */
+function heartbeatCeilings(schedules: ScheduleSettings) {
+  return schedules.flatMap((s) => (s.heartbeat?.maxCostUsd == null ? [] : [heartbeatCeiling(s.id, s.heartbeat.maxCostUsd)]));
 }
 
 /** A fallback names a configured agent, and no chain of fallbacks comes back to where it started. */

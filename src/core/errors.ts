@@ -68,7 +68,7 @@ export const ERROR_CATALOGUE = {
   UPGRADE_REQUIRED: entry(426, EXIT.usage, false, 'a WebSocket endpoint was called without the upgrade'),
   // ── limits ──
   RATE_LIMITED: entry(429, EXIT.failed, true, 'a rate limit with onExceeded "fail" was exceeded; `details.retryAt` says when'),
-  BUDGET_EXCEEDED: entry(402, EXIT.failed, false, 'a cost ceiling was reached; the task escalated to a human'),
+  BUDGET_EXCEEDED: entry(402, EXIT.failed, false, 'a cost ceiling was reached; the task escalated to a human (a heartbeat\'s maxCostUsd: the task failed)'),
   TURN_LIMIT: entry(422, EXIT.failed, false, 'a task took limits.maxTurns turns without an output'),
   DEPTH_LIMIT: entry(422, EXIT.failed, false, 'a handoff would nest deeper than limits.maxDepth'),
   // ── the work itself ──

@@ -49,10 +49,12 @@ export interface CrossingContext {
   actor: string;
   /** The crossing's place in the run: its effect key; approvals are recorded against it. */
   key: string;
+  /** The run's origin when a schedule or heartbeat started it (`heartbeat:<id>`); null otherwise. */
+  origin?: string | null;
 }
 
-export function taskCrossing(task: Task, tenant: string, actor: string, key: string): CrossingContext {
-  return { agent: task.agent, runId: task.runId, taskId: task.id, tenant, actor, key };
+export function taskCrossing(task: Task, tenant: string, actor: string, key: string, origin: string | null = null): CrossingContext {
+  return { agent: task.agent, runId: task.runId, taskId: task.id, tenant, actor, key, origin };
 }
 
 /** A payload checked against a contract at the contract stage. */
@@ -87,6 +89,8 @@ export interface StageStep {
   /** policy: every rule with what it decided. */
   rules?: RuleResult[];
 }
+
+const NO_COST: Cost = { micros: 0, tokens: 0 };
 
 /** How long an unsettled reservation lives before the reaper releases it. */
 const RESERVATION_SLACK_MS = 60_000;
@@ -126,7 +130,10 @@ export class Boundary {
 
   /** The agent's own turn (its model spend), checked before the agent is called. */
   turn(ctx: CrossingContext, spec: AgentSpec): Promise<Verdict> {
-    return this.pass({ kind: 'turn', ctx, name: spec.name, input: null, contracts: [], cost: spec.cost });
+    // A ceiling on this run's origin (a heartbeat's maxCostUsd) rules every turn: without an estimate, nothing is
+    // reserved, and the settled usage of earlier turns stops the next one.
+    const cost = spec.cost ?? (this.registry.policy.hasOriginCeiling(ctx.origin) ? NO_COST : null);
+    return this.pass({ kind: 'turn', ctx, name: spec.name, input: null, contracts: [], cost });
   }
 
   /** A tool call: its input contract, then policy, then gates. */
@@ -432,7 +439,7 @@ export class Boundary {
     const { runId, taskId } = p.ctx;
     // core/crossing.ts gives a policy stage only to crossings made by a task.
     if (!kind || runId === null || taskId === null) throw new Error(`no policy stage for ${p.kind} crossings`);
-    return { kind, name: p.name, input: p.input, cost: p.cost, agent: p.ctx.agent, runId, taskId, tenant: p.ctx.tenant, key: p.ctx.key };
+    return { kind, name: p.name, input: p.input, cost: p.cost, agent: p.ctx.agent, runId, taskId, tenant: p.ctx.tenant, key: p.ctx.key, origin: p.ctx.origin ?? null };
   }
 
   /** Policy: a decision, then the shared limits (rate buckets, reserved spend), all or nothing. */
@@ -499,8 +506,11 @@ export class Boundary {
       }
       return { effect: 'deny', error: new RateLimitedError(result.ruleId, result.retryAt).toInfo(), audit };
     }
-    const error = new BudgetExceededError(result.ruleId, result.key).toInfo();
-    audit.push({ ...base, kind: 'cost.ceiling-reached', data: { key: ctx.key, action, ruleId: result.ruleId, budget: result.key, wanted: formatCost(limits) } });
+    const fails = policy.policy.ceilings.find((r) => r.id === result.ruleId)?.onExceeded === 'fail';
+    const error = new BudgetExceededError(result.ruleId, result.key, fails ? 'stopped' : 'escalated').toInfo();
+    audit.push({ ...base, kind: 'cost.ceiling-reached', data: { key: ctx.key, action, ruleId: result.ruleId, budget: result.key, wanted: formatCost(limits), ...(fails ? { then: 'stopped' } : {}) } });
+    // A heartbeat's own ceiling stops the spend without paging anyone: the task fails.
+    if (fails) return { effect: 'deny', error, audit };
     return {
       effect: 'escalate',
       error,

@@ -95,7 +95,7 @@ export function createRegistry(parts: {
     limits: { ...DEFAULT_LIMITS, ...parts.limits },
     retry,
     contracts: parts.contracts ?? new ContractRegistry(),
-    policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants),
+    policy: new PolicyEngine(parts.policy ?? EMPTY_POLICY, grants, parts.memory?.durableWritesFrom),
     gates: parts.gates ?? [],
     ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
     ...(parts.breakers ? { breakers: parts.breakers } : {}),

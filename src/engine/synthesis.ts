@@ -80,7 +80,7 @@ export async function synthesize(env: SynthesisEnv, claimed: ClaimedTask, spec: 
       const judge = registry.agents.get(need.judge.agent);
       const input = judgeInput(task, conflict);
       const verdict = judge
-        ? await env.boundary.handoff(taskCrossing(task, claimed.tenant, env.workerId, `${task.runId}/${task.id}/${joined.turn}/judge/${conflict.key}`), judge, input, undefined)
+        ? await env.boundary.handoff(taskCrossing(task, claimed.tenant, env.workerId, `${task.runId}/${task.id}/${joined.turn}/judge/${conflict.key}`, claimed.origin), judge, input, undefined)
         : null;
       if (verdict) audit.push(...verdict.audit);
       if (!verdict || verdict.effect !== 'allow') {
@@ -158,7 +158,7 @@ async function deliverBrief(env: SynthesisEnv, claimed: ClaimedTask, brief: Brie
   const text = briefText(brief);
   const key = `${task.runId}/${task.id}/${brief.turn}/brief`;
   const payload: Json = { channel: to.channel, account: to.account, to: to.to, ...(to.thread ? { thread: to.thread } : {}), text };
-  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key), to.channel, to.to, payload);
+  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key, claimed.origin), to.channel, to.to, payload);
   audit.push(...verdict.audit);
   if (verdict.effect !== 'allow') {
     audit.push({ runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId, kind: 'brief.delivery-refused', data: { brief: brief.id, channel: to.channel, to: to.to, effect: verdict.effect, ...(verdict.effect === 'deny' ? { code: verdict.error.code } : {}) } });

@@ -103,7 +103,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
 
   for (;;) {
     const n = turns + 1;
-    const ctx = (key: string): CrossingContext => taskCrossing(task, tenant, env.workerId, key);
+    const ctx = (key: string): CrossingContext => taskCrossing(task, tenant, env.workerId, key, claimed.origin);
     const base = { runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId };
     const audit: AuditEntry[] = carried.splice(0);
     let actions: Action[];
@@ -353,7 +353,7 @@ async function crossJoinedResults(env: RunnerEnv, claimed: ClaimedTask, results:
       out.push(r);
       continue;
     }
-    const verdict = await env.boundary.handoffResult(taskCrossing(task, tenant, env.workerId, `${task.runId}/${r.taskId}/result`), r.taskId, r.value);
+    const verdict = await env.boundary.handoffResult(taskCrossing(task, tenant, env.workerId, `${task.runId}/${r.taskId}/result`, claimed.origin), r.taskId, r.value);
     audit.push(...verdict.audit);
     if (verdict.effect === 'deny') out.push({ index: r.index, type: r.type, ...(r.id === undefined ? {} : { id: r.id }), taskId: r.taskId, ok: false, error: verdict.error });
     else out.push(verdict.effect === 'allow' && verdict.value !== undefined ? { ...r, value: verdict.value } : r);
@@ -484,7 +484,7 @@ async function runTool(
   const result = ledgerResult(index, action, final);
   if (!result.ok) return result;
   // The result crosses back: its contract and gates decide whether the agent sees it.
-  const checked = await env.boundary.toolResult(taskCrossing(task, claimed.tenant, env.workerId, key), tool, result.value);
+  const checked = await env.boundary.toolResult(taskCrossing(task, claimed.tenant, env.workerId, key, claimed.origin), tool, result.value);
   audit.push(...checked.audit);
   if (checked.effect === 'deny') return { index, type: 'tool', ...(action.id === undefined ? {} : { id: action.id }), ok: false, error: checked.error };
   if (checked.effect === 'allow' && checked.value !== undefined) return { ...result, value: checked.value };
@@ -540,7 +540,7 @@ async function crossReply(env: RunnerEnv, claimed: ClaimedTask, n: number, outpu
   if (!composed) return { outbox: [] };
   const key = `${task.runId}/${task.id}/${n}/reply`;
   const payload: Json = { channel: reply.channel, account: reply.account, to: composed.to, reply: true, ...(isObject(composed.payload) ? composed.payload : { payload: composed.payload }) };
-  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key), reply.channel, composed.to, payload);
+  const verdict = await env.boundary.deliver(taskCrossing(task, claimed.tenant, env.workerId, key, claimed.origin), reply.channel, composed.to, payload);
   audit.push(...verdict.audit);
   if (verdict.effect === 'deny') {
     audit.push({ runId: task.runId, taskId: task.id, agent: task.agent, actor: env.workerId, kind: 'reply.refused', data: { key, channel: reply.channel, to: composed.to, code: verdict.error.code } });

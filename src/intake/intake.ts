@@ -55,15 +55,17 @@ export class Intake {
    * Stores the envelope and its run atomically. `agent` skips the bindings and sends
    * the envelope straight to that agent (operator API calls, `spine send`).
    */
-  async accept(e: Envelope, opts: { actor: string; agent?: string; tenant?: string; session?: SessionTarget }): Promise<AcceptResult> {
+  async accept(e: Envelope, opts: { actor: string; agent?: string; tenant?: string; session?: SessionTarget; origin?: string }): Promise<AcceptResult> {
     const envelopeId = newId('env');
-    const acceptRoute = this.decide(e, envelopeId, opts);
+    const decided = this.decide(e, envelopeId, opts);
+    // The origin comes from the door (the scheduler), never from the envelope: a webhook cannot claim it.
+    const acceptRoute: AcceptRoute = decided.ok && opts.origin ? { ...decided, origin: opts.origin } : decided;
     if (acceptRoute.ok) {
       // Intake is a crossing: input the agent's contract (or a gate) refuses is bad input, and nothing is stored.
       const spec = this.current.registry.agents.get(acceptRoute.agent)!;
       const key = `envelope:${envelopeId}`;
       const verdict = await this.current.boundary.intake(
-        { agent: spec.name, runId: null, taskId: null, tenant: acceptRoute.tenant ?? 'default', actor: opts.actor, key },
+        { agent: spec.name, runId: null, taskId: null, tenant: acceptRoute.tenant ?? 'default', actor: opts.actor, key, origin: acceptRoute.origin ?? null },
         spec,
         acceptRoute.input,
       );

@@ -16,8 +16,18 @@ export interface ScopePolicy {
   contract: string | null;
 }
 
+/** Whether runs a schedule or a heartbeat started may write durable memory (anything but their own `run/<id>`). */
+export interface DurableWritesFrom {
+  schedule: boolean;
+  heartbeat: boolean;
+}
+
+export const ALL_DURABLE_WRITES: DurableWritesFrom = { schedule: true, heartbeat: true };
+
 export interface MemorySettings {
   scopes: readonly ScopePolicy[];
+  /** Refused (by policy, at the remember crossing) when false. */
+  durableWritesFrom: DurableWritesFrom;
   /** Largest value (its JSON text) a write may carry. */
   maxValueBytes: number;
   maxTextBytes: number;
@@ -35,7 +45,7 @@ export interface RecallSpec {
 }
 
 export const DEFAULT_SCOPE_POLICY: ScopePolicy = { match: '*', onConflict: 'reject', contract: null };
-export const DEFAULT_MEMORY: MemorySettings = { scopes: [], maxValueBytes: 64 * 1024, maxTextBytes: 16 * 1024, sweepEveryMs: 60_000 };
+export const DEFAULT_MEMORY: MemorySettings = { scopes: [], durableWritesFrom: ALL_DURABLE_WRITES, maxValueBytes: 64 * 1024, maxTextBytes: 16 * 1024, sweepEveryMs: 60_000 };
 
 export function scopePolicyFor(settings: MemorySettings, scope: string): ScopePolicy {
   return settings.scopes.find((p) => scopeMatches(literalPattern(p.match), scope)) ?? DEFAULT_SCOPE_POLICY;
@@ -76,6 +86,8 @@ export const memoryConfigSchema = z.strictObject({
   maxValueBytes: z.number().int().positive().max(16 * 1024 * 1024).optional(),
   maxTextBytes: z.number().int().positive().max(1024 * 1024).optional(),
   sweepEveryMs: z.number().int().nonnegative().optional(),
+  /** `false` refuses durable writes (any scope but the run's own) from runs a schedule / a heartbeat started. */
+  durableWritesFrom: z.strictObject({ schedule: z.boolean().optional(), heartbeat: z.boolean().optional() }).optional(),
 });
 
 export type MemoryConfig = z.infer<typeof memoryConfigSchema>;
@@ -87,6 +99,7 @@ export function compileMemory(raw: MemoryConfig | undefined, contracts: readonly
   });
   return {
     scopes,
+    durableWritesFrom: { schedule: raw?.durableWritesFrom?.schedule ?? true, heartbeat: raw?.durableWritesFrom?.heartbeat ?? true },
     maxValueBytes: raw?.maxValueBytes ?? DEFAULT_MEMORY.maxValueBytes,
     maxTextBytes: raw?.maxTextBytes ?? DEFAULT_MEMORY.maxTextBytes,
     sweepEveryMs: raw?.sweepEveryMs ?? DEFAULT_MEMORY.sweepEveryMs,

@@ -20,11 +20,11 @@ export class RateLimitedError extends SpineError {
   }
 }
 
-/** A cost ceiling was reached: spend stops and the task escalates to a human. */
+/** A cost ceiling was reached: spend stops and the task escalates to a human (or, for a heartbeat's `maxCostUsd`, fails). */
 export class BudgetExceededError extends SpineError {
   readonly ruleId: string;
-  constructor(ruleId: string, key: string) {
-    super('BUDGET_EXCEEDED', `cost ceiling ${ruleId} reached (${key}); escalated to a human`, { details: { ruleId, key } });
+  constructor(ruleId: string, key: string, then: 'escalated' | 'stopped' = 'escalated') {
+    super('BUDGET_EXCEEDED', `cost ceiling ${ruleId} reached (${key}); ${then === 'escalated' ? 'escalated to a human' : 'the turn is stopped'}`, { details: { ruleId, key } });
     this.ruleId = ruleId;
   }
 }

@@ -5,6 +5,7 @@ import type { ApprovalState } from '../core/states.ts';
 import type { BucketTake, BudgetReserve, Store } from '../store/store.ts';
 import { actionString, anyMatch, matches } from '../core/patterns.ts';
 import type { Allowlist, ApprovalTier, CompiledPolicy, CostCeiling, RateLimit } from './rules.ts';
+import { ALL_DURABLE_WRITES, type DurableWritesFrom } from '../memory/settings.ts';
 import { isOpen, nextOpening } from './windows.ts';
 
 /**
@@ -38,6 +39,8 @@ export interface Crossing {
   key: string;
   /** Spend to reserve if the crossing goes ahead. */
   cost: { micros: number; tokens: number } | null;
+  /** The run's origin when a schedule or heartbeat started it (`schedule:<id>`, `heartbeat:<id>`). */
+  origin?: string | null;
 }
 
 export interface Grants {
@@ -121,10 +124,31 @@ export function grantAllows(list: { allow: readonly string[]; deny: readonly str
 export class PolicyEngine {
   readonly policy: CompiledPolicy;
   private readonly grants: ReadonlyMap<string, Grants>;
+  private readonly durableWrites: DurableWritesFrom;
 
-  constructor(policy: CompiledPolicy, grants: ReadonlyMap<string, Grants>) {
+  constructor(policy: CompiledPolicy, grants: ReadonlyMap<string, Grants>, durableWrites: DurableWritesFrom = ALL_DURABLE_WRITES) {
     this.policy = policy;
     this.grants = grants;
+    this.durableWrites = durableWrites;
+  }
+
+  /** Whether a ceiling counts only this origin's runs (a heartbeat's maxCostUsd): its turns are then reserved even without an estimate. */
+  hasOriginCeiling(origin: string | null | undefined): boolean {
+    return !!origin && this.policy.ceilings.some((r) => r.origin === origin);
+  }
+
+  /**
+   * Why memory.durableWritesFrom refuses this write, or null. Durable: any scope but the
+   * run's own (`run/<id>` and below). `schedule: false` covers heartbeats too (a heartbeat is a schedule).
+   */
+  durableWriteRefusal(c: Pick<Crossing, 'kind' | 'name' | 'runId' | 'origin'>): string | null {
+    if (c.kind !== 'remember' || !c.origin) return null;
+    const kind = c.origin.slice(0, c.origin.indexOf(':'));
+    const field = kind === 'heartbeat' && !this.durableWrites.heartbeat ? 'heartbeat' : (kind === 'heartbeat' || kind === 'schedule') && !this.durableWrites.schedule ? 'schedule' : null;
+    if (field === null) return null;
+    const own = `run/${c.runId}`;
+    if (c.name === own || c.name.startsWith(`${own}/`)) return null;
+    return `runs started by a ${kind} (${c.origin}) may not write durable memory (memory.durableWritesFrom.${field} is false); ${own} stays writable`;
   }
 
   /** Whether `agent` may call `tool` (denied by default; deny wins over allow). */
@@ -157,7 +181,7 @@ export class PolicyEngine {
     if (this.policy.all.length > 0) return false;
     if (c.kind === 'tool') return this.toolGranted(c.agent, c.name);
     if (c.kind === 'handoff') return this.handoffGranted(c.agent, c.name);
-    if (c.kind === 'remember') return this.memoryWriteGranted(c.agent, c.runId, c.name);
+    if (c.kind === 'remember') return this.memoryWriteGranted(c.agent, c.runId, c.name) && this.durableWriteRefusal(c) === null;
     return true;
   }
 
@@ -207,6 +231,11 @@ export class PolicyEngine {
       const reason = ok ? `${c.agent} may write to ${c.name}` : `${c.agent} holds no memory write grant for ${c.name} (memory writes are denied by default)`;
       trace.push({ ruleId: 'grants', kind: 'grant', outcome: ok ? 'pass' : 'deny', reason });
       if (!ok) return done('deny', 'grants', reason);
+      const refusal = this.durableWriteRefusal(c);
+      if (refusal) {
+        trace.push({ ruleId: DURABLE_WRITES_RULE, kind: 'memory', outcome: 'deny', reason: refusal });
+        return done('deny', DURABLE_WRITES_RULE, refusal);
+      }
     } else if (c.kind === 'handoff' && !this.handoffGranted(c.agent, c.name)) {
       const reason = `${c.agent}'s grants do not allow handing off to ${c.name}`;
       trace.push({ ruleId: 'grants', kind: 'grant', outcome: 'deny', reason });
@@ -298,6 +327,10 @@ export class PolicyEngine {
     if (c.cost) {
       for (const rule of this.policy.ceilings) {
         if (!applies(rule)) continue;
+        if (rule.origin !== null && rule.origin !== c.origin) {
+          skip(rule, `only for runs of ${rule.origin}`);
+          continue;
+        }
         const key = budgetKey(rule, c, now, this.policy.timezone);
         // A run's ceiling an operator raised (approving an escalation with --raise-to) counts instead, if higher.
         const raised = rule.scope === 'run' && rule.maxMicros !== null ? ((await facts.raisedCeiling?.(key)) ?? null) : null;
@@ -311,6 +344,9 @@ export class PolicyEngine {
     return done('allow', null, notify.length ? 'allowed; operators notified' : 'allowed', { notify, limits });
   }
 }
+
+/** The rule id a refusal by memory.durableWritesFrom carries. */
+export const DURABLE_WRITES_RULE = 'memory.durableWritesFrom';
 
 /** Why a decided approval refuses its action, in words the agent gets back: who denied it and their reason. */
 function refusalReason(a: ApprovalFact): string {

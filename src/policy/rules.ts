@@ -115,6 +115,10 @@ export interface CostCeiling extends CompiledBase {
   scope: 'run' | 'agent' | 'tenant' | 'global';
   maxMicros: number | null;
   maxTokens: number | null;
+  /** Only runs of this origin (`heartbeat:<id>`: a heartbeat's maxCostUsd); null: every run. */
+  origin: string | null;
+  /** Reaching it escalates to a human (rules), or fails the task (a heartbeat: nobody is paged for it). */
+  onExceeded: 'escalate' | 'fail';
 }
 
 export interface ApprovalTier extends CompiledBase {
@@ -183,6 +187,21 @@ export function compilePolicy(cfg: PolicyConfig | undefined, issues: FieldIssue[
   return { timezone, ...out, all };
 }
 
+/**
+ * A heartbeat's `maxCostUsd` as a per-run ceiling on its own runs (id `heartbeat:<schedule>`,
+ * which no configured rule id can be), counted like every other ceiling.
+ */
+export function heartbeatCeiling(schedule: string, maxUsd: number): CostCeiling {
+  return { id: `heartbeat:${schedule}`, kind: 'cost', agents: null, scope: 'run', maxMicros: Math.round(maxUsd * 1e6), maxTokens: null, origin: `heartbeat:${schedule}`, onExceeded: 'fail' };
+}
+
+/** The policy with more ceilings, kept in evaluation order. */
+export function withCeilings(policy: CompiledPolicy, extra: readonly CostCeiling[]): CompiledPolicy {
+  if (extra.length === 0) return policy;
+  const ceilings = [...policy.ceilings, ...extra];
+  return { ...policy, ceilings, all: [...policy.allowlists, ...policy.approvals, ...policy.windows, ...policy.rateLimits, ...ceilings] };
+}
+
 function bucketOf(rule: CompiledRule): 'ceilings' | 'approvals' | 'rateLimits' | 'allowlists' | 'windows' {
   switch (rule.kind) {
     case 'cost':
@@ -211,7 +230,15 @@ function compileRule(rule: RuleConfig, path: string, issues: FieldIssue[]): Comp
       if (rule.maxUsd === undefined && rule.maxTokens === undefined) {
         issues.push({ path: `${path}.maxUsd`, message: 'a cost ceiling needs maxUsd, maxTokens or both' });
       }
-      return { ...base, kind: 'cost', scope: rule.scope, maxMicros: rule.maxUsd === undefined ? null : Math.round(rule.maxUsd * 1e6), maxTokens: rule.maxTokens ?? null };
+      return {
+        ...base,
+        kind: 'cost',
+        scope: rule.scope,
+        maxMicros: rule.maxUsd === undefined ? null : Math.round(rule.maxUsd * 1e6),
+        maxTokens: rule.maxTokens ?? null,
+        origin: null,
+        onExceeded: 'escalate',
+      };
     case 'approval': {
       const expiresInMs = ms(rule.expiresIn, 'expiresIn', DEFAULT_APPROVAL_EXPIRY_MS);
       const e = rule.onExpiry ?? { action: 'deny' as const };

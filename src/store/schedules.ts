@@ -1,4 +1,5 @@
-import type { Json } from '../core/types.ts';
+import type { ScopeMatch } from '../core/memory.ts';
+import type { ErrorInfo, Json } from '../core/types.ts';
 import type { AuditEntry } from './audit.ts';
 
 /**
@@ -24,8 +25,64 @@ export interface ScheduleState {
   /** Fires whose envelope was accepted. */
   fires: number;
   claim: ScheduleClaim | null;
+  /** Heartbeat schedules only (all zero/null for the others). */
+  heartbeat: HeartbeatState;
   createdAt: number;
   updatedAt: number;
+}
+
+/** A heartbeat's durable state: what it has seen, its streaks, its pause. */
+export interface HeartbeatState {
+  /** Activity at or after this instant is new to the next fire (null: since the schedule was stored). */
+  since: number | null;
+  /** The last fire's run, judged (no-op? same output?) before the next fire. */
+  run: string | null;
+  /** No-op runs in a row, and identical outputs in a row (with the last output's digest). */
+  noops: number;
+  identical: number;
+  digest: string | null;
+  /** Idle fires skipped (no turn taken), and the last one. */
+  skipped: number;
+  skippedAt: number | null;
+  /** Set when a streak paused it; only a resume clears it. */
+  paused: { at: number; reason: string } | null;
+}
+
+/** What a heartbeat's fire changes, written with the claim (and only if the claim wins). */
+export interface HeartbeatPatch {
+  since: number;
+  run: string | null;
+  noops: number;
+  identical: number;
+  digest: string | null;
+  /** An idle or busy fire: counted as skipped, at this time. */
+  skippedAt?: number;
+  /** A streak reached its limit: the heartbeat stops firing until resumed. */
+  pause?: string;
+}
+
+/** What a heartbeat watches for activity: memory scopes, runs of agents, envelopes on channels. */
+export interface ActivityQuery {
+  since: number;
+  tenant: string;
+  scopes: readonly ScopeMatch[];
+  agents: readonly string[];
+  channels: readonly string[];
+  /** The heartbeat's own runs (and what they wrote) are not activity: `heartbeat:<id>`. */
+  origin: string;
+  /** Its own cron envelopes are not activity either. */
+  schedule: string;
+}
+
+/** What a finished heartbeat run did, for the no-op and identical-output streaks. */
+export interface RunEffects {
+  state: string;
+  output: Json | null;
+  error: ErrorInfo | null;
+  /** Effects in its ledger: tool calls, memory writes, outbound messages. */
+  effects: number;
+  /** Tasks in the run: more than one means it handed off. */
+  tasks: number;
 }
 
 export interface ScheduleSync {
@@ -53,11 +110,23 @@ export interface ScheduleStore {
    * still `expectNextFireAt` and no claim is open. Returns the new state, or null when
    * another process got there first.
    */
-  claim(c: { id: string; expectNextFireAt: number; nextFireAt: number | null; claim: ScheduleClaim | null; audit: AuditEntry[] }, now: number): Promise<ScheduleState | null>;
+  claim(
+    c: { id: string; expectNextFireAt: number; nextFireAt: number | null; claim: ScheduleClaim | null; audit: AuditEntry[]; heartbeat?: HeartbeatPatch },
+    now: number,
+  ): Promise<ScheduleState | null>;
   /**
    * Closes a claim once its fires' envelopes are accepted: counts them, records the last
    * fire time and appends `audit`, only if the claim is still open. False when another
    * process closed it first.
    */
-  complete(c: { id: string; claimId: string; fired: number; lastFireAt: number | null; audit: AuditEntry[] }, now: number): Promise<boolean>;
+  complete(c: { id: string; claimId: string; fired: number; lastFireAt: number | null; audit: AuditEntry[]; heartbeatRun?: string | null }, now: number): Promise<boolean>;
+  /** Whether anything the heartbeat watches happened since `q.since` (its own runs and envelopes aside). */
+  activity(q: ActivityQuery): Promise<boolean>;
+  /** What a run did (null when it does not exist). */
+  runEffects(runId: string): Promise<RunEffects | null>;
+  /**
+   * Lifts a heartbeat's pause: streaks reset, watermark and next fire set afresh, `audit`
+   * appended; only if it is paused. False when it was not (or no longer) paused.
+   */
+  resume(c: { id: string; nextFireAt: number | null; audit: AuditEntry[] }, now: number): Promise<boolean>;
 }

@@ -51,6 +51,8 @@ export interface NewRun {
   idempotencyKey?: string | null;
   maxAttempts: number;
   actor?: string;
+  /** Where the run came from when a schedule started it: `schedule:<id>` or `heartbeat:<id>`; policy and memory see it. */
+  origin?: string | null;
 }
 
 export interface NewChildTask {
@@ -103,6 +105,8 @@ export interface ClaimedTask {
   openTurn: OpenTurn | null;
   /** Root task of a run answering a channel message: where the run's reply goes (the envelope's reply target). */
   reply: { channel: string; account: string; target: Json } | null;
+  /** The run's origin when a schedule or heartbeat started it (`heartbeat:<id>`), else null. */
+  origin: string | null;
 }
 
 /**
@@ -164,6 +168,8 @@ export type AcceptRoute =
       input: Json;
       maxAttempts: number;
       tenant?: string;
+      /** Set by the door that knows it (the scheduler), never taken from the envelope. */
+      origin?: string | null;
     }
   | { ok: false; decision: Json; error: ErrorInfo };
 

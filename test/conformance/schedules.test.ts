@@ -123,7 +123,9 @@ describe('schedule config', () => {
     assert.deepEqual(paths({ x: { cron: '0 9 * * *', maxCatchUp: 5 } }), ['schedules.x.maxCatchUp']);
     // Shape errors come from the schema, with the same paths.
     assert.deepEqual(paths({ x: { cron: '0 9 * * *', catchUp: 'sometimes' } }), ['schedules.x.catchUp']);
-    assert.deepEqual(paths({ x: { cron: '0 9 * * *', every: '5m' } }), ['schedules.x.every']);
+    assert.deepEqual(paths({ x: { cron: '0 9 * * *', interval: '5m' } }), ['schedules.x.interval']);
+    // `every` is a third trigger (heartbeats use it); still exactly one.
+    assert.deepEqual(problems({ x: { cron: '0 9 * * *', every: '5m' } }), [{ path: 'schedules.x.cron', message: 'a schedule has exactly one of cron, at or every' }]);
     assert.deepEqual(paths({ x: { cron: '0 9 * * *', catchUp: 'all', maxCatchUp: 5000 } }), ['schedules.x.maxCatchUp']);
     assert.deepEqual(paths({ 'bad id!': { cron: '0 9 * * *' } }), ['schedules.bad id!']);
     // Several problems at once, each named.

@@ -9,6 +9,7 @@ import type { CommandResult } from '../command.ts';
 import { loadStore } from '../../runtime/store-url.ts';
 import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../store/store.ts';
 import type { BreakerRecord } from '../../store/breakers.ts';
+import type { ScheduleState } from '../../store/schedules.ts';
 import { findStuckWork, type Finding, type LivenessSettings } from '../../validation/liveness.ts';
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER } from '../../engine/options.ts';
 
@@ -102,7 +103,7 @@ export async function diagnose(
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'stuck work', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'heartbeats', 'stuck work', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -146,6 +147,7 @@ export async function diagnose(
       detail: `${h.outbox.pending} waiting${h.outbox.pending ? ` (oldest due ${seconds(outboxLag)} ago)` : ''}, ${h.outbox.dead} dead${h.outbox.dead ? ' (requeue them once the channel works)' : ''}`,
     });
     checks.push(breakerCheck(await store.breakers.list(), now));
+    checks.push(heartbeatCheck(await store.schedules.list()));
     const findings = await findStuckWork(store, now, { approvalWarnMs: 900_000, runSlaMs: null, turnTimeoutMs: () => DEFAULT_TIMEOUT_MS, ...liveness });
     report.findings = findings;
     checks.push(
@@ -180,6 +182,14 @@ function breakerCheck(breakers: BreakerRecord[], now: number): Check {
   if (tripped.length === 0) return { name: 'breakers', status: 'ok', detail: breakers.length ? `${breakers.length} closed` : 'none tripped' };
   const what = tripped.map((b) => `${b.key} ${b.state}${b.state === 'open' && b.retryAt !== null ? ` (probe in ${seconds(b.retryAt - now)})` : ''}${b.lastError ? `, last ${b.lastError}` : ''}`);
   return { name: 'breakers', status: 'warn', detail: what.join('; ') };
+}
+
+/** Heartbeats a streak paused (docs/schedules.md): a warning naming each, with the reason and how to resume. */
+function heartbeatCheck(rows: ScheduleState[]): Check {
+  const paused = rows.filter((r) => r.heartbeat.paused);
+  if (paused.length === 0) return { name: 'heartbeats', status: 'ok', detail: 'none paused' };
+  const what = paused.map((r) => `${r.id} paused at ${new Date(r.heartbeat.paused!.at).toISOString()}: ${r.heartbeat.paused!.reason} (spine schedules resume ${r.id})`);
+  return { name: 'heartbeats', status: 'warn', detail: what.join('; ') };
 }
 
 function render(r: Report): string {

@@ -4,6 +4,8 @@ import { digest } from '../../core/digest.ts';
 import type { FieldIssue } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
 import { isValidTimezone } from '../../core/zoned-time.ts';
+import { parseDuration } from '../../policy/duration.ts';
+import { compileHeartbeat, heartbeatSchema, type HeartbeatSpec } from './heartbeat.ts';
 
 /**
  * `schedules` in spine.config.json5: cron and one-shot `at` schedules that create
@@ -29,6 +31,8 @@ export const scheduleSchema = z.strictObject({
   cron: z.string().min(1).max(256).optional(),
   /** A one-shot instant, ISO 8601: with `Z` or an offset, or local time in `timezone`. */
   at: z.string().min(1).max(64).optional(),
+  /** A fixed interval (`30m`, `1h`, or ms), at multiples of it since 1970-01-01T00:00Z (every 30m: :00 and :30). */
+  every: z.union([z.number().int().positive(), z.string().min(1).max(32)]).optional(),
   /** IANA timezone the pattern (or an offset-less `at`) is read in (default UTC). */
   timezone: z.string().min(1).max(64).optional(),
   /** What to do with fires missed while no process ran (default `skip`). */
@@ -41,6 +45,8 @@ export const scheduleSchema = z.strictObject({
   data: z.unknown().optional(),
   /** `false` keeps the schedule (and its history) but stops it firing (default true). */
   enabled: z.boolean().optional(),
+  /** Makes it a heartbeat (docs/schedules.md): idle fires take no turn, no-op or repeating runs pause it, its runs have a cost ceiling. */
+  heartbeat: heartbeatSchema.optional(),
 });
 
 export const schedulesSchema = z.record(
@@ -51,7 +57,10 @@ export const schedulesSchema = z.record(
 export type ScheduleConfig = z.infer<typeof scheduleSchema>;
 export type SchedulesConfig = z.infer<typeof schedulesSchema>;
 
-export type ScheduleTrigger = { kind: 'cron'; pattern: string } | { kind: 'at'; at: number };
+export type ScheduleTrigger = { kind: 'cron'; pattern: string } | { kind: 'at'; at: number } | { kind: 'every'; ms: number };
+
+/** The shortest `every`: a second, like the finest cron pattern. */
+export const MIN_EVERY_MS = 1_000;
 
 /** One compiled, checked schedule. */
 export interface Schedule {
@@ -64,6 +73,8 @@ export interface Schedule {
   text: string;
   data: Json;
   enabled: boolean;
+  /** Null: a plain schedule. */
+  heartbeat: HeartbeatSpec | null;
   /**
    * Digest of what decides the fire times (pattern and timezone, or the instant, and
    * `enabled`). When it differs from the stored one, the next fire is computed afresh.
@@ -86,8 +97,13 @@ export function compileSchedules(raw: SchedulesConfig | undefined, issues: Field
     const tzOk = isValidTimezone(timezone);
     if (!tzOk) issues.push({ path: `${path}.timezone`, message: `unknown IANA timezone "${timezone}"` });
     let trigger: ScheduleTrigger | null = null;
-    if ((cfg.cron === undefined) === (cfg.at === undefined)) {
-      issues.push({ path: `${path}.cron`, message: 'a schedule has exactly one of cron or at' });
+    const triggers = [cfg.cron, cfg.at, cfg.every].filter((t) => t !== undefined).length;
+    if (triggers !== 1) {
+      issues.push({ path: `${path}.cron`, message: 'a schedule has exactly one of cron, at or every' });
+    } else if (cfg.every !== undefined) {
+      const ms = parseDuration(cfg.every);
+      if (ms === null || ms < MIN_EVERY_MS) issues.push({ path: `${path}.every`, message: `not a duration of at least 1s: ${JSON.stringify(cfg.every)} (e.g. 30s, 15m, 4h, 1d, or milliseconds)` });
+      else trigger = { kind: 'every', ms };
     } else if (cfg.cron !== undefined) {
       const problem = checkCron(cfg.cron, tzOk ? timezone : 'UTC');
       if (problem) issues.push({ path: `${path}.cron`, message: problem });
@@ -103,6 +119,14 @@ export function compileSchedules(raw: SchedulesConfig | undefined, issues: Field
     if (cfg.agent !== undefined && agentNames && !agentNames.includes(cfg.agent)) {
       issues.push({ path: `${path}.agent`, message: `unknown agent "${cfg.agent}" (known: ${agentNames.join(', ') || 'none'})` });
     }
+    let heartbeat: HeartbeatSpec | null = null;
+    if (cfg.heartbeat) {
+      heartbeat = compileHeartbeat(cfg.heartbeat, `${path}.heartbeat`, issues, agentNames);
+      // Its runs are judged and ceilinged as one agent's; routing could hand them to anyone.
+      if (cfg.agent === undefined) issues.push({ path: `${path}.agent`, message: 'a heartbeat needs an agent' });
+      if (cfg.at !== undefined) issues.push({ path: `${path}.at`, message: 'a heartbeat repeats: use every or cron' });
+      if (cfg.catchUp === 'all') issues.push({ path: `${path}.catchUp`, message: "a heartbeat fires at most once at a time: use skip or once" });
+    }
     if (issues.length > before || !trigger) continue;
     const enabled = cfg.enabled ?? true;
     out.push({
@@ -115,6 +139,7 @@ export function compileSchedules(raw: SchedulesConfig | undefined, issues: Field
       text: cfg.text ?? '',
       data: (cfg.data ?? null) as Json,
       enabled,
+      heartbeat,
       spec: specDigest(trigger, timezone, enabled),
     });
   }
@@ -122,6 +147,7 @@ export function compileSchedules(raw: SchedulesConfig | undefined, issues: Field
 }
 
 function specDigest(trigger: ScheduleTrigger, timezone: string, enabled: boolean): string {
+  if (trigger.kind === 'every') return digest({ every: trigger.ms, enabled });
   return digest(trigger.kind === 'cron' ? { cron: trigger.pattern, timezone, enabled } : { at: trigger.at, enabled });
 }
 

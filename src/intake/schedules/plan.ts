@@ -26,6 +26,7 @@ function cronOf(s: Schedule & { trigger: { kind: 'cron' } }): Cron {
 /** The first fire strictly after `after`, or null (a one-shot is never "after"; a pattern may end). */
 export function fireAfter(s: Schedule, after: number): number | null {
   if (s.trigger.kind === 'at') return null;
+  if (s.trigger.kind === 'every') return (Math.floor(after / s.trigger.ms) + 1) * s.trigger.ms;
   return cronOf(s as Schedule & { trigger: { kind: 'cron' } }).nextRun(new Date(after))?.getTime() ?? null;
 }
 
@@ -38,6 +39,11 @@ export function initialFire(s: Schedule, now: number): number | null {
 /** The `n` most recent fires at or before `upTo`, oldest first. */
 function latestFires(s: Schedule, n: number, upTo: number): number[] {
   if (s.trigger.kind === 'at') return s.trigger.at <= upTo ? [s.trigger.at] : [];
+  if (s.trigger.kind === 'every') {
+    const { ms } = s.trigger;
+    const last = Math.floor(upTo / ms) * ms;
+    return Array.from({ length: n }, (_, i) => last - (n - 1 - i) * ms).filter((t) => t >= 0);
+  }
   return cronOf(s as Schedule & { trigger: { kind: 'cron' } })
     .previousRuns(n, new Date(upTo + 1))
     .map((d) => d.getTime())

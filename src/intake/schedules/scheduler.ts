@@ -1,5 +1,5 @@
 import { MAX_TIMER_MS, systemClock, type Clock } from '../../core/clock.ts';
-import { SpineError } from '../../core/errors.ts';
+import { InvalidInputError, InvalidStateError, NotFoundError, SpineError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { PollLoop, type PassContext } from '../../core/poll-loop.ts';
@@ -10,6 +10,7 @@ import type { Envelope } from '../../core/envelope.ts';
 import type { Intake } from '../intake.ts';
 import type { Schedule } from './config.ts';
 import { fireKey, initialFire, planFires, type SkippedFires } from './plan.ts';
+import { decideBeat, scheduleOrigin, type Beat } from './heartbeat.ts';
 
 /**
  * The scheduler: turns due schedule fires into envelopes, once per cluster.
@@ -46,6 +47,9 @@ export interface TickReport {
   fired: Array<{ schedule: string; fireAt: number; envelope: string; created: boolean; late: boolean }>;
   /** Missed fires this scheduler recorded as skipped. */
   skipped: number;
+  /** Heartbeat fires that took no turn (idle, or the last run still going), and heartbeats this tick paused. */
+  idle: Array<{ schedule: string; fireAt: number; reason: 'idle' | 'busy' }>;
+  paused: Array<{ schedule: string; reason: string }>;
   /** Fires that could not be made (e.g. the agent is gone), audited `schedule.failed`. */
   failed: number;
   /** Schedules whose tick threw (retried with backoff). */
@@ -143,6 +147,19 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Lifts a heartbeat's pause (`spine schedules resume`): its streaks start over, and its
+   * next fire is computed afresh from now (fires missed while paused are not made). Audited
+   * as `heartbeat.resumed`. Not found, or not paused: a clear error, nothing changed.
+   */
+  async resume(id: string, actor: string): Promise<ScheduleState> {
+    return this.serial(async () => {
+      const state = await resumeHeartbeat(this.store, this.schedules, id, actor, this.clock.now());
+      await this.rearm();
+      return state;
+    });
+  }
+
   /** The configured schedules with their stored state. */
   async status(): Promise<Array<{ schedule: Schedule; state: ScheduleState | null }>> {
     const rows = new Map((await this.store.schedules.list()).map((r) => [r.id, r]));
@@ -169,7 +186,7 @@ export class Scheduler {
   }
 
   private async runTick(now: number): Promise<TickReport> {
-    const report: TickReport = { fired: [], skipped: 0, failed: 0, errors: 0 };
+    const report: TickReport = { fired: [], skipped: 0, idle: [], paused: [], failed: 0, errors: 0 };
     let rows: ScheduleState[];
     try {
       rows = await this.store.schedules.list();
@@ -204,11 +221,24 @@ export class Scheduler {
     if (row.claim) await this.finish(s, row.claim, report);
     // Fire only on the spec this process holds (during a rolling reload, the process with the stored spec fires).
     if (!s.enabled || row.spec !== s.spec || row.nextFireAt === null || row.nextFireAt > now) return;
+    // A paused heartbeat makes nothing, and records nothing, until it is resumed.
+    if (row.heartbeat.paused) return;
     const plan = planFires(s, row.nextFireAt, now, this.graceMs);
-    const claim: ScheduleClaim | null = plan.fire.length ? { id: newId('sfc'), claimedAt: now, fires: plan.fire } : null;
+    const beat = s.heartbeat && plan.fire.length ? await this.beat(s, row, now) : null;
+    const fires = beat && beat.kind !== 'fire' ? [] : plan.fire;
+    const claim: ScheduleClaim | null = fires.length ? { id: newId('sfc'), claimedAt: now, fires } : null;
     const audit: AuditEntry[] = plan.skipped ? [skippedAudit(s, plan.skipped)] : [];
-    const claimed = await this.store.schedules.claim({ id: s.id, expectNextFireAt: row.nextFireAt, nextFireAt: plan.next, claim, audit }, now);
+    if (beat) audit.push(...beatAudit(s, beat, plan.fire[plan.fire.length - 1]!));
+    const claimed = await this.store.schedules.claim(
+      { id: s.id, expectNextFireAt: row.nextFireAt, nextFireAt: plan.next, claim, audit, ...(beat ? { heartbeat: beat.patch } : {}) },
+      now,
+    );
     if (!claimed) return; // another process claimed these fires
+    if (beat?.kind === 'skip') report.idle.push({ schedule: s.id, fireAt: plan.fire[plan.fire.length - 1]!, reason: beat.reason });
+    if (beat?.kind === 'pause') {
+      report.paused.push({ schedule: s.id, reason: beat.reason });
+      this.log.warn(`heartbeat ${s.id} paused: ${beat.reason}; resume with: spine schedules resume ${s.id}`);
+    }
     if (plan.skipped) {
       report.skipped += plan.skipped.count ?? plan.skipped.listed.length;
       this.log.warn(`schedule ${s.id}: skipped missed fires`, {
@@ -221,6 +251,17 @@ export class Scheduler {
     if (claim) await this.finish(s, claim, report);
   }
 
+  /** A heartbeat's due fire: its last run judged, its watched scopes looked at (reads only; the claim writes). */
+  private async beat(s: Schedule, row: ScheduleState, now: number): Promise<Beat> {
+    const hb = s.heartbeat!;
+    const since = row.heartbeat.since ?? row.createdAt;
+    const last = row.heartbeat.run ? await this.store.schedules.runEffects(row.heartbeat.run) : null;
+    const active = hb.skipIfIdle
+      ? await this.store.schedules.activity({ since, tenant: 'default', ...hb.watch, origin: scheduleOrigin(s.id, true), schedule: s.id })
+      : true;
+    return decideBeat(hb, { ...row.heartbeat, since }, last, active, now);
+  }
+
   /** Accepts a claim's envelopes (idempotently) and closes it. Throws (leaving the claim open) on a retryable failure. */
   private async finish(s: Schedule, claim: ScheduleClaim, report: TickReport): Promise<void> {
     const audit: AuditEntry[] = [];
@@ -228,10 +269,13 @@ export class Scheduler {
     let failed = 0;
     let last: number | null = null;
     const actor = `schedule:${s.id}`;
+    const origin = scheduleOrigin(s.id, s.heartbeat !== null);
+    let run: string | null = null;
     for (const fireAt of claim.fires) {
       const late = claim.claimedAt - fireAt > this.graceMs;
       try {
-        const r = await this.intake.accept(fireEnvelope(s, fireAt, late), { actor, ...(s.agent ? { agent: s.agent } : {}) });
+        const r = await this.intake.accept(fireEnvelope(s, fireAt, late), { actor, origin, ...(s.agent ? { agent: s.agent } : {}) });
+        run = r.run?.id ?? run;
         last = fireAt;
         fired.push({ schedule: s.id, fireAt, envelope: r.envelope.id, created: r.created, late });
         audit.push({
@@ -248,7 +292,11 @@ export class Scheduler {
         this.log.error(`schedule ${s.id}: fire ${iso(fireAt)} failed`, { error: err.message });
       }
     }
-    const closed = await this.store.schedules.complete({ id: s.id, claimId: claim.id, fired: fired.length, lastFireAt: last, audit }, this.clock.now());
+    const closed = await this.store.schedules.complete(
+      // A heartbeat's run is judged at its next fire.
+      { id: s.id, claimId: claim.id, fired: fired.length, lastFireAt: last, audit, ...(s.heartbeat ? { heartbeatRun: run } : {}) },
+      this.clock.now(),
+    );
     if (!closed) return; // another process finished the same claim and recorded it
     report.fired.push(...fired);
     report.failed += failed;
@@ -289,6 +337,7 @@ export class Scheduler {
         let due: number | null = null;
         // An open claim is another process mid-way (or a crash): look again shortly.
         if (row.claim) due = now + this.retryMs;
+        else if (row.heartbeat.paused) due = null;
         else if (s.enabled && row.spec === s.spec && row.nextFireAt !== null) due = row.nextFireAt;
         const failing = this.backoff.get(s.id);
         if (due !== null) earliest(failing ? Math.max(due, failing.until) : due);
@@ -308,6 +357,25 @@ export class Scheduler {
   }
 }
 
+/**
+ * Lifts a heartbeat's pause, from any process (`spine schedules resume` too): streaks
+ * reset, the next fire computed afresh from `now`, audited `heartbeat.resumed`. A running
+ * scheduler sees it at its next look at the table (within its maxSleepMs).
+ */
+export async function resumeHeartbeat(store: Store, schedules: readonly Schedule[], id: string, actor: string, now: number): Promise<ScheduleState> {
+  const s = schedules.find((x) => x.id === id);
+  if (!s) throw new NotFoundError('schedule', id);
+  if (!s.heartbeat) throw new InvalidInputError('schedule', `${id} is not a heartbeat: only heartbeats pause`);
+  const row = await store.schedules.get(id);
+  if (!row?.heartbeat.paused) throw new InvalidStateError(`heartbeat ${id} is not paused`);
+  const next = initialFire(s, now);
+  const audit: AuditEntry[] = [
+    { kind: 'heartbeat.resumed', actor, data: { schedule: id, pausedAt: iso(row.heartbeat.paused.at), reason: row.heartbeat.paused.reason, nextFireAt: iso(next) } },
+  ];
+  if (!(await store.schedules.resume({ id, nextFireAt: next, audit }, now))) throw new InvalidStateError(`heartbeat ${id} is not paused`);
+  return (await store.schedules.get(id))!;
+}
+
 /** The envelope of one fire: channel `cron`, peer = the schedule, keyed by the fire time. */
 export function fireEnvelope(s: Schedule, fireAt: number, late: boolean): Envelope {
   return {
@@ -318,7 +386,7 @@ export function fireEnvelope(s: Schedule, fireAt: number, late: boolean): Envelo
     sender: null,
     thread: null,
     text: s.text,
-    data: { schedule: s.id, fireAt: new Date(fireAt).toISOString(), late, data: s.data },
+    data: { schedule: s.id, fireAt: new Date(fireAt).toISOString(), late, data: s.data, ...(s.heartbeat ? { heartbeat: true } : {}) },
     idempotencyKey: fireKey(s.id, fireAt),
     replyTo: null,
   };
@@ -343,11 +411,37 @@ function skippedAudit(s: Schedule, skipped: SkippedFires): AuditEntry {
 
 function describe(s: Schedule): Json {
   return {
-    ...(s.trigger.kind === 'cron' ? { cron: s.trigger.pattern, timezone: s.timezone } : { at: new Date(s.trigger.at).toISOString() }),
+    ...describeTrigger(s),
     catchUp: s.catchUp,
     enabled: s.enabled,
     agent: s.agent,
+    ...(s.heartbeat ? { heartbeat: { watch: s.heartbeat.watchList, skipIfIdle: s.heartbeat.skipIfIdle } } : {}),
   };
+}
+
+/** A schedule's trigger as written: `cron` (with its timezone), `at`, or `every` (ms). */
+export function describeTrigger(s: Schedule): { [key: string]: Json } {
+  switch (s.trigger.kind) {
+    case 'cron':
+      return { cron: s.trigger.pattern, timezone: s.timezone };
+    case 'at':
+      return { at: new Date(s.trigger.at).toISOString() };
+    case 'every':
+      return { everyMs: s.trigger.ms };
+  }
+}
+
+/** What a heartbeat's fire records besides `schedule.fired`: the judged run, a skip or a pause. */
+function beatAudit(s: Schedule, beat: Beat, fireAt: number): AuditEntry[] {
+  const actor = `schedule:${s.id}`;
+  const out: AuditEntry[] = [];
+  if (beat.judged) {
+    const j = beat.judged;
+    out.push({ kind: 'heartbeat.judged', runId: j.run, actor, data: { schedule: s.id, run: j.run, noop: j.noop, digest: j.digest, noops: beat.patch.noops, identical: beat.patch.identical } });
+  }
+  if (beat.kind === 'skip') out.push({ kind: 'heartbeat.skipped', actor, data: { schedule: s.id, fireAt: iso(fireAt), reason: beat.reason, since: iso(beat.patch.since) } });
+  if (beat.kind === 'pause') out.push({ kind: 'heartbeat.paused', actor, data: { schedule: s.id, fireAt: iso(fireAt), reason: beat.reason, run: beat.judged.run } });
+  return out;
 }
 
 function iso(t: number | null): string | null {

@@ -163,6 +163,8 @@ export function sqlEnvelopeStore(db: SqlBackend): EnvelopeStore {
       const run = await db.transaction(async (tx) => {
         const handed = await tx.run(`UPDATE envelopes SET state = 'routed' WHERE id = ? AND state = 'routing'`, [envelopeId]);
         if (handed !== 1) return null;
+        // The work run keeps the origin of the routing run that chose its agent (a schedule's fire, say).
+        const router = await tx.get<{ origin: string | null }>(`SELECT origin FROM runs WHERE envelope_id = ? AND kind = 'router'`, [envelopeId]);
         const run = await insertRun(
           tx,
           {
@@ -175,6 +177,7 @@ export function sqlEnvelopeStore(db: SqlBackend): EnvelopeStore {
             session: route.session,
             kind: 'work',
             ...(route.tenant ? { tenant: route.tenant } : {}),
+            ...(router?.origin ? { origin: router.origin } : {}),
           },
           now,
         );

@@ -36,8 +36,8 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
   const audit: AuditEntry[] = sink ?? [];
   const lane = req.session ? await enterLane(tx, req.session, runId, now, audit) : null;
   const inserted = await tx.get<RunRow>(
-    `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, created_at, updated_at)
-     VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
+     VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING *`,
     [
       runId,
@@ -51,6 +51,7 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
       lane?.seq ?? null,
       lane?.epoch ?? null,
       req.kind,
+      req.origin ?? null,
       now,
       now,
     ],
@@ -72,7 +73,7 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
       runId,
       agent: req.agent,
       actor,
-      data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind },
+      data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind, ...(req.origin ? { origin: req.origin } : {}) },
     },
     { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
   );

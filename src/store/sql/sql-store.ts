@@ -206,6 +206,7 @@ export class SqlStore implements Store {
             session: route.session,
             kind: route.kind,
             ...(route.tenant ? { tenant: route.tenant } : {}),
+            ...(route.origin ? { origin: route.origin } : {}),
           },
           now,
           audit,

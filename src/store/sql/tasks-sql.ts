@@ -196,6 +196,7 @@ type RunContext = {
   reply_channel: string | null;
   reply_account: string | null;
   reply_to: string | null;
+  origin: string | null;
 };
 
 /** Everything a claimed task's next turn needs, read after the claim committed. */
@@ -213,7 +214,7 @@ async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undef
     task.parentId === null && run?.kind === 'work' && run.reply_to !== null && run.reply_channel !== null
       ? { channel: run.reply_channel, account: run.reply_account ?? 'default', target: parseJson(run.reply_to) }
       : null;
-  return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn, reply };
+  return { task, lease, tenant: run?.tenant ?? 'default', session, history: committed, results: last ? last.results : [], openTurn, reply, origin: run?.origin ?? null };
 }
 
 export function sqlTaskStore(db: SqlBackend): TaskStore {
@@ -304,7 +305,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
       const tasks = rows.map(toTask);
       const runIds = [...new Set(tasks.map((t) => t.runId))];
       const runs = await db.read.all<RunContext & { id: string }>(
-        `SELECT r.id, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, e.channel AS reply_channel, e.account AS reply_account, e.reply_to
+        `SELECT r.id, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to
          FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id WHERE r.id IN (${placeholders(runIds.length)})`,
         runIds,
       );
