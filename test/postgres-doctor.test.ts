@@ -45,6 +45,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['approvals', 'ok'],
       ['outbox', 'ok'],
       ['breakers', 'ok'],
+      ['probes', 'ok'],
       ['stuck work', 'ok'],
       ['audit', 'warn'],
     ],

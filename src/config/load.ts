@@ -27,6 +27,7 @@ import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/set
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import { compileBreakers, compileGates } from '../validation/config.ts';
+import { compileStuck } from '../validation/stuck.ts';
 import type { Durability } from '../store/store.ts';
 import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
 import { insecureFileReason } from './file-mode.ts';
@@ -284,6 +285,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
+  const stuck = compileStuck(raw.health?.stuck, issues);
   const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const audit = compileAuditSettings(raw.audit, dir, issues);
@@ -295,7 +297,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy, memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck }),
     routing,
     gateway,
     channels,

@@ -9,6 +9,7 @@ import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { StuckSettings } from '../validation/stuck.ts';
 import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
@@ -93,6 +94,8 @@ export interface Registry {
   gatesVersion?: string;
   /** Circuit breakers (validation.breakers); off when null or absent. */
   breakers?: BreakerSettings | null;
+  /** The stuck-work sweep (health.stuck); off when null or absent. */
+  stuck?: StuckSettings | null;
   /** Shared memory: scope policies and limits. */
   memory: MemorySettings;
 }

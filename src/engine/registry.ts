@@ -4,6 +4,7 @@ import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { StuckSettings } from '../validation/stuck.ts';
 import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
@@ -51,6 +52,7 @@ export function createRegistry(parts: {
   gates?: readonly Gate[];
   gatesVersion?: string;
   breakers?: BreakerSettings | null;
+  stuck?: StuckSettings | null;
   memory?: MemorySettings;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
@@ -99,6 +101,7 @@ export function createRegistry(parts: {
     gates: parts.gates ?? [],
     ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
     ...(parts.breakers ? { breakers: parts.breakers } : {}),
+    ...(parts.stuck ? { stuck: parts.stuck } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
   };
 }

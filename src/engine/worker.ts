@@ -6,7 +6,8 @@ import { newId } from '../core/ids.ts';
 import { PollLoop, type PassContext } from '../core/poll-loop.ts';
 import { silentLogger, withFields, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
-import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { sweepStuck } from '../validation/stuck.ts';
 import { Boundary } from './boundary.ts';
 import { BreakerBoard } from '../validation/breakers.ts';
 import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
@@ -135,6 +136,7 @@ export class Worker {
     const now = this.clock.now();
     this.lastReap = now;
     await this.store.workers.sweepLost(this.id, now);
+    await this.sweepStuck(now);
     const report: RunOnceReport = {
       reclaimed: await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims),
       released: await this.store.limits.releaseExpired(now),
@@ -156,6 +158,22 @@ export class Worker {
       }
     } finally {
       await this.heartbeats.stop();
+    }
+  }
+
+  /**
+   * The stuck-work sweep (health.stuck), on the reaper's tick and before it: an expired
+   * lease is seen before the reaper takes it back. A failed sweep is logged; the reaper goes on.
+   */
+  private async sweepStuck(now: number): Promise<void> {
+    const settings = this.registry.stuck;
+    if (!settings) return;
+    const agents = this.registry.agents;
+    try {
+      const { raised } = await sweepStuck(this.store, settings, { turnTimeoutMs: (a) => agents.get(a)?.timeoutMs ?? DEFAULT_TIMEOUT_MS }, now, this.id);
+      for (const f of raised) this.log.warn('stuck work', { kind: f.kind, subject: f.id, run: f.runId, action: f.action, detail: f.detail });
+    } catch (err) {
+      this.log.error('stuck-work sweep failed', { error: err instanceof Error ? err.message : String(err) });
     }
   }
 
@@ -204,6 +222,7 @@ export class Worker {
     const now = this.clock.now();
     if (now - this.lastReap >= this.reapEveryMs) {
       this.lastReap = now;
+      await this.sweepStuck(now);
       await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
       await this.store.limits.releaseExpired(now);
       await this.store.approvals.expire(now);
