@@ -20,6 +20,18 @@ export interface EndpointBreakers {
 }
 
 /**
+ * A health probe (an agent's or MCP server's `health`): a cheap check without a model
+ * turn. `check` resolves with a short detail when healthy and throws when not.
+ */
+export interface HealthProbe {
+  /** `ping` (run a command), `http` (GET a URL) or `handshake` (A2A card, MCP initialize). */
+  kind: 'ping' | 'http' | 'handshake';
+  everyMs: number;
+  timeoutMs: number;
+  check(signal: AbortSignal): Promise<string>;
+}
+
+/**
  * An agent adapter: one stateless turn. It returns the agent's raw answer; the
  * engine validates it against the turn protocol, so adapters stay thin.
  */

@@ -1,4 +1,4 @@
-import type { Agent, ToolDefinition } from '../core/agent.ts';
+import type { Agent, HealthProbe, ToolDefinition } from '../core/agent.ts';
 import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
 import type { JoinSpec } from '../core/join.ts';
@@ -35,6 +35,8 @@ export interface AgentSpec {
   onExhausted: 'dead' | 'escalate';
   /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
   fallback: string | null;
+  /** Its health probe (`health`), run by the workers on a schedule; null when none. */
+  probe: HealthProbe | null;
   /** How its batches of handoffs join (null: all lanes, failures included). */
   join: JoinSpec | null;
   /** How the claims of its joined handoffs are compared and their conflicts resolved (null: no synthesis). */

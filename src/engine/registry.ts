@@ -1,4 +1,4 @@
-import type { Agent, ToolFunction } from '../core/agent.ts';
+import type { Agent, HealthProbe, ToolFunction } from '../core/agent.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
@@ -23,6 +23,7 @@ export interface AgentInit {
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
   fallback?: string | null;
+  probe?: HealthProbe | null;
   join?: JoinSpec | null;
   synthesis?: SynthesisSpec | null;
   recall?: readonly RecallSpec[];
@@ -73,6 +74,7 @@ export function createRegistry(parts: {
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
       fallback: a.fallback ?? null,
+      probe: a.probe ?? null,
       join: a.join ?? null,
       synthesis: a.synthesis ?? null,
       recall: a.recall ?? [],

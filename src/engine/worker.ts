@@ -8,6 +8,7 @@ import { silentLogger, withFields, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
 import { sweepStuck } from '../validation/stuck.ts';
+import { Prober, type ProbeEntry } from '../validation/probes.ts';
 import { Boundary } from './boundary.ts';
 import { BreakerBoard } from '../validation/breakers.ts';
 import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
@@ -73,6 +74,9 @@ export class Worker {
   private readonly reapEveryMs: number;
   private boundary: Boundary;
   private breakers: BreakerBoard | null = null;
+  /** Runs the agents' health probes (one prober per worker; the store's lease picks one worker per probe). */
+  readonly prober: Prober;
+  private readonly probing: PollLoop;
 
   constructor(deps: WorkerDeps) {
     this.store = deps.store;
@@ -91,6 +95,8 @@ export class Worker {
     this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
     this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
     this.liveness = new PollLoop({ ...common, name: 'worker liveness', pass: () => this.sweepLost() });
+    this.prober = new Prober({ store: this.store.probes, clock: this.clock, owner: this.id, entries: probesOf(this.registry), board: this.breakers });
+    this.probing = new PollLoop({ ...common, name: 'health probes', pass: async () => (await this.prober.tick()).sleepMs });
   }
 
   get running(): number {
@@ -102,6 +108,8 @@ export class Worker {
     this.registry = registry;
     this.boundary = new Boundary(this.store, registry, this.clock);
     this.breakers = this.boardFor(registry);
+    this.prober.reconfigure(probesOf(registry), this.breakers);
+    if (this.loop.running && !this.probing.running && this.prober.size > 0) this.probing.start();
   }
 
   /** This worker's view of the shared circuit breakers (null when validation.breakers is off). */
@@ -120,6 +128,7 @@ export class Worker {
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
     this.heartbeats.start(this.opts.heartbeatMs);
     if (this.opts.livenessMs > 0) this.liveness.start();
+    if (this.prober.size > 0) this.probing.start();
     this.loop.start();
   }
 
@@ -183,6 +192,7 @@ export class Worker {
     this.stopping = true;
     this.watching?.stop.abort();
     await this.liveness.stop();
+    await this.probing.stop();
     await this.loop.stop();
     const drained = new AbortController();
     const all = Promise.all([...this.inflight.values()].map((f) => f.done)).then(() => drained.abort());
@@ -359,4 +369,9 @@ export class Worker {
     }
     return next();
   }
+}
+
+/** The registry's health probes, each feeding its agent's breaker. */
+function probesOf(registry: Registry): ProbeEntry[] {
+  return [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
 }
