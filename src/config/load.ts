@@ -28,7 +28,7 @@ import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import { compileBreakers, compileGates } from '../validation/config.ts';
 import { compileStuck } from '../validation/stuck.ts';
-import { buildProbe } from '../agents/probes.ts';
+import type { buildProbe } from '../agents/probes.ts';
 import type { Durability } from '../store/store.ts';
 import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
 import { insecureFileReason } from './file-mode.ts';
@@ -103,6 +103,8 @@ export interface ConfigAdapters {
   http: AgentFactory<HttpAgentConfig>;
   llm: AgentFactory<LlmAgentConfig>;
   a2a: AgentFactory<A2aAgentConfig>;
+  /** Builds an agent's health probe (agents/probes.ts). */
+  probe: typeof buildProbe;
   /** Connects to MCP servers and returns their tools. */
   mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
 }
@@ -284,7 +286,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   for (const [name, cfg] of Object.entries(raw.agents)) {
     const a = agents[name];
     if (!cfg.health || !a) continue;
-    a.probe = buildProbe(cfg.health, { kind: cfg.kind, dir, ...('url' in cfg && typeof cfg.url === 'string' ? { url: cfg.url } : {}) }, `agents.${name}.health`, issues);
+    a.probe = adapters.probe(cfg.health, { kind: cfg.kind, dir, ...('url' in cfg && typeof cfg.url === 'string' ? { url: cfg.url } : {}) }, `agents.${name}.health`, issues);
   }
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
