@@ -13,7 +13,8 @@ import { ManualClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/issues.ts';
 import { BreakerBoard, DEFAULT_BREAKERS } from '../../src/validation/breakers.ts';
 import { Prober } from '../../src/validation/probes.ts';
-import { tempStore } from '../helpers.ts';
+import { Worker } from '../../src/engine/worker.ts';
+import { registry, tempStore, until } from '../helpers.ts';
 
 const START = Date.UTC(2026, 0, 1);
 
@@ -105,6 +106,25 @@ describe('health probes', () => {
     clock.advance(30_000);
     await Promise.all([a.tick(), b.tick()]);
     assert.equal(srv.state.hits, 2, 'once per period across both');
+  });
+
+  it("a started worker runs its agents' probes on its clock", async (t) => {
+    const { store, cleanup } = await tempStore();
+    const clock = new ManualClock(START);
+    let checks = 0;
+    const counting: HealthProbe = { kind: 'ping', everyMs: 30_000, timeoutMs: 1_000, check: async () => `check ${++checks}` };
+    const reg = registry({ a: () => ({ output: null }) });
+    reg.agents.get('a')!.probe = counting;
+    const worker = new Worker({ store, registry: reg, clock, options: { livenessMs: 0 } });
+    await worker.start();
+    t.after(async () => {
+      await worker.stop();
+      await cleanup();
+    });
+    await until('the first probe ran', async () => (await store.probes.list())[0]?.detail === 'check 1');
+    clock.advance(30_000);
+    await until('the next one ran once due', async () => (await store.probes.list())[0]?.detail === 'check 2');
+    assert.equal(checks, 2);
   });
 
   it('a probe that does not fit its agent is refused, naming the field', () => {
