@@ -87,7 +87,7 @@ export const configSchema = z.strictObject({
   policy: policySchema.optional(),
   /** Gates at the boundary's crossings (docs/validation.md). */
   validation: validationSchema.optional(),
-  /** Health: the stuck-work sweep and its actions, the probes' lease (docs/health.md). */
+  /** Health: the stuck-work sweep and its actions (docs/health.md); probes are declared per agent. */
   health: healthSchema.optional(),
   /** Shared memory: scope policies (conflict strategy, contract), limits, the TTL sweep. */
   memory: memoryConfigSchema.optional(),

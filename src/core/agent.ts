@@ -20,11 +20,11 @@ export interface EndpointBreakers {
 }
 
 /**
- * A health probe (an agent's or MCP server's `health`): a cheap check without a model
- * turn. `check` resolves with a short detail when healthy and throws when not.
+ * A health probe (an agent's `health`): a cheap check without a model turn. `check`
+ * resolves with a short detail when healthy and throws when not.
  */
 export interface HealthProbe {
-  /** `ping` (run a command), `http` (GET a URL) or `handshake` (A2A card, MCP initialize). */
+  /** `ping` (run a command), `http` (GET a URL) or `handshake` (fetch the A2A Agent Card). */
   kind: 'ping' | 'http' | 'handshake';
   everyMs: number;
   timeoutMs: number;

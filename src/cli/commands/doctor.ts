@@ -164,7 +164,7 @@ export async function diagnose(
     report.raised = await store.stuck.list(20);
     checks.push(
       findings.length === 0
-        ? { name: 'stuck work', status: 'ok', detail: 'no turn past its timeout, approval about to expire or run past its SLA' }
+        ? { name: 'stuck work', status: 'ok', detail: 'no expired lease, turn past its timeout, overdue join, approval about to expire or run past its SLA' }
         : { name: 'stuck work', status: 'warn', detail: findings.slice(0, 5).map((f) => `${f.kind} ${f.id}: ${f.detail}`).join('; ') + (findings.length > 5 ? `; … ${findings.length - 5} more` : '') },
     );
     // The last `spine audit verify` (or GET /v1/audit/verify): doctor reports it, it does not re-run it.
