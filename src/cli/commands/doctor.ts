@@ -196,7 +196,7 @@ function breakerCheck(breakers: BreakerRecord[], now: number): Check {
   return { name: 'breakers', status: 'warn', detail: what.join('; ') };
 }
 
-/** Health probes (agents' and MCP servers' `health`): a failing one is a warning naming it. */
+/** Health probes (agents' `health`): a failing one is a warning naming it. */
 function probeCheck(probes: ProbeResult[], now: number): Check {
   const ran = probes.filter((p) => p.checkedAt !== null);
   if (ran.length === 0) return { name: 'probes', status: 'ok', detail: 'none run yet' };
