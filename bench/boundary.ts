@@ -144,22 +144,39 @@ const results = [
 // An open breaker: how fast a worker rejects work from its snapshot, and how many store reads that took.
 const now0 = Date.now();
 await store.breakers.update('agent:bench', outcomeChange('agent:bench', false, 'AGENT_FAILED', { ...DEFAULT_BREAKERS, failures: 1, cooldownMs: 3_600_000 }, now0, { actor: 'bench' }), now0);
+const modelKey = 'model:openai:bench@models.example:443';
+await store.breakers.update(modelKey, outcomeChange(modelKey, false, 'server-error', { ...DEFAULT_BREAKERS, failures: 1, cooldownMs: 3_600_000 }, now0, { actor: 'bench' }), now0);
+// Every store round trip the board makes is counted (reads of the snapshot, and any get or update).
 let breakerReads = 0;
-const counted = { ...store.breakers, list: () => (breakerReads++, store.breakers.list()) };
+let breakerTrips = 0;
+const counted = {
+  list: () => (breakerReads++, breakerTrips++, store.breakers.list()),
+  get: (k: string) => (breakerTrips++, store.breakers.get(k)),
+  update: (...a: Parameters<typeof store.breakers.update>) => (breakerTrips++, store.breakers.update(...a)),
+};
 const board = new BreakerBoard(counted, { ...DEFAULT_BREAKERS, refreshMs: 1_000 }, systemClock, 'bench');
+// The bare baseline in the same run: an awaited call that does nothing.
+const bare = await measure('bare baseline (an awaited no-op)', async () => {});
 const breakerResult = await measure('open breaker rejects (snapshot, refreshed each 1 s)', async () => {
   const a = await board.admit('agent:bench');
   if (a.ok) throw new Error('the breaker let work through');
 });
-results.push(breakerResult);
+// A model endpoint's breaker (an LLM agent's model) takes the same path.
+const modelResult = await measure('open model-endpoint breaker rejects', async () => {
+  const a = await board.admit(modelKey);
+  if (a.ok) throw new Error('the breaker let work through');
+});
+results.push(bare, breakerResult, modelResult);
+const rejections = 2 * (N + 500);
 await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 const TARGET = 0.1;
 const GATE_TARGET = 0.05;
+const BREAKER_TARGET = 0.1;
 const gateAddedP50 = round(results[1]!.p50 - results[0]!.p50, 4);
 if (args.json) {
-  console.log(JSON.stringify({ actions: N, rules: policy.all.length, contracts: contracts.size, target_p50_ms: TARGET, results, ruleGate: { addedP50Ms: gateAddedP50, targetMs: GATE_TARGET }, breaker: { rejections: N + 500, storeReads: breakerReads } }, null, 2));
+  console.log(JSON.stringify({ actions: N, rules: policy.all.length, contracts: contracts.size, target_p50_ms: TARGET, results, ruleGate: { addedP50Ms: gateAddedP50, targetMs: GATE_TARGET }, breaker: { rejections, storeRoundTrips: breakerTrips, snapshotReads: breakerReads, p50Ms: breakerResult.p50, overBareP50Ms: round(breakerResult.p50 - bare.p50, 4), targetMs: BREAKER_TARGET } }, null, 2));
 } else {
   const rows = results.map((r) => [r.label, `${r.p50.toFixed(4)} ms`, `${r.p99.toFixed(4)} ms`, r.p50 <= TARGET ? 'met' : 'MISSED']);
   const head = ['boundary, per action', 'p50', 'p99', `p50 ≤ ${TARGET} ms`];
@@ -169,6 +186,8 @@ if (args.json) {
   console.log(line(head));
   console.log(line(widths.map((w) => '─'.repeat(w))));
   for (const r of rows) console.log(line(r));
-  console.log(`an open breaker rejected ${N + 500} tasks with ${breakerReads} store read(s) (one per refresh interval)`);
+  console.log(
+    `an open breaker rejected ${rejections} tasks in ${breakerResult.p50.toFixed(4)} ms p50 (${round(breakerResult.p50 - bare.p50, 4).toFixed(4)} ms over the bare baseline; target ≤ ${BREAKER_TARGET} ms: ${breakerResult.p50 <= BREAKER_TARGET ? 'met' : 'MISSED'}) with ${breakerTrips} store round trip(s), all snapshot reads (one per refresh interval)`,
+  );
   console.log(`a rule gate adds ${gateAddedP50.toFixed(4)} ms p50 to a crossing (target ≤ ${GATE_TARGET} ms: ${gateAddedP50 <= GATE_TARGET ? 'met' : 'MISSED'})`);
 }

@@ -472,6 +472,14 @@ describe('the OpenAPI document', () => {
     await c.call('resetBreaker', '/v1/breakers/reset', { token: 'operator', body: { key: 'tool:nope' }, expect: 404, code: 'NOT_FOUND' });
     await c.call('resetBreaker', '/v1/breakers/reset', { token: 'operator', body: { key: 'tool:flaky' }, expect: 200 });
     assert.equal((await g.store.breakers.get('tool:flaky'))!.state, 'closed');
+    // The health view: breakers, probe results, stuck work the sweep raised.
+    await g.store.probes.claim('agent:remote', 'wrk_t', Date.now(), 5_000);
+    await g.store.probes.finish('agent:remote', 'wrk_t', { ok: false, ms: 12, detail: 'GET http://x/health: HTTP 500' }, Date.now(), Date.now() + 30_000);
+    await g.store.stuck.record({ kind: 'run-over-sla', subject: runId, runId, since: 1, detail: 'late', action: 'report' }, [{ kind: 'stuck.run-over-sla', runId, actor: 'test', data: {} }], null, Date.now());
+    const health = (await c.call('getHealth', '/v1/health', { token: 'viewer', expect: 200 })).body as unknown as { probes: Array<{ key: string; ok: boolean }>; stuck: Array<{ kind: string }> };
+    assert.deepEqual(health.probes.map((p) => [p.key, p.ok]), [['agent:remote', false]]);
+    assert.deepEqual(health.stuck.map((f) => f.kind), ['run-over-sla']);
+    await c.call('getHealth', '/v1/health', { token: null, expect: 401, code: 'UNAUTHENTICATED' });
 
     // ── audit and the live streams ──
     await c.call('listAudit', '/v1/audit?limit=5', { token: 'viewer', expect: 200 });

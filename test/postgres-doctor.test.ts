@@ -46,6 +46,7 @@ test(`doctor on ${TEST_DB}: healthy, then a stuck lease and a schema from the fu
       ['outbox', 'ok'],
       ['breakers', 'ok'],
       ['heartbeats', 'ok'],
+      ['probes', 'ok'],
       ['stuck work', 'ok'],
       ['audit', 'warn'],
     ],

@@ -7,6 +7,21 @@ import { memoryGrantsSchema, recallSchema } from '../memory/settings.ts';
 
 const positiveInt = z.number().int().positive();
 
+/** A health probe (docs/health.md): command, http and a2a agents; which fields apply depends on the probe. */
+export const healthProbeSchema = z.strictObject({
+  probe: z.enum(['ping', 'http', 'handshake']),
+  /** How often (e.g. `30s`); default 30s. */
+  every: z.union([z.string(), positiveInt]).optional(),
+  /** How long one check may take; default 5000. */
+  timeoutMs: positiveInt.optional(),
+  /** ping: the argv to run (exit 0 is healthy). */
+  command: z.array(z.string().min(1)).min(1).optional(),
+  /** http: the URL to GET (a 2xx is healthy), or a path resolved against the agent's URL. */
+  url: z.string().min(1).optional(),
+  path: z.string().startsWith('/').optional(),
+});
+export type HealthProbeConfig = z.infer<typeof healthProbeSchema>;
+
 /** Fields every agent kind accepts. */
 export const agentCommon = {
   description: z.string().optional(),
@@ -34,6 +49,8 @@ export const agentCommon = {
   cost: cost.optional(),
   /** When retries run out: dead-letter (default) or escalate to a human. */
   onExhausted: z.enum(['dead', 'escalate']).optional(),
+  /** A probe the workers run on a schedule, feeding the agent's breaker (docs/health.md). */
+  health: healthProbeSchema.optional(),
   /** The agent that takes over a task whose attempts are spent or whose breaker is open (docs/validation.md). */
   fallback: z.string().min(1).optional(),
   /** How its batches of handoffs join: {mode: all | first | race | quorum:N, onChildFailure?, deadlineMs?}. */

@@ -27,6 +27,8 @@ import { compileMemory, compileMemoryGrants, compileRecall } from '../memory/set
 import { compileBindings } from '../routing/bindings.ts';
 import { compileSessions } from '../routing/sessions.ts';
 import { compileBreakers, compileGates } from '../validation/config.ts';
+import { compileStuck } from '../validation/stuck.ts';
+import type { buildProbe } from '../agents/probes.ts';
 import type { Durability } from '../store/store.ts';
 import { checkPatterns, type Catalog, type PatternUse } from './catalog-check.ts';
 import { insecureFileReason } from './file-mode.ts';
@@ -101,6 +103,8 @@ export interface ConfigAdapters {
   http: AgentFactory<HttpAgentConfig>;
   llm: AgentFactory<LlmAgentConfig>;
   a2a: AgentFactory<A2aAgentConfig>;
+  /** Builds an agent's health probe (agents/probes.ts). */
+  probe: typeof buildProbe;
   /** Connects to MCP servers and returns their tools. */
   mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
 }
@@ -279,11 +283,17 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     catalogNames,
     issues,
   );
+  for (const [name, cfg] of Object.entries(raw.agents)) {
+    const a = agents[name];
+    if (!cfg.health || !a) continue;
+    a.probe = adapters.probe(cfg.health, { kind: cfg.kind, dir, ...('url' in cfg && typeof cfg.url === 'string' ? { url: cfg.url } : {}) }, `agents.${name}.health`, issues);
+  }
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
+  const stuck = compileStuck(raw.health?.stuck, issues);
   const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const audit = compileAuditSettings(raw.audit, dir, issues);
@@ -295,7 +305,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation) }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck }),
     routing,
     gateway,
     channels,

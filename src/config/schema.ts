@@ -10,6 +10,7 @@ import { httpAgentSchema } from '../agents/http/schema.ts';
 import { llmAgentSchema } from '../agents/llm/schema.ts';
 import { mcpSchema } from '../tools/mcp/schema.ts';
 import { validationSchema } from '../validation/config.ts';
+import { healthSchema } from '../validation/stuck.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { memoryConfigSchema } from '../memory/settings.ts';
 import { contractId, cost, retrySchema, secretValue, type allowDeny } from './fields.ts';
@@ -86,6 +87,8 @@ export const configSchema = z.strictObject({
   policy: policySchema.optional(),
   /** Gates at the boundary's crossings (docs/validation.md). */
   validation: validationSchema.optional(),
+  /** Health: the stuck-work sweep and its actions (docs/health.md); probes are declared per agent. */
+  health: healthSchema.optional(),
   /** Shared memory: scope policies (conflict strategy, contract), limits, the TTL sweep. */
   memory: memoryConfigSchema.optional(),
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */

@@ -6,6 +6,29 @@ export interface AgentContext {
   timeoutMs: number;
   /** Streamed model output, as it arrives (live view only; the turn's answer is what counts). */
   onToken?: (chunk: { text: string; provider: string; model: string }) => void;
+  /** The shared circuit breakers, when configured: an adapter with endpoints of its own (an LLM agent's models) asks and reports per endpoint. */
+  breakers?: EndpointBreakers;
+}
+
+/**
+ * The breakers as an adapter sees them (validation/breakers.ts's BreakerBoard fits):
+ * `admit` may claim the half-open probe; `record` reports one call's outcome.
+ */
+export interface EndpointBreakers {
+  admit(key: string): Promise<{ ok: true; probe: boolean } | { ok: false; retryAt: number }>;
+  record(key: string, ok: boolean, error?: string | null): Promise<void>;
+}
+
+/**
+ * A health probe (an agent's `health`): a cheap check without a model turn. `check`
+ * resolves with a short detail when healthy and throws when not.
+ */
+export interface HealthProbe {
+  /** `ping` (run a command), `http` (GET a URL) or `handshake` (fetch the A2A Agent Card). */
+  kind: 'ping' | 'http' | 'handshake';
+  everyMs: number;
+  timeoutMs: number;
+  check(signal: AbortSignal): Promise<string>;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Agent, ToolDefinition } from '../core/agent.ts';
+import type { Agent, HealthProbe, ToolDefinition } from '../core/agent.ts';
 import type { RetryPolicy } from '../core/backoff.ts';
 import type { Json } from '../core/types.ts';
 import type { JoinSpec } from '../core/join.ts';
@@ -9,6 +9,7 @@ import type { ContractRegistry } from '../contracts/registry.ts';
 import type { Grants, PolicyEngine } from '../policy/evaluate.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { StuckSettings } from '../validation/stuck.ts';
 import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
@@ -34,6 +35,8 @@ export interface AgentSpec {
   onExhausted: 'dead' | 'escalate';
   /** Takes over a task whose attempts are spent or whose breaker is open; null: none. */
   fallback: string | null;
+  /** Its health probe (`health`), run by the workers on a schedule; null when none. */
+  probe: HealthProbe | null;
   /** How its batches of handoffs join (null: all lanes, failures included). */
   join: JoinSpec | null;
   /** How the claims of its joined handoffs are compared and their conflicts resolved (null: no synthesis). */
@@ -93,6 +96,8 @@ export interface Registry {
   gatesVersion?: string;
   /** Circuit breakers (validation.breakers); off when null or absent. */
   breakers?: BreakerSettings | null;
+  /** The stuck-work sweep (health.stuck); off when null or absent. */
+  stuck?: StuckSettings | null;
   /** Shared memory: scope policies and limits. */
   memory: MemorySettings;
 }

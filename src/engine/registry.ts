@@ -1,9 +1,10 @@
-import type { Agent, ToolFunction } from '../core/agent.ts';
+import type { Agent, HealthProbe, ToolFunction } from '../core/agent.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import { PolicyEngine, type Grants } from '../policy/evaluate.ts';
 import { EMPTY_POLICY, type CompiledPolicy } from '../policy/rules.ts';
 import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
+import type { StuckSettings } from '../validation/stuck.ts';
 import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
@@ -22,6 +23,7 @@ export interface AgentInit {
   cost?: AgentSpec['cost'];
   onExhausted?: AgentSpec['onExhausted'];
   fallback?: string | null;
+  probe?: HealthProbe | null;
   join?: JoinSpec | null;
   synthesis?: SynthesisSpec | null;
   recall?: readonly RecallSpec[];
@@ -51,6 +53,7 @@ export function createRegistry(parts: {
   gates?: readonly Gate[];
   gatesVersion?: string;
   breakers?: BreakerSettings | null;
+  stuck?: StuckSettings | null;
   memory?: MemorySettings;
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
@@ -71,6 +74,7 @@ export function createRegistry(parts: {
       cost: a.cost ?? null,
       onExhausted: a.onExhausted ?? 'dead',
       fallback: a.fallback ?? null,
+      probe: a.probe ?? null,
       join: a.join ?? null,
       synthesis: a.synthesis ?? null,
       recall: a.recall ?? [],
@@ -99,6 +103,7 @@ export function createRegistry(parts: {
     gates: parts.gates ?? [],
     ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
     ...(parts.breakers ? { breakers: parts.breakers } : {}),
+    ...(parts.stuck ? { stuck: parts.stuck } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
   };
 }

@@ -129,15 +129,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         const agentKey = `agent:${task.agent}`;
         const admitted = env.breakers ? await env.breakers.admit(agentKey) : null;
         if (admitted && !admitted.ok) {
-          audit.push({ ...base, kind: 'breaker.rejected', data: { breaker: agentKey, code: 'CIRCUIT_OPEN', retryAt: admitted.retryAt, turn: n } });
-          const open = new CircuitOpenError(agentKey, admitted.retryAt);
-          const fallback = spec.fallback ? registry.agents.get(spec.fallback) : undefined;
-          if (fallback) {
-            await commitHandOver(env, claimed, fallback, open.toInfo(), 'breaker-open', audit);
-            return;
-          }
-          const reason = open.message;
-          await commitPause(env, claimed, { effect: 'defer', until: admitted.retryAt, ruleId: `breaker:${agentKey}`, reason, audit }, audit, []);
+          await commitBreakerOpen(env, claimed, spec, new CircuitOpenError(agentKey, admitted.retryAt), { ...base, turn: n }, audit, []);
           return;
         }
         const spend = await boundary.turn(ctx(`${task.runId}/${task.id}/${n}/turn`), spec);
@@ -155,8 +147,13 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           : undefined;
         let raw: unknown;
         try {
-          raw = await callAgent(clock, spec, input, stop, onToken);
+          raw = await callAgent(clock, spec, input, stop, onToken, env.breakers);
         } catch (err) {
+          // Every endpoint the agent needs is open (an LLM agent's models): as for its own breaker, no attempt is used.
+          if (err instanceof CircuitOpenError && !stop.aborted) {
+            await commitBreakerOpen(env, claimed, spec, err, { ...base, turn: n }, audit, boundary.turnSettlement(turnSpend, null));
+            return;
+          }
           if (env.breakers && !stop.aborted && !(err instanceof Stopped)) await env.breakers.record(agentKey, false, toErrorInfo(err, 'AGENT_FAILED').code);
           throw err;
         }
@@ -388,7 +385,7 @@ function buildTurnInput(
 }
 
 /** Calls the agent with its timeout; a stop (cancel, shutdown) aborts the call too. */
-async function callAgent(clock: Clock, spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken']): Promise<unknown> {
+async function callAgent(clock: Clock, spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken'], breakers?: AgentContext['breakers']): Promise<unknown> {
   if (stop.aborted) throw new Stopped();
   const ctl = new AbortController();
   const onStop = () => ctl.abort(new Stopped());
@@ -403,7 +400,7 @@ async function callAgent(clock: Clock, spec: AgentSpec, input: TurnInput, stop: 
   });
   const stopped = new Promise<never>((_, reject) => ctl.signal.addEventListener('abort', () => reject(ctl.signal.reason as Error), { once: true }));
   try {
-    return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs, ...(onToken ? { onToken } : {}) }), timeout, stopped]);
+    return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs, ...(onToken ? { onToken } : {}), ...(breakers ? { breakers } : {}) }), timeout, stopped]);
   } finally {
     timer?.cancel();
     stop.removeEventListener('abort', onStop);
@@ -605,13 +602,35 @@ async function commitPause(env: RunnerEnv, claimed: ClaimedTask, pause: Pause, a
   }
 }
 
+/**
+ * Work refused by an open breaker (the agent's, or every model endpoint it has): the
+ * fallback agent takes it over, or it waits out the cooldown. Neither uses an attempt.
+ */
+async function commitBreakerOpen(
+  env: RunnerEnv,
+  claimed: ClaimedTask,
+  spec: AgentSpec,
+  open: CircuitOpenError,
+  at: { runId: string; taskId: string; agent: string; actor: string; turn: number },
+  audit: AuditEntry[],
+  settle: Settlement[],
+): Promise<void> {
+  const { turn, ...base } = at;
+  const details = open.details as { breaker: string; retryAt: number };
+  audit.push({ ...base, kind: 'breaker.rejected', data: { breaker: details.breaker, code: open.code, retryAt: details.retryAt, turn } });
+  const fallback = spec.fallback ? env.registry.agents.get(spec.fallback) : undefined;
+  if (fallback) await commitHandOver(env, claimed, fallback, open.toInfo(), 'breaker-open', audit, settle);
+  else await commitPause(env, claimed, { effect: 'defer', until: details.retryAt, ruleId: `breaker:${details.breaker}`, reason: open.message, audit }, audit, settle);
+}
+
 /** The agent's fallback takes the task over (audited as task.handed-over with the commit). */
-async function commitHandOver(env: RunnerEnv, claimed: ClaimedTask, fallback: AgentSpec, error: ErrorInfo, why: 'attempts-spent' | 'breaker-open', audit: AuditEntry[]): Promise<void> {
+async function commitHandOver(env: RunnerEnv, claimed: ClaimedTask, fallback: AgentSpec, error: ErrorInfo, why: 'attempts-spent' | 'breaker-open', audit: AuditEntry[], settle: Settlement[] = []): Promise<void> {
   env.release?.();
   try {
     await env.store.commitTurn({
       lease: claimed.lease,
       now: env.clock.now(),
+      settle,
       outcome: { kind: 'hand-over', agent: fallback.name, maxAttempts: fallback.retry.maxAttempts, error, why },
       audit,
     });

@@ -6,7 +6,9 @@ import { newId } from '../core/ids.ts';
 import { PollLoop, type PassContext } from '../core/poll-loop.ts';
 import { silentLogger, withFields, type Logger } from '../core/log.ts';
 import type { ClaimedTask, Lease, Store } from '../store/store.ts';
-import { DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Registry, type WorkerOptions } from './options.ts';
+import { sweepStuck } from '../validation/stuck.ts';
+import { Prober, type ProbeEntry } from '../validation/probes.ts';
 import { Boundary } from './boundary.ts';
 import { BreakerBoard } from '../validation/breakers.ts';
 import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
@@ -72,6 +74,9 @@ export class Worker {
   private readonly reapEveryMs: number;
   private boundary: Boundary;
   private breakers: BreakerBoard | null = null;
+  /** Runs the agents' health probes (one prober per worker; the store's lease picks one worker per probe). */
+  readonly prober: Prober;
+  private readonly probing: PollLoop;
 
   constructor(deps: WorkerDeps) {
     this.store = deps.store;
@@ -90,6 +95,8 @@ export class Worker {
     this.loop = new PollLoop({ ...common, name: 'worker loop', pass: (ctx) => this.pass(ctx), retryMs: () => Math.min(this.opts.pollMs, 1_000) });
     this.heartbeats = new PollLoop({ ...common, name: 'worker heartbeat', pass: () => this.heartbeat() });
     this.liveness = new PollLoop({ ...common, name: 'worker liveness', pass: () => this.sweepLost() });
+    this.prober = new Prober({ store: this.store.probes, clock: this.clock, owner: this.id, entries: probesOf(this.registry), board: this.breakers });
+    this.probing = new PollLoop({ ...common, name: 'health probes', pass: async () => (await this.prober.tick()).sleepMs });
   }
 
   get running(): number {
@@ -101,6 +108,8 @@ export class Worker {
     this.registry = registry;
     this.boundary = new Boundary(this.store, registry, this.clock);
     this.breakers = this.boardFor(registry);
+    this.prober.reconfigure(probesOf(registry), this.breakers);
+    if (this.loop.running && !this.probing.running && this.prober.size > 0) this.probing.start();
   }
 
   /** This worker's view of the shared circuit breakers (null when validation.breakers is off). */
@@ -119,6 +128,7 @@ export class Worker {
     this.unsubscribe = this.store.onTasksReady(() => this.wake());
     this.heartbeats.start(this.opts.heartbeatMs);
     if (this.opts.livenessMs > 0) this.liveness.start();
+    if (this.prober.size > 0) this.probing.start();
     this.loop.start();
   }
 
@@ -135,6 +145,7 @@ export class Worker {
     const now = this.clock.now();
     this.lastReap = now;
     await this.store.workers.sweepLost(this.id, now);
+    await this.sweepStuck(now);
     const report: RunOnceReport = {
       reclaimed: await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims),
       released: await this.store.limits.releaseExpired(now),
@@ -159,12 +170,29 @@ export class Worker {
     }
   }
 
+  /**
+   * The stuck-work sweep (health.stuck), on the reaper's tick and before it: an expired
+   * lease is seen before the reaper takes it back. A failed sweep is logged; the reaper goes on.
+   */
+  private async sweepStuck(now: number): Promise<void> {
+    const settings = this.registry.stuck;
+    if (!settings) return;
+    const agents = this.registry.agents;
+    try {
+      const { raised } = await sweepStuck(this.store, settings, { turnTimeoutMs: (a) => agents.get(a)?.timeoutMs ?? DEFAULT_TIMEOUT_MS }, now, this.id);
+      for (const f of raised) this.log.warn('stuck work', { kind: f.kind, subject: f.id, run: f.runId, action: f.action, detail: f.detail });
+    } catch (err) {
+      this.log.error('stuck-work sweep failed', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   /** Stops leasing, lets in-flight turns finish within drainMs, then hands the rest back. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.watching?.stop.abort();
     await this.liveness.stop();
+    await this.probing.stop();
     await this.loop.stop();
     const drained = new AbortController();
     const all = Promise.all([...this.inflight.values()].map((f) => f.done)).then(() => drained.abort());
@@ -204,6 +232,7 @@ export class Worker {
     const now = this.clock.now();
     if (now - this.lastReap >= this.reapEveryMs) {
       this.lastReap = now;
+      await this.sweepStuck(now);
       await this.store.tasks.reclaimExpired(now, this.registry.limits.maxReclaims);
       await this.store.limits.releaseExpired(now);
       await this.store.approvals.expire(now);
@@ -340,4 +369,9 @@ export class Worker {
     }
     return next();
   }
+}
+
+/** The registry's health probes, each feeding its agent's breaker. */
+function probesOf(registry: Registry): ProbeEntry[] {
+  return [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
 }

@@ -3,7 +3,7 @@ import { GATE_MODES, GATE_OUTCOMES } from '../core/states.ts';
 import type { GatewayModule } from './api.ts';
 import { AUTH, BODY, SYSTEM, jsonBody, route } from './route-kit.ts';
 import { check } from './schemas.ts';
-import { breaker, gateVerdict } from './wire-validation.ts';
+import { breaker, gateVerdict, probeResult, stuckFinding } from './wire-validation.ts';
 import { resetChange } from '../validation/breakers.ts';
 
 /** The validation area (docs/validation.md): gate verdicts as records. */
@@ -42,6 +42,17 @@ export const listBreakers = route({
   responses: { 200: jsonBody(z.strictObject({ breakers: z.array(breaker) }), 'breakers') },
 });
 
+export const getHealth = route({
+  method: 'get',
+  path: '/v1/health',
+  operationId: 'getHealth',
+  summary: "The system's health as the workers see it: breakers, the health probes' latest results, and the stuck work the sweep raised (newest first)",
+  tags: ['validation'],
+  'x-spine-permission': 'read',
+  errors: [...AUTH, ...SYSTEM],
+  responses: { 200: jsonBody(z.strictObject({ breakers: z.array(breaker), probes: z.array(probeResult), stuck: z.array(stuckFinding) }), 'health') },
+});
+
 const resetBody = z.strictObject({ key: z.string().min(1).max(300) });
 export const resetBreaker = route({
   method: 'post',
@@ -56,6 +67,11 @@ export const resetBreaker = route({
 });
 
 export const validationRoutes: GatewayModule = (api) => {
+  api.app.openapi(api.bind(getHealth), async (c) => {
+    const [breakers, probes, stuck] = await Promise.all([api.store.breakers.list(), api.store.probes.list(), api.store.stuck.list(100)]);
+    return c.json({ breakers, probes, stuck }, 200);
+  });
+
   api.app.openapi(api.bind(listBreakers), async (c) => c.json({ breakers: await api.store.breakers.list() }, 200));
 
   api.app.openapi(api.bind(resetBreaker), async (c) => {

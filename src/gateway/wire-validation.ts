@@ -2,6 +2,7 @@ import { z } from '@hono/zod-openapi';
 import { BREAKER_STATES, GATE_CHECK_VERDICTS, GATE_MODES, GATE_OUTCOMES } from '../core/states.ts';
 import type { BreakerRecord } from '../store/breakers.ts';
 import type { GateVerdictRecord } from '../store/verdicts.ts';
+import type { ProbeResult, StuckFinding } from '../store/store.ts';
 
 /** The validation area's answers on the wire (gate verdicts), checked against their interfaces at compile time. */
 
@@ -42,6 +43,35 @@ export const breaker = z
   })
   .openapi('Breaker');
 
+export const probeResult = z
+  .strictObject({
+    key: z.string().openapi({ description: 'the breaker it feeds, `agent:<name>`' }),
+    ok: z.boolean().nullable().openapi({ description: 'null: not run yet' }),
+    checkedAt: ms.nullable(),
+    ms: z.number().int().nullable(),
+    detail: z.string().nullable(),
+    dueAt: ms,
+  })
+  .openapi('ProbeResult');
+
+export const stuckFinding = z
+  .strictObject({
+    kind: z.string().openapi({ description: 'lease-expired, turn-overdue, join-overdue, approval-expiring or run-over-sla' }),
+    subject: z.string().openapi({ description: 'the stuck task, approval or run' }),
+    runId: z.string(),
+    since: ms,
+    detail: z.string(),
+    action: z.string().openapi({ description: 'report, escalate or cancel' }),
+    approvalId: z.string().nullable(),
+    foundAt: ms,
+  })
+  .openapi('StuckFinding');
+
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Check<T extends true> = T;
-export type ValidationWireChecks = [Check<Same<z.infer<typeof gateVerdict>, GateVerdictRecord>>, Check<Same<z.infer<typeof breaker>, BreakerRecord>>];
+export type ValidationWireChecks = [
+  Check<Same<z.infer<typeof gateVerdict>, GateVerdictRecord>>,
+  Check<Same<z.infer<typeof breaker>, BreakerRecord>>,
+  Check<Same<z.infer<typeof probeResult>, ProbeResult>>,
+  Check<Same<z.infer<typeof stuckFinding>, StuckFinding>>,
+];

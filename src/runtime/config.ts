@@ -1,5 +1,6 @@
 import { CommandAgent } from '../agents/command-agent.ts';
 import { FunctionAgent } from '../agents/function-agent.ts';
+import { buildProbe } from '../agents/probes.ts';
 import * as load from '../config/load.ts';
 import type { CompiledConfig, ConfigAdapters, ProgrammaticParts } from '../config/load.ts';
 import type { SpineConfigFile } from '../config/schema.ts';
@@ -12,6 +13,7 @@ import type { SpineConfigFile } from '../config/schema.ts';
 export const ADAPTERS: ConfigAdapters = {
   function: (fn) => new FunctionAgent(fn),
   command: (opts) => new CommandAgent(opts),
+  probe: buildProbe,
   http: async (cfg, ctx) => (await import('../agents/http/config.ts')).createHttpAgent(cfg, ctx),
   llm: async (cfg, ctx) => (await import('../agents/llm/config.ts')).createLlmAgent(cfg, ctx),
   a2a: async (cfg, ctx) => (await import('../agents/a2a/config.ts')).createA2aAgent(cfg, ctx),

@@ -491,6 +491,62 @@ export interface GrantStore {
   list(filter: { activeAt?: number; agent?: string }): Promise<StandingGrant[]>;
 }
 
+// ── health (validation/stuck.ts, validation/probes.ts; store/sql/health-watch-sql.ts) ──
+
+/**
+ * What the health sweeps keep (docs/health.md): stuck-work findings, one per
+ * (kind, subject), and each health probe's latest result with the short lease that
+ * lets one worker run it. What counts as stuck and what to do about it is
+ * validation's decision (validation/stuck.ts, validation/probes.ts).
+ */
+export interface StuckFinding {
+  kind: string;
+  /** The stuck task, approval or run. */
+  subject: string;
+  runId: string;
+  since: number;
+  detail: string;
+  action: string;
+  approvalId: string | null;
+  foundAt: number;
+}
+
+/** A task the sweep saw as possibly stuck, by what the tables say (no model involved). */
+export interface StuckCandidate {
+  id: string;
+  runId: string;
+  agent: string;
+  since: number;
+}
+
+export interface StuckStore {
+  /** Leased tasks past their lease expiry, and waiting tasks past their join deadline, oldest first. */
+  candidates(now: number, limit: number): Promise<{ leaseExpired: StuckCandidate[]; joinOverdue: StuckCandidate[] }>;
+  /**
+   * Records a finding once: with its audit events and, when it escalates, the operator's
+   * approval, in one transaction. False when (kind, subject) was recorded before.
+   */
+  record(f: Omit<StuckFinding, 'approvalId' | 'foundAt'>, audit: AuditEntry[], approval: NewApproval | null, now: number): Promise<boolean>;
+  list(limit: number): Promise<StuckFinding[]>;
+}
+
+export interface ProbeResult {
+  key: string;
+  ok: boolean | null;
+  checkedAt: number | null;
+  ms: number | null;
+  detail: string | null;
+  dueAt: number;
+}
+
+export interface ProbeStore {
+  /** Takes the probe's lease when it is due and nobody holds it: true when this worker runs it now. */
+  claim(key: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+  /** Records the result, releases the lease, and schedules the next run. */
+  finish(key: string, owner: string, result: { ok: boolean; ms: number; detail: string }, now: number, nextDueAt: number): Promise<void>;
+  list(): Promise<ProbeResult[]>;
+}
+
 // ── briefs (store/briefs.ts, store/sql/briefs-sql.ts) ──────────────────────────
 
 /**
@@ -555,6 +611,10 @@ export interface Store {
   readonly verdicts: VerdictStore;
   /** Circuit breakers shared by every worker (validation). */
   readonly breakers: BreakerStore;
+  /** Stuck-work findings, once per subject (validation/stuck.ts). */
+  readonly stuck: StuckStore;
+  /** Health probes' latest results and leases (validation/probes.ts). */
+  readonly probes: ProbeStore;
   /** The MCP servers' tools, as last listed by a process that connected to them. */
   readonly mcpTools: McpToolStore;
   /** Briefs: the synthesised results of joins. */

@@ -1,5 +1,6 @@
 // Stuck-work detectors (validation/liveness.ts) through `spine doctor`'s diagnosis, on
-// the store the suite runs on: a turn past its agent's timeout and a run past its SLA
+// the store the suite runs on: a lease expired without a heartbeat, a turn past its
+// agent's timeout and a run past its SLA
 // are reported; nothing is changed by looking.
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
@@ -20,6 +21,7 @@ it('doctor lists a turn past its timeout and a run past its SLA', async (t) => {
   const later = now + 10 * 60_000;
   const report = await diagnose(url, 60_000, later, { runSlaMs: 60_000, turnTimeoutMs: () => 5_000 });
   assert.deepEqual(report.findings.map((f) => [f.kind, f.id]).sort(), [
+    ['lease-expired', claimed.task.id],
     ['run-over-sla', run.id],
     ['turn-overdue', claimed.task.id],
   ]);

@@ -110,7 +110,7 @@ export class LlmAgent implements Agent {
       targets,
       skipped,
       this.settings,
-      { agent: this.opts.name, signal: ctx.signal, deadline: now() + ctx.timeoutMs, now, cooldowns: this.opts.cooldowns ?? sharedCooldowns },
+      { agent: this.opts.name, signal: ctx.signal, deadline: now() + ctx.timeoutMs, now, cooldowns: this.opts.cooldowns ?? sharedCooldowns, breakers: ctx.breakers },
       (target, signal) => {
         const call = this.opts.providers?.[target.provider] ?? (target.provider === 'openai' ? callOpenAI : callAnthropic);
         const onToken =
@@ -175,6 +175,7 @@ export class LlmAgent implements Agent {
         model,
         label,
         key: `${m.provider}|${baseURL ?? 'default'}|${model}`,
+        breaker: breakerKey(m.provider, model, baseURL),
         baseURL,
         apiKey,
         maxTokens: m.maxTokens,
@@ -193,6 +194,21 @@ export class LlmAgent implements Agent {
     }
     return { targets, skipped };
   }
+}
+
+/**
+ * One breaker per model endpoint: provider and model, plus the host of a configured
+ * base URL (two servers of one model are two endpoints). Only the host: a URL's path,
+ * query or credentials never become a key that is stored and shown.
+ */
+export function breakerKey(provider: Provider, model: string, baseURL: string | undefined): string {
+  let host = '';
+  try {
+    if (baseURL !== undefined) host = `@${new URL(baseURL).host}`;
+  } catch {
+    host = '@invalid';
+  }
+  return `model:${provider}:${model}${host}`;
 }
 
 function isOpenAI(url: string): boolean {

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { AgentError, TurnTimeoutError } from '../../core/errors.ts';
+import type { EndpointBreakers } from '../../core/agent.ts';
+import { AgentError, CircuitOpenError, TurnTimeoutError } from '../../core/errors.ts';
 import type { Json } from '../../core/types.ts';
 import { ProviderError, type ModelReply, type ModelTarget, type ModelUsage } from './types.ts';
 
@@ -48,8 +49,8 @@ export interface FailoverRecord {
 
 export interface SkipRecord {
   model: string;
-  reason: 'cooldown' | 'unconfigured';
-  /** Cooldown end (epoch ms), for `cooldown`. */
+  reason: 'cooldown' | 'unconfigured' | 'breaker-open';
+  /** Cooldown end, or when the open breaker lets a probe through (epoch ms). */
   until?: number;
   /** What is missing, for `unconfigured`. */
   detail?: string;
@@ -100,6 +101,8 @@ export interface ChainEnv {
   deadline: number;
   now: () => number;
   cooldowns: Cooldowns;
+  /** The shared breakers, one per model endpoint (ModelTarget.breaker), when configured. */
+  breakers?: EndpointBreakers | undefined;
 }
 
 class CallTimeout extends Error {}
@@ -117,7 +120,17 @@ export async function runChain(
   const order = pickOrder(targets, skipped, settings, env);
 
   let last: ProviderError | null = null;
+  let tried = 0;
+  const open: Array<{ key: string; until: number }> = [];
   for (const [pos, target] of order.entries()) {
+    // An open endpoint breaker: skip the model without a call, as for a cooldown; the next model is the fallback.
+    const admitted = env.breakers ? await env.breakers.admit(target.breaker) : null;
+    if (admitted && !admitted.ok) {
+      skipped.push({ model: target.label, reason: 'breaker-open', until: admitted.retryAt });
+      open.push({ key: target.breaker, until: admitted.retryAt });
+      continue;
+    }
+    tried++;
     for (let n = 0; ; n++) {
       const started = env.now();
       const ctl = new AbortController();
@@ -125,13 +138,17 @@ export async function runChain(
       let failure: ProviderError;
       try {
         const reply = await call(target, AbortSignal.any([env.signal, ctl.signal]));
+        await env.breakers?.record(target.breaker, true);
         attempts.push({ model: target.label, ok: true, ms: env.now() - started });
         if (reply.usage) spent.push({ target, usage: reply.usage });
         return { reply, target, attempts, failovers, skipped, spent };
       } catch (err) {
         if (env.signal.aborted) {
           // The turn timed out on this model: let the next attempt start elsewhere. (A cancel says nothing about the model.)
-          if (env.signal.reason instanceof TurnTimeoutError) env.cooldowns.set(target.key, env.now() + settings.cooldownMs);
+          if (env.signal.reason instanceof TurnTimeoutError) {
+            env.cooldowns.set(target.key, env.now() + settings.cooldownMs);
+            await env.breakers?.record(target.breaker, false, 'timeout');
+          }
           throw env.signal.reason ?? err;
         }
         if (ctl.signal.aborted) failure = new ProviderError('timeout', `no answer within ${target.requestTimeoutMs} ms (requestTimeoutMs)`);
@@ -150,6 +167,8 @@ export async function runChain(
         ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: Math.round(failure.retryAfterMs) }),
         message: failure.message.slice(0, 500),
       });
+      // Only the endpoint's failures count against its breaker; a refused request (400, 401 …) is the request's fault.
+      if (failure.transient) await env.breakers?.record(target.breaker, false, failure.reason);
       if (!failure.transient) {
         throw new AgentError(env.agent, `${target.label} refused the request: ${failure.message}`, {
           retryable: false,
@@ -177,6 +196,11 @@ export async function runChain(
     if (next) failovers.push({ from: target.label, to: next.label, reason: last?.reason ?? 'unknown', ...(last?.status === undefined ? {} : { status: last.status }) });
   }
 
+  if (tried === 0 && open.length > 0) {
+    // Every usable model's breaker is open: the engine defers the task (no attempt used) or hands it to the agent's fallback.
+    const first = open.reduce((a, b) => (b.until < a.until ? b : a));
+    throw new CircuitOpenError(open.length === 1 ? first.key : `${first.key} (and ${open.length - 1} more)`, first.until);
+  }
   const summary = order.map((t) => {
     const a = attempts.filter((x) => x.model === t.label).at(-1);
     return `${t.label}: ${a?.message ?? 'not tried'}`;

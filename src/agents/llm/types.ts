@@ -91,6 +91,8 @@ export interface ModelTarget {
   label: string;
   /** Identity for cooldowns: provider, endpoint and model. */
   key: string;
+  /** Its circuit breaker: `model:<provider>:<model>`, with `@<host[:port]>` for a configured base URL (no path, no credentials). */
+  breaker: string;
   baseURL: string | undefined;
   apiKey: string;
   maxTokens: number | undefined;

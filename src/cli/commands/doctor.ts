@@ -11,6 +11,8 @@ import type { SchemaStatus, Store, StoreCapabilities, StoreHealth } from '../../
 import type { BreakerRecord } from '../../store/breakers.ts';
 import type { ScheduleState } from '../../store/schedules.ts';
 import { findStuckWork, type Finding, type LivenessSettings } from '../../validation/liveness.ts';
+import { DEFAULT_APPROVAL_WARN_MS } from '../../validation/stuck.ts';
+import type { ProbeResult, StuckFinding } from '../../store/store.ts';
 import { DEFAULT_TIMEOUT_MS, DEFAULT_WORKER } from '../../engine/options.ts';
 
 type Status = 'ok' | 'warn' | 'fail' | 'skip';
@@ -31,6 +33,10 @@ interface Report {
   checks: Check[];
   /** Stuck work (validation/liveness.ts). */
   findings: Finding[];
+  /** What the workers' stuck-work sweep raised, newest first (validation/stuck.ts). */
+  raised: StuckFinding[];
+  /** The health probes' latest results (validation/probes.ts). */
+  probes: ProbeResult[];
 }
 
 
@@ -41,10 +47,15 @@ export async function doctorCommand(argv: string[]): Promise<CommandResult> {
   const url = storeUrl(values);
   // Workers heartbeat as the config says; doctor also runs where there is no (valid) config.
   const config = await maybeConfig(values).catch(() => null);
+  // The flags win; else the config's health.stuck settings (the ones the workers' sweep acts on).
+  const stuck = config?.registry.stuck ?? null;
+  const warn = intOption('approval-warn', values['approval-warn'], 0);
+  const agents = config?.registry.agents;
   const report = await diagnose(url, stuckAfterMs, Date.now(), {
-    runSlaMs: runSla === undefined ? null : runSla * 1_000,
-    approvalWarnMs: (intOption('approval-warn', values['approval-warn'], 0) ?? 900) * 1_000,
+    runSlaMs: runSla === undefined ? (stuck?.runSlaMs ?? null) : runSla * 1_000,
+    approvalWarnMs: warn === undefined ? (stuck?.approvalWarnMs ?? DEFAULT_APPROVAL_WARN_MS) : warn * 1_000,
     heartbeatMs: config?.worker.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs,
+    ...(agents ? { turnTimeoutMs: (a: string) => agents.get(a)?.timeoutMs ?? DEFAULT_TIMEOUT_MS } : {}),
   });
   const exitCode = report.healthy ? 0 : 1;
   if (values.json) return { stdout: JSON.stringify(report, null, 2), exitCode };
@@ -59,7 +70,7 @@ export async function diagnose(
 ): Promise<Report> {
   const heartbeatMs = liveness.heartbeatMs ?? DEFAULT_WORKER.heartbeatMs;
   const checks: Check[] = [];
-  const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks, findings: [] };
+  const report: Report = { healthy: false, store: url, capabilities: null, schema: null, latencyMs: null, health: null, checks, findings: [], raised: [], probes: [] };
 
   // An embedded store that does not exist yet would be created by opening it: report it instead.
   if (url.startsWith('sqlite:')) {
@@ -103,7 +114,7 @@ export async function diagnose(
     else if (current < known) checks.push({ name: 'schema', status: 'fail', detail: `version ${current}; this Spine needs ${known}: run \`spine migrate\`` });
     else checks.push({ name: 'schema', status: 'fail', detail: `version ${current} is newer than this Spine knows (${known}): upgrade Spine` });
     if (current !== known) {
-      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'heartbeats', 'stuck work', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
+      for (const name of ['leases', 'queue', 'approvals', 'outbox', 'breakers', 'heartbeats', 'probes', 'stuck work', 'audit']) checks.push({ name, status: 'skip', detail: 'schema not current' });
       return report;
     }
 
@@ -148,11 +159,14 @@ export async function diagnose(
     });
     checks.push(breakerCheck(await store.breakers.list(), now));
     checks.push(heartbeatCheck(await store.schedules.list()));
-    const findings = await findStuckWork(store, now, { approvalWarnMs: 900_000, runSlaMs: null, turnTimeoutMs: () => DEFAULT_TIMEOUT_MS, ...liveness });
+    report.probes = await store.probes.list();
+    checks.push(probeCheck(report.probes, now));
+    const findings = await findStuckWork(store, now, { approvalWarnMs: DEFAULT_APPROVAL_WARN_MS, runSlaMs: null, turnTimeoutMs: () => DEFAULT_TIMEOUT_MS, ...liveness });
     report.findings = findings;
+    report.raised = await store.stuck.list(20);
     checks.push(
       findings.length === 0
-        ? { name: 'stuck work', status: 'ok', detail: 'no turn past its timeout, approval about to expire or run past its SLA' }
+        ? { name: 'stuck work', status: 'ok', detail: 'no expired lease, turn past its timeout, overdue join, approval about to expire or run past its SLA' }
         : { name: 'stuck work', status: 'warn', detail: findings.slice(0, 5).map((f) => `${f.kind} ${f.id}: ${f.detail}`).join('; ') + (findings.length > 5 ? `; … ${findings.length - 5} more` : '') },
     );
     // The last `spine audit verify` (or GET /v1/audit/verify): doctor reports it, it does not re-run it.
@@ -192,6 +206,16 @@ function heartbeatCheck(rows: ScheduleState[]): Check {
   return { name: 'heartbeats', status: 'warn', detail: what.join('; ') };
 }
 
+/** Health probes (agents' `health`): a failing one is a warning naming it. */
+function probeCheck(probes: ProbeResult[], now: number): Check {
+  const ran = probes.filter((p) => p.checkedAt !== null);
+  if (ran.length === 0) return { name: 'probes', status: 'ok', detail: 'none run yet' };
+  const failing = ran.filter((p) => p.ok === false);
+  const line = (p: ProbeResult) => `${p.key} ${p.ok ? 'ok' : 'FAILING'} ${seconds(now - (p.checkedAt ?? now))} ago${p.ok ? '' : `: ${p.detail ?? ''}`}`;
+  if (failing.length === 0) return { name: 'probes', status: 'ok', detail: ran.map(line).join('; ') };
+  return { name: 'probes', status: 'warn', detail: failing.map(line).join('; ') };
+}
+
 function render(r: Report): string {
   const mark: Record<Status, string> = { ok: 'ok', warn: 'WARN', fail: 'FAIL', skip: '-' };
   const lines = [table(['CHECK', 'STATUS', 'DETAIL'], r.checks.map((c) => [c.name, mark[c.status], c.detail]))];
@@ -200,6 +224,10 @@ function render(r: Report): string {
       .map(([s, n]) => `${s} ${n}`)
       .join(', ');
     lines.push('', `runs: ${runs || 'none'}`);
+  }
+  if (r.raised.length > 0) {
+    lines.push('', 'stuck work raised by the workers (newest first):');
+    lines.push(table(['KIND', 'SUBJECT', 'RUN', 'ACTION', 'FOUND', 'DETAIL'], r.raised.map((f) => [f.kind, f.subject, f.runId, f.approvalId ? `escalate (${f.approvalId})` : f.action, new Date(f.foundAt).toISOString(), f.detail])));
   }
   lines.push('', r.healthy ? 'healthy' : 'UNHEALTHY');
   return lines.join('\n');

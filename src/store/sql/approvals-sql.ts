@@ -204,6 +204,8 @@ async function expireApprovals(tx: SqlExecutor, now: number): Promise<ExpiryEffe
  * to the agent as refusals. A denied escalation dead-letters the task instead.
  */
 async function afterDecision(tx: SqlExecutor, a: Approval, now: number, actor: string): Promise<void> {
+  // A stuck-work escalation (validation/stuck.ts) tells an operator; no task waits on it, so its decision wakes nothing.
+  if (a.ruleId?.startsWith('stuck:')) return;
   if (a.kind === 'escalation' && a.state !== 'approved') {
     const row = await tx.get<TaskRow>(`SELECT * FROM tasks WHERE id = ? AND state = 'escalated'`, [a.taskId]);
     if (!row) return;

@@ -25,11 +25,14 @@ import type {
   TaskStore,
   TurnCommit,
   WorkerStore,
+  ProbeStore,
+  StuckStore,
 } from '../store.ts';
 import type { TokenStore } from '../tokens.ts';
 import type { VerdictStore } from '../verdicts.ts';
 import type { BreakerStore } from '../breakers.ts';
 import { sqlBreakerStore } from './breakers-sql.ts';
+import { sqlProbeStore, sqlStuckStore } from './health-watch-sql.ts';
 import { sqlVerdictStore } from './verdicts-sql.ts';
 import type { McpToolStore } from '../mcp-tools.ts';
 import { sqlBriefStore } from './briefs-sql.ts';
@@ -102,6 +105,8 @@ export class SqlStore implements Store {
   readonly observed: ObservedStore;
   readonly verdicts: VerdictStore;
   readonly breakers: BreakerStore;
+  readonly stuck: StuckStore;
+  readonly probes: ProbeStore;
   readonly briefs: BriefStore;
   readonly memory: MemoryStore;
   /** The database adapter (for tools and tests that look below the port). */
@@ -128,6 +133,8 @@ export class SqlStore implements Store {
     this.observed = sqlObservedStore(backend);
     this.verdicts = sqlVerdictStore(backend);
     this.breakers = sqlBreakerStore(backend);
+    this.stuck = sqlStuckStore(backend);
+    this.probes = sqlProbeStore(backend);
     this.briefs = sqlBriefStore(backend);
     this.memory = sqlMemoryStore(backend);
   }
