@@ -12,6 +12,7 @@ import { mcpSchema } from '../tools/mcp/schema.ts';
 import { validationSchema } from '../validation/config.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { memoryConfigSchema } from '../memory/settings.ts';
+import { meshSchema } from './mesh.ts';
 import { contractId, cost, retrySchema, secretValue, type allowDeny } from './fields.ts';
 
 export { retrySchema };
@@ -91,6 +92,8 @@ export const configSchema = z.strictObject({
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
   mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),
+  /** Declared direct agent → agent paths (docs/mesh.md); absent: pure hub and spoke. */
+  mesh: meshSchema.optional(),
   tools: z.record(z.string().regex(TOOL_NAME, 'tool names are dotted words, e.g. notes.save'), toolSchema).optional(),
   retry: retrySchema.optional(),
   limits: z

@@ -6,6 +6,7 @@ import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
 import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
+import type { MeshPath } from '../core/mesh.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
@@ -52,6 +53,7 @@ export function createRegistry(parts: {
   gatesVersion?: string;
   breakers?: BreakerSettings | null;
   memory?: MemorySettings;
+  mesh?: readonly MeshPath[];
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -100,5 +102,6 @@ export function createRegistry(parts: {
     ...(parts.gatesVersion ? { gatesVersion: parts.gatesVersion } : {}),
     ...(parts.breakers ? { breakers: parts.breakers } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
+    ...(parts.mesh?.length ? { mesh: parts.mesh } : {}),
   };
 }

@@ -97,10 +97,11 @@ const action = z
       id: actionId,
     }),
     z.strictObject({ type: z.literal('recall'), query: str.optional(), scope: str.optional(), key: str.optional(), k: int.optional(), asOf: int.optional(), id: actionId }),
+    z.strictObject({ type: z.literal('call_agent'), agent: str, input: json.optional(), contract: str.optional(), id: actionId }),
   ])
   .openapi('Action');
 
-const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall']), id: actionId, taskId: str.optional() };
+const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall', 'call_agent']), id: actionId, taskId: str.optional() };
 const actionResult = z
   .discriminatedUnion('ok', [
     z.strictObject({ ...resultBase, ok: z.literal(true), value: json }),
