@@ -4,7 +4,7 @@ import { BRIEF_STATES, EVIDENCE_KINDS, RESOLUTION_OUTCOMES, STRATEGIES, type Bri
 import { ERROR_CODES } from '../core/errors.ts';
 import { APPROVAL_STATES, AUDIT_VERDICTS, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TAMPER_KINDS, TASK_STATES } from '../core/states.ts';
 import type { VerifyReport } from '../audit/verify.ts';
-import { WHY_STEP_KINDS, type WhyGraph } from '../audit/why.ts';
+import { WHY_STEP_KINDS, WHY_TARGET_KINDS, type WhyGraph } from '../audit/why.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, Task, TurnRecord } from '../core/types.ts';
 import type { RunUsage } from '../core/usage.ts';
 import type { Approval, AuditEvent, EffectRecord, EnvelopeRecord, SchemaStatus } from '../store/store.ts';
@@ -333,7 +333,7 @@ const whyEvent = z.strictObject({
 
 export const whyGraph = z
   .strictObject({
-    target: z.strictObject({ kind: z.enum(['effect', 'approval', 'task', 'run', 'envelope']), id: str }),
+    target: z.strictObject({ kind: z.enum(WHY_TARGET_KINDS), id: str }),
     runId: str.nullable(),
     steps: z.array(z.strictObject({ kind: z.enum(WHY_STEP_KINDS), id: str, summary: str, events: z.array(whyEvent) })),
     verified: z.boolean(),
