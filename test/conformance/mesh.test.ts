@@ -5,6 +5,8 @@
 // and audited, never routed through the hub.
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import { meshLog } from '../../src/audit/mesh-log.ts';
+import { why } from '../../src/audit/why.ts';
 import { ManualClock } from '../../src/core/clock.ts';
 import type { MeshPath } from '../../src/core/mesh.ts';
 import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
@@ -262,5 +264,35 @@ describe('the per-pair rate', () => {
     await worker.runOnce();
     const out = (await store.runs.get(later.id))!.output as Json[];
     assert.equal(out[0], 'b');
+  });
+});
+
+describe('the traffic, as the trail shows it', () => {
+  it('the mesh log lists the shadow records newest first, and spine why shows the call from the task and from its key', async (t) => {
+    const reg = meshed(registry({ lead: caller([{ agent: 'pricer' }, { agent: 'nobody' }]), pricer: () => ({ output: 7 }) }), [path('lead', 'pricer')]);
+    const { store } = await harness(t, reg);
+    const run = await submit(store, reg, 'lead');
+    await finished(store, run.id);
+
+    const log = await meshLog(store, { runId: run.id, limit: 10 });
+    assert.deepEqual(log.map((e) => [e.kind, e.from, e.to, e.ok, e.reason]), [
+      ['mesh.refused', 'lead', 'nobody', null, 'undeclared'],
+      ['mesh.reply', 'lead', 'pricer', true, null],
+      ['mesh.call', 'lead', 'pricer', null, null],
+    ]);
+    const page = await meshLog(store, { runId: run.id, limit: 1, before: log[0]!.seq });
+    assert.deepEqual(page.map((e) => e.kind), ['mesh.reply']);
+
+    const fromTask = await why(store, run.rootTaskId, { publicKey: null, now: Date.now() });
+    const steps = fromTask.steps.filter((s) => s.kind === 'mesh');
+    assert.deepEqual(steps.map((s) => s.summary), ['direct call lead → pricer: answered', 'direct call lead → nobody: refused (undeclared)']);
+    assert.deepEqual(steps[0]!.events.map((e) => e.kind), ['mesh.call', 'mesh.reply']);
+    assert.ok(steps[0]!.events.every((e) => e.verified), 'the shadow records are in the hash chain and verify');
+
+    const key = `${run.id}/${run.rootTaskId}/1/0`;
+    const fromKey = await why(store, key, { publicKey: null, now: Date.now() });
+    assert.deepEqual(fromKey.target, { kind: 'mesh', id: key });
+    assert.deepEqual(fromKey.steps.slice(0, 3).map((s) => s.kind), ['mesh', 'action', 'turn']);
+    assert.equal(fromKey.verdict, 'clean');
   });
 });
