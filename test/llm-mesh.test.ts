@@ -35,7 +35,7 @@ test('call_agent is offered only with mesh paths, and the model’s call becomes
   assert.throws(() => toTurnResult(reply('{}'), offer, info, inp), /call_agent needs "agent"/);
 
   // On the next turn the call is replayed to the model under the same tool name, with its result.
-  const next: TurnInput = { ...inp, task: { ...inp.task, turn: 2 }, history: [{ turn: 1, actions: checked.actions!, results: [{ index: 0, type: 'call_agent', ok: true, value: { price: 42 } }] }] };
+  const next: TurnInput = { ...inp, task: { ...inp.task, turn: 2 }, history: [{ turn: 1, actions: checked.actions, results: [{ index: 0, type: 'call_agent', ok: true, value: { price: 42 } }] }] };
   const req = buildRequest(next, info, offerTools(next, info), 'openai');
   const call = req.messages.find((m) => m.role === 'assistant' && m.calls.length > 0);
   assert.ok(call && call.role === 'assistant');
