@@ -17,11 +17,11 @@ import { parseTurnResult } from './turn-result.ts';
  *   mesh checks (declared pair, hop limit, cycle) → boundary (as a handoff: contracts,
  *   policy, gates; the callee's spend reserved on the caller's budgets) → the pair's rate
  *   token and the shadow `mesh.call`, one commit → the callee's turns → its output
- *   contract and the handoffResult gates → `mesh.reply`, committed before the caller
- *   sees the answer.
+ *   contract and the handoffResult gates → `mesh.reply`, committed with the caller's
+ *   turn that receives the answer (so the caller never acts on an unrecorded answer).
  *
- * A call the mesh does not allow is refused and committed as `mesh.refused`; it is
- * never routed through the hub instead. A direct call has no effects ledger, so the
+ * A call the mesh does not allow is refused and recorded as `mesh.refused` with the
+ * caller's turn; it is never routed through the hub instead. A direct call has no effects ledger, so the
  * callee may only answer or call further down the mesh: anything with an effect is
  * the hub's work (hand off instead). A crash mid-call leaves `mesh.call` without
  * `mesh.reply`; the caller's turn is then retried as a whole, the call with it.
@@ -46,6 +46,8 @@ export interface MeshCall {
   key: string;
   /** The caller turn's settlements: the callee's spend is settled with the caller's turn. */
   settle: Settlement[];
+  /** The caller turn's audit: `mesh.reply` and refusals commit with the turn that receives them. */
+  audit: AuditEntry[];
   stop: AbortSignal;
 }
 
@@ -76,8 +78,8 @@ async function direct(env: RunnerEnv, call: MeshCall, from: string, action: Call
   const base = { runId: task.runId, taskId: task.id, agent: from, actor: env.workerId };
   const to = action.agent;
   const where = { key: frame.key, from, to, hop: frame.hop, chain: [...frame.chain, to] };
-  const refuse = async (reason: MeshRefusal | 'boundary', error: ErrorInfo, audit: AuditEntry[] = []): Promise<Outcome> => {
-    await store.audit.append([...audit, { ...base, kind: 'mesh.refused', data: { ...where, reason, code: error.code, ...(frame.parent ? { parent: frame.parent } : {}) } }], clock.now());
+  const refuse = (reason: MeshRefusal | 'boundary', error: ErrorInfo, audit: AuditEntry[] = []): Outcome => {
+    call.audit.push(...audit, { ...base, kind: 'mesh.refused', data: { ...where, reason, code: error.code, ...(frame.parent ? { parent: frame.parent } : {}) } });
     return { ok: false, error };
   };
 
@@ -100,7 +102,10 @@ async function direct(env: RunnerEnv, call: MeshCall, from: string, action: Call
   if (verdict.effect === 'deny') return refuse('boundary', verdict.error, verdict.audit);
   if (verdict.effect !== 'allow') {
     // The task's own call waits like any action; a callee's nested call cannot wait inside another agent's turn.
-    if (frame.hop === 1) return { pause: verdict };
+    if (frame.hop === 1) {
+      call.audit.push(...verdict.audit);
+      return { pause: verdict };
+    }
     return refuse('boundary', new SpineError('POLICY_DENIED', `a nested mesh call cannot wait (${verdict.effect}) inside ${from}'s direct call`, { details: { ruleId: 'ruleId' in verdict ? verdict.ruleId : null } }).toInfo(), verdict.audit);
   }
   if (verdict.value !== undefined) input = verdict.value;
@@ -159,8 +164,8 @@ async function direct(env: RunnerEnv, call: MeshCall, from: string, action: Call
       ...(usage.micros !== undefined ? { usage: { micros: usage.micros, ...(usage.tokens === undefined ? {} : { tokens: usage.tokens }) } } : {}),
     },
   };
-  // Committed before the caller sees the answer: a caller killed right after has the reply on record.
-  await store.audit.append([...after, reply], clock.now());
+  // Committed with the caller's turn that receives the answer: the caller never acts on an answer that is not on record.
+  call.audit.push(...after, reply);
   return outcome;
 }
 

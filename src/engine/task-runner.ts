@@ -280,8 +280,8 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
         } else if (action.type === 'recall') {
           turnResults.push(await runRecall(memEnv, claimed, i, action, audit));
         } else if (action.type === 'call_agent') {
-          // A direct call (docs/mesh.md): answered here, shadow-logged in its own commits; a resumed turn calls again.
-          const called = await runMeshCall(env, { claimed, index: i, action, key, settle, stop });
+          // A direct call (docs/mesh.md): answered here; mesh.call committed before it is forwarded, mesh.reply with this turn. A retried turn calls again.
+          const called = await runMeshCall(env, { claimed, index: i, action, key, settle, audit, stop });
           if ('pause' in called) {
             pause = called.pause;
             break;

@@ -1,0 +1,197 @@
+/**
+ * The mesh (issue 16, docs/mesh.md): a direct call versus a hub handoff of the same
+ * no-op agent, and what the shadow log adds to a direct call.
+ *
+ *   node bench/mesh.ts [--db postgres://…] [--calls 400] [--durability strict|fast] [--json]
+ *
+ * SQLite always (a temp file); PostgreSQL too with --db (a fresh schema, dropped after).
+ * One run at a time, so each figure is a latency, not a throughput. A caller agent's
+ * first turn asks for the no-op agent's answer and its second turn receives it; the
+ * figure is the time between the two, measured inside the caller:
+ *   - handoff: the hub's way — the turn's commit with a child task, the child claimed,
+ *     run and committed, the parent woken, claimed and given its next turn;
+ *   - direct: a `call_agent` over a declared path — the pair's token with the shadow
+ *     `mesh.call` (one commit), the callee's turn, `mesh.reply` (one commit), the
+ *     turn's commit, and the next turn in the same lease;
+ *   - direct, no shadow: the same with the store's shadow writes dropped (a bench-only
+ *     store wrapper; the product has no such switch), to price the shadow log.
+ * Measurement only: a missed target is reported, never fatal.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import type { AgentFunction } from '../src/core/agent.ts';
+import type { Registry } from '../src/engine/options.ts';
+import { openStore } from '../src/runtime/open-store.ts';
+import type { Durability, Store } from '../src/store/store.ts';
+import { submitRun } from '../test/fixtures/submit-run.ts';
+import { makeRegistry, startWorker } from './harness.ts';
+import { round, summarize, type Summary } from './stats.ts';
+
+const { values: args } = parseArgs({
+  options: { db: { type: 'string' }, calls: { type: 'string' }, durability: { type: 'string', default: 'strict' }, json: { type: 'boolean', default: false } },
+  strict: true,
+});
+const CALLS = Number(args.calls ?? 400);
+const WARMUP = Math.max(20, Math.floor(CALLS / 10));
+const durability = (args.durability === 'fast' ? 'fast' : 'strict') as Durability;
+const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
+
+type Mode = 'handoff' | 'direct' | 'directNoShadow';
+
+/** Drops the shadow records a direct call writes: the pair's token is still taken, nothing is logged. */
+function withoutShadow(store: Store): Store {
+  const audit = new Proxy(store.audit, {
+    get: (target, prop) => (prop === 'append' ? async () => {} : (Reflect.get(target, prop, target) as unknown)),
+  });
+  const limits = new Proxy(store.limits, {
+    get: (target, prop) =>
+      prop === 'acquire'
+        ? (req: Parameters<Store['limits']['acquire']>[0], now: number) => target.acquire({ ...req, audit: [] }, now)
+        : (Reflect.get(target, prop, target) as unknown),
+  });
+  return new Proxy(store, {
+    get: (target, prop) => {
+      if (prop === 'audit') return audit;
+      if (prop === 'limits') return limits;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/** Notes when a direct call's `mesh.reply` commit resolved: the answer is in the hub's hand, on record. */
+function timingReplies(store: Store, onReply: () => void): Store {
+  const audit = new Proxy(store.audit, {
+    get: (target, prop) =>
+      prop === 'append'
+        ? async (entries: Parameters<Store['audit']['append']>[0], now: number) => {
+            await target.append(entries, now);
+            if (entries.some((e) => e.kind === 'mesh.reply')) onReply();
+          }
+        : (Reflect.get(target, prop, target) as unknown),
+  });
+  return new Proxy(store, {
+    get: (target, prop) => {
+      if (prop === 'audit') return audit;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+interface Measured {
+  /** From the caller's turn returning its action to its next turn starting with the answer. */
+  turn: Summary;
+  /** Direct calls only: from the caller's turn returning to the answer committed as `mesh.reply` (before the caller's turn commits). */
+  call: Summary | null;
+}
+
+/** Runs `CALLS` caller runs one after another; returns the caller-measured latency of getting the no-op agent's answer. */
+async function measure(store: Store, mode: Mode): Promise<Measured> {
+  let t1 = 0;
+  let replied = 0;
+  let done: ((ms: number) => void) | null = null;
+  const lead: AgentFunction = (input) => {
+    if (input.task.turn === 1) {
+      t1 = performance.now();
+      return { actions: [mode === 'handoff' ? { type: 'handoff', agent: 'noop' } : { type: 'call_agent', agent: 'noop' }] };
+    }
+    const ms = performance.now() - t1;
+    if (!input.results[0]?.ok) throw new Error(`the no-op agent's answer did not arrive: ${JSON.stringify(input.results[0])}`);
+    done?.(ms);
+    return { output: null };
+  };
+  const base = makeRegistry({ lead, noop: () => ({ output: null }) });
+  const registry: Registry = { ...base, mesh: [{ from: 'lead', to: 'noop', maxPerMinute: 1_000_000, maxHops: 1 }] };
+  const timed = timingReplies(store, () => (replied = performance.now()));
+  const s = mode === 'directNoShadow' ? withoutShadow(timed) : timed;
+  const worker = await startWorker(s, registry);
+  const turns: number[] = [];
+  const calls: number[] = [];
+  try {
+    for (let i = 0; i < WARMUP + CALLS; i++) {
+      const got = new Promise<number>((resolve) => (done = resolve));
+      await submitRun(s, registry, { agent: 'lead', input: null }, Date.now());
+      const ms = await got;
+      if (i < WARMUP) continue;
+      turns.push(ms);
+      if (mode === 'direct') calls.push(replied - t1);
+    }
+  } finally {
+    await worker.stop();
+  }
+  return { turn: summarize(turns), call: calls.length ? summarize(calls) : null };
+}
+
+interface BackendResult {
+  backend: 'sqlite' | 'postgres';
+  handoff: Summary;
+  direct: Summary;
+  directNoShadow: Summary;
+  /** Direct: the answer committed as mesh.reply, before the caller's turn commits. */
+  directCall: Summary;
+  /** handoff p50 / direct p50, caller turn to caller turn: the target is ≥ 5. */
+  speedupP50: number;
+  /** handoff p50 / direct p50, to the answer on record. */
+  callSpeedupP50: number;
+  /** direct p50 − direct-without-shadow p50, in ms: the target is ≤ 0.1. */
+  shadowMsP50: number;
+}
+
+async function onBackend(backend: 'sqlite' | 'postgres'): Promise<BackendResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'spine-bench-mesh-'));
+  const schema = `bench_mesh_${randomBytes(4).toString('hex')}`;
+  const url = backend === 'postgres' ? `${pgUrl!}${pgUrl!.includes('?') ? '&' : '?'}schema=${schema}&pool=8` : `sqlite:${join(dir, 'mesh.db')}`;
+  const store = openStore({ url, durability });
+  try {
+    await store.migrate();
+    const handoff = (await measure(store, 'handoff')).turn;
+    const measured = await measure(store, 'direct');
+    const direct = measured.turn;
+    const directCall = measured.call!;
+    const directNoShadow = (await measure(store, 'directNoShadow')).turn;
+    return {
+      backend,
+      handoff,
+      direct,
+      directNoShadow,
+      directCall,
+      speedupP50: round(handoff.p50 / direct.p50, 1),
+      callSpeedupP50: round(handoff.p50 / directCall.p50, 1),
+      shadowMsP50: round(direct.p50 - directNoShadow.p50, 3),
+    };
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    if (backend === 'postgres') {
+      const c = new pg.Client({ connectionString: pgUrl! });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await c.end();
+    }
+  }
+}
+
+const load = loadavg().map((l) => round(l, 2));
+const results: BackendResult[] = [await onBackend('sqlite')];
+if (pgUrl) results.push(await onBackend('postgres'));
+
+if (args.json) {
+  process.stdout.write(JSON.stringify({ calls: CALLS, durability, loadavg: load, results }, null, 2) + '\n');
+} else {
+  const ms = (s: Summary) => `p50 ${round(s.p50, 3)} ms  p99 ${round(s.p99, 3)} ms`;
+  const lines = [`mesh bench: ${CALLS} calls per mode, one at a time, durability ${durability}, load average ${load.join(' ')}`];
+  for (const r of results) {
+    lines.push(
+      `${r.backend.padEnd(8)} handoff          ${ms(r.handoff)}`,
+      `${''.padEnd(8)} direct           ${ms(r.direct)}   → ${r.speedupP50}× faster at p50, turn to turn (target ≥ 5×)${r.speedupP50 >= 5 ? '' : '  MISSED'}`,
+      `${''.padEnd(8)} direct, answer   ${ms(r.directCall)}   → ${r.callSpeedupP50}× faster at p50 to the answer on record`,
+      `${''.padEnd(8)} direct, no shadow ${ms(r.directNoShadow)}   → the shadow log adds ${r.shadowMsP50} ms at p50 (target ≤ 0.1 ms)${r.shadowMsP50 <= 0.1 ? '' : '  MISSED'}`,
+    );
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
