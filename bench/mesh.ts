@@ -26,7 +26,7 @@ import pg from 'pg';
 import type { AgentFunction } from '../src/core/agent.ts';
 import type { Registry } from '../src/engine/options.ts';
 import { openStore } from '../src/runtime/open-store.ts';
-import type { Durability, Store } from '../src/store/store.ts';
+import type { Store } from '../src/store/store.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import { makeRegistry, startWorker } from './harness.ts';
 import { round, summarize, type Summary } from './stats.ts';
