@@ -3,10 +3,11 @@ import { MeshRefusedError, SpineError, toErrorInfo } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { meshBucketKey, meshTargets, type MeshPath, type MeshRefusal } from '../core/mesh.ts';
 import type { ActionResult, CallAgentAction, ErrorInfo, Json, TurnInput, TurnRecord } from '../core/types.ts';
-import type { AuditEntry, ClaimedTask, Settlement } from '../store/store.ts';
+import type { AuditEntry, ClaimedTask, Settlement, Store } from '../store/store.ts';
 import { callAgent } from './agent-call.ts';
-import type { CrossingContext, Verdict } from './boundary.ts';
-import type { RunnerEnv } from './task-runner.ts';
+import type { Boundary, CrossingContext, Verdict } from './boundary.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Registry } from './options.ts';
 import { parseTurnResult } from './turn-result.ts';
 
 /**
@@ -26,6 +27,15 @@ import { parseTurnResult } from './turn-result.ts';
  * the hub's work (hand off instead). A crash mid-call leaves `mesh.call` without
  * `mesh.reply`; the caller's turn is then retried as a whole, the call with it.
  */
+
+/** What a direct call needs of the task runner's environment. */
+export interface MeshEnv {
+  store: Store;
+  registry: Registry;
+  boundary: Boundary;
+  clock: Clock;
+  workerId: string;
+}
 
 type Pause = Extract<Verdict, { effect: 'defer' | 'approve' | 'escalate' }>;
 
@@ -52,7 +62,7 @@ export interface MeshCall {
 }
 
 /** Runs a task's `call_agent` action; a policy wait (approval, window, rate rule) pauses the caller like any action. */
-export async function runMeshCall(env: RunnerEnv, call: MeshCall): Promise<ActionResult | { pause: Pause }> {
+export async function runMeshCall(env: MeshEnv, call: MeshCall): Promise<ActionResult | { pause: Pause }> {
   const { task } = call.claimed;
   const frame: Frame = { key: call.key, hop: 1, chain: [task.agent], parent: null };
   const out = await direct(env, call, task.agent, call.action, frame);
@@ -61,7 +71,7 @@ export async function runMeshCall(env: RunnerEnv, call: MeshCall): Promise<Actio
 }
 
 /** The agents `agent` may call directly, for its turn input's grants. */
-export function meshGrants(env: RunnerEnv, agent: string): string[] {
+export function meshGrants(env: MeshEnv, agent: string): string[] {
   return meshTargets(env.registry.mesh ?? [], agent);
 }
 
@@ -72,7 +82,7 @@ function result(index: number, action: CallAgentAction, o: Outcome): ActionResul
   return o.ok ? { ...head, ok: true, value: o.value } : { ...head, ok: false, error: o.error };
 }
 
-async function direct(env: RunnerEnv, call: MeshCall, from: string, action: CallAgentAction, frame: Frame): Promise<Outcome | { pause: Pause }> {
+async function direct(env: MeshEnv, call: MeshCall, from: string, action: CallAgentAction, frame: Frame): Promise<Outcome | { pause: Pause }> {
   const { store, registry, boundary, clock } = env;
   const { task, tenant } = call.claimed;
   const base = { runId: task.runId, taskId: task.id, agent: from, actor: env.workerId };
@@ -180,7 +190,7 @@ interface Answer {
 }
 
 /** The callee's turns: it answers, or calls further down the mesh and answers on a later turn. */
-async function forward(env: RunnerEnv, call: MeshCall, agent: string, input: Json, frame: Frame, id: string): Promise<Answer> {
+async function forward(env: MeshEnv, call: MeshCall, agent: string, input: Json, frame: Frame, id: string): Promise<Answer> {
   const { registry, clock } = env;
   const spec = registry.agents.get(agent)!;
   const { task } = call.claimed;
