@@ -11,6 +11,8 @@ import { ManualClock } from '../../src/core/clock.ts';
 import type { MeshPath } from '../../src/core/mesh.ts';
 import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
 import { ContractRegistry } from '../../src/contracts/registry.ts';
+import type { FieldIssue } from '../../src/core/errors.ts';
+import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import { Worker } from '../../src/engine/worker.ts';
@@ -294,5 +296,47 @@ describe('the traffic, as the trail shows it', () => {
     assert.deepEqual(fromKey.target, { kind: 'mesh', id: key });
     assert.deepEqual(fromKey.steps.slice(0, 3).map((s) => s.kind), ['mesh', 'action', 'turn']);
     assert.equal(fromKey.verdict, 'clean');
+  });
+});
+
+describe('budgets and policy on a direct call', () => {
+  it('the callee’s spend is reserved on the caller’s budgets and settled at its reported usage; a policy rule on the handoff refuses the call', async (t) => {
+    const issues: FieldIssue[] = [];
+    const policy = compilePolicy(
+      policySchema.parse({
+        rules: [
+          { id: 'run-budget', kind: 'cost', scope: 'run', maxUsd: 1 },
+          { id: 'no-secrets', kind: 'approval', actions: ['handoff:secret'], tier: 'deny' },
+        ],
+      }),
+      issues,
+    );
+    assert.deepEqual(issues, []);
+    let secretRan = 0;
+    const reg = meshed(
+      registry(
+        {
+          lead: caller([{ agent: 'pricer' }, { agent: 'pricer' }, { agent: 'secret' }]),
+          pricer: { cost: { micros: 5_000, tokens: 0 }, fn: () => ({ output: 1, usage: { costUsd: 0.002 } }) },
+          secret: () => {
+            secretRan++;
+            return { output: 'x' };
+          },
+        },
+        {},
+        { policy },
+      ),
+      [path('lead', 'pricer'), path('lead', 'secret')],
+    );
+    const { store } = await harness(t, reg);
+    const run = await submit(store, reg, 'lead');
+    const done = await finished(store, run.id);
+    assert.deepEqual(done.output, [1, 1, { code: 'POLICY_DENIED', reason: null }]);
+    assert.equal(secretRan, 0);
+    const spend = await store.limits.runSpend(run.id);
+    assert.equal(spend.reservedUsd, 0, 'nothing left reserved');
+    assert.equal(Math.round(spend.settledUsd * 1e6), 4_000, 'two calls settled at the callee’s reported $0.002 each');
+    const refused = (await meshEvents(store, run.id)).filter((e) => e.kind === 'mesh.refused');
+    assert.deepEqual(refused.map((e) => [data(e).reason, data(e).code]), [['boundary', 'POLICY_DENIED']]);
   });
 });
