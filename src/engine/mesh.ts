@@ -22,8 +22,8 @@ import { parseTurnResult } from './turn-result.ts';
  *   turn that receives the answer (so the caller never acts on an unrecorded answer).
  *
  * A call the mesh does not allow is refused and recorded as `mesh.refused` with the
- * caller's turn; it is never routed through the hub instead. A direct call has no effects ledger, so the
- * callee may only answer or call further down the mesh: anything with an effect is
+ * caller's turn; it is never routed through the hub instead. A direct call has no
+ * effects ledger, so the callee may only answer or call further down the mesh: anything with an effect is
  * the hub's work (hand off instead). A crash mid-call leaves `mesh.call` without
  * `mesh.reply`; the caller's turn is then retried as a whole, the call with it.
  */
@@ -149,12 +149,12 @@ async function direct(env: MeshEnv, call: MeshCall, from: string, action: CallAg
     // The callee's output contract and gates, then the gates on a result joining its caller: as on a handoff.
     const own = await boundary.output({ ...ctx, agent: to }, target, outcome.value);
     after.push(...own.audit);
-    if (own.effect === 'deny') outcome = { ok: false, error: { ...own.error, retryable: false } };
+    if (own.effect !== 'allow') outcome = { ok: false, error: own.effect === 'deny' ? { ...own.error, retryable: false } : cannotWait(to, own.effect) };
     else {
-      const value = own.effect === 'allow' && own.value !== undefined ? own.value : outcome.value;
+      const value = own.value ?? outcome.value;
       const back = await boundary.handoffResult(ctx, to, value);
       after.push(...back.audit);
-      outcome = back.effect === 'deny' ? { ok: false, error: back.error } : { ok: true, value: back.effect === 'allow' && back.value !== undefined ? back.value : value };
+      outcome = back.effect === 'deny' ? { ok: false, error: back.error } : back.effect !== 'allow' ? { ok: false, error: cannotWait(to, back.effect) } : { ok: true, value: back.value ?? value };
     }
   }
   const reply: AuditEntry = {
@@ -177,6 +177,11 @@ async function direct(env: MeshEnv, call: MeshCall, from: string, action: CallAg
   // Committed with the caller's turn that receives the answer: the caller never acts on an answer that is not on record.
   call.audit.push(...after, reply);
   return outcome;
+}
+
+/** A gate on the answer that wants a person: a direct call cannot wait for one, so the answer is refused. */
+function cannotWait(agent: string, effect: string): ErrorInfo {
+  return new SpineError('GATE_BLOCKED', `${agent}'s answer needs a wait (${effect}), and a direct call cannot wait: hand off through the hub for that`).toInfo();
 }
 
 function bucket(path: MeshPath) {
