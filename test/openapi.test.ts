@@ -186,9 +186,11 @@ function project(failing: { on: boolean }) {
     properties: { envelope: { type: 'object', required: ['data'], properties: { data: { type: 'object', required: ['orderId'], properties: { orderId: { type: 'string' } } } } } },
   };
   assert.deepEqual(contracts.add('order@1', { schema }), []);
-  return registry(
+  const reg = registry(
     {
       echo: (input: TurnInput) => (input.task.turn === 1 ? { actions: [{ type: 'tool', tool: 'note', input: { n: 1 } }] } : { output: 'done' }),
+      // A direct call over a mesh path (docs/mesh.md), and one the mesh refuses.
+      caller: (input: TurnInput) => (input.task.turn === 1 ? { actions: [{ type: 'call_agent', agent: 'strict', input: { envelope: { data: { orderId: 'o-1' } } } }, { type: 'call_agent', agent: 'echo' }] } : { output: 'called' }),
       strict: { fn: () => ({ output: 'ok' }), input: 'order@1' },
       gated: (input: TurnInput) => (input.task.turn === 1 ? { actions: [{ type: 'tool', tool: 'payments.send', input: { amount: 5 } }] } : { output: 'paid' }),
       flaky: {
@@ -209,6 +211,7 @@ function project(failing: { on: boolean }) {
     { note: () => 'noted', 'payments.send': () => 'sent' },
     { policy, contracts },
   );
+  return { ...reg, mesh: [{ from: 'caller', to: 'strict', maxPerMinute: 1_000, maxHops: 1 }] };
 }
 
 async function gateway(t: TestContext) {
@@ -418,6 +421,16 @@ describe('the OpenAPI document', () => {
     await c.call('listBriefs', '/v1/briefs', { token: null, expect: 401 });
     await c.call('getBrief', `/v1/briefs/${briefs.body.briefs[0]!.id}`, { token: 'viewer', expect: 200 });
     await c.call('getBrief', '/v1/briefs/brief_nope', { token: 'viewer', expect: 404, code: 'NOT_FOUND' });
+
+    // ── the mesh log ──
+    const meshed = await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'caller', peer: { kind: 'dm', id: 'p-10' } }), expect: 202 });
+    assert.equal((await finished(g.store, meshed.body.run.id)).state, 'succeeded');
+    const calls = await c.call('listMeshCalls', `/v1/mesh/calls?run=${meshed.body.run.id}&limit=2`, { token: 'viewer', expect: 200 });
+    assert.deepEqual((calls.body as unknown as { entries: Array<{ kind: string }> }).entries.map((e) => e.kind), ['mesh.refused', 'mesh.reply']);
+    assert.ok(calls.body.next);
+    await c.call('listMeshCalls', `/v1/mesh/calls?cursor=${calls.body.next}`, { token: 'viewer', expect: 200 });
+    await c.call('listMeshCalls', '/v1/mesh/calls?cursor=abc', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
+    await c.call('listMeshCalls', '/v1/mesh/calls', { token: null, expect: 401 });
 
     // A run waiting for nothing more is cancelled once, then cancelling is a 409.
     const queued = await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'gated', peer: { kind: 'dm', id: 'p-4' } }), expect: 202 });

@@ -3,6 +3,7 @@ import type { Json } from '../core/types.ts';
 import type { ChainedEvent } from '../store/audit.ts';
 import type { Store } from '../store/store.ts';
 import { verifyAudit, type VerifyReport } from './verify.ts';
+import { MESH_EVENT_PREFIX } from '../core/mesh.ts';
 import type { KeyObject } from 'node:crypto';
 
 /**
@@ -13,8 +14,10 @@ import type { KeyObject } from 'node:crypto';
  * place in its chain and whether it verifies.
  */
 
-export const WHY_STEP_KINDS = ['effect', 'action', 'approval', 'turn', 'task', 'handoff', 'run', 'envelope', 'binding'] as const;
+export const WHY_STEP_KINDS = ['effect', 'mesh', 'action', 'approval', 'turn', 'task', 'handoff', 'run', 'envelope', 'binding'] as const;
 export type WhyStepKind = (typeof WHY_STEP_KINDS)[number];
+/** What `spine why` starts from (a mesh call's key is one: docs/mesh.md). */
+export const WHY_TARGET_KINDS = ['effect', 'mesh', 'approval', 'task', 'run', 'envelope'] as const;
 
 export interface WhyEvent {
   seq: number;
@@ -35,7 +38,7 @@ export interface WhyStep {
 }
 
 export interface WhyGraph {
-  target: { kind: 'effect' | 'approval' | 'task' | 'run' | 'envelope'; id: string };
+  target: { kind: (typeof WHY_TARGET_KINDS)[number]; id: string };
   runId: string | null;
   /** From the target back to its first cause. */
   steps: WhyStep[];
@@ -72,9 +75,17 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
   if (id.includes('/')) {
     const [r, t] = id.split('/');
     const effect = r && t ? (await store.tasks.effects({ taskId: t })).find((e) => e.key === id) : undefined;
-    if (!effect) throw new NotFoundError('effect', id);
-    target = { kind: 'effect', id };
-    ({ runId, taskId } = effect);
+    if (effect) {
+      target = { kind: 'effect', id };
+      ({ runId, taskId } = effect);
+    } else {
+      // A direct call's key (docs/mesh.md): it has shadow records, not a ledger entry.
+      const called = r && t ? (await store.audit.byKind({ prefix: MESH_EVENT_PREFIX, runId: r, limit: 10_000 })).some((e) => dataOf(e as ChainedEvent).key === id) : false;
+      if (!called) throw new NotFoundError('effect', id);
+      target = { kind: 'mesh', id };
+      runId = r!;
+      taskId = t!;
+    }
     effectKey = id;
   } else if (id.startsWith('apr_')) {
     const a = await store.approvals.get(id);
@@ -118,12 +129,15 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
     const approvals = events.filter((e) => e.kind === 'approval.requested' && dataOf(e).key === effectKey).map((e) => text(dataOf(e).approval));
     const onKey = events.filter((e) => e.taskId === taskId && dataOf(e).key === effectKey && !e.kind.startsWith('approval.'));
     const effect = (await store.tasks.effects({ taskId: taskId! })).find((e) => e.key === effectKey);
-    steps.push({
-      kind: 'effect',
-      id: effectKey,
-      summary: effect ? `${effect.tool}: ${effect.state} (attempts ${effect.attempts})` : 'not executed',
-      events: show(onKey),
-    });
+    if (target.kind === 'mesh') steps.push(...meshSteps(events, (key) => key === effectKey, show));
+    else {
+      steps.push({
+        kind: 'effect',
+        id: effectKey,
+        summary: effect ? `${effect.tool}: ${effect.state} (attempts ${effect.attempts})` : 'not executed',
+        events: show(onKey),
+      });
+    }
     for (const a of approvals) {
       if (approvalId && a !== approvalId) continue;
       const rec = await store.approvals.get(a);
@@ -142,6 +156,9 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
     const answered = turnEvents.find((e) => e.kind === 'turn.answered');
     steps.push({ kind: 'turn', id: `${taskId}/${turn}`, summary: `turn ${turn}${answered ? `, input ${text(dataOf(answered).input ?? '—')}, answer ${answered.digest ?? '—'}` : ''}`, events: show(turnEvents) });
   }
+
+  // A task's or run's direct calls: each with its shadow records.
+  if (target.kind === 'task' || target.kind === 'run') steps.push(...meshSteps(taskId ? events.filter((e) => e.taskId === taskId) : events, () => true, show));
 
   // The task, its handoff from its parent, and so on up to the root.
   for (let t = taskId ? await store.tasks.get(taskId) : null; t; t = t.parentId ? await store.tasks.get(t.parentId) : null) {
@@ -168,4 +185,30 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
 
   const verified = steps.every((s) => s.events.every((e) => e.verified)) && report.verdict !== 'tampered';
   return { target, runId, steps, verified, verdict: report.verdict };
+}
+
+/**
+ * One step per direct call (docs/mesh.md) among `events` whose key `wanted` picks: its
+ * mesh.call / mesh.reply / mesh.refused records, nested calls' included (their keys
+ * extend the top call's), and the boundary's decisions on its key.
+ */
+function meshSteps(events: ChainedEvent[], wanted: (key: string) => boolean, show: (es: ChainedEvent[]) => WhyEvent[]): WhyStep[] {
+  const tops = new Map<string, ChainedEvent[]>();
+  for (const e of events) {
+    const key = dataOf(e).key;
+    if (typeof key !== 'string' || !e.kind.startsWith(MESH_EVENT_PREFIX) || dataOf(e).hop !== 1 || !wanted(key)) continue;
+    tops.set(key, []);
+  }
+  for (const e of events) {
+    const key = dataOf(e).key;
+    if (typeof key !== 'string') continue;
+    for (const [top, list] of tops) if (key === top || (key.startsWith(`${top}/`) && e.kind.startsWith(MESH_EVENT_PREFIX))) list.push(e);
+  }
+  return [...tops].map(([key, list]) => {
+    const first = list.find((e) => e.kind.startsWith(MESH_EVENT_PREFIX));
+    const d = first ? dataOf(first) : {};
+    const last = [...list].reverse().find((e) => e.kind === 'mesh.reply' || e.kind === 'mesh.refused');
+    const outcome = !last ? 'no reply: the caller died mid-call' : last.kind === 'mesh.refused' ? `refused (${text(dataOf(last).reason)})` : dataOf(last).ok ? 'answered' : `failed (${text(dataOf(last).code)})`;
+    return { kind: 'mesh' as const, id: key, summary: `direct call ${text(d.from)} → ${text(d.to)}: ${outcome}`, events: show(list) };
+  });
 }

@@ -153,6 +153,12 @@ handoff:<agent>, turn:<agent> (the agent's own spend).`,
 
 Shows which binding an envelope with these fields would go to, and why: every
 binding with its tier and whether it matched. Stores nothing.`,
+  mesh: `spine mesh log [--run <run-id>] [--limit <n>] [--before <seq>] [--json]
+
+The direct calls over declared mesh paths (docs/mesh.md), newest first: each
+shadow record (mesh.call before forwarding, mesh.reply after, mesh.refused for a
+call the mesh did not allow) with its pair, hop, outcome, time and idempotency key.
+A mesh.call without a mesh.reply is a call whose caller died mid-call.`,
   briefs: `spine briefs list [--run <run-id>] [--state resolving|done] [--limit <n>] [--before <brief-id>] [--json]
 spine briefs show <brief-id> [--json]
 

@@ -24,6 +24,7 @@ const COMMANDS: Record<keyof typeof HELP, { load: () => Promise<Command>; summar
   memory: { load: async () => (await import('./commands/memory.ts')).memoryCommand, summary: 'search, read, write, trace and forget shared memory; the merge queue' },
   approvals: { load: async () => (await import('./commands/approvals.ts')).approvalsCommand, summary: 'list and decide approvals; standing grants' },
   briefs: { load: async () => (await import('./commands/briefs.ts')).briefsCommand, summary: 'list and show briefs: synthesised results with provenance and conflicts' },
+  mesh: { load: async () => (await import('./commands/mesh.ts')).meshCommand, summary: 'the mesh log: direct agent-to-agent calls as the audit trail recorded them' },
   policy: { load: async () => (await import('./commands/policy.ts')).policyCommand, summary: 'explain how policy decides an action (executes nothing)' },
   gates: { load: async () => (await import('./commands/gates.ts')).gatesCommand, summary: 'list gates, test one on an input (changes nothing), query verdicts' },
   schedules: { load: async () => (await import('./commands/schedules.ts')).schedulesCommand, summary: 'list schedules and heartbeats (fired, skipped, paused); resume a paused heartbeat' },

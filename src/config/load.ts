@@ -16,6 +16,7 @@ import { ContractRegistry } from '../contracts/registry.ts';
 import { BUILTIN_CONTRACTS } from '../contracts/builtin.ts';
 import type { Json } from '../core/types.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
+import { compileMesh } from './mesh.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
 import { compileAuditSettings, type AuditSettings } from '../audit/settings.ts';
 import { compileGateway, type GatewaySettings } from '../gateway/config.ts';
@@ -294,6 +295,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   const channels = compileChannels(raw.channels, issues);
   const schedules = compileSchedules(raw.schedules, issues, agentNames);
   const stuck = compileStuck(raw.health?.stuck, issues);
+  const mesh = compileMesh(raw.mesh, agentNames, issues);
   const gates = compileGates(raw.validation, { agents: agentNames, tools: Object.keys(tools), contracts, agentOf: (n) => agents[n]?.agent }, issues);
 
   const audit = compileAuditSettings(raw.audit, dir, issues);
@@ -305,7 +307,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck, mesh }),
     routing,
     gateway,
     channels,

@@ -13,6 +13,7 @@ import { validationSchema } from '../validation/config.ts';
 import { healthSchema } from '../validation/stuck.ts';
 import { agentCommon } from '../agents/config-common.ts';
 import { memoryConfigSchema } from '../memory/settings.ts';
+import { meshSchema } from './mesh.ts';
 import { contractId, cost, retrySchema, secretValue, type allowDeny } from './fields.ts';
 
 export { retrySchema };
@@ -94,6 +95,8 @@ export const configSchema = z.strictObject({
   /** MCP servers whose tools join the catalog, and Spine's own MCP server. */
   mcp: mcpSchema.optional(),
   agents: z.record(z.string().regex(AGENT_NAME, 'agent names start with a letter and use letters, digits, _ or -'), agentSchema),
+  /** Declared direct agent → agent paths (docs/mesh.md); absent: pure hub and spoke. */
+  mesh: meshSchema.optional(),
   tools: z.record(z.string().regex(TOOL_NAME, 'tool names are dotted words, e.g. notes.save'), toolSchema).optional(),
   retry: retrySchema.optional(),
   limits: z

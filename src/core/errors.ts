@@ -1,6 +1,7 @@
 import { redact, redactDeep } from './redact.ts';
 import { formatIssues, type FieldIssue } from './issues.ts';
 import type { ErrorInfo, Json } from './types.ts';
+import type { MeshRefusal } from './mesh.ts';
 
 /**
  * The one error catalogue. Every code Spine answers with — to an HTTP client, a CLI
@@ -71,6 +72,7 @@ export const ERROR_CATALOGUE = {
   BUDGET_EXCEEDED: entry(402, EXIT.failed, false, 'a cost ceiling was reached; the task escalated to a human (a heartbeat\'s maxCostUsd: the task failed)'),
   TURN_LIMIT: entry(422, EXIT.failed, false, 'a task took limits.maxTurns turns without an output'),
   DEPTH_LIMIT: entry(422, EXIT.failed, false, 'a handoff would nest deeper than limits.maxDepth'),
+  MESH_REFUSED: entry(403, EXIT.refused, false, 'the mesh refused a direct call (`call_agent`); `details.reason` is undeclared, hops, cycle, rate (retryable, `details.retryAt`) or effects'),
   // ── the work itself ──
   AGENT_FAILED: entry(502, EXIT.failed, true, 'the agent threw, crashed or exited non-zero'),
   AGENT_PROTOCOL: entry(502, EXIT.failed, true, 'the agent answered something that is not a valid turn result'),
@@ -388,5 +390,12 @@ export class InvalidScopeError extends SpineError {
 export class ValueTooLargeError extends SpineError {
   constructor(what: string, bytes: number, limit: number) {
     super('VALUE_TOO_LARGE', `${what} is ${bytes} bytes; the limit is ${limit} (memory.${what === 'text' ? 'maxTextBytes' : 'maxValueBytes'})`, { details: { bytes, limit } });
+  }
+}
+
+/** The mesh refused a direct call (docs/mesh.md): audited as `mesh.refused`, never routed through the hub instead. */
+export class MeshRefusedError extends SpineError {
+  constructor(reason: MeshRefusal, message: string, details: { [key: string]: Json }) {
+    super('MESH_REFUSED', message, { details: { reason, ...details }, retryable: reason === 'rate' });
   }
 }

@@ -149,7 +149,21 @@ export interface RecallAction {
   id?: string;
 }
 
-export type Action = ToolAction | HandoffAction | DeliverAction | RememberAction | RecallAction;
+/**
+ * A direct call to another agent over a declared mesh path (docs/mesh.md): answered
+ * synchronously within this task, with no child task, queue hop or lease, and
+ * shadow-logged (`mesh.call`, `mesh.reply`) in the audit trail before and after.
+ */
+export interface CallAgentAction {
+  type: 'call_agent';
+  agent: string;
+  input?: Json;
+  /** Contract id the payload is declared as; defaults to the callee's input contract. */
+  contract?: string;
+  id?: string;
+}
+
+export type Action = ToolAction | HandoffAction | DeliverAction | RememberAction | RecallAction | CallAgentAction;
 
 /** The outcome of one action, handed to the next turn. `taskId` names a handoff's child task. */
 export type ActionResult =
@@ -215,8 +229,8 @@ export interface TurnInput {
   results: ActionResult[];
   /** Facts recalled for this turn (the agent's declared `recall`), each with its version and provenance, to cite. */
   memory: Json[];
-  /** `memory`: the scopes it may read and write, `self`, `run` and `session` resolved. */
-  grants: { tools: string[]; agents: string[]; memory?: { read: string[]; write: string[] } };
+  /** `memory`: the scopes it may read and write, `self`, `run` and `session` resolved; `mesh`: the agents it may `call_agent` directly. */
+  grants: { tools: string[]; agents: string[]; memory?: { read: string[]; write: string[] }; mesh?: string[] };
   /** The brief of the handoffs just joined (a `Brief`, core/brief.ts), when the agent declares synthesis (docs/synthesis.md). */
   brief?: Json;
 }

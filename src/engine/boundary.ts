@@ -148,8 +148,12 @@ export class Boundary {
 
   /** A handoff: the payload against its declared contract and the receiver's, then policy, then gates. */
   handoff(ctx: CrossingContext, target: AgentSpec, input: Json, declared: string | undefined): Promise<Verdict> {
+    return this.handoffPassage(ctx, target, input, declared, null);
+  }
+
+  private handoffPassage(ctx: CrossingContext, target: AgentSpec, input: Json, declared: string | undefined, cost: Cost | null): Promise<Verdict> {
     const expected = target.input;
-    const passage: Passage = { kind: 'handoff', ctx, name: target.name, input, contracts: [], cost: null };
+    const passage: Passage = { kind: 'handoff', ctx, name: target.name, input, contracts: [], cost };
     if (declared && !this.registry.contracts.has(declared)) {
       const error = new ContractViolationError(declared, 'handoff', [{ path: '', message: `unknown contract ${declared}` }]).toInfo();
       passage.refused = { error, data: { contract: declared, agent: target.name } };
@@ -160,6 +164,15 @@ export class Boundary {
       passage.contracts.push({ id, where: `handoff to ${target.name}` });
     }
     return this.pass(passage);
+  }
+
+  /**
+   * A direct call over a mesh path (docs/mesh.md): checked as a handoff to the callee
+   * (its contracts, the caller's handoff grants and policy, gates), and the callee's
+   * turn estimate reserved against the caller's budgets.
+   */
+  call(ctx: CrossingContext, target: AgentSpec, input: Json, declared: string | undefined): Promise<Verdict> {
+    return this.handoffPassage(ctx, target, input, declared, target.cost);
   }
 
   /** A child's result, before it joins its parent: gates. */

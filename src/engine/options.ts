@@ -11,6 +11,7 @@ import type { Gate } from '../validation/gate.ts';
 import type { BreakerSettings } from '../validation/breakers.ts';
 import type { StuckSettings } from '../validation/stuck.ts';
 import type { MemorySettings, RecallSpec } from '../memory/settings.ts';
+import type { MeshPath } from '../core/mesh.ts';
 
 /** Estimated spend of one crossing, reserved against cost ceilings before it happens. */
 export interface Cost {
@@ -100,6 +101,8 @@ export interface Registry {
   stuck?: StuckSettings | null;
   /** Shared memory: scope policies and limits. */
   memory: MemorySettings;
+  /** Declared direct paths (docs/mesh.md); empty or absent: pure hub and spoke. */
+  mesh?: readonly MeshPath[];
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

@@ -7,6 +7,7 @@ import type { BreakerSettings } from '../validation/breakers.ts';
 import type { StuckSettings } from '../validation/stuck.ts';
 import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
+import type { MeshPath } from '../core/mesh.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
 import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
 
@@ -55,6 +56,7 @@ export function createRegistry(parts: {
   breakers?: BreakerSettings | null;
   stuck?: StuckSettings | null;
   memory?: MemorySettings;
+  mesh?: readonly MeshPath[];
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -105,5 +107,6 @@ export function createRegistry(parts: {
     ...(parts.breakers ? { breakers: parts.breakers } : {}),
     ...(parts.stuck ? { stuck: parts.stuck } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
+    ...(parts.mesh?.length ? { mesh: parts.mesh } : {}),
   };
 }

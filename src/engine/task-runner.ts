@@ -1,13 +1,14 @@
-import type { Clock, Timer } from '../core/clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { digest } from '../core/digest.ts';
-import { CircuitOpenError, DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, TurnTimeoutError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
+import { CircuitOpenError, DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
+import { callAgent, Stopped } from './agent-call.ts';
+import { meshGrants, runMeshCall } from './mesh.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
 import type { Action, ActionResult, DeliverAction, ErrorInfo, HandoffAction, Json, ToolAction, TurnInput, TurnRecord, Usage } from '../core/types.ts';
 import type { NewOutboxItem } from '../store/outbox.ts';
 import { effectKey, type AuditEntry, type ClaimedTask, type EffectRecord, type NewChildTask, type Settlement, type Store, type TurnOutcome } from '../store/store.ts';
-import type { AgentContext } from '../core/agent.ts';
 import { composeReply, type ReplyComposer } from '../core/channel.ts';
 import { taskCrossing, type Boundary, type CrossingContext, type Verdict } from './boundary.ts';
 import type { AgentSpec, Registry, ToolSpec } from './options.ts';
@@ -54,8 +55,6 @@ export interface AgentEvent {
 
 /** Why a runner was told to stop; in both cases it must not commit. */
 export type StopReason = 'lease-lost' | 'shutdown';
-
-class Stopped extends Error {}
 
 type Pause = Extract<Verdict, { effect: 'defer' | 'approve' | 'escalate' }>;
 
@@ -277,6 +276,14 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           turnResults.push(await runRemember(memEnv, claimed, n, i, fixedWrite, scope));
         } else if (action.type === 'recall') {
           turnResults.push(await runRecall(memEnv, claimed, i, action, audit));
+        } else if (action.type === 'call_agent') {
+          // A direct call (docs/mesh.md): answered here; mesh.call committed before it is forwarded, mesh.reply with this turn. A retried turn calls again.
+          const called = await runMeshCall(env, { claimed, index: i, action, key, settle, audit, stop });
+          if ('pause' in called) {
+            pause = called.pause;
+            break;
+          }
+          turnResults.push(called);
         } else {
           const planned = await planHandoff(env, ctx(key), claimed, i, action, audit);
           if ('pause' in planned) {
@@ -379,32 +386,9 @@ function buildTurnInput(
     history,
     results,
     memory,
-    grants: withMemoryGrants(boundary.grantsFor(task.agent), memoryGrantsForTurn(env.registry, claimed)),
+    grants: withMemoryGrants(boundary.grantsFor(task.agent), memoryGrantsForTurn(env.registry, claimed), meshGrants(env, task.agent)),
     ...(brief ? { brief: brief as unknown as Json } : {}),
   } satisfies TurnInput);
-}
-
-/** Calls the agent with its timeout; a stop (cancel, shutdown) aborts the call too. */
-async function callAgent(clock: Clock, spec: AgentSpec, input: TurnInput, stop: AbortSignal, onToken?: AgentContext['onToken'], breakers?: AgentContext['breakers']): Promise<unknown> {
-  if (stop.aborted) throw new Stopped();
-  const ctl = new AbortController();
-  const onStop = () => ctl.abort(new Stopped());
-  stop.addEventListener('abort', onStop, { once: true });
-  let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = clock.timer(spec.timeoutMs, () => {
-      const err = new TurnTimeoutError(spec.name, spec.timeoutMs);
-      ctl.abort(err);
-      reject(err);
-    });
-  });
-  const stopped = new Promise<never>((_, reject) => ctl.signal.addEventListener('abort', () => reject(ctl.signal.reason as Error), { once: true }));
-  try {
-    return await Promise.race([spec.agent.turn(input, { signal: ctl.signal, timeoutMs: spec.timeoutMs, ...(onToken ? { onToken } : {}), ...(breakers ? { breakers } : {}) }), timeout, stopped]);
-  } finally {
-    timer?.cancel();
-    stop.removeEventListener('abort', onStop);
-  }
 }
 
 function actionName(action: Action): string {
@@ -419,11 +403,13 @@ function actionName(action: Action): string {
       return `remember:${action.scope}`;
     case 'recall':
       return 'recall';
+    case 'call_agent':
+      return `call_agent:${action.agent}`;
   }
 }
 
-function withMemoryGrants(g: { tools: string[]; agents: string[] }, memory: { read: string[]; write: string[] } | undefined): TurnInput['grants'] {
-  return memory ? { ...g, memory } : g;
+function withMemoryGrants(g: { tools: string[]; agents: string[] }, memory: { read: string[]; write: string[] } | undefined, mesh: string[]): TurnInput['grants'] {
+  return { ...g, ...(memory ? { memory } : {}), ...(mesh.length ? { mesh } : {}) };
 }
 
 function refuse(index: number, action: Action, error: ErrorInfo, audit: AuditEntry[], base: Omit<AuditEntry, 'kind'>): ActionResult {
@@ -697,6 +683,6 @@ function toJsonValue(value: unknown): Json {
 
 /** What `spine why` shows of a decided action: its index, type and target (payloads stay out of the trail). */
 function decidedAction(a: Action, index: number): Json {
-  const target = a.type === 'tool' ? a.tool : a.type === 'handoff' ? a.agent : a.type === 'deliver' ? a.channel : a.type === 'remember' ? `${a.scope}:${a.key}` : 'recall';
+  const target = a.type === 'tool' ? a.tool : a.type === 'handoff' || a.type === 'call_agent' ? a.agent : a.type === 'deliver' ? a.channel : a.type === 'remember' ? `${a.scope}:${a.key}` : 'recall';
   return { index, type: a.type, target, ...(a.id ? { id: a.id } : {}) };
 }

@@ -51,6 +51,14 @@ const recallAction = z
     id: z.string().optional(),
   })
   .refine((r) => r.query !== undefined || (r.scope !== undefined && r.key !== undefined), { message: 'a recall needs a "query", or a "scope" and "key"' });
+/** A direct call over a declared mesh path (docs/mesh.md). */
+const callAgentAction = z.strictObject({
+  type: z.literal('call_agent'),
+  agent: z.string().min(1),
+  input: json.optional(),
+  contract: z.string().min(1).optional(),
+  id: z.string().optional(),
+});
 const usage = z.strictObject({
   inputTokens: z.number().nonnegative().optional(),
   outputTokens: z.number().nonnegative().optional(),
@@ -59,7 +67,7 @@ const usage = z.strictObject({
 
 const turnResult = z
   .strictObject({
-    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction, rememberAction, recallAction])).optional(),
+    actions: z.array(z.discriminatedUnion('type', [toolAction, handoffAction, deliverAction, rememberAction, recallAction, callAgentAction])).optional(),
     output: json.optional(),
     usage: usage.optional(),
     meta: z.record(z.string(), json).optional(),

@@ -4,7 +4,7 @@ import { BRIEF_STATES, EVIDENCE_KINDS, RESOLUTION_OUTCOMES, STRATEGIES, type Bri
 import { ERROR_CODES } from '../core/errors.ts';
 import { APPROVAL_STATES, AUDIT_VERDICTS, EFFECT_STATES, ENVELOPE_STATES, RUN_STATES, TAMPER_KINDS, TASK_STATES } from '../core/states.ts';
 import type { VerifyReport } from '../audit/verify.ts';
-import { WHY_STEP_KINDS, type WhyGraph } from '../audit/why.ts';
+import { WHY_STEP_KINDS, WHY_TARGET_KINDS, type WhyGraph } from '../audit/why.ts';
 import type { Action, ActionResult, ErrorInfo, Json, Run, Task, TurnRecord } from '../core/types.ts';
 import type { RunUsage } from '../core/usage.ts';
 import type { Approval, AuditEvent, EffectRecord, EnvelopeRecord, SchemaStatus } from '../store/store.ts';
@@ -97,10 +97,11 @@ const action = z
       id: actionId,
     }),
     z.strictObject({ type: z.literal('recall'), query: str.optional(), scope: str.optional(), key: str.optional(), k: int.optional(), asOf: int.optional(), id: actionId }),
+    z.strictObject({ type: z.literal('call_agent'), agent: str, input: json.optional(), contract: str.optional(), id: actionId }),
   ])
   .openapi('Action');
 
-const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall']), id: actionId, taskId: str.optional() };
+const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall', 'call_agent']), id: actionId, taskId: str.optional() };
 const actionResult = z
   .discriminatedUnion('ok', [
     z.strictObject({ ...resultBase, ok: z.literal(true), value: json }),
@@ -332,7 +333,7 @@ const whyEvent = z.strictObject({
 
 export const whyGraph = z
   .strictObject({
-    target: z.strictObject({ kind: z.enum(['effect', 'approval', 'task', 'run', 'envelope']), id: str }),
+    target: z.strictObject({ kind: z.enum(WHY_TARGET_KINDS), id: str }),
     runId: str.nullable(),
     steps: z.array(z.strictObject({ kind: z.enum(WHY_STEP_KINDS), id: str, summary: str, events: z.array(whyEvent) })),
     verified: z.boolean(),

@@ -220,6 +220,8 @@ export interface LimitAcquire {
    * the task's reservations, and one taken after it would be left behind until expiry.
    */
   holder?: string;
+  /** Audit events committed in the same transaction when everything was taken (a mesh call's `mesh.call`). */
+  audit?: AuditEntry[];
 }
 
 export type LimitResult =

@@ -16,10 +16,13 @@ import type { AgentCatalog, ChatMessage, JsonSchema, ModelReply, ModelRequest, O
 export const ANSWER_TOOL = 'final_answer';
 export const HANDOFF_PREFIX = 'handoff_to_';
 
-type Target = { kind: 'tool'; tool: string; wrapped: boolean } | { kind: 'handoff'; agent: string } | { kind: 'memory'; action: 'remember' | 'recall' };
+type Target = { kind: 'tool'; tool: string; wrapped: boolean } | { kind: 'handoff'; agent: string } | { kind: 'memory'; action: 'remember' | 'recall' } | { kind: 'call' };
 
 /** Shared memory's two actions, offered as tools to an agent holding memory grants (docs/memory.md). */
 export const MEMORY_TOOLS = { remember: 'remember', recall: 'recall' } as const;
+
+/** The direct call over a declared mesh path (docs/mesh.md), offered when the agent has any. */
+export const CALL_AGENT_TOOL = 'call_agent';
 
 /** The tools offered in one turn, with the way back from wire names to Spine names. */
 export interface Offer {
@@ -146,6 +149,18 @@ export function offerTools(input: TurnInput, info: AgentInfo): Offer {
     });
     offer.targets.set(MEMORY_TOOLS.recall, { kind: 'memory', action: 'recall' });
   }
+  const mesh = input.grants.mesh ?? [];
+  if (mesh.length > 0 && !used.has(CALL_AGENT_TOOL)) {
+    used.add(CALL_AGENT_TOOL);
+    offer.tools.push({
+      name: CALL_AGENT_TOOL,
+      description:
+        `Ask another agent directly and get its answer as this call's result, without a delegation: fast, but it can only answer (no tools of its own). ` +
+        `You may call: ${mesh.map((a) => { const d = info.catalog?.agent(a)?.description; return d ? `${a} (${d})` : a; }).join(', ')}.`,
+      parameters: { type: 'object', required: ['agent'], properties: { agent: { type: 'string', enum: mesh }, input: { description: "the agent's input" } }, additionalProperties: false },
+    });
+    offer.targets.set(CALL_AGENT_TOOL, { kind: 'call' });
+  }
   return offer;
 }
 
@@ -159,6 +174,9 @@ function systemPrompt(info: AgentInfo, offer: Offer, provider: Provider): string
   if ([...offer.targets.values()].some((t) => t.kind === 'tool')) lines.push('- Call a tool to act; its result comes back in the next message.');
   if ([...offer.targets.values()].some((t) => t.kind === 'handoff')) {
     lines.push(`- Call ${HANDOFF_PREFIX}<agent> to delegate part of the work to that agent; its answer comes back as that call's result. Calls in one reply run in parallel.`);
+  }
+  if ([...offer.targets.values()].some((t) => t.kind === 'call')) {
+    lines.push(`- Call ${CALL_AGENT_TOOL} to ask one of the agents it lists directly; its answer comes back as that call's result.`);
   }
   if ([...offer.targets.values()].some((t) => t.kind === 'memory')) {
     lines.push('- Call remember to write what you found to the shared memory (other agents and later runs learn from it), recall to search it.');
@@ -323,6 +341,10 @@ export function toTurnResult(reply: ModelReply, offer: Offer, info: AgentInfo, i
     } else if (target.kind === 'memory') {
       // The turn protocol checks the shape (a bad call is a protocol error the model is shown).
       actions.push({ ...(isObject(args) ? args : {}), type: target.action, id } as unknown as Action);
+    } else if (target.kind === 'call') {
+      const agent = isObject(args) && typeof args.agent === 'string' ? args.agent : '';
+      if (agent === '') problems.push({ path: `calls.${i}.arguments.agent`, message: `${CALL_AGENT_TOOL} needs "agent", one of: ${(input.grants.mesh ?? []).join(', ')}` });
+      else actions.push({ type: 'call_agent', agent, input: isObject(args) ? (args.input ?? null) : null, id });
     } else {
       actions.push({ type: 'handoff', agent: target.agent, input: args, id });
     }

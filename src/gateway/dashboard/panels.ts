@@ -140,4 +140,22 @@ export const PANELS: readonly Panel[] = [
     live: [],
     view: 'audit',
   },
+  {
+    id: 'mesh',
+    title: 'Mesh',
+    source: '/v1/mesh/calls?limit=100',
+    rows: 'entries',
+    columns: [
+      { label: 'at', field: 'at', format: 'time' },
+      { label: 'event', field: 'kind' },
+      { label: 'from', field: 'from' },
+      { label: 'to', field: 'to' },
+      { label: 'hop', field: 'hop' },
+      { label: 'ok', field: 'ok' },
+      { label: 'reason', field: 'reason' },
+      { label: 'ms', field: 'ms' },
+      { label: 'key', field: 'key' },
+    ],
+    live: ['mesh.'],
+  },
 ];

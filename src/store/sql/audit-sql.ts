@@ -169,6 +169,16 @@ export function sqlAuditStore(db: SqlBackend): AuditStore {
       return rows.map(toAuditEvent);
     },
 
+    async byKind(q): Promise<AuditEvent[]> {
+      // A range on kind (`mesh.` ≤ kind < `mesh/`) so the (kind, seq) index serves it; no LIKE escaping.
+      const hi = q.prefix.slice(0, -1) + String.fromCharCode(q.prefix.charCodeAt(q.prefix.length - 1) + 1);
+      const before = q.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+      const rows = q.runId
+        ? await db.read.all<AuditRow>('SELECT * FROM audit_events WHERE run_id = ? AND kind >= ? AND kind < ? AND seq < ? ORDER BY seq DESC LIMIT ?', [q.runId, q.prefix, hi, before, q.limit])
+        : await db.read.all<AuditRow>('SELECT * FROM audit_events WHERE kind >= ? AND kind < ? AND seq < ? ORDER BY seq DESC LIMIT ?', [q.prefix, hi, before, q.limit]);
+      return rows.map(toAuditEvent);
+    },
+
     async latestSeq(): Promise<number> {
       const row = await db.read.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM audit_events');
       return Number(row?.seq ?? 0);

@@ -59,6 +59,8 @@ async function acquireLimits(tx: SqlExecutor, req: LimitAcquire, now: number): P
       [req.reservationId, req.runId, req.taskId, toJson(req.budgets.map((b) => b.key)), req.micros, req.tokens, now, req.expiresAt],
     );
   }
+  // What the taking records (a mesh call's shadow record) commits with it, or not at all.
+  if (req.audit?.length) await insertAudit(tx, now, req.audit);
   return { ok: true, reservationId: req.budgets.length > 0 ? req.reservationId : null };
 }
 

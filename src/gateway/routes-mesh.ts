@@ -1,0 +1,63 @@
+import { z } from '@hono/zod-openapi';
+import { meshLog, type MeshLogEntry } from '../audit/mesh-log.ts';
+import { MESH_EVENTS } from '../core/mesh.ts';
+import type { GatewayModule } from './api.ts';
+import { AUTH, SYSTEM, jsonBody, route } from './route-kit.ts';
+
+/** The mesh's traffic (docs/mesh.md): the direct calls' shadow records, newest first (`spine mesh log`, the dashboard's Mesh panel). */
+
+const DEFAULT_LIMIT = 50;
+const str = z.string();
+
+export const meshLogEntry = z
+  .strictObject({
+    id: str.openapi({ description: "the event's seq, as the page cursor" }),
+    seq: z.number().int(),
+    at: z.number().int(),
+    kind: z.enum(MESH_EVENTS),
+    runId: str.nullable(),
+    taskId: str.nullable(),
+    key: str.nullable().openapi({ description: "the call's idempotency key: run/task/turn/action (nested calls deeper)" }),
+    call: str.nullable(),
+    from: str.nullable(),
+    to: str.nullable(),
+    hop: z.number().int().nullable(),
+    ok: z.boolean().nullable(),
+    reason: str.nullable().openapi({ description: 'mesh.refused: undeclared, hops, cycle, rate, effects or boundary' }),
+    code: str.nullable(),
+    ms: z.number().nullable(),
+  })
+  .openapi('MeshLogEntry');
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type MeshWireCheck = Same<z.infer<typeof meshLogEntry>, MeshLogEntry> extends true ? true : never;
+const wireCheck: MeshWireCheck = true;
+void wireCheck;
+
+export const listMeshCalls = route({
+  method: 'get',
+  path: '/v1/mesh/calls',
+  operationId: 'listMeshCalls',
+  summary: 'Direct agent-to-agent calls (mesh.call, mesh.reply, mesh.refused), newest first',
+  tags: ['events'],
+  'x-spine-permission': 'read',
+  errors: ['INVALID_REQUEST', ...AUTH, ...SYSTEM],
+  request: {
+    query: z.strictObject({
+      run: z.string().min(1).max(128).optional().openapi({ description: 'only this run' }),
+      limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: `page size (default ${DEFAULT_LIMIT}, at most 500)` }),
+      cursor: z.string().regex(/^\d+$/, 'a seq').optional().openapi({ description: 'the `next` of the previous page' }),
+    }),
+  },
+  responses: { 200: jsonBody(z.strictObject({ entries: z.array(meshLogEntry), next: z.string().nullable() }), 'the mesh log') },
+});
+
+export const meshRoutes: GatewayModule = (api) => {
+  api.app.openapi(api.bind(listMeshCalls), async (c) => {
+    const q = c.req.valid('query');
+    const limit = q.limit ?? DEFAULT_LIMIT;
+    const rows = await meshLog(api.store, { limit: limit + 1, ...(q.run ? { runId: q.run } : {}), ...(q.cursor ? { before: Number(q.cursor) } : {}) });
+    const entries = rows.slice(0, limit);
+    return c.json({ entries, next: rows.length > limit ? entries.at(-1)!.id : null }, 200);
+  });
+};
