@@ -43,7 +43,7 @@ export default function commander(turn: Turn) {
     return {
       actions: [
         // The account summary: what the commander's heartbeat watches (team/accounts).
-        { type: 'remember', scope: 'team/accounts', key: id, value: brief, text: `${account.name} renewal ${account.renewalDate}: churn risk ${String(brief.churnRisk)}, expansion ${String(brief.expansionPotential)}` },
+        { type: 'remember', scope: 'team/accounts', key: id, value: brief, text: `${account.name} renewal ${account.renewalDate}: churn risk ${show(brief.churnRisk)}, expansion ${show(brief.expansionPotential)}` },
         { type: 'handoff', agent: 'success', id: 'email', input: { account: id, renewalDate: account.renewalDate, mode: 'email', brief } },
       ],
       usage,
@@ -57,7 +57,7 @@ export default function commander(turn: Turn) {
     output: {
       ...brief,
       email: outcome,
-      text: `${account.name} renewal (${account.renewalDate}): churn risk ${String(brief.churnRisk)}, expansion ${String(brief.expansionPotential)}; email ${email?.ok ? 'sent' : 'not sent'}.`,
+      text: `${account.name} renewal (${account.renewalDate}): churn risk ${show(brief.churnRisk)}, expansion ${show(brief.expansionPotential)}; email ${email?.ok ? 'sent' : 'not sent'}.`,
     },
     usage,
   };
@@ -77,3 +77,5 @@ function settle(brief: Turn['brief']): Record<string, unknown> {
   for (const c of brief?.conflicts ?? []) if (c.decision) out[c.key] = c.decision.value;
   return out;
 }
+
+const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v) ?? 'unknown');
