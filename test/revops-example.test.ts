@@ -10,6 +10,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import JSON5 from 'json5';
 import { postSlack } from '../examples/revops/post.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Store } from '../src/store/store.ts';
@@ -142,7 +143,7 @@ describe('examples/revops: npm run example:revops', () => {
     const approved = await spine('approvals', 'approve', firstApproval, '--reason', 'ok to send');
     assert.equal(approved.code, 0, approved.stderr);
     const why = (await saw(/npx spine why (\S+)/))[1]!;
-    await until('the renewal run succeeds', async () => (await store.runs.get(firstRun))?.state === 'succeeded', 30_000);
+    await until('the renewal run succeeds', async () => (await store.runs.get(firstRun))?.state === 'succeeded', 60_000);
 
     const shown = await json<{ effects: Array<{ key: string; tool: string; state: string }>; gates: unknown[] }>('runs', 'show', firstRun);
     const emails = shown.effects.filter((e) => e.tool === 'email.send');
@@ -173,7 +174,7 @@ describe('examples/revops: npm run example:revops', () => {
     const second = await found(
       'the second renewal waits for its approval',
       async () => (await store.approvals.list({ state: 'pending', limit: 10 })).find((a) => a.runId !== firstRun) ?? null,
-      30_000,
+      60_000,
     );
     const routed = (await store.audit.list({ runId: second.runId, limit: 1000 })).find((e) => e.kind === 'route.decided');
     assert.deepEqual((routed?.data as { decision: { binding: string; router: string; fallback: boolean } }).decision, {
@@ -205,11 +206,11 @@ describe('examples/revops: npm run example:revops', () => {
     const decided = await found('the fallback decision', async () => {
       const events = await store.audit.list({ afterSeq: before, limit: 1000 });
       return events.find((e) => e.kind === 'route.decided' && (e.data as { decision?: { router?: string } }).decision?.router === 'classifier') ?? null;
-    }, 30_000);
+    }, 60_000);
     const decision = (decided.data as { decision: { fallback: boolean; why: string } }).decision;
     assert.equal(decision.fallback, true);
     assert.match(decision.why, /answered \{"agent":"none"\}.*fallback commander/);
-    await until('the commander asks which account', async () => (await store.runs.get(decided.runId!))?.state === 'succeeded', 30_000);
+    await until('the commander asks which account', async () => (await store.runs.get(decided.runId!))?.state === 'succeeded', 60_000);
     assert.match(JSON.stringify((await store.runs.get(decided.runId!))?.output), /Which account\?/);
   });
 
@@ -225,6 +226,18 @@ async function found<T>(what: string, probe: () => Promise<T | null>, timeoutMs:
   await until(what, async () => (hit = await probe()) !== null, timeoutMs);
   return hit!;
 }
+
+describe('examples/revops: the real-model config', () => {
+  it('is the offline config with the classifier as an LLM agent (and its contract), nothing else', () => {
+    const read = (f: string) => JSON5.parse(readFileSync(join(EXAMPLE, f), 'utf8')) as { agents: Record<string, { kind: string; output?: string }>; contracts?: Record<string, unknown> };
+    const offline = read('spine.config.json5');
+    const llm = read('spine.llm.config.json5');
+    assert.equal(llm.agents.classifier?.kind, 'llm');
+    assert.ok(llm.contracts?.[llm.agents.classifier.output ?? '']);
+    const rest = (c: typeof llm) => ({ ...c, contracts: undefined, agents: { ...c.agents, classifier: undefined } });
+    assert.deepEqual(rest(llm), rest(offline));
+  });
+});
 
 function readdirSafe(path: string): string[] {
   try {
