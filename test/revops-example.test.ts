@@ -229,7 +229,8 @@ async function found<T>(what: string, probe: () => Promise<T | null>, timeoutMs:
 
 describe('examples/revops: the real-model config', () => {
   it('is the offline config with the classifier as an LLM agent (and its contract), nothing else', () => {
-    const read = (f: string) => JSON5.parse(readFileSync(join(EXAMPLE, f), 'utf8')) as { agents: Record<string, { kind: string; output?: string }>; contracts?: Record<string, unknown> };
+    type Config = { agents: Record<string, { kind: string; output?: string }>; contracts?: Record<string, unknown> };
+    const read = (f: string) => JSON5.parse<Config>(readFileSync(join(EXAMPLE, f), 'utf8'));
     const offline = read('spine.config.json5');
     const llm = read('spine.llm.config.json5');
     assert.equal(llm.agents.classifier?.kind, 'llm');
