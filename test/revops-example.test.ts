@@ -214,9 +214,13 @@ describe('examples/revops: npm run example:revops', () => {
     assert.match(JSON.stringify((await store.runs.get(decided.runId!))?.output), /Which account\?/);
   });
 
-  // Issue 16's health item lands with the heartbeat schedules (another branch): once merged, the
-  // example's config gets `schedules.accounts-watch` (README of examples/revops) and this asserts
-  // that with nothing new in team/accounts the heartbeat fired, was skipped, and took no turn.
+  // Issue 16's health item lands with heartbeat schedules (another branch). Once merged: add
+  // `schedules: { 'accounts-watch': { every: '30m', agent: 'commander', text: 'heartbeat: accounts',
+  // heartbeat: { watch: ['team/accounts/*'], skipIfIdle: true, … } } }` to both example configs,
+  // let `before` rewrite `every` to a second (as it does the window), and here: after the last
+  // write above, wait (until) for `heartbeat.skipped` audit events and assert no new run came
+  // from the schedule; the commander already answers a heartbeat (HEARTBEAT_OK or the accounts
+  // that need a person).
   it('the commander’s heartbeat over team/accounts is skipped while idle', { todo: 'needs heartbeat schedules (issue 13, merged separately)' });
 });
 

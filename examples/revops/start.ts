@@ -60,7 +60,7 @@ createInterface({ input: child.stdout }).on('line', (line) => {
       showBrief(runId, approvalId);
     }
     if (runId && line.includes(runId) && /success waits until .*outside window customer-hours/.test(line)) {
-      console.log(`\nApproved, and now outside the customer's office hours: the send is deferred, durably, to the window's next opening\n(the time above). Keep Spine running (or start it again) and it goes out then, once. Why it waits:\n\n  ${cmd(`policy explain --agent success --action tool:email.send`)}\n`);
+      console.log(`\nApproved, and now outside the customer's office hours: the send is deferred, durably, to the window's next opening\n(the time above). Keep Spine running (or start it again) and it goes out then, once. The task waits, with the rule:\n\n  ${cmd(`runs show ${runId}`)}\n`);
     }
     if (runId && !done && line.includes(runId) && /success called tool email\.send/.test(line)) {
       done = true;

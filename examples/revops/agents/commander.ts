@@ -14,6 +14,7 @@ const DEPARTMENTS = ['sales', 'support', 'finance', 'success'] as const;
  */
 export default function commander(turn: Turn) {
   const input = turn.task.input;
+  if (typeof input.text === 'string' && /^heartbeat\b/i.test(input.text)) return heartbeat(turn);
   const id = accountOf(input) ?? accountOf({ account: payloadAccount(input) });
   if (!id) {
     const known = Object.values(ACCOUNTS).map((a) => a.name).join(', ');
@@ -61,6 +62,23 @@ export default function commander(turn: Turn) {
     },
     usage,
   };
+}
+
+/**
+ * A heartbeat (a schedule whose text starts with "heartbeat"), in two turns: recall the
+ * account summaries in team/accounts, then name the accounts that need a person — high
+ * churn risk or open invoices — or answer HEARTBEAT_OK when none do.
+ */
+function heartbeat(turn: Turn) {
+  const usage = { inputTokens: 200, outputTokens: 20, costUsd: 0.005 };
+  if (turn.task.turn === 1) return { actions: [{ type: 'recall', scope: 'team/accounts', query: 'renewal churn risk expansion', k: 50 }], usage };
+  const [recalled] = turn.results;
+  const attention = ((recalled?.ok ? recalled.value : []) as Array<{ value: { account?: string; churnRisk?: unknown; invoicesOutstanding?: { count?: number } | null } }>)
+    .map((f) => f.value)
+    .filter((v) => v.churnRisk === 'high' || (v.invoicesOutstanding?.count ?? 0) > 0)
+    .map((v) => v.account ?? '?');
+  if (attention.length === 0) return { output: { text: 'HEARTBEAT_OK' }, usage };
+  return { output: { text: `Accounts that need a person: ${attention.join(', ')}.`, attention }, usage };
 }
 
 /** The webhook's account field (`{"account": "acme", …}` in the CRM's JSON body). */
