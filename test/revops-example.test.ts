@@ -214,6 +214,14 @@ describe('examples/revops: npm run example:revops', () => {
     assert.match(JSON.stringify((await store.runs.get(decided.runId!))?.output), /Which account\?/);
   });
 
+  it('the commander answers a heartbeat from team/accounts: the account that needs a person', async () => {
+    const sent = await spine('send', 'commander', 'heartbeat: accounts');
+    assert.equal(sent.code, 0, sent.stderr);
+    const runId = sent.stdout.trim();
+    await until('the heartbeat run succeeds', async () => (await store.runs.get(runId))?.state === 'succeeded', 60_000);
+    assert.deepEqual((await store.runs.get(runId))?.output, { text: 'Accounts that need a person: ACME.', attention: ['ACME'] });
+  });
+
   // Issue 16's health item lands with heartbeat schedules (another branch). Once merged: add
   // `schedules: { 'accounts-watch': { every: '30m', agent: 'commander', text: 'heartbeat: accounts',
   // heartbeat: { watch: ['team/accounts/*'], skipIfIdle: true, … } } }` to both example configs,

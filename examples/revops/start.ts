@@ -51,7 +51,7 @@ createInterface({ input: child.stdout }).on('line', (line) => {
     const gateway = /^spine up: .*gateway (http:\/\/[^\s;]+)/.exec(line)?.[1];
     if (gateway) {
       gatewayUrl = gateway;
-      void sendRenewal(gateway);
+      sendRenewal(gateway).catch((err: unknown) => console.error(`example: could not post the renewal: ${err instanceof Error ? err.message : String(err)}`));
     }
     const waits = /(run_\w+)\s+success waits for approval .*\((apr_\w+)/.exec(line);
     if (waits && !approvalId) {
