@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import JSON5 from 'json5';
 import { postSlack } from '../examples/revops/post.ts';
+import { fakeOpenAI } from './fixtures/llm-servers.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { until } from './helpers.ts';
@@ -145,7 +146,10 @@ describe('examples/revops: npm run example:revops', () => {
     const why = (await saw(/npx spine why (\S+)/))[1]!;
     await until('the renewal run succeeds', async () => (await store.runs.get(firstRun))?.state === 'succeeded', 60_000);
 
-    const shown = await json<{ effects: Array<{ key: string; tool: string; state: string }>; gates: unknown[] }>('runs', 'show', firstRun);
+    const shown = await json<{ effects: Array<{ key: string; tool: string; state: string }>; usage: { spend: { settledUsd: number; reservedUsd: number } } }>('runs', 'show', firstRun);
+    // Every turn's spend was settled against the per-renewal ceiling ($1), none left reserved.
+    assert.ok(shown.usage.spend.settledUsd > 0.1 && shown.usage.spend.settledUsd < 1, JSON.stringify(shown.usage.spend));
+    assert.equal(shown.usage.spend.reservedUsd, 0);
     const emails = shown.effects.filter((e) => e.tool === 'email.send');
     assert.equal(emails.length, 1);
     assert.equal(emails[0]!.state, 'completed');
@@ -249,6 +253,28 @@ describe('examples/revops: the real-model config', () => {
     assert.ok(llm.contracts?.[llm.agents.classifier.output ?? '']);
     const rest = (c: typeof llm) => ({ ...c, contracts: undefined, agents: { ...c.agents, classifier: undefined } });
     assert.deepEqual(rest(llm), rest(offline));
+  });
+
+  it('the classifier routes on the model it is given (a loopback OpenAI-compatible server)', async () => {
+    const server = await fakeOpenAI();
+    const cwd = mkdtempSync(join(tmpdir(), 'spine-revops-llm-'));
+    try {
+      server.otherwise = { reply: { text: '{"agent": "support"}', usage: { input: 120, output: 6 } } };
+      const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_BASE_URL: server.url, OPENAI_MODEL: 'local-llama' };
+      for (const k of ['SPINE_DB', 'SPINE_CONFIG', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'NODE_TEST_CONTEXT']) delete env[k];
+      const r = await new Promise<{ code: number; out: string }>((done) =>
+        execFile(process.execPath, [MAIN, 'up', '--no-gateway', '--config', join(EXAMPLE, 'spine.llm.config.json5'), '--send', 'classifier', '--text', "How bad are ACME's SSO tickets?", '--exit'], { cwd, env, encoding: 'utf8' }, (err, stdout, stderr) =>
+          done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+        ),
+      );
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /"agent": "support"/);
+      const [asked] = server.calls('local-llama');
+      assert.match(JSON.stringify(asked?.body), /#revops Slack channel/);
+    } finally {
+      await server.close();
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 });
 
