@@ -32,7 +32,7 @@ console.log(live ? `LLM mode (${config}): the classifier and the email run on a 
 
 /** A read command of the CLI, against the same config and store. */
 const spine = (...a: string[]) => execFileSync(process.execPath, [main, ...a, '--config', config, ...db], { env, encoding: 'utf8' });
-const cmd = (a: string) => `npx spine ${a} --config ${config}${db.length ? ` --db ${db[1]}` : ''}`;
+const cmd = (a: string) => `npx spine ${a} --config ${config}${db.length ? ` --db '${db[1]}'` : ''}`;
 
 const child = spawn(process.execPath, [main, 'up', '--config', config, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
 // Ctrl-C reaches the child too (same process group); wait for it to drain instead of dying first.
