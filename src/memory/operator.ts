@@ -1,5 +1,7 @@
 import { InvalidInputError, InvalidScopeError, ValueTooLargeError } from '../core/errors.ts';
-import { CONFLICT_STRATEGIES, keyProblem, scopeProblem, type ScopeMatch } from '../core/memory.ts';
+import { CONFLICT_STRATEGIES, keyProblem, scopeProblem, type ScopeMatch, type SearchMode } from '../core/memory.ts';
+import type { Embed } from './embedder.ts';
+import { searchMemory } from './search.ts';
 import type { Json } from '../core/types.ts';
 import { parseDuration } from '../policy/duration.ts';
 import type { ConflictState, FactVersion, MemoryConflict, SearchHit, WriteOutcome } from '../store/memory.ts';
@@ -33,10 +35,26 @@ export function parseAsOf(value: string | number | undefined): number | undefine
   return n;
 }
 
-export async function searchFacts(store: Store, who: OperatorScope, q: { query: string; k?: number; scope?: string; asOf?: number }, now: number): Promise<SearchHit[]> {
+export async function searchFacts(
+  store: Store,
+  embed: Embed | null,
+  who: OperatorScope,
+  q: { query: string; k?: number; scope?: string; asOf?: number; mode?: SearchMode },
+  now: number,
+): Promise<SearchHit[]> {
   if (q.scope) checkScopeKey(q.scope);
-  return store.memory.search(
-    { tenant: who.tenant, grants: who.grants ?? EVERYTHING, query: q.query, k: q.k ?? 10, ...(q.scope ? { scopes: [q.scope] } : {}), ...(q.asOf === undefined ? {} : { asOf: q.asOf }) },
+  return searchMemory(
+    store,
+    embed,
+    {
+      tenant: who.tenant,
+      grants: who.grants ?? EVERYTHING,
+      query: q.query,
+      k: q.k ?? 10,
+      ...(q.scope ? { scopes: [q.scope] } : {}),
+      ...(q.asOf === undefined ? {} : { asOf: q.asOf }),
+      ...(q.mode ? { mode: q.mode } : {}),
+    },
     now,
   );
 }
@@ -86,6 +104,7 @@ export async function putFact(store: Store, settings: MemorySettings | null, who
       trust: 'owner',
       writtenBy: { agent: null, run: null, task: null, turn: null, actor: who.actor },
       onConflict: scopePolicyFor(s, w.scope).onConflict,
+      embed: s.embedder !== null && w.text !== undefined,
     },
     now,
   );

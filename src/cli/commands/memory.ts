@@ -1,4 +1,6 @@
 import { InvalidInputError } from '../../core/errors.ts';
+import { SEARCH_MODES } from '../../core/memory.ts';
+import { embedderFor } from '../../engine/memory-actions.ts';
 import type { Json } from '../../core/types.ts';
 import { CONFLICT_STATES, type FactVersion, type WriteOutcome } from '../../store/memory.ts';
 import { factHistory, forgetFacts, getFact, listConflicts, parseAsOf, putFact, searchFacts } from '../../memory/operator.ts';
@@ -27,6 +29,8 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
     'dry-run': { type: 'boolean' },
     state: { type: 'string' },
     limit: { type: 'string' },
+    mode: { type: 'string' },
+    pick: { type: 'string' },
   });
   if (!sub) throw new InvalidInputError('memory', `needs a subcommand: ${SUBS}`);
   const config = await maybeConfig(values);
@@ -39,7 +43,9 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
       case 'search': {
         const query = positionals.join(' ');
         if (!query.trim()) throw new InvalidInputError('<query>', 'missing: spine memory search <words…>');
-        const hits = await searchFacts(store, who, { query, k: intOption('k', values.k) ?? 10, ...(values.scope ? { scope: values.scope } : {}), ...asOf(values['as-of']) }, now);
+        const mode = values.mode === undefined ? undefined : oneOf('--mode', values.mode, SEARCH_MODES);
+        const embed = config ? embedderFor(config.registry) : null;
+        const hits = await searchFacts(store, embed, who, { query, k: intOption('k', values.k) ?? 10, ...(values.scope ? { scope: values.scope } : {}), ...asOf(values['as-of']), ...(mode ? { mode } : {}) }, now);
         return out(
           { hits: hits.map((h) => ({ ...h.fact, score: h.score })) },
           hits.length === 0

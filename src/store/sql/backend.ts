@@ -10,6 +10,8 @@ export interface SqlBackend {
   readonly description: string;
   readonly sql: DialectSql;
   readonly migrations: readonly Migration[];
+  /** Why the vector extension did not load in this process (SQLite); absent: ask the database. */
+  readonly vectorsProblem?: string | null;
   /** Reads outside any transaction; they see committed data only. */
   readonly read: SqlExecutor;
   /**

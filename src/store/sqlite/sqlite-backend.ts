@@ -10,6 +10,7 @@ import { storedParams, type DialectSql, type Migration, type SqlExecutor, type S
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { sqliteFault } from './sqlite-errors.ts';
+import { loadSqliteVec } from './sqlite-vec.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'sqlite');
 let cachedMigrations: Migration[] | null = null;
@@ -129,7 +130,9 @@ export type SimulatedFault = 'disk-full' | 'read-only' | null;
  * afresh on the same connection once the fault clears.
  */
 export class SqliteBackend implements SqlBackend {
-  readonly capabilities: StoreCapabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5' };
+  readonly capabilities: StoreCapabilities;
+  /** Why sqlite-vec did not load (null when it did): shown by the refusal of a config that needs vectors. */
+  readonly vectorsProblem: string | null;
   readonly description: string;
   readonly sql = SQLITE_SQL;
   readonly migrations: readonly Migration[];
@@ -166,17 +169,21 @@ export class SqliteBackend implements SqlBackend {
       }
       // The store holds every message and result: only Spine's user may read it.
       if (fresh) mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
-      this.writer = new DatabaseSync(opts.path);
+      // Extensions are allowed only to load sqlite-vec; loadSqliteVec switches loading off again.
+      this.writer = new DatabaseSync(opts.path, { allowExtension: true });
       if (fresh) {
         chmodSync(opts.path, 0o600);
         if (opts.marker) markStore(opts.marker, opts.path);
       }
       configure(this.writer, opts.durability);
-      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path);
+      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path, { allowExtension: true });
       if (this.reader !== this.writer) configure(this.reader, opts.durability);
     } catch (err) {
       throw sqliteFault(err) ?? err;
     }
+    // The writer packs vectors into float32 blobs (vec_f32), the reader compares them.
+    this.vectorsProblem = loadSqliteVec(this.writer) ?? (this.reader === this.writer ? null : loadSqliteVec(this.reader));
+    this.capabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5', vectors: this.vectorsProblem === null ? 'sqlite-vec' : null };
     this.identity = opts.path === ':memory:' ? null : fileIdentity(opts.path);
     this.normalMaxPages = Number((this.writer.prepare('PRAGMA max_page_count').get() as { max_page_count: number }).max_page_count);
     this.tx = new SqliteExecutor(this.writer, (err) => (this.fault ??= err));
