@@ -15,6 +15,8 @@ import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { MemorySweeper } from '../memory/sweeper.ts';
 import { EmbeddingBackfill } from '../memory/embed-backfill.ts';
+import { MergeQueue } from '../memory/merge-queue.ts';
+import { intakeDispatch } from './merge-dispatch.ts';
 import { requireVectors } from '../memory/vectors.ts';
 import { embedderFor } from '../engine/memory-actions.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
@@ -221,19 +223,30 @@ export class Runtime {
       // The memory service: the TTL sweep and, with memory.embedder, the embedding backfill.
       const sweeper = new MemorySweeper({ store, clock, log, everyMs: config.registry.memory.sweepEveryMs });
       const backfill = new EmbeddingBackfill({ store, clock, log, settings: config.registry.memory.embedder, embed: embedderFor(config.registry) });
+      // Merge agents are dispatched through intake, as an envelope addressed to the agent, isolated from any session.
+      const merges = new MergeQueue({
+        store,
+        clock,
+        log,
+        settings: config.registry.memory,
+        dispatch: intakeDispatch(this.intake),
+      });
       this.builtIn.set('memory-sweep', {
         name: 'memory-sweep',
         start: async () => {
           sweeper.start();
           backfill.start();
+          merges.start();
         },
         stop: async () => {
+          await merges.stop();
           await backfill.stop();
           await sweeper.stop();
         },
         reconfigure: (c) => {
           sweeper.reconfigure(c.registry.memory.sweepEveryMs);
           backfill.reconfigure(c.registry.memory.embedder, embedderFor(c.registry));
+          merges.reconfigure(c.registry.memory);
         },
       });
     }

@@ -117,8 +117,18 @@ export interface EmbedItem {
 export type ConflictResolution =
   /** Write this value (a candidate, the merge agent's result, an operator's own) with compare-and-set on `expectedVersion`. */
   | { kind: 'write'; value: Json; text: string | null; expectedVersion: number; trust: FactTrust; writtenBy: WrittenBy; embed: boolean; actor: string; how: string }
+  /** The current version stands (a person picked it): resolved, nothing new is written. */
+  | { kind: 'keep'; actor: string; how: string }
   /** Nothing is written (the approval was denied, the merge agent failed). */
   | { kind: 'reject'; actor: string; how: string };
+
+/** The approval a `human` conflict opens (the rest of it comes from the conflict). */
+export interface ConflictApproval {
+  /** The options, what the approval shows. */
+  action: Json;
+  reason: string;
+  approvers: string;
+}
 
 export type WriteOutcome =
   | { kind: 'written'; fact: FactVersion; conflict: MemoryConflict | null }
@@ -166,8 +176,10 @@ export interface MemoryStore {
   /** The merge queue. */
   conflicts(filter: { tenant?: string; state?: ConflictState; strategy?: ConflictStrategy; limit?: number }): Promise<MemoryConflict[]>;
   conflict(id: string): Promise<MemoryConflict | null>;
-  /** Records the approval or merge run an open conflict waits on (once: a second call changes nothing). */
-  attachConflict(id: string, link: { approvalId?: string; mergeRun?: string }): Promise<MemoryConflict>;
+  /** Records the merge run an open conflict waits on (once: a second call changes nothing). */
+  attachConflict(id: string, link: { mergeRun: string }): Promise<MemoryConflict>;
+  /** Opens the approval of a `human` conflict and records it on the conflict, in one transaction (once). */
+  openConflictApproval(id: string, a: ConflictApproval, now: number): Promise<MemoryConflict>;
   /**
    * Ends an open conflict in one transaction with its audit: the resolved value written
    * as a new version (compare-and-set: when the fact moved meanwhile, the result is a

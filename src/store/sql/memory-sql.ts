@@ -7,6 +7,7 @@ import type { AuditEntry } from '../audit.ts';
 import type { ConflictState, FactVersion, FactWrite, ForgetSelector, MemoryConflict, MemoryEffect, MemoryStore, SearchHit, WriteOutcome, WrittenBy } from '../memory.ts';
 import type { StoreCapabilities } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
+import { insertApproval } from './approvals-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toEffect, type EffectRow } from './rows.ts';
@@ -391,11 +392,40 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
 
     async attachConflict(id, link) {
       return db.transaction(async (tx) => {
-        if (link.approvalId) await tx.run('UPDATE memory_conflicts SET approval_id = ? WHERE id = ? AND approval_id IS NULL', [link.approvalId, id]);
-        if (link.mergeRun) await tx.run('UPDATE memory_conflicts SET merge_run = ? WHERE id = ? AND merge_run IS NULL', [link.mergeRun, id]);
+        await tx.run('UPDATE memory_conflicts SET merge_run = ? WHERE id = ? AND merge_run IS NULL', [link.mergeRun, id]);
         const row = await tx.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
         if (!row) throw new NotFoundError('conflict', id);
         return toConflict(row);
+      });
+    },
+
+    async openConflictApproval(id, a, now) {
+      return db.transaction(async (tx) => {
+        const row = await tx.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
+        if (!row) throw new NotFoundError('conflict', id);
+        const c = toConflict(row);
+        if (c.approvalId !== null || c.state !== 'open') return c;
+        // A write from outside any run (an operator's) has no run or task: the approval names none.
+        const approvalId = await insertApproval(
+          tx,
+          {
+            runId: c.writtenBy.run ?? '',
+            taskId: c.writtenBy.task ?? '',
+            agent: c.writtenBy.agent ?? c.writtenBy.actor,
+            actionKey: `memory-conflict:${c.id}`,
+            action: a.action,
+            kind: 'approval',
+            ruleId: null,
+            reason: a.reason,
+            approvers: a.approvers,
+            expiresAt: null,
+            onExpiry: null,
+          },
+          now,
+          'memory',
+        );
+        const done = await tx.get<ConflictRow>('UPDATE memory_conflicts SET approval_id = ? WHERE id = ? RETURNING *', [approvalId, id]);
+        return toConflict(done!);
       });
     },
 
@@ -416,6 +446,13 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
         const head = await headVersion(tx, c.tenant, c.scope, c.key);
         const prev = head === null ? null : await currentVersion(tx, c.tenant, c.scope, c.key);
         const live = isLive(prev, now) ? prev : null;
+        if (r.kind === 'keep') {
+          const kept = live ? live.version : null;
+          const done = await tx.get<ConflictRow>(`UPDATE memory_conflicts SET state = 'resolved', resolved_version = ?, resolved_by = ?, resolved_at = ? WHERE id = ? RETURNING *`, [kept, r.actor, now, id]);
+          audit.push({ ...by, kind: 'memory.resolved', data: { conflict: id, strategy: c.strategy, by: r.actor, how: r.how, version: kept } });
+          await insertAudit(tx, now, audit);
+          return { conflict: toConflict(done!), outcome: null };
+        }
         // The resolution is itself a compare-and-set: a fact that moved since the merge was made keeps the conflict open.
         if ((live ? live.version : 0) !== r.expectedVersion) return { conflict: c, outcome: { kind: 'conflict', conflict: c, current: live } };
         const fact = await appendVersion(
