@@ -81,6 +81,8 @@ test('human: an approval whose options are the candidates; approving with "2" ke
   const approval = (await store.approvals.get(opened.approvalId))!;
   assert.equal(approval.state, 'pending');
   assert.equal(approval.actionKey, `memory-conflict:${c.id}`);
+  assert.equal(approval.taskId, '', 'no task waits on it: deciding it must not wake the writer’s task');
+  assert.equal(approval.runId, BY.run);
   const options = (approval.action as { options: Array<{ option: number; value: Json }> }).options;
   assert.deepEqual(
     options.map((o) => [o.option, o.value]),

@@ -405,12 +405,13 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
         if (!row) throw new NotFoundError('conflict', id);
         const c = toConflict(row);
         if (c.approvalId !== null || c.state !== 'open') return c;
-        // A write from outside any run (an operator's) has no run or task: the approval names none.
+        // No task waits on this approval: deciding one wakes the task it names, so it names none
+        // (the writer's task is in the conflict). An operator's write has no run either.
         const approvalId = await insertApproval(
           tx,
           {
             runId: c.writtenBy.run ?? '',
-            taskId: c.writtenBy.task ?? '',
+            taskId: '',
             agent: c.writtenBy.agent ?? c.writtenBy.actor,
             actionKey: `memory-conflict:${c.id}`,
             action: a.action,
