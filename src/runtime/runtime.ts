@@ -220,7 +220,7 @@ export class Runtime {
       });
     }
     if (want.has('memory-sweep')) {
-      // The memory service: the TTL sweep and, with memory.embedder, the embedding backfill.
+      // The memory service: the TTL sweep, the merge queue (agent and human strategies) and, with memory.embedder, the embedding backfill.
       const sweeper = new MemorySweeper({ store, clock, log, everyMs: config.registry.memory.sweepEveryMs });
       const backfill = new EmbeddingBackfill({ store, clock, log, settings: config.registry.memory.embedder, embed: embedderFor(config.registry) });
       // Merge agents are dispatched through intake, as an envelope addressed to the agent, isolated from any session.

@@ -10,8 +10,8 @@ export interface SqlBackend {
   readonly description: string;
   readonly sql: DialectSql;
   readonly migrations: readonly Migration[];
-  /** Why the vector extension did not load in this process (SQLite); absent: ask the database. */
-  readonly vectorsProblem?: string | null;
+  /** Loads the vector extension into this process's connections (SQLite; once): why it failed, or null. Absent: ask the database. */
+  enableVectors?(): string | null;
   /** Reads outside any transaction; they see committed data only. */
   readonly read: SqlExecutor;
   /**

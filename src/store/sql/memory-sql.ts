@@ -1,4 +1,4 @@
-import { InvalidStateError, NotFoundError } from '../../core/errors.ts';
+import { InvalidStateError, NotFoundError, VectorsUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { stableJson, parseJson, toJson } from '../../core/json.ts';
 import { mergeJson, searchTerms, type ConflictStrategy, type FactTrust, type ScopeMatch } from '../../core/memory.ts';
@@ -280,6 +280,11 @@ async function writeInTx(tx: SqlExecutor, caps: StoreCapabilities, w: FactWrite,
 
 export function sqlMemoryStore(db: SqlBackend): MemoryStore {
   const caps = db.capabilities;
+  // SQLite loads sqlite-vec on first use; a store that cannot is refused at start, so this throws only for a misuse.
+  const needVectors = () => {
+    const problem = caps.vectors === 'sqlite-vec' ? (db.enableVectors?.() ?? null) : caps.vectors === null ? 'no vector support' : null;
+    if (problem) throw new VectorsUnavailableError(`SQLite: ${problem}`);
+  };
   return {
     async write(w, now, opts = {}) {
       return db.transaction(async (tx): Promise<WriteOutcome> => {
@@ -474,8 +479,11 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
     },
 
     async vectorSupport() {
-      if (caps.vectors === 'sqlite-vec') return null;
-      if (caps.vectors === null) return `SQLite: the sqlite-vec extension did not load (${db.vectorsProblem ?? 'unknown reason'}); install it with \`npm install sqlite-vec\`, or remove memory.embedder`;
+      if (caps.vectors === null) return 'SQLite: the sqlite-vec package is not installed; install it with `npm install sqlite-vec`, or remove memory.embedder';
+      if (caps.vectors === 'sqlite-vec') {
+        const problem = db.enableVectors?.() ?? null;
+        return problem && `SQLite: the sqlite-vec extension did not load (${problem}); reinstall it with \`npm install sqlite-vec\`, or remove memory.embedder`;
+      }
       const installed = await db.read.get<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`);
       if (installed) return null;
       const available = await db.read.get<{ v: string }>(`SELECT default_version AS v FROM pg_available_extensions WHERE name = 'vector'`);
@@ -486,6 +494,7 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
 
     async searchVector(q, now) {
       if (q.k <= 0 || q.vector.length === 0) return [];
+      needVectors();
       const g = grantCondition(q.grants, 'v.scope');
       const narrow = q.scopes?.length ? grantCondition(q.scopes.map((s) => ({ tree: s })), 'v.scope') : { sql: '1 = 1', params: [] };
       const l = liveAt(q.asOf ?? now, 'v');
@@ -516,6 +525,7 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
 
     async saveEmbeddings(rows, now) {
       if (rows.length === 0) return;
+      needVectors();
       const value = caps.vectors === 'sqlite-vec' ? 'vec_f32(?)' : '?';
       await db.transaction(async (tx) => {
         for (const r of rows) {
