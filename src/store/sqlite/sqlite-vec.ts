@@ -6,7 +6,7 @@ import type { DatabaseSync } from 'node:sqlite';
  * It is optional: when the package or its platform binary is missing, or it will not
  * load, a config that asks for an embedder is refused at start (memory/vectors.ts).
  * It is loaded on first use, not at open: a store without vectors pays nothing for it
- * (measured: lexical search ran slower on connections that had it loaded). Extension
+ * (an A/B under heavy load suggested lexical search ran slower with it loaded). Extension
  * loading is on only for the moment of loading, so SQL can never load another.
  */
 
