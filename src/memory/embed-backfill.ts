@@ -5,7 +5,7 @@ import type { Store } from '../store/store.ts';
 import type { Embed } from './embedder.ts';
 import type { EmbedderSettings } from './settings.ts';
 
-/** How long the backfill sleeps when the queue is empty (a write in this process wakes it sooner). */
+/** How long the backfill sleeps when the queue is empty (an embedding waits at most about this long after its write). */
 const IDLE_MS = 1_000;
 
 /**
@@ -39,10 +39,6 @@ export class EmbeddingBackfill {
 
   stop(): Promise<void> {
     return this.loop.stop();
-  }
-
-  wake(): void {
-    if (this.loop.running) this.loop.wake();
   }
 
   reconfigure(settings: EmbedderSettings | null, embed: Embed | null): void {

@@ -7,7 +7,7 @@ import type { FactVersion, MemoryConflict } from '../store/memory.ts';
 import type { Store } from '../store/store.ts';
 import { scopePolicyFor, type MemorySettings } from './settings.ts';
 
-/** How long the merge queue sleeps when nothing is open (a new conflict in this process wakes it). */
+/** How long the merge queue sleeps when nothing moved (a decision or a finished merge run waits at most about this long). */
 const IDLE_MS = 1_000;
 const BATCH = 50;
 
