@@ -25,14 +25,18 @@ import { Boundary, taskCrossing } from '../src/engine/boundary.ts';
 import { createRegistry } from '../src/engine/registry.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { FactWrite } from '../src/store/memory.ts';
+import { searchMemory } from '../src/memory/search.ts';
 import { rawSqlite } from './raw-sqlite.ts';
 import { round, summarize } from './stats.ts';
 
 const { values: args } = parseArgs({
-  options: { db: { type: 'string' }, facts: { type: 'string' }, ops: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: { db: { type: 'string' }, facts: { type: 'string' }, ops: { type: 'string' }, vectors: { type: 'string' }, json: { type: 'boolean', default: false } },
   strict: true,
 });
 const FACTS = Number(args.facts ?? 100_000);
+/** Facts given a vector (exact search scans them all); 0 skips the vector figures. */
+const VECTORS = Number(args.vectors ?? 10_000);
+const DIMS = 384;
 const OPS = Number(args.ops ?? 5_000);
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-memory-'));
 const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
@@ -128,6 +132,38 @@ await Promise.all(
 const final = (await store.memory.get(counter, Date.now()))!;
 const lost = applied - (final.value as { n: number }).n;
 
+// 5. vectors (when this store has them): a remember that queues its embedding, then exact vector and
+// hybrid search over VECTORS facts of DIMS dimensions. A hash embedder stands in for the model:
+// what is measured is the store's side, not an embedder's latency.
+const hashVector = (text: string) => {
+  const v = new Array<number>(DIMS).fill(0);
+  for (const w of text.split(' ')) {
+    let h = 0;
+    for (const ch of w) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0;
+    v[h % DIMS]! += 1;
+  }
+  return v;
+};
+let vectors: { facts: number; dims: number; rememberQueuedMs: Awaited<ReturnType<typeof timed>>; vectorSearchMs: Awaited<ReturnType<typeof timed>>; hybridSearchMs: Awaited<ReturnType<typeof timed>> } | string;
+const missing = VECTORS > 0 ? await store.memory.vectorSupport() : 'skipped (--vectors 0)';
+if (missing) vectors = missing;
+else {
+  round_ = 3;
+  const queuedRemember = await timed(OPS, async (i) => {
+    const n = i < 0 ? -i + 2_000_000 : i + 3_000_000;
+    await store.memory.write({ ...write(n, `remember ${n}`), key: `q${n}`, embed: true }, Date.now());
+  });
+  await store.memory.queueUnembedded(DIMS, Date.now()); // the backfill: every live fact with text
+  const ids = await store.memory.embedQueue(VECTORS, Date.now());
+  for (let i = 0; i < ids.length; i += 256) await store.memory.saveEmbeddings(ids.slice(i, i + 256).map((e) => ({ id: e.id, tenant: e.tenant, vector: hashVector(words(12)) })), Date.now());
+  const embed = async (texts: readonly string[]) => texts.map(hashVector);
+  const vecOps = Math.min(OPS, 300);
+  const vectorSearch = await timed(vecOps, () => searchMemory(store, embed, { tenant: 'default', grants: all, query: words(2), k: 10, mode: 'vector' }, Date.now()));
+  const hybridSearch = await timed(vecOps, () => searchMemory(store, embed, { tenant: 'default', grants: all, query: words(2), k: 10, mode: 'hybrid' }, Date.now()));
+  vectors = { facts: ids.length, dims: DIMS, rememberQueuedMs: queuedRemember, vectorSearchMs: vectorSearch, hybridSearchMs: hybridSearch };
+  progress('vectors', vectors);
+}
+
 const result = {
   backend,
   facts: FACTS,
@@ -141,6 +177,7 @@ const result = {
   searchUnderGrantsMs: searchGranted,
   recallOverheadPerTurnMs: recall,
   concurrentCas: { writers: 8, updatesEach: 100, applied, queued, lost, finalVersion: final.version },
+  vectors,
   targets: backend === 'sqlite' ? { rememberP50: '≤ 0.2 ms', searchP50: '≤ 2 ms', searchP99: '≤ 10 ms' } : 'reported',
 };
 if (args.json) console.log(JSON.stringify(result, null, 2));
@@ -152,6 +189,12 @@ else {
   console.log(`  lexical search, k 10, under 3 read grants                  p50 ${searchGranted.p50} ms  p99 ${searchGranted.p99} ms`);
   console.log(`  recall added to a turn (k 5, 6-word query)                 p50 ${recall.p50} ms  p99 ${recall.p99} ms`);
   console.log(`  8 × 100 concurrent compare-and-set: applied ${applied}, in the merge queue ${queued}, lost ${lost}`);
+  if (typeof vectors === 'string') console.log(`  vectors: ${vectors}`);
+  else {
+    console.log(`  write queuing its embedding (no boundary)                  p50 ${vectors.rememberQueuedMs.p50} ms  p99 ${vectors.rememberQueuedMs.p99} ms`);
+    console.log(`  vector search, k 10, exact over ${vectors.facts} × ${vectors.dims}-d       p50 ${vectors.vectorSearchMs.p50} ms  p99 ${vectors.vectorSearchMs.p99} ms`);
+    console.log(`  hybrid search (RRF of both lists, 40 deep each)            p50 ${vectors.hybridSearchMs.p50} ms  p99 ${vectors.hybridSearchMs.p99} ms`);
+  }
   console.log(`  loading: ${result.loadFactsPerSec} facts/s`);
 }
 await store.close();

@@ -3,7 +3,7 @@
 // a derived fact), and bad input (an unknown scope form, exit 2) writing nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -64,4 +64,40 @@ test('spine memory: put, search, get, history, conflicts, forget', { timeout: 12
   assert.match(bad.stderr, /unknown scope form "teams\/x"/);
   assert.equal((await spine('history', 'teams/x', 'k')).code, 2);
   assert.equal((await spine('forget', '--run', 'r', '--agent', 'a')).code, 2, 'exactly one selector');
+});
+
+test('spine memory search --mode, and conflicts resolve on a human-strategy conflict', { timeout: 120_000 }, async () => {
+  const cfg = join(dir, 'human.json5');
+  writeFileSync(join(dir, 'embed.ts'), 'export default (input) => ({ output: { vectors: input.task.input.texts.map(() => [1, 0, 0]) } });\n');
+  writeFileSync(cfg, `{ memory: { scopes: [{ match: 'team/h/*', onConflict: 'human' }], embedder: { agent: 'embedder', dimensions: 3 } }, agents: { embedder: { kind: 'function', module: './embed.ts' } } }`);
+  const c = (...args: string[]) => spine(...args, '--config', cfg);
+  assert.equal((await c('put', 'team/h/x', 'plan', '--value', '{"step":1}', '--text', 'the plan')).code, 0);
+  assert.equal((await c('put', 'team/h/x', 'plan', '--value', '{"step":2}', '--expected-version', '1')).code, 0);
+  const lost = await c('put', 'team/h/x', 'plan', '--value', '{"step":3}', '--expected-version', '1');
+  assert.equal(lost.code, 3, 'queued for a human: still a lost compare-and-set for the writer');
+  const open = JSON.parse((await c('conflicts', '--state', 'open', '--json')).stdout) as { conflicts: Array<{ id: string; strategy: string }> };
+  assert.equal(open.conflicts.length, 1);
+  assert.equal(open.conflicts[0]!.strategy, 'human');
+  const id = open.conflicts[0]!.id;
+
+  const badPick = await c('conflicts', 'resolve', id, '--pick', '3');
+  assert.equal(badPick.code, 2);
+  assert.match(badPick.stderr, /pick: "3" is not an option/);
+  const neither = await c('conflicts', 'resolve', id);
+  assert.equal(neither.code, 2);
+  assert.match(neither.stderr, /exactly one of --pick <n> or --value/);
+  writeFileSync(join(dir, 'merged.json'), '{"step":23}');
+  const done = await c('conflicts', 'resolve', id, '--value', join(dir, 'merged.json'), '--json');
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal((JSON.parse(done.stdout) as { conflict: { state: string; resolvedVersion: number } }).conflict.resolvedVersion, 3);
+  assert.match((await c('get', 'team/h/x', 'plan')).stdout, /"step":23/);
+  assert.equal((await c('conflicts', 'resolve', id, '--pick', '1')).code, 3, 'no longer open');
+
+  assert.equal((await c('search', 'plan', '--mode', 'lexical', '--json')).code, 0);
+  const badMode = await c('search', 'plan', '--mode', 'fuzzy');
+  assert.equal(badMode.code, 2);
+  assert.match(badMode.stderr, /--mode/);
+  const noEmbedder = await spine('search', 'plan', '--mode', 'vector');
+  assert.equal(noEmbedder.code, 2, 'no config, no embedder');
+  assert.match(noEmbedder.stderr, /mode: vector search needs vectors: configure memory\.embedder/);
 });

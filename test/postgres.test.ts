@@ -45,7 +45,7 @@ describe('placeholders and URLs (no database)', () => {
   it('openStore picks the PostgreSQL adapter for postgres:// and postgresql:// with its capabilities', async () => {
     for (const scheme of ['postgres', 'postgresql']) {
       const store = openStore({ url: `${scheme}://u:pw@127.0.0.1:1/x?schema=s1` });
-      assert.deepEqual(store.capabilities, { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector' });
+      assert.deepEqual(store.capabilities, { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' });
       assert.ok(!store.description.includes(':pw@'), store.description);
       await store.close();
     }

@@ -209,23 +209,28 @@ list   sessions, most recently active first, with the run holding each lane.
 show   a session and its recent history (what later turns will see).
 reset  starts the session afresh: later turns see no earlier history.
 fork   a new session seeded with this one's history.`,
-  memory: `spine memory search <words…> [--scope <scope>] [--k <n>] [--as-of <time>] [--tenant <t>] [--json]
+  memory: `spine memory search <words…> [--mode lexical|vector|hybrid] [--scope <scope>] [--k <n>] [--as-of <time>] [--tenant <t>] [--json]
 spine memory get <scope> <key> [--as-of <time>] [--json]
 spine memory history <scope> <key> [--json]
 spine memory put <scope> <key> --value <json> [--text <text>] [--expected-version <n>] [--ttl <duration>] [--source <id> …] [--json]
 spine memory forget (--run <id> | --agent <name> | --source <id>) [--dry-run] [--json]
 spine memory conflicts [--state open|rejected|resolved] [--limit <n>] [--json]
+spine memory conflicts resolve <id> (--pick <n> | --value <file.json> [--text <text>]) [--json]
 
 Shared memory (docs/memory.md), as an operator: every scope of one tenant (--tenant,
 default: default). Scopes: global, team/<name>, agent/<name>, run/<id>, session/<key>,
 tenant/<id>, each with sub-paths.
-search     live facts by their words, best first (SQLite FTS5 / PostgreSQL full text).
+search     live facts, best first: by their words (lexical: SQLite FTS5 / PostgreSQL full
+           text), their meaning (vector: needs memory.embedder) or both fused by rank
+           (hybrid, the default when vectors are configured).
 get        the current value, or what was true at --as-of (epoch ms or ISO date).
 history    every version, with who wrote it and when it stopped being true.
 put        writes a version with trust owner; --expected-version makes it compare-and-set.
 forget     tombstones what a run, agent or source wrote and everything derived from it;
            --dry-run prints what it would remove. History keeps what was true then.
-conflicts  the merge queue: compare-and-set writes that met a newer version.`,
+conflicts  the merge queue: compare-and-set writes that met a newer version. resolve ends an
+           open one: --pick 1 writes the write that lost, --pick 2 keeps the current
+           version, --value writes your own (a JSON file); its approval is decided with it.`,
   tokens: `spine tokens create --name <name> --scope <scope> [--scope <scope> …] [-q|--quiet] [--json]
 spine tokens list [--all] [--json]
 spine tokens revoke <token-id|name> [--json]

@@ -258,7 +258,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
 
   checkFallbacks(raw.agents, issues);
   const policy = compilePolicy(raw.policy, issues);
-  const memory = compileMemory(raw.memory, known, issues);
+  const memory = compileMemory(raw.memory, known, [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})], issues);
   // Patterns that can never match are refused, naming the field and the nearest names (config/catalog-check.ts).
   const catalogNames: Catalog = {
     tools: Object.keys(tools),

@@ -92,6 +92,7 @@ export const ERROR_CATALOGUE = {
   // ── the system ──
   CIRCUIT_OPEN: entry(503, EXIT.unavailable, true, 'a circuit breaker (agent, tool or model endpoint) is open; the task waits for its cooldown and uses no attempt'),
   STORE_UNAVAILABLE: entry(503, EXIT.unavailable, true, 'the store cannot be reached or cannot write (down, disk full, read-only, I/O error)'),
+  VECTORS_UNAVAILABLE: entry(503, EXIT.usage, false, 'memory.embedder asks for vector search and the store cannot do it (SQLite without sqlite-vec, PostgreSQL without pgvector); the message names the fix'),
   SECRET_UNSET: entry(503, EXIT.usage, false, 'a secret the config reads from an environment variable (`{env}`) is unset in this process; only what needs it fails'),
   DRAINING: entry(503, EXIT.unavailable, true, 'the process is shutting down; retry on another instance or shortly'),
   SCHEMA_TOO_NEW: entry(503, EXIT.schema, false, 'the database schema is newer than this Spine'),
@@ -376,6 +377,13 @@ export class DrainingError extends SpineError {
 export class CircuitOpenError extends SpineError {
   constructor(breaker: string, retryAt: number) {
     super('CIRCUIT_OPEN', `circuit breaker ${breaker} is open until ${new Date(retryAt).toISOString()}`, { details: { breaker, retryAt } });
+  }
+}
+
+/** Vector search is configured (memory.embedder) and this store cannot do it; nothing starts. */
+export class VectorsUnavailableError extends SpineError {
+  constructor(fix: string) {
+    super('VECTORS_UNAVAILABLE', `memory.embedder needs vector search, and ${fix}`);
   }
 }
 

@@ -140,3 +140,30 @@ export function resolveScope(scope: string, who: MemoryActor): string {
 export function describeGrants(patterns: readonly string[], who: MemoryActor): string[] {
   return resolveGrants(patterns, who).map((m) => ('all' in m ? '*' : 'exact' in m ? m.exact : `${m.tree}/*`));
 }
+
+/** How a search ranks: words (FTS5 / tsvector), meaning (embeddings), or both fused. */
+export const SEARCH_MODES = ['lexical', 'vector', 'hybrid'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+
+/** Reciprocal Rank Fusion's constant (Cormack et al.): damps the weight of the very top ranks. */
+export const RRF_K = 60;
+
+/**
+ * Reciprocal Rank Fusion: each list votes 1 / (RRF_K + rank) for its items (rank from
+ * 1); the fused order is by total vote, ties by id, so both backends agree.
+ */
+export function fuseRanks<T>(lists: ReadonlyArray<readonly T[]>, id: (item: T) => string, k: number): Array<{ item: T; score: number }> {
+  const acc = new Map<string, { item: T; score: number }>();
+  for (const list of lists) {
+    list.forEach((item, i) => {
+      const key = id(item);
+      const cur = acc.get(key) ?? { item, score: 0 };
+      cur.score += 1 / (RRF_K + i + 1);
+      acc.set(key, cur);
+    });
+  }
+  return [...acc.entries()]
+    .sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, k)
+    .map(([, v]) => v);
+}

@@ -1,3 +1,4 @@
+import type { SearchMode } from './memory.ts';
 /**
  * Shared types of the Spine core.
  *
@@ -146,6 +147,8 @@ export interface RecallAction {
   k?: number;
   /** What was true at this time (epoch ms). */
   asOf?: number;
+  /** How a query ranks (core/memory.ts SEARCH_MODES); default hybrid when vectors are configured, else lexical. */
+  mode?: SearchMode;
   id?: string;
 }
 

@@ -5,6 +5,8 @@ import type { ActionResult, Json, RecallAction, RememberAction } from '../core/t
 import { hitsForTurn, factForTurn, renderQuery } from '../memory/recall.ts';
 import { writeLedgerEntry } from '../memory/outcome.ts';
 import { scopePolicyFor } from '../memory/settings.ts';
+import { embedderOf, type Embed } from '../memory/embedder.ts';
+import { searchMemory } from '../memory/search.ts';
 import { parseDuration } from '../policy/duration.ts';
 import type { AuditEntry, ClaimedTask, EffectRecord, Store } from '../store/store.ts';
 import { effectKey } from '../store/store.ts';
@@ -47,11 +49,21 @@ export async function declaredRecall(env: MemoryEnv, claimed: ClaimedTask): Prom
   const out: Json[] = [];
   for (const r of spec.recall) {
     const query = renderQuery(r.query, { input: claimed.task.input, agent: who.agent });
-    const hits = await env.store.memory.search({ tenant: claimed.tenant, grants, query, k: r.k, ...(r.scope ? { scopes: [resolveScope(r.scope, who)] } : {}) }, env.now());
+    const hits = await searchMemory(
+      env.store,
+      embedderFor(env.registry),
+      { tenant: claimed.tenant, grants, query, k: r.k, ...(r.scope ? { scopes: [resolveScope(r.scope, who)] } : {}), ...(r.mode ? { mode: r.mode } : {}) },
+      env.now(),
+    );
     for (const h of hitsForTurn(hits.filter((x) => !seen.has(x.fact.id)))) out.push(h);
     for (const h of hits) seen.add(h.fact.id);
   }
   return out;
+}
+
+/** The configured embedder agent as a function of texts (null: no vector search). */
+export function embedderFor(registry: Registry): Embed | null {
+  return embedderOf(registry.memory.embedder, (name) => registry.agents.get(name));
 }
 
 type LedgerLike = Pick<EffectRecord, 'state' | 'result' | 'error'>;
@@ -85,6 +97,7 @@ export async function runRemember(env: MemoryEnv, claimed: ClaimedTask, n: numbe
       trust: 'agent',
       writtenBy: { agent: task.agent, run: task.runId, task: task.id, turn: n, actor: env.workerId },
       onConflict: scopePolicyFor(env.registry.memory, scope).onConflict,
+      embed: env.registry.memory.embedder !== null && action.text !== undefined,
     },
     now,
     { effect: { key, runId: task.runId, taskId: task.id, turn: n, action: index, tool: 'remember', inputDigest: digest({ ...action, scope }) } },
@@ -108,8 +121,10 @@ export async function runRecall(env: MemoryEnv, claimed: ClaimedTask, index: num
     return { ...head, ok: true, value: fact ? factForTurn(fact) : null };
   }
   const query = action.query ?? '';
-  const hits = await env.store.memory.search(
-    { tenant: claimed.tenant, grants, query, k: action.k ?? 5, ...asOf, ...(action.scope ? { scopes: [resolveScope(action.scope, who)] } : {}) },
+  const hits = await searchMemory(
+    env.store,
+    embedderFor(env.registry),
+    { tenant: claimed.tenant, grants, query, k: action.k ?? 5, ...asOf, ...(action.scope ? { scopes: [resolveScope(action.scope, who)] } : {}), ...(action.mode ? { mode: action.mode } : {}) },
     env.now(),
   );
   audit.push({ ...base, kind: 'memory.recalled', data: { query, found: hits.map((h) => h.fact.id) } });

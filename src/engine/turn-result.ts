@@ -1,3 +1,4 @@
+import { SEARCH_MODES } from '../core/memory.ts';
 import { z } from 'zod';
 import { AgentProtocolError } from '../core/errors.ts';
 import { formatIssues, zodIssues } from '../core/issues.ts';
@@ -48,6 +49,7 @@ const recallAction = z
     key: z.string().min(1).optional(),
     k: z.number().int().positive().max(100).optional(),
     asOf: z.number().int().nonnegative().optional(),
+    mode: z.enum(SEARCH_MODES).optional(),
     id: z.string().optional(),
   })
   .refine((r) => r.query !== undefined || (r.scope !== undefined && r.key !== undefined), { message: 'a recall needs a "query", or a "scope" and "key"' });

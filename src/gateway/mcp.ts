@@ -14,7 +14,8 @@ import type { Envelope } from '../core/envelope.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import { isAllowed, scopesFor, type Permission, type Principal } from './auth.ts';
-import { resolveGrants, type ScopeMatch } from '../core/memory.ts';
+import { SEARCH_MODES, resolveGrants, type ScopeMatch } from '../core/memory.ts';
+import { embedderFor } from '../engine/memory-actions.ts';
 import { getFact, searchFacts } from '../memory/operator.ts';
 import { factForTurn } from '../memory/recall.ts';
 import type { AgentDirectory } from './directory.ts';
@@ -182,8 +183,14 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
     'search_memory',
     {
       title: 'Search shared memory',
-      description: "Facts in Spine's shared memory whose text matches the words of `query`, best first, each with its version and provenance (who wrote it, from what).",
-      inputSchema: { query: z.string().min(1).max(1000), scope: z.string().min(1).optional().describe('only this scope and below, e.g. team/research'), k: z.number().int().min(1).max(100).optional(), ...memoryArgs },
+      description: "Facts in Spine's shared memory that match `query` (its words, or its meaning when vectors are configured), best first, each with its version and provenance (who wrote it, from what).",
+      inputSchema: {
+        query: z.string().min(1).max(1000),
+        scope: z.string().min(1).optional().describe('only this scope and below, e.g. team/research'),
+        k: z.number().int().min(1).max(100).optional(),
+        mode: z.enum(SEARCH_MODES).optional().describe('lexical (words), vector (meaning; needs memory.embedder) or hybrid (both, fused by rank); default hybrid when vectors are configured'),
+        ...memoryArgs,
+      },
       annotations: { readOnlyHint: true },
     },
     guarded(async (args) => {
@@ -191,8 +198,9 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
       const grants = memoryGrants(args.asAgent);
       const hits = await searchFacts(
         store,
+        embedderFor(intake.registry),
         { tenant: args.tenant ?? 'default', ...(grants ? { grants } : {}) },
-        { query: args.query, ...(args.k ? { k: args.k } : {}), ...(args.scope ? { scope: args.scope } : {}), ...(args.asOf === undefined ? {} : { asOf: args.asOf }) },
+        { query: args.query, ...(args.k ? { k: args.k } : {}), ...(args.scope ? { scope: args.scope } : {}), ...(args.asOf === undefined ? {} : { asOf: args.asOf }), ...(args.mode ? { mode: args.mode } : {}) },
         clock.now(),
       );
       return { facts: hits.map((h) => factForTurn(h.fact, h.score)) };

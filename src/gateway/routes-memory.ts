@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { CONFLICT_STRATEGIES, FACT_TRUST } from '../core/memory.ts';
+import { CONFLICT_STRATEGIES, FACT_TRUST, SEARCH_MODES } from '../core/memory.ts';
+import { embedderFor } from '../engine/memory-actions.ts';
 import { SpineError } from '../core/errors.ts';
 import { factHistory, forgetFacts, getFact, listConflicts, putFact, searchFacts } from '../memory/operator.ts';
 import { CONFLICT_STATES, type FactVersion, type MemoryConflict } from '../store/memory.ts';
@@ -57,6 +58,8 @@ export const conflict = z
     writtenBy: z.strictObject({ agent: str.nullable(), run: str.nullable(), task: str.nullable(), turn: int.nullable(), actor: str }),
     createdAt: int,
     resolvedAt: int.nullable(),
+    approvalId: str.nullable().openapi({ description: 'strategy human: the approval whose options are the candidates' }),
+    mergeRun: str.nullable().openapi({ description: "strategy agent: the merge agent's run" }),
   })
   .openapi('MemoryConflict', { description: 'a compare-and-set write that met a newer version, in the merge queue' });
 
@@ -82,11 +85,20 @@ export const searchMemory = route({
   method: 'get',
   path: '/v1/memory/search',
   operationId: 'searchMemory',
-  summary: 'Live facts matching the words of `q`, best first',
+  summary: 'Live facts matching `q` (its words, its meaning, or both fused), best first',
   tags: ['memory'],
   'x-spine-permission': 'read',
   errors: READ_ERRORS,
-  request: { query: z.strictObject({ q: z.string().max(1000), scope: scopeQ.optional(), k: z.coerce.number().int().min(1).max(100).optional(), asOf, tenant }) },
+  request: {
+    query: z.strictObject({
+        q: z.string().max(1000),
+        scope: scopeQ.optional(),
+        k: z.coerce.number().int().min(1).max(100).optional(),
+        mode: z.enum(SEARCH_MODES).optional().openapi({ description: 'lexical, vector (needs memory.embedder) or hybrid (Reciprocal Rank Fusion of both); default hybrid when vectors are configured, else lexical' }),
+        asOf,
+        tenant,
+      }),
+    },
   responses: { 200: jsonBody(z.strictObject({ hits: z.array(z.strictObject({ fact, score: z.number() })) }), 'hits') },
 });
 
@@ -162,7 +174,13 @@ export const memoryRoutes: GatewayModule = (api) => {
 
   app.openapi(bind(searchMemory), async (c) => {
     const q = c.req.valid('query');
-    const hits = await searchFacts(store, who(q.tenant), { query: q.q, ...(q.k ? { k: q.k } : {}), ...(q.scope ? { scope: q.scope } : {}), ...(q.asOf === undefined ? {} : { asOf: q.asOf }) }, clock.now());
+    const hits = await searchFacts(
+      store,
+      embedderFor(intake.registry),
+      who(q.tenant),
+      { query: q.q, ...(q.k ? { k: q.k } : {}), ...(q.scope ? { scope: q.scope } : {}), ...(q.asOf === undefined ? {} : { asOf: q.asOf }), ...(q.mode ? { mode: q.mode } : {}) },
+      clock.now(),
+    );
     return c.json({ hits }, 200);
   });
 

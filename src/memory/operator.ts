@@ -1,5 +1,8 @@
-import { InvalidInputError, InvalidScopeError, ValueTooLargeError } from '../core/errors.ts';
-import { CONFLICT_STRATEGIES, keyProblem, scopeProblem, type ScopeMatch } from '../core/memory.ts';
+import { InvalidInputError, InvalidScopeError, InvalidStateError, NotFoundError, SpineError, ValueTooLargeError } from '../core/errors.ts';
+import { CONFLICT_OPTIONS, resolveByPick, writeResolution } from './merge-queue.ts';
+import { CONFLICT_STRATEGIES, keyProblem, scopeProblem, type ScopeMatch, type SearchMode } from '../core/memory.ts';
+import type { Embed } from './embedder.ts';
+import { searchMemory } from './search.ts';
 import type { Json } from '../core/types.ts';
 import { parseDuration } from '../policy/duration.ts';
 import type { ConflictState, FactVersion, MemoryConflict, SearchHit, WriteOutcome } from '../store/memory.ts';
@@ -33,10 +36,26 @@ export function parseAsOf(value: string | number | undefined): number | undefine
   return n;
 }
 
-export async function searchFacts(store: Store, who: OperatorScope, q: { query: string; k?: number; scope?: string; asOf?: number }, now: number): Promise<SearchHit[]> {
+export async function searchFacts(
+  store: Store,
+  embed: Embed | null,
+  who: OperatorScope,
+  q: { query: string; k?: number; scope?: string; asOf?: number; mode?: SearchMode },
+  now: number,
+): Promise<SearchHit[]> {
   if (q.scope) checkScopeKey(q.scope);
-  return store.memory.search(
-    { tenant: who.tenant, grants: who.grants ?? EVERYTHING, query: q.query, k: q.k ?? 10, ...(q.scope ? { scopes: [q.scope] } : {}), ...(q.asOf === undefined ? {} : { asOf: q.asOf }) },
+  return searchMemory(
+    store,
+    embed,
+    {
+      tenant: who.tenant,
+      grants: who.grants ?? EVERYTHING,
+      query: q.query,
+      k: q.k ?? 10,
+      ...(q.scope ? { scopes: [q.scope] } : {}),
+      ...(q.asOf === undefined ? {} : { asOf: q.asOf }),
+      ...(q.mode ? { mode: q.mode } : {}),
+    },
     now,
   );
 }
@@ -86,6 +105,7 @@ export async function putFact(store: Store, settings: MemorySettings | null, who
       trust: 'owner',
       writtenBy: { agent: null, run: null, task: null, turn: null, actor: who.actor },
       onConflict: scopePolicyFor(s, w.scope).onConflict,
+      embed: s.embedder !== null && w.text !== undefined,
     },
     now,
   );
@@ -110,6 +130,48 @@ export async function forgetFacts(store: Store, who: OperatorScope & { actor: st
 
 export function listConflicts(store: Store, who: OperatorScope, state: ConflictState | undefined, limit = 100): Promise<MemoryConflict[]> {
   return store.memory.conflicts({ tenant: who.tenant, ...(state ? { state } : {}), limit });
+}
+
+export interface ResolveRequest {
+  /** 1: the write that lost its race; 2: keep the current version (memory/merge-queue.ts conflictOptions). */
+  pick?: number;
+  /** Or the operator's own value (and text). */
+  value?: Json;
+  text?: string;
+}
+
+/**
+ * An operator ends an open conflict (`spine memory conflicts resolve`, HTTP): a picked
+ * candidate or their own value, written with compare-and-set and audited; the
+ * conflict's approval, if any, is decided with it.
+ */
+export async function resolveConflict(store: Store, settings: MemorySettings | null, who: OperatorScope & { actor: string }, id: string, r: ResolveRequest, now: number): Promise<MemoryConflict> {
+  const s = settings ?? DEFAULT_MEMORY;
+  if ((r.pick === undefined) === (r.value === undefined)) throw new InvalidInputError('resolve', 'name exactly one of --pick <n> or --value <file.json>');
+  if (r.pick !== undefined && !(Number.isInteger(r.pick) && r.pick >= 1 && r.pick <= CONFLICT_OPTIONS)) throw new InvalidInputError('pick', `"${r.pick}" is not an option: 1 (the write that lost its race) or 2 (keep the current version)`);
+  if (r.value !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(r.value));
+    if (bytes > s.maxValueBytes) throw new ValueTooLargeError('value', bytes, s.maxValueBytes);
+  }
+  if (r.text !== undefined && Buffer.byteLength(r.text) > s.maxTextBytes) throw new ValueTooLargeError('text', Buffer.byteLength(r.text), s.maxTextBytes);
+  const c = await store.memory.conflict(id);
+  if (!c || c.tenant !== who.tenant) throw new NotFoundError('conflict', id);
+  if (c.state !== 'open') throw new InvalidStateError(`conflict ${id} is ${c.state}, not open: nothing to resolve`);
+  const how = r.pick !== undefined ? `option ${r.pick}` : 'an operator’s value';
+  const done =
+    r.pick !== undefined ? await resolveByPick(store, s, c, r.pick, who.actor, how, now) : await writeResolution(store, s, c, r.value ?? null, r.text ?? c.proposedText, who.actor, how, now);
+  if (done.outcome?.kind === 'conflict') {
+    throw new SpineError('MEMORY_CONFLICT', `${c.scope} ${c.key} was written again while resolving conflict ${id}; it is still open, try again`, { details: { conflict: id } });
+  }
+  if (c.approvalId) {
+    try {
+      await store.approvals.decide(c.approvalId, { approve: true, actor: who.actor, reason: r.pick !== undefined ? `option ${r.pick}` : 'resolved with an operator’s value' }, now);
+    } catch (err) {
+      // Decided meanwhile: the conflict is already resolved by this call, which is what counts.
+      if (!(err instanceof InvalidStateError)) throw err;
+    }
+  }
+  return done.conflict;
 }
 
 export { CONFLICT_STRATEGIES };

@@ -14,6 +14,11 @@ import { startGateway, type RunningGateway } from '../gateway/server.ts';
 import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { MemorySweeper } from '../memory/sweeper.ts';
+import { EmbeddingBackfill } from '../memory/embed-backfill.ts';
+import { MergeQueue } from '../memory/merge-queue.ts';
+import { intakeDispatch } from './merge-dispatch.ts';
+import { requireVectors } from '../memory/vectors.ts';
+import { embedderFor } from '../engine/memory-actions.ts';
 import { Scheduler } from '../intake/schedules/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { closeMcpClients, loadConfig } from './config.ts';
@@ -215,12 +220,34 @@ export class Runtime {
       });
     }
     if (want.has('memory-sweep')) {
+      // The memory service: the TTL sweep, the merge queue (agent and human strategies) and, with memory.embedder, the embedding backfill.
       const sweeper = new MemorySweeper({ store, clock, log, everyMs: config.registry.memory.sweepEveryMs });
+      const backfill = new EmbeddingBackfill({ store, clock, log, settings: config.registry.memory.embedder, embed: embedderFor(config.registry) });
+      // Merge agents are dispatched through intake, as an envelope addressed to the agent, isolated from any session.
+      const merges = new MergeQueue({
+        store,
+        clock,
+        log,
+        settings: config.registry.memory,
+        dispatch: intakeDispatch(this.intake),
+      });
       this.builtIn.set('memory-sweep', {
         name: 'memory-sweep',
-        start: async () => sweeper.start(),
-        stop: () => sweeper.stop(),
-        reconfigure: (c) => sweeper.reconfigure(c.registry.memory.sweepEveryMs),
+        start: async () => {
+          sweeper.start();
+          backfill.start();
+          merges.start();
+        },
+        stop: async () => {
+          await merges.stop();
+          await backfill.stop();
+          await sweeper.stop();
+        },
+        reconfigure: (c) => {
+          sweeper.reconfigure(c.registry.memory.sweepEveryMs);
+          backfill.reconfigure(c.registry.memory.embedder, embedderFor(c.registry));
+          merges.reconfigure(c.registry.memory);
+        },
       });
     }
     if (want.has('routing-sweep')) {
@@ -303,6 +330,7 @@ export class Runtime {
   /** Starts every service in order. If one fails, those already started are stopped and the error is thrown. */
   async start(): Promise<void> {
     const order = [...this.before, ...SERVICES.flatMap((n) => this.builtIn.get(n) ?? []), ...this.after];
+    await requireVectors(this.store, this.config.registry.memory);
     if (this.builtIn.has('gateway') || this.before.some((s) => s.name === 'metrics')) this.startSeq = await this.store.audit.latestSeq();
     for (const s of order) {
       try {
@@ -317,6 +345,7 @@ export class Runtime {
 
   /** Swaps in a reloaded config everywhere: intake, channels, the agent directory, then each service. */
   async reload(next: CompiledConfig): Promise<void> {
+    await requireVectors(this.store, next.registry.memory);
     this.config = next;
     for (const w of next.warnings ?? []) this.log.warn(`${w.path}: ${w.message}`);
     this.intake.reconfigure(next.registry, next.routing);

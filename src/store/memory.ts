@@ -73,6 +73,8 @@ export interface FactWrite {
   writtenBy: WrittenBy;
   /** How a lost compare-and-set is resolved (the scope's policy). */
   onConflict: ConflictStrategy;
+  /** Queue the new version for the embedder (vector search is configured and it has text). */
+  embed?: boolean;
 }
 
 export const CONFLICT_STATES = ['open', 'rejected', 'resolved'] as const;
@@ -98,6 +100,34 @@ export interface MemoryConflict {
   writtenBy: WrittenBy;
   createdAt: number;
   resolvedAt: number | null;
+  /** `human`: the approval whose options are the candidates. */
+  approvalId: string | null;
+  /** `agent`: the run of the merge agent's task. */
+  mergeRun: string | null;
+}
+
+/** A version waiting for its embedding. */
+export interface EmbedItem {
+  id: string;
+  tenant: string;
+  text: string;
+}
+
+/** How an open conflict (strategy `agent` or `human`) ends. */
+export type ConflictResolution =
+  /** Write this value (a candidate, the merge agent's result, an operator's own) with compare-and-set on `expectedVersion`. */
+  | { kind: 'write'; value: Json; text: string | null; expectedVersion: number; trust: FactTrust; writtenBy: WrittenBy; embed: boolean; actor: string; how: string }
+  /** The current version stands (a person picked it): resolved, nothing new is written. */
+  | { kind: 'keep'; actor: string; how: string }
+  /** Nothing is written (the approval was denied, the merge agent failed). */
+  | { kind: 'reject'; actor: string; how: string };
+
+/** The approval a `human` conflict opens (the rest of it comes from the conflict). */
+export interface ConflictApproval {
+  /** The options, what the approval shows. */
+  action: Json;
+  reason: string;
+  approvers: string;
 }
 
 export type WriteOutcome =
@@ -144,7 +174,28 @@ export interface MemoryStore {
   /** Lexical search over live facts the reader may see, best first; `scopes` narrows to these trees. */
   search(q: FactQuery & { query: string; k: number; scopes?: readonly string[] }, now: number): Promise<SearchHit[]>;
   /** The merge queue. */
-  conflicts(filter: { tenant?: string; state?: ConflictState; limit?: number }): Promise<MemoryConflict[]>;
+  conflicts(filter: { tenant?: string; state?: ConflictState; strategy?: ConflictStrategy; limit?: number }): Promise<MemoryConflict[]>;
+  conflict(id: string): Promise<MemoryConflict | null>;
+  /** Records the merge run an open conflict waits on (once: a second call changes nothing). */
+  attachConflict(id: string, link: { mergeRun: string }): Promise<MemoryConflict>;
+  /** Opens the approval of a `human` conflict and records it on the conflict, in one transaction (once). */
+  openConflictApproval(id: string, a: ConflictApproval, now: number): Promise<MemoryConflict>;
+  /**
+   * Ends an open conflict in one transaction with its audit: the resolved value written
+   * as a new version (compare-and-set: when the fact moved meanwhile, the result is a
+   * `conflict` outcome and the conflict stays open), or rejected.
+   */
+  resolveConflict(id: string, r: ConflictResolution, now: number): Promise<{ conflict: MemoryConflict; outcome: WriteOutcome | null }>;
+  /** Null when vectors can be stored and searched here; otherwise what is missing and how to fix it. */
+  vectorSupport(): Promise<string | null>;
+  /** Nearest live facts to `vector` (cosine) of `dims` dimensions, under the reader's grants; score = 1 - cosine distance. */
+  searchVector(q: FactQuery & { vector: readonly number[]; k: number; scopes?: readonly string[] }, now: number): Promise<SearchHit[]>;
+  /** The next versions waiting for an embedding, oldest first (queue rows of versions no longer live are dropped). */
+  embedQueue(limit: number, now: number): Promise<EmbedItem[]>;
+  /** Stores embeddings and takes their versions off the queue. */
+  saveEmbeddings(rows: ReadonlyArray<{ id: string; tenant: string; vector: readonly number[] }>, now: number): Promise<void>;
+  /** Backfill: queues every live version with text that has no embedding of `dims` dimensions; returns how many. */
+  queueUnembedded(dims: number, now: number): Promise<number>;
   /**
    * Tombstones the live facts a run, agent or source wrote and, transitively, every
    * live fact derived from them. `dryRun` returns the same list and writes nothing.

@@ -24,6 +24,12 @@ export interface StoreCapabilities {
   skipLockedClaims: boolean;
   /** Lexical search of shared memory: SQLite FTS5 (bm25) or PostgreSQL tsvector (ts_rank); one results contract. */
   fullText: 'fts5' | 'tsvector';
+  /**
+   * Vector search of shared memory: SQLite with the sqlite-vec extension loaded, or
+   * PostgreSQL's pgvector (whether the extension is installed is asked of the database:
+   * `memory.vectorSupport()`); null: this store cannot search vectors.
+   */
+  vectors: 'sqlite-vec' | 'pgvector' | null;
 }
 
 /**

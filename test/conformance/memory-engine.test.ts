@@ -135,7 +135,7 @@ test('bad writes get a clear error and write nothing: unknown scope form, oversi
         memory: { read: ['*'], write: ['*'] },
       },
     },
-    { contracts, scopes: [{ match: 'team/research/findings/*', onConflict: 'reject', contract: 'finding@1' }, { match: 'team/research/findings', onConflict: 'reject', contract: 'finding@1' }] },
+    { contracts, scopes: [{ match: 'team/research/findings/*', onConflict: 'reject', contract: 'finding@1', mergeAgent: null }, { match: 'team/research/findings', onConflict: 'reject', contract: 'finding@1', mergeAgent: null }] },
   );
   const store = await setup(t, r);
   const run = await submit(store, r, 'sloppy');

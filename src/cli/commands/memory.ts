@@ -1,7 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { InvalidInputError } from '../../core/errors.ts';
+import { SEARCH_MODES } from '../../core/memory.ts';
+import { embedderFor } from '../../engine/memory-actions.ts';
 import type { Json } from '../../core/types.ts';
 import { CONFLICT_STATES, type FactVersion, type WriteOutcome } from '../../store/memory.ts';
-import { factHistory, forgetFacts, getFact, listConflicts, parseAsOf, putFact, searchFacts } from '../../memory/operator.ts';
+import { factHistory, forgetFacts, getFact, listConflicts, parseAsOf, putFact, resolveConflict, searchFacts } from '../../memory/operator.ts';
 import { intOption, jsonOption, oneOf, parse } from '../args.ts';
 import { maybeConfig, openCliStore } from '../context.ts';
 import { short, table, when } from '../format.ts';
@@ -27,6 +30,8 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
     'dry-run': { type: 'boolean' },
     state: { type: 'string' },
     limit: { type: 'string' },
+    mode: { type: 'string' },
+    pick: { type: 'string' },
   });
   if (!sub) throw new InvalidInputError('memory', `needs a subcommand: ${SUBS}`);
   const config = await maybeConfig(values);
@@ -39,7 +44,9 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
       case 'search': {
         const query = positionals.join(' ');
         if (!query.trim()) throw new InvalidInputError('<query>', 'missing: spine memory search <words…>');
-        const hits = await searchFacts(store, who, { query, k: intOption('k', values.k) ?? 10, ...(values.scope ? { scope: values.scope } : {}), ...asOf(values['as-of']) }, now);
+        const mode = values.mode === undefined ? undefined : oneOf('--mode', values.mode, SEARCH_MODES);
+        const embed = config ? embedderFor(config.registry) : null;
+        const hits = await searchFacts(store, embed, who, { query, k: intOption('k', values.k) ?? 10, ...(values.scope ? { scope: values.scope } : {}), ...asOf(values['as-of']), ...(mode ? { mode } : {}) }, now);
         return out(
           { hits: hits.map((h) => ({ ...h.fact, score: h.score })) },
           hits.length === 0
@@ -97,6 +104,21 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
         return out({ dryRun, facts }, facts.length === 0 ? `${head}` : `${head}:\n${table(['SCOPE', 'KEY', 'V', 'WRITTEN BY', 'SOURCES'], facts.map((f) => [f.scope, f.key, String(f.version), by(f), f.sources.join(',') || '-']))}`);
       }
       case 'conflicts': {
+        if (positionals[0] === 'resolve') {
+          const id = positionals[1];
+          if (!id) throw new InvalidInputError('<id>', 'missing: spine memory conflicts resolve <id> --pick <n> | --value <file.json>');
+          const value = values.value === undefined ? undefined : valueFile(values.value);
+          const c = await resolveConflict(
+            store,
+            config?.registry.memory ?? null,
+            who,
+            id,
+            { ...(values.pick === undefined ? {} : { pick: intOption('pick', values.pick) ?? 0 }), ...(value === undefined ? {} : { value }), ...(values.text === undefined ? {} : { text: values.text }) },
+            now,
+          );
+          return out({ conflict: c }, `conflict ${c.id} ${c.state}${c.resolvedVersion === null ? '' : ` as version ${c.resolvedVersion}`} of ${c.scope} ${c.key}`);
+        }
+        if (positionals.length > 0) throw new InvalidInputError('conflicts', `unknown "${positionals[0]}": spine memory conflicts [--state S] | conflicts resolve <id> --pick <n> | --value <file.json>`);
         const conflicts = await listConflicts(store, who, oneOf('state', values.state, CONFLICT_STATES), intOption('limit', values.limit) ?? 100);
         return out(
           { conflicts },
@@ -114,6 +136,21 @@ export async function memoryCommand(argv: string[]): Promise<CommandResult> {
   } finally {
     await store.close();
   }
+}
+
+/** `--value` for a resolution: a JSON file (as documented), or JSON given inline. */
+function valueFile(arg: string): Json {
+  let text = arg;
+  if (existsSync(arg)) {
+    try {
+      text = readFileSync(arg, 'utf8');
+    } catch (err) {
+      throw new InvalidInputError('--value', `cannot read ${arg}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const v = jsonOption('value', text);
+  if (v === undefined) throw new InvalidInputError('--value', 'missing: a JSON file or JSON text');
+  return v;
 }
 
 function asOf(v: string | undefined): { asOf?: number } {

@@ -153,7 +153,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * outcome unknown and fails with a retryable StoreUnavailableError.
  */
 export class PgBackend implements SqlBackend {
-  readonly capabilities: StoreCapabilities = { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector' };
+  readonly capabilities: StoreCapabilities = { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' };
   readonly description: string;
   readonly sql = PG_SQL;
   readonly migrations: readonly Migration[];

@@ -10,6 +10,8 @@ export interface SqlBackend {
   readonly description: string;
   readonly sql: DialectSql;
   readonly migrations: readonly Migration[];
+  /** Loads the vector extension into this process's connections (SQLite; once): why it failed, or null. Absent: ask the database. */
+  enableVectors?(): string | null;
   /** Reads outside any transaction; they see committed data only. */
   readonly read: SqlExecutor;
   /**

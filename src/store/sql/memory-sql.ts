@@ -1,3 +1,4 @@
+import { InvalidStateError, NotFoundError, VectorsUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { stableJson, parseJson, toJson } from '../../core/json.ts';
 import { mergeJson, searchTerms, type ConflictStrategy, type FactTrust, type ScopeMatch } from '../../core/memory.ts';
@@ -6,6 +7,7 @@ import type { AuditEntry } from '../audit.ts';
 import type { ConflictState, FactVersion, FactWrite, ForgetSelector, MemoryConflict, MemoryEffect, MemoryStore, SearchHit, WriteOutcome, WrittenBy } from '../memory.ts';
 import type { StoreCapabilities } from '../store.ts';
 import { insertAudit } from './audit-sql.ts';
+import { insertApproval } from './approvals-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toEffect, type EffectRow } from './rows.ts';
@@ -58,6 +60,8 @@ interface ConflictRow {
   written_by: string;
   created_at: number | string;
   resolved_at: number | string | null;
+  approval_id: string | null;
+  merge_run: string | null;
 }
 
 const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
@@ -99,6 +103,8 @@ function toConflict(r: ConflictRow): MemoryConflict {
     writtenBy: parseJson<WrittenBy>(r.written_by)!,
     createdAt: Number(r.created_at),
     resolvedAt: num(r.resolved_at),
+    approvalId: r.approval_id,
+    mergeRun: r.merge_run,
   };
 }
 
@@ -149,6 +155,7 @@ interface NewVersion {
   trust: FactTrust;
   expiresAt: number | null;
   tombstone: boolean;
+  embed?: boolean;
 }
 
 /**
@@ -193,6 +200,7 @@ async function appendVersion(tx: SqlExecutor, caps: StoreCapabilities, v: NewVer
   );
   if (fts) await tx.run('INSERT INTO memory_fts (rowid, text) VALUES (?, ?)', [seq, v.text]);
   for (const s of new Set(v.sources)) await tx.run('INSERT INTO memory_sources (version_id, source) VALUES (?, ?) ON CONFLICT DO NOTHING', [row!.id, s]);
+  if (v.embed && v.text !== null && !v.tombstone) await tx.run('INSERT INTO memory_embed_queue (version_id, created_at) VALUES (?, ?)', [row!.id, now]);
   return toFact(row!);
 }
 
@@ -254,7 +262,7 @@ async function writeInTx(tx: SqlExecutor, caps: StoreCapabilities, w: FactWrite,
     const fact = await appendVersion(
       tx,
       caps,
-      { tenant: w.tenant, scope: w.scope, key: w.key, value, text, writtenBy: w.writtenBy, sources: w.sources ?? [], trust: w.trust, expiresAt: w.expiresAt ?? null, tombstone: false },
+      { tenant: w.tenant, scope: w.scope, key: w.key, value, text, writtenBy: w.writtenBy, sources: w.sources ?? [], trust: w.trust, expiresAt: w.expiresAt ?? null, tombstone: false, embed: w.embed === true },
       head,
       prev,
       now,
@@ -272,6 +280,11 @@ async function writeInTx(tx: SqlExecutor, caps: StoreCapabilities, w: FactWrite,
 
 export function sqlMemoryStore(db: SqlBackend): MemoryStore {
   const caps = db.capabilities;
+  // SQLite loads sqlite-vec on first use; a store that cannot is refused at start, so this throws only for a misuse.
+  const needVectors = () => {
+    const problem = caps.vectors === 'sqlite-vec' ? (db.enableVectors?.() ?? null) : caps.vectors === null ? 'no vector support' : null;
+    if (problem) throw new VectorsUnavailableError(`SQLite: ${problem}`);
+  };
   return {
     async write(w, now, opts = {}) {
       return db.transaction(async (tx): Promise<WriteOutcome> => {
@@ -367,6 +380,7 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
       for (const [cond, v] of [
         ['tenant = ?', filter.tenant],
         ['state = ?', filter.state],
+        ['strategy = ?', filter.strategy],
       ] as const) {
         if (v === undefined) continue;
         conds.push(cond);
@@ -374,6 +388,167 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
       }
       const rows = await db.read.all<ConflictRow>(`SELECT * FROM memory_conflicts ${conds.length ? `WHERE ${conds.join(' AND ')}` : ''} ORDER BY created_at, id LIMIT ?`, [...params, filter.limit ?? 1000]);
       return rows.map(toConflict);
+    },
+
+    async conflict(id) {
+      const row = await db.read.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
+      return row ? toConflict(row) : null;
+    },
+
+    async attachConflict(id, link) {
+      return db.transaction(async (tx) => {
+        await tx.run('UPDATE memory_conflicts SET merge_run = ? WHERE id = ? AND merge_run IS NULL', [link.mergeRun, id]);
+        const row = await tx.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
+        if (!row) throw new NotFoundError('conflict', id);
+        return toConflict(row);
+      });
+    },
+
+    async openConflictApproval(id, a, now) {
+      return db.transaction(async (tx) => {
+        const row = await tx.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
+        if (!row) throw new NotFoundError('conflict', id);
+        const c = toConflict(row);
+        if (c.approvalId !== null || c.state !== 'open') return c;
+        // No task waits on this approval: deciding one wakes the task it names, so it names none
+        // (the writer's task is in the conflict). An operator's write has no run either.
+        const approvalId = await insertApproval(
+          tx,
+          {
+            runId: c.writtenBy.run ?? '',
+            taskId: '',
+            agent: c.writtenBy.agent ?? c.writtenBy.actor,
+            actionKey: `memory-conflict:${c.id}`,
+            action: a.action,
+            kind: 'approval',
+            ruleId: null,
+            reason: a.reason,
+            approvers: a.approvers,
+            expiresAt: null,
+            onExpiry: null,
+          },
+          now,
+          'memory',
+        );
+        const done = await tx.get<ConflictRow>('UPDATE memory_conflicts SET approval_id = ? WHERE id = ? RETURNING *', [approvalId, id]);
+        return toConflict(done!);
+      });
+    },
+
+    async resolveConflict(id, r, now) {
+      return db.transaction(async (tx) => {
+        const row = await tx.get<ConflictRow>('SELECT * FROM memory_conflicts WHERE id = ?', [id]);
+        if (!row) throw new NotFoundError('conflict', id);
+        const c = toConflict(row);
+        if (c.state !== 'open') throw new InvalidStateError(`conflict ${id} is ${c.state}, not open`);
+        const audit: AuditEntry[] = [];
+        const by = { runId: c.writtenBy.run, taskId: c.writtenBy.task, agent: c.writtenBy.agent, actor: r.actor };
+        if (r.kind === 'reject') {
+          const done = await tx.get<ConflictRow>(`UPDATE memory_conflicts SET state = 'rejected', resolved_by = ?, resolved_at = ? WHERE id = ? RETURNING *`, [r.actor, now, id]);
+          audit.push({ ...by, kind: 'memory.resolved', data: { conflict: id, strategy: c.strategy, by: r.actor, how: r.how, version: null } });
+          await insertAudit(tx, now, audit);
+          return { conflict: toConflict(done!), outcome: null };
+        }
+        const head = await headVersion(tx, c.tenant, c.scope, c.key);
+        const prev = head === null ? null : await currentVersion(tx, c.tenant, c.scope, c.key);
+        const live = isLive(prev, now) ? prev : null;
+        if (r.kind === 'keep') {
+          const kept = live ? live.version : null;
+          const done = await tx.get<ConflictRow>(`UPDATE memory_conflicts SET state = 'resolved', resolved_version = ?, resolved_by = ?, resolved_at = ? WHERE id = ? RETURNING *`, [kept, r.actor, now, id]);
+          audit.push({ ...by, kind: 'memory.resolved', data: { conflict: id, strategy: c.strategy, by: r.actor, how: r.how, version: kept } });
+          await insertAudit(tx, now, audit);
+          return { conflict: toConflict(done!), outcome: null };
+        }
+        // The resolution is itself a compare-and-set: a fact that moved since the merge was made keeps the conflict open.
+        if ((live ? live.version : 0) !== r.expectedVersion) return { conflict: c, outcome: { kind: 'conflict', conflict: c, current: live } };
+        const fact = await appendVersion(
+          tx,
+          caps,
+          { tenant: c.tenant, scope: c.scope, key: c.key, value: r.value, text: r.text, writtenBy: r.writtenBy, sources: [], trust: r.trust, expiresAt: null, tombstone: false, embed: r.embed },
+          head,
+          prev,
+          now,
+        );
+        if (!fact) return { conflict: c, outcome: { kind: 'conflict', conflict: c, current: live } };
+        const done = await tx.get<ConflictRow>(`UPDATE memory_conflicts SET state = 'resolved', resolved_version = ?, resolved_by = ?, resolved_at = ? WHERE id = ? RETURNING *`, [fact.version, r.actor, now, id]);
+        audit.push({ ...by, kind: 'memory.resolved', data: { conflict: id, strategy: c.strategy, by: r.actor, how: r.how, version: fact.version } });
+        audit.push({ ...by, kind: 'memory.written', data: { fact: fact.id, scope: c.scope, key: c.key, version: fact.version, trust: r.trust } });
+        await insertAudit(tx, now, audit);
+        return { conflict: toConflict(done!), outcome: { kind: 'written', fact, conflict: toConflict(done!) } };
+      });
+    },
+
+    async vectorSupport() {
+      if (caps.vectors === null) return 'SQLite: the sqlite-vec package is not installed; install it with `npm install sqlite-vec`, or remove memory.embedder';
+      if (caps.vectors === 'sqlite-vec') {
+        const problem = db.enableVectors?.() ?? null;
+        return problem && `SQLite: the sqlite-vec extension did not load (${problem}); reinstall it with \`npm install sqlite-vec\`, or remove memory.embedder`;
+      }
+      const installed = await db.read.get<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'`);
+      if (installed) return null;
+      const available = await db.read.get<{ v: string }>(`SELECT default_version AS v FROM pg_available_extensions WHERE name = 'vector'`);
+      return available
+        ? 'PostgreSQL: the pgvector extension is available but not created in this database; run `CREATE EXTENSION vector;` as a superuser, or remove memory.embedder'
+        : 'PostgreSQL: the pgvector extension is not installed on this server (pg_available_extensions has no "vector"); install pgvector (https://github.com/pgvector/pgvector), run `CREATE EXTENSION vector;`, or remove memory.embedder';
+    },
+
+    async searchVector(q, now) {
+      if (q.k <= 0 || q.vector.length === 0) return [];
+      needVectors();
+      const g = grantCondition(q.grants, 'v.scope');
+      const narrow = q.scopes?.length ? grantCondition(q.scopes.map((s) => ({ tree: s })), 'v.scope') : { sql: '1 = 1', params: [] };
+      const l = liveAt(q.asOf ?? now, 'v');
+      const vec = vectorText(q.vector);
+      // Exact nearest neighbours: a scan of this tenant's embeddings of these dimensions, filtered by the grants in the same query.
+      const distance = caps.vectors === 'sqlite-vec' ? 'vec_distance_cosine(e.embedding, vec_f32(?))' : '(e.embedding::vector <=> ?::vector)';
+      const rows = await db.read.all<VersionRow & { score: number | string }>(
+        `SELECT v.*, 1 - ${distance} AS score FROM memory_embeddings e JOIN memory_versions v ON v.id = e.version_id
+         WHERE e.tenant = ? AND e.dims = ? AND v.tenant = ? AND ${g.sql} AND ${narrow.sql} AND ${l.sql} ORDER BY score DESC, v.id LIMIT ?`,
+        [vec, q.tenant, q.vector.length, q.tenant, ...g.params, ...narrow.params, ...l.params, q.k],
+      );
+      return rows.map((r): SearchHit => ({ fact: toFact(r), score: Number(r.score) }));
+    },
+
+    async embedQueue(limit, now) {
+      return db.transaction(async (tx) => {
+        const rows = await tx.all<{ id: string; tenant: string; text: string | null; live: number | string }>(
+          `SELECT v.id, v.tenant, v.text, CASE WHEN v.valid_to IS NULL AND v.tombstone = 0 AND (v.expires_at IS NULL OR v.expires_at > ?) THEN 1 ELSE 0 END AS live
+           FROM memory_embed_queue q JOIN memory_versions v ON v.id = q.version_id ORDER BY q.created_at, q.version_id LIMIT ?`,
+          [now, limit],
+        );
+        // A version replaced or forgotten before it was embedded is never searched: drop it from the queue.
+        const stale = rows.filter((r) => Number(r.live) !== 1 || r.text === null).map((r) => r.id);
+        if (stale.length) await tx.run(`DELETE FROM memory_embed_queue WHERE version_id IN (${placeholders(stale.length)})`, stale);
+        return rows.filter((r) => Number(r.live) === 1 && r.text !== null).map((r) => ({ id: r.id, tenant: r.tenant, text: r.text! }));
+      });
+    },
+
+    async saveEmbeddings(rows, now) {
+      if (rows.length === 0) return;
+      needVectors();
+      const value = caps.vectors === 'sqlite-vec' ? 'vec_f32(?)' : '?';
+      await db.transaction(async (tx) => {
+        for (const r of rows) {
+          await tx.run(
+            `INSERT INTO memory_embeddings (version_id, tenant, dims, embedding, created_at) VALUES (?, ?, ?, ${value}, ?)
+             ON CONFLICT (version_id) DO UPDATE SET dims = excluded.dims, embedding = excluded.embedding, created_at = excluded.created_at`,
+            [r.id, r.tenant, r.vector.length, vectorText(r.vector), now],
+          );
+          await tx.run('DELETE FROM memory_embed_queue WHERE version_id = ?', [r.id]);
+        }
+      });
+    },
+
+    async queueUnembedded(dims, now) {
+      return db.transaction((tx) =>
+        tx.run(
+          `INSERT INTO memory_embed_queue (version_id, created_at)
+           SELECT v.id, ? FROM memory_versions v WHERE v.valid_to IS NULL AND v.tombstone = 0 AND v.text IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM memory_embeddings e WHERE e.version_id = v.id AND e.dims = ?)
+           ON CONFLICT (version_id) DO NOTHING`,
+          [now, dims],
+        ),
+      );
     },
 
     async forget(sel, opts, now) {
@@ -419,6 +594,11 @@ export function sqlMemoryStore(db: SqlBackend): MemoryStore {
       });
     },
   };
+}
+
+/** A vector as JSON text: what sqlite-vec's vec_f32() and pgvector's text input both read. */
+function vectorText(v: readonly number[]): string {
+  return `[${v.map((x) => (Number.isFinite(x) ? x : 0)).join(',')}]`;
 }
 
 /**

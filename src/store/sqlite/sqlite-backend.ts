@@ -10,6 +10,7 @@ import { storedParams, type DialectSql, type Migration, type SqlExecutor, type S
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { sqliteFault } from './sqlite-errors.ts';
+import { loadSqliteVec, sqliteVecInstalled } from './sqlite-vec.ts';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migrations', 'sqlite');
 let cachedMigrations: Migration[] | null = null;
@@ -129,7 +130,9 @@ export type SimulatedFault = 'disk-full' | 'read-only' | null;
  * afresh on the same connection once the fault clears.
  */
 export class SqliteBackend implements SqlBackend {
-  readonly capabilities: StoreCapabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5' };
+  readonly capabilities: StoreCapabilities;
+  /** Why sqlite-vec did not load (null when it did; undefined until first used). */
+  private vectorsLoaded: string | null | undefined;
   readonly description: string;
   readonly sql = SQLITE_SQL;
   readonly migrations: readonly Migration[];
@@ -166,23 +169,38 @@ export class SqliteBackend implements SqlBackend {
       }
       // The store holds every message and result: only Spine's user may read it.
       if (fresh) mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
-      this.writer = new DatabaseSync(opts.path);
+      // Extensions are allowed only to load sqlite-vec; loadSqliteVec switches loading off again.
+      this.writer = new DatabaseSync(opts.path, { allowExtension: true });
       if (fresh) {
         chmodSync(opts.path, 0o600);
         if (opts.marker) markStore(opts.marker, opts.path);
       }
       configure(this.writer, opts.durability);
-      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path);
+      this.reader = opts.path === ':memory:' ? this.writer : new DatabaseSync(opts.path, { allowExtension: true });
       if (this.reader !== this.writer) configure(this.reader, opts.durability);
     } catch (err) {
       throw sqliteFault(err) ?? err;
     }
+    // Extension loading stays off until vectors are first used (enableVectors).
+    this.writer.enableLoadExtension(false);
+    if (this.reader !== this.writer) this.reader.enableLoadExtension(false);
+    this.capabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5', vectors: sqliteVecInstalled() ? 'sqlite-vec' : null };
     this.identity = opts.path === ':memory:' ? null : fileIdentity(opts.path);
     this.normalMaxPages = Number((this.writer.prepare('PRAGMA max_page_count').get() as { max_page_count: number }).max_page_count);
     this.tx = new SqliteExecutor(this.writer, (err) => (this.fault ??= err));
     this.read = new SqliteExecutor(this.reader);
     this.migrations = cachedMigrations ??= loadMigrations(MIGRATIONS_DIR);
     this.events.setMaxListeners(0);
+  }
+
+  /** Loads sqlite-vec into both connections on first use: the writer packs vectors (vec_f32), the reader compares them. */
+  enableVectors(): string | null {
+    if (this.vectorsLoaded === undefined) {
+      const writer = loadSqliteVec(this.writer);
+      const reader = this.reader === this.writer ? null : loadSqliteVec(this.reader);
+      this.vectorsLoaded = writer ?? reader;
+    }
+    return this.vectorsLoaded;
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
