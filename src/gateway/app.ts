@@ -11,17 +11,17 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import type { Json } from '../core/types.ts';
 import type { Intake } from '../intake/intake.ts';
 import type { EnvelopeRecord, Store } from '../store/store.ts';
-import type { createA2aHttpHandler } from './a2a.ts';
-import type { createMcpHttpHandler } from './mcp.ts';
 import { ANONYMOUS, Authenticator, bearerToken, isAllowed, isLocalRequest, scopesFor, type Permission, type Principal } from './auth.ts';
 import { limitBody, readJson, readText } from './body.ts';
 import type { GatewaySettings } from './config.ts';
 import type { AgentDirectory } from './directory.ts';
 import { ApiError, errorHeaders, forbidden, invalidRequest, toApiError } from './errors.ts';
 import { EventHub } from './events.ts';
+import { createMcpHttpHandler } from './mcp.ts';
 import { resourceMetadataUrl } from './routes-oauth.ts';
 import { runUsage } from '../engine/usage.ts';
 import { totalUsage } from '../core/usage.ts';
+import { createA2aHttpHandler } from './a2a.ts';
 import * as routes from './routes.ts';
 import { check, QUERY_DEFAULTS, requestIssues } from './schemas.ts';
 import { sseResponse, streamCursor, streamToWebSocket } from './stream.ts';
@@ -357,26 +357,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   // ── MCP (docs/mcp.md) ───────────────────────────────────────────────────────
   // Each tool checks the token's scopes itself (reading: viewer; submitting to an agent, deciding: operator).
-  // The MCP and A2A SDKs (and what they pull in) load on the first request that needs them: an idle gateway stays small.
-  let mcpLoad: Promise<ReturnType<typeof createMcpHttpHandler>> | undefined;
-  const mcp = () => (mcpLoad ??= import('./mcp.ts').then((m) => m.createMcpHttpHandler({ store, intake, clock, agents: deps.agents })));
-  app.openapi(bind(routes.mcp), async (c) => {
-    const body = await readJson(c, { ownMediaType: true });
-    return untyped(await (await mcp()).post(c.req.raw, c.get('principal'), body));
-  });
+  const mcp = createMcpHttpHandler({ store, intake, clock, agents: deps.agents });
+  app.openapi(bind(routes.mcp), async (c) => untyped(await mcp.post(c.req.raw, c.get('principal'), await readJson(c, { ownMediaType: true }))));
 
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
-  let a2aLoad: Promise<ReturnType<typeof createA2aHttpHandler>> | undefined;
-  const a2a = () => (a2aLoad ??= import('./a2a.ts').then((m) => m.createA2aHttpHandler({ store, intake, clock, agents: deps.agents })));
+  const a2a = createA2aHttpHandler({ store, intake, clock, agents: deps.agents });
   const a2aBase = (c: Context, agent: string) => `${new URL(c.req.url).origin}/v1/a2a/${encodeURIComponent(agent)}`;
-  app.openapi(bind(routes.a2aAgentCard), async (c) => {
-    const { agent } = c.req.valid('param');
-    return untyped((await a2a()).card(agent, a2aBase(c, agent), c.req.header('a2a-version')));
-  });
+  app.openapi(bind(routes.a2aAgentCard), (c) => untyped(a2a.card(c.req.valid('param').agent, a2aBase(c, c.req.valid('param').agent), c.req.header('a2a-version'))));
   app.openapi(bind(routes.a2aJsonRpc), async (c) => {
     const { agent } = c.req.valid('param');
-    const body = await readJson(c);
-    return untyped(await (await a2a()).rpc(agent, a2aBase(c, agent), c.get('principal'), body, c.req.raw));
+    return untyped(await a2a.rpc(agent, a2aBase(c, agent), c.get('principal'), await readJson(c), c.req.raw));
   });
 
   // The layers' own routes (memory, briefs, audit verification, …), each area in its routes-*.ts.
