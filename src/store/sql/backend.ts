@@ -14,8 +14,10 @@ export interface SqlBackend {
   readonly read: SqlExecutor;
   /**
    * Runs fn in a transaction. `fn` must touch only `tx` (no other awaits): backends
-   * with group commit run several callers' fns inside one transaction, each in its
-   * own savepoint, so one caller's failure rolls back only its own work.
+   * with group commit run several callers' fns inside one transaction, and one
+   * caller's failure still rolls back only its own work: SQLite gives each fn a
+   * savepoint; PostgreSQL rolls the shared transaction back and runs each fn again
+   * alone — so fn may run more than once.
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
