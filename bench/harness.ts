@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { randomBytes } from 'node:crypto';
 import type { AgentFunction } from '../src/core/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { silentLogger } from '../src/core/log.ts';
@@ -14,34 +14,69 @@ import { createRegistry, type AgentInit } from '../src/engine/registry.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability, Store, TurnCommit } from '../src/store/store.ts';
+import type { SqlExecutor } from '../src/store/sql/executor.ts';
+import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 
 /** The worker options every workload uses. */
 export const BENCH_WORKER: Partial<WorkerOptions> = { concurrency: 8, pollMs: 50, leaseMs: 30_000 };
 
 export interface BenchStore {
   store: Store;
-  dbPath: string;
-  /** Closes the store and deletes its folder. */
+  /** Runs by state, read through the store (call before closing it): a sanity check after a workload. */
+  states(): Promise<Record<string, number>>;
+  /** Round trips sent to the database so far (PostgreSQL), null where there are none to count (SQLite). */
+  roundTrips(): number | null;
+  /** Closes the store and deletes its folder (or its PostgreSQL schema). */
   cleanup(): Promise<void>;
 }
 
-export async function openBenchStore(root: string, name: string, durability: Durability): Promise<BenchStore> {
-  const dir = mkdtempSync(join(root, `${name}-${durability}-`));
-  const dbPath = join(dir, 'spine.db');
-  const store = openStore({ url: `sqlite:${dbPath}`, durability });
+/**
+ * A fresh store for one workload: a temp SQLite file under `root`, or, given a
+ * `postgres://` URL, a fresh schema in that database (dropped by cleanup).
+ */
+export async function openBenchStore(root: string, name: string, durability: Durability, db?: string): Promise<BenchStore> {
+  const pgUrl = db?.startsWith('postgres') ? db : null;
+  const dir = pgUrl ? null : mkdtempSync(join(root, `${name}-${durability}-`));
+  const schema = pgUrl ? `bench_${name.replace(/\W/g, '_')}_${randomBytes(4).toString('hex')}` : null;
+  const url = pgUrl ? withSchema(pgUrl, schema!) : `sqlite:${join(dir!, 'spine.db')}`;
+  const store = openStore({ url, durability });
   await store.migrate();
+  const backend = (store as { backend?: { read?: SqlExecutor; stats?: { queries: number } } }).backend;
   let closed = false;
   return {
     store,
-    dbPath,
+    states: async () => {
+      const rows = (await backend?.read?.all<{ state: string; n: number | string }>('SELECT state, count(*) AS n FROM runs GROUP BY state')) ?? [];
+      return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+    },
+    roundTrips: () => backend?.stats?.queries ?? null,
     cleanup: async () => {
       if (!closed) {
         closed = true;
         await store.close();
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (pgUrl && schema) await dropSchema(pgUrl, schema);
     },
   };
+}
+
+function withSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('schema', schema);
+  return u.toString();
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: parsePgUrl(url).connectionString });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** In-process function agents with the defaults (no tools, handoffs to any agent, no contracts, empty policy). */
@@ -147,17 +182,6 @@ export class FinishWaiters {
       return Promise.resolve(got);
     }
     return new Promise((resolve) => this.waiting.set(taskId, resolve));
-  }
-}
-
-/** Counts runs by state straight from the database file (a sanity check after a workload). */
-export function runStates(dbPath: string): Record<string, number> {
-  const db = new DatabaseSync(dbPath, { readOnly: true });
-  try {
-    const rows = db.prepare('SELECT state, count(*) AS n FROM runs GROUP BY state').all() as Array<{ state: string; n: number }>;
-    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
-  } finally {
-    db.close();
   }
 }
 

@@ -5,7 +5,7 @@
 import type { Json, TurnInput } from '../src/core/types.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import type { Durability } from '../src/store/store.ts';
-import { BENCH_WORKER, FinishWaiters, log, makeRegistry, openBenchStore, runStates, startWorker, trackStore, type StoreTrace } from './harness.ts';
+import { BENCH_WORKER, FinishWaiters, log, makeRegistry, openBenchStore, startWorker, trackStore, type StoreTrace } from './harness.ts';
 import { mb, round, summarize, type Summary } from './stats.ts';
 
 export interface WorkloadCtx {
@@ -13,6 +13,12 @@ export interface WorkloadCtx {
   durability: Durability;
   quick: boolean;
   trace: boolean;
+  /** A `postgres://` URL: run on a fresh schema there instead of a temp SQLite file. */
+  db?: string;
+  /** W1: skip the batch throughput half (bench/peers.ts measures only the per-turn gap). */
+  latencyOnly?: boolean;
+  /** W2: the number of tasks (default 10,000, or 1,000 with quick). */
+  tasks?: number;
 }
 
 const TURNS = 10;
@@ -68,7 +74,7 @@ export async function w1(ctx: WorkloadCtx): Promise<W1Result> {
   const calls = new Map<string, number[]>();
   const gaps: number[] = [];
   const runLatency: number[] = [];
-  const db = await openBenchStore(ctx.root, 'w1', ctx.durability);
+  const db = await openBenchStore(ctx.root, 'w1', ctx.durability, ctx.db);
   const tracked = trackStore(db.store, { trace: ctx.trace });
   const registry = makeRegistry({ steps: stepAgent(calls) });
   const waiters = new FinishWaiters();
@@ -89,14 +95,20 @@ export async function w1(ctx: WorkloadCtx): Promise<W1Result> {
     }
   } finally {
     await worker.stop();
-    await db.store.close();
-    check = runStates(db.dbPath);
+    check = await db.states();
     await db.cleanup();
   }
   const trace = roundTrace(tracked.trace);
+  const latency = {
+    durability: ctx.durability,
+    perTurnMs: roundSummary(summarize(gaps)),
+    runLatencyMs: roundSummary(summarize(runLatency)),
+    latencyRuns: runs,
+  };
+  if (ctx.latencyOnly) return { ...latency, batchRuns: 0, batchMs: Number.NaN, runsPerSec: Number.NaN, turnsPerSec: Number.NaN, check, ...(trace ? { trace } : {}) };
 
   // Throughput: a batch submitted at once into a running worker.
-  const tdb = await openBenchStore(ctx.root, 'w1-batch', ctx.durability);
+  const tdb = await openBenchStore(ctx.root, 'w1-batch', ctx.durability, ctx.db);
   const ttracked = trackStore(tdb.store);
   const tregistry = makeRegistry({ steps: stepAgent() });
   let done = 0;
@@ -117,17 +129,12 @@ export async function w1(ctx: WorkloadCtx): Promise<W1Result> {
     batchMs = lastAt - t0;
   } finally {
     await tworker.stop();
-    await tdb.store.close();
-    const c = runStates(tdb.dbPath);
-    check = mergeCounts(check, c);
+    check = mergeCounts(check, await tdb.states());
     await tdb.cleanup();
   }
 
   return {
-    durability: ctx.durability,
-    perTurnMs: roundSummary(summarize(gaps)),
-    runLatencyMs: roundSummary(summarize(runLatency)),
-    latencyRuns: runs,
+    ...latency,
     batchRuns: batch,
     batchMs: round(batchMs, 1),
     runsPerSec: round((batch / batchMs) * 1000, 0),
@@ -160,6 +167,8 @@ export interface W2Result {
   processCpuUsPerTask: number;
   /** CPU busy share of one core during processing (100 = the process never waited). */
   processCpuPct: number;
+  /** PostgreSQL: round trips sent while processing, per task (the worker's and the bench's). */
+  roundTripsPerTask?: number;
   rssBeforeMb: number;
   rssQueuedMb: number;
   heapQueuedMb: number;
@@ -171,8 +180,8 @@ export interface W2Result {
 }
 
 export async function w2(ctx: WorkloadCtx): Promise<W2Result> {
-  const tasks = ctx.quick ? 1_000 : 10_000;
-  const db = await openBenchStore(ctx.root, 'w2', ctx.durability);
+  const tasks = ctx.tasks ?? (ctx.quick ? 1_000 : 10_000);
+  const db = await openBenchStore(ctx.root, 'w2', ctx.durability, ctx.db);
   const tracked = trackStore(db.store, { trace: ctx.trace });
   const registry = makeRegistry({ noop: () => ({ output: null }) });
   let done = 0;
@@ -200,17 +209,19 @@ export async function w2(ctx: WorkloadCtx): Promise<W2Result> {
   }, 20);
   log(`[${ctx.durability}] W2: processing with one worker at concurrency ${BENCH_WORKER.concurrency}`);
   let check: Record<string, number>;
+  const trips1 = db.roundTrips();
   const worker = await startWorker(tracked.store, registry);
   let cpu2!: NodeJS.CpuUsage;
+  let trips2!: number | null;
   try {
     await finished;
     cpu2 = process.cpuUsage();
+    trips2 = db.roundTrips();
   } finally {
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage.rss());
     await worker.stop();
-    await db.store.close();
-    check = runStates(db.dbPath);
+    check = await db.states();
     await db.cleanup();
   }
   const t2 = lastAt;
@@ -228,6 +239,7 @@ export async function w2(ctx: WorkloadCtx): Promise<W2Result> {
     submitCpuUsPerTask: round(cpuUs(cpu0, cpu1) / tasks, 1),
     processCpuUsPerTask: round(cpuUs(cpu1, cpu2) / tasks, 1),
     processCpuPct: round((cpuUs(cpu1, cpu2) / 1000 / (t2 - t1)) * 100, 0),
+    ...(trips1 !== null && trips2 !== null ? { roundTripsPerTask: round((trips2 - trips1) / tasks, 2) } : {}),
     rssBeforeMb: mb(rssBefore),
     rssQueuedMb: mb(queued.rss),
     heapQueuedMb: mb(queued.heapUsed),
@@ -303,7 +315,7 @@ export async function w3(ctx: WorkloadCtx): Promise<W3Result> {
     },
     leaf: () => ({ output: null }),
   });
-  const db = await openBenchStore(ctx.root, 'w3', ctx.durability);
+  const db = await openBenchStore(ctx.root, 'w3', ctx.durability, ctx.db);
   const tracked = trackStore(db.store, { trace: ctx.trace });
   const waiters = new FinishWaiters();
   tracked.onFinish = (id, kind, at) => waiters.finished(id, kind, at);
@@ -331,8 +343,7 @@ export async function w3(ctx: WorkloadCtx): Promise<W3Result> {
     }
   } finally {
     await worker.stop();
-    await db.store.close();
-    check = runStates(db.dbPath);
+    check = await db.states();
     await db.cleanup();
   }
   const trace = roundTrace(tracked.trace);

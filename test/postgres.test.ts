@@ -10,6 +10,8 @@ import { PgBackend } from '../src/store/postgres/pg-backend.ts';
 import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { StoreUnavailableError } from '../src/store/postgres/pg-errors.ts';
 import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
+import { SHARED } from '../src/store/sql/backend.ts';
+import type { SqlExecutor } from '../src/store/sql/executor.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
 import { PG_TEST_URL, pgAdmin, until } from './helpers.ts';
 import { PG_ONLY, pgStore, sql } from './fixtures/pg-env.ts';
@@ -45,7 +47,7 @@ describe('placeholders and URLs (no database)', () => {
   it('openStore picks the PostgreSQL adapter for postgres:// and postgresql:// with its capabilities', async () => {
     for (const scheme of ['postgres', 'postgresql']) {
       const store = openStore({ url: `${scheme}://u:pw@127.0.0.1:1/x?schema=s1` });
-      assert.deepEqual(store.capabilities, { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' });
+      assert.deepEqual(store.capabilities, { groupCommit: true, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' });
       assert.ok(!store.description.includes(':pw@'), store.description);
       await store.close();
     }
@@ -76,6 +78,38 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     );
     assert.equal(changed, 1);
     assert.deepEqual(await backend.read.get('SELECT pid, started_at FROM workers WHERE id = ?', ['w3']), { pid: 7, started_at: 1_800_000_000_123 });
+  });
+
+  it('group commit: hot-path transactions asked for together share one; a failing one fails alone, the others commit', async (t) => {
+    const { backend } = await pgStore(t, { migrate: true });
+    const insert = (tx: SqlExecutor, id: string) => tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', [id, 1, 'h', 1, 1]);
+    const ids = async () => (await backend.read.all<{ id: string }>('SELECT id FROM workers ORDER BY id')).map((r) => r.id);
+
+    // Five asked for in one turn of the event loop: one transaction, not five (unmarked ones: one each).
+    let before = backend.stats.transactions;
+    await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5'].map((id) => backend.transaction((tx) => insert(tx, id), SHARED)));
+    assert.equal(backend.stats.transactions - before, 1);
+    before = backend.stats.transactions;
+    await Promise.all(['c1', 'c2'].map((id) => backend.transaction((tx) => insert(tx, id))));
+    assert.equal(backend.stats.transactions - before, 2);
+    assert.deepEqual(await ids(), ['a1', 'a2', 'a3', 'a4', 'a5', 'c1', 'c2']);
+
+    // In one batch: a unit that throws after writing, and one whose statement fails (a duplicate key).
+    const settled = await Promise.allSettled([
+      backend.transaction((tx) => insert(tx, 'b1'), SHARED),
+      backend.transaction(async (tx) => {
+        await insert(tx, 'b-thrown');
+        throw new Error('boom');
+      }, SHARED),
+      backend.transaction((tx) => insert(tx, 'b2'), SHARED),
+      backend.transaction((tx) => insert(tx, 'a1'), SHARED),
+      backend.transaction(async (tx) => (await insert(tx, 'b3')) + 41, SHARED),
+    ]);
+    assert.deepEqual(
+      settled.map((r) => (r.status === 'fulfilled' ? r.value : ((r.reason as { code?: string }).code ?? (r.reason as Error).message))),
+      [1, 'boom', 1, '23505', 42],
+    );
+    assert.deepEqual(await ids(), ['a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'b2', 'b3', 'c1', 'c2']);
   });
 
   it('migrations: an empty schema is refused, then migrated once with one recorded row per version; a newer schema is refused', async (t) => {

@@ -4,12 +4,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
-import type { SqlBackend } from '../sql/backend.ts';
+import type { SqlBackend, TransactionOptions } from '../sql/backend.ts';
 import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
 import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
+import { BatchOutcomeUnknown, GroupCommitter } from './pg-group-commit.ts';
 import { PgListener } from './pg-listener.ts';
 import { PgLiveness } from './pg-liveness.ts';
 import { toPgPlaceholders } from './placeholders.ts';
@@ -76,6 +77,13 @@ export interface PgOptions {
    * server or its machine crashes (the same promise as SQLite's fast).
    */
   durability?: Durability;
+  /**
+   * Group commit of the hot path's units (TransactionOptions.shared): most shared
+   * transactions in flight at once, each carrying the units asked for meanwhile
+   * (default 1: with one, two of this process's batches can never wait on each
+   * other's locks); 0 runs every unit in its own transaction.
+   */
+  commitPipelines?: number;
   /** Waits between tries after a connection failure (default about 3 s in all). */
   reconnectBackoffMs?: readonly number[];
   log?: Logger;
@@ -142,9 +150,11 @@ class PgExecutor implements SqlExecutor {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * PostgreSQL adapter: a connection pool; each transaction is one pooled connection
- * with BEGIN…COMMIT (no group commit: concurrent commits go on concurrent
- * connections). Claims use SKIP LOCKED; LISTEN/NOTIFY wakes workers in every process.
+ * PostgreSQL adapter: a connection pool and a group committer (pg-group-commit.ts):
+ * the hot path's transactions (turn commits, claims) asked for while a batch is in
+ * flight share the next BEGIN…COMMIT on one pooled connection; every other
+ * transaction has a connection of its own. Claims use SKIP LOCKED;
+ * LISTEN/NOTIFY wakes workers in every process.
  *
  * Transactions are re-run (fn is called again) after a deadlock or serialization
  * failure, and after the connection broke before COMMIT was sent: in both cases the
@@ -153,7 +163,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * outcome unknown and fails with a retryable StoreUnavailableError.
  */
 export class PgBackend implements SqlBackend {
-  readonly capabilities: StoreCapabilities = { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' };
+  readonly capabilities: StoreCapabilities;
   readonly description: string;
   readonly sql = PG_SQL;
   readonly migrations: readonly Migration[];
@@ -171,6 +181,7 @@ export class PgBackend implements SqlBackend {
   private readonly channel: string;
   /** Tags this backend's own NOTIFYs, which its in-process listeners already heard. */
   private readonly instanceId = randomBytes(8).toString('hex');
+  private readonly committer: GroupCommitter | null;
   private notifyPending = false;
   private notifying: Promise<void> | null = null;
   private closed = false;
@@ -224,6 +235,19 @@ export class PgBackend implements SqlBackend {
       log: this.log,
     });
     this.events.setMaxListeners(0);
+    const pipelines = opts.commitPipelines ?? 1;
+    this.committer =
+      pipelines > 0
+        ? new GroupCommitter({
+            runBatch: (fns) => this.runBatch(fns),
+            runAlone: (fn) => this.runAlone(fn),
+            unknownOutcome: (err) =>
+              new StoreUnavailableError(`PostgreSQL: the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err.failure)})`, err.failure),
+            maxBatch: 64,
+            maxInFlight: pipelines,
+          })
+        : null;
+    this.capabilities = { groupCommit: this.committer !== null, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' };
   }
 
   /** The schema this store lives in (null: the connection's default search_path). */
@@ -258,7 +282,60 @@ export class PgBackend implements SqlBackend {
     }
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('PostgreSQL: the store is closed'));
+    return opts?.shared && this.committer ? this.committer.submit(fn) : this.runAlone(fn);
+  }
+
+  /**
+   * Several units in one transaction, in order, on one connection. Any failure rolls
+   * the lot back and is thrown (the committer then runs each unit alone), except a
+   * connection lost during COMMIT: BatchOutcomeUnknown.
+   */
+  private async runBatch(fns: ReadonlyArray<(tx: SqlExecutor) => Promise<unknown>>): Promise<unknown[]> {
+    if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    const query: QueryFn = (q) => {
+      this.stats.queries++;
+      return client.query<Record<string, unknown>>(q);
+    };
+    let committing = false;
+    try {
+      await query('BEGIN');
+      const tx = new PgExecutor(query, this.names);
+      const values: unknown[] = [];
+      for (const fn of fns) values.push(await fn(tx));
+      committing = true;
+      await query('COMMIT');
+      client.off('error', onError);
+      client.release();
+      this.stats.transactions++;
+      this.events.emit('committed');
+      return values;
+    } catch (err) {
+      const lostConnection = broken !== undefined || isConnectionError(err);
+      let destroy = lostConnection;
+      if (!lostConnection) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          destroy = true;
+        }
+      }
+      client.off('error', onError);
+      client.release(destroy ? (broken ?? new Error('connection unusable after a failed transaction')) : undefined);
+      if (committing && lostConnection) throw new BatchOutcomeUnknown(err);
+      if (isStalePlan(err)) this.names.reset();
+      throw err;
+    }
+  }
+
+  private async runAlone<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     let conflicts = 0;
     let connectionFailures = 0;
     for (;;) {

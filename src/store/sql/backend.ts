@@ -16,10 +16,12 @@ export interface SqlBackend {
   readonly read: SqlExecutor;
   /**
    * Runs fn in a transaction. `fn` must touch only `tx` (no other awaits): backends
-   * with group commit run several callers' fns inside one transaction, each in its
-   * own savepoint, so one caller's failure rolls back only its own work.
+   * with group commit run several callers' fns inside one transaction, and one
+   * caller's failure still rolls back only its own work: SQLite gives each fn a
+   * savepoint; PostgreSQL rolls the shared transaction back and runs each fn again
+   * alone — so fn may run more than once.
    */
-  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Announces, after a commit, that tasks became leasable. */
@@ -33,6 +35,20 @@ export interface SqlBackend {
   onLost?(listener: (reason: string) => void): () => void;
   close(): Promise<void>;
 }
+
+export interface TransactionOptions {
+  /**
+   * The hot path's units (a turn's commit, a claim): they may share one transaction
+   * with other such units of this process (PostgreSQL's group commit). A backend that
+   * groups every unit anyway (SQLite, one writer) ignores it. Units that wait on locks
+   * others hold for long (intake, reapers) are not marked: merged into one
+   * transaction, unrelated lock sets could wait on each other.
+   */
+  shared?: boolean;
+}
+
+/** The options of a hot-path unit (see TransactionOptions.shared). */
+export const SHARED: TransactionOptions = { shared: true };
 
 /** A worker row, as the liveness check sees it. */
 export interface WorkerIdentity {

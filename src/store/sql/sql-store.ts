@@ -41,7 +41,7 @@ import { sqlMemoryStore } from './memory-sql.ts';
 import { insertApproval, sqlApprovalStore } from './approvals-sql.ts';
 import { insertAudit, sqlAuditStore } from './audit-sql.ts';
 import { runStream } from '../../audit/chain.ts';
-import type { SqlBackend } from './backend.ts';
+import { SHARED, type SqlBackend } from './backend.ts';
 import { sqlContractStore } from './contracts-sql.ts';
 import { envelopeByKey, insertEnvelope, sqlEnvelopeStore } from './envelopes-sql.ts';
 import { sqlGrantStore } from './grants-sql.ts';
@@ -289,7 +289,7 @@ export class SqlStore implements Store {
       }
       await insertAudit(tx, now, audit);
       return woke;
-    });
+    }, SHARED);
     if (woke) this.backend.signalTasksReady();
   }
 }
