@@ -73,7 +73,9 @@ describe('examples/revops: npm run example:revops', () => {
     const text = readFileSync(config, 'utf8');
     const window = /timezone: 'America\/New_York', allow: \{[^}]*\}/;
     assert.match(text, window, 'the example config still has the customer-hours window this test replaces');
-    writeFileSync(config, text.replace(window, `timezone: 'UTC', allow: { from: '${utc(-1)}', to: '${utc(3)}' }`));
+    // The commander's heartbeat fires every 30 minutes in the example; every 2 s here, so the test sees it look and skip.
+    assert.match(text, /every: '30m'/, 'the example config still has the heartbeat this test speeds up');
+    writeFileSync(config, text.replace(window, `timezone: 'UTC', allow: { from: '${utc(-1)}', to: '${utc(3)}' }`).replace(/every: '30m'/, "every: '2s'"));
 
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (/^(SPINE_|OPENAI_|ANTHROPIC_|REVOPS_)/.test(k) || k === 'NODE_TEST_CONTEXT') delete env[k];
@@ -226,14 +228,32 @@ describe('examples/revops: npm run example:revops', () => {
     assert.deepEqual((await store.runs.get(runId))?.output, { text: 'Accounts that need a person: ACME.', attention: ['ACME'] });
   });
 
-  // Issue 16's health item lands with heartbeat schedules (another branch). Once merged: add
-  // `schedules: { 'accounts-watch': { every: '30m', agent: 'commander', text: 'heartbeat: accounts',
-  // heartbeat: { watch: ['team/accounts/*'], skipIfIdle: true, … } } }` to both example configs,
-  // let `before` rewrite `every` to a second (as it does the window), and here: after the last
-  // write above, wait (until) for `heartbeat.skipped` audit events and assert no new run came
-  // from the schedule; the commander already answers a heartbeat (HEARTBEAT_OK or the accounts
-  // that need a person).
-  it('the commander’s heartbeat over team/accounts is skipped while idle', { todo: 'needs heartbeat schedules (issue 13, merged separately)' });
+  it('the commander’s heartbeat looks when an account summary changed, and takes no turn while nothing did', async () => {
+    const fromHeartbeat = (e: { kind: string; data?: unknown }) => e.kind === 'run.created' && (e.data as { origin?: string } | undefined)?.origin === 'heartbeat:accounts-watch';
+    // The renewals above wrote team/accounts: a fire after that took a turn, which named the account.
+    const looks = await found('a heartbeat that looked', async () => {
+      const runs = (await store.audit.byKind({ prefix: 'run.created', limit: 1000 })).filter(fromHeartbeat);
+      return runs.length > 0 ? runs : null;
+    }, 60_000);
+    const look = await found('the look finishes', async () => {
+      const run = await store.runs.get(looks[0]!.runId!);
+      return run && run.state !== 'running' ? run : null;
+    }, 60_000);
+    assert.equal(look.state, 'succeeded', JSON.stringify(look.error));
+    assert.match(JSON.stringify(look.output), /ACME/);
+
+    // Nothing changes from here: two idle fires in a row are recorded as skips, and no run comes between them.
+    const from = await store.audit.latestSeq();
+    const skips = await found('two idle heartbeat fires', async () => {
+      const idle = (await store.audit.list({ afterSeq: from, limit: 1000 })).filter((e) => e.kind === 'heartbeat.skipped' && (e.data as { reason?: string }).reason === 'idle');
+      return idle.length >= 2 ? idle : null;
+    }, 60_000);
+    const between = (await store.audit.list({ afterSeq: skips[0]!.seq, limit: 1000 })).filter((e) => e.seq < skips[1]!.seq);
+    assert.deepEqual(between.filter(fromHeartbeat), [], 'an idle fire takes no turn');
+    const listed = await spine('schedules');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /accounts-watch/);
+  });
 });
 
 /** Waits until `probe` finds something, and returns it. */
