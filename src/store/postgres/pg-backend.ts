@@ -147,6 +147,20 @@ class PgExecutor implements SqlExecutor {
   }
 }
 
+/** A transaction attempt that failed: the cause, and what the retry logic needs to know of it. */
+class AttemptFailed extends Error {
+  readonly err: unknown;
+  readonly lostConnection: boolean;
+  /** COMMIT had been sent: with a lost connection, the outcome is unknown. */
+  readonly committing: boolean;
+  constructor(err: unknown, lostConnection: boolean, committing: boolean) {
+    super('a PostgreSQL transaction attempt failed', { cause: err });
+    this.err = err;
+    this.lostConnection = lostConnection;
+    this.committing = committing;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -295,28 +309,48 @@ export class PgBackend implements SqlBackend {
   private async runBatch(fns: ReadonlyArray<(tx: SqlExecutor) => Promise<unknown>>): Promise<unknown[]> {
     if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
     const client = await this.pool.connect();
+    try {
+      return await this.attempt(client, async (tx) => {
+        const values: unknown[] = [];
+        for (const fn of fns) values.push(await fn(tx));
+        return values;
+      });
+    } catch (failed) {
+      const { err, lostConnection, committing } = failed as AttemptFailed;
+      if (committing && lostConnection) throw new BatchOutcomeUnknown(err);
+      if (isStalePlan(err)) this.names.reset();
+      throw err;
+    }
+  }
+
+  /**
+   * One transaction on a checked-out connection: BEGIN, `work`, COMMIT. The connection
+   * is always released, destroyed if it broke. A failure is thrown as AttemptFailed,
+   * saying whether the connection was lost and whether COMMIT had been sent.
+   */
+  private async attempt<T>(client: pg.PoolClient, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    // A checked-out connection that breaks between statements must not crash the process:
+    // the next statement on it fails instead.
     let broken: Error | undefined;
     const onError = (err: Error) => {
       broken = err;
     };
     client.on('error', onError);
+    let committing = false;
     const query: QueryFn = (q) => {
       this.stats.queries++;
       return client.query<Record<string, unknown>>(q);
     };
-    let committing = false;
     try {
       await query('BEGIN');
-      const tx = new PgExecutor(query, this.names);
-      const values: unknown[] = [];
-      for (const fn of fns) values.push(await fn(tx));
+      const value = await work(new PgExecutor(query, this.names));
       committing = true;
       await query('COMMIT');
       client.off('error', onError);
       client.release();
       this.stats.transactions++;
       this.events.emit('committed');
-      return values;
+      return value;
     } catch (err) {
       const lostConnection = broken !== undefined || isConnectionError(err);
       let destroy = lostConnection;
@@ -328,10 +362,9 @@ export class PgBackend implements SqlBackend {
         }
       }
       client.off('error', onError);
+      // A broken connection is destroyed, not returned to the pool.
       client.release(destroy ? (broken ?? new Error('connection unusable after a failed transaction')) : undefined);
-      if (committing && lostConnection) throw new BatchOutcomeUnknown(err);
-      if (isStalePlan(err)) this.names.reset();
-      throw err;
+      throw new AttemptFailed(err, lostConnection, committing);
     }
   }
 
@@ -350,41 +383,10 @@ export class PgBackend implements SqlBackend {
         await sleep(wait);
         continue;
       }
-      // A checked-out connection that breaks between statements must not crash the process:
-      // the next statement on it fails instead, and the transaction is retried.
-      let broken: Error | undefined;
-      const onError = (err: Error) => {
-        broken = err;
-      };
-      client.on('error', onError);
-      let committing = false;
-      const query: QueryFn = (q) => {
-        this.stats.queries++;
-        return client.query<Record<string, unknown>>(q);
-      };
       try {
-        await query('BEGIN');
-        const value = await fn(new PgExecutor(query, this.names));
-        committing = true;
-        await query('COMMIT');
-        client.off('error', onError);
-        client.release();
-        this.stats.transactions++;
-        this.events.emit('committed');
-        return value;
-      } catch (err) {
-        const lostConnection = broken !== undefined || isConnectionError(err);
-        let destroy = lostConnection;
-        if (!lostConnection) {
-          try {
-            await client.query('ROLLBACK');
-          } catch {
-            destroy = true;
-          }
-        }
-        client.off('error', onError);
-        // A broken connection is destroyed, not returned to the pool.
-        client.release(destroy ? (broken ?? new Error('connection unusable after a failed transaction')) : undefined);
+        return await this.attempt(client, fn);
+      } catch (failed) {
+        const { err, lostConnection, committing } = failed as AttemptFailed;
         if (committing && lostConnection) {
           throw new StoreUnavailableError(`PostgreSQL: the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err)})`, err);
         }
