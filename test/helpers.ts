@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import type { TestContext } from 'node:test';
+import { ManualClock } from '../src/core/clock.ts';
 import type { Agent, AgentFunction, ToolFunction } from '../src/core/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import type { ContractRegistry } from '../src/contracts/registry.ts';
@@ -157,6 +158,21 @@ export function registry(
 }
 
 export const FAST_WORKER: Partial<WorkerOptions> = { concurrency: 8, leaseMs: 2_000, heartbeatMs: 500, pollMs: 20, drainMs: 1_000 };
+
+/**
+ * A temp store and a worker on a ManualClock, not started: the test drives it with
+ * runOnce, and leases, backoffs, buckets and deadlines move by moving the clock, never
+ * by waiting. Both are stopped and deleted when the test ends.
+ */
+export async function clocked(t: TestContext, reg: Registry, clock = new ManualClock(Date.now())): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
+  const { store, cleanup } = await tempStore();
+  const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
+  t.after(async () => {
+    await worker.stop();
+    await cleanup();
+  });
+  return { store, worker, clock };
+}
 
 /** Starts a worker; returns it with a stop function. */
 export async function startWorker(store: Store, reg: Registry, options: Partial<WorkerOptions> = {}): Promise<Worker> {

@@ -3,18 +3,16 @@
 // recorded); expiry escalation (deny, reroute to other approvers, notify); standing
 // grants; and a waiting task that survives a SIGKILL of its worker process.
 import assert from 'node:assert/strict';
-import { describe, it, test, type TestContext } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { ManualClock } from '../../src/core/clock.ts';
 import { storeFacts } from '../../src/policy/evaluate.ts';
 import { InvalidStateError, type FieldIssue } from '../../src/core/errors.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
-import type { Registry } from '../../src/engine/options.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
-import { Worker } from '../../src/engine/worker.ts';
 import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import type { Approval, Store } from '../../src/store/store.ts';
 import { readPayments, spine, startWorkerProcess, writeProject, type WorkerProcess } from '../fixtures/policy-project.ts';
-import { FAST_WORKER, auditOf, finished, harness, registry, submit, tempStore, until } from '../helpers.ts';
+import { auditOf, clocked, finished, harness, registry, submit, tempStore, until } from '../helpers.ts';
 
 function policy(rules: Json[]) {
   const issues: FieldIssue[] = [];
@@ -53,17 +51,6 @@ async function pending(store: Store, runId: string, timeoutMs?: number): Promise
   const list = await store.approvals.list({ runId, state: 'pending', limit: 5 });
   assert.equal(list.length, 1, 'exactly one pending approval');
   return list[0]!;
-}
-
-/** A worker on an injected clock, driven by runOnce: expiry comes by moving the clock, not by waiting. */
-async function clocked(t: TestContext, reg: Registry, clock: ManualClock): Promise<{ store: Store; worker: Worker }> {
-  const { store, cleanup } = await tempStore();
-  const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
-  t.after(async () => {
-    await worker.stop();
-    await cleanup();
-  });
-  return { store, worker };
 }
 
 describe('approval tiers', () => {

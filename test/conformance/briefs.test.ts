@@ -2,29 +2,17 @@
 // lanes' claims → conflicts → resolution chains (rules, a judge agent, a human
 // approval) → a brief the parent's next turn gets, with every decision audited.
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Brief } from '../../src/core/brief.ts';
-import { ManualClock } from '../../src/core/clock.ts';
+import type { ManualClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/issues.ts';
 import type { Json, TurnInput } from '../../src/core/types.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { Worker } from '../../src/engine/worker.ts';
 import type { Store } from '../../src/store/store.ts';
 import { compileSynthesis } from '../../src/synthesis/config.ts';
 import type { SynthesisConfig } from '../../src/synthesis/schema.ts';
-import { FAST_WORKER, auditOf, registry, tempStore } from '../helpers.ts';
+import { auditOf, clocked, registry } from '../helpers.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
-
-async function clocked(t: TestContext, reg: Registry): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
-  const { store, cleanup } = await tempStore();
-  const clock = new ManualClock(Date.now());
-  const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
-  t.after(async () => {
-    await worker.stop();
-    await cleanup();
-  });
-  return { store, worker, clock };
-}
 
 /** Starts a run at the manual clock's now (the run is due exactly when the worker's clock says so, however long set-up took). */
 async function submitAt(store: Store, reg: Registry, clock: ManualClock, agent: string) {

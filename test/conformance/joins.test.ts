@@ -3,27 +3,15 @@
 // never missing from the parent's results; lanes a completed join no longer needs are
 // cancelled, and that is audited.
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
-import { ManualClock } from '../../src/core/clock.ts';
+import { describe, it } from 'node:test';
+import type { ManualClock } from '../../src/core/clock.ts';
 import type { ActionResult, Json, TurnInput } from '../../src/core/types.ts';
 import type { JoinPolicy } from '../../src/core/join.ts';
 import { compileJoin, decideJoin } from '../../src/core/join.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { Worker } from '../../src/engine/worker.ts';
 import type { Store } from '../../src/store/store.ts';
-import { FAST_WORKER, auditOf, gate, registry, tempStore, until } from '../helpers.ts';
+import { auditOf, clocked, gate, registry, until } from '../helpers.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
-
-async function clocked(t: TestContext, reg: Registry): Promise<{ store: Store; worker: Worker; clock: ManualClock }> {
-  const { store, cleanup } = await tempStore();
-  const clock = new ManualClock(Date.now());
-  const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
-  t.after(async () => {
-    await worker.stop();
-    await cleanup();
-  });
-  return { store, worker, clock };
-}
 
 /** Starts a run at the manual clock's now (the run is due exactly when the worker's clock says so, however long set-up took). */
 async function submitAt(store: Store, reg: Registry, clock: ManualClock, agent: string) {

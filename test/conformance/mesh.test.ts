@@ -4,7 +4,7 @@
 // the limit, cycles, a spent pair rate, contract violations and effects are refused
 // and audited, never routed through the hub.
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { meshLog } from '../../src/audit/mesh-log.ts';
 import { why } from '../../src/audit/why.ts';
 import { ManualClock } from '../../src/core/clock.ts';
@@ -15,10 +15,9 @@ import type { FieldIssue } from '../../src/core/errors.ts';
 import { compilePolicy, policySchema } from '../../src/policy/rules.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
 import type { Registry } from '../../src/engine/options.ts';
-import { Worker } from '../../src/engine/worker.ts';
 import type { AuditEvent } from '../../src/store/audit.ts';
 import type { Store } from '../../src/store/store.ts';
-import { auditOf, FAST_WORKER, finished, harness, registry, submit, tempStore } from '../helpers.ts';
+import { auditOf, clocked, finished, harness, registry, submit } from '../helpers.ts';
 import type { AgentFunction } from '../../src/core/agent.ts';
 
 const meshed = (reg: Registry, mesh: MeshPath[]): Registry => ({ ...reg, mesh });
@@ -230,17 +229,6 @@ describe('contracts on a direct call', () => {
 });
 
 describe('the per-pair rate', () => {
-  /** A worker on an injected clock, driven by runOnce: the bucket refills by moving the clock. */
-  async function clocked(t: TestContext, reg: Registry, clock: ManualClock): Promise<{ store: Store; worker: Worker }> {
-    const { store, cleanup } = await tempStore();
-    const worker = new Worker({ store, registry: reg, clock, options: FAST_WORKER });
-    t.after(async () => {
-      await worker.stop();
-      await cleanup();
-    });
-    return { store, worker };
-  }
-
   it('refuses calls past maxPerMinute on that pair only, and lets one through again once a token refills', async (t) => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const reg = meshed(
