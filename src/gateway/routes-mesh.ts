@@ -3,6 +3,7 @@ import { meshLog, type MeshLogEntry } from '../audit/mesh-log.ts';
 import { MESH_EVENTS } from '../core/mesh.ts';
 import type { GatewayModule } from './api.ts';
 import { AUTH, SYSTEM, jsonBody, route } from './route-kit.ts';
+import { decimal } from './schemas.ts';
 
 /** The mesh's traffic (docs/mesh.md): the direct calls' shadow records, newest first (`spine mesh log`, the dashboard's Mesh panel). */
 
@@ -46,7 +47,8 @@ export const listMeshCalls = route({
     query: z.strictObject({
       run: z.string().min(1).max(128).optional().openapi({ description: 'only this run' }),
       limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: `page size (default ${DEFAULT_LIMIT}, at most 500)` }),
-      cursor: z.string().regex(/^\d+$/, 'a seq').optional().openapi({ description: 'the `next` of the previous page' }),
+      // A seq: decimal digits within the safe range (a 20-digit cursor overflowed PostgreSQL's bigint into a 500).
+      cursor: decimal(0, Number.MAX_SAFE_INTEGER).optional().openapi({ type: 'integer', description: 'the `next` of the previous page' }),
     }),
   },
   responses: { 200: jsonBody(z.strictObject({ entries: z.array(meshLogEntry), next: z.string().nullable() }), 'the mesh log') },
@@ -56,7 +58,7 @@ export const meshRoutes: GatewayModule = (api) => {
   api.app.openapi(api.bind(listMeshCalls), async (c) => {
     const q = c.req.valid('query');
     const limit = q.limit ?? DEFAULT_LIMIT;
-    const rows = await meshLog(api.store, { limit: limit + 1, ...(q.run ? { runId: q.run } : {}), ...(q.cursor ? { before: Number(q.cursor) } : {}) });
+    const rows = await meshLog(api.store, { limit: limit + 1, ...(q.run ? { runId: q.run } : {}), ...(q.cursor !== undefined ? { before: q.cursor } : {}) });
     const entries = rows.slice(0, limit);
     return c.json({ entries, next: rows.length > limit ? entries.at(-1)!.id : null }, 200);
   });

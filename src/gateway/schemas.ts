@@ -10,7 +10,7 @@ const APPROVAL_FILTER = [...APPROVAL_STATES, 'all'] as const;
 export const QUERY_DEFAULTS = { runs: 50, tasks: 200, approvals: 50, audit: 100 } as const;
 
 /** A whole number written in decimal digits only: `0x10`, `1e3` or ` 16` are refused, not coerced. */
-const decimal = (min: number, max: number) =>
+export const decimal = (min: number, max: number) =>
   z
     .string()
     .regex(/^[0-9]{1,16}$/, 'must be a whole number in decimal digits')
