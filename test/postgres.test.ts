@@ -47,7 +47,7 @@ describe('placeholders and URLs (no database)', () => {
   it('openStore picks the PostgreSQL adapter for postgres:// and postgresql:// with its capabilities', async () => {
     for (const scheme of ['postgres', 'postgresql']) {
       const store = openStore({ url: `${scheme}://u:pw@127.0.0.1:1/x?schema=s1` });
-      assert.deepEqual(store.capabilities, { groupCommit: true, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' });
+      assert.deepEqual(store.capabilities, { groupCommit: false, crossProcessWakeups: true, skipLockedClaims: true, fullText: 'tsvector', vectors: 'pgvector' });
       assert.ok(!store.description.includes(':pw@'), store.description);
       await store.close();
     }
@@ -80,8 +80,8 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.deepEqual(await backend.read.get('SELECT pid, started_at FROM workers WHERE id = ?', ['w3']), { pid: 7, started_at: 1_800_000_000_123 });
   });
 
-  it('group commit: hot-path transactions asked for together share one; a failing one fails alone, the others commit', async (t) => {
-    const { backend } = await pgStore(t, { migrate: true });
+  it('group commit (opt-in, commitPipelines): hot-path transactions asked for together share one; a failing one fails alone, the others commit', async (t) => {
+    const { backend } = await pgStore(t, { migrate: true, commitPipelines: 1 });
     const insert = (tx: SqlExecutor, id: string) => tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', [id, 1, 'h', 1, 1]);
     const ids = async () => (await backend.read.all<{ id: string }>('SELECT id FROM workers ORDER BY id')).map((r) => r.id);
 
