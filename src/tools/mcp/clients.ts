@@ -94,6 +94,18 @@ export class McpConnection {
     }
   }
 
+  /**
+   * The `handshake` health probe's check (docs/health.md): an MCP `ping` on the live
+   * connection, the cheapest request that proves the server answers. A connection that
+   * dropped is made again first (spawn and `initialize`, or a new HTTP session), as the
+   * next tool call would, so a server that cannot start fails the check.
+   */
+  async ping(signal: AbortSignal): Promise<string> {
+    const fresh = this.client === null;
+    await this.call((client) => client.ping({ signal, timeout: this.target.connectTimeoutMs }));
+    return fresh ? 'initialize, ping' : 'ping';
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const c = this.client ?? (await this.connecting?.catch(() => null)) ?? null;
