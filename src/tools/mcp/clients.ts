@@ -50,6 +50,8 @@ export class McpConnection {
   private async connect(): Promise<Client> {
     const t = this.target;
     let transport: Transport;
+    // The tail describes this attempt: a server started again (a probe, the next call) gets a fresh one.
+    this.stderrTail = '';
     if (t.kind === 'stdio') {
       const stdio = new StdioClientTransport({ command: t.command, args: t.args, env: t.env, cwd: t.cwd, stderr: 'pipe' });
       stdio.stderr?.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL)));
@@ -101,9 +103,9 @@ export class McpConnection {
    * next tool call would, so a server that cannot start fails the check.
    */
   async ping(signal: AbortSignal): Promise<string> {
-    const fresh = this.client === null;
+    const before = this.client;
     await this.call((client) => client.ping({ signal, timeout: this.target.connectTimeoutMs }));
-    return fresh ? 'initialize, ping' : 'ping';
+    return before !== null && this.client === before ? 'ping' : 'initialize, ping';
   }
 
   async close(): Promise<void> {
