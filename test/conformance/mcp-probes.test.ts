@@ -70,7 +70,8 @@ describe('MCP servers: health probes', () => {
     clock.advance(30_000);
     const [second] = await tick();
     assert.equal(second?.[1], false);
-    assert.match(second?.[2] ?? '', /fixture MCP server is down/, 'reconnecting met a server that exits at start');
+    assert.match(second?.[2] ?? '', /^cannot start or reach it: .*mcp-server\.ts stdio: .*Connection closed$/, 'reconnecting met a server that exits at start');
+    assert.doesNotMatch(second?.[2] ?? '', /stderr|is down/, "the server's stderr is not stored");
     for (const key of ['tool:local.echo', 'tool:local.pid']) {
       const b = await store.breakers.get(key);
       assert.equal(b?.state, 'open', `${key}: two failed probes opened it`);
@@ -81,7 +82,7 @@ describe('MCP servers: health probes', () => {
     const doctor = JSON.parse((await doctorCommand(['--db', url, '--json'])).stdout ?? '') as { checks: Array<{ name: string; status: string; detail: string }>; probes: Array<{ key: string; ok: boolean }> };
     const check = doctor.checks.find((c) => c.name === 'probes');
     assert.equal(check?.status, 'warn');
-    assert.match(check?.detail ?? '', /^mcp:local FAILING .*fixture MCP server is down/s);
+    assert.match(check?.detail ?? '', /^mcp:local FAILING .*cannot start or reach it: .*Connection closed$/);
     assert.deepEqual(doctor.probes.map((p) => [p.key, p.ok]), [['mcp:local', false]]);
 
     const secret = newTokenSecret();

@@ -70,7 +70,7 @@ export class McpConnection {
     } catch (err) {
       await client.close().catch(() => {});
       const tail = this.stderrTail.trim();
-      throw new Error(`${describe(t)}: ${err instanceof Error ? err.message : String(err)}${tail ? `; stderr: ${tail}` : ''}`, { cause: err });
+      throw new ConnectFailed(`${describe(t)}: ${err instanceof Error ? err.message : String(err)}`, tail, err);
     }
     this.client = client;
     return client;
@@ -104,7 +104,12 @@ export class McpConnection {
    */
   async ping(signal: AbortSignal): Promise<string> {
     const before = this.client;
-    await this.call((client) => client.ping({ signal, timeout: this.target.connectTimeoutMs }));
+    try {
+      await this.call((client) => client.ping({ signal, timeout: this.target.connectTimeoutMs }));
+    } catch (err) {
+      // The result is stored and shown: the server's stderr (it may print anything, secrets too) stays out.
+      throw err instanceof ConnectFailed ? new Error(`cannot start or reach it: ${err.brief}`) : err;
+    }
     return before !== null && this.client === before ? 'ping' : 'initialize, ping';
   }
 
@@ -116,6 +121,15 @@ export class McpConnection {
   }
 }
 
+/** A failed connect: the message ends with the server's stderr (for the operator at start-up); `brief` is without it. */
+class ConnectFailed extends Error {
+  readonly brief: string;
+  constructor(brief: string, stderr: string, cause: unknown) {
+    super(stderr ? `${brief}; stderr: ${stderr}` : brief, { cause });
+    this.brief = brief;
+  }
+}
+
 function serverRestarted(err: unknown): boolean {
   if (err instanceof StreamableHTTPError) return err.code === 404;
   // undici: the server closed the pooled connection without an answer.
@@ -124,7 +138,10 @@ function serverRestarted(err: unknown): boolean {
 }
 
 function describe(t: ServerTarget): string {
-  return t.kind === 'stdio' ? `${[t.command, ...t.args].join(' ')}` : t.url;
+  if (t.kind === 'stdio') return [t.command, ...t.args].join(' ');
+  // A URL's credentials or query (an API key, say) stay out of messages, which are stored and shown.
+  const u = new URL(t.url);
+  return `${u.origin}${u.pathname}`;
 }
 
 const pool = new Map<string, McpConnection>();
