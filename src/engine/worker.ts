@@ -371,7 +371,8 @@ export class Worker {
   }
 }
 
-/** The registry's health probes, each feeding its agent's breaker. */
+/** The registry's health probes: each agent's feeds its breaker, each MCP server's its tools' breakers. */
 function probesOf(registry: Registry): ProbeEntry[] {
-  return [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
+  const agents = [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
+  return [...agents, ...(registry.serverProbes ?? [])];
 }
