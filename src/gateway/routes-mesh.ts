@@ -74,7 +74,7 @@ export const callMeshAgent = route({
     'Authorised by the per-turn capability in the body (no bearer token). The call runs the same checks as a `call_agent` action (pair, hops, cycle, boundary, the pair rate) with `mesh.call` committed before forwarding and `mesh.reply` before this answer. 200 carries the action result, `ok: false` with the error when the mesh, the boundary or the callee refused; 403 MESH_REFUSED (reason `capability`) when the capability is unknown or its turn has ended.',
   tags: ['events'],
   'x-spine-permission': 'public',
-  errors: [...BODY, 'MESH_REFUSED', ...SYSTEM],
+  errors: [...BODY, 'INVALID_REQUEST', 'MESH_REFUSED', ...SYSTEM],
   request: { body: { required: true, content: { 'application/json': { schema: meshCallBody } } } },
   responses: { 200: jsonBody(actionResult, "the call's result, as a `call_agent` action's") },
 });
