@@ -18,7 +18,7 @@ import { ERROR_CATALOGUE, StoreUnavailableError, isErrorCode, type FieldIssue } 
 import type { TurnInput } from '../src/core/types.ts';
 import type { OpenApiDocument } from '../src/gateway/app.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
-import type { ClaimedTask, Store } from '../src/store/store.ts';
+import type { Store } from '../src/store/store.ts';
 import { Boundary } from '../src/engine/boundary.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { compileSynthesis } from '../src/synthesis/config.ts';
@@ -437,13 +437,13 @@ describe('the OpenAPI document', () => {
     const callerTask = (await g.store.tasks.list({ runId: meshed.body.run.id, limit: 1 }))[0]!;
     const minted = g.shim.mint({
       env: { store: g.store, registry: reg, boundary: new Boundary(g.store, reg, systemClock), clock: systemClock, workerId: 'test' },
-      claimed: { task: callerTask, tenant: 'default', lease: { taskId: callerTask.id, owner: 'test', leaseNo: 0 }, session: null, history: [], results: [], openTurn: null, reply: null, origin: null } as unknown as ClaimedTask,
+      claimed: { task: callerTask, tenant: 'default', lease: { taskId: callerTask.id, owner: 'test', leaseNo: 0 }, session: null, history: [], results: [], openTurn: null, reply: null, origin: null },
       turn: 9,
       stop: new AbortController().signal,
     });
     const shimBody = (agent: string, token = minted.capability.token) => ({ token, agent, input: { envelope: { data: { orderId: 'o-2' } } } });
     const answered = await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('strict'), expect: 200 });
-    assert.deepEqual(answered.body as unknown, { index: 0, type: 'call_agent', ok: true, value: 'ok' });
+    assert.deepEqual(answered.body, { index: 0, type: 'call_agent', ok: true, value: 'ok' });
     await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('echo'), expect: 200 });
     await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('strict', 'msh_forged'), expect: 403, code: 'MESH_REFUSED' });
     await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: { agent: 'strict' }, expect: 400, code: 'INVALID_REQUEST' });
