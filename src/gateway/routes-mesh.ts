@@ -26,7 +26,7 @@ export const meshLogEntry = z
     to: str.nullable(),
     hop: z.number().int().nullable(),
     ok: z.boolean().nullable(),
-    reason: str.nullable().openapi({ description: 'mesh.refused: undeclared, hops, cycle, rate, effects or boundary' }),
+    reason: str.nullable().openapi({ description: 'mesh.refused: undeclared, hops, cycle, rate, effects, capability or boundary' }),
     code: str.nullable(),
     ms: z.number().nullable(),
   })
