@@ -7,6 +7,8 @@
 // refused and audited on the task), and the secret never reaches the store.
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createHttpAgent } from '../../src/agents/http/config.ts';
 import { systemClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/errors.ts';
@@ -35,7 +37,7 @@ async function shimCall(url: string, body: Record<string, Json>): Promise<{ stat
 }
 
 /** A store, a gateway on a loopback port and a worker sharing one shim, with `lead` an HTTP agent served by `serve`. */
-async function setup(t: TestContext, serve: (turn: TurnInput) => Promise<Json>, mesh: MeshPath[], others: Record<string, () => { output: Json }>) {
+async function setup(t: TestContext, serve: (turn: TurnInput) => Promise<Json>, mesh: MeshPath[], others: Record<string, () => { output: Json }>, onUrl?: (url: string) => void) {
   const srv = await startAgentServer(t, SECRET);
   srv.on('/lead', async (req, res) => sendJson(res, 200, await serve(req.turn)));
   const issues: FieldIssue[] = [];
@@ -45,7 +47,9 @@ async function setup(t: TestContext, serve: (turn: TurnInput) => Promise<Json>, 
   const { store, cleanup } = await tempStore();
   const shim = new MeshShim();
   const intake = new Intake(store, reg, { bindings: compileBindings([], [...reg.agents.keys()], issues), sessions: compileSessions(undefined, issues) }, systemClock);
-  const gw = await startGateway({ store, intake, settings: DEFAULT_GATEWAY, host: '127.0.0.1', port: 0, shim });
+  // Anonymous loopback: the MCP client below needs no API token (the shim's own route never does).
+  const gw = await startGateway({ store, intake, settings: DEFAULT_GATEWAY, host: '127.0.0.1', port: 0, allowAnonymousLoopback: true, shim });
+  onUrl?.(gw.url);
   const worker = new Worker({ store, registry: reg, options: FAST_WORKER, shim });
   await worker.start();
   t.after(async () => {
@@ -124,6 +128,38 @@ describe('the mesh shim', () => {
     // The secret never reached the store: not in an audit event, not in the task's turns.
     const stored = JSON.stringify(await auditOf(store, run.id)) + JSON.stringify(await store.tasks.get(run.rootTaskId));
     assert.ok(!stored.includes(capability!.token));
+  });
+
+  it('an MCP client acting for the agent calls with the MCP tool call_agent, under the same records', async (t) => {
+    const answers: Json[] = [];
+    let origin = '';
+    const { store, reg } = await setup(
+      t,
+      async (turn) => {
+        const m = turn.mesh!;
+        const client = new Client({ name: 'external-agent', version: '1.0.0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(`${origin}/v1/mcp`)));
+        try {
+          for (const agent of ['pricer', 'other']) {
+            const r = await client.callTool({ name: 'call_agent', arguments: { token: m.token, agent, input: { sku: 'b-2' } } });
+            answers.push({ isError: r.isError === true, content: r.structuredContent as Json });
+          }
+        } finally {
+          await client.close();
+        }
+        return { output: 'called' };
+      },
+      [{ from: 'lead', to: 'pricer', maxPerMinute: 1_000, maxHops: 1 }],
+      { pricer: () => ({ output: { price: 7 } }), other: () => ({ output: 'never' }) },
+      (url) => (origin = url),
+    );
+    const run = await submit(store, reg, 'lead');
+    assert.equal((await finished(store, run.id)).state, 'succeeded');
+    assert.deepEqual(answers[0], { isError: false, content: { index: 0, type: 'call_agent', ok: true, value: { price: 7 } } });
+    assert.equal((answers[1] as { isError: boolean }).isError, true);
+    assert.equal((answers[1] as { content: { error: { code: string; details: { reason: string } } } }).content.error.details.reason, 'undeclared');
+    const events = await meshEvents(store, run.id);
+    assert.deepEqual(events.map((e) => e.kind), ['mesh.call', 'mesh.reply', 'mesh.refused']);
   });
 
   it('a turn of an agent without mesh paths carries no capability', async (t) => {
