@@ -4,12 +4,18 @@
 // capability, and answers with what came back, within the same turn. mesh.call and
 // mesh.reply are on record; an undeclared pair is refused and audited; a forged
 // capability is refused; the turn's capability dies with the turn (a late call is
-// refused and audited on the task), and the secret never reaches the store.
+// refused and audited on the task), and the secret never reaches the store. An MCP
+// client calls with the MCP tool call_agent; a Python command agent with its env vars.
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createHttpAgent } from '../../src/agents/http/config.ts';
+import { CommandAgent } from '../../src/agents/command-agent.ts';
+import type { Agent } from '../../src/core/agent.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { systemClock } from '../../src/core/clock.ts';
 import type { FieldIssue } from '../../src/core/errors.ts';
 import type { MeshPath } from '../../src/core/mesh.ts';
@@ -37,13 +43,16 @@ async function shimCall(url: string, body: Record<string, Json>): Promise<{ stat
 }
 
 /** A store, a gateway on a loopback port and a worker sharing one shim, with `lead` an HTTP agent served by `serve`. */
-async function setup(t: TestContext, serve: (turn: TurnInput) => Promise<Json>, mesh: MeshPath[], others: Record<string, () => { output: Json }>, onUrl?: (url: string) => void) {
-  const srv = await startAgentServer(t, SECRET);
-  srv.on('/lead', async (req, res) => sendJson(res, 200, await serve(req.turn)));
+async function setup(t: TestContext, serve: ((turn: TurnInput) => Promise<Json>) | Agent, mesh: MeshPath[], others: Record<string, () => { output: Json }>, onUrl?: (url: string) => void) {
   const issues: FieldIssue[] = [];
-  const lead = createHttpAgent({ kind: 'http', url: `${srv.url}/lead`, secret: SECRET, retries: 0 }, { name: 'lead', dir: '.', path: 'agents.lead', issues, agentNames: ['lead'] });
-  assert.deepEqual(issues, []);
-  const reg: Registry = { ...registry({ lead: { agent: lead!, retry: { maxAttempts: 1 } }, ...others }), mesh };
+  let lead: Agent;
+  if (typeof serve === 'function') {
+    const srv = await startAgentServer(t, SECRET);
+    srv.on('/lead', async (req, res) => sendJson(res, 200, await serve(req.turn)));
+    lead = createHttpAgent({ kind: 'http', url: `${srv.url}/lead`, secret: SECRET, retries: 0 }, { name: 'lead', dir: '.', path: 'agents.lead', issues, agentNames: ['lead'] })!;
+    assert.deepEqual(issues, []);
+  } else lead = serve;
+  const reg: Registry = { ...registry({ lead: { agent: lead, retry: { maxAttempts: 1 } }, ...others }), mesh };
   const { store, cleanup } = await tempStore();
   const shim = new MeshShim();
   const intake = new Intake(store, reg, { bindings: compileBindings([], [...reg.agents.keys()], issues), sessions: compileSessions(undefined, issues) }, systemClock);
@@ -160,6 +169,32 @@ describe('the mesh shim', () => {
     assert.equal((answers[1] as { content: { error: { code: string; details: { reason: string } } } }).content.error.details.reason, 'undeclared');
     const events = await meshEvents(store, run.id);
     assert.deepEqual(events.map((e) => e.kind), ['mesh.call', 'mesh.reply', 'mesh.refused']);
+  });
+
+  it('a command agent (Python) calls with SPINE_MESH_TOKEN and SPINE_MESH_URL from its environment', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spine-shim-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, 'lead.py');
+    // Reads only its environment for the capability (not the turn on stdin): the env path is what is tested.
+    writeFileSync(
+      script,
+      [
+        'import json, os, sys, urllib.request',
+        'sys.stdin.read()',
+        "body = json.dumps({'token': os.environ['SPINE_MESH_TOKEN'], 'agent': 'pricer', 'input': {'sku': 'py'}}).encode()",
+        "req = urllib.request.Request(os.environ['SPINE_MESH_URL'], data=body, headers={'content-type': 'application/json'})",
+        'answer = json.load(urllib.request.urlopen(req))',
+        "print(json.dumps({'output': answer['value']}))",
+      ].join('\n'),
+    );
+    const { store, reg } = await setup(t, new CommandAgent({ name: 'lead', command: ['python3', script], cwd: dir }), [{ from: 'lead', to: 'pricer', maxPerMinute: 1_000, maxHops: 1 }], {
+      pricer: () => ({ output: { price: 3 } }),
+    });
+    const run = await submit(store, reg, 'lead');
+    const done = await finished(store, run.id);
+    assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+    assert.deepEqual(done.output, { price: 3 });
+    assert.deepEqual((await meshEvents(store, run.id)).map((e) => e.kind), ['mesh.call', 'mesh.reply']);
   });
 
   it('a turn of an agent without mesh paths carries no capability', async (t) => {
