@@ -19,6 +19,8 @@ import type { TurnInput } from '../src/core/types.ts';
 import type { OpenApiDocument } from '../src/gateway/app.ts';
 import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import type { Store } from '../src/store/store.ts';
+import { Boundary } from '../src/engine/boundary.ts';
+import { systemClock } from '../src/core/clock.ts';
 import { compileSynthesis } from '../src/synthesis/config.ts';
 import { channelSettings, discordKeys, githubHeaders, githubPush, slackHeaders, slackMessage, slackUrlVerification } from './fixtures/channels.ts';
 import { envelopeBody, startTestGateway, stored, type TestGateway, type TokenName } from './fixtures/gateway-setup.ts';
@@ -232,7 +234,7 @@ async function gateway(t: TestContext) {
   });
   await g.startWorker(reg);
   const doc = (await fetch(`${g.url}/v1/openapi.json`, { headers: { authorization: `Bearer ${g.tokens.viewer}` } }).then((r) => r.json())) as OpenApiDocument;
-  return { g, doc, check: new Checker(g, doc), failing, fault };
+  return { g, doc, check: new Checker(g, doc), failing, fault, reg };
 }
 
 /** Reads an SSE stream until `event: ready`; returns the messages before it. */
@@ -291,7 +293,7 @@ describe('the OpenAPI document', () => {
   });
 
   it('matches every answer of every operation, success and error alike', async (t) => {
-    const { g, check, failing, fault } = await gateway(t);
+    const { g, check, failing, fault, reg } = await gateway(t);
     const c = check;
 
     // ── health and the document ──
@@ -431,6 +433,21 @@ describe('the OpenAPI document', () => {
     await c.call('listMeshCalls', `/v1/mesh/calls?cursor=${calls.body.next}`, { token: 'viewer', expect: 200 });
     await c.call('listMeshCalls', '/v1/mesh/calls?cursor=abc', { token: 'viewer', expect: 400, code: 'INVALID_REQUEST' });
     await c.call('listMeshCalls', '/v1/mesh/calls', { token: null, expect: 401 });
+    // The shim (docs/mesh.md): a capability minted for the caller's turn, as the worker does for an external agent's.
+    const callerTask = (await g.store.tasks.list({ runId: meshed.body.run.id, limit: 1 }))[0]!;
+    const minted = g.shim.mint({
+      env: { store: g.store, registry: reg, boundary: new Boundary(g.store, reg, systemClock), clock: systemClock, workerId: 'test' },
+      claimed: { task: callerTask, tenant: 'default', lease: { taskId: callerTask.id, owner: 'test', leaseNo: 0 }, session: null, history: [], results: [], openTurn: null, reply: null, origin: null },
+      turn: 9,
+      stop: new AbortController().signal,
+    });
+    const shimBody = (agent: string, token = minted.capability.token) => ({ token, agent, input: { envelope: { data: { orderId: 'o-2' } } } });
+    const answered = await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('strict'), expect: 200 });
+    assert.deepEqual(answered.body, { index: 0, type: 'call_agent', ok: true, value: 'ok' });
+    await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('echo'), expect: 200 });
+    await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: shimBody('strict', 'msh_forged'), expect: 403, code: 'MESH_REFUSED' });
+    await c.call('callMeshAgent', '/v1/mesh/call', { token: null, body: { agent: 'strict' }, expect: 400, code: 'INVALID_REQUEST' });
+    minted.revoke();
 
     // A run waiting for nothing more is cancelled once, then cancelling is a 409.
     const queued = await c.call('submitEnvelope', '/v1/envelopes', { token: 'operator', body: envelopeBody({ agent: 'gated', peer: { kind: 'dm', id: 'p-4' } }), expect: 202 });

@@ -58,7 +58,13 @@ export class CommandAgent implements Agent {
     const { name, command, cwd } = this.opts;
     const maxOut = this.opts.maxOutputBytes ?? 16 * 1024 * 1024;
     return new Promise((resolve, reject) => {
-      const env = agentEnv(this.opts, { SPINE_AGENT: name, SPINE_TASK_ID: input.task.id, SPINE_RUN_ID: input.task.runId });
+      const env = agentEnv(this.opts, {
+        SPINE_AGENT: name,
+        SPINE_TASK_ID: input.task.id,
+        SPINE_RUN_ID: input.task.runId,
+        // The turn's mesh capability (docs/mesh.md), also in the turn input: a child that only reads its env can call too.
+        ...(input.mesh ? { SPINE_MESH_TOKEN: input.mesh.token, SPINE_MESH_URL: input.mesh.url } : {}),
+      });
       const mem = this.opts.maxMemoryMb;
       // A memory limit is set by the shell (`ulimit -v`) and then exec'd into the agent: Node has no setrlimit.
       const [exe, args] =

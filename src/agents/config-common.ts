@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { allowDeny, contractId, cost, retrySchema } from '../config/fields.ts';
+import { allowDeny, contractId, cost, healthProbeSchema, retrySchema } from '../config/fields.ts';
 import { joinPolicySchema, synthesisSchema } from '../synthesis/schema.ts';
 import { memoryGrantsSchema, recallSchema } from '../memory/settings.ts';
 
@@ -7,20 +7,7 @@ import { memoryGrantsSchema, recallSchema } from '../memory/settings.ts';
 
 const positiveInt = z.number().int().positive();
 
-/** A health probe (docs/health.md): command, http and a2a agents; which fields apply depends on the probe. */
-export const healthProbeSchema = z.strictObject({
-  probe: z.enum(['ping', 'http', 'handshake']),
-  /** How often (e.g. `30s`); default 30s. */
-  every: z.union([z.string(), positiveInt]).optional(),
-  /** How long one check may take; default 5000. */
-  timeoutMs: positiveInt.optional(),
-  /** ping: the argv to run (exit 0 is healthy). */
-  command: z.array(z.string().min(1)).min(1).optional(),
-  /** http: the URL to GET (a 2xx is healthy), or a path resolved against the agent's URL. */
-  url: z.string().min(1).optional(),
-  path: z.string().startsWith('/').optional(),
-});
-export type HealthProbeConfig = z.infer<typeof healthProbeSchema>;
+export { healthProbeSchema, type HealthProbeConfig } from '../config/fields.ts';
 
 /** Fields every agent kind accepts. */
 export const agentCommon = {

@@ -8,13 +8,14 @@ import type { HealthProbeConfig } from './config-common.ts';
 /**
  * Health probes per agent kind (docs/health.md): a command agent runs a declared argv
  * (`ping`), an HTTP agent GETs a URL (`http`), an A2A agent fetches its Agent Card
- * (`handshake`). None is a model turn; the workers run them on a schedule
- * (validation/probes.ts) and feed the agent's breaker.
+ * (`handshake`), an MCP server answers a ping on its live connection (`handshake`,
+ * reconnecting with `initialize` if it dropped). None is a model turn; the workers
+ * run them on a schedule (validation/probes.ts) and feed the breakers concerned.
  */
 export const PROBE_DEFAULTS = { everyMs: 30_000, timeoutMs: 5_000 } as const;
 
 /** Which probe each agent kind accepts. */
-const PROBES_OF: Record<string, ReadonlyArray<HealthProbeConfig['probe']>> = { command: ['ping'], http: ['http'], a2a: ['handshake'] };
+const PROBES_OF: Record<string, ReadonlyArray<HealthProbeConfig['probe']>> = { command: ['ping'], http: ['http'], a2a: ['handshake'], mcp: ['handshake'] };
 
 export interface ProbeTarget {
   kind: string;
@@ -22,16 +23,18 @@ export interface ProbeTarget {
   url?: string;
   /** Where relative executables are found (command). */
   dir: string;
+  /** An MCP server's check (tools/mcp: ping on its live connection); absent when the process did not connect. */
+  handshake?: (signal: AbortSignal) => Promise<string>;
 }
 
 export function buildProbe(cfg: HealthProbeConfig, target: ProbeTarget, path: string, issues: FieldIssue[]): HealthProbe | null {
   const allowed = PROBES_OF[target.kind];
   if (!allowed) {
-    issues.push({ path, message: `health probes are for command, http and a2a agents (this one is ${target.kind})` });
+    issues.push({ path, message: `health probes are for command, http and a2a agents and MCP servers (this one is ${target.kind})` });
     return null;
   }
   if (!allowed.includes(cfg.probe)) {
-    issues.push({ path: `${path}.probe`, message: `a ${target.kind} agent's probe is ${allowed.join(' or ')}` });
+    issues.push({ path: `${path}.probe`, message: `${target.kind === 'mcp' ? 'an MCP server' : `a ${target.kind} agent`}'s probe is ${allowed.join(' or ')}` });
     return null;
   }
   const everyMs = cfg.every === undefined ? PROBE_DEFAULTS.everyMs : parseDuration(cfg.every);
@@ -61,6 +64,10 @@ export function buildProbe(cfg: HealthProbeConfig, target: ProbeTarget, path: st
       return { ...base, check: (signal) => get(url, signal, false) };
     }
     case 'handshake': {
+      if (target.kind === 'mcp') {
+        const check = target.handshake ?? (() => Promise.reject(new Error('the MCP server is not connected in this process')));
+        return { ...base, check };
+      }
       const url = target.url!.endsWith('.json') ? target.url! : `${target.url!.replace(/\/$/, '')}/.well-known/agent-card.json`;
       return { ...base, check: (signal) => get(url, signal, true) };
     }

@@ -15,6 +15,21 @@ export type SecretValue = z.infer<typeof secretValue>;
 /** An http(s) URL; a missing one is reported as required, not as malformed. */
 export const httpUrl = z.url({ protocol: /^https?$/, error: (issue) => (issue.input === undefined ? undefined : 'must be an http:// or https:// URL') });
 
+/** A health probe (docs/health.md): command, http and a2a agents and MCP servers; which fields apply depends on the probe. */
+export const healthProbeSchema = z.strictObject({
+  probe: z.enum(['ping', 'http', 'handshake']),
+  /** How often (e.g. `30s`); default 30s. */
+  every: z.union([z.string(), positiveInt]).optional(),
+  /** How long one check may take; default 5000. */
+  timeoutMs: positiveInt.optional(),
+  /** ping: the argv to run (exit 0 is healthy). */
+  command: z.array(z.string().min(1)).min(1).optional(),
+  /** http: the URL to GET (a 2xx is healthy), or a path resolved against the agent's URL. */
+  url: z.string().min(1).optional(),
+  path: z.string().startsWith('/').optional(),
+});
+export type HealthProbeConfig = z.infer<typeof healthProbeSchema>;
+
 export const retrySchema = z.strictObject({
   maxAttempts: positiveInt.max(100).optional(),
   initialMs: z.number().int().nonnegative().optional(),

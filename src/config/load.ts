@@ -8,14 +8,14 @@ import type { CommandAgentOptions } from '../agents/command-agent.ts';
 import type { HttpAgentConfig } from '../agents/http/schema.ts';
 import type { AgentCatalog, AgentFactory } from '../agents/kind.ts';
 import type { LlmAgentConfig } from '../agents/llm/schema.ts';
-import type { McpConfig } from '../tools/mcp/schema.ts';
+import type { McpConfig, McpLoadContext } from '../tools/mcp/schema.ts';
 import { ConfigError, type FieldIssue } from '../core/errors.ts';
 import { zodIssues } from '../core/issues.ts';
 import { registerSecretEnv, registerSecretsIn } from '../core/redact.ts';
 import { ContractRegistry } from '../contracts/registry.ts';
 import { BUILTIN_CONTRACTS } from '../contracts/builtin.ts';
 import type { Json } from '../core/types.ts';
-import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type WorkerOptions } from '../engine/options.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, DEFAULT_WORKER, type Cost, type Registry, type RetryPolicy, type ServerProbe, type WorkerOptions } from '../engine/options.ts';
 import { compileMesh } from './mesh.ts';
 import { createRegistry, type AgentInit, type ToolInit } from '../engine/registry.ts';
 import { compileAuditSettings, type AuditSettings } from '../audit/settings.ts';
@@ -107,7 +107,7 @@ export interface ConfigAdapters {
   /** Builds an agent's health probe (agents/probes.ts). */
   probe: typeof buildProbe;
   /** Connects to MCP servers and returns their tools. */
-  mcpTools: (cfg: McpConfig, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }) => Promise<Record<string, ToolInit>>;
+  mcpTools: (cfg: McpConfig, ctx: McpLoadContext) => Promise<Record<string, ToolInit>>;
 }
 
 export interface CompileOptions {
@@ -242,9 +242,10 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   for (const [name, fn] of Object.entries(parts.tools ?? {})) tools[name] = { run: fn };
   const mcpTools: Record<string, string[]> = {};
   const warnings: FieldIssue[] = [];
+  const mcpChecks: NonNullable<McpLoadContext['checks']> = {};
   if (opts.connect && raw.mcp) {
     for (const server of Object.keys(raw.mcp.servers ?? {})) mcpTools[server] = [];
-    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues, warnings }))) {
+    for (const [name, tool] of Object.entries(await adapters.mcpTools(raw.mcp, { dir, issues, warnings, checks: mcpChecks }))) {
       if (name in tools) issues.push({ path: 'mcp', message: `MCP tool ${name} clashes with a configured tool` });
       else {
         tools[name] = tool;
@@ -289,6 +290,15 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
     if (!cfg.health || !a) continue;
     a.probe = adapters.probe(cfg.health, { kind: cfg.kind, dir, ...('url' in cfg && typeof cfg.url === 'string' ? { url: cfg.url } : {}) }, `agents.${name}.health`, issues);
   }
+  // Checked on every load; run only where the server was connected (spine up, spine worker).
+  const serverProbes: ServerProbe[] = [];
+  for (const [server, cfg] of Object.entries(raw.mcp?.servers ?? {})) {
+    if (!cfg.health) continue;
+    const check = mcpChecks[server];
+    const probe = adapters.probe(cfg.health, { kind: 'mcp', dir, ...(check ? { handshake: check } : {}) }, `mcp.servers.${server}.health`, issues);
+    const tools = mcpTools[server];
+    if (probe && check && tools) serverProbes.push({ key: `mcp:${server}`, feeds: tools.map((t) => `tool:${t}`), probe });
+  }
   const agentNames = [...Object.keys(raw.agents), ...Object.keys(parts.agents ?? {})];
   const routing: RoutingConfig = { bindings: compileBindings(raw.bindings, agentNames, issues), sessions: compileSessions(raw.sessions, issues) };
   const gateway = compileGateway(raw.gateway, issues);
@@ -307,7 +317,7 @@ export async function compileConfig(file: string, raw: SpineConfigFile, parts: P
   return {
     file,
     dir,
-    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck, mesh }),
+    registry: createRegistry({ agents, tools, limits: { ...DEFAULT_LIMITS, ...raw.limits }, retry, contracts, policy: withCeilings(policy, heartbeatCeilings(schedules)), memory, gates: gates.gates, gatesVersion: gates.version, breakers: compileBreakers(raw.validation), stuck, mesh, serverProbes }),
     routing,
     gateway,
     channels,

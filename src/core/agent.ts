@@ -24,7 +24,7 @@ export interface EndpointBreakers {
  * resolves with a short detail when healthy and throws when not.
  */
 export interface HealthProbe {
-  /** `ping` (run a command), `http` (GET a URL) or `handshake` (fetch the A2A Agent Card). */
+  /** `ping` (run a command), `http` (GET a URL) or `handshake` (fetch the A2A Agent Card; ping an MCP server). */
   kind: 'ping' | 'http' | 'handshake';
   everyMs: number;
   timeoutMs: number;

@@ -72,7 +72,7 @@ export const ERROR_CATALOGUE = {
   BUDGET_EXCEEDED: entry(402, EXIT.failed, false, 'a cost ceiling was reached; the task escalated to a human (a heartbeat\'s maxCostUsd: the task failed)'),
   TURN_LIMIT: entry(422, EXIT.failed, false, 'a task took limits.maxTurns turns without an output'),
   DEPTH_LIMIT: entry(422, EXIT.failed, false, 'a handoff would nest deeper than limits.maxDepth'),
-  MESH_REFUSED: entry(403, EXIT.refused, false, 'the mesh refused a direct call (`call_agent`); `details.reason` is undeclared, hops, cycle, rate (retryable, `details.retryAt`) or effects'),
+  MESH_REFUSED: entry(403, EXIT.refused, false, 'the mesh refused a direct call (`call_agent`); `details.reason` is undeclared, hops, cycle, rate (retryable, `details.retryAt`), effects or capability (a shim call whose per-turn capability is unknown or whose turn has ended)'),
   // ── the work itself ──
   AGENT_FAILED: entry(502, EXIT.failed, true, 'the agent threw, crashed or exited non-zero'),
   AGENT_PROTOCOL: entry(502, EXIT.failed, true, 'the agent answered something that is not a valid turn result'),

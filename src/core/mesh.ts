@@ -25,9 +25,11 @@ export const MESH_EVENT_PREFIX = 'mesh.';
 /**
  * Why the mesh refuses a call: the pair is not declared, the hop is deeper than the
  * pair allows, the callee is already on the call chain, the pair's rate is spent, or
- * the callee asked for an effect (a direct call has no ledger; effects go through the hub).
+ * the callee asked for an effect (a direct call has no ledger; effects go through the hub), or
+ * an external agent's call through the shim came with a capability that is unknown, forged
+ * or no longer live (its turn ended).
  */
-export const MESH_REFUSALS = ['undeclared', 'hops', 'cycle', 'rate', 'effects'] as const;
+export const MESH_REFUSALS = ['undeclared', 'hops', 'cycle', 'rate', 'effects', 'capability'] as const;
 export type MeshRefusal = (typeof MESH_REFUSALS)[number];
 
 /** The rate bucket of a pair, in the store's limits (shared by every worker). */
@@ -39,3 +41,22 @@ export function meshBucketKey(from: string, to: string): string {
 export function meshTargets(paths: readonly MeshPath[], from: string): string[] {
   return paths.filter((p) => p.from === from).map((p) => p.to);
 }
+
+/**
+ * Agent kinds that run outside Spine's process: a turn of one with mesh paths carries a
+ * per-turn capability (`mesh: {token, url}`) for the shim (docs/mesh.md). In-process kinds
+ * use the `call_agent` action; an LLM agent's turn input may reach a model provider, so it
+ * never carries the secret.
+ */
+export const MESH_SHIM_KINDS = ['http', 'command', 'a2a'] as const;
+
+/** What an external agent's turn input carries to call its mesh paths mid-turn. */
+export interface MeshCapability {
+  /** The per-turn secret: valid only while this turn runs under its lease. */
+  token: string;
+  /** Where to call: the gateway's `POST /v1/mesh/call`. */
+  url: string;
+}
+
+/** The path of the shim's route, under the gateway's origin. */
+export const MESH_CALL_PATH = '/v1/mesh/call';

@@ -1,4 +1,5 @@
 import type { SearchMode } from './memory.ts';
+import type { MeshCapability } from './mesh.ts';
 /**
  * Shared types of the Spine core.
  *
@@ -236,4 +237,6 @@ export interface TurnInput {
   grants: { tools: string[]; agents: string[]; memory?: { read: string[]; write: string[] }; mesh?: string[] };
   /** The brief of the handoffs just joined (a `Brief`, core/brief.ts), when the agent declares synthesis (docs/synthesis.md). */
   brief?: Json;
+  /** A per-turn capability to call `grants.mesh` directly during this turn (agents outside Spine's process; docs/mesh.md). */
+  mesh?: MeshCapability;
 }

@@ -59,6 +59,8 @@ export interface MeshCall {
   /** The caller turn's audit: `mesh.reply` and refusals commit with the turn that receives them. */
   audit: AuditEntry[];
   stop: AbortSignal;
+  /** An external agent's call through the shim (engine/mesh-shim.ts): its turn is in flight elsewhere, so the call cannot pause it. */
+  external?: boolean;
 }
 
 /** Runs a task's `call_agent` action; a policy wait (approval, window, rate rule) pauses the caller like any action. */
@@ -68,6 +70,18 @@ export async function runMeshCall(env: MeshEnv, call: MeshCall): Promise<ActionR
   const out = await direct(env, call, task.agent, call.action, frame);
   if ('pause' in out) return out;
   return result(call.index, call.action, out);
+}
+
+/**
+ * An external agent's call through the shim: the same path as a task's own call, except
+ * that it cannot pause the task (a wait is refused). Its records are in `call.audit` and
+ * its spend in `call.settle`, for the shim to commit before it answers.
+ */
+export async function runShimCall(env: MeshEnv, call: MeshCall): Promise<ActionResult> {
+  const out = await runMeshCall(env, { ...call, external: true });
+  // direct() refuses a wait for an external call, so it never pauses.
+  if ('pause' in out) throw new Error('a shim call paused');
+  return out;
 }
 
 /** The agents `agent` may call directly, for its turn input's grants. */
@@ -111,12 +125,13 @@ async function direct(env: MeshEnv, call: MeshCall, from: string, action: CallAg
   const verdict = await boundary.call(ctx, target, input, action.contract);
   if (verdict.effect === 'deny') return refuse('boundary', verdict.error, verdict.audit);
   if (verdict.effect !== 'allow') {
-    // The task's own call waits like any action; a callee's nested call cannot wait inside another agent's turn.
-    if (frame.hop === 1) {
+    // The task's own call waits like any action; a callee's nested call, or a shim call from a turn in flight, cannot wait.
+    if (frame.hop === 1 && !call.external) {
       call.audit.push(...verdict.audit);
       return { pause: verdict };
     }
-    return refuse('boundary', new SpineError('POLICY_DENIED', `a nested mesh call cannot wait (${verdict.effect}) inside ${from}'s direct call`, { details: { ruleId: 'ruleId' in verdict ? verdict.ruleId : null } }).toInfo(), verdict.audit);
+    const inside = call.external ? `${from}'s turn in flight (a shim call)` : `${from}'s direct call`;
+    return refuse('boundary', new SpineError('POLICY_DENIED', `a ${call.external ? '' : 'nested '}mesh call cannot wait (${verdict.effect}) inside ${inside}`, { details: { ruleId: 'ruleId' in verdict ? verdict.ruleId : null } }).toInfo(), verdict.audit);
   }
   if (verdict.value !== undefined) input = verdict.value;
   const reservation = verdict.reservation;

@@ -103,6 +103,20 @@ export interface Registry {
   memory: MemorySettings;
   /** Declared direct paths (docs/mesh.md); empty or absent: pure hub and spoke. */
   mesh?: readonly MeshPath[];
+  /** MCP servers' health probes (`mcp.servers.<ns>.health`); absent: none. */
+  serverProbes?: readonly ServerProbe[];
+}
+
+/**
+ * A tool server's health probe: stored and shown as `key` (`mcp:<server>`), its result
+ * fed to the breaker of each of the server's tools (`tool:<name>`), which is what the
+ * tool calls consult (docs/health.md).
+ */
+export interface ServerProbe {
+  key: string;
+  /** The breaker keys it feeds: `tool:<server>.<tool>` for each of the server's tools. */
+  feeds: readonly string[];
+  probe: HealthProbe;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialMs: 500, maxMs: 60_000, factor: 2, jitter: 'full' };

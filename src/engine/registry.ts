@@ -9,7 +9,7 @@ import type { JoinSpec } from '../core/join.ts';
 import type { SynthesisSpec } from '../synthesis/config.ts';
 import type { MeshPath } from '../core/mesh.ts';
 import { DEFAULT_MEMORY, type MemorySettings, type RecallSpec } from '../memory/settings.ts';
-import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ToolSpec } from './options.ts';
+import { DEFAULT_LIMITS, DEFAULT_RETRY, DEFAULT_TIMEOUT_MS, type AgentSpec, type EngineLimits, type Registry, type RetryPolicy, type ServerProbe, type ToolSpec } from './options.ts';
 
 /** Agent settings for building a registry in code; everything but the agent has a default. */
 export interface AgentInit {
@@ -57,6 +57,7 @@ export function createRegistry(parts: {
   stuck?: StuckSettings | null;
   memory?: MemorySettings;
   mesh?: readonly MeshPath[];
+  serverProbes?: readonly ServerProbe[];
 }): Registry {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...parts.retry };
   const agents = new Map<string, AgentSpec>();
@@ -108,5 +109,6 @@ export function createRegistry(parts: {
     ...(parts.stuck ? { stuck: parts.stuck } : {}),
     memory: parts.memory ?? DEFAULT_MEMORY,
     ...(parts.mesh?.length ? { mesh: parts.mesh } : {}),
+    ...(parts.serverProbes?.length ? { serverProbes: parts.serverProbes } : {}),
   };
 }

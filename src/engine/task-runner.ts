@@ -3,6 +3,7 @@ import { digest } from '../core/digest.ts';
 import { CircuitOpenError, DepthLimitError, LeaseLostError, SpineError, ToolError, TurnLimitError, UnknownAgentError, UnknownToolError, toErrorInfo } from '../core/errors.ts';
 import { callAgent, Stopped } from './agent-call.ts';
 import { meshGrants, runMeshCall } from './mesh.ts';
+import type { MeshShim } from './mesh-shim.ts';
 import { faultPoint } from '../core/faults.ts';
 import { newId } from '../core/ids.ts';
 import type { Logger } from '../core/log.ts';
@@ -34,6 +35,8 @@ export interface RunnerEnv {
   replies?: ReplyComposer;
   /** Live-only events from agents (e.g. streamed tokens), for the gateway's event stream. */
   onAgentEvent?: (e: AgentEvent) => void;
+  /** The mesh shim of this process: a turn of an external agent with mesh paths gets a capability for it (docs/mesh.md). */
+  shim?: MeshShim;
   /**
    * Called just before the runner hands in its last commit: its slot is free, so the
    * worker's next claim can join that commit's transaction (one fsync for both).
@@ -144,6 +147,11 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           ? (c: { text: string; provider: string; model: string }) =>
               env.onAgentEvent?.({ kind: 'turn.token', runId: task.runId, taskId: task.id, agent: task.agent, turn: n, ...c })
           : undefined;
+        // Digested before the capability is added: the secret stays out of the trail, even hashed.
+        const inputDigest = digest(input);
+        // An agent outside this process calls its mesh paths mid-turn with a capability that lives only as long as the call.
+        const shimmed = env.shim?.wants(spec.agent.kind, input.grants.mesh ?? []) ? env.shim.mint({ env, claimed, turn: n, stop }) : null;
+        if (shimmed) input.mesh = shimmed.capability;
         let raw: unknown;
         try {
           raw = await callAgent(clock, spec, input, stop, onToken, env.breakers);
@@ -155,6 +163,8 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           }
           if (env.breakers && !stop.aborted && !(err instanceof Stopped)) await env.breakers.record(agentKey, false, toErrorInfo(err, 'AGENT_FAILED').code);
           throw err;
+        } finally {
+          shimmed?.revoke();
         }
         await env.breakers?.record(agentKey, true);
         const answer = parseTurnResult(spec.name, raw);
@@ -176,7 +186,7 @@ export async function runTask(env: RunnerEnv, claimed: ClaimedTask, stop: AbortS
           digest: digest(raw),
           data: {
             turn: n,
-            input: digest(input),
+            input: inputDigest,
             actions: actions.length,
             hasOutput: output !== undefined,
             // What the turn used, as its agent reported it (tokens, cost): the audit trail shows spend per turn.

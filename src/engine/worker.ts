@@ -12,6 +12,7 @@ import { Prober, type ProbeEntry } from '../validation/probes.ts';
 import { Boundary } from './boundary.ts';
 import { BreakerBoard } from '../validation/breakers.ts';
 import { runTask, type AgentEvent, type StopReason } from './task-runner.ts';
+import type { MeshShim } from './mesh-shim.ts';
 
 interface InFlight {
   lease: Lease;
@@ -32,6 +33,8 @@ export interface WorkerDeps {
   historyLimit?: number;
   /** Live-only events from agents (streamed tokens), e.g. for the gateway's event stream. */
   onAgentEvent?: (e: AgentEvent) => void;
+  /** The mesh shim this process's gateway serves: external agents' turns get capabilities for it (docs/mesh.md). */
+  shim?: MeshShim;
 }
 
 /** What `runOnce` did. */
@@ -71,6 +74,7 @@ export class Worker {
   /** Session history bound for claimed turns; follows config reloads. */
   historyLimit: number;
   private readonly onAgentEvent: ((e: AgentEvent) => void) | undefined;
+  private readonly shim: MeshShim | undefined;
   private readonly reapEveryMs: number;
   private boundary: Boundary;
   private breakers: BreakerBoard | null = null;
@@ -88,6 +92,7 @@ export class Worker {
     this.log = withFields(deps.log ?? silentLogger, { worker: this.id });
     this.historyLimit = deps.historyLimit ?? 20;
     this.onAgentEvent = deps.onAgentEvent;
+    this.shim = deps.shim;
     this.reapEveryMs = Math.max(50, Math.min(this.opts.leaseMs / 2, 15_000));
     this.boundary = new Boundary(this.store, this.registry, this.clock);
     this.breakers = this.boardFor(this.registry);
@@ -298,6 +303,7 @@ export class Worker {
       workerId: this.id,
       log: withFields(this.log, { run: claimed.task.runId, task: id, agent: claimed.task.agent }),
       release,
+      ...(this.shim ? { shim: this.shim } : {}),
       ...(this.onAgentEvent ? { onAgentEvent: this.onAgentEvent } : {}),
     };
     const done = runTask(env, claimed, stop.signal)
@@ -371,7 +377,8 @@ export class Worker {
   }
 }
 
-/** The registry's health probes, each feeding its agent's breaker. */
+/** The registry's health probes: each agent's feeds its breaker, each MCP server's its tools' breakers. */
 function probesOf(registry: Registry): ProbeEntry[] {
-  return [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
+  const agents = [...registry.agents.values()].flatMap((a) => (a.probe ? [{ key: `agent:${a.name}`, probe: a.probe }] : []));
+  return [...agents, ...(registry.serverProbes ?? [])];
 }

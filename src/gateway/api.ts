@@ -10,6 +10,7 @@ import type { ApiError } from './errors.ts';
 import type { EventHub } from './events.ts';
 import type { LoginCodes } from './session.ts';
 import type { MetricsExposition } from '../core/meter.ts';
+import type { MeshShim } from '../engine/mesh-shim.ts';
 
 /** What the gateway keeps per request: the authenticated caller. */
 export type Env = {
@@ -48,6 +49,8 @@ export interface GatewayApi {
   authenticate(c: Context<Env>): Promise<Principal>;
   /** The process's meter, scraped at /metrics; null when the runtime wired none. */
   metrics: MetricsExposition | null;
+  /** The mesh shim of this process's workers (POST /v1/mesh/call); null when no worker runs here. */
+  shim: MeshShim | null;
 }
 
 export type GatewayModule = (api: GatewayApi) => void;

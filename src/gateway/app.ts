@@ -31,6 +31,7 @@ import type { Bound, Env, GatewayApi } from './api.ts';
 import { MODULES } from './modules.ts';
 import { CSRF_HEADER, LoginCodes, crossOrigin, csrfMatches, sessionSecret } from './session.ts';
 import type { MetricsExposition } from '../core/meter.ts';
+import type { MeshShim } from '../engine/mesh-shim.ts';
 import { submitFromApi } from './submit.ts';
 
 export interface GatewayDeps {
@@ -53,6 +54,8 @@ export interface GatewayDeps {
   auditKeys?: () => AuditKeys | null;
   /** What GET /metrics serves (the runtime's meter); without it, /metrics answers 404. */
   metrics?: MetricsExposition;
+  /** The mesh shim of this process's workers: external agents call their mesh paths mid-turn (POST /v1/mesh/call, MCP call_agent). */
+  shim?: MeshShim;
 }
 
 export type OpenApiDocument = ReturnType<OpenAPIHono['getOpenAPI31Document']>;
@@ -363,7 +366,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // The MCP and A2A SDKs load on the first request that needs them: a gateway nobody
   // calls that way does not hold them (about 100 modules, jose included).
   let mcpHandler: Promise<ReturnType<typeof createMcpHttpHandler>> | undefined;
-  const mcp = () => (mcpHandler ??= import('./mcp.ts').then((m) => m.createMcpHttpHandler({ store, intake, clock, agents: deps.agents })));
+  const mcp = () => (mcpHandler ??= import('./mcp.ts').then((m) => m.createMcpHttpHandler({ store, intake, clock, agents: deps.agents, ...(deps.shim ? { shim: deps.shim } : {}) })));
   app.openapi(bind(routes.mcp), async (c) => untyped(await (await mcp()).post(c.req.raw, c.get('principal'), await readJson(c, { ownMediaType: true }))));
 
   // ── A2A (docs/a2a.md): every agent is an A2A agent; sending it work addresses it directly, so operator ──
@@ -378,7 +381,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   // The layers' own routes (memory, briefs, audit verification, …), each area in its routes-*.ts.
   const logins = new LoginCodes(() => clock.now());
-  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound, auditKeys: deps.auditKeys, events, logins, authenticate: (c) => authenticate(c, false), metrics: deps.metrics ?? null };
+  const api: GatewayApi = { app, bind, store, intake, clock, log, readJson, notFound, auditKeys: deps.auditKeys, events, logins, authenticate: (c) => authenticate(c, false), metrics: deps.metrics ?? null, shim: deps.shim ?? null };
   for (const mount of MODULES) mount(api);
 
   return {

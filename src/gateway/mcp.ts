@@ -19,6 +19,7 @@ import { embedderFor } from '../engine/memory-actions.ts';
 import { getFact, searchFacts } from '../memory/operator.ts';
 import { factForTurn } from '../memory/recall.ts';
 import type { AgentDirectory } from './directory.ts';
+import type { MeshShim } from '../engine/mesh-shim.ts';
 
 /**
  * Spine as an MCP server (docs/mcp.md): tools to submit work, read a run, and list
@@ -38,6 +39,8 @@ export interface SpineMcpDeps {
   agents?: AgentDirectory | undefined;
   /** Longest `waitMs` a submission may ask for (default 120 000). */
   maxWaitMs?: number;
+  /** The mesh shim of this process's workers, for `call_agent` (left out without it). */
+  shim?: MeshShim;
 }
 
 export const MCP_CHANNEL = 'mcp';
@@ -269,6 +272,36 @@ export function createSpineMcpServer(deps: SpineMcpDeps, principal: Principal, o
       return { approval };
     }),
   );
+
+  if (deps.shim) {
+    const shim = deps.shim;
+    server.registerTool(
+      'call_agent',
+      {
+        title: 'Call an agent over a mesh path',
+        description:
+          "For an agent outside Spine, during its turn: call one of the agents its turn input lists in `grants.mesh`, with the turn's `mesh.token`, and get the answer now. " +
+          'The same checks and shadow records as a `call_agent` action (docs/mesh.md); the capability, not your token\'s scopes, decides who may call.',
+        inputSchema: {
+          token: z.string().min(1).max(200).describe("the turn's capability (`mesh.token` of its turn input)"),
+          agent: z.string().min(1).max(200).describe('the callee, one of `grants.mesh`'),
+          input: z.unknown().optional().describe("the callee's task input"),
+          contract: z.string().min(1).max(200).optional().describe("the contract the input is declared as (default: the callee's input contract)"),
+          id: z.string().min(1).max(200).optional().describe('echoed in the result'),
+        },
+        annotations: { destructiveHint: false, openWorldHint: true },
+      },
+      async (args): Promise<CallToolResult> => {
+        try {
+          const { token, input, ...rest } = args;
+          const result = await shim.call(token, { ...rest, ...(input === undefined ? {} : { input: input as Json }) });
+          return result.ok ? success({ ...result }) : failure(SpineError.fromInfo(result.error));
+        } catch (err) {
+          return failure(err);
+        }
+      },
+    );
+  }
 
   if (deps.agents) {
     const directory = deps.agents;

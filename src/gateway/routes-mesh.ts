@@ -1,9 +1,11 @@
 import { z } from '@hono/zod-openapi';
 import { meshLog, type MeshLogEntry } from '../audit/mesh-log.ts';
-import { MESH_EVENTS } from '../core/mesh.ts';
+import { MESH_CALL_PATH, MESH_EVENTS } from '../core/mesh.ts';
+import { MeshRefusedError } from '../core/errors.ts';
 import type { GatewayModule } from './api.ts';
-import { AUTH, SYSTEM, jsonBody, route } from './route-kit.ts';
-import { decimal } from './schemas.ts';
+import { AUTH, BODY, SYSTEM, jsonBody, route } from './route-kit.ts';
+import { check, decimal } from './schemas.ts';
+import { actionResult, json } from './wire.ts';
 
 /** The mesh's traffic (docs/mesh.md): the direct calls' shadow records, newest first (`spine mesh log`, the dashboard's Mesh panel). */
 
@@ -24,7 +26,7 @@ export const meshLogEntry = z
     to: str.nullable(),
     hop: z.number().int().nullable(),
     ok: z.boolean().nullable(),
-    reason: str.nullable().openapi({ description: 'mesh.refused: undeclared, hops, cycle, rate, effects or boundary' }),
+    reason: str.nullable().openapi({ description: 'mesh.refused: undeclared, hops, cycle, rate, effects, capability or boundary' }),
     code: str.nullable(),
     ms: z.number().nullable(),
   })
@@ -54,7 +56,37 @@ export const listMeshCalls = route({
   responses: { 200: jsonBody(z.strictObject({ entries: z.array(meshLogEntry), next: z.string().nullable() }), 'the mesh log') },
 });
 
+export const meshCallBody = z
+  .strictObject({
+    token: z.string().min(1).max(200).openapi({ description: "the turn's capability: `mesh.token` of its turn input" }),
+    agent: z.string().min(1).max(200).openapi({ description: 'the callee: one of the turn input\'s `grants.mesh`' }),
+    input: json.optional().openapi({ description: "the callee's task input" }),
+    contract: z.string().min(1).max(200).optional().openapi({ description: 'the contract the input is declared as (default: the callee\'s input contract)' }),
+    id: z.string().min(1).max(200).optional().openapi({ description: 'echoed in the result' }),
+  })
+  .openapi('MeshCall');
+
+export const callMeshAgent = route({
+  method: 'post',
+  path: MESH_CALL_PATH,
+  operationId: 'callMeshAgent',
+  summary: "The mesh shim: an external agent calls a declared mesh path during its turn, with the turn's capability (docs/mesh.md)",
+  description:
+    'Authorised by the per-turn capability in the body (no bearer token). The call runs the same checks as a `call_agent` action (pair, hops, cycle, boundary, the pair rate) with `mesh.call` committed before forwarding and `mesh.reply` before this answer. 200 carries the action result, `ok: false` with the error when the mesh, the boundary or the callee refused; 403 MESH_REFUSED (reason `capability`) when the capability is unknown or its turn has ended.',
+  tags: ['events'],
+  'x-spine-permission': 'public',
+  errors: [...BODY, 'INVALID_REQUEST', 'MESH_REFUSED', ...SYSTEM],
+  request: { body: { required: true, content: { 'application/json': { schema: meshCallBody } } } },
+  responses: { 200: jsonBody(actionResult, "the call's result, as a `call_agent` action's") },
+});
+
 export const meshRoutes: GatewayModule = (api) => {
+  api.app.openapi(api.bind(callMeshAgent), async (c) => {
+    const { token, ...req } = check(meshCallBody, await api.readJson(c), 'body');
+    if (!api.shim) throw new MeshRefusedError('capability', 'no worker runs in this gateway\'s process, so it holds no mesh capability: call the gateway of the process running the turn', { to: req.agent });
+    return c.json(await api.shim.call(token, req), 200);
+  });
+
   api.app.openapi(api.bind(listMeshCalls), async (c) => {
     const q = c.req.valid('query');
     const limit = q.limit ?? DEFAULT_LIMIT;

@@ -12,6 +12,7 @@ import type { Intake } from '../intake/intake.ts';
 import type { Store } from '../store/store.ts';
 import type { MetricsExposition } from '../core/meter.ts';
 import { createGateway, type Gateway } from './app.ts';
+import type { MeshShim } from '../engine/mesh-shim.ts';
 import { isLoopbackHost, type GatewaySettings } from './config.ts';
 
 /** Binding to a non-loopback address while no live API token exists: refused at start-up (exit code 2). */
@@ -42,6 +43,8 @@ export interface StartGatewayOptions {
   auditKeys?: () => AuditKeys | null;
   /** What GET /metrics serves. */
   metrics?: MetricsExposition;
+  /** The mesh shim of this process's workers; its origin is set to this gateway's once it listens. */
+  shim?: MeshShim;
 }
 
 export interface RunningGateway {
@@ -95,6 +98,7 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
     ...(opts.agents ? { agents: opts.agents } : {}),
     ...(opts.auditKeys ? { auditKeys: opts.auditKeys } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.shim ? { shim: opts.shim } : {}),
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const server = createAdaptorServer({ fetch: gateway.app.fetch, hostname: settings.host, websocket: { server: wss } }) as Server;
@@ -142,11 +146,15 @@ export async function startGateway(opts: StartGatewayOptions): Promise<RunningGa
   const { port } = server.address() as AddressInfo;
   const hostPart = settings.host.includes(':') && !settings.host.startsWith('[') ? `[${settings.host}]` : settings.host;
   const url = `http://${hostPart}:${port}`;
+  // Where this process's external agents call the mesh shim: a wildcard bind is reached on loopback.
+  if (opts.shim) opts.shim.origin = settings.host === '0.0.0.0' || settings.host === '::' ? `http://127.0.0.1:${port}` : url;
 
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
       draining = true;
+      // Turns that start from now on get no capability (the ones in flight keep theirs while requests drain).
+      if (opts.shim) opts.shim.origin = null;
       // Readiness goes 503 and event streams end (SSE responses complete; WebSockets get 1001).
       gateway.drain();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -45,7 +45,7 @@ export const breaker = z
 
 export const probeResult = z
   .strictObject({
-    key: z.string().openapi({ description: 'the breaker it feeds, `agent:<name>`' }),
+    key: z.string().openapi({ description: 'what it checks: `agent:<name>` (the breaker it feeds) or `mcp:<server>` (feeding its tools\' breakers)' }),
     ok: z.boolean().nullable().openapi({ description: 'null: not run yet' }),
     checkedAt: ms.nullable(),
     ms: z.number().int().nullable(),

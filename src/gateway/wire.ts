@@ -102,7 +102,7 @@ const action = z
   .openapi('Action');
 
 const resultBase = { index: int, type: z.enum(['tool', 'handoff', 'deliver', 'remember', 'recall', 'call_agent']), id: actionId, taskId: str.optional() };
-const actionResult = z
+export const actionResult = z
   .discriminatedUnion('ok', [
     z.strictObject({ ...resultBase, ok: z.literal(true), value: json }),
     z.strictObject({ ...resultBase, ok: z.literal(false), error: errorInfo }),

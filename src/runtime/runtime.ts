@@ -11,6 +11,7 @@ import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
 import { startGateway, type RunningGateway } from '../gateway/server.ts';
+import { MeshShim } from '../engine/mesh-shim.ts';
 import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
 import { MemorySweeper } from '../memory/sweeper.ts';
@@ -88,6 +89,8 @@ export class Runtime {
   readonly dispatcher: OutboxDispatcher | null = null;
   readonly scheduler: Scheduler | null = null;
   readonly sealer: AuditSealer | null = null;
+  /** The mesh shim (docs/mesh.md): set when this process runs a worker and the gateway, which serves it to the worker's external agents. */
+  readonly shim: MeshShim | null = null;
   /** `spine mcp`: resolves when the stdio client hangs up. */
   readonly mcpClosed: Promise<void> | null = null;
   private channels: ReadonlyMap<string, ChannelAdapter>;
@@ -131,6 +134,7 @@ export class Runtime {
     this.channels = createChannels(config.channels);
     this.directory = directoryFromConfig(config);
     const want = new Set(opts.services);
+    if (want.has('worker') && want.has('gateway')) this.shim = new MeshShim();
     // A store that wakes other processes (PostgreSQL NOTIFY) needs only slow fallback polls.
     const crossProcess = store.capabilities.crossProcessWakeups;
 
@@ -165,6 +169,7 @@ export class Runtime {
             clock,
             log,
             metrics: this.metrics,
+            ...(this.shim ? { shim: this.shim } : {}),
           });
         },
         stop: async () => {
@@ -210,6 +215,7 @@ export class Runtime {
         log,
         // Streamed model tokens go to live event-stream subscribers only (never the audit log).
         onAgentEvent: (e) => this.gateway?.gateway.events.publishEphemeral(e.kind, e.runId, e),
+        ...(this.shim ? { shim: this.shim } : {}),
       });
       this.worker = worker;
       this.builtIn.set('worker', {

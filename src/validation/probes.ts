@@ -7,14 +7,17 @@ import type { BreakerBoard } from './breakers.ts';
  * Runs the health probes on the injected clock (docs/health.md). One prober per
  * worker process; across processes, a probe runs where its short store lease was won
  * (`health_probes`), so N workers do not probe N times. Each result is stored (doctor,
- * GET /v1/health) and fed to the probed thing's breaker: a failure counts as a failed
- * call; a success on an open breaker whose cooldown passed claims the half-open probe
- * and closes it, as a successful call would. A success during the cooldown changes
- * nothing: the cooldown stands.
+ * GET /v1/health) and fed to the probed thing's breakers (an agent's own; an MCP
+ * server's tools', each): a failure counts as a failed call; a success on an open
+ * breaker whose cooldown passed claims the half-open probe and closes it, as a
+ * successful call would. A success during the cooldown changes nothing: the cooldown
+ * stands.
  */
 export interface ProbeEntry {
-  /** The breaker it feeds, e.g. `agent:<name>`. */
+  /** What it checks, stored and shown: `agent:<name>` (also the breaker it feeds) or `mcp:<server>`. */
   key: string;
+  /** The breakers it feeds when not just `key`: an MCP server's tools, `tool:<name>` each. */
+  feeds?: readonly string[];
   probe: HealthProbe;
 }
 
@@ -95,20 +98,25 @@ export class Prober {
       timer?.cancel();
     }
     const now = this.clock.now();
-    await this.feed(e.key, ok, detail);
+    await this.feed(e.feeds ?? [e.key], ok, detail);
     await this.store.finish(e.key, this.owner, { ok, ms: now - started, detail }, now, started + e.probe.everyMs);
     return { key: e.key, ok, detail };
   }
 
-  private async feed(key: string, ok: boolean, detail: string): Promise<void> {
+  private async feed(keys: readonly string[], ok: boolean, detail: string): Promise<void> {
     const board = this.board;
     if (!board) return;
-    if (!ok) return board.record(key, false, `probe: ${detail}`.slice(0, 200));
+    if (!ok) {
+      for (const key of keys) await board.record(key, false, `probe: ${detail}`.slice(0, 200));
+      return;
+    }
     await board.refresh(true);
-    const b = board.peek(key);
-    if (!b || b.state === 'closed') return;
-    // Open and due (or a quiet half-open): claim the half-open probe, then the passing check closes it.
-    const admitted = await board.admit(key);
-    if (admitted.ok) await board.record(key, true);
+    for (const key of keys) {
+      const b = board.peek(key);
+      if (!b || b.state === 'closed') continue;
+      // Open and due (or a quiet half-open): claim the half-open probe, then the passing check closes it.
+      const admitted = await board.admit(key);
+      if (admitted.ok) await board.record(key, true);
+    }
   }
 }

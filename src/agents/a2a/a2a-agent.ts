@@ -213,7 +213,8 @@ export function messageFor(input: TurnInput): Json {
     contextId: input.session?.key ?? input.task.runId,
     role: 'ROLE_USER',
     parts,
-    metadata: { spine: { runId: input.task.runId, taskId: input.task.id, agent: input.task.agent } },
+    // The turn's mesh capability rides along (docs/mesh.md): the remote agent may call its mesh paths while it answers.
+    metadata: { spine: { runId: input.task.runId, taskId: input.task.id, agent: input.task.agent, ...(input.mesh ? { mesh: { token: input.mesh.token, url: input.mesh.url } } : {}) } },
   };
 }
 

@@ -50,6 +50,8 @@ export class McpConnection {
   private async connect(): Promise<Client> {
     const t = this.target;
     let transport: Transport;
+    // The tail describes this attempt: a server started again (a probe, the next call) gets a fresh one.
+    this.stderrTail = '';
     if (t.kind === 'stdio') {
       const stdio = new StdioClientTransport({ command: t.command, args: t.args, env: t.env, cwd: t.cwd, stderr: 'pipe' });
       stdio.stderr?.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL)));
@@ -68,7 +70,7 @@ export class McpConnection {
     } catch (err) {
       await client.close().catch(() => {});
       const tail = this.stderrTail.trim();
-      throw new Error(`${describe(t)}: ${err instanceof Error ? err.message : String(err)}${tail ? `; stderr: ${tail}` : ''}`, { cause: err });
+      throw new ConnectFailed(`${describe(t)}: ${err instanceof Error ? err.message : String(err)}`, tail, err);
     }
     this.client = client;
     return client;
@@ -94,11 +96,37 @@ export class McpConnection {
     }
   }
 
+  /**
+   * The `handshake` health probe's check (docs/health.md): an MCP `ping` on the live
+   * connection, the cheapest request that proves the server answers. A connection that
+   * dropped is made again first (spawn and `initialize`, or a new HTTP session), as the
+   * next tool call would, so a server that cannot start fails the check.
+   */
+  async ping(signal: AbortSignal): Promise<string> {
+    const before = this.client;
+    try {
+      await this.call((client) => client.ping({ signal, timeout: this.target.connectTimeoutMs }));
+    } catch (err) {
+      // The result is stored and shown: the server's stderr (it may print anything, secrets too) stays out.
+      throw err instanceof ConnectFailed ? new Error(`cannot start or reach it: ${err.brief}`) : err;
+    }
+    return before !== null && this.client === before ? 'ping' : 'initialize, ping';
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const c = this.client ?? (await this.connecting?.catch(() => null)) ?? null;
     this.client = null;
     await c?.close().catch(() => {});
+  }
+}
+
+/** A failed connect: the message ends with the server's stderr (for the operator at start-up); `brief` is without it. */
+class ConnectFailed extends Error {
+  readonly brief: string;
+  constructor(brief: string, stderr: string, cause: unknown) {
+    super(stderr ? `${brief}; stderr: ${stderr}` : brief, { cause });
+    this.brief = brief;
   }
 }
 
@@ -110,7 +138,10 @@ function serverRestarted(err: unknown): boolean {
 }
 
 function describe(t: ServerTarget): string {
-  return t.kind === 'stdio' ? `${[t.command, ...t.args].join(' ')}` : t.url;
+  if (t.kind === 'stdio') return [t.command, ...t.args].join(' ');
+  // A URL's credentials or query (an API key, say) stay out of messages, which are stored and shown.
+  const u = new URL(t.url);
+  return `${u.origin}${u.pathname}`;
 }
 
 const pool = new Map<string, McpConnection>();

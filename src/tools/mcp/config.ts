@@ -3,9 +3,9 @@ import type { FieldIssue } from '../../core/errors.ts';
 import type { ToolInit } from '../../engine/registry.ts';
 import type { SecretValue } from '../../config/fields.ts';
 import { connectServer, mcpTools, type ServerTarget } from './clients.ts';
-import type { McpConfig, McpServerConfig } from './schema.ts';
+import type { McpConfig, McpLoadContext, McpServerConfig } from './schema.ts';
 
-export { mcpSchema, type McpConfig, type McpServerConfig } from './schema.ts';
+export { mcpSchema, type McpConfig, type McpLoadContext, type McpServerConfig } from './schema.ts';
 
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -16,9 +16,10 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
  * A server that cannot be reached is a config issue naming the server. One whose
  * `{env}` secret is unset is left out with a warning (`ctx.warnings`), so only its
  * tools are missing. Connections are kept (and reused by a config reload
- * with the same server settings) until `closeMcpClients()`.
+ * with the same server settings) until `closeMcpClients()`. Each connected server's
+ * health check (a ping on its connection) goes into `ctx.checks` by namespace.
  */
-export async function loadMcpTools(cfg: McpConfig | undefined, ctx: { dir: string; issues: FieldIssue[]; warnings?: FieldIssue[] }): Promise<Record<string, ToolInit>> {
+export async function loadMcpTools(cfg: McpConfig | undefined, ctx: McpLoadContext): Promise<Record<string, ToolInit>> {
   const tools: Record<string, ToolInit> = {};
   const entries = Object.entries(cfg?.servers ?? {});
   const loaded = await Promise.all(
@@ -34,7 +35,9 @@ export async function loadMcpTools(cfg: McpConfig | undefined, ctx: { dir: strin
       if (!target) return null;
       try {
         const conn = await connectServer(target);
-        return await mcpTools(conn, target, path, ctx.issues);
+        const tools = await mcpTools(conn, target, path, ctx.issues);
+        if (ctx.checks) ctx.checks[namespace] = (signal) => conn.ping(signal);
+        return tools;
       } catch (err) {
         ctx.issues.push({ path, message: `cannot reach the MCP server: ${err instanceof Error ? err.message : String(err)}` });
         return null;

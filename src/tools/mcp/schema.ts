@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { httpUrl, secretValue } from '../../config/fields.ts';
+import type { FieldIssue } from '../../core/issues.ts';
+import { healthProbeSchema, httpUrl, secretValue } from '../../config/fields.ts';
 
 const NAMESPACE = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
@@ -22,6 +23,8 @@ const serverSchema = z
     timeoutMs: z.number().int().positive().optional(),
     /** Longest connecting and listing the tools may take (default 10 000 ms). */
     connectTimeoutMs: z.number().int().positive().optional(),
+    /** A `handshake` probe the workers run on a schedule, feeding its tools' breakers (docs/health.md). */
+    health: healthProbeSchema.optional(),
   })
   .superRefine((s, ctx) => {
     if ((s.command === undefined) === (s.url === undefined)) {
@@ -39,3 +42,12 @@ export const mcpSchema = z.strictObject({
 
 export type McpConfig = z.infer<typeof mcpSchema>;
 export type McpServerConfig = z.infer<typeof serverSchema>;
+
+/** What loading the MCP servers' tools reports besides the tools (tools/mcp/config.ts). */
+export interface McpLoadContext {
+  dir: string;
+  issues: FieldIssue[];
+  warnings?: FieldIssue[];
+  /** Filled with each connected server's health check, by namespace (its `health` probe runs it). */
+  checks?: Record<string, (signal: AbortSignal) => Promise<string>>;
+}
