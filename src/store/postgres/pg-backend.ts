@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { SqlBackend, TransactionOptions } from '../sql/backend.ts';
-import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
+import { StagedWrites, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
@@ -123,11 +123,14 @@ class StatementNames {
 }
 
 class PgExecutor implements SqlExecutor {
+  /** A transaction's writes held back to its COMMIT (none outside a transaction). */
+  readonly staged: StagedWrites | undefined;
   private readonly query: QueryFn;
   private readonly names: StatementNames;
-  constructor(query: QueryFn, names: StatementNames) {
+  constructor(query: QueryFn, names: StatementNames, staged?: StagedWrites) {
     this.query = query;
     this.names = names;
+    this.staged = staged;
   }
   private config(sql: string, params: readonly SqlParam[]): pg.QueryConfig<SqlParam[]> {
     const text = toPgPlaceholders(sql);
@@ -345,7 +348,9 @@ export class PgBackend implements SqlBackend {
     };
     try {
       await query('BEGIN');
-      const value = await work(new PgExecutor(query, this.names));
+      const tx = new PgExecutor(query, this.names, new StagedWrites());
+      const value = await work(tx);
+      await tx.staged?.flush(tx);
       committing = true;
       await query('COMMIT');
       client.off('error', onError);

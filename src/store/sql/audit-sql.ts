@@ -88,28 +88,62 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
 
 const masked = (v: string | null | undefined): string | null => (v === undefined || v === null ? null : redactSecrets(v));
 
-const marks = (n: number, row: string): string => Array.from({ length: n }, () => row).join(', ');
+const marksCache = new Map<string, string>();
+/** `row` n times, comma-separated (cached: the same few lists are built for every append). */
+const marks = (n: number, row: string): string => {
+  const key = `${n}|${row}`;
+  let text = marksCache.get(key);
+  if (text === undefined) marksCache.set(key, (text = Array.from({ length: n }, () => row).join(', ')));
+  return text;
+};
+
+/** `items` in slices of at most AUDIT_CHUNK. */
+function* chunks<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += AUDIT_CHUNK) yield items.slice(i, i + AUDIT_CHUNK);
+}
+
+/** The events one unit appended, at its time. */
+interface AuditAppend {
+  now: number;
+  entries: readonly AuditEntry[];
+}
 
 /**
- * Appends audit rows, each chained in its stream (src/audit/chain.ts): the streams'
- * heads are locked and read, the events hashed and inserted with multi-row INSERTs,
- * and the heads moved — all in the caller's transaction, so an event exists exactly
- * when the change it records does, and writers of one stream take turns while
- * writers of different streams never wait for each other.
+ * Appends audit rows, each chained in its stream (src/audit/chain.ts). Inside a
+ * transaction they are staged and written just before COMMIT together with those of
+ * every unit sharing the transaction (StagedWrites); the rows still commit exactly
+ * when the change they record does.
  */
 export async function insertAudit(tx: SqlExecutor, now: number, entries: readonly AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  const streams = entries.map(streamOf);
-  const distinct = [...new Set(streams)].sort();
+  if (tx.staged) tx.staged.add(writeAudit, { now, entries });
+  else await writeAudit(tx, [{ now, entries }]);
+}
+
+/**
+ * Writes staged appends in order: the streams' heads are locked and read, the events
+ * hashed and inserted with multi-row INSERTs, and the heads moved, in the caller's
+ * transaction, so writers of one stream take turns while writers of different streams
+ * never wait for each other.
+ */
+async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Promise<void> {
+  const rows = appends.flatMap(({ now, entries }) => entries.map((entry) => ({ now, entry, stream: streamOf(entry) })));
+  if (rows.length === 0) return;
+  const distinct = [...new Set(rows.map((r) => r.stream))].sort();
   // An UPDATE (not SELECT … FOR UPDATE) locks the heads in both dialects; it also
-  // holds the table lock the sealer waits on (DialectSql.auditSealLock).
-  const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${marks(distinct.length, '?')}) RETURNING stream, stream_seq, hash`, distinct);
-  const state = new Map<string, { n: number; hash: string }>(heads.map((h) => [h.stream, { n: Number(h.stream_seq), hash: h.hash }]));
-  for (let i = 0; i < entries.length; i += AUDIT_CHUNK) {
-    const chunk = entries.slice(i, i + AUDIT_CHUNK);
+  // holds the table lock the sealer waits on (DialectSql.auditSealLock). Locked in
+  // sorted order, a chunk at a time; each list is padded to a power of two with its
+  // last stream so that a batch of any size uses one of a few statements.
+  const state = new Map<string, { n: number; hash: string }>();
+  for (const chunk of chunks(distinct)) {
+    const padded = 2 ** Math.ceil(Math.log2(chunk.length));
+    const params = [...chunk, ...Array<string>(padded - chunk.length).fill(chunk[chunk.length - 1]!)];
+    const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${marks(padded, '?')}) RETURNING stream, stream_seq, hash`, params);
+    for (const h of heads) state.set(h.stream, { n: Number(h.stream_seq), hash: h.hash });
+  }
+  for (const chunk of chunks(rows)) {
     const params: SqlParam[] = [];
-    chunk.forEach((e, j) => {
-      const stream = streams[i + j]!;
+    for (const { now, entry: e, stream } of chunk) {
       const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
       // What the hash covers is exactly what is stored: secrets masked first (the executor
       // masks every parameter too; masking twice changes nothing), data in canonical form.
@@ -128,7 +162,7 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
       const hash = chainHashOfText(body, data, prev.hash);
       state.set(stream, { n: body.streamSeq, hash });
       params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
-    });
+    }
     await tx.run(
       `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`,
       params,
@@ -137,17 +171,19 @@ export async function insertAudit(tx: SqlExecutor, now: number, entries: readonl
   // New streams (a task or run created in this transaction) get their head row; a
   // stream written by two transactions at once is impossible: the unique
   // (stream, stream_seq) index refuses the second.
-  const moved: SqlParam[] = [];
-  for (const s of distinct) {
-    const h = state.get(s)!;
-    moved.push(s, h.n, h.hash);
+  for (const chunk of chunks(distinct)) {
+    const moved: SqlParam[] = [];
+    for (const s of chunk) {
+      const h = state.get(s)!;
+      moved.push(s, h.n, h.hash);
+    }
+    await tx.run(
+      `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(chunk.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
+      moved,
+    );
   }
-  await tx.run(
-    `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(distinct.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
-    moved,
-  );
   // A gate's verdict is also a queryable record, in the same transaction as its event.
-  await insertVerdicts(tx, now, entries);
+  for (const { now, entries } of appends) await insertVerdicts(tx, now, entries);
 }
 
 const PAGE_COLUMNS = 'seq, at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';

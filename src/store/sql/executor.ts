@@ -13,6 +13,48 @@ export interface SqlExecutor {
   get<T>(sql: string, params?: readonly SqlParam[]): Promise<T | undefined>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * A transaction's writes held back until just before its COMMIT (absent outside a
+   * transaction): the units that share a transaction stage their audit rows here, and
+   * the backend writes them all at once (StagedWrites).
+   */
+  readonly staged?: StagedWrites;
+}
+
+/** Writes the items staged for one flush function, in the order they were staged. */
+export type StagedFlush<T> = (tx: SqlExecutor, items: T[]) => Promise<void>;
+
+/**
+ * Writes a transaction defers to its end. The audit append is three statements (lock
+ * the stream heads, insert the events, move the heads) however many events it
+ * carries, so the group-committed units of one transaction append theirs together
+ * instead of three statements each. The backend flushes before COMMIT, and drops
+ * what a failed unit staged (`clear` in a savepoint's rollback).
+ */
+export class StagedWrites {
+  private items: Array<{ flush: StagedFlush<unknown>; item: unknown }> = [];
+
+  add<T>(flush: StagedFlush<T>, item: T): void {
+    this.items.push({ flush: flush as StagedFlush<unknown>, item });
+  }
+
+  clear(): void {
+    this.items = [];
+  }
+
+  /** Writes everything staged, one call per flush function (in first-staged order), and empties the stage. */
+  async flush(tx: SqlExecutor): Promise<void> {
+    if (this.items.length === 0) return;
+    const items = this.items;
+    this.items = [];
+    const groups = new Map<StagedFlush<unknown>, unknown[]>();
+    for (const { flush, item } of items) {
+      const group = groups.get(flush);
+      if (group) group.push(item);
+      else groups.set(flush, [item]);
+    }
+    for (const [flush, group] of groups) await flush(tx, group);
+  }
 }
 
 export interface Migration {

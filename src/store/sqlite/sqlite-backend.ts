@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import type { SqlBackend, WorkerIdentity, WorkerLiveness } from '../sql/backend.ts';
-import { storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
+import { StagedWrites, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { sqliteFault } from './sqlite-errors.ts';
@@ -43,14 +43,19 @@ const SQLITE_SQL: DialectSql = {
  * and reported to `onFault`; any other error (a statement bug) is thrown as it is.
  */
 class SqliteExecutor implements SqlExecutor {
+  /** Set by the group committer while a batch is open (writer only). */
+  staged: StagedWrites | undefined;
   private readonly db: DatabaseSync;
   private readonly cache = new Map<string, StatementSync>();
   private readonly onFault: (err: Error) => void;
-  constructor(db: DatabaseSync, onFault: (err: Error) => void = () => {}) {
+  private readonly stats: SqliteStats;
+  constructor(db: DatabaseSync, stats: SqliteStats, onFault: (err: Error) => void = () => {}) {
     this.db = db;
+    this.stats = stats;
     this.onFault = onFault;
   }
   private stmt(sql: string): StatementSync {
+    this.stats.queries++;
     let s = this.cache.get(sql);
     if (!s) {
       s = this.db.prepare(sql);
@@ -88,12 +93,19 @@ class SqliteExecutor implements SqlExecutor {
     }
   }
   async exec(sql: string): Promise<void> {
+    this.stats.queries++;
     try {
       this.db.exec(sql);
     } catch (err) {
       this.fail(err);
     }
   }
+}
+
+/** Statements run and transactions committed, for tests and the bench (statements per task). */
+export interface SqliteStats {
+  queries: number;
+  transactions: number;
 }
 
 interface PendingUnit {
@@ -123,7 +135,7 @@ export type SimulatedFault = 'disk-full' | 'read-only' | null;
 /**
  * SQLite adapter: one writer connection fed by a group committer, one reader
  * connection. Transactions requested in the same tick share one BEGIN…COMMIT (one
- * fsync); each runs in its own savepoint so a failing one rolls back alone — unless
+ * fsync); a failing one still rolls back alone (commitBatch) — unless
  * the failure is a store fault (disk full, read-only, I/O error): then SQLite may
  * have rolled the whole transaction back already, so every caller in the batch gets
  * StoreUnavailableError, nothing of the batch is committed, and the next batch starts
@@ -138,6 +150,7 @@ export class SqliteBackend implements SqlBackend {
   readonly migrations: readonly Migration[];
   readonly read: SqlExecutor;
   readonly liveness: WorkerLiveness = processLiveness;
+  readonly stats: SqliteStats = { queries: 0, transactions: 0 };
   private readonly writer: DatabaseSync;
   private readonly reader: DatabaseSync;
   private readonly tx: SqliteExecutor;
@@ -187,8 +200,8 @@ export class SqliteBackend implements SqlBackend {
     this.capabilities = { groupCommit: true, crossProcessWakeups: false, skipLockedClaims: false, fullText: 'fts5', vectors: sqliteVecInstalled() ? 'sqlite-vec' : null };
     this.identity = opts.path === ':memory:' ? null : fileIdentity(opts.path);
     this.normalMaxPages = Number((this.writer.prepare('PRAGMA max_page_count').get() as { max_page_count: number }).max_page_count);
-    this.tx = new SqliteExecutor(this.writer, (err) => (this.fault ??= err));
-    this.read = new SqliteExecutor(this.reader);
+    this.tx = new SqliteExecutor(this.writer, this.stats, (err) => (this.fault ??= err));
+    this.read = new SqliteExecutor(this.reader, this.stats);
     this.migrations = cachedMigrations ??= loadMigrations(MIGRATIONS_DIR);
     this.events.setMaxListeners(0);
   }
@@ -219,56 +232,109 @@ export class SqliteBackend implements SqlBackend {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        const done: Array<() => void> = [];
-        this.fault = null;
-        const lostBefore = this.checkFile();
-        if (lostBefore) {
-          for (const unit of batch) unit.reject(lostBefore);
-          continue;
-        }
-        try {
-          this.writer.exec('BEGIN IMMEDIATE');
-          for (const unit of batch) {
-            this.writer.exec('SAVEPOINT unit');
-            try {
-              const value = await unit.fn(this.tx);
-              this.assertIntact();
-              this.writer.exec('RELEASE unit');
-              done.push(() => unit.resolve(value));
-            } catch (err) {
-              this.assertIntact();
-              this.writer.exec('ROLLBACK TO unit');
-              this.writer.exec('RELEASE unit');
-              done.push(() => unit.reject(err));
-            }
-          }
-          this.writer.exec('COMMIT');
-          // A commit into a file deleted meanwhile is not durable: it is not acknowledged.
-          const lostAfter = this.checkFile();
-          if (lostAfter) {
-            for (const unit of batch) unit.reject(lostAfter);
-            continue;
-          }
-          this.events.emit('committed');
-        } catch (err) {
-          if (this.writer.isTransaction) {
-            try {
-              this.writer.exec('ROLLBACK');
-            } catch {
-              // Already rolled back by SQLite itself (e.g. after SQLITE_FULL).
-            }
-          }
-          const failure = sqliteFault(err) ?? err;
-          for (const unit of batch) unit.reject(failure);
-          continue;
-        }
-        for (const settle of done) settle();
-      }
+      while (this.queue.length > 0) await this.commitBatch(this.queue.splice(0, this.maxBatch));
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * Commits a batch of units, each failing alone. The first try runs them back to back
+   * with no savepoint: a statement journal per unit was the group commit's biggest cost,
+   * and units rarely fail. When one does, the transaction is rolled back, that unit is
+   * answered with its error (it met exactly the state a savepoint would have shown
+   * it), and the rest run again, each in a savepoint — so a batch is replayed at most
+   * once. Units may run more than once anyway (SqlBackend.transaction).
+   */
+  private async commitBatch(batch: PendingUnit[]): Promise<void> {
+    const failed = await this.runBatch(batch, false);
+    if (failed === null) return;
+    const rest = failed.index === null ? batch : batch.filter((_, i) => i !== failed.index);
+    if (failed.index !== null) batch[failed.index]!.reject(failed.err);
+    await this.runBatch(rest, true);
+  }
+
+  /**
+   * Runs `units` in one BEGIN IMMEDIATE … COMMIT and settles them. Optimistic
+   * (`isolated` false): the first unit to throw, or a failing flush of the staged
+   * writes (index null), rolls everything back, and is returned with nothing settled.
+   * Isolated: each unit in a savepoint with its staged writes flushed inside it. A
+   * store fault fails every unit either way: SQLite may have ended the transaction.
+   */
+  private async runBatch(units: PendingUnit[], isolated: boolean): Promise<{ index: number | null; err: unknown } | null> {
+    if (units.length === 0) return null;
+    const done: Array<() => void> = [];
+    this.fault = null;
+    const lostBefore = this.checkFile();
+    if (lostBefore) {
+      for (const unit of units) unit.reject(lostBefore);
+      return null;
+    }
+    const staged = new StagedWrites();
+    this.tx.staged = staged;
+    try {
+      this.control('BEGIN IMMEDIATE');
+      for (const [index, unit] of units.entries()) {
+        if (isolated) this.control('SAVEPOINT unit');
+        try {
+          const value = await unit.fn(this.tx);
+          if (isolated) await staged.flush(this.tx);
+          this.assertIntact();
+          if (isolated) this.control('RELEASE unit');
+          done.push(() => unit.resolve(value));
+        } catch (err) {
+          this.assertIntact();
+          staged.clear();
+          if (!isolated) {
+            this.control('ROLLBACK');
+            return { index, err };
+          }
+          this.control('ROLLBACK TO unit');
+          this.control('RELEASE unit');
+          done.push(() => unit.reject(err));
+        }
+      }
+      if (!isolated) {
+        try {
+          await staged.flush(this.tx);
+          this.assertIntact();
+        } catch (err) {
+          this.assertIntact();
+          this.control('ROLLBACK');
+          return { index: null, err };
+        }
+      }
+      this.control('COMMIT');
+      this.stats.transactions++;
+      // A commit into a file deleted meanwhile is not durable: it is not acknowledged.
+      const lostAfter = this.checkFile();
+      if (lostAfter) {
+        for (const unit of units) unit.reject(lostAfter);
+        return null;
+      }
+      this.events.emit('committed');
+    } catch (err) {
+      if (this.writer.isTransaction) {
+        try {
+          this.control('ROLLBACK');
+        } catch {
+          // Already rolled back by SQLite itself (e.g. after SQLITE_FULL).
+        }
+      }
+      const failure = sqliteFault(err) ?? err;
+      for (const unit of units) unit.reject(failure);
+      return null;
+    } finally {
+      this.tx.staged = undefined;
+    }
+    for (const settle of done) settle();
+    return null;
+  }
+
+  /** Transaction control on the writer, counted with the statements. */
+  private control(sql: string): void {
+    this.stats.queries++;
+    this.writer.exec(sql);
   }
 
   /**
