@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { verifyAudit } from '../../src/audit/verify.ts';
-import type { Json } from '../../src/core/json.ts';
+import type { Json } from '../../src/core/types.ts';
 import type { AuditEntry } from '../../src/store/audit.ts';
 import type { SqlBackend } from '../../src/store/sql/backend.ts';
 import { SHARED } from '../../src/store/sql/backend.ts';
 import type { SqlExecutor } from '../../src/store/sql/executor.ts';
 import { insertAudit } from '../../src/store/sql/audit-sql.ts';
-import { SqlStore } from '../../src/store/sql/sql-store.ts';
+import type { SqlStore } from '../../src/store/sql/sql-store.ts';
 import { tempStore, TEST_DB } from '../helpers.ts';
 
 const insert = (tx: SqlExecutor, id: string) => tx.run('INSERT INTO workers (id, pid, host, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)', [id, 1, 'h', 1, 1]);
