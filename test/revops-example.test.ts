@@ -232,7 +232,7 @@ describe('examples/revops: npm run example:revops', () => {
     const fromHeartbeat = (e: { kind: string; data?: unknown }) => e.kind === 'run.created' && (e.data as { origin?: string } | undefined)?.origin === 'heartbeat:accounts-watch';
     // The renewals above wrote team/accounts: a fire after that took a turn, which named the account.
     const looks = await found('a heartbeat that looked', async () => {
-      const runs = (await store.audit.byKind({ prefix: 'run.created', limit: 1000 })).filter(fromHeartbeat);
+      const runs = (await store.audit.list({ limit: 100_000 })).filter(fromHeartbeat);
       return runs.length > 0 ? runs : null;
     }, 60_000);
     const look = await found('the look finishes', async () => {

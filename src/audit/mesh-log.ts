@@ -1,4 +1,4 @@
-import { MESH_EVENT_PREFIX, MESH_EVENTS, type MeshEvent } from '../core/mesh.ts';
+import { MESH_EVENTS, type MeshEvent } from '../core/mesh.ts';
 import type { Json } from '../core/types.ts';
 import type { AuditEvent } from '../store/audit.ts';
 import type { Store } from '../store/store.ts';
@@ -56,6 +56,6 @@ function entry(e: AuditEvent): MeshLogEntry {
 }
 
 export async function meshLog(store: Store, q: { runId?: string; before?: number; limit: number }): Promise<MeshLogEntry[]> {
-  const events = await store.audit.byKind({ prefix: MESH_EVENT_PREFIX, limit: q.limit, ...(q.runId ? { runId: q.runId } : {}), ...(q.before === undefined ? {} : { beforeSeq: q.before }) });
+  const events = await store.audit.meshEvents({ limit: q.limit, ...(q.runId ? { runId: q.runId } : {}), ...(q.before === undefined ? {} : { beforeSeq: q.before }) });
   return events.filter((e) => (MESH_EVENTS as readonly string[]).includes(e.kind)).map(entry);
 }

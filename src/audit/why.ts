@@ -80,7 +80,7 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
       ({ runId, taskId } = effect);
     } else {
       // A direct call's key (docs/mesh.md): it has shadow records, not a ledger entry.
-      const called = r && t ? (await store.audit.byKind({ prefix: MESH_EVENT_PREFIX, runId: r, limit: 10_000 })).some((e) => dataOf(e as ChainedEvent).key === id) : false;
+      const called = r && t ? (await store.audit.meshEvents({ runId: r, limit: 10_000 })).some((e) => dataOf(e as ChainedEvent).key === id) : false;
       if (!called) throw new NotFoundError('effect', id);
       target = { kind: 'mesh', id };
       runId = r!;

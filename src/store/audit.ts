@@ -78,8 +78,8 @@ export interface VerificationRecord {
 export interface AuditStore {
   append(entries: AuditEntry[], now: number): Promise<void>;
   list(filter: { runId?: string; afterSeq?: number; limit: number }): Promise<AuditEvent[]>;
-  /** Events whose kind starts with `prefix` (e.g. `mesh.`), newest first, before a seq cursor; one run's only when `runId` is given. */
-  byKind(q: { prefix: string; runId?: string; beforeSeq?: number; limit: number }): Promise<AuditEvent[]>;
+  /** The mesh's events (kind `mesh.…`), newest first, before a seq cursor; one run's only when `runId` is given. */
+  meshEvents(q: { runId?: string; beforeSeq?: number; limit: number }): Promise<AuditEvent[]>;
   /** The newest audit sequence number (0 when empty), to tail from now on. */
   latestSeq(): Promise<number>;
 

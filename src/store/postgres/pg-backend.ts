@@ -123,6 +123,7 @@ class StatementNames {
 }
 
 class PgExecutor implements SqlExecutor {
+  readonly dialect = 'postgres';
   /** A transaction's writes held back to its COMMIT (none outside a transaction). */
   readonly staged: StagedWrites | undefined;
   private readonly query: QueryFn;

@@ -1,5 +1,6 @@
 import { canonicalJson, chainHashOfText, GENESIS, streamOf } from '../../audit/chain.ts';
 import { parseJson, toJson } from '../../core/json.ts';
+import { MESH_EVENT_PREFIX } from '../../core/mesh.ts';
 import { redactSecrets } from '../../core/redact.ts';
 import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
@@ -102,6 +103,19 @@ function* chunks<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += AUDIT_CHUNK) yield items.slice(i, i + AUDIT_CHUNK);
 }
 
+/** The statement moving `streams`' heads to their new state, and its parameters. */
+function moveHeads(streams: readonly string[], state: ReadonlyMap<string, { n: number; hash: string }>): [string, SqlParam[]] {
+  const params: SqlParam[] = [];
+  for (const s of streams) {
+    const h = state.get(s)!;
+    params.push(s, h.n, h.hash);
+  }
+  return [
+    `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(streams.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
+    params,
+  ];
+}
+
 /** The events one unit appended, at its time. */
 interface AuditAppend {
   now: number;
@@ -141,7 +155,12 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
     const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${marks(padded, '?')}) RETURNING stream, stream_seq, hash`, params);
     for (const h of heads) state.set(h.stream, { n: Number(h.stream_seq), hash: h.hash });
   }
-  for (const chunk of chunks(rows)) {
+  const eventChunks = [...chunks(rows)];
+  const headChunks = [...chunks(distinct)];
+  // PostgreSQL: the last insert and the heads' move are one statement (a data-modifying
+  // WITH always runs to completion), one round trip fewer per append.
+  const combined = tx.dialect === 'postgres' && headChunks.length === 1;
+  for (const [i, chunk] of eventChunks.entries()) {
     const params: SqlParam[] = [];
     for (const { now, entry: e, stream } of chunk) {
       const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
@@ -163,28 +182,22 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
       state.set(stream, { n: body.streamSeq, hash });
       params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
     }
-    await tx.run(
-      `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`,
-      params,
-    );
+    const insert = `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`;
+    if (combined && i === eventChunks.length - 1) {
+      const [move, moved] = moveHeads(headChunks[0]!, state);
+      await tx.run(`WITH events AS (${insert}) ${move}`, [...params, ...moved]);
+    } else await tx.run(insert, params);
   }
   // New streams (a task or run created in this transaction) get their head row; a
   // stream written by two transactions at once is impossible: the unique
   // (stream, stream_seq) index refuses the second.
-  for (const chunk of chunks(distinct)) {
-    const moved: SqlParam[] = [];
-    for (const s of chunk) {
-      const h = state.get(s)!;
-      moved.push(s, h.n, h.hash);
-    }
-    await tx.run(
-      `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(chunk.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
-      moved,
-    );
-  }
+  if (!combined) for (const chunk of headChunks) await tx.run(...moveHeads(chunk, state));
   // A gate's verdict is also a queryable record, in the same transaction as its event.
   for (const { now, entries } of appends) await insertVerdicts(tx, now, entries);
 }
+
+/** The mesh's event kinds, `mesh.` ≤ kind < `mesh/`, as the partial index audit_mesh_idx states them. */
+const MESH_KINDS = `kind >= '${MESH_EVENT_PREFIX}' AND kind < '${MESH_EVENT_PREFIX.slice(0, -1)}/'`;
 
 const PAGE_COLUMNS = 'seq, at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
 
@@ -205,13 +218,12 @@ export function sqlAuditStore(db: SqlBackend): AuditStore {
       return rows.map(toAuditEvent);
     },
 
-    async byKind(q): Promise<AuditEvent[]> {
-      // A range on kind (`mesh.` ≤ kind < `mesh/`) so the (kind, seq) index serves it; no LIKE escaping.
-      const hi = q.prefix.slice(0, -1) + String.fromCharCode(q.prefix.charCodeAt(q.prefix.length - 1) + 1);
+    async meshEvents(q): Promise<AuditEvent[]> {
+      // The literal range is the predicate of the partial index audit_mesh_idx (migration 0015).
       const before = q.beforeSeq ?? Number.MAX_SAFE_INTEGER;
       const rows = q.runId
-        ? await db.read.all<AuditRow>('SELECT * FROM audit_events WHERE run_id = ? AND kind >= ? AND kind < ? AND seq < ? ORDER BY seq DESC LIMIT ?', [q.runId, q.prefix, hi, before, q.limit])
-        : await db.read.all<AuditRow>('SELECT * FROM audit_events WHERE kind >= ? AND kind < ? AND seq < ? ORDER BY seq DESC LIMIT ?', [q.prefix, hi, before, q.limit]);
+        ? await db.read.all<AuditRow>(`SELECT * FROM audit_events WHERE run_id = ? AND ${MESH_KINDS} AND seq < ? ORDER BY seq DESC LIMIT ?`, [q.runId, before, q.limit])
+        : await db.read.all<AuditRow>(`SELECT * FROM audit_events WHERE ${MESH_KINDS} AND seq < ? ORDER BY seq DESC LIMIT ?`, [before, q.limit]);
       return rows.map(toAuditEvent);
     },
 

@@ -7,6 +7,8 @@ import { redactSecrets } from '../../core/redact.ts';
 export type SqlParam = string | number | null;
 
 export interface SqlExecutor {
+  /** The database's SQL, for the few statements only one of them can run (a data-modifying WITH on PostgreSQL). */
+  readonly dialect: 'sqlite' | 'postgres';
   /** Runs a statement; resolves to the number of rows changed. */
   run(sql: string, params?: readonly SqlParam[]): Promise<number>;
   all<T>(sql: string, params?: readonly SqlParam[]): Promise<T[]>;

@@ -43,6 +43,7 @@ const SQLITE_SQL: DialectSql = {
  * and reported to `onFault`; any other error (a statement bug) is thrown as it is.
  */
 class SqliteExecutor implements SqlExecutor {
+  readonly dialect = 'sqlite';
   /** Set by the group committer while a batch is open (writer only). */
   staged: StagedWrites | undefined;
   private readonly db: DatabaseSync;
