@@ -34,7 +34,7 @@ export interface BareQueue {
   complete(id: number, parent: number | null): Promise<void>;
   /** Inserts `n` children under a running task and parks it until they are done. */
   fanOut(id: number, n: number): Promise<void>;
-  /** Round trips sent so far (PostgreSQL), null for SQLite. */
+  /** Round trips sent so far (PostgreSQL), statements run (SQLite). */
   roundTrips(): number | null;
   close(): Promise<void>;
 }
@@ -46,14 +46,24 @@ export function bareSqlite(root: string, durability: Durability): BareQueue {
     CREATE TABLE tasks (id INTEGER PRIMARY KEY, parent INTEGER, state TEXT NOT NULL, step INTEGER NOT NULL DEFAULT 0,
       pending INTEGER NOT NULL DEFAULT 0, input TEXT NOT NULL, updated_at INTEGER NOT NULL);
     CREATE INDEX tasks_queued ON tasks (id) WHERE state = 'queued';`);
-  const ins = db.prepare(`INSERT INTO tasks (parent, state, input, updated_at) VALUES (?, 'queued', ?, ?) RETURNING id`);
-  const claim = db.prepare(
+  // Statements run, to set beside Spine's statements per task (SQLite has no round trips).
+  let statements = 0;
+  const prepare = (sql: string) => {
+    const stmt = db.prepare(sql);
+    return {
+      get: (...p: Array<string | number | null>) => (statements++, stmt.get(...p)),
+      run: (...p: Array<string | number | null>) => (statements++, stmt.run(...p)),
+    };
+  };
+  const exec = (sql: string) => (statements++, db.exec(sql));
+  const ins = prepare(`INSERT INTO tasks (parent, state, input, updated_at) VALUES (?, 'queued', ?, ?) RETURNING id`);
+  const claim = prepare(
     `UPDATE tasks SET state = 'running', updated_at = ? WHERE id = (SELECT id FROM tasks WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING id, parent, step, input`,
   );
-  const step = db.prepare(`UPDATE tasks SET step = step + 1, updated_at = ? WHERE id = ?`);
-  const done = db.prepare(`UPDATE tasks SET state = 'succeeded', updated_at = ? WHERE id = ?`);
-  const countOff = db.prepare(`UPDATE tasks SET pending = pending - 1, state = CASE WHEN pending = 1 THEN 'queued' ELSE state END, updated_at = ? WHERE id = ?`);
-  const park = db.prepare(`UPDATE tasks SET state = 'waiting', step = step + 1, pending = ?, updated_at = ? WHERE id = ?`);
+  const step = prepare(`UPDATE tasks SET step = step + 1, updated_at = ? WHERE id = ?`);
+  const done = prepare(`UPDATE tasks SET state = 'succeeded', updated_at = ? WHERE id = ?`);
+  const countOff = prepare(`UPDATE tasks SET pending = pending - 1, state = CASE WHEN pending = 1 THEN 'queued' ELSE state END, updated_at = ? WHERE id = ?`);
+  const park = prepare(`UPDATE tasks SET state = 'waiting', step = step + 1, pending = ?, updated_at = ? WHERE id = ?`);
   // Group commit, as Spine's SQLite backend does it: the transactions asked for in one
   // turn of the event loop share one BEGIN IMMEDIATE … COMMIT (and one fsync).
   let pending: Array<{ fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
@@ -61,12 +71,12 @@ export function bareSqlite(root: string, durability: Durability): BareQueue {
     const units = pending;
     pending = [];
     const results: unknown[] = [];
-    db.exec('BEGIN IMMEDIATE');
+    exec('BEGIN IMMEDIATE');
     try {
       for (const u of units) results.push(u.fn());
-      db.exec('COMMIT');
+      exec('COMMIT');
     } catch (err) {
-      db.exec('ROLLBACK');
+      exec('ROLLBACK');
       for (const u of units) u.reject(err);
       return;
     }
@@ -96,7 +106,7 @@ export function bareSqlite(root: string, durability: Durability): BareQueue {
         park.run(n, Date.now(), id);
       });
     },
-    roundTrips: () => null,
+    roundTrips: () => statements,
     close: async () => {
       db.close();
       rmSync(dir, { recursive: true, force: true });

@@ -24,7 +24,7 @@ export interface BenchStore {
   store: Store;
   /** Runs by state, read through the store (call before closing it): a sanity check after a workload. */
   states(): Promise<Record<string, number>>;
-  /** Round trips sent to the database so far (PostgreSQL), null where there are none to count (SQLite). */
+  /** Statements sent to the database so far: round trips on PostgreSQL, statements run on SQLite. */
   roundTrips(): number | null;
   /** Closes the store and deletes its folder (or its PostgreSQL schema). */
   cleanup(): Promise<void>;

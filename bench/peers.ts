@@ -105,7 +105,7 @@ async function measure(backend: 'sqlite' | 'postgres', root: string, openBare: (
 }
 
 function render(rows: Row[]): string {
-  const header = ['backend', 'workload', 'Spine', 'limit (bare table)', 'Spine/limit', 'round trips/task Spine · bare'];
+  const header = ['backend', 'workload', 'Spine', 'limit (bare table)', 'Spine/limit', 'statements or round trips/task Spine · bare'];
   const fmt = (v: number, unit: string) => `${v.toLocaleString('en-US', { maximumFractionDigits: unit === 'ms' ? 3 : 0 })} ${unit}`;
   const cells = rows.map((r) => [
     r.backend,
@@ -155,6 +155,7 @@ async function main(): Promise<void> {
       render(rows),
       '',
       'limit: the same workload on a bare table (no turns, audit, leases or policy): PostgreSQL claims with one FOR UPDATE SKIP LOCKED statement and completes with one more (pool of 8); SQLite group-commits the claims and completions of one event-loop turn in one BEGIN IMMEDIATE transaction.',
+      'statements or round trips per task (W2, processing phase): on PostgreSQL the round trips sent, BEGIN and COMMIT included; on SQLite the statements run (no network), transaction control included.',
       '',
     ].join('\n'),
   );

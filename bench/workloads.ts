@@ -167,7 +167,7 @@ export interface W2Result {
   processCpuUsPerTask: number;
   /** CPU busy share of one core during processing (100 = the process never waited). */
   processCpuPct: number;
-  /** PostgreSQL: round trips sent while processing, per task (the worker's and the bench's). */
+  /** Round trips sent (PostgreSQL) or statements run (SQLite) while processing, per task (the worker's and the bench's). */
   roundTripsPerTask?: number;
   rssBeforeMb: number;
   rssQueuedMb: number;

@@ -54,7 +54,7 @@ import { insertRun, sqlRunStore } from './runs-sql.ts';
 import { sqlScheduleStore } from './schedule-sql.ts';
 import { sqlSessionStore } from './sessions-sql.ts';
 import {
-  continueTask,
+  continueInFence,
   countFailedAttempt,
   deferTask,
   escalateTask,
@@ -229,8 +229,10 @@ export class SqlStore implements Store {
   async commitTurn(c: TurnCommit): Promise<void> {
     const woke = await this.backend.transaction(async (tx) => {
       const { now, outcome, lease } = c;
-      // The common case — a turn that finishes its task — fences and finishes in one statement.
-      const row = await fence(tx, lease, now, outcome.kind === 'succeed' ? succeedInFence(outcome.output, c.turn ? c.turn.n : null, now) : undefined);
+      // The common cases — a turn that finishes its task, or one that keeps it going — fence and move in one statement.
+      const n = c.turn ? c.turn.n : null;
+      const also = outcome.kind === 'succeed' ? succeedInFence(outcome.output, n, now) : outcome.kind === 'continue' ? continueInFence(n) : undefined;
+      const row = await fence(tx, lease, now, also);
       const task = toTask(row);
       if (c.turn) await commitTurnRow(tx, task.id, c.turn, now);
       for (const settlement of c.settle ?? []) await settleReservation(tx, settlement, now);
@@ -242,8 +244,7 @@ export class SqlStore implements Store {
       for (const item of c.outbox ?? []) woke = (await insertOutbox(tx, item, now)).created || woke;
       switch (outcome.kind) {
         case 'continue':
-          await continueTask(tx, task.id, turns, now);
-          break;
+          break; // done by the fence
         case 'wait':
           await waitForChildren(tx, task, turns, outcome.children, lease.owner, now, audit, outcome.join ?? null);
           audit.push({ ...base, kind: 'task.waiting', data: { children: outcome.children.length, ...(outcome.join ? { join: outcome.join as unknown as Json } : {}) } });

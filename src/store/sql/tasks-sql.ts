@@ -107,8 +107,9 @@ function failParentFor(now: number, actor: string): FailParent {
 
 // ── a turn's outcome (composed by the store's commitTurn) ────────────────────
 
-export async function continueTask(tx: SqlExecutor, taskId: string, turns: number, now: number): Promise<void> {
-  await tx.run(`UPDATE tasks SET turns = ?, attempt = 0, error = NULL, state = 'running', updated_at = ? WHERE id = ?`, [turns, now, taskId]);
+/** The `also` of a fence that keeps the task running for another turn (an intermediate turn: one statement, not two). */
+export function continueInFence(turns: number | null): { sql: string; params: SqlParam[] } {
+  return { sql: `turns = COALESCE(?, turns), attempt = 0, error = NULL, state = 'running',`, params: [turns] };
 }
 
 /** Creates the handoff's children and parks the parent until they have all finished. */
