@@ -3,7 +3,10 @@
  * PROCESSES on one database, and the round trips 4 idle workers make.
  *
  *   node bench/pg.ts [--db postgres://…] [--tasks 10000] [--workers 1,2,4] [--concurrency 16]
- *                    [--pool 8] [--idle-seconds 10] [--json]
+ *                    [--pool 8] [--idle-seconds 10] [--quick] [--json]
+ *
+ * --quick: 2,000 tasks and 3 idle seconds, unless --tasks / --idle-seconds say otherwise
+ * (`npm run bench -- --db postgres://… --quick` passes it here).
  *
  * Each worker count gets a fresh schema. The tasks are queued first (submit phase),
  * then the worker processes, already connected and idle, are told to start; the
@@ -27,22 +30,31 @@ import { Worker } from '../src/engine/worker.ts';
 import { PgBackend, type PgStats } from '../src/store/postgres/pg-backend.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
-    tasks: { type: 'string', default: '10000' },
-    workers: { type: 'string', default: '1,2,4' },
-    concurrency: { type: 'string', default: '16' },
-    pool: { type: 'string', default: '8' },
-    durability: { type: 'string', default: 'strict' },
-    'poll-ms': { type: 'string' },
-    'idle-seconds': { type: 'string', default: '10' },
-    json: { type: 'boolean', default: false },
-    // internal: this process is one worker
-    child: { type: 'string' },
-  },
-  strict: true,
-});
+function parsed() {
+  try {
+    return parseArgs({
+      options: {
+        db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+        tasks: { type: 'string' },
+        workers: { type: 'string', default: '1,2,4' },
+        concurrency: { type: 'string', default: '16' },
+        pool: { type: 'string', default: '8' },
+        durability: { type: 'string', default: 'strict' },
+        'poll-ms': { type: 'string' },
+        'idle-seconds': { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        // internal: this process is one worker
+        child: { type: 'string' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`bench:pg: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+}
+const args = parsed();
 
 const CLK_TCK = 100;
 const log = (msg: string) => process.stderr.write(`bench:pg ${msg}\n`);
@@ -240,14 +252,14 @@ async function idle(workers: number, seconds: number): Promise<{ workers: number
 }
 
 async function main(): Promise<void> {
-  const tasks = Number(args.tasks);
+  const tasks = Number(args.tasks ?? (args.quick ? 2_000 : 10_000));
   const counts = args.workers
     .split(',')
     .map(Number)
     .filter((n) => n > 0);
   const rows: W2Row[] = [];
   for (const n of counts) rows.push(await w2(n, tasks));
-  const idleResult = await idle(4, Number(args['idle-seconds']));
+  const idleResult = await idle(4, Number(args['idle-seconds'] ?? (args.quick ? 3 : 10)));
   const base = rows.find((r) => r.workers === 1)?.tasksPerSec;
   const result = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?' },
