@@ -70,7 +70,7 @@ import {
 } from './tasks-sql.ts';
 import { sqlTokenStore } from './token-sql.ts';
 import { sqlMcpToolStore } from './mcp-tools-sql.ts';
-import { commitTurnRow } from './turns-sql.ts';
+import { commitTurnAfterFence, commitTurnRow } from './turns-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 import { sqlObservedStore } from './observed-sql.ts';
 
@@ -232,9 +232,11 @@ export class SqlStore implements Store {
       // The common cases — a turn that finishes its task, or one that keeps it going — fence and move in one statement.
       const n = c.turn ? c.turn.n : null;
       const also = outcome.kind === 'succeed' ? succeedInFence(outcome.output, n, now) : outcome.kind === 'continue' ? continueInFence(n) : undefined;
-      const row = await fence(tx, lease, now, also);
+      // PostgreSQL writes the turn row in the fence's round trip.
+      const turnInFence = c.turn && tx.dialect === 'postgres' ? commitTurnAfterFence(c.turn, now) : undefined;
+      const row = await fence(tx, lease, now, also, turnInFence);
       const task = toTask(row);
-      if (c.turn) await commitTurnRow(tx, task.id, c.turn, now);
+      if (c.turn && !turnInFence) await commitTurnRow(tx, task.id, c.turn, now);
       for (const settlement of c.settle ?? []) await settleReservation(tx, settlement, now);
       const turns = c.turn ? c.turn.n : task.turns;
       const audit: AuditEntry[] = [...c.audit];

@@ -31,12 +31,21 @@ const HELD = sqlStateSet(HELD_TASK_STATES);
 /**
  * Checks the lease is still held and returns the task row; throws LeaseLostError.
  * `also` sets more columns in the same statement (the fence and the change are one write).
+ * `then` (PostgreSQL only) is a data-modifying statement over the fenced row, named
+ * `fenced`, sent in the same round trip: it does nothing if the fence did not hold.
  */
-export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }): Promise<TaskRow> {
-  const row = await tx.get<TaskRow>(
-    `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
-    [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo],
-  );
+export async function fence(
+  tx: SqlExecutor,
+  lease: Lease,
+  now: number,
+  also?: { sql: string; params: SqlParam[] },
+  then?: { sql: string; params: SqlParam[] },
+): Promise<TaskRow> {
+  const update = `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`;
+  const params = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
+  const row = then
+    ? await tx.get<TaskRow>(`WITH fenced AS (${update}), followed AS (${then.sql}) SELECT * FROM fenced`, [...params, ...then.params])
+    : await tx.get<TaskRow>(update, params);
   if (!row) throw new LeaseLostError(lease.taskId);
   return row;
 }

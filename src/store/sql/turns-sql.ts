@@ -1,7 +1,7 @@
 import { parseJson, toJson } from '../../core/json.ts';
 import type { Action, ActionResult, ErrorInfo, Json, TurnRecord, Usage } from '../../core/types.ts';
 import type { OpenTurn } from '../store.ts';
-import type { SqlExecutor } from './executor.ts';
+import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toEffect, type EffectRow } from './rows.ts';
 
 /**
@@ -40,20 +40,46 @@ export async function insertDecidedTurn(tx: SqlExecutor, taskId: string, d: { n:
   ]);
 }
 
+/** A committed turn meets the row its decision left: the results and the commit time are added to it. */
+const COMMIT_OVER_DECIDED = `ON CONFLICT (task_id, n) DO UPDATE SET state = 'committed', results = excluded.results, output = excluded.output,
+       usage = COALESCE(excluded.usage, turns.usage), committed_at = excluded.committed_at`;
+
+const committedParams = (t: CommittedTurn, now: number): SqlParam[] => [
+  toJson(t.actions),
+  toJson(t.results),
+  t.output === undefined ? null : toJson(t.output),
+  t.usage ? toJson(t.usage) : null,
+  now,
+  now,
+];
+
+interface CommittedTurn {
+  n: number;
+  actions: Action[];
+  results: ActionResult[];
+  output?: Json;
+  usage?: Usage | null;
+}
+
 /** Commits a turn with its results; a turn decided earlier keeps its usage unless the commit brings one. */
-export async function commitTurnRow(
-  tx: SqlExecutor,
-  taskId: string,
-  t: { n: number; actions: Action[]; results: ActionResult[]; output?: Json; usage?: Usage | null },
-  now: number,
-): Promise<void> {
+export async function commitTurnRow(tx: SqlExecutor, taskId: string, t: CommittedTurn, now: number): Promise<void> {
   await tx.run(
     `INSERT INTO turns (task_id, n, state, actions, results, output, usage, decided_at, committed_at)
-     VALUES (?, ?, 'committed', ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (task_id, n) DO UPDATE SET state = 'committed', results = excluded.results, output = excluded.output,
-       usage = COALESCE(excluded.usage, turns.usage), committed_at = excluded.committed_at`,
-    [taskId, t.n, toJson(t.actions), toJson(t.results), t.output === undefined ? null : toJson(t.output), t.usage ? toJson(t.usage) : null, now, now],
+     VALUES (?, ?, 'committed', ?, ?, ?, ?, ?, ?) ${COMMIT_OVER_DECIDED}`,
+    [taskId, t.n, ...committedParams(t, now)],
   );
+}
+
+/**
+ * The same commit as a statement over the fenced task row (`fenced`, see tasks-sql.ts
+ * fence): PostgreSQL runs it in the fence's round trip, and only if the fence held.
+ */
+export function commitTurnAfterFence(t: CommittedTurn, now: number): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `INSERT INTO turns (task_id, n, state, actions, results, output, usage, decided_at, committed_at)
+     SELECT id, CAST(? AS BIGINT), 'committed', ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT) FROM fenced ${COMMIT_OVER_DECIDED}`,
+    params: [t.n, ...committedParams(t, now)],
+  };
 }
 
 /** The turn rows of several tasks at once (one read for a whole claim batch), by task. */
