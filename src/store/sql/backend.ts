@@ -17,9 +17,10 @@ export interface SqlBackend {
   /**
    * Runs fn in a transaction. `fn` must touch only `tx` (no other awaits): backends
    * with group commit run several callers' fns inside one transaction, and one
-   * caller's failure still rolls back only its own work: SQLite gives each fn a
-   * savepoint; PostgreSQL rolls the shared transaction back and runs each fn again
-   * alone — so fn may run more than once.
+   * caller's failure still rolls back only its own work: SQLite rolls the batch back
+   * and replays the others once, each in a savepoint; PostgreSQL rolls the shared
+   * transaction back and runs each fn again alone — so fn may run more than once.
+   * Audit rows fn appends are staged and written just before COMMIT (tx.staged).
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
