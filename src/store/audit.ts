@@ -15,6 +15,12 @@ export interface AuditEntry {
   data?: Json;
   /** The chain stream (docs/audit.md) when it is not the task's, the run's or a shared one by kind. */
   stream?: string;
+  /**
+   * The first event of its stream, whose subject (a run, a task) this transaction
+   * creates: there is no head to lock and read yet. Not stored. Were it wrong, the
+   * unique (stream, stream_seq) index would refuse the event and the transaction.
+   */
+  opensStream?: true;
 }
 
 export interface AuditEvent extends Omit<AuditEntry, 'stream'> {

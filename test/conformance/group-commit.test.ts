@@ -116,4 +116,23 @@ describe(`group commit (${TEST_DB})`, () => {
     const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
     assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
   });
+
+  it('an event that says it opens its stream is chained from the genesis without a head lock; said of a stream that has events, it is refused and nothing is written', async (t) => {
+    const { store, cleanup } = await tempStore();
+    t.after(cleanup);
+    const backend: SqlBackend = (store as SqlStore).backend;
+    const opening = (actor: string): AuditEntry => ({ ...entry('test.open', actor, 'test:opened'), opensStream: true });
+    await backend.transaction((tx) => insertAudit(tx, 1_000, [opening('first'), entry('test.next', 'second', 'test:opened')]));
+    await assert.rejects(backend.transaction((tx) => insertAudit(tx, 2_000, [opening('again')])));
+    const rows = await backend.read.all<{ actor: string; stream_seq: number | string }>("SELECT actor, stream_seq FROM audit_events WHERE stream = 'test:opened' ORDER BY stream_seq");
+    assert.deepEqual(
+      rows.map((r) => [r.actor, Number(r.stream_seq)]),
+      [
+        ['first', 1],
+        ['second', 2],
+      ],
+    );
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
 });

@@ -70,12 +70,13 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
   audit.push(
     {
       kind: 'run.created',
+      opensStream: true,
       runId,
       agent: req.agent,
       actor,
       data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind, ...(req.origin ? { origin: req.origin } : {}) },
     },
-    { kind: 'task.created', runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
+    { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
   );
   if (!sink) await insertAudit(tx, now, audit);
   return toRun(inserted);

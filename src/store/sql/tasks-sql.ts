@@ -138,7 +138,7 @@ export async function waitForChildren(
        VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
       [child.id, task.runId, task.id, turns, child.parentAction, task.depth + 1, child.agent, toJson(child.input), child.maxAttempts, now, now, now],
     );
-    audit.push({ kind: 'task.created', runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
+    audit.push({ kind: 'task.created', opensStream: true, runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
   }
   const cols = joinColumns(join, now);
   await tx.run(
