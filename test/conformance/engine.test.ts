@@ -94,6 +94,27 @@ test('fan-out/join: children run in parallel and the parent gets their results i
   assert.equal((await auditOf(store, run.id)).filter((e) => e.kind === 'task.joined').length, 1);
 });
 
+test('a fan-out wider than one multi-row insert (70 children) creates each child in its place, and the parent gets every result in action order', async (t) => {
+  const reg = registry({
+    lead: (input) =>
+      input.task.turn === 1
+        ? { actions: Array.from({ length: 70 }, (_, i) => ({ type: 'handoff' as const, agent: 'part', input: i })) }
+        : { output: input.results.map((r) => (r.ok ? r.value : r.error.code)) },
+    part: (input) => ({ output: (input.task.input as number) * 2 }),
+  });
+  const { store } = await harness(t, reg);
+  const run = await finished(store, (await submit(store, reg, 'lead')).id);
+  assert.equal(run.state, 'succeeded');
+  assert.deepEqual(
+    run.output,
+    Array.from({ length: 70 }, (_, i) => i * 2),
+  );
+  const children = (await store.tasks.list({ runId: run.id, limit: 100 })).filter((c) => c.parentId === run.rootTaskId);
+  assert.equal(children.length, 70);
+  const created = (await auditOf(store, run.id)).filter((e) => e.kind === 'task.created');
+  assert.equal(created.length, 71, 'one task.created for the root and one for each child');
+});
+
 test('a child that dies reaches the parent as ok:false with the child error; the parent goes on', async (t) => {
   const reg = registry({
     lead: (input) =>

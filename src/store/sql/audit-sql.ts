@@ -5,10 +5,9 @@ import { redactSecrets } from '../../core/redact.ts';
 import type { AuditEntry, AuditEvent, AuditStore, ChainedEvent, ChainState, Checkpoint, LeafRow, StreamHead, VerificationRecord } from '../audit.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
+import { slices, valuesOf } from './where.ts';
 import { insertVerdicts } from './verdicts-sql.ts';
 
-/** Rows per multi-row audit INSERT; keeps the number of distinct statements small. */
-const AUDIT_CHUNK = 32;
 
 interface AuditRow {
   seq: number | string;
@@ -89,20 +88,6 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
 
 const masked = (v: string | null | undefined): string | null => (v === undefined || v === null ? null : redactSecrets(v));
 
-const marksCache = new Map<string, string>();
-/** `row` n times, comma-separated (cached: the same few lists are built for every append). */
-const marks = (n: number, row: string): string => {
-  const key = `${n}|${row}`;
-  let text = marksCache.get(key);
-  if (text === undefined) marksCache.set(key, (text = Array.from({ length: n }, () => row).join(', ')));
-  return text;
-};
-
-/** `items` in slices of at most AUDIT_CHUNK. */
-function* chunks<T>(items: readonly T[]): Generator<T[]> {
-  for (let i = 0; i < items.length; i += AUDIT_CHUNK) yield items.slice(i, i + AUDIT_CHUNK);
-}
-
 /** The statement moving `streams`' heads to their new state, and its parameters. */
 function moveHeads(streams: readonly string[], state: ReadonlyMap<string, { n: number; hash: string }>): [string, SqlParam[]] {
   const params: SqlParam[] = [];
@@ -111,7 +96,7 @@ function moveHeads(streams: readonly string[], state: ReadonlyMap<string, { n: n
     params.push(s, h.n, h.hash);
   }
   return [
-    `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${marks(streams.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
+    `INSERT INTO audit_heads (stream, stream_seq, hash) VALUES ${valuesOf(streams.length, '(?, ?, ?)')} ON CONFLICT (stream) DO UPDATE SET stream_seq = excluded.stream_seq, hash = excluded.hash`,
     params,
   ];
 }
@@ -151,14 +136,14 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
   const state = new Map<string, { n: number; hash: string }>();
   // A stream this transaction opens starts at the genesis hash: nothing to lock or read.
   const opened = new Set(rows.filter((r) => r.entry.opensStream).map((r) => r.stream));
-  for (const chunk of chunks(distinct.filter((s) => !opened.has(s)))) {
+  for (const chunk of slices(distinct.filter((s) => !opened.has(s)))) {
     const padded = 2 ** Math.ceil(Math.log2(chunk.length));
     const params = [...chunk, ...Array<string>(padded - chunk.length).fill(chunk[chunk.length - 1]!)];
-    const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${marks(padded, '?')}) RETURNING stream, stream_seq, hash`, params);
+    const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${valuesOf(padded, '?')}) RETURNING stream, stream_seq, hash`, params);
     for (const h of heads) state.set(h.stream, { n: Number(h.stream_seq), hash: h.hash });
   }
-  const eventChunks = [...chunks(rows)];
-  const headChunks = [...chunks(distinct)];
+  const eventChunks = [...slices(rows)];
+  const headChunks = [...slices(distinct)];
   // PostgreSQL: the last insert and the heads' move are one statement (a data-modifying
   // WITH always runs to completion), one round trip fewer per append.
   const combined = tx.dialect === 'postgres' && headChunks.length === 1;
@@ -184,7 +169,7 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
       state.set(stream, { n: body.streamSeq, hash });
       params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
     }
-    const insert = `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${marks(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`;
+    const insert = `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${valuesOf(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`;
     if (combined && i === eventChunks.length - 1) {
       const [move, moved] = moveHeads(headChunks[0]!, state);
       await tx.run(`WITH events AS (${insert}) ${move}`, [...params, ...moved]);

@@ -15,7 +15,7 @@ import { toTask, type TaskRow } from './rows.ts';
 import { cancelledInfo, finishRun } from './runs-sql.ts';
 import { sessionHistory } from './sessions-sql.ts';
 import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
-import { placeholders, whereOf } from './where.ts';
+import { placeholders, slices, valuesOf, whereOf } from './where.ts';
 import { expireJoins, joinColumns, joinLane, type FailParent } from './joins-sql.ts';
 import type { JoinSpec } from '../../core/join.ts';
 
@@ -132,13 +132,18 @@ export async function waitForChildren(
   audit: AuditEntry[],
   join: JoinSpec | null = null,
 ): Promise<void> {
-  for (const child of children) {
+  // A multi-row INSERT per slice: a fan-out of 100 is 4 statements, not 100 (round trips on PostgreSQL).
+  for (const slice of slices(children)) {
+    const params: SqlParam[] = [];
+    for (const child of slice) {
+      params.push(child.id, task.runId, task.id, turns, child.parentAction, task.depth + 1, child.agent, toJson(child.input), child.maxAttempts, now, now, now);
+      audit.push({ kind: 'task.created', opensStream: true, runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
+    }
     await tx.run(
       `INSERT INTO tasks (id, run_id, parent_id, parent_turn, parent_action, depth, agent, state, input, max_attempts, run_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-      [child.id, task.runId, task.id, turns, child.parentAction, task.depth + 1, child.agent, toJson(child.input), child.maxAttempts, now, now, now],
+       VALUES ${valuesOf(slice.length, "(?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)")}`,
+      params,
     );
-    audit.push({ kind: 'task.created', opensStream: true, runId: task.runId, taskId: child.id, agent: child.agent, actor, data: { parent: task.id, depth: task.depth + 1 } });
   }
   const cols = joinColumns(join, now);
   await tx.run(

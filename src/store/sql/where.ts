@@ -10,3 +10,20 @@ export function whereOf(conds: Array<[string, SqlParam | undefined]>): { sql: st
 export function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(', ');
 }
+
+/** Rows per multi-row statement: few distinct statement texts, and far from any parameter limit. */
+export const ROWS_PER_STATEMENT = 32;
+
+const rowMarks = new Map<string, string>();
+/** `row` n times, comma-separated, for a multi-row VALUES (cached: the same few lists recur). */
+export function valuesOf(n: number, row: string): string {
+  const key = `${n}|${row}`;
+  let text = rowMarks.get(key);
+  if (text === undefined) rowMarks.set(key, (text = Array.from({ length: n }, () => row).join(', ')));
+  return text;
+}
+
+/** `items` in slices of at most ROWS_PER_STATEMENT. */
+export function* slices<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += ROWS_PER_STATEMENT) yield items.slice(i, i + ROWS_PER_STATEMENT);
+}
