@@ -1,6 +1,8 @@
 // What `spine up` loads when nothing asks for MCP, A2A or traces: none of their SDKs
 // (about 230 modules and ~20 MB of an idle process). They load on first use; the MCP,
-// A2A and trace suites check that they still work when used.
+// A2A and trace suites check that they still work when used. An idle `spine up` whose
+// config declares no contracts loads no JSON Schema validator either (ajv: ~90 modules,
+// ~8 MB); the first contract check loads it (the contract suites use it).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,4 +34,32 @@ test('spine up with the example, a run and a clean exit loads no MCP, A2A or Ope
   for (const sdk of ['@modelcontextprotocol/', '@a2a-js/', '@opentelemetry/', '/jose/']) {
     assert.deepEqual(loaded.filter((u) => u.includes(`node_modules/${sdk.replace(/^\//, '')}`)).slice(0, 3), [], `${sdk} loaded`);
   }
+});
+
+test('an idle spine up, whose config declares no contracts, loads no JSON Schema validator', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spine-lazy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const loads = join(dir, 'loads.txt');
+  const env = { ...process.env, SPINE_RECORD_LOADS: loads, SPINE_TRACES: 'none', OTEL_TRACES_EXPORTER: '' };
+  const child = spawn(
+    process.execPath,
+    ['--import', './test/fixtures/record-loads.ts', 'src/cli/main.ts', 'up', '--config', 'examples/briefing/spine.config.json5', '--db', `sqlite:${join(dir, 's.db')}`, '--port', '0'],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  let out = '';
+  // Up and serving: the line naming the gateway's address; then a clean stop.
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/gateway http:\/\//.test(out)) resolve();
+    });
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then(() => reject(new Error(`spine up exited before serving:\n${out}`)));
+  });
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, out);
+  const loaded = readFileSync(loads, 'utf8').split('\n');
+  assert.ok(loaded.some((u) => u.includes('/src/contracts/registry.ts')), 'the contract registry loaded');
+  assert.deepEqual(loaded.filter((u) => /node_modules\/ajv(-formats)?\//.test(u)).slice(0, 3), [], 'ajv loaded');
 });
