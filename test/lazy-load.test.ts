@@ -2,7 +2,8 @@
 // (about 230 modules and ~20 MB of an idle process). They load on first use; the MCP,
 // A2A and trace suites check that they still work when used. An idle `spine up` whose
 // config declares no contracts loads no JSON Schema validator either (ajv: ~90 modules,
-// ~8 MB); the first contract check loads it (the contract suites use it).
+// ~8 MB); the first contract check loads it (the contract suites use it). Nor, when the
+// config names no timezone, does it build an ICU formatter (~10 MB of ICU data read).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,7 +37,7 @@ test('spine up with the example, a run and a clean exit loads no MCP, A2A or Ope
   }
 });
 
-test('an idle spine up, whose config declares no contracts, loads no JSON Schema validator', async (t) => {
+test('an idle spine up, whose config declares no contracts and no timezone, loads no JSON Schema validator and builds no ICU formatter', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spine-lazy-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const loads = join(dir, 'loads.txt');
@@ -62,4 +63,6 @@ test('an idle spine up, whose config declares no contracts, loads no JSON Schema
   const loaded = readFileSync(loads, 'utf8').split('\n');
   assert.ok(loaded.some((u) => u.includes('/src/contracts/registry.ts')), 'the contract registry loaded');
   assert.deepEqual(loaded.filter((u) => /node_modules\/ajv(-formats)?\//.test(u)).slice(0, 3), [], 'ajv loaded');
+  assert.ok(loaded.some((u) => u.includes('/src/core/zoned-time.ts')), 'the timezone helper loaded');
+  assert.deepEqual(loaded.filter((u) => u.startsWith('intl:')), [], 'an ICU formatter was built');
 });
