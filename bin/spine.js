@@ -15,7 +15,7 @@ const LAUNCHED = 'SPINE_LAUNCHED_BY';
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'];
 
 /**
- * V8 flags for the commands that keep running (`npm start` passes the same). Young-
+ * V8 flags for the commands that keep running (`npm start` runs through here too). Young-
  * generation semi-spaces of 2 MB (V8 grows them to 32 MB under load and keeps them)
  * make an idle `spine up` ~11 MB and W2's peak (10,000 tasks queued at once) ~50 MB
  * smaller, with W2's throughput unchanged (bench/peers.ts). V8 reads them only at
