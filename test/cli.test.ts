@@ -243,6 +243,28 @@ describe('spine CLI', () => {
     assert.match(r.stdout, /^\d+\.\d+\.\d+/);
   });
 
+  it('the bin entry starts `up` with the small young generation (same process), and SIGTERM still drains it', { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc to read a command line from' }, async () => {
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const config = fileURLToPath(new URL('../examples/briefing/spine.config.json5', import.meta.url));
+    const child = spawn(process.execPath, [BIN, 'up', '--config', config, '--db', `sqlite:${join(dir, 'bin-up.db')}`, '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let out = '';
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (/gateway http:\/\//.test(out)) resolve();
+      });
+      void exited.then(() => reject(new Error(`up exited before serving:\n${out}`)));
+    });
+    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+    assert.ok(argv.includes('--max-semi-space-size=2'), argv.join(' '));
+    assert.ok(argv.includes(BIN) && argv.includes('up'), argv.join(' '));
+  });
+
   const oldNode = OLD_NODE_CANDIDATES.find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);
   it('the bin entry hands over to the bundled Node 24 when started by an older Node', { skip: oldNode ? false : 'no Node older than 24 on this machine to try' }, async () => {
     const r = await spine(dir, ['runs', 'frobnicate', '--db', db()], { entry: BIN, node: oldNode! });

@@ -120,5 +120,9 @@ function exitCodeFor(err: unknown): number {
 }
 
 if (import.meta.main) {
+  // Run directly (`node src/cli/main.ts`, as `npm start` does): the modules each command
+  // loads come from the compile cache bin/spine.js also uses, so they are not stripped
+  // and compiled again (~9 MB less in an idle `spine up`, and a faster start).
+  (await import('node:module')).enableCompileCache?.();
   process.exitCode = await main(process.argv.slice(2));
 }

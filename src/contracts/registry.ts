@@ -1,5 +1,5 @@
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import { SpineError, type FieldIssue } from '../core/errors.ts';
 import { digest } from '../core/digest.ts';
 import type { Json } from '../core/types.ts';
@@ -7,8 +7,9 @@ import { BUILTIN_CONTRACTS, isBuiltinContract } from './builtin.ts';
 
 /**
  * Contracts are JSON Schema (2020-12) documents, named and versioned
- * (`research.request@2`). Validators are compiled once, when the config is
- * compiled, and reused for every check.
+ * (`research.request@2`). A config's contracts are compiled when the config is
+ * compiled (a bad schema is a config error); the built-in ones, known to be valid,
+ * on their first check. Each validator is compiled once and reused.
  */
 
 export interface ContractDefinition {
@@ -29,7 +30,6 @@ export interface Contract extends ContractRef {
   schema: Json;
   accepts: readonly string[];
   digest: string;
-  validate: ValidateFunction;
 }
 
 export const CONTRACT_ID = /^((?:spine\/)?[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)@([1-9][0-9]*)$/;
@@ -61,17 +61,27 @@ export class ContractMismatchError extends SpineError {
   }
 }
 
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = addFormatsModule as unknown as AddFormats;
+// ajv and ajv-formats (about 90 modules, ~5 MB of an idle `spine up`) load on the first
+// compile, which a config declaring no contracts of its own reaches only on a first check.
+// Both are CommonJS, so `require` loads them synchronously inside the sync API.
+const require = createRequire(import.meta.url);
+
+function newAjv(): Ajv2020 {
+  const ajv = new (require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020({ allErrors: true, strict: false });
+  (require('ajv-formats') as { default: (ajv: Ajv2020) => Ajv2020 }).default(ajv);
+  return ajv;
+}
 
 export class ContractRegistry {
-  private readonly ajv: Ajv2020;
+  private ajv: Ajv2020 | null = null;
   private readonly contracts = new Map<string, Contract>();
+  private readonly validators = new Map<string, ValidateFunction>();
 
   constructor() {
-    this.ajv = new Ajv2020({ allErrors: true, strict: false });
-    addFormats(this.ajv);
-    for (const b of BUILTIN_CONTRACTS) this.register(b.id, { schema: b.schema, description: b.description });
+    for (const b of BUILTIN_CONTRACTS) {
+      const ref = parseContractId(b.id)!;
+      this.contracts.set(b.id, { ...ref, schema: b.schema, accepts: [], digest: digest(b.schema) });
+    }
   }
 
   /** Contracts declared by the config (the built-in `spine/` ones are not counted). */
@@ -92,14 +102,23 @@ export class ContractRegistry {
   private register(id: string, def: ContractDefinition): FieldIssue[] {
     const ref = parseContractId(id);
     if (!ref) return [{ path: '', message: 'contract names are name@version, e.g. research.request@2' }];
-    let validate: ValidateFunction;
     try {
-      validate = this.ajv.compile(def.schema as object);
+      this.validators.set(id, this.compile(def.schema));
     } catch (err) {
       return [{ path: 'schema', message: `not a valid JSON Schema: ${err instanceof Error ? err.message : String(err)}` }];
     }
-    this.contracts.set(id, { ...ref, schema: def.schema, accepts: def.accepts ?? [], digest: digest(def.schema), validate });
+    this.contracts.set(id, { ...ref, schema: def.schema, accepts: def.accepts ?? [], digest: digest(def.schema) });
     return [];
+  }
+
+  private compile(schema: Json): ValidateFunction {
+    return (this.ajv ??= newAjv()).compile(schema as object);
+  }
+
+  private validator(c: Contract): ValidateFunction {
+    let v = this.validators.get(c.id);
+    if (!v) this.validators.set(c.id, (v = this.compile(c.schema)));
+    return v;
   }
 
   get(id: string): Contract | undefined {
@@ -114,8 +133,9 @@ export class ContractRegistry {
   violations(id: string, value: unknown): FieldIssue[] {
     const c = this.contracts.get(id);
     if (!c) return [{ path: '', message: `unknown contract ${id}` }];
-    if (c.validate(value)) return [];
-    return (c.validate.errors ?? []).map(toIssue);
+    const validate = this.validator(c);
+    if (validate(value)) return [];
+    return (validate.errors ?? []).map(toIssue);
   }
 
   /** Whether a payload declared as `given` may be handed to a receiver expecting `expected`. */

@@ -10,7 +10,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OutboxDispatcher } from '../engine/outbox-dispatcher.ts';
 import { Worker } from '../engine/worker.ts';
 import { directoryFromConfig, type AgentInfo } from '../gateway/directory.ts';
-import { startGateway, type RunningGateway } from '../gateway/server.ts';
+import type { RunningGateway } from '../gateway/server.ts';
 import { MeshShim } from '../engine/mesh-shim.ts';
 import { Intake } from '../intake/intake.ts';
 import { RoutingSweep } from '../intake/routing-sweep.ts';
@@ -158,6 +158,8 @@ export class Runtime {
       this.builtIn.set('gateway', {
         name: 'gateway',
         start: async () => {
+          // The gateway and its HTTP stack (hono, ws, the Node adapter, undici) load only where it runs: not in `spine worker`.
+          const { startGateway } = await import('../gateway/server.ts');
           this.gateway = await startGateway({
             store,
             intake: this.intake,
