@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Durability } from '../src/store/store.ts';
+import { HEAP_FLAGS } from '../bin/heap-flags.js';
 import { log } from './harness.ts';
 import { rawSqlite } from './raw-sqlite.ts';
 import { DURABILITIES, figures, renderNotes, renderTable, type Results } from './report.ts';
@@ -86,6 +87,8 @@ function runInChild(name: WorkloadName, ctx: WorkloadCtx): Promise<unknown> {
   const script = fileURLToPath(import.meta.url);
   const childArgs = [
     ...process.execArgv,
+    // The flags the launcher gives `spine up` and `spine worker` (bin/heap-flags.js).
+    ...HEAP_FLAGS.filter((flag) => !process.execArgv.includes(flag)),
     script,
     `--child=${name}`,
     `--durability=${ctx.durability}`,

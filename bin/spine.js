@@ -8,20 +8,13 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { HEAP_FLAGS } from './heap-flags.js';
 
 /** Set by the launcher for its child; the child reads and removes it (its own children must not see it). */
 const LAUNCHED = 'SPINE_LAUNCHED_BY';
 /** Every signal a supervisor, a script or a terminal may send to stop or poke a process. */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'];
 
-/**
- * V8 flags for the commands that keep running (`npm start` runs through here too). Young-
- * generation semi-spaces of 2 MB (V8 grows them to 32 MB under load and keeps them)
- * make an idle `spine up` ~11 MB and W2's peak (10,000 tasks queued at once) ~50 MB
- * smaller, with W2's throughput unchanged (bench/peers.ts). V8 reads them only at
- * start. A value given on the command line or in NODE_OPTIONS wins.
- */
-const HEAP_FLAGS = ['--max-semi-space-size=2'];
 const LONG_RUNNING = ['up', 'worker', 'gateway'];
 
 function heapFlags(args) {

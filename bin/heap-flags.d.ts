@@ -1,0 +1,2 @@
+/** See heap-flags.js. */
+export declare const HEAP_FLAGS: readonly string[];
