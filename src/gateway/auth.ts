@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { InvalidInputError } from '../core/errors.ts';
 import type { ApiToken, TokenStore } from '../store/tokens.ts';
 import { isLoopbackHost } from './config.ts';
@@ -38,7 +38,8 @@ export function newTokenSecret(): string {
 }
 
 export function hashToken(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  // One-shot: no Hash object per request (the same hex SHA-256 of the UTF-8 text).
+  return hash('sha256', secret, 'hex');
 }
 
 /** Checks one `--scope` value; throws InvalidInputError naming it. */
@@ -96,13 +97,22 @@ export function bearerToken(header: string | undefined): string | null {
 }
 
 /**
- * Resolves tokens to principals. Every lookup reads the store (a revoked token stops
- * working at once); `lastUsedAt` is written at most once a minute per token.
+ * Resolves tokens to principals. Every request's token is read from the store after
+ * the request arrived (a revoked token stops working at once); `lastUsedAt` is written
+ * at most once a minute per token.
+ *
+ * Requests with the same token that are waiting together share one read: a lookup is
+ * queued to the end of the event loop's current I/O phase (setImmediate) and taken
+ * off the queue just before it reads, so everyone it answers had arrived before the
+ * read and anyone arriving later reads afresh. Under load most requests of a turn of
+ * the loop carry the same few tokens; each read was ~15% of an envelope's CPU.
  */
 export class Authenticator {
   private readonly tokens: TokenStore;
   private readonly now: () => number;
   private readonly touched = new Map<string, number>();
+  /** Lookups not started yet, by secret: requests arriving meanwhile join them. */
+  private readonly waiting = new Map<string, Promise<ApiToken | null>>();
 
   constructor(tokens: TokenStore, now: () => number) {
     this.tokens = tokens;
@@ -111,10 +121,25 @@ export class Authenticator {
 
   async resolve(secret: string): Promise<Principal | null> {
     if (!secret.startsWith(TOKEN_PREFIX) || secret.length > 256) return null;
-    const token = await this.tokens.findByHash(hashToken(secret));
+    const token = await this.lookup(secret);
     if (!token) return null;
     this.touch(token);
     return { name: token.name, tokenId: token.id, scopes: token.scopes };
+  }
+
+  private lookup(secret: string): Promise<ApiToken | null> {
+    let found = this.waiting.get(secret);
+    if (!found) {
+      found = new Promise((resolve, reject) => {
+        setImmediate(() => {
+          // Off the queue before the read starts: a request arriving from now on gets a read of its own.
+          this.waiting.delete(secret);
+          this.tokens.findByHash(hashToken(secret)).then(resolve, reject);
+        });
+      });
+      this.waiting.set(secret, found);
+    }
+    return found;
   }
 
   private touch(token: ApiToken): void {
