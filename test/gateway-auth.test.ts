@@ -150,10 +150,10 @@ describe('auth', () => {
   });
 });
 
-/** Tokens in memory, counting reads; `hold` keeps the next read from answering until the test lets go. */
+/** Tokens in memory, counting reads; a held read (by its number) answers only when the test lets go. */
 function countingTokens(live: Map<string, ApiToken>) {
   const reads: string[] = [];
-  let hold: { started: () => void; release: Promise<void> } | null = null;
+  const holds = new Map<number, { started: () => void; release: Promise<void> }>();
   const tokens: TokenStore = {
     async create() {
       throw new Error('unused');
@@ -162,8 +162,7 @@ function countingTokens(live: Map<string, ApiToken>) {
       reads.push(hash);
       // The read happens now; a held one answers later, as a slow database would.
       const token = live.get(hash) ?? null;
-      const h = hold;
-      hold = null;
+      const h = holds.get(reads.length);
       if (h) {
         h.started();
         await h.release;
@@ -181,39 +180,56 @@ function countingTokens(live: Map<string, ApiToken>) {
       return live.size > 0;
     },
   };
-  return { tokens, reads, holdNext: (started: () => void, release: Promise<void>) => (hold = { started, release }) };
+  return { tokens, reads, holdRead: (n: number, started: () => void, release: Promise<void>) => holds.set(n, { started, release }) };
 }
 
 describe('Authenticator', () => {
   const secret = newTokenSecret();
   const record: ApiToken = { id: 'tok_1', name: 'ci', scopes: ['viewer'], createdAt: 0, lastUsedAt: Date.now(), revokedAt: null };
 
-  it('requests with the same token waiting together share one read of the store', async () => {
+  it('requests with the same token arriving together share reads of the store: the first reads, the rest one read after them', async () => {
     const { tokens, reads } = countingTokens(new Map([[hashToken(secret), record]]));
     const auth = new Authenticator(tokens, () => Date.now());
     const principals = await Promise.all(Array.from({ length: 20 }, () => auth.resolve(secret)));
-    assert.equal(reads.length, 1);
+    assert.equal(reads.length, 2);
     assert.ok(principals.every((p) => p?.name === 'ci' && p.tokenId === 'tok_1'));
     // A later request reads again.
     await auth.resolve(secret);
-    assert.equal(reads.length, 2);
+    assert.equal(reads.length, 3);
   });
 
-  it('a request arriving after a read started gets a read of its own: a revoke in between refuses it', async () => {
+  it('a request never shares a read that started before it arrived: a revoke in between refuses it', async () => {
     const live = new Map([[hashToken(secret), record]]);
-    const { tokens, reads, holdNext } = countingTokens(live);
+    const { tokens, reads, holdRead } = countingTokens(live);
     const auth = new Authenticator(tokens, () => Date.now());
+    // The first request's own read is under way (held) when the token is revoked.
     const started = gate();
     const release = gate();
-    holdNext(() => started.open(), release.promise);
+    holdRead(1, () => started.open(), release.promise);
     const first = auth.resolve(secret);
-    await started.promise; // the first read has happened (and is still answering)
-    live.delete(hashToken(secret)); // revoked
+    await started.promise;
+    live.delete(hashToken(secret));
     const second = auth.resolve(secret);
     release.open();
     assert.equal((await first)?.name, 'ci');
-    assert.equal(await second, null, 'the revoke committed before this request arrived');
+    assert.equal(await second, null, 'the revoke committed before the second request arrived');
     assert.equal(reads.length, 2);
+
+    // Again with the shared read under way: a request arriving now reads afresh.
+    live.set(hashToken(secret), record);
+    const sharedStarted = gate();
+    const sharedRelease = gate();
+    holdRead(4, () => sharedStarted.open(), sharedRelease.promise);
+    const leader = auth.resolve(secret);
+    const follower = auth.resolve(secret);
+    assert.equal((await leader)?.name, 'ci');
+    await sharedStarted.promise;
+    live.delete(hashToken(secret));
+    const late = auth.resolve(secret);
+    sharedRelease.open();
+    assert.equal((await follower)?.name, 'ci');
+    assert.equal(await late, null, 'the revoke committed before the late request arrived');
+    assert.equal(reads.length, 5);
   });
 });
 
