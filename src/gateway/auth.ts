@@ -101,8 +101,8 @@ export function bearerToken(header: string | undefined): string | null {
  * the request arrived (a revoked token stops working at once); `lastUsedAt` is written
  * at most once a minute per token.
  *
- * Under load one token comes in many requests per turn of the event loop, and each
- * read cost ~10% of an envelope's CPU, so they share reads: the first request (the
+ * Under load one token comes in many requests per turn of the event loop, and a read
+ * per request was ~13% of an envelope's CPU, so they share reads: the first request (the
  * leader) reads at once, and those arriving with the same token until the loop
  * reaches its check phase share one later read (setImmediate), which starts only
  * after all of them arrived. The leader queues that read before its own store work,
