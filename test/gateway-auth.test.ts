@@ -13,7 +13,7 @@ import { gatewayCommand } from '../src/cli/commands/gateway.ts';
 import { tokensCommand } from '../src/cli/commands/tokens.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { InvalidInputError, type FieldIssue } from '../src/core/errors.ts';
-import { hashToken, isAllowed, parseScope } from '../src/gateway/auth.ts';
+import { Authenticator, hashToken, isAllowed, newTokenSecret, parseScope } from '../src/gateway/auth.ts';
 import { DEFAULT_GATEWAY, isLoopbackHost } from '../src/gateway/config.ts';
 import type { OpenApiDocument } from '../src/gateway/app.ts';
 import { InsecureBindError, startGateway } from '../src/gateway/server.ts';
@@ -21,7 +21,8 @@ import { Intake } from '../src/intake/intake.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { envelopeBody, SCOPES, startTestGateway, stored, type TokenName } from './fixtures/gateway-setup.ts';
-import { registry, tempStore, until } from './helpers.ts';
+import { gate, registry, tempStore, until } from './helpers.ts';
+import type { ApiToken, TokenStore } from '../src/store/tokens.ts';
 
 const TOKENS = Object.keys(SCOPES) as TokenName[];
 
@@ -146,6 +147,89 @@ describe('auth', () => {
     const badToken = await g.call('GET', '/v1/runs', { token: { raw: 'spn_wrong' } });
     assert.equal(badToken.status, 401, 'a wrong token is still wrong');
     assert.deepEqual(await stored(g.store), { envelopes: 1, runs: 1 });
+  });
+});
+
+/** Tokens in memory, counting reads; a held read (by its number) answers only when the test lets go. */
+function countingTokens(live: Map<string, ApiToken>) {
+  const reads: string[] = [];
+  const holds = new Map<number, { started: () => void; release: Promise<void> }>();
+  const tokens: TokenStore = {
+    async create() {
+      throw new Error('unused');
+    },
+    async findByHash(hash) {
+      reads.push(hash);
+      // The read happens now; a held one answers later, as a slow database would.
+      const token = live.get(hash) ?? null;
+      const h = holds.get(reads.length);
+      if (h) {
+        h.started();
+        await h.release;
+      }
+      return token;
+    },
+    async list() {
+      return [...live.values()];
+    },
+    async revoke() {
+      return false;
+    },
+    async touch() {},
+    async anyLive() {
+      return live.size > 0;
+    },
+  };
+  return { tokens, reads, holdRead: (n: number, started: () => void, release: Promise<void>) => holds.set(n, { started, release }) };
+}
+
+describe('Authenticator', () => {
+  const secret = newTokenSecret();
+  const record: ApiToken = { id: 'tok_1', name: 'ci', scopes: ['viewer'], createdAt: 0, lastUsedAt: Date.now(), revokedAt: null };
+
+  it('requests with the same token arriving together share reads of the store: the first reads, the rest one read after them', async () => {
+    const { tokens, reads } = countingTokens(new Map([[hashToken(secret), record]]));
+    const auth = new Authenticator(tokens, () => Date.now());
+    const principals = await Promise.all(Array.from({ length: 20 }, () => auth.resolve(secret)));
+    assert.equal(reads.length, 2);
+    assert.ok(principals.every((p) => p?.name === 'ci' && p.tokenId === 'tok_1'));
+    // A later request reads again.
+    await auth.resolve(secret);
+    assert.equal(reads.length, 3);
+  });
+
+  it('a request never shares a read that started before it arrived: a revoke in between refuses it', async () => {
+    const live = new Map([[hashToken(secret), record]]);
+    const { tokens, reads, holdRead } = countingTokens(live);
+    const auth = new Authenticator(tokens, () => Date.now());
+    // The first request's own read is under way (held) when the token is revoked.
+    const started = gate();
+    const release = gate();
+    holdRead(1, () => started.open(), release.promise);
+    const first = auth.resolve(secret);
+    await started.promise;
+    live.delete(hashToken(secret));
+    const second = auth.resolve(secret);
+    release.open();
+    assert.equal((await first)?.name, 'ci');
+    assert.equal(await second, null, 'the revoke committed before the second request arrived');
+    assert.equal(reads.length, 2);
+
+    // Again with the shared read under way: a request arriving now reads afresh.
+    live.set(hashToken(secret), record);
+    const sharedStarted = gate();
+    const sharedRelease = gate();
+    holdRead(4, () => sharedStarted.open(), sharedRelease.promise);
+    const leader = auth.resolve(secret);
+    const follower = auth.resolve(secret);
+    assert.equal((await leader)?.name, 'ci');
+    await sharedStarted.promise;
+    live.delete(hashToken(secret));
+    const late = auth.resolve(secret);
+    sharedRelease.open();
+    assert.equal((await follower)?.name, 'ci');
+    assert.equal(await late, null, 'the revoke committed before the late request arrived');
+    assert.equal(reads.length, 5);
   });
 });
 
