@@ -15,31 +15,12 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-test('spine up with the example, a run and a clean exit loads no MCP, A2A or OpenTelemetry SDK', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'spine-lazy-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const loads = join(dir, 'loads.txt');
-  const env = { ...process.env, SPINE_RECORD_LOADS: loads, SPINE_TRACES: 'none', OTEL_TRACES_EXPORTER: '' };
-  const child = spawn(
-    process.execPath,
-    ['--import', './test/fixtures/record-loads.ts', 'src/cli/main.ts', 'up', '--config', 'examples/briefing/spine.config.json5', '--db', `sqlite:${join(dir, 's.db')}`, '--port', '0', '--send', 'commander', '--text', 'Should we?', '--exit'],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  assert.equal(code, 0, out);
-  assert.match(out, /succeeded/);
-  const loaded = readFileSync(loads, 'utf8').split('\n');
-  assert.ok(loaded.some((u) => u.includes('/src/gateway/app.ts')), 'the gateway ran');
-  for (const sdk of ['@modelcontextprotocol/', '@a2a-js/', '@opentelemetry/', '/jose/']) {
-    assert.deepEqual(loaded.filter((u) => u.includes(`node_modules/${sdk.replace(/^\//, '')}`)).slice(0, 3), [], `${sdk} loaded`);
-  }
-});
-
-/** Starts `spine <command>` on the example, waits for `ready` on its stdout, stops it (SIGTERM) and returns what it loaded. */
-async function idleLoads(t: TestContext, command: string[], ready: RegExp): Promise<string[]> {
+/**
+ * Runs `spine <command>` on the example with every module load recorded. With `ready`,
+ * stops it (SIGTERM) once its output shows that; without, waits for it to exit. Either
+ * way it must exit 0. Returns what it loaded and what it printed.
+ */
+async function recordLoads(t: TestContext, command: string[], ready?: RegExp): Promise<{ loaded: string[]; out: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'spine-lazy-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const loads = join(dir, 'loads.txt');
@@ -51,22 +32,34 @@ async function idleLoads(t: TestContext, command: string[], ready: RegExp): Prom
   );
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   let out = '';
-  await new Promise<void>((resolve, reject) => {
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const shown = new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      if (ready.test(out)) resolve();
+      if (ready?.test(out)) resolve();
     });
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
     void exited.then(() => reject(new Error(`spine ${command[0]} exited before it was ready:\n${out}`)));
   });
-  child.kill('SIGTERM');
+  if (ready) {
+    await shown;
+    child.kill('SIGTERM');
+  } else shown.catch(() => {});
   assert.equal(await exited, 0, out);
-  return readFileSync(loads, 'utf8').split('\n');
+  return { loaded: readFileSync(loads, 'utf8').split('\n'), out };
 }
+
+test('spine up with the example, a run and a clean exit loads no MCP, A2A or OpenTelemetry SDK', async (t) => {
+  const { loaded, out } = await recordLoads(t, ['up', '--port', '0', '--send', 'commander', '--text', 'Should we?', '--exit']);
+  assert.match(out, /succeeded/);
+  assert.ok(loaded.some((u) => u.includes('/src/gateway/app.ts')), 'the gateway ran');
+  for (const sdk of ['@modelcontextprotocol/', '@a2a-js/', '@opentelemetry/', '/jose/']) {
+    assert.deepEqual(loaded.filter((u) => u.includes(`node_modules/${sdk.replace(/^\//, '')}`)).slice(0, 3), [], `${sdk} loaded`);
+  }
+});
 
 test('an idle spine up, whose config declares no contracts and no timezone, loads no JSON Schema validator and builds no ICU formatter', async (t) => {
   // Up and serving: the line naming the gateway's address.
-  const loaded = await idleLoads(t, ['up', '--port', '0'], /gateway http:\/\//);
+  const { loaded } = await recordLoads(t, ['up', '--port', '0'], /gateway http:\/\//);
   assert.ok(loaded.some((u) => u.includes('/src/contracts/registry.ts')), 'the contract registry loaded');
   assert.deepEqual(loaded.filter((u) => /node_modules\/ajv(-formats)?\//.test(u)).slice(0, 3), [], 'ajv loaded');
   assert.ok(loaded.some((u) => u.includes('/src/core/zoned-time.ts')), 'the timezone helper loaded');
@@ -74,7 +67,7 @@ test('an idle spine up, whose config declares no contracts and no timezone, load
 });
 
 test('spine worker loads no gateway and no HTTP stack', async (t) => {
-  const loaded = await idleLoads(t, ['worker'], /spine worker: /);
+  const { loaded } = await recordLoads(t, ['worker'], /spine worker: /);
   assert.ok(loaded.some((u) => u.includes('/src/engine/worker.ts')), 'the worker ran');
   for (const part of ['/src/gateway/server.ts', '/src/gateway/app.ts', 'node_modules/hono/', 'node_modules/@hono/', 'node_modules/ws/']) {
     assert.deepEqual(loaded.filter((u) => u.includes(part)).slice(0, 3), [], `${part} loaded`);
