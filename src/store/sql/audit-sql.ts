@@ -8,7 +8,6 @@ import type { SqlExecutor, SqlParam } from './executor.ts';
 import { slices, valuesOf } from './where.ts';
 import { insertVerdicts } from './verdicts-sql.ts';
 
-
 interface AuditRow {
   seq: number | string;
   at: number | string;
