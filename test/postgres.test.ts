@@ -4,6 +4,7 @@
 // server cannot be reached. The shared behaviour runs in the conformance suites.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { verifyAudit } from '../src/audit/verify.ts';
 import { InvalidInputError, SchemaOutdatedError, SchemaTooNewError } from '../src/core/errors.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { PgBackend } from '../src/store/postgres/pg-backend.ts';
@@ -110,6 +111,30 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
       [1, 'boom', 1, '23505', 42],
     );
     assert.deepEqual(await ids(), ['a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'b2', 'b3', 'c1', 'c2']);
+  });
+
+  it('a turn commit is four round trips, and the last one of a run five: the turn row and the audit heads ride in the fence, the events and the heads in one statement', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    const run = await store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now());
+    const [claimed] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+    const lease = claimed!.lease;
+    const runId = run.run.id;
+    const turn = (n: number) => ({ n, actions: [], results: [] });
+    const trips = async (commit: () => Promise<void>): Promise<number> => {
+      const before = backend.stats.queries;
+      await commit();
+      return backend.stats.queries - before;
+    };
+    const answered = (n: number) => [{ kind: 'turn.committed', runId, taskId: lease.taskId, data: { turn: n } }];
+    // BEGIN · fence + turn row + heads · events and heads · COMMIT
+    assert.equal(await trips(() => store.commitTurn({ lease, now: Date.now(), turn: turn(1), outcome: { kind: 'continue' }, audit: answered(1) })), 4);
+    // … and the run's own row when its root task finishes.
+    assert.equal(await trips(() => store.commitTurn({ lease, now: Date.now(), turn: { ...turn(2), output: 'done' }, outcome: { kind: 'succeed', output: 'done' }, audit: answered(2) })), 5);
+    assert.equal((await store.runs.get(runId))?.state, 'succeeded');
+    const events = (await store.audit.list({ runId, limit: 100 })).map((e) => e.kind);
+    assert.deepEqual(events, ['run.created', 'task.created', 'task.leased', 'task.running', 'turn.committed', 'turn.committed', 'task.succeeded', 'run.succeeded']);
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
   });
 
   it('migrations: an empty schema is refused, then migrated once with one recorded row per version; a newer schema is refused', async (t) => {

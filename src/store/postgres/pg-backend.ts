@@ -349,7 +349,7 @@ export class PgBackend implements SqlBackend {
     };
     try {
       await query('BEGIN');
-      const tx = new PgExecutor(query, this.names, new StagedWrites());
+      const tx = new PgExecutor(query, this.names, new StagedWrites({ keepHeads: true }));
       const value = await work(tx);
       await tx.staged?.flush(tx);
       committing = true;

@@ -132,10 +132,12 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
   // holds the table lock the sealer waits on (DialectSql.auditSealLock). Locked in
   // sorted order, a chunk at a time; each list is padded to a power of two with its
   // last stream so that a batch of any size uses one of a few statements.
-  const state = new Map<string, { n: number; hash: string }>();
+  // Heads the transaction already holds (PostgreSQL: locked by the fence, or by an
+  // earlier append) are not locked again; the map follows every head this append moves.
+  const state = tx.staged?.heads ?? new Map<string, { n: number; hash: string }>();
   // A stream this transaction opens starts at the genesis hash: nothing to lock or read.
   const opened = new Set(rows.filter((r) => r.entry.opensStream).map((r) => r.stream));
-  for (const chunk of slices(distinct.filter((s) => !opened.has(s)))) {
+  for (const chunk of slices(distinct.filter((s) => !opened.has(s) && !state.has(s)))) {
     const padded = 2 ** Math.ceil(Math.log2(chunk.length));
     const params = [...chunk, ...Array<string>(padded - chunk.length).fill(chunk[chunk.length - 1]!)];
     const heads = await tx.all<HeadRow>(`UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (${valuesOf(padded, '?')}) RETURNING stream, stream_seq, hash`, params);

@@ -34,7 +34,18 @@ export type StagedFlush<T> = (tx: SqlExecutor, items: T[]) => Promise<void>;
  * what a failed unit staged (`clear` in a savepoint's rollback).
  */
 export class StagedWrites {
+  /**
+   * The stream heads this transaction holds locked, as of its last read or write, so a
+   * later append need not lock and read them again (PostgreSQL, where a failing unit
+   * fails the whole transaction). Null where one unit can roll back alone (SQLite's
+   * savepoints): a head it moved would be left ahead of the database.
+   */
+  readonly heads: Map<string, { n: number; hash: string }> | null;
   private items: Array<{ flush: StagedFlush<unknown>; item: unknown }> = [];
+
+  constructor(opts: { keepHeads?: boolean } = {}) {
+    this.heads = opts.keepHeads ? new Map() : null;
+  }
 
   add<T>(flush: StagedFlush<T>, item: T): void {
     this.items.push({ flush: flush as StagedFlush<unknown>, item });

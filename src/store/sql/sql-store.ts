@@ -233,9 +233,10 @@ export class SqlStore implements Store {
       // The common cases — a turn that finishes its task, or one that keeps it going — fence and move in one statement.
       const n = c.turn ? c.turn.n : null;
       const also = outcome.kind === 'succeed' ? succeedInFence(outcome.output, n, now) : outcome.kind === 'continue' ? continueInFence(n) : undefined;
-      // PostgreSQL writes the turn row in the fence's round trip.
+      // PostgreSQL writes the turn row, and locks the audit heads the commit appends to, in the fence's round trip.
       const turnInFence = c.turn && tx.dialect === 'postgres' ? commitTurnAfterFence(c.turn, now) : undefined;
-      const row = await fence(tx, lease, now, also, turnInFence);
+      const finishes = outcome.kind === 'succeed' || outcome.kind === 'dead';
+      const row = await fence(tx, lease, now, also, tx.dialect === 'postgres' ? { ...(turnInFence ? { then: turnInFence } : {}), heads: { run: finishes } } : undefined);
       const task = toTask(row);
       if (c.turn && !turnInFence) await commitTurnRow(tx, task.id, c.turn, now);
       for (const settlement of c.settle ?? []) await settleReservation(tx, settlement, now);

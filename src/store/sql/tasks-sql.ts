@@ -18,6 +18,7 @@ import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf,
 import { placeholders, slices, valuesOf, whereOf } from './where.ts';
 import { expireJoins, joinColumns, joinLane, type FailParent } from './joins-sql.ts';
 import type { JoinSpec } from '../../core/join.ts';
+import { runStream, taskStream } from '../../audit/chain.ts';
 
 /**
  * Tasks: claims and leases (every worker write is fenced by its lease), the moves of
@@ -28,25 +29,47 @@ import type { JoinSpec } from '../../core/join.ts';
 const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
 const HELD = sqlStateSet(HELD_TASK_STATES);
 
+/** What PostgreSQL does in the fence's round trip (a data-modifying WITH over the fenced row, `fenced`). */
+export interface FenceExtras {
+  /** A statement over `fenced`, e.g. the turn's row: it does nothing if the fence did not hold. */
+  then?: { sql: string; params: SqlParam[] };
+  /**
+   * Lock and read the audit heads this commit will append to, the task's stream and, with
+   * `run`, its run's when the task is the root (its run finishes): they seed the
+   * transaction's known heads (StagedWrites.heads), so the append locks nothing more.
+   */
+  heads?: { run: boolean };
+}
+
 /**
  * Checks the lease is still held and returns the task row; throws LeaseLostError.
  * `also` sets more columns in the same statement (the fence and the change are one write).
- * `then` (PostgreSQL only) is a data-modifying statement over the fenced row, named
- * `fenced`, sent in the same round trip: it does nothing if the fence did not hold.
  */
-export async function fence(
-  tx: SqlExecutor,
-  lease: Lease,
-  now: number,
-  also?: { sql: string; params: SqlParam[] },
-  then?: { sql: string; params: SqlParam[] },
-): Promise<TaskRow> {
+export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }, extras?: FenceExtras): Promise<TaskRow> {
   const update = `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`;
-  const params = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
-  const row = then
-    ? await tx.get<TaskRow>(`WITH fenced AS (${update}), followed AS (${then.sql}) SELECT * FROM fenced`, [...params, ...then.params])
-    : await tx.get<TaskRow>(update, params);
+  const params: SqlParam[] = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
+  if (!extras) {
+    const row = await tx.get<TaskRow>(update, params);
+    if (!row) throw new LeaseLostError(lease.taskId);
+    return row;
+  }
+  const parts = [`fenced AS (${update})`];
+  if (extras.then) {
+    parts.push(`followed AS (${extras.then.sql})`);
+    params.push(...extras.then.params);
+  }
+  let heads = '';
+  if (extras.heads) {
+    // The run's stream before the task's: the order writeAudit locks heads in (sorted).
+    parts.push(`heads AS (UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (
+        SELECT ? || run_id FROM fenced WHERE CAST(? AS INTEGER) = 1 AND parent_id IS NULL UNION ALL SELECT ? || id FROM fenced
+      ) RETURNING stream, stream_seq, hash)`);
+    params.push(runStream(''), extras.heads.run ? 1 : 0, taskStream(''));
+    heads = ', (SELECT json_agg(json_build_array(stream, stream_seq, hash)) FROM heads) AS locked_heads';
+  }
+  const row = await tx.get<TaskRow & { locked_heads?: Array<[string, number | string, string]> | null }>(`WITH ${parts.join(', ')} SELECT fenced.*${heads} FROM fenced`, params);
   if (!row) throw new LeaseLostError(lease.taskId);
+  for (const [stream, n, hash] of row.locked_heads ?? []) tx.staged?.heads?.set(stream, { n: Number(n), hash });
   return row;
 }
 
