@@ -113,7 +113,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.deepEqual(await ids(), ['a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'b2', 'b3', 'c1', 'c2']);
   });
 
-  it('a turn commit is four round trips, and the last one of a run five: the turn row and the audit heads ride in the fence, the events and the heads in one statement', async (t) => {
+  it('a turn commit is four round trips, the last one of a run too: the turn row, the run row and the audit heads ride in the fence, the events and the heads in one statement', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
     const run = await store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now());
     const [claimed] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
@@ -128,9 +128,10 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     const answered = (n: number) => [{ kind: 'turn.committed', runId, taskId: lease.taskId, data: { turn: n } }];
     // BEGIN · fence + turn row + heads · events and heads · COMMIT
     assert.equal(await trips(() => store.commitTurn({ lease, now: Date.now(), turn: turn(1), outcome: { kind: 'continue' }, audit: answered(1) })), 4);
-    // … and the run's own row when its root task finishes.
-    assert.equal(await trips(() => store.commitTurn({ lease, now: Date.now(), turn: { ...turn(2), output: 'done' }, outcome: { kind: 'succeed', output: 'done' }, audit: answered(2) })), 5);
-    assert.equal((await store.runs.get(runId))?.state, 'succeeded');
+    // The root task's last turn finishes its run in the same statement as the fence.
+    assert.equal(await trips(() => store.commitTurn({ lease, now: Date.now(), turn: { ...turn(2), output: 'done' }, outcome: { kind: 'succeed', output: 'done' }, audit: answered(2) })), 4);
+    const finished = await store.runs.get(runId);
+    assert.deepEqual([finished?.state, finished?.output], ['succeeded', 'done']);
     const events = (await store.audit.list({ runId, limit: 100 })).map((e) => e.kind);
     assert.deepEqual(events, ['run.created', 'task.created', 'task.leased', 'task.running', 'turn.committed', 'turn.committed', 'task.succeeded', 'run.succeeded']);
     const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });

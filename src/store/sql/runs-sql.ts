@@ -9,7 +9,7 @@ import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
 import { releaseTaskReservations } from './limits-sql.ts';
 import type { SqlBackend } from './backend.ts';
-import type { SqlExecutor } from './executor.ts';
+import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toRun, type RunRow } from './rows.ts';
 import { enterLane, leaveLane, retakeLane } from './sessions-sql.ts';
 import { whereOf } from './where.ts';
@@ -87,11 +87,18 @@ export async function selectRun(db: SqlExecutor, id: string): Promise<Run | null
   return row ? toRun(row) : null;
 }
 
+/** What the runs row says once a run is finished: who ran it, and the session lane it held. */
+export interface FinishedRun {
+  agent: string;
+  session_key: string | null;
+}
+
 /**
  * Records a run's end (its root task finished) and what follows from it in the same
  * commit: the next message of its session. Returns true if that made a task leasable.
  * (A run's reply to its channel is an outbound message the engine sends through the
- * boundary with the root task's last turn, not a decision made here.)
+ * boundary with the root task's last turn, not a decision made here.) `finished`: the
+ * row was already updated (PostgreSQL, in the fence's round trip: finishRunAfterFence).
  */
 export async function finishRun(
   tx: SqlExecutor,
@@ -99,15 +106,36 @@ export async function finishRun(
   now: number,
   actor: string,
   sink: AuditEntry[],
+  finished?: FinishedRun,
 ): Promise<boolean> {
-  const run = await tx.get<{ agent: string; session_key: string | null }>(
-    `UPDATE runs SET state = ?, output = ?, error = ?, finished_at = ?, updated_at = ? WHERE id = ? RETURNING agent, session_key`,
-    [end.state, end.output === null ? null : toJson(end.output), end.error ? toJson(end.error) : null, now, now, end.runId],
-  );
+  const run =
+    finished ??
+    (await tx.get<FinishedRun>(`UPDATE runs SET ${FINISH_RUN} WHERE id = ? RETURNING agent, session_key`, [...finishParams(end.state, end.output, end.error, now), end.runId]));
   sink.push({ kind: `run.${end.state}`, runId: end.runId, agent: run?.agent ?? end.agent, actor });
   // The session's next message may start now.
   if (run?.session_key) return (await leaveLane(tx, run.session_key, end.runId, now)) !== null;
   return false;
+}
+
+const FINISH_RUN = 'state = ?, output = ?, error = ?, finished_at = ?, updated_at = ?';
+const finishParams = (state: string, output: Json | null, error: ErrorInfo | null, now: number): SqlParam[] => [
+  state,
+  output === null ? null : toJson(output),
+  error ? toJson(error) : null,
+  now,
+  now,
+];
+
+/**
+ * finishRun's update as a statement over the fenced task row (`fenced`, tasks-sql.ts
+ * fence): it finishes the run only if the fenced task is its root, and returns the
+ * FinishedRun finishRun then takes.
+ */
+export function finishRunAfterFence(state: 'succeeded', output: Json, now: number): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `UPDATE runs SET ${FINISH_RUN} WHERE id = (SELECT run_id FROM fenced WHERE parent_id IS NULL) RETURNING agent, session_key`,
+    params: finishParams(state, output, null, now),
+  };
 }
 
 export function cancelledInfo(actor: string, reason?: string): ErrorInfo {

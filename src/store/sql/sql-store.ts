@@ -51,7 +51,7 @@ import { settleReservation, sqlLimitStore } from './limits-sql.ts';
 import { assertSchemaCurrent, migrate, schemaStatus } from './migrator.ts';
 import { insertOutbox, sqlOutboxStore } from './outbox-sql.ts';
 import { toTask } from './rows.ts';
-import { insertRun, sqlRunStore } from './runs-sql.ts';
+import { finishRun, finishRunAfterFence, insertRun, sqlRunStore } from './runs-sql.ts';
 import { sqlScheduleStore } from './schedule-sql.ts';
 import { sqlSessionStore } from './sessions-sql.ts';
 import {
@@ -236,7 +236,14 @@ export class SqlStore implements Store {
       // PostgreSQL writes the turn row, and locks the audit heads the commit appends to, in the fence's round trip.
       const turnInFence = c.turn && tx.dialect === 'postgres' ? commitTurnAfterFence(c.turn, now) : undefined;
       const finishes = outcome.kind === 'succeed' || outcome.kind === 'dead';
-      const row = await fence(tx, lease, now, also, tx.dialect === 'postgres' ? { ...(turnInFence ? { then: turnInFence } : {}), heads: { run: finishes } } : undefined);
+      const runInFence = tx.dialect === 'postgres' && outcome.kind === 'succeed' ? finishRunAfterFence('succeeded', outcome.output, now) : undefined;
+      const row = await fence(
+        tx,
+        lease,
+        now,
+        also,
+        tx.dialect === 'postgres' ? { ...(turnInFence ? { then: turnInFence } : {}), ...(runInFence ? { finishRun: runInFence } : {}), heads: { run: finishes } } : undefined,
+      );
       const task = toTask(row);
       if (c.turn && !turnInFence) await commitTurnRow(tx, task.id, c.turn, now);
       for (const settlement of c.settle ?? []) await settleReservation(tx, settlement, now);
@@ -257,7 +264,10 @@ export class SqlStore implements Store {
         case 'succeed':
           audit.push({ ...base, kind: 'task.succeeded' });
           await auditBeforeParentLock(tx, task, now, audit);
-          woke = await propagateFinish(tx, task, 'succeeded', outcome.output, null, now, lease.owner, audit);
+          // A root task's run was finished by the fence on PostgreSQL (finishRunAfterFence).
+          woke = row.finished_run
+            ? await finishRun(tx, { runId: task.runId, agent: task.agent, state: 'succeeded', output: outcome.output, error: null }, now, lease.owner, audit, row.finished_run)
+            : await propagateFinish(tx, task, 'succeeded', outcome.output, null, now, lease.owner, audit);
           break;
         case 'retry':
           await scheduleRetry(tx, task.id, turns, outcome.error, outcome.runAt, now);

@@ -12,7 +12,7 @@ import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { releaseTaskReservations } from './limits-sql.ts';
 import { toTask, type TaskRow } from './rows.ts';
-import { cancelledInfo, finishRun } from './runs-sql.ts';
+import { cancelledInfo, finishRun, type FinishedRun } from './runs-sql.ts';
 import { sessionHistory } from './sessions-sql.ts';
 import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
 import { placeholders, slices, valuesOf, whereOf } from './where.ts';
@@ -33,6 +33,8 @@ const HELD = sqlStateSet(HELD_TASK_STATES);
 export interface FenceExtras {
   /** A statement over `fenced`, e.g. the turn's row: it does nothing if the fence did not hold. */
   then?: { sql: string; params: SqlParam[] };
+  /** The run's end when the fenced task is its root (finishRunAfterFence): returned as `finished_run`. */
+  finishRun?: { sql: string; params: SqlParam[] };
   /**
    * Lock and read the audit heads this commit will append to, the task's stream and, with
    * `run`, its run's when the task is the root (its run finishes): they seed the
@@ -45,7 +47,10 @@ export interface FenceExtras {
  * Checks the lease is still held and returns the task row; throws LeaseLostError.
  * `also` sets more columns in the same statement (the fence and the change are one write).
  */
-export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }, extras?: FenceExtras): Promise<TaskRow> {
+/** The fenced task row, with what FenceExtras asked for. */
+export type FencedRow = TaskRow & { finished_run?: FinishedRun | null; locked_heads?: Array<[string, number | string, string]> | null };
+
+export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }, extras?: FenceExtras): Promise<FencedRow> {
   const update = `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`;
   const params: SqlParam[] = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
   if (!extras) {
@@ -58,16 +63,21 @@ export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: {
     parts.push(`followed AS (${extras.then.sql})`);
     params.push(...extras.then.params);
   }
-  let heads = '';
+  let returned = '';
+  if (extras.finishRun) {
+    parts.push(`run_done AS (${extras.finishRun.sql})`);
+    params.push(...extras.finishRun.params);
+    returned += ', (SELECT row_to_json(r) FROM run_done r) AS finished_run';
+  }
   if (extras.heads) {
     // The run's stream before the task's: the order writeAudit locks heads in (sorted).
     parts.push(`heads AS (UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (
         SELECT ? || run_id FROM fenced WHERE CAST(? AS INTEGER) = 1 AND parent_id IS NULL UNION ALL SELECT ? || id FROM fenced
       ) RETURNING stream, stream_seq, hash)`);
     params.push(runStream(''), extras.heads.run ? 1 : 0, taskStream(''));
-    heads = ', (SELECT json_agg(json_build_array(stream, stream_seq, hash)) FROM heads) AS locked_heads';
+    returned += ', (SELECT json_agg(json_build_array(stream, stream_seq, hash)) FROM heads) AS locked_heads';
   }
-  const row = await tx.get<TaskRow & { locked_heads?: Array<[string, number | string, string]> | null }>(`WITH ${parts.join(', ')} SELECT fenced.*${heads} FROM fenced`, params);
+  const row = await tx.get<FencedRow>(`WITH ${parts.join(', ')} SELECT fenced.*${returned} FROM fenced`, params);
   if (!row) throw new LeaseLostError(lease.taskId);
   for (const [stream, n, hash] of row.locked_heads ?? []) tx.staged?.heads?.set(stream, { n: Number(n), hash });
   return row;
