@@ -43,13 +43,14 @@ export interface FenceExtras {
   heads?: { run: boolean };
 }
 
-/**
- * Checks the lease is still held and returns the task row; throws LeaseLostError.
- * `also` sets more columns in the same statement (the fence and the change are one write).
- */
 /** The fenced task row, with what FenceExtras asked for. */
 export type FencedRow = TaskRow & { finished_run?: FinishedRun | null; locked_heads?: Array<[string, number | string, string]> | null };
 
+/**
+ * Checks the lease is still held and returns the task row; throws LeaseLostError.
+ * `also` sets more columns in the same statement (the fence and the change are one write);
+ * `extras` (PostgreSQL) adds more writes to that statement.
+ */
 export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }, extras?: FenceExtras): Promise<FencedRow> {
   const update = `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`;
   const params: SqlParam[] = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
