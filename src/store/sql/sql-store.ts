@@ -60,6 +60,7 @@ import {
   deferTask,
   escalateTask,
   fence,
+  type FenceExtras,
   finishTask,
   handOverTask,
   propagateFinish,
@@ -233,19 +234,19 @@ export class SqlStore implements Store {
       // The common cases — a turn that finishes its task, or one that keeps it going — fence and move in one statement.
       const n = c.turn ? c.turn.n : null;
       const also = outcome.kind === 'succeed' ? succeedInFence(outcome.output, n, now) : outcome.kind === 'continue' ? continueInFence(n) : undefined;
-      // PostgreSQL writes the turn row, and locks the audit heads the commit appends to, in the fence's round trip.
-      const turnInFence = c.turn && tx.dialect === 'postgres' ? commitTurnAfterFence(c.turn, now) : undefined;
-      const finishes = outcome.kind === 'succeed' || outcome.kind === 'dead';
-      const runInFence = tx.dialect === 'postgres' && outcome.kind === 'succeed' ? finishRunAfterFence('succeeded', outcome.output, now) : undefined;
-      const row = await fence(
-        tx,
-        lease,
-        now,
-        also,
-        tx.dialect === 'postgres' ? { ...(turnInFence ? { then: turnInFence } : {}), ...(runInFence ? { finishRun: runInFence } : {}), heads: { run: finishes } } : undefined,
-      );
+      // PostgreSQL does more in the fence's round trip: the turn's row, the run's end when
+      // its root task succeeds, and the lock on the audit heads the commit appends to.
+      const extras: FenceExtras | undefined =
+        tx.dialect === 'postgres'
+          ? {
+              heads: { run: outcome.kind === 'succeed' || outcome.kind === 'dead' },
+              ...(c.turn ? { then: commitTurnAfterFence(c.turn, now) } : {}),
+              ...(outcome.kind === 'succeed' ? { finishRun: finishRunAfterFence('succeeded', outcome.output, now) } : {}),
+            }
+          : undefined;
+      const row = await fence(tx, lease, now, also, extras);
       const task = toTask(row);
-      if (c.turn && !turnInFence) await commitTurnRow(tx, task.id, c.turn, now);
+      if (c.turn && !extras?.then) await commitTurnRow(tx, task.id, c.turn, now);
       for (const settlement of c.settle ?? []) await settleReservation(tx, settlement, now);
       const turns = c.turn ? c.turn.n : task.turns;
       const audit: AuditEntry[] = [...c.audit];
