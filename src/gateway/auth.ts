@@ -112,7 +112,7 @@ export class Authenticator {
   private readonly tokens: TokenStore;
   private readonly now: () => number;
   private readonly touched = new Map<string, number>();
-  /** Per secret, the read that requests arriving now will share (not started yet). */
+  /** Per token hash, the read that requests arriving now will share (not started yet). */
   private readonly next = new Map<string, SharedRead>();
 
   constructor(tokens: TokenStore, now: () => number) {
@@ -129,16 +129,18 @@ export class Authenticator {
   }
 
   private lookup(secret: string): Promise<ApiToken | null> {
-    const shared = this.next.get(secret);
+    // Hashed once per request, and the hash (never the secret) keys the shared reads.
+    const hash = hashToken(secret);
+    const shared = this.next.get(hash);
     if (shared) return shared.join();
-    const read = new SharedRead(() => this.tokens.findByHash(hashToken(secret)));
-    this.next.set(secret, read);
+    const read = new SharedRead(() => this.tokens.findByHash(hash));
+    this.next.set(hash, read);
     setImmediate(() => {
       // Off the map before it reads: a request arriving from now on is a new leader.
-      this.next.delete(secret);
+      this.next.delete(hash);
       read.start();
     });
-    return this.tokens.findByHash(hashToken(secret));
+    return this.tokens.findByHash(hash);
   }
 
   private touch(token: ApiToken): void {

@@ -170,10 +170,10 @@ class AttemptFailed extends Error {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * PostgreSQL adapter: a connection pool and a group committer (pg-group-commit.ts):
- * the hot path's transactions (turn commits, claims) asked for while a batch is in
- * flight share the next BEGIN…COMMIT on one pooled connection; every other
- * transaction has a connection of its own. Claims use SKIP LOCKED;
+ * PostgreSQL adapter: a connection pool, each transaction on a pooled connection of
+ * its own, and an opt-in group committer (pg-group-commit.ts, `commitPipelines`): with
+ * it, the hot path's transactions (turn commits, claims) asked for while a batch is in
+ * flight share the next BEGIN…COMMIT on one connection. Claims use SKIP LOCKED;
  * LISTEN/NOTIFY wakes workers in every process.
  *
  * Transactions are re-run (fn is called again) after a deadlock or serialization
