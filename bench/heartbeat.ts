@@ -13,7 +13,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { ManualClock } from '../src/core/clock.ts';
@@ -23,7 +22,7 @@ import { Intake } from '../src/intake/intake.ts';
 import { compileSchedules } from '../src/intake/schedules/config.ts';
 import { Scheduler } from '../src/intake/schedules/scheduler.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
-import { openStore } from '../src/runtime/open-store.ts';
+import { openBenchStore } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
 const { values: args } = parseArgs({
@@ -34,12 +33,10 @@ const FIRES = Number(args.fires ?? 2_000);
 const FACTS = Number(args.facts ?? 20_000);
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-heartbeat-'));
 const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
-const schema = `bench_hb_${randomBytes(4).toString('hex')}`;
-const url = pgUrl ? `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}schema=${schema}` : `sqlite:${join(dir, 'hb.db')}`;
-
-const store = openStore({ url, durability: 'fast' });
+// A temp SQLite file or a fresh PostgreSQL schema, migrated, and removed afterwards.
+const db = await openBenchStore(dir, 'heartbeat', 'fast', pgUrl ?? undefined);
+const store = db.store;
 try {
-  await store.migrate();
   const clock = new ManualClock(Date.UTC(2026, 0, 5, 0, 0, 30));
   const issues: FieldIssue[] = [];
   const schedules = compileSchedules(
@@ -93,13 +90,6 @@ try {
     console.log(`  idle / plain (p50): ${out.idleToPlainP50}; turns taken by idle fires: 0`);
   }
 } finally {
-  await store.close();
+  await db.cleanup();
   rmSync(dir, { recursive: true, force: true });
-  if (pgUrl) {
-    const pg = (await import('pg')).default;
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
-  }
 }

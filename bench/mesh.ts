@@ -22,13 +22,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import type { AgentFunction } from '../src/core/agent.ts';
 import type { Registry } from '../src/engine/options.ts';
-import { openStore } from '../src/runtime/open-store.ts';
 import type { Store } from '../src/store/store.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
-import { makeRegistry, startWorker } from './harness.ts';
+import { makeRegistry, openBenchStore, startWorker } from './harness.ts';
 import { round, summarize, type Summary } from './stats.ts';
 
 const { values: args } = parseArgs({
@@ -156,12 +154,10 @@ interface BackendResult {
 }
 
 async function onBackend(backend: 'sqlite' | 'postgres'): Promise<BackendResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'spine-bench-mesh-'));
-  const schema = `bench_mesh_${randomBytes(4).toString('hex')}`;
-  const url = backend === 'postgres' ? `${pgUrl!}${pgUrl!.includes('?') ? '&' : '?'}schema=${schema}&pool=8` : `sqlite:${join(dir, 'mesh.db')}`;
-  const store = openStore({ url, durability });
+  // A temp SQLite file or a fresh PostgreSQL schema, migrated, and removed afterwards.
+  const db = await openBenchStore(root, 'mesh', durability, backend === 'postgres' ? pgUrl! : undefined);
+  const store = db.store;
   try {
-    await store.migrate();
     const handoff = (await measure(store, 'handoff')).turn;
     const measured = await measure(store, 'direct');
     const direct = measured.turn;
@@ -179,20 +175,19 @@ async function onBackend(backend: 'sqlite' | 'postgres'): Promise<BackendResult>
       shadowMsP50: round(direct.p50 - directNoShadow.p50, 3),
     };
   } finally {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-    if (backend === 'postgres') {
-      const c = new pg.Client({ connectionString: pgUrl! });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await c.end();
-    }
+    await db.cleanup();
   }
 }
 
+const root = mkdtempSync(join(tmpdir(), 'spine-bench-mesh-'));
 const load = loadavg().map((l) => round(l, 2));
-const results: BackendResult[] = [await onBackend('sqlite')];
-if (pgUrl) results.push(await onBackend('postgres'));
+const results: BackendResult[] = [];
+try {
+  results.push(await onBackend('sqlite'));
+  if (pgUrl) results.push(await onBackend('postgres'));
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}
 
 if (args.json) {
   process.stdout.write(JSON.stringify({ calls: CALLS, durability, loadavg: load, results }, null, 2) + '\n');
