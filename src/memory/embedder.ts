@@ -35,16 +35,9 @@ export function embedderOf(settings: EmbedderSettings | null, agentOf: (name: st
       memory: [],
       grants: { tools: [], agents: [] },
     };
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), a.timeoutMs);
-    const onAbort = () => ctl.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return embeddingsOf(settings, texts.length, await a.agent.turn(input, { signal: ctl.signal, timeoutMs: a.timeoutMs }));
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    }
+    // An agent's signal fires on timeout or cancel (core/agent.ts), so the timeout is ours to add.
+    const timeout = AbortSignal.timeout(a.timeoutMs);
+    return embeddingsOf(settings, texts.length, await a.agent.turn(input, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout, timeoutMs: a.timeoutMs }));
   };
 }
 

@@ -79,7 +79,7 @@ export class MergeQueue {
         this.log.warn(`memory conflict ${c.id}: scope ${c.scope} names no mergeAgent any more; it waits (resolve it with spine memory conflicts resolve)`);
         return false;
       }
-      const [base, current] = await Promise.all([this.versionOf(c, c.expectedVersion), this.versionOf(c, c.currentVersion)]);
+      const [base, current] = await this.versionsOf(c, [c.expectedVersion, c.currentVersion]);
       const input: Json = { conflict: c.id, scope: c.scope, key: c.key, base: base?.value ?? null, current: current?.value ?? null, candidate: c.proposed, candidateText: c.proposedText };
       const runId = await this.dispatch({ agent, tenant: c.tenant, input, idempotencyKey: `memory-conflict:${c.id}` });
       await this.store.memory.attachConflict(c.id, { mergeRun: runId });
@@ -119,11 +119,11 @@ export class MergeQueue {
   private async stepHuman(c: MemoryConflict): Promise<boolean> {
     const now = this.clock.now();
     if (c.approvalId === null) {
-      const current = await this.versionOf(c, c.currentVersion);
+      const [current] = await this.versionsOf(c, [c.currentVersion]);
       await this.store.memory.openConflictApproval(
         c.id,
         {
-          action: { type: 'memory.conflict', conflict: c.id, scope: c.scope, key: c.key, options: conflictOptions(c, current) },
+          action: { type: 'memory.conflict', conflict: c.id, scope: c.scope, key: c.key, options: conflictOptions(c, current ?? null) },
           reason: `${c.scope} ${c.key}: two writes from version ${c.expectedVersion}. Approve to write option 1 (the write that lost its race), approve with reason "2" to keep version ${c.currentVersion}, deny to reject the write`,
           approvers: 'operator',
         },
@@ -143,10 +143,11 @@ export class MergeQueue {
     return true;
   }
 
-  private async versionOf(c: MemoryConflict, version: number): Promise<FactVersion | null> {
-    if (version <= 0) return null;
+  /** The conflict's fact at these versions (null for 0 or one not found), from one read of its history. */
+  private async versionsOf(c: MemoryConflict, versions: readonly number[]): Promise<Array<FactVersion | null>> {
+    if (versions.every((v) => v <= 0)) return versions.map(() => null);
     const all = await this.store.memory.history({ tenant: c.tenant, grants: [{ exact: c.scope }], scope: c.scope, key: c.key });
-    return all.find((f) => f.version === version) ?? null;
+    return versions.map((v) => all.find((f) => f.version === v) ?? null);
   }
 }
 

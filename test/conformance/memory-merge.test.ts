@@ -196,7 +196,7 @@ test('agent: the merge agent gets base, current and candidate as a task through 
   assert.deepEqual(fact.value, { a: 2, b: 3 }, 'the merged value');
   assert.equal(done.resolvedVersion, fact.version);
   assert.equal(fact.version, 3);
-  assert.deepEqual(fact.writtenBy, { agent: 'merger', run: mergeRun, task: fact.writtenBy.task, turn: null, actor: 'agent:merger' });
+  assert.deepEqual(fact.writtenBy, { agent: 'merger', run: mergeRun, task: (await store.runs.get(mergeRun))!.rootTaskId, turn: null, actor: 'agent:merger' });
   assert.deepEqual(await resolvedAudit(store, c.id), [{ actor: 'agent:merger', conflict: c.id, strategy: 'agent', by: 'agent:merger', how: `merge run ${mergeRun}`, version: 3 }]);
 
   // A failing merge agent (no {value}) rejects its conflict; nothing is written.
