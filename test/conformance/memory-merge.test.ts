@@ -20,8 +20,9 @@ import { compileBindings } from '../../src/routing/bindings.ts';
 import { compileSessions } from '../../src/routing/sessions.ts';
 import { intakeDispatch } from '../../src/runtime/merge-dispatch.ts';
 import type { MemoryConflict, WrittenBy } from '../../src/store/memory.ts';
+import type { SqlStore } from '../../src/store/sql/sql-store.ts';
 import type { Store } from '../../src/store/store.ts';
-import { finished, startWorker, tempStore } from '../helpers.ts';
+import { finished, startWorker, tempStore, TEST_DB } from '../helpers.ts';
 
 const ALL: ScopeMatch[] = [{ all: true }];
 const BY: WrittenBy = { agent: 'researcher', run: 'run_1', task: 'task_1', turn: 1, actor: 'w1' };
@@ -222,4 +223,21 @@ test('config: onConflict "agent" needs a configured mergeAgent', async () => {
     ['memory.scopes.0.mergeAgent', 'memory.scopes.1.mergeAgent', 'memory.embedder.agent'],
   );
   assert.match(issues[1]!.message, /unknown agent ghost \(configured: merger\)/);
+});
+
+test('the merge queue finds open conflicts by strategy through an index, not by scanning every conflict ever recorded', async (t) => {
+  const { store, cleanup } = await tempStore();
+  t.after(cleanup);
+  const backend = (store as SqlStore).backend;
+  // The merge queue's look (memory-sql.ts conflicts, with state and strategy given), literally.
+  const query = "SELECT * FROM memory_conflicts WHERE state = 'open' AND strategy = 'agent' ORDER BY created_at, id LIMIT 50";
+  // (PostgreSQL would scan a table this small whole; told not to, it must find the index.)
+  const plan =
+    TEST_DB === 'postgres'
+      ? await backend.transaction(async (tx) => {
+          await tx.exec('SET LOCAL enable_seqscan = off');
+          return tx.all(`EXPLAIN ${query}`);
+        })
+      : await backend.read.all(`EXPLAIN QUERY PLAN ${query}`);
+  assert.match(JSON.stringify(plan), /memory_conflicts_queue/);
 });
