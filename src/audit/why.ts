@@ -79,12 +79,11 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
       target = { kind: 'effect', id };
       ({ runId, taskId } = effect);
     } else {
-      // A direct call's key (docs/mesh.md): it has shadow records, not a ledger entry.
-      const called = r && t ? (await store.audit.meshEvents({ runId: r, limit: 10_000 })).some((e) => dataOf(e as ChainedEvent).key === id) : false;
-      if (!called) throw new NotFoundError('effect', id);
+      // Perhaps a direct call's key (docs/mesh.md): it has shadow records, not a ledger entry; checked once the run's events are read.
+      if (!r || !t) throw new NotFoundError('effect', id);
       target = { kind: 'mesh', id };
-      runId = r!;
-      taskId = t!;
+      runId = r;
+      taskId = t;
     }
     effectKey = id;
   } else if (id.startsWith('apr_')) {
@@ -116,6 +115,7 @@ export async function why(store: Store, id: string, opts: { publicKey: KeyObject
   }
 
   const events = await runEvents(store, runId);
+  if (target.kind === 'mesh' && !events.some((e) => e.kind.startsWith(MESH_EVENT_PREFIX) && dataOf(e).key === id)) throw new NotFoundError('effect', id);
   const report = await verifyAudit(store.audit, { runId, publicKey: opts.publicKey, now: opts.now });
   const bad = new Set(report.findings.map((f) => f.seq).filter((s): s is number => s !== null));
   const show = (es: ChainedEvent[]): WhyEvent[] =>

@@ -64,12 +64,11 @@ export class MeshShim {
     const token = MESH_TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const id = hashOf(token);
     this.live.set(id, { ...turn, calls: 0 });
-    const { task } = turn.claimed;
     return {
       capability: { token, url: `${this.origin ?? ''}${MESH_CALL_PATH}` },
       revoke: () => {
         if (!this.live.delete(id)) return;
-        this.ended.set(id, { runId: task.runId, taskId: task.id, agent: task.agent, turn: turn.turn, actor: turn.env.workerId, env: turn.env });
+        this.ended.set(id, endedOf(turn));
         if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.keys().next().value!);
       },
     };

@@ -200,7 +200,8 @@ function cannotWait(agent: string, effect: string): ErrorInfo {
 }
 
 function bucket(path: MeshPath) {
-  return { ruleId: `mesh:${path.from}>${path.to}`, key: meshBucketKey(path.from, path.to), capacity: path.maxPerMinute, refillPerMs: path.maxPerMinute / 60_000, onExceeded: 'fail' as const };
+  const key = meshBucketKey(path.from, path.to);
+  return { ruleId: key, key, capacity: path.maxPerMinute, refillPerMs: path.maxPerMinute / 60_000, onExceeded: 'fail' as const };
 }
 
 interface Answer {

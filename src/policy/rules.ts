@@ -183,8 +183,12 @@ export function compilePolicy(cfg: PolicyConfig | undefined, issues: FieldIssue[
     const compiled = compileRule(rule, path, issues);
     if (compiled) (out[bucketOf(compiled)] as CompiledRule[]).push(compiled);
   });
-  const all: CompiledRule[] = [...out.allowlists, ...out.approvals, ...out.windows, ...out.rateLimits, ...out.ceilings];
-  return { timezone, ...out, all };
+  return { timezone, ...out, all: evaluationOrder(out) };
+}
+
+/** Every rule, in the order evaluation meets them: allowlists, approvals, windows, rate limits, ceilings. */
+function evaluationOrder(b: Omit<CompiledPolicy, 'timezone' | 'all'>): CompiledRule[] {
+  return [...b.allowlists, ...b.approvals, ...b.windows, ...b.rateLimits, ...b.ceilings];
 }
 
 /**
@@ -198,8 +202,8 @@ export function heartbeatCeiling(schedule: string, maxUsd: number): CostCeiling 
 /** The policy with more ceilings, kept in evaluation order. */
 export function withCeilings(policy: CompiledPolicy, extra: readonly CostCeiling[]): CompiledPolicy {
   if (extra.length === 0) return policy;
-  const ceilings = [...policy.ceilings, ...extra];
-  return { ...policy, ceilings, all: [...policy.allowlists, ...policy.approvals, ...policy.windows, ...policy.rateLimits, ...ceilings] };
+  const withExtra = { ...policy, ceilings: [...policy.ceilings, ...extra] };
+  return { ...withExtra, all: evaluationOrder(withExtra) };
 }
 
 function bucketOf(rule: CompiledRule): 'ceilings' | 'approvals' | 'rateLimits' | 'allowlists' | 'windows' {

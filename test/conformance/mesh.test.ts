@@ -285,6 +285,8 @@ describe('the traffic, as the trail shows it', () => {
     assert.deepEqual(fromKey.target, { kind: 'mesh', id: key });
     assert.deepEqual(fromKey.steps.slice(0, 3).map((s) => s.kind), ['mesh', 'action', 'turn']);
     assert.equal(fromKey.verdict, 'clean');
+    // A key in the run with neither a ledger entry nor shadow records is not found.
+    await assert.rejects(why(store, `${run.id}/${run.rootTaskId}/1/9`, { publicKey: null, now: Date.now() }), { code: 'NOT_FOUND' });
   });
 
   it('the log across runs lists only mesh events, through the partial index over their kinds (no index on every event’s kind)', async (t) => {
