@@ -7,7 +7,7 @@ import { CONFLICT_STATES, type FactVersion, type MemoryConflict } from '../store
 import type { GatewayModule } from './api.ts';
 import { AUTH, BODY, SYSTEM, jsonBody, route } from './route-kit.ts';
 import { check } from './schemas.ts';
-import { json } from './wire.ts';
+import { json, type Check, type Same } from './wire.ts';
 
 /**
  * `/v1/memory/…`: shared memory for operators and tools outside Spine (docs/memory.md).
@@ -162,8 +162,6 @@ export const listMemoryConflicts = route({
   responses: { 200: jsonBody(z.strictObject({ conflicts: z.array(conflict) }), 'conflicts, oldest first') },
 });
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Check<T extends true> = T;
 export type MemoryWireChecks = [Check<Same<z.infer<typeof fact>, FactVersion>>, Check<Same<z.infer<typeof conflict>, MemoryConflict>>];
 
 export const memoryRoutes: GatewayModule = (api) => {

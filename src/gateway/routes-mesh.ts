@@ -5,7 +5,7 @@ import { MeshRefusedError } from '../core/errors.ts';
 import type { GatewayModule } from './api.ts';
 import { AUTH, BODY, SYSTEM, jsonBody, route } from './route-kit.ts';
 import { check, decimal } from './schemas.ts';
-import { actionResult, json } from './wire.ts';
+import { actionResult, json, type Same } from './wire.ts';
 
 /** The mesh's traffic (docs/mesh.md): the direct calls' shadow records, newest first (`spine mesh log`, the dashboard's Mesh panel). */
 
@@ -32,7 +32,6 @@ export const meshLogEntry = z
   })
   .openapi('MeshLogEntry');
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export type MeshWireCheck = Same<z.infer<typeof meshLogEntry>, MeshLogEntry> extends true ? true : never;
 const wireCheck: MeshWireCheck = true;
 void wireCheck;

@@ -2,6 +2,7 @@ import { z } from '@hono/zod-openapi';
 import { BREAKER_STATES, GATE_CHECK_VERDICTS, GATE_MODES, GATE_OUTCOMES } from '../core/states.ts';
 import type { BreakerRecord } from '../store/breakers.ts';
 import type { GateVerdictRecord } from '../store/verdicts.ts';
+import type { Check, Same } from './wire.ts';
 import type { ProbeResult, StuckFinding } from '../store/store.ts';
 
 /** The validation area's answers on the wire (gate verdicts), checked against their interfaces at compile time. */
@@ -67,8 +68,6 @@ export const stuckFinding = z
   })
   .openapi('StuckFinding');
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Check<T extends true> = T;
 export type ValidationWireChecks = [
   Check<Same<z.infer<typeof gateVerdict>, GateVerdictRecord>>,
   Check<Same<z.infer<typeof breaker>, BreakerRecord>>,

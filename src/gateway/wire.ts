@@ -272,8 +272,9 @@ export const errorBody = z.strictObject({ error: errorDetail }).openapi('Error')
 
 // ── compile-time checks: each schema and its interface are mutually assignable ──
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type Check<T extends true> = T;
+/** Compile-time checks that a wire schema and its domain type are the same type (WireChecks, and the route files' own). */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export type Check<T extends true> = T;
 
 export type WireChecks = [
   Check<Same<z.infer<typeof errorInfo>, ErrorInfo>>,
