@@ -1,11 +1,11 @@
 import { parseJson, toJson } from '../../core/json.ts';
-import type { ScopeMatch } from '../../core/memory.ts';
 import type { ErrorInfo, Json } from '../../core/types.ts';
 import type { ActivityQuery, HeartbeatPatch, RunEffects, ScheduleClaim, ScheduleState, ScheduleStore, ScheduleSync } from '../schedules.ts';
 import type { AuditEntry } from '../audit.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
+import { grantCondition } from './memory-sql.ts';
 import { placeholders } from './where.ts';
 
 /** Portable SQL (`?` placeholders, no dialect functions): the same on SQLite and PostgreSQL. */
@@ -161,10 +161,10 @@ export function sqlScheduleStore(db: SqlBackend): ScheduleStore {
         if (hit) return true;
       }
       if (q.scopes.length > 0) {
-        const scopes = scopeCondition(q.scopes);
+        const scopes = grantCondition(q.scopes, 'v.scope');
         const hit = await db.read.get(
           `SELECT 1 AS hit FROM memory_versions v LEFT JOIN runs r ON r.id = v.written_run
-            WHERE v.tenant = ? AND v.valid_from >= ? AND (${scopes.sql}) AND (r.origin IS NULL OR r.origin <> ?) LIMIT 1`,
+            WHERE v.tenant = ? AND v.valid_from >= ? AND ${scopes.sql} AND (r.origin IS NULL OR r.origin <> ?) LIMIT 1`,
           [q.tenant, q.since, ...scopes.params, q.origin],
         );
         if (hit) return true;
@@ -209,23 +209,6 @@ function heartbeatSet(p: HeartbeatPatch): { sql: string; params: Array<string | 
     params.push(p.since, p.pause);
   }
   return { sql, params };
-}
-
-/** Watched memory scopes as a portable condition on `v.scope` (a tree: the scope and everything below it). */
-function scopeCondition(scopes: readonly ScopeMatch[]): { sql: string; params: Array<string | number> } {
-  const parts: string[] = [];
-  const params: Array<string | number> = [];
-  for (const m of scopes) {
-    if ('all' in m) return { sql: '1 = 1', params: [] };
-    if ('exact' in m) {
-      parts.push('v.scope = ?');
-      params.push(m.exact);
-    } else {
-      parts.push('(v.scope = ? OR substr(v.scope, 1, ?) = ?)');
-      params.push(m.tree, m.tree.length + 1, `${m.tree}/`);
-    }
-  }
-  return { sql: parts.join(' OR '), params };
 }
 
 function iso(t: number | null): string | null {
