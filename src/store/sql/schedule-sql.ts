@@ -173,11 +173,14 @@ export function sqlScheduleStore(db: SqlBackend): ScheduleStore {
     },
 
     async runEffects(runId: string): Promise<RunEffects | null> {
-      const run = await db.read.get<{ state: string; output: string | null; error: string | null }>('SELECT state, output, error FROM runs WHERE id = ?', [runId]);
+      // One round trip: the run and its two counts.
+      const run = await db.read.get<{ state: string; output: string | null; error: string | null; effects: number | string; tasks: number | string }>(
+        `SELECT r.state, r.output, r.error, (SELECT COUNT(*) FROM effects e WHERE e.run_id = r.id) AS effects, (SELECT COUNT(*) FROM tasks t WHERE t.run_id = r.id) AS tasks
+           FROM runs r WHERE r.id = ?`,
+        [runId],
+      );
       if (!run) return null;
-      const effects = await db.read.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM effects WHERE run_id = ?', [runId]);
-      const tasks = await db.read.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM tasks WHERE run_id = ?', [runId]);
-      return { state: run.state, output: parseJson<Json>(run.output), error: parseJson<ErrorInfo>(run.error), effects: Number(effects?.n ?? 0), tasks: Number(tasks?.n ?? 0) };
+      return { state: run.state, output: parseJson<Json>(run.output), error: parseJson<ErrorInfo>(run.error), effects: Number(run.effects), tasks: Number(run.tasks) };
     },
 
     async resume(c: { id: string; nextFireAt: number | null; audit: AuditEntry[] }, now: number): Promise<boolean> {
