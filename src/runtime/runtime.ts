@@ -308,7 +308,8 @@ export class Runtime {
         name: 'traces',
         start: async () => {
           // Nothing asked for traces: the OpenTelemetry SDK (~130 modules) is not even loaded.
-          if (choice === 'env' && (process.env.SPINE_TRACES ?? process.env.OTEL_TRACES_EXPORTER ?? 'none').trim() === 'none') return;
+          // Read as exporterFromEnv reads it, where '' means none too.
+          if (choice === 'env' && ['none', ''].includes((process.env.SPINE_TRACES ?? process.env.OTEL_TRACES_EXPORTER ?? 'none').trim())) return;
           const { startTraceFeed, exporterFromEnv } = await import('../observability/trace-feed.ts');
           const exporter = choice === 'env' ? exporterFromEnv(process.env) : choice.exporter;
           if (!exporter) return;

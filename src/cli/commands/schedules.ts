@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../../core/errors.ts';
-import { describeTrigger, resumeHeartbeat } from '../../intake/schedules/scheduler.ts';
+import { resumeHeartbeat } from '../../intake/schedules/scheduler.ts';
 import type { Schedule } from '../../intake/schedules/config.ts';
 import type { ScheduleState } from '../../store/schedules.ts';
 import { parse } from '../args.ts';
@@ -67,10 +67,14 @@ function view(s: Schedule, row: ScheduleState | null) {
 }
 
 function triggerText(s: Schedule): string {
-  const t = describeTrigger(s);
-  if (typeof t.everyMs === 'number') return `every ${duration(t.everyMs)}`;
-  if (typeof t.cron === 'string') return `cron ${t.cron}${s.timezone === 'UTC' ? '' : ` (${s.timezone})`}`;
-  return typeof t.at === 'string' ? `at ${t.at}` : '';
+  switch (s.trigger.kind) {
+    case 'every':
+      return `every ${duration(s.trigger.ms)}`;
+    case 'cron':
+      return `cron ${s.trigger.pattern}${s.timezone === 'UTC' ? '' : ` (${s.timezone})`}`;
+    case 'at':
+      return `at ${new Date(s.trigger.at).toISOString()}`;
+  }
 }
 
 function heartbeatCell(h: NonNullable<View['heartbeat']>): string {

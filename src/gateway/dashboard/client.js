@@ -241,8 +241,8 @@
           : el('p', { class: 'muted' }, 'No briefs yet: a join whose lanes make claims writes one.'),
       ];
     },
-    async gates() {
-      const [{ breakers }, { verdicts }] = await Promise.all([api('/v1/breakers'), api(p0('gates').source)]);
+    async gates(p) {
+      const [{ breakers }, { verdicts }] = await Promise.all([api('/v1/breakers'), api(p.source)]);
       return [
         el('h2', {}, 'Gates and breakers'),
         el('h3', {}, 'Breakers'),
@@ -311,7 +311,6 @@
     while (tbody.children.length > 200) tbody.lastChild.remove();
   }
 
-  const p0 = (id) => panels.get(id);
   async function briefDetail(id) {
     const { brief: b } = await api(`/v1/briefs/${encodeURIComponent(id)}`);
     const from = (srcs) => srcs.map((f) => f.agent).join(', ');

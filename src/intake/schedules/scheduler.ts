@@ -420,7 +420,7 @@ function describe(s: Schedule): Json {
 }
 
 /** A schedule's trigger as written: `cron` (with its timezone), `at`, or `every` (ms). */
-export function describeTrigger(s: Schedule): { [key: string]: Json } {
+function describeTrigger(s: Schedule): { [key: string]: Json } {
   switch (s.trigger.kind) {
     case 'cron':
       return { cron: s.trigger.pattern, timezone: s.timezone };

@@ -1,11 +1,11 @@
 import { parseJson, toJson } from '../../core/json.ts';
-import type { ScopeMatch } from '../../core/memory.ts';
 import type { ErrorInfo, Json } from '../../core/types.ts';
 import type { ActivityQuery, HeartbeatPatch, RunEffects, ScheduleClaim, ScheduleState, ScheduleStore, ScheduleSync } from '../schedules.ts';
 import type { AuditEntry } from '../audit.ts';
 import { insertAudit } from './audit-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor } from './executor.ts';
+import { grantCondition } from './memory-sql.ts';
 import { placeholders } from './where.ts';
 
 /** Portable SQL (`?` placeholders, no dialect functions): the same on SQLite and PostgreSQL. */
@@ -161,10 +161,10 @@ export function sqlScheduleStore(db: SqlBackend): ScheduleStore {
         if (hit) return true;
       }
       if (q.scopes.length > 0) {
-        const scopes = scopeCondition(q.scopes);
+        const scopes = grantCondition(q.scopes, 'v.scope');
         const hit = await db.read.get(
           `SELECT 1 AS hit FROM memory_versions v LEFT JOIN runs r ON r.id = v.written_run
-            WHERE v.tenant = ? AND v.valid_from >= ? AND (${scopes.sql}) AND (r.origin IS NULL OR r.origin <> ?) LIMIT 1`,
+            WHERE v.tenant = ? AND v.valid_from >= ? AND ${scopes.sql} AND (r.origin IS NULL OR r.origin <> ?) LIMIT 1`,
           [q.tenant, q.since, ...scopes.params, q.origin],
         );
         if (hit) return true;
@@ -173,11 +173,14 @@ export function sqlScheduleStore(db: SqlBackend): ScheduleStore {
     },
 
     async runEffects(runId: string): Promise<RunEffects | null> {
-      const run = await db.read.get<{ state: string; output: string | null; error: string | null }>('SELECT state, output, error FROM runs WHERE id = ?', [runId]);
+      // One round trip: the run and its two counts.
+      const run = await db.read.get<{ state: string; output: string | null; error: string | null; effects: number | string; tasks: number | string }>(
+        `SELECT r.state, r.output, r.error, (SELECT COUNT(*) FROM effects e WHERE e.run_id = r.id) AS effects, (SELECT COUNT(*) FROM tasks t WHERE t.run_id = r.id) AS tasks
+           FROM runs r WHERE r.id = ?`,
+        [runId],
+      );
       if (!run) return null;
-      const effects = await db.read.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM effects WHERE run_id = ?', [runId]);
-      const tasks = await db.read.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM tasks WHERE run_id = ?', [runId]);
-      return { state: run.state, output: parseJson<Json>(run.output), error: parseJson<ErrorInfo>(run.error), effects: Number(effects?.n ?? 0), tasks: Number(tasks?.n ?? 0) };
+      return { state: run.state, output: parseJson<Json>(run.output), error: parseJson<ErrorInfo>(run.error), effects: Number(run.effects), tasks: Number(run.tasks) };
     },
 
     async resume(c: { id: string; nextFireAt: number | null; audit: AuditEntry[] }, now: number): Promise<boolean> {
@@ -209,23 +212,6 @@ function heartbeatSet(p: HeartbeatPatch): { sql: string; params: Array<string | 
     params.push(p.since, p.pause);
   }
   return { sql, params };
-}
-
-/** Watched memory scopes as a portable condition on `v.scope` (a tree: the scope and everything below it). */
-function scopeCondition(scopes: readonly ScopeMatch[]): { sql: string; params: Array<string | number> } {
-  const parts: string[] = [];
-  const params: Array<string | number> = [];
-  for (const m of scopes) {
-    if ('all' in m) return { sql: '1 = 1', params: [] };
-    if ('exact' in m) {
-      parts.push('v.scope = ?');
-      params.push(m.exact);
-    } else {
-      parts.push('(v.scope = ? OR substr(v.scope, 1, ?) = ?)');
-      params.push(m.tree, m.tree.length + 1, `${m.tree}/`);
-    }
-  }
-  return { sql: parts.join(' OR '), params };
 }
 
 function iso(t: number | null): string | null {
