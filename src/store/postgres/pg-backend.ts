@@ -5,8 +5,10 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { SqlBackend, TransactionOptions } from '../sql/backend.ts';
+import { CommitHints } from '../sql/commit-hints.ts';
 import { StagedWrites, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
+import { runStream, taskStream } from '../../audit/chain.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
 import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
@@ -19,7 +21,9 @@ const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'migr
 let cachedMigrations: Migration[] | null = null;
 
 const PG_SQL: DialectSql = {
-  // Leases ready tasks and marks them running (see DialectSql.claimTasks).
+  // Leases ready tasks and marks them running (see DialectSql.claimTasks), and in the
+  // same round trip locks and reads their audit streams' heads (the claim's events
+  // append there) and reads what their turns need of their runs (ClaimContextColumns).
   // Many claimers at once: each locks the ready rows it picks and skips rows another
   // claimer holds, so claims never block each other and never lease a row twice. The
   // pick is a MATERIALIZED CTE: as an `IN (subquery)` the planner may run the locking
@@ -28,10 +32,23 @@ const PG_SQL: DialectSql = {
   claimTasks: `WITH picked AS MATERIALIZED (
       SELECT id FROM tasks WHERE state IN ('queued', 'retry-scheduled') AND run_at <= $4 ORDER BY run_at, id LIMIT $5
       FOR UPDATE SKIP LOCKED
+    ),
+    claimed AS (
+      UPDATE tasks SET state = 'running', lease_owner = $1, lease_no = lease_no + 1, lease_expires_at = $2, updated_at = $3
+      FROM picked WHERE tasks.id = picked.id
+      RETURNING tasks.*
+    ),
+    heads AS (
+      UPDATE audit_heads SET stream_seq = stream_seq WHERE stream IN (SELECT '${taskStream('')}' || id FROM claimed) RETURNING stream, stream_seq, hash
     )
-    UPDATE tasks SET state = 'running', lease_owner = $1, lease_no = lease_no + 1, lease_expires_at = $2, updated_at = $3
-    FROM picked WHERE tasks.id = picked.id
-    RETURNING tasks.*`,
+    SELECT c.*, h.stream_seq AS head_seq, h.hash AS head_hash,
+      r.agent AS run_agent, r.tenant AS run_tenant, r.session_key AS run_session_key, r.session_seq AS run_session_seq,
+      r.session_epoch AS run_session_epoch, r.kind AS run_kind, r.origin AS run_origin,
+      e.channel AS run_reply_channel, e.account AS run_reply_account, e.reply_to AS run_reply_to,
+      rh.stream_seq AS run_head_seq, rh.hash AS run_head_hash
+    FROM claimed c LEFT JOIN heads h ON h.stream = '${taskStream('')}' || c.id
+      LEFT JOIN runs r ON r.id = c.run_id LEFT JOIN envelopes e ON e.id = r.envelope_id
+      LEFT JOIN audit_heads rh ON rh.stream = '${runStream('')}' || c.run_id`,
   // The same for the outbox: racing dispatchers share the due items.
   // Parameters: owner, leaseExpiresAt, now, now, limit, now.
   leaseOutbox: `WITH picked AS MATERIALIZED (
@@ -190,6 +207,7 @@ export class PgBackend implements SqlBackend {
   readonly read: SqlExecutor;
   readonly config: PgConfig;
   readonly stats: PgStats = { queries: 0, transactions: 0, notifies: 0, retries: 0 };
+  readonly hints = new CommitHints();
   private readonly pool: pg.Pool;
   private readonly clientConfig: pg.ClientConfig;
   private readonly names = new StatementNames();
@@ -260,7 +278,7 @@ export class PgBackend implements SqlBackend {
       pipelines > 0
         ? new GroupCommitter({
             runBatch: (fns) => this.runBatch(fns),
-            runAlone: (fn) => this.runAlone(fn),
+            runAlone: (fn) => this.runAlone(fn, true),
             unknownOutcome: (err) =>
               new StoreUnavailableError(`PostgreSQL: the connection broke during COMMIT; the transaction may or may not have committed (${errorText(err.failure)})`, err.failure),
             maxBatch: 64,
@@ -304,7 +322,7 @@ export class PgBackend implements SqlBackend {
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('PostgreSQL: the store is closed'));
-    return opts?.shared && this.committer ? this.committer.submit(fn) : this.runAlone(fn);
+    return opts?.shared && this.committer ? this.committer.submit(fn) : this.runAlone(fn, opts?.shared === true);
   }
 
   /**
@@ -316,7 +334,7 @@ export class PgBackend implements SqlBackend {
     if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
     const client = await this.pool.connect();
     try {
-      return await this.attempt(client, async (tx) => {
+      return await this.attempt(client, true, async (tx) => {
         const values: unknown[] = [];
         for (const fn of fns) values.push(await fn(tx));
         return values;
@@ -334,7 +352,7 @@ export class PgBackend implements SqlBackend {
    * is always released, destroyed if it broke. A failure is thrown as AttemptFailed,
    * saying whether the connection was lost and whether COMMIT had been sent.
    */
-  private async attempt<T>(client: pg.PoolClient, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     // A checked-out connection that breaks between statements must not crash the process:
     // the next statement on it fails instead.
     let broken: Error | undefined;
@@ -356,6 +374,12 @@ export class PgBackend implements SqlBackend {
       await query('COMMIT');
       client.off('error', onError);
       client.release();
+      // The heads it moved are where it left them, as far as this process knows; a
+      // hot-path unit's (a claim's, a turn's) next commit may build on them (CommitHints).
+      if (tx.staged?.heads) {
+        if (hot) this.hints.learnHeads(tx.staged.heads);
+        else this.hints.refreshHeads(tx.staged.heads);
+      }
       this.stats.transactions++;
       this.events.emit('committed');
       return value;
@@ -376,7 +400,26 @@ export class PgBackend implements SqlBackend {
     }
   }
 
-  private async runAlone<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async commitStatement<T>(sql: string, params: readonly SqlParam[]): Promise<T[]> {
+    if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
+    const text = toPgPlaceholders(sql);
+    const name = this.names.name(text);
+    this.stats.queries++;
+    try {
+      const result = await this.pool.query<Record<string, unknown>>(name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) });
+      this.stats.transactions++;
+      this.events.emit('committed');
+      return result.rows as T[];
+    } catch (err) {
+      // Sent or not, a statement that is its own transaction may have committed.
+      if (isConnectionError(err)) throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
+      if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
+      if (isStalePlan(err)) this.names.reset();
+      throw err;
+    }
+  }
+
+  private async runAlone<T>(fn: (tx: SqlExecutor) => Promise<T>, hot: boolean): Promise<T> {
     let conflicts = 0;
     let connectionFailures = 0;
     for (;;) {
@@ -392,7 +435,7 @@ export class PgBackend implements SqlBackend {
         continue;
       }
       try {
-        return await this.attempt(client, fn);
+        return await this.attempt(client, hot, fn);
       } catch (failed) {
         const { err, lostConnection, committing } = failed as AttemptFailed;
         if (committing && lostConnection) {

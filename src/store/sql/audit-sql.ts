@@ -100,6 +100,75 @@ function moveHeads(streams: readonly string[], state: ReadonlyMap<string, { n: n
   ];
 }
 
+/** The columns chainEvents gives each event's parameters for, in order. */
+export const AUDIT_COLUMNS = 'at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
+
+/**
+ * Hashes events onto their streams' heads in `state`, moving each head as it goes, and
+ * returns their parameters for AUDIT_COLUMNS, twelve per event. What the hash covers is
+ * exactly what is stored: secrets masked first (the executor masks every parameter
+ * too; masking twice changes nothing), data in canonical form. A stream missing from
+ * `state` starts at the genesis hash.
+ */
+export function chainEvents(rows: ReadonlyArray<{ now: number; entry: AuditEntry; stream: string }>, state: Map<string, { n: number; hash: string }>): SqlParam[] {
+  const params: SqlParam[] = [];
+  for (const { now, entry: e, stream } of rows) {
+    const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
+    const body = {
+      stream: redactSecrets(stream),
+      streamSeq: prev.n + 1,
+      at: now,
+      kind: redactSecrets(e.kind),
+      runId: masked(e.runId),
+      taskId: masked(e.taskId),
+      agent: masked(e.agent),
+      actor: masked(e.actor),
+      digest: masked(e.digest),
+    };
+    const data = e.data === undefined ? null : redactSecrets(canonicalJson(e.data));
+    const hash = chainHashOfText(body, data, prev.hash);
+    state.set(stream, { n: body.streamSeq, hash });
+    params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
+  }
+  return params;
+}
+
+/**
+ * PostgreSQL: an audit append as CTEs of a statement that is its own transaction
+ * (commit-statement-sql.ts), written only if the CTE `guard` has rows. `events` inserts
+ * the chained events; `moved` moves each known head from where `heads` had it (a head
+ * elsewhere is not moved: the caller checks `moved` counts `known` rows); `opened`
+ * creates the heads of the streams the events open. `heads` is left at the new heads.
+ */
+export function auditCtes(now: number, entries: readonly AuditEntry[], heads: Map<string, { n: number; hash: string }>, guard: string): { ctes: string[]; params: SqlParam[]; known: number } {
+  const rows = entries.map((entry) => ({ now, entry, stream: streamOf(entry) }));
+  const opened = new Set(rows.filter((r) => r.entry.opensStream).map((r) => r.stream));
+  const known = [...new Set(rows.map((r) => r.stream))].filter((s) => !opened.has(s)).sort();
+  const was = new Map(known.map((s) => [s, heads.get(s)!.n]));
+  const chained = chainEvents(rows, heads);
+  const params: SqlParam[] = [];
+  rows.forEach((_, i) => params.push(i, ...chained.slice(i * 12, i * 12 + 12)));
+  const ctes = [
+    `events AS (INSERT INTO audit_events (${AUDIT_COLUMNS})
+      SELECT ${AUDIT_COLUMNS} FROM (VALUES ${valuesOf(rows.length, '(CAST(? AS INTEGER), CAST(? AS BIGINT), ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), ?, ?)')})
+        AS v(ord, ${AUDIT_COLUMNS})
+      WHERE EXISTS (SELECT 1 FROM ${guard}) ORDER BY ord)`,
+  ];
+  if (known.length > 0) {
+    ctes.push(`moved AS (UPDATE audit_heads h SET stream_seq = v.n, hash = v.hash
+      FROM (VALUES ${valuesOf(known.length, '(?, CAST(? AS BIGINT), CAST(? AS BIGINT), ?)')}) AS v(stream, was, n, hash)
+      WHERE h.stream = v.stream AND h.stream_seq = v.was AND EXISTS (SELECT 1 FROM ${guard}) RETURNING h.stream)`);
+    for (const s of known) params.push(s, was.get(s)!, heads.get(s)!.n, heads.get(s)!.hash);
+  }
+  if (opened.size > 0) {
+    const streams = [...opened].sort();
+    ctes.push(`opened AS (INSERT INTO audit_heads (stream, stream_seq, hash)
+      SELECT stream, n, hash FROM (VALUES ${valuesOf(streams.length, '(?, CAST(? AS BIGINT), ?)')}) AS v(stream, n, hash) WHERE EXISTS (SELECT 1 FROM ${guard}))`);
+    for (const s of streams) params.push(s, heads.get(s)!.n, heads.get(s)!.hash);
+  }
+  return { ctes, params, known: known.length };
+}
+
 /** The events one unit appended, at its time. */
 interface AuditAppend {
   now: number;
@@ -149,28 +218,8 @@ async function writeAudit(tx: SqlExecutor, appends: readonly AuditAppend[]): Pro
   // WITH always runs to completion), one round trip fewer per append.
   const combined = tx.dialect === 'postgres' && headChunks.length === 1;
   for (const [i, chunk] of eventChunks.entries()) {
-    const params: SqlParam[] = [];
-    for (const { now, entry: e, stream } of chunk) {
-      const prev = state.get(stream) ?? { n: 0, hash: GENESIS };
-      // What the hash covers is exactly what is stored: secrets masked first (the executor
-      // masks every parameter too; masking twice changes nothing), data in canonical form.
-      const body = {
-        stream: redactSecrets(stream),
-        streamSeq: prev.n + 1,
-        at: now,
-        kind: redactSecrets(e.kind),
-        runId: masked(e.runId),
-        taskId: masked(e.taskId),
-        agent: masked(e.agent),
-        actor: masked(e.actor),
-        digest: masked(e.digest),
-      };
-      const data = e.data === undefined ? null : redactSecrets(canonicalJson(e.data));
-      const hash = chainHashOfText(body, data, prev.hash);
-      state.set(stream, { n: body.streamSeq, hash });
-      params.push(now, body.kind, body.runId, body.taskId, body.agent, body.actor, body.digest, data, body.stream, body.streamSeq, prev.hash, hash);
-    }
-    const insert = `INSERT INTO audit_events (at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash) VALUES ${valuesOf(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`;
+    const params = chainEvents(chunk, state);
+    const insert = `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES ${valuesOf(chunk.length, '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')}`;
     if (combined && i === eventChunks.length - 1) {
       const [move, moved] = moveHeads(headChunks[0]!, state);
       await tx.run(`WITH events AS (${insert}) ${move}`, [...params, ...moved]);

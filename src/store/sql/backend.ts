@@ -1,5 +1,6 @@
 import type { StoreCapabilities } from '../store.ts';
-import type { DialectSql, Migration, SqlExecutor } from './executor.ts';
+import type { CommitHints } from './commit-hints.ts';
+import type { DialectSql, Migration, SqlExecutor, SqlParam } from './executor.ts';
 
 /**
  * What a database adapter provides to the shared SQL store: connections, the
@@ -23,6 +24,16 @@ export interface SqlBackend {
    * Audit rows fn appends are staged and written just before COMMIT (tx.staged).
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
+  /**
+   * Where a transaction costs round trips (PostgreSQL): what this process knows of the
+   * rows a turn's commit touches (commit-hints.ts), and a way to run one statement as a
+   * transaction of its own, so a common turn commits in one round trip
+   * (commit-statement-sql.ts). It resolves to the statement's rows, or fails as a whole.
+   * A failure that leaves the outcome unknown (the connection broke) is a
+   * StoreUnavailableError. Absent on SQLite, where a transaction is no round trip.
+   */
+  readonly hints?: CommitHints;
+  commitStatement?<T>(sql: string, params: readonly SqlParam[]): Promise<T[]>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Announces, after a commit, that tasks became leasable. */

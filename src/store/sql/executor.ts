@@ -70,6 +70,27 @@ export class StagedWrites {
   }
 }
 
+/**
+ * What a claim statement may return beside each task row: its stream's head, locked
+ * for the claim's events, and its run's context for the turns (run_* columns).
+ */
+export interface ClaimContextColumns {
+  head_seq: number | string | null;
+  head_hash: string | null;
+  run_agent: string | null;
+  run_tenant: string | null;
+  run_session_key: string | null;
+  run_session_seq: number | string | null;
+  run_session_epoch: number | string | null;
+  run_kind: string | null;
+  run_origin: string | null;
+  run_reply_channel: string | null;
+  run_reply_account: string | null;
+  run_reply_to: string | null;
+  run_head_seq: number | string | null;
+  run_head_hash: string | null;
+}
+
 export interface Migration {
   version: number;
   name: string;
@@ -81,7 +102,8 @@ export interface DialectSql {
   /**
    * Leases up to `limit` ready tasks for a worker and marks them running (a worker
    * claims only what it starts at once). Parameters, in order: owner,
-   * leaseExpiresAt, now, now, limit. Returns the leased task rows.
+   * leaseExpiresAt, now, now, limit. Returns the leased task rows; where a round trip
+   * is worth saving (PostgreSQL), each with the ClaimContextColumns too.
    */
   claimTasks: string;
   /**

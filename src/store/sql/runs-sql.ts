@@ -1,4 +1,4 @@
-import { CancelledError, InvalidStateError, NotFoundError } from '../../core/errors.ts';
+import { CancelledError, InvalidStateError, NotFoundError, StoreUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { toJson } from '../../core/json.ts';
 import type { ErrorInfo, Json, Run } from '../../core/types.ts';
@@ -6,7 +6,7 @@ import { UNFINISHED_TASK_STATES, sqlStateSet } from '../../engine/task-states.ts
 import type { AuditEntry } from '../audit.ts';
 import type { NewRun, RunFilter, RunStore } from '../store.ts';
 import { cancelOpenApprovals } from './approvals-close-sql.ts';
-import { insertAudit } from './audit-sql.ts';
+import { auditCtes, insertAudit } from './audit-sql.ts';
 import { releaseTaskReservations } from './limits-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
@@ -80,6 +80,48 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
   );
   if (!sink) await insertAudit(tx, now, audit);
   return toRun(inserted);
+}
+
+/**
+ * A run outside any session, with no envelope, created by one statement that is its
+ * own transaction (the backend's commitStatement; PostgreSQL: one round trip, where
+ * BEGIN, two inserts, the events and COMMIT are five). Its events open the run's and
+ * the task's streams, so there is no head to read. Null: it failed, and the caller
+ * creates the run in a transaction instead (a store failure is thrown as it is).
+ */
+async function createInOneStatement(db: SqlBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
+  const runId = newId('run');
+  const taskId = newId('task');
+  const actor = req.actor ?? null;
+  const audit: AuditEntry[] = [
+    { kind: 'run.created', opensStream: true, runId, agent: req.agent, actor, data: { idempotencyKey: req.idempotencyKey ?? null, envelope: null, session: null, kind: 'work', ...(req.origin ? { origin: req.origin } : {}) } },
+    { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0 } },
+  ];
+  const appended = auditCtes(now, audit, new Map(), 'run');
+  const sql = `WITH run AS (
+      INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
+      VALUES (?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)
+      ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+    ), task AS (
+      INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
+      SELECT ?, id, 0, agent, 'queued', NULL, input, CAST(? AS INTEGER), created_at, created_at, created_at FROM run
+    ), ${appended.ctes.join(', ')}
+    SELECT * FROM run`;
+  const params: SqlParam[] = [runId, req.idempotencyKey ?? null, req.agent, toJson(req.input), taskId, req.tenant ?? 'default', req.origin ?? null, now, now, taskId, req.maxAttempts, ...appended.params];
+  let rows: RunRow[];
+  try {
+    rows = await db.commitStatement!<RunRow>(sql, params);
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) throw err;
+    return null;
+  }
+  if (rows[0]) {
+    db.signalTasksReady();
+    return { run: toRun(rows[0]), created: true };
+  }
+  // The key was taken: the run it names (ON CONFLICT waited for its insert to commit).
+  const existing = await db.read.get<RunRow>('SELECT * FROM runs WHERE idempotency_key = ?', [req.idempotencyKey ?? null]);
+  return existing ? { run: toRun(existing), created: false } : null;
 }
 
 export async function selectRun(db: SqlExecutor, id: string): Promise<Run | null> {
@@ -191,6 +233,8 @@ async function retryRun(tx: SqlExecutor, runId: string, now: number, actor: stri
 export function sqlRunStore(db: SqlBackend): RunStore {
   return {
     async create(req: NewRun, now: number): Promise<{ run: Run; created: boolean }> {
+      const alone = db.commitStatement ? await createInOneStatement(db, req, now) : null;
+      if (alone) return alone;
       const result = await db.transaction(async (tx) => {
         const inserted = await insertRun(tx, { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, now);
         if (inserted) return { run: inserted, created: true };

@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from '../../core/errors.ts';
+import { LeaseLostError, StoreUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { Json, Run, Task } from '../../core/types.ts';
 import type { Envelope } from '../../core/envelope.ts';
@@ -73,6 +73,7 @@ import {
 import { sqlTokenStore } from './token-sql.ts';
 import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnAfterFence, commitTurnRow } from './turns-sql.ts';
+import { commitStatement } from './commit-statement-sql.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 import { sqlObservedStore } from './observed-sql.ts';
 
@@ -229,6 +230,7 @@ export class SqlStore implements Store {
   }
 
   async commitTurn(c: TurnCommit): Promise<void> {
+    if (await this.commitInOneStatement(c)) return;
     const woke = await this.backend.transaction(async (tx) => {
       const { now, outcome, lease } = c;
       // The common cases — a turn that finishes its task, or one that keeps it going — fence and move in one statement.
@@ -309,6 +311,34 @@ export class SqlStore implements Store {
       return woke;
     }, SHARED);
     if (woke) this.backend.signalTasksReady();
+  }
+
+  /**
+   * A common turn's commit as one statement, where the backend offers it and knows
+   * enough (commit-statement-sql.ts). True if done; false if the commit must run as a
+   * transaction: not such a turn, a hint missing, or the statement refused because a
+   * hint was stale (then forgotten). A lost lease is thrown as LeaseLostError, as the
+   * transaction would; a store failure as it is.
+   */
+  private async commitInOneStatement(c: TurnCommit): Promise<boolean> {
+    const { hints } = this.backend;
+    if (!hints || !this.backend.commitStatement) return false;
+    const one = commitStatement(c, hints);
+    if (!one) return false;
+    let rows: Array<{ id: string }>;
+    try {
+      rows = await this.backend.commitStatement<{ id: string }>(one.sql, one.params);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      hints.forgetHeads(one.heads.keys());
+      hints.stats.fallbacks++;
+      return false;
+    }
+    if (rows.length === 0) throw new LeaseLostError(c.lease.taskId);
+    hints.learnHeads(one.heads);
+    if (c.outcome.kind === 'succeed') hints.tasks.delete(c.lease.taskId);
+    hints.stats.single++;
+    return true;
   }
 }
 

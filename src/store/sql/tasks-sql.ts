@@ -9,7 +9,7 @@ import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
 import { SHARED, type SqlBackend } from './backend.ts';
 import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
-import type { SqlExecutor, SqlParam } from './executor.ts';
+import type { ClaimContextColumns, SqlExecutor, SqlParam } from './executor.ts';
 import { releaseTaskReservations } from './limits-sql.ts';
 import { toTask, type TaskRow } from './rows.ts';
 import { cancelledInfo, finishRun, type FinishedRun } from './runs-sql.ts';
@@ -52,8 +52,7 @@ export type FencedRow = TaskRow & { finished_run?: FinishedRun | null; locked_he
  * `extras` (PostgreSQL) adds more writes to that statement.
  */
 export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }, extras?: FenceExtras): Promise<FencedRow> {
-  const update = `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`;
-  const params: SqlParam[] = [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo];
+  const { sql: update, params } = fenceUpdate(lease, now, also);
   if (!extras) {
     const row = await tx.get<TaskRow>(update, params);
     if (!row) throw new LeaseLostError(lease.taskId);
@@ -82,6 +81,14 @@ export async function fence(tx: SqlExecutor, lease: Lease, now: number, also?: {
   if (!row) throw new LeaseLostError(lease.taskId);
   for (const [stream, n, hash] of row.locked_heads ?? []) tx.staged?.heads?.set(stream, { n: Number(n), hash });
   return row;
+}
+
+/** The fence's statement: the task's row, moved by `also`, if the lease is still held. */
+export function fenceUpdate(lease: Lease, now: number, also?: { sql: string; params: SqlParam[] }): { sql: string; params: SqlParam[] } {
+  return {
+    sql: `UPDATE tasks SET ${also?.sql ?? ''} updated_at = ? WHERE id = ? AND lease_owner = ? AND lease_no = ? AND state IN ${HELD} RETURNING *`,
+    params: [...(also?.params ?? []), now, lease.taskId, lease.owner, lease.leaseNo],
+  };
 }
 
 /** The `also` of a fence that finishes the task in the same statement (the common case: a turn with an output). */
@@ -246,7 +253,45 @@ type RunContext = {
   reply_account: string | null;
   reply_to: string | null;
   origin: string | null;
+  agent: string;
+  /** The run's audit stream head as read (a hint for commit-statement-sql.ts). */
+  head_seq: number | string | null;
+  head_hash: string | null;
 };
+
+/** The runs' part of what claimed tasks' turns need, by run id. */
+async function runContexts(db: SqlExecutor, runIds: readonly string[], withHeads: boolean): Promise<Map<string, RunContext>> {
+  const head = withHeads ? `h.stream_seq AS head_seq, h.hash AS head_hash` : 'NULL AS head_seq, NULL AS head_hash';
+  const runs = await db.all<RunContext & { id: string }>(
+    `SELECT r.id, r.agent, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to, ${head}
+     FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id ${withHeads ? 'LEFT JOIN audit_heads h ON h.stream = ? || r.id' : ''} WHERE r.id IN (${placeholders(runIds.length)})`,
+    withHeads ? [runStream(''), ...runIds] : runIds,
+  );
+  return new Map(runs.map((r) => [r.id, r]));
+}
+
+/** The same, from the run_* columns a claim statement returned (ClaimContextColumns). */
+function runContextsOf(rows: ReadonlyArray<TaskRow & Partial<ClaimContextColumns>>): Map<string, RunContext> {
+  const byId = new Map<string, RunContext>();
+  for (const r of rows) {
+    if (r.run_agent === null || r.run_agent === undefined || byId.has(r.run_id)) continue;
+    byId.set(r.run_id, {
+      agent: r.run_agent,
+      tenant: r.run_tenant!,
+      session_key: r.run_session_key ?? null,
+      session_seq: r.run_session_seq ?? null,
+      session_epoch: r.run_session_epoch ?? null,
+      kind: r.run_kind!,
+      origin: r.run_origin ?? null,
+      reply_channel: r.run_reply_channel ?? null,
+      reply_account: r.run_reply_account ?? null,
+      reply_to: r.run_reply_to ?? null,
+      head_seq: r.run_head_seq ?? null,
+      head_hash: r.run_head_hash ?? null,
+    });
+  }
+  return byId;
+}
 
 /** Everything a claimed task's next turn needs, read after the claim committed. */
 async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undefined, turnRows: TurnRow[], historyLimit: number): Promise<ClaimedTask> {
@@ -337,7 +382,9 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
     async claim(req: ClaimRequest): Promise<ClaimedTask[]> {
       if (req.limit <= 0) return [];
       const rows = await db.transaction(async (tx) => {
-        const rows = await tx.all<TaskRow>(db.sql.claimTasks, [req.workerId, req.now + req.leaseMs, req.now, req.now, req.limit]);
+        const rows = await tx.all<TaskRow & Partial<ClaimContextColumns>>(db.sql.claimTasks, [req.workerId, req.now + req.leaseMs, req.now, req.now, req.limit]);
+        // Heads the claim statement locked already (PostgreSQL): the events below append there.
+        for (const r of rows) if (r.head_hash) tx.staged?.heads?.set(taskStream(r.id), { n: Number(r.head_seq), hash: r.head_hash });
         // Leased and running in one step: both transitions recorded, in one INSERT.
         await insertAudit(
           tx,
@@ -350,19 +397,22 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
         return rows;
       }, SHARED);
       if (rows.length === 0) return [];
-      // Everything the turns need, in a few batched reads (committed data: the claim is done).
+      // Everything the turns need, in a few batched reads (committed data: the claim is
+      // done), unless the claim statement brought the runs' part along.
       const tasks = rows.map(toTask);
-      const runIds = [...new Set(tasks.map((t) => t.runId))];
-      const runs = await db.read.all<RunContext & { id: string }>(
-        `SELECT r.id, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to
-         FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id WHERE r.id IN (${placeholders(runIds.length)})`,
-        runIds,
-      );
-      const runById = new Map(runs.map((r) => [r.id, r]));
-      const turnsByTask = await turnRowsOf(
-        db.read,
-        tasks.map((t) => t.id),
-      );
+      const runById = rows[0]!.run_agent !== undefined ? runContextsOf(rows) : await runContexts(db.read, [...new Set(tasks.map((t) => t.runId))], db.hints !== undefined);
+      // What a later commit of these leases may take as known (commit-statement-sql.ts).
+      const hints = db.hints;
+      if (hints) {
+        for (const [id, r] of runById) if (r.head_hash) hints.heads.set(runStream(id), { n: Number(r.head_seq), hash: r.head_hash });
+        for (const t of tasks) {
+          const run = runById.get(t.runId);
+          if (run) hints.tasks.set(t.id, { leaseNo: t.leaseNo, runId: t.runId, agent: t.agent, root: t.parentId === null, session: run.session_key !== null, runAgent: run.agent });
+        }
+      }
+      // Only a lease holder writes turn rows, so a task on its first lease has none to read.
+      const leasedBefore = tasks.filter((t) => t.leaseNo > 1).map((t) => t.id);
+      const turnsByTask = leasedBefore.length > 0 ? await turnRowsOf(db.read, leasedBefore) : new Map<string, TurnRow[]>();
       const claimed: ClaimedTask[] = [];
       for (const task of tasks) claimed.push(await claimContext(db.read, task, runById.get(task.runId), turnsByTask.get(task.id) ?? [], req.historyLimit ?? 20));
       return claimed;

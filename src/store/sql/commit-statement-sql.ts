@@ -1,0 +1,76 @@
+import { streamOf } from '../../audit/chain.ts';
+import type { AuditEntry } from '../audit.ts';
+import type { TurnCommit } from '../store.ts';
+import { auditCtes } from './audit-sql.ts';
+import type { CommitHints, HeadHint } from './commit-hints.ts';
+import type { SqlParam } from './executor.ts';
+import { finishRunAfterFence } from './runs-sql.ts';
+import { continueInFence, fenceUpdate, succeedInFence } from './tasks-sql.ts';
+import { commitTurnAfterFence } from './turns-sql.ts';
+
+/**
+ * A turn's commit as one statement, a transaction of its own (PostgreSQL: one round
+ * trip, where BEGIN, fence, events and COMMIT are four). It covers the common turns:
+ * one that keeps its task going, and one that finishes the root task of a run outside
+ * a session lane, so that the run ends with it and nothing else moves (no join, no
+ * lane, no approval, no spend to settle, no outbound message).
+ *
+ * The audit events are chained onto heads this process already knows (CommitHints)
+ * instead of heads locked and read first. The statement only writes if the fence held,
+ * and it fails as a whole if a head moved meanwhile: the unique (stream, stream_seq)
+ * index refuses an event whose number another writer took, and a head that is not
+ * where the hint said makes the last column fail to cast. The commit then runs as an
+ * ordinary transaction.
+ */
+export interface CommitStatement {
+  sql: string;
+  params: SqlParam[];
+  /** The streams it appends to, and their heads once it has committed. */
+  heads: Map<string, HeadHint>;
+}
+
+export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatement | null {
+  const { lease, outcome, turn, now } = c;
+  if (!turn || (c.settle?.length ?? 0) > 0 || (c.outbox?.length ?? 0) > 0) return null;
+  if (outcome.kind !== 'succeed' && outcome.kind !== 'continue') return null;
+  const task = hints.tasks.get(lease.taskId);
+  if (!task || task.leaseNo !== lease.leaseNo) return null;
+  const audit: AuditEntry[] = [...c.audit];
+  if (outcome.kind === 'succeed') {
+    if (!task.root || task.session) return null;
+    // What the transaction's path appends for the same commit (task.succeeded, then finishRun's event).
+    audit.push(
+      { runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' },
+      { kind: 'run.succeeded', runId: task.runId, agent: task.runAgent, actor: lease.owner },
+    );
+  }
+  // A gate's verdict also writes its own row; an event that opens a stream has no head yet.
+  if (audit.length === 0 || audit.some((e) => e.kind === 'gate.verdict' || e.opensStream)) return null;
+  const heads = new Map<string, HeadHint>();
+  for (const s of new Set(audit.map(streamOf))) {
+    const head = hints.heads.get(s);
+    if (!head) return null;
+    heads.set(s, head);
+  }
+
+  const fenced = fenceUpdate(lease, now, outcome.kind === 'succeed' ? succeedInFence(outcome.output, turn.n, now) : continueInFence(turn.n));
+  const followed = commitTurnAfterFence(turn, now);
+  const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
+  const params: SqlParam[] = [...fenced.params, ...followed.params];
+  if (outcome.kind === 'succeed') {
+    const done = finishRunAfterFence('succeeded', outcome.output, now);
+    parts.push(`run_done AS (${done.sql})`);
+    params.push(...done.params);
+  }
+  const appended = auditCtes(now, audit, heads, 'fenced');
+  parts.push(...appended.ctes);
+  params.push(...appended.params);
+  // Every head must have been where the hint said: if not, the cast fails and so does
+  // the whole statement (the subquery keeps it from being folded at planning).
+  const check = `CASE WHEN (SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER) THEN 0
+      ELSE CAST('audit heads moved: ' || (SELECT COUNT(*) FROM moved) AS INTEGER) END AS heads_held`;
+  params.push(appended.known);
+  // A data-modifying WITH runs whether or not it is read; only the fence's id comes back
+  // (each column returned costs the driver a parser per statement).
+  return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params, heads };
+}
