@@ -147,6 +147,31 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal((await store.audit.list({ runId, limit: 100 })).length, events.length);
   });
 
+  it('one-statement commit: a lane that leaves its join waiting is one round trip; the lane that decides the join runs as a transaction', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
+    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+    const children = ['a', 'b', 'c'].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
+    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const lanes = await store.tasks.claim({ workerId: 'w2', limit: 3, leaseMs: 60_000, now: Date.now() });
+    assert.equal(lanes.length, 3);
+    const trips: number[] = [];
+    for (const lane of lanes) {
+      const before = backend.stats.queries - backend.stats.notifies;
+      await store.commitTurn({ lease: lane.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: lane.task.input }, outcome: { kind: 'succeed', output: lane.task.input }, audit: [] });
+      trips.push(backend.stats.queries - backend.stats.notifies - before);
+    }
+    assert.deepEqual(trips.slice(0, 2), [1, 1]);
+    assert.ok(trips[2]! > 1, `the last lane decides the join in a transaction (${trips[2]} round trips)`);
+    assert.deepEqual(backend.hints.stats, { single: 2, fallbacks: 1 });
+    const parent = await store.tasks.get(run.rootTaskId);
+    assert.equal(parent?.state, 'queued');
+    const kinds = (await store.audit.list({ runId: run.id, limit: 100 })).filter((e) => e.taskId === run.rootTaskId).map((e) => e.kind);
+    assert.deepEqual(kinds.slice(-3), ['task.waiting', 'join.completed', 'task.joined']);
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
   it('runs.create is one round trip, its own transaction; the same idempotency key again finds the first run', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
     const before = backend.stats.queries - backend.stats.notifies;

@@ -400,22 +400,36 @@ export class PgBackend implements SqlBackend {
     }
   }
 
-  async commitStatement<T>(sql: string, params: readonly SqlParam[]): Promise<T[]> {
+  async commitStatement<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[]> {
     if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
-    const text = toPgPlaceholders(sql);
-    const name = this.names.name(text);
-    this.stats.queries++;
+    let client: pg.PoolClient;
     try {
-      const result = await this.pool.query<Record<string, unknown>>(name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) });
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
+    }
+    let broken: Error | undefined;
+    try {
+      const { sql, params } = build();
+      const text = toPgPlaceholders(sql);
+      const name = this.names.name(text);
+      this.stats.queries++;
+      const result = await client.query<Record<string, unknown>>(name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) });
       this.stats.transactions++;
       this.events.emit('committed');
       return result.rows as T[];
     } catch (err) {
       // Sent or not, a statement that is its own transaction may have committed.
-      if (isConnectionError(err)) throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
+      if (isConnectionError(err)) {
+        broken = err instanceof Error ? err : new Error(String(err));
+        throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
+      }
       if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
       if (isStalePlan(err)) this.names.reset();
       throw err;
+    } finally {
+      // A broken connection is destroyed, not returned to the pool.
+      client.release(broken);
     }
   }
 

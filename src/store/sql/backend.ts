@@ -28,12 +28,13 @@ export interface SqlBackend {
    * Where a transaction costs round trips (PostgreSQL): what this process knows of the
    * rows a turn's commit touches (commit-hints.ts), and a way to run one statement as a
    * transaction of its own, so a common turn commits in one round trip
-   * (commit-statement-sql.ts). It resolves to the statement's rows, or fails as a whole.
-   * A failure that leaves the outcome unknown (the connection broke) is a
-   * StoreUnavailableError. Absent on SQLite, where a transaction is no round trip.
+   * (commit-statement-sql.ts). `build` is called once a connection is free, so callers
+   * queued for the pool hold no statement yet. It resolves to the statement's rows, or
+   * fails as a whole. A failure that leaves the outcome unknown (the connection broke)
+   * is a StoreUnavailableError. Absent on SQLite, where a transaction is no round trip.
    */
   readonly hints?: CommitHints;
-  commitStatement?<T>(sql: string, params: readonly SqlParam[]): Promise<T[]>;
+  commitStatement?<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[]>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Announces, after a commit, that tasks became leasable. */

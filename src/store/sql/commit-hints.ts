@@ -17,8 +17,8 @@ export interface TaskHint {
   leaseNo: number;
   runId: string;
   agent: string;
-  /** The task is its run's root. */
-  root: boolean;
+  /** The task's parent (null: it is its run's root). */
+  parentId: string | null;
   /** Its run is in a session lane (finishing it moves the lane: not a single statement). */
   session: boolean;
   /** The run's agent, which its run.* events name. */

@@ -10,10 +10,11 @@ import { commitTurnAfterFence } from './turns-sql.ts';
 
 /**
  * A turn's commit as one statement, a transaction of its own (PostgreSQL: one round
- * trip, where BEGIN, fence, events and COMMIT are four). It covers the common turns:
- * one that keeps its task going, and one that finishes the root task of a run outside
- * a session lane, so that the run ends with it and nothing else moves (no join, no
- * lane, no approval, no spend to settle, no outbound message).
+ * trip, where BEGIN, fence, events and COMMIT are four). It covers the common turns,
+ * with no spend to settle and no outbound message: one that keeps its task going; one
+ * that finishes the root task of a run outside a session lane (the run ends with it);
+ * and one that finishes a lane whose `all` join still waits for others (the parent's
+ * count moves, nothing wakes).
  *
  * The audit events are chained onto heads this process already knows (CommitHints)
  * instead of heads locked and read first. The statement only writes if the fence held,
@@ -29,6 +30,16 @@ export interface CommitStatement {
   heads: Map<string, HeadHint>;
 }
 
+/**
+ * A lane's success counted on its parent when the join stays waiting: an `all` join
+ * with other lanes still out, that this lane cannot fail (joins-sql.ts joinLane decides
+ * every other case). Parameter: now.
+ */
+const JOIN_STILL_WAITING = `UPDATE tasks SET waiting_on = waiting_on - 1, join_ok = join_ok + 1, updated_at = ?
+  WHERE id = (SELECT parent_id FROM fenced) AND state = 'waiting' AND waiting_on > 1 AND COALESCE(join_mode, 'all') = 'all'
+    AND (join_failed = 0 OR COALESCE(join_on_failure, 'include') <> 'fail')
+  RETURNING id`;
+
 export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatement | null {
   const { lease, outcome, turn, now } = c;
   if (!turn || (c.settle?.length ?? 0) > 0 || (c.outbox?.length ?? 0) > 0) return null;
@@ -37,12 +48,11 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
   if (!task || task.leaseNo !== lease.leaseNo) return null;
   const audit: AuditEntry[] = [...c.audit];
   if (outcome.kind === 'succeed') {
-    if (!task.root || task.session) return null;
-    // What the transaction's path appends for the same commit (task.succeeded, then finishRun's event).
-    audit.push(
-      { runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' },
-      { kind: 'run.succeeded', runId: task.runId, agent: task.runAgent, actor: lease.owner },
-    );
+    if (task.parentId === null && task.session) return null;
+    // What the transaction's path appends for the same commit: task.succeeded, then
+    // finishRun's event for a root (a lane that leaves its join waiting adds none).
+    audit.push({ runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' });
+    if (task.parentId === null) audit.push({ kind: 'run.succeeded', runId: task.runId, agent: task.runAgent, actor: lease.owner });
   }
   // A gate's verdict also writes its own row; an event that opens a stream has no head yet.
   if (audit.length === 0 || audit.some((e) => e.kind === 'gate.verdict' || e.opensStream)) return null;
@@ -57,19 +67,26 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
   const followed = commitTurnAfterFence(turn, now);
   const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
   const params: SqlParam[] = [...fenced.params, ...followed.params];
-  if (outcome.kind === 'succeed') {
+  // Every head must have been where the hint said (`moved`), and a lane's parent must
+  // be left waiting (`joined`): if not, the cast fails and so does the whole statement
+  // (the subqueries keep it from being folded at planning). A join this lane decides
+  // (the last lane, a quorum, a race) runs as a transaction.
+  let held = `(SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER)`;
+  let told = `'heads moved: ' || (SELECT COUNT(*) FROM moved)`;
+  if (outcome.kind === 'succeed' && task.parentId === null) {
     const done = finishRunAfterFence('succeeded', outcome.output, now);
     parts.push(`run_done AS (${done.sql})`);
     params.push(...done.params);
+  } else if (outcome.kind === 'succeed') {
+    parts.push(`joined AS (${JOIN_STILL_WAITING})`);
+    params.push(now);
+    held += ` AND (SELECT COUNT(*) FROM joined) = 1`;
+    told += ` || ', join not left waiting'`;
   }
   const appended = auditCtes(now, audit, heads, 'fenced');
   parts.push(...appended.ctes);
-  params.push(...appended.params);
-  // Every head must have been where the hint said: if not, the cast fails and so does
-  // the whole statement (the subquery keeps it from being folded at planning).
-  const check = `CASE WHEN (SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER) THEN 0
-      ELSE CAST('audit heads moved: ' || (SELECT COUNT(*) FROM moved) AS INTEGER) END AS heads_held`;
-  params.push(appended.known);
+  params.push(...appended.params, appended.known);
+  const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;
   // A data-modifying WITH runs whether or not it is read; only the fence's id comes back
   // (each column returned costs the driver a parser per statement).
   return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params, heads };

@@ -90,27 +90,31 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
  * creates the run in a transaction instead (a store failure is thrown as it is).
  */
 async function createInOneStatement(db: SqlBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
-  const runId = newId('run');
-  const taskId = newId('task');
-  const actor = req.actor ?? null;
-  const audit: AuditEntry[] = [
-    { kind: 'run.created', opensStream: true, runId, agent: req.agent, actor, data: { idempotencyKey: req.idempotencyKey ?? null, envelope: null, session: null, kind: 'work', ...(req.origin ? { origin: req.origin } : {}) } },
-    { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0 } },
-  ];
-  const appended = auditCtes(now, audit, new Map(), 'run');
-  const sql = `WITH run AS (
-      INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
-      VALUES (?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)
-      ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
-    ), task AS (
-      INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
-      SELECT ?, id, 0, agent, 'queued', NULL, input, CAST(? AS INTEGER), created_at, created_at, created_at FROM run
-    ), ${appended.ctes.join(', ')}
-    SELECT * FROM run`;
-  const params: SqlParam[] = [runId, req.idempotencyKey ?? null, req.agent, toJson(req.input), taskId, req.tenant ?? 'default', req.origin ?? null, now, now, taskId, req.maxAttempts, ...appended.params];
+  // Built once a connection is free: thousands of callers queued for the pool hold no statement.
+  const build = () => {
+    const runId = newId('run');
+    const taskId = newId('task');
+    const actor = req.actor ?? null;
+    const audit: AuditEntry[] = [
+      { kind: 'run.created', opensStream: true, runId, agent: req.agent, actor, data: { idempotencyKey: req.idempotencyKey ?? null, envelope: null, session: null, kind: 'work', ...(req.origin ? { origin: req.origin } : {}) } },
+      { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0 } },
+    ];
+    const appended = auditCtes(now, audit, new Map(), 'run');
+    const sql = `WITH run AS (
+        INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
+        VALUES (?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)
+        ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+      ), task AS (
+        INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
+        SELECT ?, id, 0, agent, 'queued', NULL, input, CAST(? AS INTEGER), created_at, created_at, created_at FROM run
+      ), ${appended.ctes.join(', ')}
+      SELECT * FROM run`;
+    const params: SqlParam[] = [runId, req.idempotencyKey ?? null, req.agent, toJson(req.input), taskId, req.tenant ?? 'default', req.origin ?? null, now, now, taskId, req.maxAttempts, ...appended.params];
+    return { sql, params };
+  };
   let rows: RunRow[];
   try {
-    rows = await db.commitStatement!<RunRow>(sql, params);
+    rows = await db.commitStatement!<RunRow>(build);
   } catch (err) {
     if (err instanceof StoreUnavailableError) throw err;
     return null;

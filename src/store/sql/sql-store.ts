@@ -327,7 +327,7 @@ export class SqlStore implements Store {
     if (!one) return false;
     let rows: Array<{ id: string }>;
     try {
-      rows = await this.backend.commitStatement<{ id: string }>(one.sql, one.params);
+      rows = await this.backend.commitStatement<{ id: string }>(() => one);
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw err;
       hints.forgetHeads(one.heads.keys());

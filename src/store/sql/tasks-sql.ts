@@ -407,7 +407,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
         for (const [id, r] of runById) if (r.head_hash) hints.heads.set(runStream(id), { n: Number(r.head_seq), hash: r.head_hash });
         for (const t of tasks) {
           const run = runById.get(t.runId);
-          if (run) hints.tasks.set(t.id, { leaseNo: t.leaseNo, runId: t.runId, agent: t.agent, root: t.parentId === null, session: run.session_key !== null, runAgent: run.agent });
+          if (run) hints.tasks.set(t.id, { leaseNo: t.leaseNo, runId: t.runId, agent: t.agent, parentId: t.parentId, session: run.session_key !== null, runAgent: run.agent });
         }
       }
       // Only a lease holder writes turn rows, so a task on its first lease has none to read.
