@@ -254,18 +254,18 @@ type RunContext = {
   reply_to: string | null;
   origin: string | null;
   agent: string;
-  /** The run's audit stream head as read (a hint for commit-statement-sql.ts). */
+  /** The run's audit stream head as the claim statement read it (a hint for commit-statement-sql.ts), else null. */
   head_seq: number | string | null;
   head_hash: string | null;
 };
 
-/** The runs' part of what claimed tasks' turns need, by run id. */
-async function runContexts(db: SqlExecutor, runIds: readonly string[], withHeads: boolean): Promise<Map<string, RunContext>> {
-  const head = withHeads ? `h.stream_seq AS head_seq, h.hash AS head_hash` : 'NULL AS head_seq, NULL AS head_hash';
+/** The runs' part of what claimed tasks' turns need, by run id (where the claim statement did not bring it). */
+async function runContexts(db: SqlExecutor, runIds: readonly string[]): Promise<Map<string, RunContext>> {
   const runs = await db.all<RunContext & { id: string }>(
-    `SELECT r.id, r.agent, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to, ${head}
-     FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id ${withHeads ? 'LEFT JOIN audit_heads h ON h.stream = ? || r.id' : ''} WHERE r.id IN (${placeholders(runIds.length)})`,
-    withHeads ? [runStream(''), ...runIds] : runIds,
+    `SELECT r.id, r.agent, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to,
+       NULL AS head_seq, NULL AS head_hash
+     FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id WHERE r.id IN (${placeholders(runIds.length)})`,
+    runIds,
   );
   return new Map(runs.map((r) => [r.id, r]));
 }
@@ -400,7 +400,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
       // Everything the turns need, in a few batched reads (committed data: the claim is
       // done), unless the claim statement brought the runs' part along.
       const tasks = rows.map(toTask);
-      const runById = rows[0]!.run_agent !== undefined ? runContextsOf(rows) : await runContexts(db.read, [...new Set(tasks.map((t) => t.runId))], db.hints !== undefined);
+      const runById = rows[0]!.run_agent !== undefined ? runContextsOf(rows) : await runContexts(db.read, [...new Set(tasks.map((t) => t.runId))]);
       // What a later commit of these leases may take as known (commit-statement-sql.ts).
       const hints = db.hints;
       if (hints) {
