@@ -411,13 +411,14 @@ export class PgBackend implements SqlBackend {
     let broken: Error | undefined;
     try {
       const { sql, params } = build();
-      const text = toPgPlaceholders(sql);
-      const name = this.names.name(text);
-      this.stats.queries++;
-      const result = await client.query<Record<string, unknown>>(name === undefined ? { text, values: storedParams(params) } : { name, text, values: storedParams(params) });
+      const statement = new PgExecutor((q) => {
+        this.stats.queries++;
+        return client.query<Record<string, unknown>>(q);
+      }, this.names);
+      const rows = await statement.all<T>(sql, params);
       this.stats.transactions++;
       this.events.emit('committed');
-      return result.rows as T[];
+      return rows;
     } catch (err) {
       // Sent or not, a statement that is its own transaction may have committed.
       if (isConnectionError(err)) {

@@ -4,7 +4,7 @@ import type { TurnCommit } from '../store.ts';
 import { auditCtes } from './audit-sql.ts';
 import type { CommitHints, HeadHint } from './commit-hints.ts';
 import type { SqlParam } from './executor.ts';
-import { finishRunAfterFence } from './runs-sql.ts';
+import { finishRunAfterFence, runEnded } from './runs-sql.ts';
 import { continueInFence, fenceUpdate, succeedInFence } from './tasks-sql.ts';
 import { commitTurnAfterFence } from './turns-sql.ts';
 
@@ -52,7 +52,7 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
     // What the transaction's path appends for the same commit: task.succeeded, then
     // finishRun's event for a root (a lane that leaves its join waiting adds none).
     audit.push({ runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' });
-    if (task.parentId === null) audit.push({ kind: 'run.succeeded', runId: task.runId, agent: task.runAgent, actor: lease.owner });
+    if (task.parentId === null) audit.push(runEnded('succeeded', task.runId, task.runAgent, lease.owner));
   }
   // A gate's verdict also writes its own row; an event that opens a stream has no head yet.
   if (audit.length === 0 || audit.some((e) => e.kind === 'gate.verdict' || e.opensStream)) return null;

@@ -66,8 +66,16 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
      VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [taskId, runId, req.agent, waits ? 'waiting' : 'queued', waits ? 'lane' : null, toJson(req.input), req.maxAttempts, now, now, now],
   );
+  audit.push(...createdEvents(req, taskId, waits));
+  if (!sink) await insertAudit(tx, now, audit);
+  return toRun(inserted);
+}
+
+/** A new run's events: run.created and its root task's task.created, each opening its stream. */
+function createdEvents(req: RunStart, taskId: string, waits: boolean): AuditEntry[] {
+  const { runId } = req;
   const actor = req.actor ?? null;
-  audit.push(
+  return [
     {
       kind: 'run.created',
       opensStream: true,
@@ -77,9 +85,7 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
       data: { idempotencyKey: req.idempotencyKey ?? null, envelope: req.envelopeId, session: req.session?.key ?? null, kind: req.kind, ...(req.origin ? { origin: req.origin } : {}) },
     },
     { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0, ...(waits ? { waitingFor: 'lane' } : {}) } },
-  );
-  if (!sink) await insertAudit(tx, now, audit);
-  return toRun(inserted);
+  ];
 }
 
 /**
@@ -92,14 +98,10 @@ export async function insertRun(tx: SqlExecutor, req: RunStart, now: number, sin
 async function createInOneStatement(db: SqlBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
   // Built once a connection is free: thousands of callers queued for the pool hold no statement.
   const build = () => {
-    const runId = newId('run');
+    const start: RunStart = { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' };
+    const { runId } = start;
     const taskId = newId('task');
-    const actor = req.actor ?? null;
-    const audit: AuditEntry[] = [
-      { kind: 'run.created', opensStream: true, runId, agent: req.agent, actor, data: { idempotencyKey: req.idempotencyKey ?? null, envelope: null, session: null, kind: 'work', ...(req.origin ? { origin: req.origin } : {}) } },
-      { kind: 'task.created', opensStream: true, runId, taskId, agent: req.agent, actor, data: { depth: 0 } },
-    ];
-    const appended = auditCtes(now, audit, new Map(), 'run');
+    const appended = auditCtes(now, createdEvents(start, taskId, false), new Map(), 'run');
     const sql = `WITH run AS (
         INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
         VALUES (?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)
@@ -157,10 +159,15 @@ export async function finishRun(
   const run =
     finished ??
     (await tx.get<FinishedRun>(`UPDATE runs SET ${FINISH_RUN} WHERE id = ? RETURNING agent, session_key`, [...finishParams(end.state, end.output, end.error, now), end.runId]));
-  sink.push({ kind: `run.${end.state}`, runId: end.runId, agent: run?.agent ?? end.agent, actor });
+  sink.push(runEnded(end.state, end.runId, run?.agent ?? end.agent, actor));
   // The session's next message may start now.
   if (run?.session_key) return (await leaveLane(tx, run.session_key, end.runId, now)) !== null;
   return false;
+}
+
+/** A run's end event, `run.<state>`, on the run's stream. */
+export function runEnded(state: 'succeeded' | 'failed' | 'cancelled', runId: string, agent: string, actor: string): AuditEntry {
+  return { kind: `run.${state}`, runId, agent, actor };
 }
 
 const FINISH_RUN = 'state = ?, output = ?, error = ?, finished_at = ?, updated_at = ?';

@@ -254,16 +254,15 @@ type RunContext = {
   reply_to: string | null;
   origin: string | null;
   agent: string;
-  /** The run's audit stream head as the claim statement read it (a hint for commit-statement-sql.ts), else null. */
-  head_seq: number | string | null;
-  head_hash: string | null;
+  /** The run's audit stream head as the claim statement read it (a hint for commit-statement-sql.ts). */
+  head_seq?: number | string | null;
+  head_hash?: string | null;
 };
 
 /** The runs' part of what claimed tasks' turns need, by run id (where the claim statement did not bring it). */
 async function runContexts(db: SqlExecutor, runIds: readonly string[]): Promise<Map<string, RunContext>> {
   const runs = await db.all<RunContext & { id: string }>(
-    `SELECT r.id, r.agent, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to,
-       NULL AS head_seq, NULL AS head_hash
+    `SELECT r.id, r.agent, r.tenant, r.session_key, r.session_seq, r.session_epoch, r.kind, r.origin, e.channel AS reply_channel, e.account AS reply_account, e.reply_to
      FROM runs r LEFT JOIN envelopes e ON e.id = r.envelope_id WHERE r.id IN (${placeholders(runIds.length)})`,
     runIds,
   );

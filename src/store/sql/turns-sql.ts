@@ -3,6 +3,7 @@ import type { Action, ActionResult, ErrorInfo, Json, TurnRecord, Usage } from '.
 import type { OpenTurn } from '../store.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toEffect, type EffectRow } from './rows.ts';
+import { placeholders } from './where.ts';
 
 /**
  * A task's turns: `decided` (its actions recorded before they run, so a resumed task
@@ -84,7 +85,7 @@ export function commitTurnAfterFence(t: CommittedTurn, now: number): { sql: stri
 
 /** The turn rows of several tasks at once (one read for a whole claim batch), by task. */
 export async function turnRowsOf(db: SqlExecutor, taskIds: readonly string[]): Promise<Map<string, TurnRow[]>> {
-  const rows = await db.all<TurnRow>(`SELECT * FROM turns WHERE task_id IN (${taskIds.map(() => '?').join(', ')}) ORDER BY task_id, n`, taskIds);
+  const rows = await db.all<TurnRow>(`SELECT * FROM turns WHERE task_id IN (${placeholders(taskIds.length)}) ORDER BY task_id, n`, taskIds);
   const byTask = new Map<string, TurnRow[]>();
   for (const t of rows) byTask.set(t.task_id, [...(byTask.get(t.task_id) ?? []), t]);
   return byTask;
