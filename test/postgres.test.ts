@@ -147,7 +147,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal((await store.audit.list({ runId, limit: 100 })).length, events.length);
   });
 
-  it('one-statement commit: a lane that leaves its join waiting is one round trip; the lane that decides the join runs as a transaction', async (t) => {
+  it('one-statement commit: a lane of an all join leaves its parent\'s row unwritten, and the lane that commits last decides the join', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
     const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
     const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
@@ -156,20 +156,97 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     const lanes = await store.tasks.claim({ workerId: 'w2', limit: 3, leaseMs: 60_000, now: Date.now() });
     assert.equal(lanes.length, 3);
     const trips: number[] = [];
+    const out: number[] = [];
     for (const lane of lanes) {
       const before = backend.stats.queries - backend.stats.notifies;
       await store.commitTurn({ lease: lane.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: lane.task.input }, outcome: { kind: 'succeed', output: lane.task.input }, audit: [] });
       trips.push(backend.stats.queries - backend.stats.notifies - before);
+      out.push((await store.tasks.get(run.rootTaskId))!.waitingOn);
     }
-    assert.deepEqual(trips.slice(0, 2), [1, 1]);
-    assert.ok(trips[2]! > 1, `the last lane decides the join in a transaction (${trips[2]} round trips)`);
-    assert.deepEqual(backend.hints.stats, { single: 2, fallbacks: 1 });
+    // The statement, then a look at the parent's lanes; the last lane's look finds them all finished and decides.
+    assert.deepEqual(trips.slice(0, 2), [2, 2]);
+    assert.ok(trips[2]! > 2, `the last lane decides the join in a transaction (${trips[2]} round trips)`);
+    assert.deepEqual(backend.hints.stats, { single: 3, fallbacks: 0 });
+    // Task.waitingOn counts the lanes still out, though no lane wrote the parent's count.
+    assert.deepEqual(out, [2, 1, 0]);
     const parent = await store.tasks.get(run.rootTaskId);
     assert.equal(parent?.state, 'queued');
     const kinds = (await store.audit.list({ runId: run.id, limit: 100 })).filter((e) => e.taskId === run.rootTaskId).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-3), ['task.waiting', 'join.completed', 'task.joined']);
     const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
     assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
+  it('lanes of one all join finishing together in two processes, one of them by a transaction: the join is decided exactly once', async (t) => {
+    const { store, schema } = await pgStore(t, { migrate: true, keepSchema: true });
+    const other = await pgStore(t, { schema });
+    for (let round = 0; round < 5; round++) {
+      const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
+      const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+      const children = Array.from({ length: 12 }, (_, i) => ({ id: `task_r${round}_lane_${i}`, agent: 'lane', input: i, parentAction: i, maxAttempts: 1 }));
+      await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+      const mine = await store.tasks.claim({ workerId: 'w2', limit: 6, leaseMs: 60_000, now: Date.now() });
+      const theirs = await other.store.tasks.claim({ workerId: 'w3', limit: 6, leaseMs: 60_000, now: Date.now() });
+      assert.equal(mine.length + theirs.length, 12);
+      await Promise.all(
+        [...mine.map((c) => [store, c] as const), ...theirs.map((c) => [other.store, c] as const)].map(([s, c], i) =>
+          s.commitTurn({
+            lease: c.lease,
+            now: Date.now(),
+            turn: { n: 1, actions: [], results: [], output: i },
+            // One lane commits by a transaction (an outbound message is not the statement's), locking the parent's row.
+            outcome: { kind: 'succeed', output: i },
+            audit: [],
+            ...(i === 3 ? { outbox: [{ idempotencyKey: `k_${round}`, runId: c.task.runId, taskId: c.task.id, channel: 'cli', account: 'default', target: 'x', payload: 'hi' }] } : {}),
+          }),
+        ),
+      );
+      const parent = await store.tasks.get(run.rootTaskId);
+      assert.equal(parent?.state, 'queued', `round ${round}`);
+      const joins = (await store.audit.list({ runId: run.id, limit: 200 })).filter((e) => e.kind === 'join.completed');
+      assert.equal(joins.length, 1, `round ${round}: one join.completed`);
+      const data = joins[0]!.data as { ok: number; failed: number };
+      assert.deepEqual([data.ok, data.failed], [12, 0]);
+      const [woken] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+      assert.equal(woken?.task.id, run.rootTaskId);
+      await store.commitTurn({ lease: woken.lease, now: Date.now(), turn: { n: 2, actions: [], results: [], output: 'done' }, outcome: { kind: 'succeed', output: 'done' }, audit: [] });
+    }
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
+  it('a lane committing in one statement waits for a transaction that holds its parent\'s row, then sees the join complete and decides it', async (t) => {
+    const { store, schema } = await pgStore(t, { migrate: true, keepSchema: true });
+    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
+    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+    const children = ['t', 'f'].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
+    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const lanes = await store.tasks.claim({ workerId: 'w2', limit: 2, leaseMs: 60_000, now: Date.now() });
+    const f = lanes.find((c) => c.task.id === 'task_lane_f')!;
+    // Lane t finishes in a transaction of another process that has locked the parent and
+    // counted lane f unfinished, and has not committed yet.
+    await pgAdmin(
+      PG_TEST_URL,
+      async (client) => {
+        await client.query('BEGIN');
+        await client.query(`UPDATE tasks SET state = 'succeeded', finished_at = $1, lease_owner = NULL WHERE id = 'task_lane_t'`, [Date.now()]);
+        await client.query(`UPDATE tasks SET updated_at = $1 WHERE id = $2`, [Date.now(), run.rootTaskId]);
+        const commit = store.commitTurn({ lease: f.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 'f' }, outcome: { kind: 'succeed', output: 'f' }, audit: [] });
+        const blocked = until('lane f waits on the parent row', async () => {
+          const rows = await sql<{ n: number }>(schema, `SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%' AND query LIKE '%fenced%'`);
+          return rows[0]!.n > 0;
+        });
+        // Without the share lock lane f would commit now and look before t's commit: nobody would decide the join.
+        assert.equal(await Promise.race([commit.then(() => 'committed'), blocked.then(() => 'blocked')]), 'blocked');
+        await client.query('COMMIT');
+        await commit;
+      },
+      schema,
+    );
+    const parent = await store.tasks.get(run.rootTaskId);
+    assert.equal(parent?.state, 'queued');
+    const kinds = (await store.audit.list({ runId: run.id, limit: 100 })).filter((e) => e.taskId === run.rootTaskId).map((e) => e.kind);
+    assert.deepEqual(kinds.slice(-2), ['join.completed', 'task.joined']);
   });
 
   it('runs.create is one round trip, its own transaction; the same idempotency key again finds the first run', async (t) => {

@@ -10,7 +10,7 @@ import type { JoinPolicy } from '../../src/core/join.ts';
 import { compileJoin, decideJoin } from '../../src/core/join.ts';
 import type { Registry } from '../../src/engine/options.ts';
 import type { Store } from '../../src/store/store.ts';
-import { auditOf, clocked, gate, registry, until } from '../helpers.ts';
+import { auditOf, clocked, forge, gate, registry, tempStore, until } from '../helpers.ts';
 import { submitRun } from '../fixtures/submit-run.ts';
 
 /** Starts a run at the manual clock's now (the run is due exactly when the worker's clock says so, however long set-up took). */
@@ -245,5 +245,24 @@ describe('join modes', () => {
       { ok: true, value: 1 },
       { ok: false, code: 'CANCELLED' },
     ]);
+  });
+
+  it('an all join whose lanes all finished but whose parent still waits (a process died before looking) is decided by the reaper', async (t) => {
+    const { store, cleanup } = await tempStore();
+    t.after(cleanup);
+    const now = Date.now();
+    const { run } = await store.runs.create({ agent: 'lead', input: null, maxAttempts: 1 }, now);
+    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now });
+    const children = [1, 2].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
+    await store.commitTurn({ lease: root!.lease, now, turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    assert.equal((await store.tasks.get(run.rootTaskId))!.waitingOn, 2);
+    // Forged: both lanes finished as a lane's one-statement commit leaves them (PostgreSQL), with no one left to look at the parent.
+    for (const c of children) await forge(store, `UPDATE tasks SET state = 'succeeded', output = ?, finished_at = ? WHERE id = ?`, [String(c.input), now, c.id]);
+    assert.equal((await store.tasks.get(run.rootTaskId))!.waitingOn, 0);
+    assert.equal(await store.tasks.expireJoins(now), 1);
+    assert.equal((await store.tasks.get(run.rootTaskId))!.state, 'queued');
+    const joined = (await auditOf(store, run.id)).find((e) => e.kind === 'join.completed')!.data as { verdict: string; ok: number };
+    assert.deepEqual([joined.verdict, joined.ok], ['met', 2]);
+    assert.equal(await store.tasks.expireJoins(now), 0);
   });
 });

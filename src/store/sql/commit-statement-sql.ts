@@ -13,8 +13,8 @@ import { commitTurnAfterFence } from './turns-sql.ts';
  * trip, where BEGIN, fence, events and COMMIT are four). It covers the common turns,
  * with no spend to settle and no outbound message: one that keeps its task going; one
  * that finishes the root task of a run outside a session lane (the run ends with it);
- * and one that finishes a lane whose `all` join still waits for others (the parent's
- * count moves, nothing wakes).
+ * and one that finishes a lane of an `all` join (the parent's row is only read; the
+ * store looks after the commit whether the join is complete).
  *
  * The audit events are chained onto heads this process already knows (CommitHints)
  * instead of heads locked and read first. The statement only writes if the fence held,
@@ -28,17 +28,21 @@ export interface CommitStatement {
   params: SqlParam[];
   /** The streams it appends to, and their heads once it has committed. */
   heads: Map<string, HeadHint>;
+  /** The parent of a lane this statement finishes (its join is decided after the commit), else null. */
+  parentId: string | null;
 }
 
 /**
- * A lane's success counted on its parent when the join stays waiting: an `all` join
- * with other lanes still out, that this lane cannot fail (joins-sql.ts joinLane decides
- * every other case). Parameter: now.
+ * A lane's success when its parent waits in an `all` join: the parent's row is read
+ * FOR SHARE, not written. Lanes finishing together share that lock, so none waits
+ * for another's COMMIT; a transaction deciding the join (joins-sql.ts, an UPDATE)
+ * waits for them all, and then counts them finished. Whether this lane was the last
+ * is seen after the commit (sql-store.ts). A lane's success never decides an `all`
+ * join before the last lane, so nothing else is checked.
  */
-const JOIN_STILL_WAITING = `UPDATE tasks SET waiting_on = waiting_on - 1, join_ok = join_ok + 1, updated_at = ?
-  WHERE id = (SELECT parent_id FROM fenced) AND state = 'waiting' AND waiting_on > 1 AND COALESCE(join_mode, 'all') = 'all'
-    AND (join_failed = 0 OR COALESCE(join_on_failure, 'include') <> 'fail')
-  RETURNING id`;
+const PARENT_WAITS_FOR_ALL = `SELECT id FROM tasks
+  WHERE id = (SELECT parent_id FROM fenced) AND state = 'waiting' AND waiting_for = 'children' AND COALESCE(join_mode, 'all') = 'all'
+  FOR SHARE`;
 
 export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatement | null {
   const { lease, outcome, turn, now } = c;
@@ -68,9 +72,9 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
   const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
   const params: SqlParam[] = [...fenced.params, ...followed.params];
   // Every head must have been where the hint said (`moved`), and a lane's parent must
-  // be left waiting (`joined`): if not, the cast fails and so does the whole statement
-  // (the subqueries keep it from being folded at planning). A join this lane decides
-  // (the last lane, a quorum, a race) runs as a transaction.
+  // wait in an `all` join (`parent`): if not, the cast fails and so does the whole
+  // statement (the subqueries keep it from being folded at planning). A lane of any
+  // other join (a quorum, a race) runs as a transaction.
   let held = `(SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER)`;
   let told = `'heads moved: ' || (SELECT COUNT(*) FROM moved)`;
   if (outcome.kind === 'succeed' && task.parentId === null) {
@@ -78,10 +82,9 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
     parts.push(`run_done AS (${done.sql})`);
     params.push(...done.params);
   } else if (outcome.kind === 'succeed') {
-    parts.push(`joined AS (${JOIN_STILL_WAITING})`);
-    params.push(now);
-    held += ` AND (SELECT COUNT(*) FROM joined) = 1`;
-    told += ` || ', join not left waiting'`;
+    parts.push(`parent AS (${PARENT_WAITS_FOR_ALL})`);
+    held += ` AND (SELECT COUNT(*) FROM parent) = 1`;
+    told += ` || ', parent not waiting for all its lanes'`;
   }
   const appended = auditCtes(now, audit, heads, 'fenced');
   parts.push(...appended.ctes);
@@ -89,5 +92,6 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
   const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;
   // A data-modifying WITH runs whether or not it is read; only the fence's id comes back
   // (each column returned costs the driver a parser per statement).
-  return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params, heads };
+  const parentId = outcome.kind === 'succeed' ? task.parentId : null;
+  return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params, heads, parentId };
 }

@@ -41,6 +41,8 @@ export interface TaskRow {
   error: string | null;
   turns: number | string;
   waiting_on: number | string;
+  /** The lanes still out, counted when read (LANES_OUT); the stored waiting_on can lag on PostgreSQL. */
+  lanes_out?: number | string;
   attempt: number | string;
   max_attempts: number | string;
   reclaims: number | string;
@@ -106,7 +108,7 @@ export function toTask(r: TaskRow): Task {
     output: parseJson(r.output),
     error: parseJson<ErrorInfo>(r.error),
     turns: num(r.turns),
-    waitingOn: num(r.waiting_on),
+    waitingOn: num(r.lanes_out ?? r.waiting_on),
     attempt: num(r.attempt),
     maxAttempts: num(r.max_attempts),
     reclaims: num(r.reclaims),

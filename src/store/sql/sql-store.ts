@@ -65,6 +65,7 @@ import {
   handOverTask,
   propagateFinish,
   scheduleRetry,
+  settleAllJoin,
   sqlTaskStore,
   succeedInFence,
   waitForApproval,
@@ -336,8 +337,12 @@ export class SqlStore implements Store {
     }
     if (rows.length === 0) throw new LeaseLostError(c.lease.taskId);
     hints.learnHeads(one.heads);
-    if (c.outcome.kind === 'succeed') hints.tasks.delete(c.lease.taskId);
     hints.stats.single++;
+    if (c.outcome.kind !== 'succeed') return true;
+    hints.tasks.delete(c.lease.taskId);
+    // A lane left its parent's row alone: whether it was the last is seen now it has committed.
+    // The commit stands whatever happens here: a join this fails to decide is the reaper's (FINISHED_JOINS).
+    if (one.parentId !== null) await settleAllJoin(this.backend, one.parentId, c.now, c.lease.owner).catch(() => false);
     return true;
   }
 }

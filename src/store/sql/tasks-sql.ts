@@ -16,7 +16,7 @@ import { cancelledInfo, finishRun, type FinishedRun } from './runs-sql.ts';
 import { sessionHistory } from './sessions-sql.ts';
 import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
 import { placeholders, slices, valuesOf, whereOf } from './where.ts';
-import { expireJoins, joinColumns, joinLane, type FailParent } from './joins-sql.ts';
+import { FINISHED_JOINS, expireJoins, joinColumns, joinLane, settleJoin, type FailParent } from './joins-sql.ts';
 import type { JoinSpec } from '../../core/join.ts';
 import { runStream, taskStream } from '../../audit/chain.ts';
 
@@ -28,6 +28,12 @@ import { runStream, taskStream } from '../../audit/chain.ts';
 
 const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
 const HELD = sqlStateSet(HELD_TASK_STATES);
+/**
+ * Task.waitingOn as read: a parent waiting for its lanes counts them from their rows
+ * (lanes of an `all` join commit without writing the parent's count on PostgreSQL).
+ */
+const LANES_OUT = `CASE WHEN t.state = 'waiting' AND t.waiting_for = 'children'
+  THEN (SELECT COUNT(*) FROM tasks c WHERE c.parent_id = t.id AND c.parent_turn = t.turns AND c.state IN ${UNFINISHED}) ELSE t.waiting_on END AS lanes_out`;
 
 /** What PostgreSQL does in the fence's round trip (a data-modifying WITH over the fenced row, `fenced`). */
 export interface FenceExtras {
@@ -153,6 +159,27 @@ function failParentFor(now: number, actor: string): FailParent {
     sink.push({ kind: 'task.failed', runId: row.run_id, taskId: row.id, agent: row.agent, actor, data: { error: error as unknown as Json } });
     return finishTask(tx, toTask(row), 'dead', null, error, now, actor, sink);
   };
+}
+
+/**
+ * After a lane of an `all` join committed without touching its parent (one statement,
+ * commit-statement-sql.ts): if no lane of that join is unfinished now, decides it.
+ * Whichever lane commits last sees every other lane finished here, so one of them
+ * always decides; two that both see it are told apart by the parent's lock. A process
+ * that dies in between leaves the join to the reaper (FINISHED_JOINS). Returns true if
+ * the parent woke.
+ */
+export async function settleAllJoin(db: SqlBackend, parentId: string, now: number, actor: string): Promise<boolean> {
+  const finished = await db.read.get<{ id: string }>(`${FINISHED_JOINS} AND p.id = ?`, [parentId]);
+  if (!finished) return false;
+  const woke = await db.transaction(async (tx) => {
+    const audit: AuditEntry[] = [];
+    const woke = await settleJoin(tx, parentId, true, now, actor, audit, failParentFor(now, actor));
+    await insertAudit(tx, now, audit);
+    return woke;
+  });
+  if (woke) db.signalTasksReady();
+  return woke;
 }
 
 // ── a turn's outcome (composed by the store's commitTurn) ────────────────────
@@ -313,16 +340,16 @@ async function claimContext(db: SqlExecutor, task: Task, run: RunContext | undef
 export function sqlTaskStore(db: SqlBackend): TaskStore {
   return {
     async get(id: string): Promise<Task | null> {
-      const row = await db.read.get<TaskRow>('SELECT * FROM tasks WHERE id = ?', [id]);
+      const row = await db.read.get<TaskRow>(`SELECT t.*, ${LANES_OUT} FROM tasks t WHERE t.id = ?`, [id]);
       return row ? toTask(row) : null;
     },
 
     async list(filter: TaskFilter): Promise<Task[]> {
       const w = whereOf([
-        ['run_id = ?', filter.runId],
-        ['state = ?', filter.state],
+        ['t.run_id = ?', filter.runId],
+        ['t.state = ?', filter.state],
       ]);
-      const rows = await db.read.all<TaskRow>(`SELECT * FROM tasks ${w.sql} ORDER BY id LIMIT ?`, [...w.params, filter.limit]);
+      const rows = await db.read.all<TaskRow>(`SELECT t.*, ${LANES_OUT} FROM tasks t ${w.sql} ORDER BY t.id LIMIT ?`, [...w.params, filter.limit]);
       return rows.map(toTask);
     },
 
