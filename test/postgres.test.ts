@@ -267,6 +267,26 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
   });
 
+  it('runs created at once without an idempotency key share statements (100 to one), each with its root task and events', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    const before = backend.stats.queries - backend.stats.notifies;
+    const made = await Promise.all(Array.from({ length: 250 }, (_, i) => store.runs.create({ agent: 'solo', input: { i }, maxAttempts: 1 + (i % 3) }, Date.now())));
+    const trips = backend.stats.queries - backend.stats.notifies - before;
+    assert.ok(trips >= 3 && trips <= 6, `250 runs in ${trips} statements`);
+    assert.ok(made.every((m) => m.created));
+    assert.equal(new Set(made.map((m) => m.run.id)).size, 250);
+    const some = made[137]!.run;
+    assert.deepEqual(some.input, { i: 137 });
+    const tasks = await store.tasks.list({ runId: some.id, limit: 10 });
+    assert.deepEqual(
+      tasks.map((x) => [x.id, x.state, x.maxAttempts, x.input]),
+      [[some.rootTaskId, 'queued', 1 + (137 % 3), { i: 137 }]],
+    );
+    assert.deepEqual((await store.audit.list({ runId: some.id, limit: 10 })).map((e) => e.kind), ['run.created', 'task.created']);
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
   it('one-statement commit: a head another writer moved, or one the hint has wrong, makes the statement fail whole, and the commit runs as a transaction', async (t) => {
     const { store, backend, schema } = await pgStore(t, { migrate: true, keepSchema: true });
     const other = await pgStore(t, { schema });

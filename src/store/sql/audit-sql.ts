@@ -135,13 +135,18 @@ function chainEvents(rows: ReadonlyArray<{ now: number; entry: AuditEntry; strea
 
 /**
  * PostgreSQL: an audit append as CTEs of a statement that is its own transaction
- * (commit-statement-sql.ts), written only if the CTE `guard` has rows. `events` inserts
+ * (commit-statement-sql.ts), written only if the CTE `guard` has rows; each event at
+ * its own time (a statement may carry several callers' writes). `events` inserts
  * the chained events; `moved` moves each known head from where `heads` had it (a head
  * elsewhere is not moved: the caller checks `moved` counts `known` rows); `opened`
  * creates the heads of the streams the events open. `heads` is left at the new heads.
  */
-export function auditCtes(now: number, entries: readonly AuditEntry[], heads: Map<string, { n: number; hash: string }>, guard: string): { ctes: string[]; params: SqlParam[]; known: number } {
-  const rows = entries.map((entry) => ({ now, entry, stream: streamOf(entry) }));
+export function auditCtes(
+  appends: ReadonlyArray<{ now: number; entry: AuditEntry }>,
+  heads: Map<string, { n: number; hash: string }>,
+  guard: string,
+): { ctes: string[]; params: SqlParam[]; known: number } {
+  const rows = appends.map(({ now, entry }) => ({ now, entry, stream: streamOf(entry) }));
   const opened = new Set(rows.filter((r) => r.entry.opensStream).map((r) => r.stream));
   const known = [...new Set(rows.map((r) => r.stream))].filter((s) => !opened.has(s)).sort();
   const was = new Map(known.map((s) => [s, heads.get(s)!.n]));

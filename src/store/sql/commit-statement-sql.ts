@@ -86,7 +86,7 @@ export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatem
     held += ` AND (SELECT COUNT(*) FROM parent) = 1`;
     told += ` || ', parent not waiting for all its lanes'`;
   }
-  const appended = auditCtes(now, audit, heads, 'fenced');
+  const appended = auditCtes(audit.map((entry) => ({ now, entry })), heads, 'fenced');
   parts.push(...appended.ctes);
   params.push(...appended.params, appended.known);
   const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;

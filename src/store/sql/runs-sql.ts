@@ -12,7 +12,7 @@ import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toRun, type RunRow } from './rows.ts';
 import { enterLane, leaveLane, retakeLane } from './sessions-sql.ts';
-import { whereOf } from './where.ts';
+import { valuesOf, whereOf } from './where.ts';
 
 const UNFINISHED = sqlStateSet(UNFINISHED_TASK_STATES);
 
@@ -88,35 +88,122 @@ function createdEvents(req: RunStart, taskId: string, waits: boolean): AuditEntr
   ];
 }
 
+/** A backend that runs a statement as a transaction of its own (PostgreSQL). */
+type StatementBackend = SqlBackend & { commitStatement: NonNullable<SqlBackend['commitStatement']> };
+
+/** A run to create by statement (createsStatement): its ids are drawn when it is asked for. */
+interface RunToCreate {
+  start: RunStart;
+  taskId: string;
+  now: number;
+}
+
+function runToCreate(req: NewRun, now: number): RunToCreate {
+  return { start: { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, taskId: newId('task'), now };
+}
+
 /**
- * A run outside any session, with no envelope, created by one statement that is its
- * own transaction (the backend's commitStatement; PostgreSQL: one round trip, where
- * BEGIN, two inserts, the events and COMMIT are five). Its events open the run's and
- * the task's streams, so there is no head to read. Null: it failed, and the caller
- * creates the run in a transaction instead (a store failure is thrown as it is).
+ * Runs outside any session, with no envelope, created by one statement that is its own
+ * transaction (the backend's commitStatement; PostgreSQL: one round trip for them all,
+ * where BEGIN, two inserts, the events and COMMIT are five for each). Their events
+ * open the runs' and the tasks' streams, so there is no head to read. A run whose
+ * idempotency key is taken is not inserted, and nothing of it is written (alone in its
+ * statement: the events' guard is the inserted run). Returns the inserted runs' rows.
  */
-async function createInOneStatement(db: SqlBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
-  // Built once a connection is free: thousands of callers queued for the pool hold no statement.
-  const build = () => {
-    const start: RunStart = { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' };
-    const { runId } = start;
-    const taskId = newId('task');
-    const appended = auditCtes(now, createdEvents(start, taskId, false), new Map(), 'run');
-    const sql = `WITH run AS (
-        INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
-        VALUES (?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)
-        ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
-      ), task AS (
-        INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
-        SELECT ?, id, 0, agent, 'queued', NULL, input, CAST(? AS INTEGER), created_at, created_at, created_at FROM run
-      ), ${appended.ctes.join(', ')}
-      SELECT * FROM run`;
-    const params: SqlParam[] = [runId, req.idempotencyKey ?? null, req.agent, toJson(req.input), taskId, req.tenant ?? 'default', req.origin ?? null, now, now, taskId, req.maxAttempts, ...appended.params];
-    return { sql, params };
+function createsStatement(batch: readonly RunToCreate[]): { sql: string; params: SqlParam[] } {
+  const params: SqlParam[] = [];
+  const tasks: SqlParam[] = [];
+  const events: Array<{ now: number; entry: AuditEntry }> = [];
+  for (const { start, taskId, now } of batch) {
+    params.push(start.runId, start.idempotencyKey ?? null, start.agent, toJson(start.input), taskId, start.tenant ?? 'default', start.origin ?? null, now, now);
+    tasks.push(start.runId, start.maxAttempts);
+    for (const entry of createdEvents(start, taskId, false)) events.push({ now, entry });
+  }
+  const appended = auditCtes(events, new Map(), 'run');
+  const sql = `WITH run AS (
+      INSERT INTO runs (id, idempotency_key, agent, state, input, root_task_id, tenant, envelope_id, session_key, session_seq, session_epoch, kind, origin, created_at, updated_at)
+      VALUES ${valuesOf(batch.length, "(?, ?, ?, 'running', ?, ?, ?, NULL, NULL, NULL, NULL, 'work', ?, ?, ?)")}
+      ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
+    ), task AS (
+      INSERT INTO tasks (id, run_id, depth, agent, state, waiting_for, input, max_attempts, run_at, created_at, updated_at)
+      SELECT r.root_task_id, r.id, 0, r.agent, 'queued', NULL, r.input, v.max_attempts, r.created_at, r.created_at, r.created_at
+      FROM run r JOIN (VALUES ${valuesOf(batch.length, '(?, CAST(? AS INTEGER))')}) AS v(id, max_attempts) ON v.id = r.id
+    ), ${appended.ctes.join(', ')}
+    SELECT * FROM run`;
+  return { sql, params: [...params, ...tasks, ...appended.params] };
+}
+
+/** Runs without an idempotency key that share one statement, at most (about 40 parameters each). */
+const CREATE_BATCH = 100;
+/** Such statements in flight at once: the rest of the pool stays free for the workers' claims and commits. */
+const CREATES_IN_FLIGHT = 2;
+
+/**
+ * PostgreSQL: the runs without an idempotency key that callers of this process ask for
+ * meanwhile are created together, CREATE_BATCH to a statement (createsStatement), the
+ * way SQLite's group commit shares one transaction; 10,000 submitted at once wait in
+ * this queue, not each for a pooled connection. A statement is built when a connection
+ * is free, from the runs queued by then. Resolves to the run, or null if the statement
+ * was refused (the caller creates the run in a transaction instead); a store failure is
+ * thrown as it is.
+ */
+function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run | null> {
+  const queue: Array<{ run: RunToCreate; settle: (row: RunRow | null, err?: unknown) => void }> = [];
+  let inFlight = 0;
+  /** Statements started whose batch is not yet taken from the queue. */
+  let unbuilt = 0;
+  const pump = (): void => {
+    while (inFlight < CREATES_IN_FLIGHT && queue.length > unbuilt * CREATE_BATCH) {
+      inFlight++;
+      unbuilt++;
+      let taken: typeof queue | null = null;
+      const take = () => {
+        unbuilt--;
+        taken = queue.splice(0, CREATE_BATCH);
+        return taken;
+      };
+      db.commitStatement<RunRow>(() => createsStatement(take().map((q) => q.run)))
+        .then(
+          (rows) => {
+            const byId = new Map(rows.map((r) => [r.id, r]));
+            for (const q of taken!) q.settle(byId.get(q.run.start.runId) ?? null);
+            if (rows.length > 0) db.signalTasksReady();
+          },
+          (err: unknown) => {
+            // Refused, each run falls back to a transaction; lost, each fails as it did. If no
+            // connection came, the runs it would have taken do the same.
+            for (const q of taken ?? take()) q.settle(null, err);
+          },
+        )
+        .finally(() => {
+          inFlight--;
+          pump();
+        });
+    }
   };
+  return (run) =>
+    new Promise<Run | null>((resolve, reject) => {
+      queue.push({
+        run,
+        settle: (row, err) => {
+          if (err instanceof StoreUnavailableError) return reject(err);
+          try {
+            resolve(row ? toRun(row) : null);
+          } catch (bad) {
+            reject(bad instanceof Error ? bad : new Error(String(bad)));
+          }
+        },
+      });
+      pump();
+    });
+}
+
+/** A run with an idempotency key, created by a statement of its own (see createsStatement); null: it was not created. */
+async function createAlone(db: StatementBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
   let rows: RunRow[];
   try {
-    rows = await db.commitStatement!<RunRow>(build);
+    // Built once a connection is free: thousands of callers queued for the pool hold no statement.
+    rows = await db.commitStatement<RunRow>(() => createsStatement([runToCreate(req, now)]));
   } catch (err) {
     if (err instanceof StoreUnavailableError) throw err;
     return null;
@@ -242,10 +329,19 @@ async function retryRun(tx: SqlExecutor, runId: string, now: number, actor: stri
 }
 
 export function sqlRunStore(db: SqlBackend): RunStore {
+  const byStatement = db.commitStatement ? (db as StatementBackend) : null;
+  const batched = byStatement ? createBatcher(byStatement) : null;
   return {
     async create(req: NewRun, now: number): Promise<{ run: Run; created: boolean }> {
-      const alone = db.commitStatement ? await createInOneStatement(db, req, now) : null;
-      if (alone) return alone;
+      if (byStatement && batched) {
+        if (req.idempotencyKey) {
+          const alone = await createAlone(byStatement, req, now);
+          if (alone) return alone;
+        } else {
+          const run = await batched(runToCreate(req, now));
+          if (run) return { run, created: true };
+        }
+      }
       const result = await db.transaction(async (tx) => {
         const inserted = await insertRun(tx, { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, now);
         if (inserted) return { run: inserted, created: true };
