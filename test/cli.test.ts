@@ -262,6 +262,7 @@ describe('spine CLI', () => {
     child.kill('SIGTERM');
     assert.equal(await exited, 0, out);
     assert.ok(argv.includes('--max-semi-space-size=2'), argv.join(' '));
+    assert.ok(argv.includes('--heap-growing-percent=50'), argv.join(' '));
     assert.ok(argv.includes(BIN) && argv.includes('up'), argv.join(' '));
   });
 
