@@ -117,19 +117,13 @@ export async function settleJoin(
   return decide(tx, parent, await laneCounts(tx, parent), lastOk, now, actor, sink, failParent);
 }
 
-function decide(
-  tx: SqlExecutor,
-  parent: ParentJoinRow,
-  counts: JoinTally,
-  lastOk: boolean,
-  now: number,
-  actor: string,
-  sink: AuditEntry[],
-  failParent: FailParent,
-): Promise<boolean> {
+/** What deciding a join needs besides the parent and its counts: the time, who decides, the audit sink and how a parent fails. */
+type Deciding = [now: number, actor: string, sink: AuditEntry[], failParent: FailParent];
+
+function decide(tx: SqlExecutor, parent: ParentJoinRow, counts: JoinTally, lastOk: boolean, ...deciding: Deciding): Promise<boolean> {
   const verdict = decideJoin(specOf(parent), { ...counts, lastOk });
   if (verdict === 'wait') return Promise.resolve(false);
-  return completeJoin(tx, parent, verdict, counts, 'cancelled', now, actor, sink, failParent);
+  return completeJoin(tx, parent, verdict, counts, 'cancelled', ...deciding);
 }
 
 /**
