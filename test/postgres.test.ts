@@ -287,6 +287,18 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
   });
 
+  it('runs with large inputs share a statement up to about 1 MiB of input, one run at least', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    const big = 'x'.repeat(300_000);
+    const before = backend.stats.queries - backend.stats.notifies;
+    const made = await Promise.all(Array.from({ length: 12 }, (_, i) => store.runs.create({ agent: 'solo', input: { i, big }, maxAttempts: 1 }, Date.now())));
+    const trips = backend.stats.queries - backend.stats.notifies - before;
+    // Three inputs of ~300 KB fit under 1 MiB: 12 runs take 4 statements, not 1.
+    assert.ok(trips >= 4 && trips <= 6, `12 large runs in ${trips} statements`);
+    const again = await store.runs.get(made[11]!.run.id);
+    assert.deepEqual(again?.input, { i: 11, big });
+  });
+
   it('one-statement commit: a head another writer moved, or one the hint has wrong, makes the statement fail whole, and the commit runs as a transaction', async (t) => {
     const { store, backend, schema } = await pgStore(t, { migrate: true, keepSchema: true });
     const other = await pgStore(t, { schema });

@@ -96,10 +96,12 @@ interface RunToCreate {
   start: RunStart;
   taskId: string;
   now: number;
+  /** The input as stored (JSON), serialised once. */
+  input: string;
 }
 
 function runToCreate(req: NewRun, now: number): RunToCreate {
-  return { start: { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, taskId: newId('task'), now };
+  return { start: { ...req, runId: newId('run'), envelopeId: null, session: null, kind: 'work' }, taskId: newId('task'), now, input: toJson(req.input) };
 }
 
 /**
@@ -114,8 +116,8 @@ function createsStatement(batch: readonly RunToCreate[]): { sql: string; params:
   const params: SqlParam[] = [];
   const tasks: SqlParam[] = [];
   const events: Array<{ now: number; entry: AuditEntry }> = [];
-  for (const { start, taskId, now } of batch) {
-    params.push(start.runId, start.idempotencyKey ?? null, start.agent, toJson(start.input), taskId, start.tenant ?? 'default', start.origin ?? null, now, now);
+  for (const { start, taskId, now, input } of batch) {
+    params.push(start.runId, start.idempotencyKey ?? null, start.agent, input, taskId, start.tenant ?? 'default', start.origin ?? null, now, now);
     tasks.push(start.runId, start.maxAttempts);
     for (const entry of createdEvents(start, taskId, false)) events.push({ now, entry });
   }
@@ -133,19 +135,21 @@ function createsStatement(batch: readonly RunToCreate[]): { sql: string; params:
   return { sql, params: [...params, ...tasks, ...appended.params] };
 }
 
-/** Runs without an idempotency key that share one statement, at most (about 40 parameters each). */
+/** Runs without an idempotency key that share one statement, at most (about 40 parameters each)... */
 const CREATE_BATCH = 100;
+/** ...and their inputs' size, at most (a statement takes one run whatever its size). */
+const CREATE_BATCH_BYTES = 1 << 20;
 /** Such statements in flight at once: the rest of the pool stays free for the workers' claims and commits. */
 const CREATES_IN_FLIGHT = 2;
 
 /**
  * PostgreSQL: the runs without an idempotency key that callers of this process ask for
- * meanwhile are created together, CREATE_BATCH to a statement (createsStatement), the
- * way SQLite's group commit shares one transaction; 10,000 submitted at once wait in
- * this queue, not each for a pooled connection. A statement is built when a connection
- * is free, from the runs queued by then. Resolves to the run, or null if the statement
- * was refused (the caller creates the run in a transaction instead); a store failure is
- * thrown as it is.
+ * meanwhile are created together, CREATE_BATCH to a statement (createsStatement; fewer
+ * if their inputs pass CREATE_BATCH_BYTES), the way SQLite's group commit shares one
+ * transaction; 10,000 submitted at once wait in this queue, not each for a pooled
+ * connection. A statement is built when a connection is free, from the runs queued by
+ * then. Resolves to the run, or null if the statement was refused (the caller creates
+ * the run in a transaction instead); a store failure is thrown as it is.
  */
 function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run | null> {
   const queue: Array<{ run: RunToCreate; settle: (row: RunRow | null, err?: unknown) => void }> = [];
@@ -159,7 +163,12 @@ function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run 
       let taken: typeof queue | null = null;
       const take = () => {
         unbuilt--;
-        taken = queue.splice(0, CREATE_BATCH);
+        let n = 0;
+        for (let bytes = 0; n < Math.min(queue.length, CREATE_BATCH); n++) {
+          bytes += queue[n]!.run.input.length;
+          if (n > 0 && bytes > CREATE_BATCH_BYTES) break;
+        }
+        taken = queue.splice(0, n);
         return taken;
       };
       db.commitStatement<RunRow>(() => createsStatement(take().map((q) => q.run)))
