@@ -395,8 +395,24 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
         return true;
       });
       await assert.rejects(store.runs.create({ agent: 'a', input: null, maxAttempts: 1 }, Date.now()), StoreUnavailableError);
+      // A statement that never got a connection was not sent: null, and the caller's transaction (with its retries) decides.
+      let built = false;
+      const none = await backend.commitStatement(() => {
+        built = true;
+        return { sql: 'SELECT 1', params: [] };
+      });
+      assert.deepEqual([none, built], [null, false]);
     } finally {
       await store.close();
     }
+  });
+
+  it('commitStatement: a statement runs as its own transaction; one the database refuses writes nothing and resolves to null', async (t) => {
+    const { backend } = await pgStore(t, { migrate: true });
+    const insert = `WITH ins AS (INSERT INTO audit_heads (stream, stream_seq, hash) VALUES (?, 1, 'h') RETURNING stream)`;
+    assert.deepEqual(await backend.commitStatement<{ stream: string }>(() => ({ sql: `${insert} SELECT stream FROM ins`, params: ['probe:kept'] })), [{ stream: 'probe:kept' }]);
+    assert.equal(await backend.commitStatement(() => ({ sql: `${insert} SELECT CAST((SELECT stream FROM ins) AS INTEGER)`, params: ['probe:refused'] })), null);
+    const heads = await backend.read.all<{ stream: string }>(`SELECT stream FROM audit_heads WHERE stream LIKE 'probe:%' ORDER BY stream`);
+    assert.deepEqual(heads.map((h) => h.stream), ['probe:kept']);
   });
 });

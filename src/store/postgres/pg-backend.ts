@@ -348,11 +348,13 @@ export class PgBackend implements SqlBackend {
   }
 
   /**
-   * One transaction on a checked-out connection: BEGIN, `work`, COMMIT. The connection
-   * is always released, destroyed if it broke. A failure is thrown as AttemptFailed,
-   * saying whether the connection was lost and whether COMMIT had been sent.
+   * One transaction on a checked-out connection: BEGIN, `work`, COMMIT; or, `lone`,
+   * `work`'s one statement as a transaction of its own (no BEGIN, no COMMIT, nothing
+   * staged: from its first byte it may commit). The connection is always released,
+   * destroyed if it broke. A failure is thrown as AttemptFailed, saying whether the
+   * connection was lost and whether the commit had been sent.
    */
-  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>, lone = false): Promise<T> {
     // A checked-out connection that breaks between statements must not crash the process:
     // the next statement on it fails instead.
     let broken: Error | undefined;
@@ -360,18 +362,20 @@ export class PgBackend implements SqlBackend {
       broken = err;
     };
     client.on('error', onError);
-    let committing = false;
+    let committing = lone;
     const query: QueryFn = (q) => {
       this.stats.queries++;
       return client.query<Record<string, unknown>>(q);
     };
     try {
-      await query('BEGIN');
-      const tx = new PgExecutor(query, this.names, new StagedWrites({ keepHeads: true }));
+      if (!lone) await query('BEGIN');
+      const tx = new PgExecutor(query, this.names, lone ? undefined : new StagedWrites({ keepHeads: true }));
       const value = await work(tx);
-      await tx.staged?.flush(tx);
-      committing = true;
-      await query('COMMIT');
+      if (!lone) {
+        await tx.staged?.flush(tx);
+        committing = true;
+        await query('COMMIT');
+      }
       client.off('error', onError);
       client.release();
       // The heads it moved are where it left them, as far as this process knows; a
@@ -386,7 +390,7 @@ export class PgBackend implements SqlBackend {
     } catch (err) {
       const lostConnection = broken !== undefined || isConnectionError(err);
       let destroy = lostConnection;
-      if (!lostConnection) {
+      if (!lostConnection && !lone) {
         try {
           await client.query('ROLLBACK');
         } catch {
@@ -400,37 +404,31 @@ export class PgBackend implements SqlBackend {
     }
   }
 
-  async commitStatement<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[]> {
+  async commitStatement<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[] | null> {
     if (this.closed) throw new StoreUnavailableError('PostgreSQL: the store is closed');
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
-    } catch (err) {
-      throw new StoreUnavailableError(`PostgreSQL: cannot reach the database (${errorText(err)})`, err);
+    } catch {
+      // Nothing was sent: the caller's transaction waits for the database as transactions do.
+      return null;
     }
-    let broken: Error | undefined;
     try {
-      const { sql, params } = build();
-      const statement = new PgExecutor((q) => {
-        this.stats.queries++;
-        return client.query<Record<string, unknown>>(q);
-      }, this.names);
-      const rows = await statement.all<T>(sql, params);
-      this.stats.transactions++;
-      this.events.emit('committed');
-      return rows;
-    } catch (err) {
-      // Sent or not, a statement that is its own transaction may have committed.
-      if (isConnectionError(err)) {
-        broken = err instanceof Error ? err : new Error(String(err));
-        throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
-      }
+      return await this.attempt(
+        client,
+        true,
+        (tx) => {
+          const { sql, params } = build();
+          return tx.all<T>(sql, params);
+        },
+        true,
+      );
+    } catch (failed) {
+      const { err, lostConnection } = failed as AttemptFailed;
+      if (lostConnection) throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
       if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
       if (isStalePlan(err)) this.names.reset();
-      throw err;
-    } finally {
-      // A broken connection is destroyed, not returned to the pool.
-      client.release(broken);
+      return null;
     }
   }
 

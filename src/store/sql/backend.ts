@@ -30,11 +30,13 @@ export interface SqlBackend {
    * transaction of its own, so a common turn commits in one round trip
    * (commit-statement-sql.ts). `build` is called once a connection is free, so callers
    * queued for the pool hold no statement yet. It resolves to the statement's rows, or
-   * fails as a whole. A failure that leaves the outcome unknown (the connection broke)
-   * is a StoreUnavailableError. Absent on SQLite, where a transaction is no round trip.
+   * to null if the statement was refused or never sent (no connection came): nothing
+   * was written, and the caller does the same work as a transaction. A failure that
+   * leaves the outcome unknown (the connection broke) or a store fault is a
+   * StoreUnavailableError. Absent on SQLite, where a transaction is no round trip.
    */
   readonly hints?: CommitHints;
-  commitStatement?<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[]>;
+  commitStatement?<T>(build: () => { sql: string; params: readonly SqlParam[] }): Promise<T[] | null>;
   /** Serialises migration runs across processes (advisory lock or the write lock). */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Announces, after a commit, that tasks became leasable. */

@@ -171,16 +171,16 @@ function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run 
         taken = queue.splice(0, n);
         return taken;
       };
+      // Refused, or no connection came (then the runs it would have taken): each run is
+      // created by a transaction instead. Lost: each fails as the statement did.
       db.commitStatement<RunRow>(() => createsStatement(take().map((q) => q.run)))
         .then(
           (rows) => {
-            const byId = new Map(rows.map((r) => [r.id, r]));
-            for (const q of taken!) q.settle(byId.get(q.run.start.runId) ?? null);
-            if (rows.length > 0) db.signalTasksReady();
+            const byId = new Map((rows ?? []).map((r) => [r.id, r]));
+            for (const q of taken ?? take()) q.settle(byId.get(q.run.start.runId) ?? null);
+            if (byId.size > 0) db.signalTasksReady();
           },
           (err: unknown) => {
-            // Refused, each run falls back to a transaction; lost, each fails as it did. If no
-            // connection came, the runs it would have taken do the same.
             for (const q of taken ?? take()) q.settle(null, err);
           },
         )
@@ -209,14 +209,9 @@ function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run 
 
 /** A run with an idempotency key, created by a statement of its own (see createsStatement); null: it was not created. */
 async function createAlone(db: StatementBackend, req: NewRun, now: number): Promise<{ run: Run; created: boolean } | null> {
-  let rows: RunRow[];
-  try {
-    // Built once a connection is free: thousands of callers queued for the pool hold no statement.
-    rows = await db.commitStatement<RunRow>(() => createsStatement([runToCreate(req, now)]));
-  } catch (err) {
-    if (err instanceof StoreUnavailableError) throw err;
-    return null;
-  }
+  // Built once a connection is free: thousands of callers queued for the pool hold no statement.
+  const rows = await db.commitStatement<RunRow>(() => createsStatement([runToCreate(req, now)]));
+  if (rows === null) return null;
   if (rows[0]) {
     db.signalTasksReady();
     return { run: toRun(rows[0]), created: true };

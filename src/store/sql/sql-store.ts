@@ -326,11 +326,8 @@ export class SqlStore implements Store {
     if (!hints || !this.backend.commitStatement) return false;
     const one = commitStatement(c, hints);
     if (!one) return false;
-    let rows: Array<{ id: string }>;
-    try {
-      rows = await this.backend.commitStatement<{ id: string }>(() => one);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) throw err;
+    const rows = await this.backend.commitStatement<{ id: string }>(() => one);
+    if (rows === null) {
       hints.forgetHeads(one.heads.keys());
       hints.stats.fallbacks++;
       return false;
