@@ -147,6 +147,87 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal((await store.audit.list({ runId, limit: 100 })).length, events.length);
   });
 
+  it('commits asked for together share a statement: each unit is fenced on its own, a lost lease writes nothing of its unit and the others commit', async (t) => {
+    const { store, backend, schema } = await pgStore(t, { migrate: true, keepSchema: true });
+    const made = await Promise.all(Array.from({ length: 12 }, (_, i) => store.runs.create({ agent: 'solo', input: { i }, maxAttempts: 1 }, Date.now())));
+    const claimed = await store.tasks.claim({ workerId: 'w1', limit: 12, leaseMs: 60_000, now: Date.now() });
+    assert.equal(claimed.length, 12);
+    // One task's lease was taken over meanwhile (expired and reclaimed by another worker).
+    const stolen = claimed[5]!;
+    await sql(schema, `UPDATE tasks SET lease_owner = 'w2', lease_no = lease_no + 1 WHERE id = $1`, [stolen.task.id]);
+    const before = backend.stats.queries - backend.stats.notifies;
+    const settled = await Promise.allSettled(
+      claimed.map((c, i) =>
+        store.commitTurn({
+          lease: c.lease,
+          now: Date.now(),
+          turn: { n: 1, actions: [], results: [], output: i },
+          outcome: { kind: 'succeed', output: i },
+          audit: [{ kind: 'turn.committed', runId: c.task.runId, taskId: c.task.id, data: { turn: 1 } }],
+        }),
+      ),
+    );
+    const trips = backend.stats.queries - backend.stats.notifies - before;
+    // A statement is built once its connection is free, from every unit queued by then: 12 units, 1–3 statements.
+    assert.ok(trips >= 1 && trips <= 3, `12 commits in ${trips} statements`);
+    assert.deepEqual(backend.hints.stats, { single: 11, fallbacks: 0 });
+    settled.forEach((r, i) => {
+      if (i === 5) assert.ok(r.status === 'rejected' && r.reason instanceof LeaseLostError, 'the stolen lease is lost');
+      else assert.equal(r.status, 'fulfilled', `commit ${i}`);
+    });
+    for (const [i, c] of claimed.entries()) {
+      const run = await store.runs.get(c.task.runId);
+      const kinds = (await store.audit.list({ runId: c.task.runId, limit: 20 })).map((e) => e.kind);
+      if (i === 5) {
+        assert.deepEqual([run?.state, (await store.tasks.get(c.task.id))?.leaseOwner], ['running', 'w2']);
+        assert.deepEqual(kinds, ['run.created', 'task.created', 'task.leased', 'task.running']);
+        assert.deepEqual(await store.tasks.turns(c.task.id), []);
+      } else {
+        assert.deepEqual([run?.state, run?.output], ['succeeded', i]);
+        assert.deepEqual(kinds, ['run.created', 'task.created', 'task.leased', 'task.running', 'turn.committed', 'task.succeeded', 'run.succeeded']);
+      }
+    }
+    assert.equal(made.length, 12);
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
+  it('a stale head in one unit refuses its shared statement whole: every unit of it commits by a transaction instead', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    for (let i = 0; i < 6; i++) await store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now());
+    const claimed = await store.tasks.claim({ workerId: 'w1', limit: 6, leaseMs: 60_000, now: Date.now() });
+    // Every unit's hint is ahead of the database: whichever statement a unit lands in is refused.
+    for (const c of claimed) {
+      const head = backend.hints.heads.get(`task:${c.task.id}`)!;
+      backend.hints.heads.set(`task:${c.task.id}`, { n: head.n + 1, hash: head.hash });
+    }
+    await Promise.all(claimed.map((c) => store.commitTurn({ lease: c.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 1 }, outcome: { kind: 'succeed', output: 1 }, audit: [] })));
+    assert.deepEqual(backend.hints.stats, { single: 0, fallbacks: 6 });
+    for (const c of claimed) assert.equal((await store.runs.get(c.task.runId))?.state, 'succeeded');
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
+  it('lanes of one join committing together: their statements look once per parent, and the join is decided once', async (t) => {
+    const { store, backend } = await pgStore(t, { migrate: true });
+    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
+    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+    const children = Array.from({ length: 10 }, (_, i) => ({ id: `task_lane_${i}`, agent: 'lane', input: i, parentAction: i, maxAttempts: 1 }));
+    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const lanes = await store.tasks.claim({ workerId: 'w2', limit: 10, leaseMs: 60_000, now: Date.now() });
+    const before = backend.stats.queries - backend.stats.notifies;
+    await Promise.all(lanes.map((l) => store.commitTurn({ lease: l.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 1 }, outcome: { kind: 'succeed', output: 1 }, audit: [] })));
+    const trips = backend.stats.queries - backend.stats.notifies - before;
+    // Statements and their looks (one per parent each), and the deciding transaction (BEGIN, its
+    // statements, COMMIT); a statement and a look per lane would be 20 and more.
+    assert.ok(trips <= 12, `10 lanes in ${trips} round trips`);
+    assert.deepEqual(backend.hints.stats, { single: 10, fallbacks: 0 });
+    assert.equal((await store.tasks.get(run.rootTaskId))?.state, 'queued');
+    const joins = (await store.audit.list({ runId: run.id, limit: 200 })).filter((e) => e.kind === 'join.completed');
+    assert.equal(joins.length, 1);
+    assert.deepEqual((joins[0]!.data as { ok: number }).ok, 10);
+  });
+
   it('one-statement commit: a lane of an all join leaves its parent\'s row unwritten, and the lane that commits last decides the join', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
     const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
@@ -233,7 +314,8 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
         await client.query(`UPDATE tasks SET updated_at = $1 WHERE id = $2`, [Date.now(), run.rootTaskId]);
         const commit = store.commitTurn({ lease: f.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 'f' }, outcome: { kind: 'succeed', output: 'f' }, audit: [] });
         const blocked = until('lane f waits on the parent row', async () => {
-          const rows = await sql<{ n: number }>(schema, `SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR SHARE%' AND query LIKE '%fenced%'`);
+          // The commit statement (pg_stat_activity keeps only its first 1 KiB) waiting for a lock.
+          const rows = await sql<{ n: number }>(schema, `SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%fenced AS (%'`);
           return rows[0]!.n > 0;
         });
         // Without the share lock lane f would commit now and look before t's commit: nobody would decide the join.

@@ -101,7 +101,7 @@ function moveHeads(streams: readonly string[], state: ReadonlyMap<string, { n: n
 }
 
 /** The columns chainEvents gives each event's parameters for, in order. */
-const AUDIT_COLUMNS = 'at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
+export const AUDIT_COLUMNS = 'at, kind, run_id, task_id, agent, actor, digest, data, stream, stream_seq, prev_hash, hash';
 
 /**
  * Hashes events onto their streams' heads in `state`, moving each head as it goes, and
@@ -110,7 +110,7 @@ const AUDIT_COLUMNS = 'at, kind, run_id, task_id, agent, actor, digest, data, st
  * too; masking twice changes nothing), data in canonical form. A stream missing from
  * `state` starts at the genesis hash.
  */
-function chainEvents(rows: ReadonlyArray<{ now: number; entry: AuditEntry; stream: string }>, state: Map<string, { n: number; hash: string }>): SqlParam[] {
+export function chainEvents(rows: ReadonlyArray<{ now: number; entry: AuditEntry; stream: string }>, state: Map<string, { n: number; hash: string }>): SqlParam[] {
   const params: SqlParam[] = [];
   for (const { now, entry: e, stream } of rows) {
     const prev = state.get(stream) ?? { n: 0, hash: GENESIS };

@@ -1,97 +1,236 @@
 import { streamOf } from '../../audit/chain.ts';
+import { StoreUnavailableError } from '../../core/errors.ts';
+import { toJson } from '../../core/json.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { TurnCommit } from '../store.ts';
-import { auditCtes } from './audit-sql.ts';
+import { AUDIT_COLUMNS, chainEvents } from './audit-sql.ts';
 import type { CommitHints, HeadHint } from './commit-hints.ts';
-import type { SqlParam } from './executor.ts';
-import { finishRunAfterFence, runEnded } from './runs-sql.ts';
-import { continueInFence, fenceUpdate, succeedInFence } from './tasks-sql.ts';
-import { commitTurnAfterFence } from './turns-sql.ts';
+import { storedParams, type SqlParam } from './executor.ts';
+import { FINISH_RUNS_AFTER_FENCE, runEnded } from './runs-sql.ts';
+import { statementBatcher, type StatementBackend } from './statement-batcher.ts';
+import { FENCE_UNITS, settleAllJoin } from './tasks-sql.ts';
+import { COMMIT_TURNS_AFTER_FENCE } from './turns-sql.ts';
 
 /**
- * A turn's commit as one statement, a transaction of its own (PostgreSQL: one round
- * trip, where BEGIN, fence, events and COMMIT are four). It covers the common turns,
- * with no spend to settle and no outbound message: one that keeps its task going; one
- * that finishes the root task of a run outside a session lane (the run ends with it);
- * and one that finishes a lane of an `all` join (the parent's row is only read; the
- * store looks after the commit whether the join is complete).
+ * Turns' commits as one statement, a transaction of its own (PostgreSQL: one round
+ * trip for the commits of several tasks, where BEGIN, fence, events and COMMIT are
+ * four for each). It covers the common turns, with no spend to settle and no outbound
+ * message: one that keeps its task going; one that finishes the root task of a run
+ * outside a session lane (the run ends with it); and one that finishes a lane of an
+ * `all` join (the parent's row is only read; the store looks after the commit whether
+ * the join is complete).
  *
  * The audit events are chained onto heads this process already knows (CommitHints)
- * instead of heads locked and read first. The statement only writes if the fence held,
- * and it fails as a whole if a head moved meanwhile: the unique (stream, stream_seq)
- * index refuses an event whose number another writer took, and a head that is not
- * where the hint said makes the last column fail to cast. The commit then runs as an
- * ordinary transaction.
+ * instead of heads locked and read first. A unit whose fence does not hold (its lease
+ * is lost) writes nothing and the others commit. The statement fails as a whole if a
+ * head moved meanwhile: the unique (stream, stream_seq) index refuses an event whose
+ * number another writer took, and a head that is not where the hint said makes the
+ * last column fail to cast. Each of its commits then runs as an ordinary transaction.
+ *
+ * Its text is the same for any number of units and events (they travel as JSON), so
+ * it is prepared once per connection and planned once.
  */
-export interface CommitStatement {
-  sql: string;
-  params: SqlParam[];
-  /** The streams it appends to, and their heads once it has committed. */
+export interface CommitUnit {
+  taskId: string;
+  /** Its row of `u` (UNITS' fields, in order). */
+  unit: SqlParam[];
+  /** Its events, chained: the task's id, then AUDIT_COLUMNS. */
+  events: SqlParam[][];
+  /** Its streams' heads before it (`was`) and once it has committed. */
+  was: Map<string, number>;
   heads: Map<string, HeadHint>;
-  /** The parent of a lane this statement finishes (its join is decided after the commit), else null. */
+  /** The parent of a lane this unit finishes (its join is decided after the commit), else null. */
   parentId: string | null;
+  succeeds: boolean;
+  now: number;
+  actor: string;
 }
 
 /**
  * A lane's success when its parent waits in an `all` join: the parent's row is read
  * FOR SHARE, not written. Lanes finishing together share that lock, so none waits
  * for another's COMMIT; a transaction deciding the join (joins-sql.ts, an UPDATE)
- * waits for them all, and then counts them finished. Whether this lane was the last
- * is seen after the commit (sql-store.ts). A lane's success never decides an `all`
- * join before the last lane, so nothing else is checked.
+ * waits for them all, and then counts them finished. Whether a lane was the last is
+ * seen after the commit (sql-store.ts). A lane's success never decides an `all` join
+ * before the last lane, so nothing else is checked.
  */
-const PARENT_WAITS_FOR_ALL = `SELECT id FROM tasks
-  WHERE id = (SELECT parent_id FROM fenced) AND state = 'waiting' AND waiting_for = 'children' AND COALESCE(join_mode, 'all') = 'all'
-  FOR SHARE`;
+const PARENTS_WAIT_FOR_ALL = `SELECT p.id FROM tasks p JOIN fenced f ON p.id = f.parent_id JOIN u ON u.id = f.id
+  WHERE u.lane AND p.state = 'waiting' AND p.waiting_for = 'children' AND COALESCE(p.join_mode, 'all') = 'all'
+  FOR SHARE OF p`;
 
-export function commitStatement(c: TurnCommit, hints: CommitHints): CommitStatement | null {
+/** The units, the events and the heads, each a JSON array of arrays (one parameter each). */
+const UNITS = `SELECT x->>0 AS id, x->>1 AS owner, CAST(x->>2 AS BIGINT) AS lease_no, CAST(x->>3 AS BOOLEAN) AS succeed,
+    CAST(x->>4 AS BOOLEAN) AS root, CAST(x->>5 AS BOOLEAN) AS lane, x->>6 AS output, CAST(x->>7 AS BIGINT) AS n,
+    x->>8 AS actions, x->>9 AS results, x->>10 AS turn_output, x->>11 AS usage, CAST(x->>12 AS BIGINT) AS at
+  FROM json_array_elements(CAST(? AS json)) AS x`;
+const EVENTS = `INSERT INTO audit_events (${AUDIT_COLUMNS})
+  SELECT CAST(x->>1 AS BIGINT), x->>2, x->>3, x->>4, x->>5, x->>6, x->>7, x->>8, x->>9, CAST(x->>10 AS BIGINT), x->>11, x->>12
+  FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS e(x, ord) WHERE x->>0 IN (SELECT id FROM fenced) ORDER BY ord`;
+const HEADS = `SELECT x->>0 AS unit, x->>1 AS stream, CAST(x->>2 AS BIGINT) AS was, CAST(x->>3 AS BIGINT) AS n, x->>4 AS hash
+  FROM json_array_elements(CAST(? AS json)) AS x`;
+
+/**
+ * Every head of a committing unit must have been where the hint said (`moved`), and
+ * each lane's parent must wait in an `all` join (`parent`): if not, the cast fails and
+ * so does the whole statement (the subqueries keep it from being folded at planning).
+ * Only the fences' ids come back (each column returned costs the driver a parser per
+ * statement).
+ */
+const COMMITS = `WITH u AS MATERIALIZED (${UNITS}),
+  fenced AS (${FENCE_UNITS}),
+  followed AS (${COMMIT_TURNS_AFTER_FENCE}),
+  run_done AS (${FINISH_RUNS_AFTER_FENCE}),
+  parent AS (${PARENTS_WAIT_FOR_ALL}),
+  events AS (${EVENTS}),
+  hd AS MATERIALIZED (${HEADS}),
+  moved AS (UPDATE audit_heads a SET stream_seq = hd.n, hash = hd.hash FROM hd
+    WHERE a.stream = hd.stream AND a.stream_seq = hd.was AND hd.unit IN (SELECT id FROM fenced) RETURNING a.stream)
+  SELECT f.id, CASE
+    WHEN (SELECT COUNT(*) FROM moved) = (SELECT COUNT(*) FROM hd WHERE hd.unit IN (SELECT id FROM fenced))
+     AND (SELECT COUNT(*) FROM parent) = (SELECT COUNT(*) FROM u WHERE u.lane AND u.id IN (SELECT id FROM fenced)) THEN 0
+    ELSE CAST('heads moved: ' || (SELECT COUNT(*) FROM moved) || ', parents waiting for all: ' || (SELECT COUNT(*) FROM parent) AS INTEGER) END AS held
+  FROM fenced f`;
+
+/** A turn's commit as a unit of the statement, or null if it must run as a transaction. */
+export function commitUnit(c: TurnCommit, hints: CommitHints): CommitUnit | null {
   const { lease, outcome, turn, now } = c;
   if (!turn || (c.settle?.length ?? 0) > 0 || (c.outbox?.length ?? 0) > 0) return null;
   if (outcome.kind !== 'succeed' && outcome.kind !== 'continue') return null;
   const task = hints.tasks.get(lease.taskId);
   if (!task || task.leaseNo !== lease.leaseNo) return null;
+  const succeeds = outcome.kind === 'succeed';
+  const root = task.parentId === null;
   const audit: AuditEntry[] = [...c.audit];
-  if (outcome.kind === 'succeed') {
-    if (task.parentId === null && task.session) return null;
+  if (succeeds) {
+    if (root && task.session) return null;
     // What the transaction's path appends for the same commit: task.succeeded, then
     // finishRun's event for a root (a lane that leaves its join waiting adds none).
     audit.push({ runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' });
-    if (task.parentId === null) audit.push(runEnded('succeeded', task.runId, task.runAgent, lease.owner));
+    if (root) audit.push(runEnded('succeeded', task.runId, task.runAgent, lease.owner));
   }
   // A gate's verdict also writes its own row; an event that opens a stream has no head yet.
   if (audit.length === 0 || audit.some((e) => e.kind === 'gate.verdict' || e.opensStream)) return null;
+  const rows = audit.map((entry) => ({ now, entry, stream: streamOf(entry) }));
   const heads = new Map<string, HeadHint>();
-  for (const s of new Set(audit.map(streamOf))) {
-    const head = hints.heads.get(s);
+  const was = new Map<string, number>();
+  for (const { stream } of rows) {
+    const head = hints.heads.get(stream);
     if (!head) return null;
-    heads.set(s, head);
+    heads.set(stream, head);
+    was.set(stream, head.n);
   }
+  // chainEvents moves `heads` to where this unit leaves them.
+  const chained = chainEvents(rows, heads);
+  const events = rows.map((_, i) => storedParams([lease.taskId, ...chained.slice(i * 12, i * 12 + 12)]));
+  const output = succeeds ? toJson(outcome.output) : null;
+  const unit = storedParams([
+    lease.taskId,
+    lease.owner,
+    lease.leaseNo,
+    // Flags as 1/0, which CAST(… AS BOOLEAN) reads.
+    succeeds ? 1 : 0,
+    succeeds && root ? 1 : 0,
+    succeeds && !root ? 1 : 0,
+    output,
+    turn.n,
+    toJson(turn.actions),
+    toJson(turn.results),
+    turn.output === undefined ? null : toJson(turn.output),
+    turn.usage ? toJson(turn.usage) : null,
+    now,
+  ]);
+  return { taskId: lease.taskId, unit, events, was, heads, parentId: succeeds && !root ? task.parentId : null, succeeds, now, actor: lease.owner };
+}
 
-  const fenced = fenceUpdate(lease, now, outcome.kind === 'succeed' ? succeedInFence(outcome.output, turn.n, now) : continueInFence(turn.n));
-  const followed = commitTurnAfterFence(turn, now);
-  const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
-  const params: SqlParam[] = [...fenced.params, ...followed.params];
-  // Every head must have been where the hint said (`moved`), and a lane's parent must
-  // wait in an `all` join (`parent`): if not, the cast fails and so does the whole
-  // statement (the subqueries keep it from being folded at planning). A lane of any
-  // other join (a quorum, a race) runs as a transaction.
-  let held = `(SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER)`;
-  let told = `'heads moved: ' || (SELECT COUNT(*) FROM moved)`;
-  if (outcome.kind === 'succeed' && task.parentId === null) {
-    const done = finishRunAfterFence('succeeded', outcome.output, now);
-    parts.push(`run_done AS (${done.sql})`);
-    params.push(...done.params);
-  } else if (outcome.kind === 'succeed') {
-    parts.push(`parent AS (${PARENT_WAITS_FOR_ALL})`);
-    held += ` AND (SELECT COUNT(*) FROM parent) = 1`;
-    told += ` || ', parent not waiting for all its lanes'`;
+export function commitsStatement(units: readonly CommitUnit[]): { sql: string; params: SqlParam[] } {
+  const heads: SqlParam[][] = [];
+  for (const u of units) for (const [stream, head] of u.heads) heads.push([u.taskId, stream, u.was.get(stream)!, head.n, head.hash]);
+  return { sql: COMMITS, params: [JSON.stringify(units.map((u) => u.unit)), JSON.stringify(units.flatMap((u) => u.events)), JSON.stringify(heads)] };
+}
+
+/** Units that share a stream never share a statement: each is chained on the heads it was built on. */
+export function disjointUnits<T extends CommitUnit>(queue: T[], most: number): T[] {
+  const taken: T[] = [];
+  const streams = new Set<string>();
+  for (let i = 0; i < queue.length && taken.length < most; ) {
+    const u = queue[i]!;
+    if ([...u.heads.keys()].some((s) => streams.has(s))) {
+      i++;
+      continue;
+    }
+    for (const s of u.heads.keys()) streams.add(s);
+    taken.push(u);
+    queue.splice(i, 1);
   }
-  const appended = auditCtes(audit.map((entry) => ({ now, entry })), heads, 'fenced');
-  parts.push(...appended.ctes);
-  params.push(...appended.params, appended.known);
-  const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;
-  // A data-modifying WITH runs whether or not it is read; only the fence's id comes back
-  // (each column returned costs the driver a parser per statement).
-  const parentId = outcome.kind === 'succeed' ? task.parentId : null;
-  return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params, heads, parentId };
+  return taken;
+}
+
+/** Units one statement takes at most (a worker's concurrency is rarely more)... */
+const COMMIT_BATCH = 16;
+/**
+ * ...and such statements in flight at once: one waits for the database while the next
+ * fills. One did as well on W2, but then a statement waiting on a row lock (a lane's
+ * parent held by a join's transaction) would hold up every commit of the process.
+ */
+const COMMITS_IN_FLIGHT = 2;
+
+/** What became of a unit: committed, its lease lost (nothing written), or refused (run it as a transaction). */
+export type UnitOutcome = 'committed' | 'lost' | 'refused';
+
+/**
+ * The units this process's workers commit meanwhile share a statement
+ * (statement-batcher.ts). Resolves to each unit's outcome; a store failure (the
+ * statement's outcome unknown) is thrown as it is. Hints are kept here: a committed
+ * unit's heads learned, a refused statement's forgotten, a finished task's dropped.
+ *
+ * Lanes of an `all` join left their parent's row alone: whether the join is complete
+ * is seen once they have committed, with one look per parent for the lanes of a
+ * statement (tasks-sql.ts settleAllJoin), which a committed lane's outcome waits for.
+ * The commit stands whatever the look meets: a join it fails to decide is the
+ * reaper's (FINISHED_JOINS).
+ */
+export function commitBatcher(db: StatementBackend, hints: CommitHints): (unit: CommitUnit) => Promise<UnitOutcome> {
+  type Asked = CommitUnit & { resolve: (o: UnitOutcome | Promise<UnitOutcome>) => void; reject: (err: unknown) => void };
+  const ask = statementBatcher<Asked, { id: string }>(db, {
+    inFlight: COMMITS_IN_FLIGHT,
+    most: COMMIT_BATCH,
+    take: (queue) => disjointUnits(queue, COMMIT_BATCH),
+    build: commitsStatement,
+    settle(asked, rows, err) {
+      if (err instanceof StoreUnavailableError) for (const a of asked) a.reject(err);
+      else if (rows === null) {
+        for (const a of asked) {
+          hints.forgetHeads(a.heads.keys());
+          hints.stats.fallbacks++;
+          a.resolve('refused');
+        }
+      } else {
+        const committed = new Set(rows.map((r) => r.id));
+        const looks = new Map<string, Promise<UnitOutcome>>();
+        for (const a of asked) {
+          if (!committed.has(a.taskId)) {
+            a.resolve('lost');
+            continue;
+          }
+          hints.learnHeads(a.heads);
+          hints.stats.single++;
+          if (a.succeeds) hints.tasks.delete(a.taskId);
+          if (a.parentId === null) {
+            a.resolve('committed');
+            continue;
+          }
+          let look = looks.get(a.parentId);
+          if (!look) {
+            look = settleAllJoin(db, a.parentId, a.now, a.actor).then(
+              () => 'committed' as const,
+              () => 'committed' as const,
+            );
+            looks.set(a.parentId, look);
+          }
+          a.resolve(look);
+        }
+      }
+    },
+  });
+  return (unit) => new Promise<UnitOutcome>((resolve, reject) => ask({ ...unit, resolve, reject }));
 }

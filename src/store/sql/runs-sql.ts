@@ -11,6 +11,7 @@ import { releaseTaskReservations } from './limits-sql.ts';
 import type { SqlBackend } from './backend.ts';
 import type { SqlExecutor, SqlParam } from './executor.ts';
 import { toRun, type RunRow } from './rows.ts';
+import { statementBatcher, type StatementBackend } from './statement-batcher.ts';
 import { enterLane, leaveLane, retakeLane } from './sessions-sql.ts';
 import { valuesOf, whereOf } from './where.ts';
 
@@ -88,9 +89,6 @@ function createdEvents(req: RunStart, taskId: string, waits: boolean): AuditEntr
   ];
 }
 
-/** A backend that runs a statement as a transaction of its own (PostgreSQL). */
-type StatementBackend = SqlBackend & { commitStatement: NonNullable<SqlBackend['commitStatement']> };
-
 /** A run to create by statement (createsStatement): its ids are drawn when it is asked for. */
 interface RunToCreate {
   start: RunStart;
@@ -144,55 +142,36 @@ const CREATES_IN_FLIGHT = 2;
 
 /**
  * PostgreSQL: the runs without an idempotency key that callers of this process ask for
- * meanwhile are created together, CREATE_BATCH to a statement (createsStatement; fewer
- * if their inputs pass CREATE_BATCH_BYTES), the way SQLite's group commit shares one
- * transaction; 10,000 submitted at once wait in this queue, not each for a pooled
- * connection. A statement is built when a connection is free, from the runs queued by
- * then. Resolves to the run, or null if the statement was refused (the caller creates
- * the run in a transaction instead); a store failure is thrown as it is.
+ * meanwhile are created together (statement-batcher.ts), CREATE_BATCH to a statement
+ * (createsStatement; fewer if their inputs pass CREATE_BATCH_BYTES). Resolves to the
+ * run, or null if the statement was refused (the caller creates the run in a
+ * transaction instead); a store failure is thrown as it is.
  */
 function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run | null> {
-  const queue: Array<{ run: RunToCreate; settle: (row: RunRow | null, err?: unknown) => void }> = [];
-  let inFlight = 0;
-  /** Statements started whose batch is not yet taken from the queue. */
-  let unbuilt = 0;
-  const pump = (): void => {
-    while (inFlight < CREATES_IN_FLIGHT && queue.length > unbuilt * CREATE_BATCH) {
-      inFlight++;
-      unbuilt++;
-      let taken: typeof queue | null = null;
-      const take = () => {
-        unbuilt--;
-        let n = 0;
-        for (let bytes = 0; n < Math.min(queue.length, CREATE_BATCH); n++) {
-          bytes += queue[n]!.run.input.length;
-          if (n > 0 && bytes > CREATE_BATCH_BYTES) break;
-        }
-        taken = queue.splice(0, n);
-        return taken;
-      };
-      // Refused, or no connection came (then the runs it would have taken): each run is
-      // created by a transaction instead. Lost: each fails as the statement did.
-      db.commitStatement<RunRow>(() => createsStatement(take().map((q) => q.run)))
-        .then(
-          (rows) => {
-            const byId = new Map((rows ?? []).map((r) => [r.id, r]));
-            for (const q of taken ?? take()) q.settle(byId.get(q.run.start.runId) ?? null);
-            if (byId.size > 0) db.signalTasksReady();
-          },
-          (err: unknown) => {
-            for (const q of taken ?? take()) q.settle(null, err);
-          },
-        )
-        .finally(() => {
-          inFlight--;
-          pump();
-        });
-    }
-  };
+  type Asked = { run: RunToCreate; settle: (row: RunRow | null, err?: unknown) => void };
+  const ask = statementBatcher<Asked, RunRow>(db, {
+    inFlight: CREATES_IN_FLIGHT,
+    most: CREATE_BATCH,
+    take(queue) {
+      let n = 0;
+      for (let bytes = 0; n < Math.min(queue.length, CREATE_BATCH); n++) {
+        bytes += queue[n]!.run.input.length;
+        if (n > 0 && bytes > CREATE_BATCH_BYTES) break;
+      }
+      return queue.splice(0, n);
+    },
+    build: (asked) => createsStatement(asked.map((q) => q.run)),
+    // Refused, or no connection came: each run is created by a transaction instead.
+    // Lost: each fails as the statement did.
+    settle(asked, rows, err) {
+      const byId = new Map((rows ?? []).map((r) => [r.id, r]));
+      for (const q of asked) q.settle(byId.get(q.run.start.runId) ?? null, err);
+      if (byId.size > 0) db.signalTasksReady();
+    },
+  });
   return (run) =>
     new Promise<Run | null>((resolve, reject) => {
-      queue.push({
+      ask({
         run,
         settle: (row, err) => {
           if (err instanceof StoreUnavailableError) return reject(err);
@@ -203,7 +182,6 @@ function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run 
           }
         },
       });
-      pump();
     });
 }
 
@@ -281,6 +259,10 @@ export function finishRunAfterFence(state: 'succeeded', output: Json, now: numbe
     params: finishParams(state, output, null, now),
   };
 }
+
+/** finishRunAfterFence for the fenced tasks of `u` that are their runs' roots and succeed (`u.root`), with their outputs. */
+export const FINISH_RUNS_AFTER_FENCE = `UPDATE runs r SET state = 'succeeded', output = u.output, error = NULL, finished_at = u.at, updated_at = u.at
+  FROM u JOIN fenced f ON f.id = u.id WHERE u.root AND f.parent_id IS NULL AND r.id = f.run_id RETURNING r.id`;
 
 export function cancelledInfo(actor: string, reason?: string): ErrorInfo {
   return new CancelledError(reason ? `cancelled by ${actor}: ${reason}` : `cancelled by ${actor}`).toInfo();

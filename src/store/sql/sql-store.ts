@@ -65,7 +65,6 @@ import {
   handOverTask,
   propagateFinish,
   scheduleRetry,
-  settleAllJoin,
   sqlTaskStore,
   succeedInFence,
   waitForApproval,
@@ -74,7 +73,8 @@ import {
 import { sqlTokenStore } from './token-sql.ts';
 import { sqlMcpToolStore } from './mcp-tools-sql.ts';
 import { commitTurnAfterFence, commitTurnRow } from './turns-sql.ts';
-import { commitStatement } from './commit-statement-sql.ts';
+import { commitBatcher, commitUnit, type CommitUnit, type UnitOutcome } from './commit-statement-sql.ts';
+import type { StatementBackend } from './statement-batcher.ts';
 import { sqlWorkerStore } from './workers-sql.ts';
 import { sqlObservedStore } from './observed-sql.ts';
 
@@ -115,9 +115,12 @@ export class SqlStore implements Store {
   readonly memory: MemoryStore;
   /** The database adapter (for tools and tests that look below the port). */
   readonly backend: SqlBackend;
+  /** Commits of common turns, several to a statement (PostgreSQL; null where a transaction is no round trip). */
+  private readonly commits: ((unit: CommitUnit) => Promise<UnitOutcome>) | null;
 
   constructor(backend: SqlBackend) {
     this.backend = backend;
+    this.commits = backend.commitStatement && backend.hints ? commitBatcher(backend as StatementBackend, backend.hints) : null;
     this.capabilities = backend.capabilities;
     this.description = backend.description;
     this.runs = sqlRunStore(backend);
@@ -315,32 +318,21 @@ export class SqlStore implements Store {
   }
 
   /**
-   * A common turn's commit as one statement, where the backend offers it and knows
-   * enough (commit-statement-sql.ts). True if done; false if the commit must run as a
+   * A common turn's commit in one statement shared with the other commits of this
+   * process meanwhile, where the backend offers it and knows enough
+   * (commit-statement-sql.ts). True if done; false if the commit must run as a
    * transaction: not such a turn, a hint missing, or the statement refused because a
    * hint was stale (then forgotten). A lost lease is thrown as LeaseLostError, as the
    * transaction would; a store failure as it is.
    */
   private async commitInOneStatement(c: TurnCommit): Promise<boolean> {
     const { hints } = this.backend;
-    if (!hints || !this.backend.commitStatement) return false;
-    const one = commitStatement(c, hints);
-    if (!one) return false;
-    const rows = await this.backend.commitStatement<{ id: string }>(() => one);
-    if (rows === null) {
-      hints.forgetHeads(one.heads.keys());
-      hints.stats.fallbacks++;
-      return false;
-    }
-    if (rows.length === 0) throw new LeaseLostError(c.lease.taskId);
-    hints.learnHeads(one.heads);
-    hints.stats.single++;
-    if (c.outcome.kind !== 'succeed') return true;
-    hints.tasks.delete(c.lease.taskId);
-    // A lane left its parent's row alone: whether it was the last is seen now it has committed.
-    // The commit stands whatever happens here: a join this fails to decide is the reaper's (FINISHED_JOINS).
-    if (one.parentId !== null) await settleAllJoin(this.backend, one.parentId, c.now, c.lease.owner).catch(() => false);
-    return true;
+    if (!hints || !this.commits) return false;
+    const unit = commitUnit(c, hints);
+    if (!unit) return false;
+    const outcome = await this.commits(unit);
+    if (outcome === 'lost') throw new LeaseLostError(c.lease.taskId);
+    return outcome === 'committed';
   }
 }
 

@@ -97,6 +97,23 @@ export function fenceUpdate(lease: Lease, now: number, also?: { sql: string; par
   };
 }
 
+/**
+ * fenceUpdate with succeedInFence or continueInFence, for several tasks in one
+ * statement (commit-statement-sql.ts): `u` has a row per task (id, owner, lease_no,
+ * succeed, output, n, at). The same moves as those two, chosen per row.
+ */
+export const FENCE_UNITS = `UPDATE tasks t SET
+    state = CASE WHEN u.succeed THEN 'succeeded' ELSE 'running' END,
+    output = CASE WHEN u.succeed THEN u.output ELSE t.output END,
+    turns = COALESCE(u.n, t.turns), attempt = 0,
+    error = CASE WHEN u.succeed THEN t.error ELSE NULL END,
+    finished_at = CASE WHEN u.succeed THEN u.at ELSE t.finished_at END,
+    lease_owner = CASE WHEN u.succeed THEN NULL ELSE t.lease_owner END,
+    lease_expires_at = CASE WHEN u.succeed THEN NULL ELSE t.lease_expires_at END,
+    updated_at = u.at
+  FROM u WHERE t.id = u.id AND t.lease_owner = u.owner AND t.lease_no = u.lease_no AND t.state IN ${HELD}
+  RETURNING t.id, t.run_id, t.parent_id`;
+
 /** The `also` of a fence that finishes the task in the same statement (the common case: a turn with an output). */
 export function succeedInFence(output: Json, turns: number | null, now: number): { sql: string; params: SqlParam[] } {
   return {

@@ -83,6 +83,10 @@ export function commitTurnAfterFence(t: CommittedTurn, now: number): { sql: stri
   };
 }
 
+/** commitTurnAfterFence for the fenced tasks of `u` (their turns' columns: n, actions, results, turn_output, usage, at). */
+export const COMMIT_TURNS_AFTER_FENCE = `INSERT INTO turns (task_id, n, state, actions, results, output, usage, decided_at, committed_at)
+     SELECT u.id, u.n, 'committed', u.actions, u.results, u.turn_output, u.usage, u.at, u.at FROM u JOIN fenced f ON f.id = u.id ${COMMIT_OVER_DECIDED}`;
+
 /** The turn rows of several tasks at once (one read for a whole claim batch), by task. */
 export async function turnRowsOf(db: SqlExecutor, taskIds: readonly string[]): Promise<Map<string, TurnRow[]>> {
   const rows = await db.all<TurnRow>(`SELECT * FROM turns WHERE task_id IN (${placeholders(taskIds.length)}) ORDER BY task_id, n`, taskIds);
