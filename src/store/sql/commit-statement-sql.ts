@@ -3,22 +3,23 @@ import { StoreUnavailableError } from '../../core/errors.ts';
 import { toJson } from '../../core/json.ts';
 import type { AuditEntry } from '../audit.ts';
 import type { TurnCommit } from '../store.ts';
-import { AUDIT_COLUMNS, chainEvents } from './audit-sql.ts';
-import type { CommitHints, HeadHint } from './commit-hints.ts';
+import { AUDIT_COLUMNS, auditCtes, chainEvents } from './audit-sql.ts';
+import type { CommitHints, HeadHint, TaskHint } from './commit-hints.ts';
 import { storedParams, type SqlParam } from './executor.ts';
-import { FINISH_RUNS_AFTER_FENCE, runEnded } from './runs-sql.ts';
+import { FINISH_RUNS_AFTER_FENCE, finishRunAfterFence, runEnded } from './runs-sql.ts';
 import { statementBatcher, type StatementBackend } from './statement-batcher.ts';
-import { FENCE_UNITS, settleAllJoin } from './tasks-sql.ts';
-import { COMMIT_TURNS_AFTER_FENCE } from './turns-sql.ts';
+import { FENCE_UNITS, continueInFence, fenceUpdate, settleAllJoin, succeedInFence } from './tasks-sql.ts';
+import { COMMIT_TURNS_AFTER_FENCE, commitTurnAfterFence } from './turns-sql.ts';
 
 /**
  * Turns' commits as one statement, a transaction of its own (PostgreSQL: one round
- * trip for the commits of several tasks, where BEGIN, fence, events and COMMIT are
- * four for each). It covers the common turns, with no spend to settle and no outbound
- * message: one that keeps its task going; one that finishes the root task of a run
- * outside a session lane (the run ends with it); and one that finishes a lane of an
- * `all` join (the parent's row is only read; the store looks after the commit whether
- * the join is complete).
+ * trip, where BEGIN, fence, events and COMMIT are four for each). It covers the common
+ * turns, with no spend to settle and no outbound message: one that keeps its task
+ * going; one that finishes the root task of a run outside a session lane (the run ends
+ * with it); and one that finishes a lane of an `all` join (the parent's row is only
+ * read; the store looks after the commit whether the join is complete). The commits
+ * of one process asked for meanwhile share a statement (commitBatcher): one alone is
+ * oneStatement, several are commitsStatement.
  *
  * The audit events are chained onto heads this process already knows (CommitHints)
  * instead of heads locked and read first. A unit whose fence does not hold (its lease
@@ -26,24 +27,19 @@ import { COMMIT_TURNS_AFTER_FENCE } from './turns-sql.ts';
  * head moved meanwhile: the unique (stream, stream_seq) index refuses an event whose
  * number another writer took, and a head that is not where the hint said makes the
  * last column fail to cast. Each of its commits then runs as an ordinary transaction.
- *
- * Its text is the same for any number of units and events (they travel as JSON), so
- * it is prepared once per connection and planned once.
  */
 export interface CommitUnit {
   taskId: string;
-  /** Its row of `u` (UNITS' fields, in order). */
-  unit: SqlParam[];
-  /** Its events, chained: the task's id, then AUDIT_COLUMNS. */
-  events: SqlParam[][];
-  /** Its streams' heads before it (`was`) and once it has committed. */
-  was: Map<string, number>;
+  commit: TurnCommit;
+  task: TaskHint;
+  /** The events it appends (the turn's, and those its outcome adds). */
+  audit: AuditEntry[];
+  /** Its streams' heads as the hints had them; `heads`: where the statement built leaves them. */
+  was: Map<string, HeadHint>;
   heads: Map<string, HeadHint>;
   /** The parent of a lane this unit finishes (its join is decided after the commit), else null. */
   parentId: string | null;
   succeeds: boolean;
-  now: number;
-  actor: string;
 }
 
 /**
@@ -54,6 +50,10 @@ export interface CommitUnit {
  * seen after the commit (sql-store.ts). A lane's success never decides an `all` join
  * before the last lane, so nothing else is checked.
  */
+const PARENT_WAITS_FOR_ALL = `SELECT id FROM tasks
+  WHERE id = (SELECT parent_id FROM fenced) AND state = 'waiting' AND waiting_for = 'children' AND COALESCE(join_mode, 'all') = 'all'
+  FOR SHARE`;
+/** PARENT_WAITS_FOR_ALL for the lanes among several units. */
 const PARENTS_WAIT_FOR_ALL = `SELECT p.id FROM tasks p JOIN fenced f ON p.id = f.parent_id JOIN u ON u.id = f.id
   WHERE u.lane AND p.state = 'waiting' AND p.waiting_for = 'children' AND COALESCE(p.join_mode, 'all') = 'all'
   FOR SHARE OF p`;
@@ -70,11 +70,12 @@ const HEADS = `SELECT x->>0 AS unit, x->>1 AS stream, CAST(x->>2 AS BIGINT) AS w
   FROM json_array_elements(CAST(? AS json)) AS x`;
 
 /**
- * Every head of a committing unit must have been where the hint said (`moved`), and
- * each lane's parent must wait in an `all` join (`parent`): if not, the cast fails and
- * so does the whole statement (the subqueries keep it from being folded at planning).
- * Only the fences' ids come back (each column returned costs the driver a parser per
- * statement).
+ * Several units: they, their events and their heads travel as JSON, so the text is the
+ * same for any number of them (prepared once per connection, planned once). Every head
+ * of a committing unit must have been where the hint said (`moved`), and each lane's
+ * parent must wait in an `all` join (`parent`): if not, the cast fails and so does the
+ * whole statement (the subqueries keep it from being folded at planning). Only the
+ * fences' ids come back (each column returned costs the driver a parser per statement).
  */
 const COMMITS = `WITH u AS MATERIALIZED (${UNITS}),
   fenced AS (${FENCE_UNITS}),
@@ -91,61 +92,93 @@ const COMMITS = `WITH u AS MATERIALIZED (${UNITS}),
     ELSE CAST('heads moved: ' || (SELECT COUNT(*) FROM moved) || ', parents waiting for all: ' || (SELECT COUNT(*) FROM parent) AS INTEGER) END AS held
   FROM fenced f`;
 
-/** A turn's commit as a unit of the statement, or null if it must run as a transaction. */
+/** A turn's commit as a unit of a statement, or null if it must run as a transaction. */
 export function commitUnit(c: TurnCommit, hints: CommitHints): CommitUnit | null {
-  const { lease, outcome, turn, now } = c;
+  const { lease, outcome, turn } = c;
   if (!turn || (c.settle?.length ?? 0) > 0 || (c.outbox?.length ?? 0) > 0) return null;
   if (outcome.kind !== 'succeed' && outcome.kind !== 'continue') return null;
   const task = hints.tasks.get(lease.taskId);
   if (!task || task.leaseNo !== lease.leaseNo) return null;
   const succeeds = outcome.kind === 'succeed';
-  const root = task.parentId === null;
   const audit: AuditEntry[] = [...c.audit];
   if (succeeds) {
-    if (root && task.session) return null;
+    if (task.parentId === null && task.session) return null;
     // What the transaction's path appends for the same commit: task.succeeded, then
     // finishRun's event for a root (a lane that leaves its join waiting adds none).
     audit.push({ runId: task.runId, taskId: lease.taskId, agent: task.agent, actor: lease.owner, kind: 'task.succeeded' });
-    if (root) audit.push(runEnded('succeeded', task.runId, task.runAgent, lease.owner));
+    if (task.parentId === null) audit.push(runEnded('succeeded', task.runId, task.runAgent, lease.owner));
   }
   // A gate's verdict also writes its own row; an event that opens a stream has no head yet.
   if (audit.length === 0 || audit.some((e) => e.kind === 'gate.verdict' || e.opensStream)) return null;
-  const rows = audit.map((entry) => ({ now, entry, stream: streamOf(entry) }));
-  const heads = new Map<string, HeadHint>();
-  const was = new Map<string, number>();
-  for (const { stream } of rows) {
-    const head = hints.heads.get(stream);
+  const was = new Map<string, HeadHint>();
+  for (const s of new Set(audit.map(streamOf))) {
+    const head = hints.heads.get(s);
     if (!head) return null;
-    heads.set(stream, head);
-    was.set(stream, head.n);
+    was.set(s, head);
   }
-  // chainEvents moves `heads` to where this unit leaves them.
-  const chained = chainEvents(rows, heads);
-  const events = rows.map((_, i) => storedParams([lease.taskId, ...chained.slice(i * 12, i * 12 + 12)]));
-  const output = succeeds ? toJson(outcome.output) : null;
-  const unit = storedParams([
-    lease.taskId,
-    lease.owner,
-    lease.leaseNo,
-    // Flags as 1/0, which CAST(… AS BOOLEAN) reads.
-    succeeds ? 1 : 0,
-    succeeds && root ? 1 : 0,
-    succeeds && !root ? 1 : 0,
-    output,
-    turn.n,
-    toJson(turn.actions),
-    toJson(turn.results),
-    turn.output === undefined ? null : toJson(turn.output),
-    turn.usage ? toJson(turn.usage) : null,
-    now,
-  ]);
-  return { taskId: lease.taskId, unit, events, was, heads, parentId: succeeds && !root ? task.parentId : null, succeeds, now, actor: lease.owner };
+  return { taskId: lease.taskId, commit: c, task, audit, was, heads: was, parentId: succeeds ? task.parentId : null, succeeds };
 }
 
+/** One unit: its own text per shape (which parts, how many events), the cheaper statement for one. */
+export function oneStatement(u: CommitUnit): { sql: string; params: SqlParam[] } {
+  const { lease, outcome, turn, now } = u.commit;
+  const fenced = fenceUpdate(lease, now, outcome.kind === 'succeed' ? succeedInFence(outcome.output, turn!.n, now) : continueInFence(turn!.n));
+  const followed = commitTurnAfterFence(turn!, now);
+  const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
+  const params: SqlParam[] = [...fenced.params, ...followed.params];
+  let held = `(SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER)`;
+  let told = `'heads moved: ' || (SELECT COUNT(*) FROM moved)`;
+  if (outcome.kind === 'succeed' && u.task.parentId === null) {
+    const done = finishRunAfterFence('succeeded', outcome.output, now);
+    parts.push(`run_done AS (${done.sql})`);
+    params.push(...done.params);
+  } else if (outcome.kind === 'succeed') {
+    parts.push(`parent AS (${PARENT_WAITS_FOR_ALL})`);
+    held += ` AND (SELECT COUNT(*) FROM parent) = 1`;
+    told += ` || ', parent not waiting for all its lanes'`;
+  }
+  u.heads = new Map(u.was);
+  const appended = auditCtes(u.audit.map((entry) => ({ now, entry })), u.heads, 'fenced');
+  parts.push(...appended.ctes);
+  params.push(...appended.params, appended.known);
+  const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;
+  return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params };
+}
+
+/** Several units (COMMITS). */
 export function commitsStatement(units: readonly CommitUnit[]): { sql: string; params: SqlParam[] } {
+  const records: SqlParam[][] = [];
+  const events: SqlParam[][] = [];
   const heads: SqlParam[][] = [];
-  for (const u of units) for (const [stream, head] of u.heads) heads.push([u.taskId, stream, u.was.get(stream)!, head.n, head.hash]);
-  return { sql: COMMITS, params: [JSON.stringify(units.map((u) => u.unit)), JSON.stringify(units.flatMap((u) => u.events)), JSON.stringify(heads)] };
+  for (const u of units) {
+    const { lease, outcome, turn, now } = u.commit;
+    const root = u.task.parentId === null;
+    // chainEvents moves `u.heads` to where this unit leaves them.
+    u.heads = new Map(u.was);
+    const rows = u.audit.map((entry) => ({ now, entry, stream: streamOf(entry) }));
+    const chained = chainEvents(rows, u.heads);
+    rows.forEach((_, i) => events.push(storedParams([u.taskId, ...chained.slice(i * 12, i * 12 + 12)])));
+    for (const [stream, head] of u.heads) heads.push([u.taskId, stream, u.was.get(stream)!.n, head.n, head.hash]);
+    records.push(
+      storedParams([
+        u.taskId,
+        lease.owner,
+        lease.leaseNo,
+        // Flags as 1/0, which CAST(… AS BOOLEAN) reads.
+        u.succeeds ? 1 : 0,
+        u.succeeds && root ? 1 : 0,
+        u.succeeds && !root ? 1 : 0,
+        outcome.kind === 'succeed' ? toJson(outcome.output) : null,
+        turn!.n,
+        toJson(turn!.actions),
+        toJson(turn!.results),
+        turn!.output === undefined ? null : toJson(turn!.output),
+        turn!.usage ? toJson(turn!.usage) : null,
+        now,
+      ]),
+    );
+  }
+  return { sql: COMMITS, params: [JSON.stringify(records), JSON.stringify(events), JSON.stringify(heads)] };
 }
 
 /** Units that share a stream never share a statement: each is chained on the heads it was built on. */
@@ -154,11 +187,11 @@ export function disjointUnits<T extends CommitUnit>(queue: T[], most: number): T
   const streams = new Set<string>();
   for (let i = 0; i < queue.length && taken.length < most; ) {
     const u = queue[i]!;
-    if ([...u.heads.keys()].some((s) => streams.has(s))) {
+    if ([...u.was.keys()].some((s) => streams.has(s))) {
       i++;
       continue;
     }
-    for (const s of u.heads.keys()) streams.add(s);
+    for (const s of u.was.keys()) streams.add(s);
     taken.push(u);
     queue.splice(i, 1);
   }
@@ -195,7 +228,7 @@ export function commitBatcher(db: StatementBackend, hints: CommitHints): (unit: 
     inFlight: COMMITS_IN_FLIGHT,
     most: COMMIT_BATCH,
     take: (queue) => disjointUnits(queue, COMMIT_BATCH),
-    build: commitsStatement,
+    build: (units) => (units.length === 1 ? oneStatement(units[0]!) : commitsStatement(units)),
     settle(asked, rows, err) {
       if (err instanceof StoreUnavailableError) for (const a of asked) a.reject(err);
       else if (rows === null) {
@@ -221,7 +254,7 @@ export function commitBatcher(db: StatementBackend, hints: CommitHints): (unit: 
           }
           let look = looks.get(a.parentId);
           if (!look) {
-            look = settleAllJoin(db, a.parentId, a.now, a.actor).then(
+            look = settleAllJoin(db, a.parentId, a.commit.now, a.commit.lease.owner).then(
               () => 'committed' as const,
               () => 'committed' as const,
             );
