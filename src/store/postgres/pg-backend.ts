@@ -6,7 +6,7 @@ import pg from 'pg';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { SqlBackend, TransactionOptions } from '../sql/backend.ts';
 import { CommitHints } from '../sql/commit-hints.ts';
-import { StagedWrites, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
+import { StagedWrites, claimLimit, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import { runStream, taskStream } from '../../audit/chain.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
@@ -28,9 +28,9 @@ const PG_SQL: DialectSql = {
   // claimer holds, so claims never block each other and never lease a row twice. The
   // pick is a MATERIALIZED CTE: as an `IN (subquery)` the planner may run the locking
   // subquery more than once per statement, ignoring its LIMIT under concurrency.
-  // Numbered parameters keep the DialectSql order: owner, leaseExpiresAt, now, now, limit.
-  claimTasks: `WITH picked AS MATERIALIZED (
-      SELECT id FROM tasks WHERE state IN ('queued', 'retry-scheduled') AND run_at <= $4 ORDER BY run_at, id LIMIT $5
+  // Numbered parameters keep the DialectSql order: owner, leaseExpiresAt, now, now.
+  claimTasks: (limit) => `WITH picked AS MATERIALIZED (
+      SELECT id FROM tasks WHERE state IN ('queued', 'retry-scheduled') AND run_at <= $4 ORDER BY run_at, id LIMIT ${claimLimit(limit)}
       FOR UPDATE SKIP LOCKED
     ),
     claimed AS (

@@ -425,7 +425,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
     async claim(req: ClaimRequest): Promise<ClaimedTask[]> {
       if (req.limit <= 0) return [];
       const rows = await db.transaction(async (tx) => {
-        const rows = await tx.all<TaskRow & Partial<ClaimContextColumns>>(db.sql.claimTasks, [req.workerId, req.now + req.leaseMs, req.now, req.now, req.limit]);
+        const rows = await tx.all<TaskRow & Partial<ClaimContextColumns>>(db.sql.claimTasks(req.limit), [req.workerId, req.now + req.leaseMs, req.now, req.now]);
         // Heads the claim statement locked already (PostgreSQL): the events below append there.
         for (const r of rows) if (r.head_hash) tx.staged?.heads?.set(taskStream(r.id), { n: Number(r.head_seq), hash: r.head_hash });
         // Leased and running in one step: both transitions recorded, in one INSERT.

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StoreUnavailableError } from '../../core/errors.ts';
 import type { SqlBackend, WorkerIdentity, WorkerLiveness } from '../sql/backend.ts';
-import { StagedWrites, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
+import { StagedWrites, claimLimit, storedParams, type DialectSql, type Migration, type SqlExecutor, type SqlParam } from '../sql/executor.ts';
 import { loadMigrations } from '../sql/migrator.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { sqliteFault } from './sqlite-errors.ts';
@@ -19,10 +19,10 @@ const SQLITE_SQL: DialectSql = {
   // One writer at a time in SQLite, so a plain UPDATE … WHERE id IN (subquery) is race-free.
   // INDEXED BY: without statistics the planner prefers tasks_state_idx and sorts the
   // whole queue on every claim; the partial ready index keeps a claim O(batch).
-  claimTasks: `UPDATE tasks SET state = 'running', lease_owner = ?, lease_no = lease_no + 1, lease_expires_at = ?, updated_at = ?
+  claimTasks: (limit) => `UPDATE tasks SET state = 'running', lease_owner = ?, lease_no = lease_no + 1, lease_expires_at = ?, updated_at = ?
     WHERE id IN (
       SELECT id FROM tasks INDEXED BY tasks_ready_idx
-      WHERE state IN ('queued', 'retry-scheduled') AND run_at <= ? ORDER BY run_at, id LIMIT ?
+      WHERE state IN ('queued', 'retry-scheduled') AND run_at <= ? ORDER BY run_at, id LIMIT ${claimLimit(limit)}
     ) RETURNING *`,
   leaseOutbox: `UPDATE outbox SET attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?
     WHERE id IN (
