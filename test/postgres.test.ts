@@ -228,6 +228,24 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.deepEqual((joins[0]!.data as { ok: number }).ok, 10);
   });
 
+  it('a claim\'s statement is planned once per limit, not at every claim (its limit is in the text, not a parameter)', async (t) => {
+    // One connection, so the claims and the look at its prepared statements share it.
+    const { store, backend } = await pgStore(t, { migrate: true, poolSize: 1 });
+    // A queue long enough that a plan for an unseen LIMIT (a tenth of it) costs more than one for 2.
+    await Promise.all(Array.from({ length: 3_000 }, () => store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now())));
+    await backend.read.run('ANALYZE tasks');
+    for (let i = 0; i < 12; i++) assert.equal((await store.tasks.claim({ workerId: 'w1', limit: 2, leaseMs: 60_000, now: Date.now() })).length, 2);
+    const [claim] = await backend.read.all<{ generic: number; custom: number }>(
+      `SELECT generic_plans AS generic, custom_plans AS custom FROM pg_prepared_statements WHERE statement LIKE 'WITH picked AS MATERIALIZED%'`,
+    );
+    // PostgreSQL plans a prepared statement's first five executions for their values,
+    // then keeps one plan if it costs no more; a LIMIT it cannot see never does.
+    assert.ok(claim, 'the claim is a prepared statement');
+    const [custom, generic] = [Number(claim.custom), Number(claim.generic)];
+    assert.equal(custom + generic, 12);
+    assert.ok(generic >= 6, `claims planned for their values ${custom} times, with the one plan ${generic} (with the limit a parameter: 12 and 0)`);
+  });
+
   it('one-statement commit: a lane of an all join leaves its parent\'s row unwritten, and the lane that commits last decides the join', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
     const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
