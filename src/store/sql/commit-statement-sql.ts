@@ -62,12 +62,12 @@ const PARENTS_WAIT_FOR_ALL = `SELECT p.id FROM tasks p JOIN fenced f ON p.id = f
 const UNITS = `SELECT x->>0 AS id, x->>1 AS owner, CAST(x->>2 AS BIGINT) AS lease_no, CAST(x->>3 AS BOOLEAN) AS succeed,
     CAST(x->>4 AS BOOLEAN) AS root, CAST(x->>5 AS BOOLEAN) AS lane, x->>6 AS output, CAST(x->>7 AS BIGINT) AS n,
     x->>8 AS actions, x->>9 AS results, x->>10 AS turn_output, x->>11 AS usage, CAST(x->>12 AS BIGINT) AS at
-  FROM json_array_elements(CAST(? AS json)) AS x`;
+  FROM jsonb_array_elements(CAST(? AS jsonb)) AS x`;
 const EVENTS = `INSERT INTO audit_events (${AUDIT_COLUMNS})
   SELECT CAST(x->>1 AS BIGINT), x->>2, x->>3, x->>4, x->>5, x->>6, x->>7, x->>8, x->>9, CAST(x->>10 AS BIGINT), x->>11, x->>12
-  FROM json_array_elements(CAST(? AS json)) WITH ORDINALITY AS e(x, ord) WHERE x->>0 IN (SELECT id FROM fenced) ORDER BY ord`;
+  FROM jsonb_array_elements(CAST(? AS jsonb)) WITH ORDINALITY AS e(x, ord) WHERE x->>0 IN (SELECT id FROM fenced) ORDER BY ord`;
 const HEADS = `SELECT x->>0 AS unit, x->>1 AS stream, CAST(x->>2 AS BIGINT) AS was, CAST(x->>3 AS BIGINT) AS n, x->>4 AS hash
-  FROM json_array_elements(CAST(? AS json)) AS x`;
+  FROM jsonb_array_elements(CAST(? AS jsonb)) AS x`;
 
 /**
  * Several units: they, their events and their heads travel as JSON, so the text is the
