@@ -126,6 +126,8 @@ export function oneStatement(u: CommitUnit): { sql: string; params: SqlParam[] }
   const followed = commitTurnAfterFence(turn!, now);
   const parts = [`fenced AS (${fenced.sql})`, `followed AS (${followed.sql})`];
   const params: SqlParam[] = [...fenced.params, ...followed.params];
+  // As in COMMITS: every head where the hint said (`moved`), a lane's parent waiting in
+  // an `all` join (`parent`), else the cast fails the whole statement.
   let held = `(SELECT COUNT(*) FROM moved) = CAST(? AS INTEGER)`;
   let told = `'heads moved: ' || (SELECT COUNT(*) FROM moved)`;
   if (outcome.kind === 'succeed' && u.task.parentId === null) {
@@ -142,6 +144,7 @@ export function oneStatement(u: CommitUnit): { sql: string; params: SqlParam[] }
   parts.push(...appended.ctes);
   params.push(...appended.params, appended.known);
   const check = `CASE WHEN ${held} THEN 0 ELSE CAST(${told} AS INTEGER) END AS held`;
+  // A data-modifying WITH runs whether or not it is read; only the fence's id comes back.
   return { sql: `WITH ${parts.join(', ')} SELECT fenced.id, ${check} FROM fenced`, params };
 }
 
