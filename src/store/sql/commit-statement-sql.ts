@@ -185,8 +185,8 @@ export function commitsStatement(units: readonly CommitUnit[]): { sql: string; p
 }
 
 /** Units that share a stream never share a statement: each is chained on the heads it was built on. */
-export function disjointUnits<T extends CommitUnit>(queue: T[], most: number): T[] {
-  const taken: T[] = [];
+export function disjointUnits(queue: CommitUnit[], most: number): CommitUnit[] {
+  const taken: CommitUnit[] = [];
   const streams = new Set<string>();
   for (let i = 0; i < queue.length && taken.length < most; ) {
     const u = queue[i]!;
@@ -226,47 +226,36 @@ export type UnitOutcome = 'committed' | 'lost' | 'refused';
  * reaper's (FINISHED_JOINS).
  */
 export function commitBatcher(db: StatementBackend, hints: CommitHints): (unit: CommitUnit) => Promise<UnitOutcome> {
-  type Asked = CommitUnit & { resolve: (o: UnitOutcome | Promise<UnitOutcome>) => void; reject: (err: unknown) => void };
-  const ask = statementBatcher<Asked, { id: string }>(db, {
+  return statementBatcher<CommitUnit, { id: string }, UnitOutcome>(db, {
     inFlight: COMMITS_IN_FLIGHT,
     most: COMMIT_BATCH,
     take: (queue) => disjointUnits(queue, COMMIT_BATCH),
     build: (units) => (units.length === 1 ? oneStatement(units[0]!) : commitsStatement(units)),
-    settle(asked, rows, err) {
-      if (err instanceof StoreUnavailableError) for (const a of asked) a.reject(err);
-      else if (rows === null) {
-        for (const a of asked) {
-          hints.forgetHeads(a.heads.keys());
-          hints.stats.fallbacks++;
-          a.resolve('refused');
-        }
-      } else {
-        const committed = new Set(rows.map((r) => r.id));
-        const looks = new Map<string, Promise<UnitOutcome>>();
-        for (const a of asked) {
-          if (!committed.has(a.taskId)) {
-            a.resolve('lost');
-            continue;
-          }
-          hints.learnHeads(a.heads);
-          hints.stats.single++;
-          if (a.succeeds) hints.tasks.delete(a.taskId);
-          if (a.parentId === null) {
-            a.resolve('committed');
-            continue;
-          }
-          let look = looks.get(a.parentId);
-          if (!look) {
-            look = settleAllJoin(db, a.parentId, a.commit.now, a.commit.lease.owner).then(
-              () => 'committed' as const,
-              () => 'committed' as const,
-            );
-            looks.set(a.parentId, look);
-          }
-          a.resolve(look);
-        }
+    settle(units, rows, err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      if (rows === null) {
+        for (const u of units) hints.forgetHeads(u.heads.keys());
+        hints.stats.fallbacks += units.length;
+        return units.map(() => 'refused' as const);
       }
+      const committed = new Set(rows.map((r) => r.id));
+      const looks = new Map<string, Promise<UnitOutcome>>();
+      return units.map((u) => {
+        if (!committed.has(u.taskId)) return 'lost';
+        hints.learnHeads(u.heads);
+        hints.stats.single++;
+        if (u.succeeds) hints.tasks.delete(u.taskId);
+        if (u.parentId === null) return 'committed';
+        let look = looks.get(u.parentId);
+        if (!look) {
+          look = settleAllJoin(db, u.parentId, u.commit.now, u.commit.lease.owner).then(
+            () => 'committed' as const,
+            () => 'committed' as const,
+          );
+          looks.set(u.parentId, look);
+        }
+        return look;
+      });
     },
   });
-  return (unit) => new Promise<UnitOutcome>((resolve, reject) => ask({ ...unit, resolve, reject }));
 }

@@ -45,6 +45,11 @@ function specOf(r: ParentJoinRow): JoinSpec | null {
   };
 }
 
+/** The unfinished lanes (as `c`) of the parent row `p` names: the children of its latest handoff. */
+export function unfinishedLanesOf(p: string): string {
+  return `SELECT 1 FROM tasks c WHERE c.parent_id = ${p}.id AND c.parent_turn = ${p}.turns AND c.state IN ${UNFINISHED}`;
+}
+
 /**
  * The parent's lanes (the children of its latest handoff) by outcome, counted from
  * their rows. PostgreSQL decides every join so: a lane of an `all` join commits there
@@ -132,7 +137,7 @@ function decide(tx: SqlExecutor, parent: ParentJoinRow, counts: JoinTally, lastO
  * one (sql-store.ts); the reaper decides them (expireJoins). Parameters: none.
  */
 export const FINISHED_JOINS = `SELECT p.id FROM tasks p WHERE p.state = 'waiting' AND p.waiting_for = 'children' AND COALESCE(p.join_mode, 'all') = 'all'
-  AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id AND c.parent_turn = p.turns AND c.state IN ${UNFINISHED})`;
+  AND NOT EXISTS (${unfinishedLanesOf('p')})`;
 
 /** Applies a decided join: ends the lanes still running, then wakes the parent (or fails it). */
 async function completeJoin(

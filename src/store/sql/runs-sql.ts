@@ -148,41 +148,30 @@ const CREATES_IN_FLIGHT = 2;
  * transaction instead); a store failure is thrown as it is.
  */
 function createBatcher(db: StatementBackend): (run: RunToCreate) => Promise<Run | null> {
-  type Asked = { run: RunToCreate; settle: (row: RunRow | null, err?: unknown) => void };
-  const ask = statementBatcher<Asked, RunRow>(db, {
+  return statementBatcher<RunToCreate, RunRow, Run | null>(db, {
     inFlight: CREATES_IN_FLIGHT,
     most: CREATE_BATCH,
     take(queue) {
       let n = 0;
       for (let bytes = 0; n < Math.min(queue.length, CREATE_BATCH); n++) {
-        bytes += queue[n]!.run.input.length;
+        bytes += queue[n]!.input.length;
         if (n > 0 && bytes > CREATE_BATCH_BYTES) break;
       }
       return queue.splice(0, n);
     },
-    build: (asked) => createsStatement(asked.map((q) => q.run)),
-    // Refused, or no connection came: each run is created by a transaction instead.
-    // Lost: each fails as the statement did.
-    settle(asked, rows, err) {
+    build: createsStatement,
+    // Lost: each fails as the statement did. Refused, or no connection came: each run is
+    // created by a transaction instead (null).
+    settle(runs, rows, err) {
+      if (err instanceof StoreUnavailableError) throw err;
       const byId = new Map((rows ?? []).map((r) => [r.id, r]));
-      for (const q of asked) q.settle(byId.get(q.run.start.runId) ?? null, err);
       if (byId.size > 0) db.signalTasksReady();
+      return runs.map((run) => {
+        const row = byId.get(run.start.runId);
+        return row ? toRun(row) : null;
+      });
     },
   });
-  return (run) =>
-    new Promise<Run | null>((resolve, reject) => {
-      ask({
-        run,
-        settle: (row, err) => {
-          if (err instanceof StoreUnavailableError) return reject(err);
-          try {
-            resolve(row ? toRun(row) : null);
-          } catch (bad) {
-            reject(bad instanceof Error ? bad : new Error(String(bad)));
-          }
-        },
-      });
-    });
 }
 
 /** A run with an idempotency key, created by a statement of its own (see createsStatement); null: it was not created. */

@@ -16,7 +16,7 @@ import { cancelledInfo, finishRun, type FinishedRun } from './runs-sql.ts';
 import { sessionHistory } from './sessions-sql.ts';
 import { assembleTurnRows, insertDecidedTurn, loadTurns, openTurnOf, turnRowsOf, type TurnRow } from './turns-sql.ts';
 import { placeholders, slices, valuesOf, whereOf } from './where.ts';
-import { FINISHED_JOINS, expireJoins, joinColumns, joinLane, settleJoin, type FailParent } from './joins-sql.ts';
+import { FINISHED_JOINS, expireJoins, joinColumns, joinLane, settleJoin, unfinishedLanesOf, type FailParent } from './joins-sql.ts';
 import type { JoinSpec } from '../../core/join.ts';
 import { runStream, taskStream } from '../../audit/chain.ts';
 
@@ -33,7 +33,7 @@ const HELD = sqlStateSet(HELD_TASK_STATES);
  * (lanes of an `all` join commit without writing the parent's count on PostgreSQL).
  */
 const LANES_OUT = `CASE WHEN t.state = 'waiting' AND t.waiting_for = 'children'
-  THEN (SELECT COUNT(*) FROM tasks c WHERE c.parent_id = t.id AND c.parent_turn = t.turns AND c.state IN ${UNFINISHED}) ELSE t.waiting_on END AS lanes_out`;
+  THEN (SELECT COUNT(*) FROM (${unfinishedLanesOf('t')}) AS lanes) ELSE t.waiting_on END AS lanes_out`;
 
 /** What PostgreSQL does in the fence's round trip (a data-modifying WITH over the fenced row, `fenced`). */
 export interface FenceExtras {
