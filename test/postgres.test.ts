@@ -232,6 +232,30 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.deepEqual((joins[0]!.data as { ok: number }).ok, 10);
   });
 
+  it('a claim commits without waiting for its WAL flush (a lost lease is fenced); the turn\'s commit and the effect\'s attempt wait for theirs', async (t) => {
+    // One connection: the claim's setting must end with its transaction, not stay on the connection for the writes after it.
+    const { store, schema } = await pgStore(t, { migrate: true, poolSize: 1 });
+    // What each write ran under, as the database saw it.
+    await sql(schema, 'CREATE TABLE sync_seen (n serial, what text, setting text)');
+    await sql(schema, `CREATE FUNCTION note_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO sync_seen (what, setting) VALUES (TG_TABLE_NAME || ':' || NEW.state, current_setting('synchronous_commit')); RETURN NEW; END $$`);
+    await sql(schema, 'CREATE TRIGGER note_sync AFTER INSERT OR UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION note_sync()');
+    await sql(schema, 'CREATE TRIGGER note_sync AFTER INSERT OR UPDATE ON effects FOR EACH ROW EXECUTE FUNCTION note_sync()');
+    const run = await store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now());
+    const [claimed] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+    const lease = claimed!.lease;
+    const rec = await store.tasks.beginEffect({ key: 'k1', runId: run.run.id, taskId: lease.taskId, turn: 1, action: 0, tool: 't', inputDigest: 'd' }, Date.now());
+    assert.equal(rec.state, 'started');
+    await store.commitTurn({ lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 'done' }, outcome: { kind: 'succeed', output: 'done' }, audit: [] });
+    const seen = await sql<{ what: string; setting: string }>(schema, 'SELECT what, setting FROM sync_seen ORDER BY n');
+    assert.deepEqual(seen, [
+      { what: 'tasks:queued', setting: 'on' },
+      { what: 'tasks:running', setting: 'off' },
+      { what: 'effects:started', setting: 'on' },
+      { what: 'tasks:succeeded', setting: 'on' },
+    ]);
+  });
+
   it('a claim\'s statement is planned once per limit, not at every claim (its limit is in the text, not a parameter)', async (t) => {
     // One connection, so the claims and the look at its prepared statements share it.
     const { store, backend } = await pgStore(t, { migrate: true, poolSize: 1 });

@@ -186,6 +186,9 @@ class AttemptFailed extends Error {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A transaction whose COMMIT does not wait for its WAL flush (TransactionOptions.lossy). */
+const LOSSY_BEGIN = 'BEGIN; SET LOCAL synchronous_commit = off';
+
 /**
  * PostgreSQL adapter: a connection pool, each transaction on a pooled connection of
  * its own, and an opt-in group committer (pg-group-commit.ts, `commitPipelines`): with
@@ -322,7 +325,7 @@ export class PgBackend implements SqlBackend {
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('PostgreSQL: the store is closed'));
-    return opts?.shared && this.committer ? this.committer.submit(fn) : this.runAlone(fn, opts?.shared === true);
+    return opts?.shared && this.committer ? this.committer.submit(fn) : this.runAlone(fn, opts?.shared === true, opts?.lossy === true);
   }
 
   /**
@@ -354,7 +357,7 @@ export class PgBackend implements SqlBackend {
    * destroyed if it broke. A failure is thrown as AttemptFailed, saying whether the
    * connection was lost and whether the commit had been sent.
    */
-  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>, lone = false): Promise<T> {
+  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>, lone = false, lossy = false): Promise<T> {
     // A checked-out connection that breaks between statements must not crash the process:
     // the next statement on it fails instead.
     let broken: Error | undefined;
@@ -368,7 +371,8 @@ export class PgBackend implements SqlBackend {
       return client.query<Record<string, unknown>>(q);
     };
     try {
-      if (!lone) await query('BEGIN');
+      // One round trip either way: a simple query may hold several statements.
+      if (!lone) await query(lossy ? LOSSY_BEGIN : 'BEGIN');
       const tx = new PgExecutor(query, this.names, lone ? undefined : new StagedWrites({ keepHeads: true }));
       const value = await work(tx);
       if (!lone) {
@@ -432,7 +436,7 @@ export class PgBackend implements SqlBackend {
     }
   }
 
-  private async runAlone<T>(fn: (tx: SqlExecutor) => Promise<T>, hot: boolean): Promise<T> {
+  private async runAlone<T>(fn: (tx: SqlExecutor) => Promise<T>, hot: boolean, lossy = false): Promise<T> {
     let conflicts = 0;
     let connectionFailures = 0;
     for (;;) {
@@ -448,7 +452,7 @@ export class PgBackend implements SqlBackend {
         continue;
       }
       try {
-        return await this.attempt(client, hot, fn);
+        return await this.attempt(client, hot, fn, false, lossy);
       } catch (failed) {
         const { err, lostConnection, committing } = failed as AttemptFailed;
         if (committing && lostConnection) {

@@ -60,10 +60,21 @@ export interface TransactionOptions {
    * transaction, unrelated lock sets could wait on each other.
    */
   shared?: boolean;
+  /**
+   * Acknowledged before it is durable (PostgreSQL: `synchronous_commit = off` for this
+   * transaction alone): a crash of the database may lose it, and only it and what came
+   * after it, since any later durable commit flushes it too. Only for a unit whose loss
+   * is safe by construction: a claim, whose lease fencing refuses every later write of a
+   * lease that was lost, and whose holder commits durably (an effect's attempt) before
+   * a tool runs. A unit that shares a transaction with others is durable.
+   */
+  lossy?: boolean;
 }
 
 /** The options of a hot-path unit (see TransactionOptions.shared). */
 export const SHARED: TransactionOptions = { shared: true };
+/** A claim's: hot-path, and safe to lose in a database crash (TransactionOptions.lossy). */
+export const CLAIM: TransactionOptions = { shared: true, lossy: true };
 
 /** A worker row, as the liveness check sees it. */
 export interface WorkerIdentity {

@@ -7,7 +7,7 @@ import type { AuditEntry } from '../audit.ts';
 import type { ClaimedTask, ClaimRequest, EffectRecord, EffectStart, Lease, NewChildTask, Settlement, TaskFilter, TaskStore } from '../store.ts';
 import { cancelOpenApprovals } from './approvals-close-sql.ts';
 import { insertAudit } from './audit-sql.ts';
-import { SHARED, type SqlBackend } from './backend.ts';
+import { CLAIM, type SqlBackend } from './backend.ts';
 import { beginEffect, completeEffect, listEffects } from './effects-sql.ts';
 import type { ClaimContextColumns, SqlExecutor, SqlParam } from './executor.ts';
 import { releaseTaskReservations } from './limits-sql.ts';
@@ -438,7 +438,7 @@ export function sqlTaskStore(db: SqlBackend): TaskStore {
           ]),
         );
         return rows;
-      }, SHARED);
+      }, CLAIM);
       if (rows.length === 0) return [];
       // Everything the turns need, in a few batched reads (committed data: the claim is
       // done), unless the claim statement brought the runs' part along.
