@@ -232,7 +232,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.deepEqual((joins[0]!.data as { ok: number }).ok, 10);
   });
 
-  it('a claim commits without waiting for its WAL flush (a lost lease is fenced); the turn\'s commit and the effect\'s attempt wait for theirs', async (t) => {
+  it('a claim commits without waiting for its WAL flush; the effect\'s attempt and the turn\'s commit after it, on the same connection, wait for theirs', async (t) => {
     // One connection: the claim's setting must end with its transaction, not stay on the connection for the writes after it.
     const { store, schema } = await pgStore(t, { migrate: true, poolSize: 1 });
     // What each write ran under, as the database saw it.
