@@ -148,7 +148,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
   });
 
   it('commits asked for together share a statement: each unit is fenced on its own, a lost lease writes nothing of its unit and the others commit', async (t) => {
-    const { store, backend, schema } = await pgStore(t, { migrate: true, keepSchema: true });
+    const { store, backend, schema } = await pgStore(t, { migrate: true });
     const made = await Promise.all(Array.from({ length: 12 }, (_, i) => store.runs.create({ agent: 'solo', input: { i }, maxAttempts: 1 }, Date.now())));
     const claimed = await store.tasks.claim({ workerId: 'w1', limit: 12, leaseMs: 60_000, now: Date.now() });
     assert.equal(claimed.length, 12);
@@ -343,7 +343,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
   });
 
   it('a lane committing in one statement waits for a transaction that holds its parent\'s row, then sees the join complete and decides it', async (t) => {
-    const { store, schema } = await pgStore(t, { migrate: true, keepSchema: true });
+    const { store, schema } = await pgStore(t, { migrate: true });
     const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
     const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
     const children = ['t', 'f'].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
