@@ -8,18 +8,24 @@
  *      with the load of (1) running again (whose req/s with a stream client
  *      attached is reported too). Target p99 ≤ 50 ms.
  *
- *   node bench/envelopes.ts [--duration 5] [--connections 64] [--durability strict|fast] [--no-stream] [--json]
+ *   node bench/envelopes.ts [--duration 5] [--connections 64] [--durability strict|fast] [--as gateway|up] [--no-stream] [--json]
+ *
+ * The gateway runs with the V8 flags the launcher gives `spine gateway` (none), or with
+ * `--as up` those of `spine up` (bin/heap-flags.js): started without them, the bench
+ * starts itself again with them. The load and stream processes run without.
  *
  * Measurement only: a missed target is reported, never fatal. Times across
  * processes use performance.timeOrigin + performance.now() (the same system clock,
  * sub-millisecond).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { HEAP_FLAGS, heapFlagsOf } from '../bin/heap-flags.js';
 import { WebSocket } from 'ws';
 import { systemClock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
@@ -41,6 +47,7 @@ const now = () => performance.timeOrigin + performance.now();
 const { values: args } = parseArgs({
   allowNegative: true,
   options: {
+    as: { type: 'string', default: 'gateway' },
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     durability: { type: 'string', default: 'strict' },
@@ -53,6 +60,17 @@ const { values: args } = parseArgs({
     token: { type: 'string' },
   },
 });
+
+// The gateway runs with the flags of the command it stands for (bin/heap-flags.js).
+if (args.as !== 'gateway' && args.as !== 'up') {
+  console.error(`bench/envelopes: --as must be gateway or up (got ${JSON.stringify(args.as)})`);
+  process.exit(2);
+}
+const gatewayFlags = heapFlagsOf(args.as);
+if (args.role === undefined && gatewayFlags.some((flag) => !process.execArgv.includes(flag))) {
+  const again = spawnSync(process.execPath, [...process.execArgv, ...gatewayFlags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(again.status ?? 1);
+}
 
 interface LoadResult {
   requestsPerSec: number;
@@ -132,7 +150,9 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function child(role: string, extra: string[]): ChildProcess {
-  return fork(import.meta.filename, ['--role', role, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The load is not the gateway: it runs without the gateway's heap flags.
+  const execArgv = process.execArgv.filter((flag) => !HEAP_FLAGS.includes(flag));
+  return fork(import.meta.filename, ['--role', role, ...extra], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function once<T>(cp: ChildProcess, pick: (m: unknown) => T | undefined): Promise<T> {
@@ -273,6 +293,8 @@ async function main(): Promise<void> {
       : []),
   ];
   const result = {
+    as: args.as,
+    v8Flags: gatewayFlags,
     durability,
     connections,
     seconds,
@@ -295,7 +317,7 @@ async function main(): Promise<void> {
   const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
   console.log(
     [
-      `gateway bench — durability ${durability}, ${connections} connections, ${seconds} s, load from a second process (autocannon), ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before the run`,
+      `gateway bench — as \`spine ${args.as}\` (V8 flags: ${gatewayFlags.join(' ') || 'none'}), durability ${durability}, ${connections} connections, ${seconds} s, load from a second process (autocannon), ${cpus().length} cores, load average ${loadBefore.toFixed(2)} before the run`,
       line(['measure', 'value', 'target', '']),
       line(w.map((n) => '─'.repeat(n))),
       ...rows.map(line),

@@ -8,19 +8,16 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { HEAP_FLAGS } from './heap-flags.js';
+import { heapFlagsOf } from './heap-flags.js';
 
 /** Set by the launcher for its child; the child reads and removes it (its own children must not see it). */
 const LAUNCHED = 'SPINE_LAUNCHED_BY';
 /** Every signal a supervisor, a script or a terminal may send to stop or poke a process. */
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'SIGWINCH'];
 
-const LONG_RUNNING = ['up', 'worker', 'gateway'];
-
 function heapFlags(args) {
-  if (!LONG_RUNNING.includes(args[0])) return [];
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return HEAP_FLAGS.filter((flag) => !given.some((g) => g.split('=')[0] === flag.split('=')[0]));
+  return heapFlagsOf(args[0]).filter((flag) => !given.some((g) => g.split('=')[0] === flag.split('=')[0]));
 }
 
 const major = Number(process.versions.node.split('.')[0]);

@@ -243,28 +243,34 @@ describe('spine CLI', () => {
     assert.match(r.stdout, /^\d+\.\d+\.\d+/);
   });
 
-  it('the bin entry starts `up` with the small young generation (same process), and SIGTERM still drains it', { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc to read a command line from' }, async () => {
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    const config = fileURLToPath(new URL('../examples/briefing/spine.config.json5', import.meta.url));
-    const child = spawn(process.execPath, [BIN, 'up', '--config', config, '--db', `sqlite:${join(dir, 'bin-up.db')}`, '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    let out = '';
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (/gateway http:\/\//.test(out)) resolve();
+  // `up` holds queued work: the small young generation; a gateway only serves: V8's defaults (bin/heap-flags.js).
+  for (const [command, serving, small] of [
+    ['up', /gateway http:\/\//, true],
+    ['gateway', /listening on http:\/\//, false],
+  ] as const) {
+    it(`the bin entry starts \`${command}\` ${small ? 'with the small young generation (same process)' : "with V8's own heap sizes"}, and SIGTERM still drains it`, { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc to read a command line from' }, async () => {
+      const env = { ...process.env };
+      delete env.NODE_OPTIONS;
+      const config = fileURLToPath(new URL('../examples/briefing/spine.config.json5', import.meta.url));
+      const child = spawn(process.execPath, [BIN, command, '--config', config, '--db', `sqlite:${join(dir, `bin-${command}.db`)}`, '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      let out = '';
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (serving.test(out)) resolve();
+        });
+        void exited.then(() => reject(new Error(`${command} exited before serving:\n${out}`)));
       });
-      void exited.then(() => reject(new Error(`up exited before serving:\n${out}`)));
+      const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, out);
+      assert.equal(argv.includes('--max-semi-space-size=2'), small, argv.join(' '));
+      assert.equal(argv.includes('--heap-growing-percent=50'), small, argv.join(' '));
+      assert.ok(argv.includes(BIN) && argv.includes(command), argv.join(' '));
     });
-    const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, out);
-    assert.ok(argv.includes('--max-semi-space-size=2'), argv.join(' '));
-    assert.ok(argv.includes('--heap-growing-percent=50'), argv.join(' '));
-    assert.ok(argv.includes(BIN) && argv.includes('up'), argv.join(' '));
-  });
+  }
 
   const oldNode = OLD_NODE_CANDIDATES.find((p) => existsSync(p) && Number(execFileSync(p, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 24);
   it('the bin entry hands over to the bundled Node 24 when started by an older Node', { skip: oldNode ? false : 'no Node older than 24 on this machine to try' }, async () => {
