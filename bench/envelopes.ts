@@ -18,7 +18,7 @@
  * processes use performance.timeOrigin + performance.now() (the same system clock,
  * sub-millisecond).
  */
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,7 @@ import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability } from '../src/store/store.ts';
+import { rerunWithFlags } from './harness.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -67,10 +68,7 @@ if (args.as !== 'gateway' && args.as !== 'up') {
   process.exit(2);
 }
 const gatewayFlags = heapFlagsOf(args.as);
-if (args.role === undefined && gatewayFlags.some((flag) => !process.execArgv.includes(flag))) {
-  const again = spawnSync(process.execPath, [...process.execArgv, ...gatewayFlags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(again.status ?? 1);
-}
+if (args.role === undefined) rerunWithFlags(gatewayFlags, fileURLToPath(import.meta.url));
 
 interface LoadResult {
   requestsPerSec: number;

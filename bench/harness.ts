@@ -3,6 +3,7 @@
  * with the bench's options, and a store wrapper that reports when a task's final
  * commit is durable (so the bench needs no polling to see a run finish).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,17 @@ import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability, Store, TurnCommit } from '../src/store/store.ts';
 import type { SqlExecutor } from '../src/store/sql/executor.ts';
 import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
+
+/**
+ * Runs the bench `script` again with the V8 `flags` of the command it measures
+ * (bin/heap-flags.js) unless this process has them already, and exits as it did: a
+ * bench's figures are those of the process Spine ships.
+ */
+export function rerunWithFlags(flags: readonly string[], script: string): void {
+  if (flags.every((flag) => process.execArgv.includes(flag))) return;
+  const again = spawnSync(process.execPath, [...process.execArgv, ...flags, script, ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(again.status ?? 1);
+}
 
 /** The worker options every workload uses. */
 export const BENCH_WORKER: Partial<WorkerOptions> = { concurrency: 8, pollMs: 50, leaseMs: 30_000 };

@@ -11,7 +11,6 @@
  *
  * --quick (2,000 W2 tasks, fewer W1/W3 runs) finishes in under a minute on 2 cores.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,17 +20,14 @@ import { HEAP_FLAGS } from '../bin/heap-flags.js';
 import type { Durability } from '../src/store/store.ts';
 import { barePostgres, bareSqlite, type BareQueue } from './bare.ts';
 import { bareW1, bareW2, bareW3 } from './bare-workloads.ts';
-import { BENCH_WORKER, log } from './harness.ts';
+import { BENCH_WORKER, log, rerunWithFlags } from './harness.ts';
 import { round } from './stats.ts';
 import { w1, w2, w3, type WorkloadCtx } from './workloads.ts';
 
 // The workloads run with the heap flags `spine up` and `spine worker` run with, so the
 // memory figures are those of the processes Spine ships: started without them, this
 // bench starts itself again with them and waits.
-if (HEAP_FLAGS.some((flag) => !process.execArgv.includes(flag))) {
-  const again = spawnSync(process.execPath, [...process.execArgv, ...HEAP_FLAGS, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(again.status ?? 1);
-}
+rerunWithFlags(HEAP_FLAGS, fileURLToPath(import.meta.url));
 
 const { values: args } = parseArgs({
   options: {

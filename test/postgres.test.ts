@@ -15,6 +15,7 @@ import { SHARED } from '../src/store/sql/backend.ts';
 import type { SqlExecutor } from '../src/store/sql/executor.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
 import type { Lease } from '../src/store/store.ts';
+import type { Run } from '../src/core/types.ts';
 import { PG_TEST_URL, pgAdmin, until } from './helpers.ts';
 import { PG_ONLY, pgStore, sql } from './fixtures/pg-env.ts';
 
@@ -55,6 +56,18 @@ describe('placeholders and URLs (no database)', () => {
     }
   });
 });
+
+/**
+ * A run whose root task hands off to lanes `ids` (inputs 0, 1, …) in an `all` join and
+ * waits for them: the run. The lanes are queued, not yet claimed.
+ */
+async function waitingOnLanes(store: SqlStore, ids: readonly string[]): Promise<Run> {
+  const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
+  const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
+  const children = ids.map((id, i) => ({ id, agent: 'lane', input: i, parentAction: i, maxAttempts: 1 }));
+  await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+  return run;
+}
 
 describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
   it('a transaction that throws rolls back everything it did; a failed statement too', async (t) => {
@@ -214,10 +227,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
 
   it('lanes of one join committing together: their statements look once per parent, and the join is decided once', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
-    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
-    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
-    const children = Array.from({ length: 10 }, (_, i) => ({ id: `task_lane_${i}`, agent: 'lane', input: i, parentAction: i, maxAttempts: 1 }));
-    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const run = await waitingOnLanes(store, Array.from({ length: 10 }, (_, i) => `task_lane_${i}`));
     const lanes = await store.tasks.claim({ workerId: 'w2', limit: 10, leaseMs: 60_000, now: Date.now() });
     const before = backend.stats.queries - backend.stats.notifies;
     await Promise.all(lanes.map((l) => store.commitTurn({ lease: l.lease, now: Date.now(), turn: { n: 1, actions: [], results: [], output: 1 }, outcome: { kind: 'succeed', output: 1 }, audit: [] })));
@@ -276,10 +286,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
 
   it('one-statement commit: a lane of an all join leaves its parent\'s row unwritten, and the lane that commits last decides the join', async (t) => {
     const { store, backend } = await pgStore(t, { migrate: true });
-    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
-    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
-    const children = ['a', 'b', 'c'].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
-    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const run = await waitingOnLanes(store, ['task_lane_a', 'task_lane_b', 'task_lane_c']);
     const lanes = await store.tasks.claim({ workerId: 'w2', limit: 3, leaseMs: 60_000, now: Date.now() });
     assert.equal(lanes.length, 3);
     const trips: number[] = [];
@@ -308,10 +315,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     const { store, schema } = await pgStore(t, { migrate: true, keepSchema: true });
     const other = await pgStore(t, { schema });
     for (let round = 0; round < 5; round++) {
-      const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
-      const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
-      const children = Array.from({ length: 12 }, (_, i) => ({ id: `task_r${round}_lane_${i}`, agent: 'lane', input: i, parentAction: i, maxAttempts: 1 }));
-      await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+      const run = await waitingOnLanes(store, Array.from({ length: 12 }, (_, i) => `task_r${round}_lane_${i}`));
       const mine = await store.tasks.claim({ workerId: 'w2', limit: 6, leaseMs: 60_000, now: Date.now() });
       const theirs = await other.store.tasks.claim({ workerId: 'w3', limit: 6, leaseMs: 60_000, now: Date.now() });
       assert.equal(mine.length + theirs.length, 12);
@@ -344,10 +348,7 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
 
   it('a lane committing in one statement waits for a transaction that holds its parent\'s row, then sees the join complete and decides it', async (t) => {
     const { store, schema } = await pgStore(t, { migrate: true });
-    const { run } = await store.runs.create({ agent: 'boss', input: null, maxAttempts: 1 }, Date.now());
-    const [root] = await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() });
-    const children = ['t', 'f'].map((x, i) => ({ id: `task_lane_${x}`, agent: 'lane', input: x, parentAction: i, maxAttempts: 1 }));
-    await store.commitTurn({ lease: root!.lease, now: Date.now(), turn: { n: 1, actions: [], results: [] }, outcome: { kind: 'wait', children }, audit: [] });
+    const run = await waitingOnLanes(store, ['task_lane_t', 'task_lane_f']);
     const lanes = await store.tasks.claim({ workerId: 'w2', limit: 2, leaseMs: 60_000, now: Date.now() });
     const f = lanes.find((c) => c.task.id === 'task_lane_f')!;
     // Lane t finishes in a transaction of another process that has locked the parent and

@@ -186,7 +186,7 @@ class AttemptFailed extends Error {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A transaction whose COMMIT does not wait for its WAL flush (TransactionOptions.lossy). */
+/** A transaction whose COMMIT does not wait for its WAL flush (TransactionOptions.lossy): one round trip, as a simple query may hold several statements. */
 const LOSSY_BEGIN = 'BEGIN; SET LOCAL synchronous_commit = off';
 
 /**
@@ -351,13 +351,15 @@ export class PgBackend implements SqlBackend {
   }
 
   /**
-   * One transaction on a checked-out connection: BEGIN, `work`, COMMIT; or, `lone`,
-   * `work`'s one statement as a transaction of its own (no BEGIN, no COMMIT, nothing
-   * staged: from its first byte it may commit). The connection is always released,
-   * destroyed if it broke. A failure is thrown as AttemptFailed, saying whether the
-   * connection was lost and whether the commit had been sent.
+   * One transaction on a checked-out connection: `begin` (BEGIN, or LOSSY_BEGIN),
+   * `work`, COMMIT; or, `begin` null, `work`'s one statement as a transaction of its own
+   * (no BEGIN, no COMMIT, nothing staged: from its first byte it may commit). The
+   * connection is always released, destroyed if it broke. A failure is thrown as
+   * AttemptFailed, saying whether the connection was lost and whether the commit had
+   * been sent.
    */
-  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>, lone = false, lossy = false): Promise<T> {
+  private async attempt<T>(client: pg.PoolClient, hot: boolean, work: (tx: SqlExecutor) => Promise<T>, begin: string | null = 'BEGIN'): Promise<T> {
+    const lone = begin === null;
     // A checked-out connection that breaks between statements must not crash the process:
     // the next statement on it fails instead.
     let broken: Error | undefined;
@@ -371,8 +373,7 @@ export class PgBackend implements SqlBackend {
       return client.query<Record<string, unknown>>(q);
     };
     try {
-      // One round trip either way: a simple query may hold several statements.
-      if (!lone) await query(lossy ? LOSSY_BEGIN : 'BEGIN');
+      if (begin !== null) await query(begin);
       const tx = new PgExecutor(query, this.names, lone ? undefined : new StagedWrites({ keepHeads: true }));
       const value = await work(tx);
       if (!lone) {
@@ -425,7 +426,7 @@ export class PgBackend implements SqlBackend {
           const { sql, params } = build();
           return tx.all<T>(sql, params);
         },
-        true,
+        null,
       );
     } catch (failed) {
       const { err, lostConnection } = failed as AttemptFailed;
@@ -452,7 +453,7 @@ export class PgBackend implements SqlBackend {
         continue;
       }
       try {
-        return await this.attempt(client, hot, fn, false, lossy);
+        return await this.attempt(client, hot, fn, lossy ? LOSSY_BEGIN : 'BEGIN');
       } catch (failed) {
         const { err, lostConnection, committing } = failed as AttemptFailed;
         if (committing && lostConnection) {
