@@ -12,7 +12,7 @@ import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { StoreUnavailableError } from '../src/store/postgres/pg-errors.ts';
 import { toPgPlaceholders } from '../src/store/postgres/placeholders.ts';
 import { SHARED } from '../src/store/sql/backend.ts';
-import type { SqlExecutor } from '../src/store/sql/executor.ts';
+import { claimLimit, type SqlExecutor } from '../src/store/sql/executor.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
 import type { Lease } from '../src/store/store.ts';
 import type { Run } from '../src/core/types.ts';
@@ -31,6 +31,11 @@ describe('placeholders and URLs (no database)', () => {
     const sqlText = 'UPDATE t SET a = ? WHERE id = ?';
     assert.equal(toPgPlaceholders(sqlText), 'UPDATE t SET a = $1 WHERE id = $2');
     assert.equal(toPgPlaceholders(sqlText), toPgPlaceholders(sqlText));
+  });
+
+  it('a claim\'s limit is written into its SQL as a plain whole number from 1 to 10,000, whatever it is asked for', () => {
+    const limits = [8, 2.7, 0, -3, Number.NaN, Number.POSITIVE_INFINITY, 1e21].map(claimLimit);
+    assert.deepEqual(limits, ['8', '2', '1', '1', '1', '10000', '10000']);
   });
 
   it('reads schema= and pool= from the URL, passes the rest on, and never prints the password', () => {

@@ -97,9 +97,15 @@ export interface Migration {
   sql: string;
 }
 
-/** A claim's limit as written into its statement's text: a whole number, at least 1. */
+/** Most tasks one claim takes, whatever it is asked for. */
+const MOST_CLAIMED = 10_000;
+
+/**
+ * A claim's limit as written into its statement's text: a plain whole number from 1 to
+ * MOST_CLAIMED (not NaN, Infinity or 1e+21, which String would write and SQL refuse).
+ */
 export function claimLimit(limit: number): string {
-  return String(Math.max(1, Math.trunc(limit)));
+  return String(Number.isNaN(limit) ? 1 : Math.min(MOST_CLAIMED, Math.max(1, Math.trunc(limit))));
 }
 
 /** SQL that differs between backends, named by what it does. */
