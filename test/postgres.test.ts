@@ -271,6 +271,45 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     ]);
   });
 
+  it('a transaction\'s BEGIN goes with its first statement once that is prepared on the connection: a claim is 3 round trips, not 4, and values read back as written', async (t) => {
+    const { store, backend, schema } = await pgStore(t, { migrate: true, poolSize: 1 });
+    await sql(schema, 'CREATE TABLE fused_seen (k serial, v text, n bigint)');
+    // Values an EXECUTE's literals must carry exactly: quotes, backslashes (an E'' string), non-ASCII, SQL, NULL.
+    const values: Array<[string | null, number | null]> = [
+      ["it's", 1],
+      ["back\\slash \\x41 E'x' \\'", -2],
+      ['ünï 🦀 \u2028', 1_796_683_015_495],
+      ["'); DROP TABLE fused_seen; --", null],
+      [null, 0],
+      ['', 3],
+    ];
+    const trips: number[] = [];
+    for (const [v, n] of values) {
+      const before = backend.stats.queries;
+      await backend.transaction((tx) => tx.run('INSERT INTO fused_seen (v, n) VALUES (?, ?)', [v, n]));
+      trips.push(backend.stats.queries - before);
+    }
+    // The first prepares the INSERT after a BEGIN of its own; the others send the BEGIN with it.
+    assert.deepEqual(trips, [3, 2, 2, 2, 2, 2]);
+    const rows = await sql<{ v: string | null; n: number | string | null }>(schema, 'SELECT v, n FROM fused_seen ORDER BY k');
+    assert.deepEqual(
+      rows.map((r) => [r.v, r.n === null ? null : Number(r.n)]),
+      values,
+    );
+
+    // A claim: BEGIN (with its lossy setting) and the claim statement, the events, COMMIT.
+    await Promise.all(Array.from({ length: 3 }, () => store.runs.create({ agent: 'solo', input: null, maxAttempts: 1 }, Date.now())));
+    const claims: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = backend.stats.queries;
+      assert.equal((await store.tasks.claim({ workerId: 'w1', limit: 1, leaseMs: 60_000, now: Date.now() })).length, 1);
+      claims.push(backend.stats.queries - before);
+    }
+    assert.deepEqual(claims, [4, 3, 3]);
+    const report = await verifyAudit(store.audit, { publicKey: null, now: Date.now() });
+    assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
+  });
+
   it('a claim\'s statement is planned once per limit, not at every claim (its limit is in the text, not a parameter)', async (t) => {
     // One connection, so the claims and the look at its prepared statements share it.
     const { store, backend } = await pgStore(t, { migrate: true, poolSize: 1 });
