@@ -310,6 +310,27 @@ describe('the PostgreSQL adapter', { skip: PG_ONLY }, () => {
     assert.equal(report.findings.length, 0, JSON.stringify(report.findings));
   });
 
+  it('a statement not found under its name (a pooler that renames them; forged with DEALLOCATE ALL) fails nothing: the transaction runs again with its BEGIN alone, and so do later ones', async (t) => {
+    const { backend, schema } = await pgStore(t, { migrate: true, poolSize: 1 });
+    await sql(schema, 'CREATE TABLE fused_seen (k serial, v text)');
+    const insert = async (v: string): Promise<number> => {
+      const before = backend.stats.queries;
+      await backend.transaction((tx) => tx.run('INSERT INTO fused_seen (v) VALUES (?)', [v]));
+      return backend.stats.queries - before;
+    };
+    assert.equal(await insert('a'), 3);
+    assert.equal(await insert('b'), 2);
+    // The server connection keeps none of this process's statements, as a pooler's would not.
+    await backend.transaction((tx) => tx.exec('DEALLOCATE ALL'));
+    // BEGIN with an EXECUTE that finds nothing; then, prepared anew: BEGIN, INSERT, COMMIT.
+    assert.equal(await insert('c'), 4);
+    assert.equal(await insert('d'), 3);
+    assert.deepEqual(
+      (await sql<{ v: string }>(schema, 'SELECT v FROM fused_seen ORDER BY k')).map((r) => r.v),
+      ['a', 'b', 'c', 'd'],
+    );
+  });
+
   it('a claim\'s statement is planned once per limit, not at every claim (its limit is in the text, not a parameter)', async (t) => {
     // One connection, so the claims and the look at its prepared statements share it.
     const { store, backend } = await pgStore(t, { migrate: true, poolSize: 1 });

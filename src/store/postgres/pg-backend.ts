@@ -11,7 +11,7 @@ import { loadMigrations } from '../sql/migrator.ts';
 import { runStream, taskStream } from '../../audit/chain.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
-import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict } from './pg-errors.ts';
+import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict, isUnknownStatement } from './pg-errors.ts';
 import { BatchOutcomeUnknown, GroupCommitter } from './pg-group-commit.ts';
 import { PgListener } from './pg-listener.ts';
 import { PgLiveness } from './pg-liveness.ts';
@@ -259,6 +259,8 @@ export class PgBackend implements SqlBackend {
   readonly hints = new CommitHints();
   /** The statement names prepared on each pooled connection (PgExecutor sends a BEGIN with an EXECUTE of one). */
   private readonly preparedNames = new WeakMap<pg.PoolClient, Set<string>>();
+  /** Off for good once an EXECUTE by name finds no statement (a pooler renames them): every BEGIN then goes alone. */
+  private executeByName = true;
   private readonly pool: pg.Pool;
   private readonly clientConfig: pg.ClientConfig;
   private readonly names = new StatementNames();
@@ -398,6 +400,13 @@ export class PgBackend implements SqlBackend {
     }
   }
 
+  /** A statement this process prepared was not found by its name: stop EXECUTEing by name, and prepare every statement again. */
+  private noExecuteByName(): void {
+    if (this.executeByName) this.log.warn('PostgreSQL: a prepared statement was not found by its name (a pooler that renames them?); each BEGIN now goes in a round trip of its own');
+    this.executeByName = false;
+    this.names.reset();
+  }
+
   private preparedOn(client: pg.PoolClient): Set<string> {
     let names = this.preparedNames.get(client);
     if (names === undefined) {
@@ -432,7 +441,7 @@ export class PgBackend implements SqlBackend {
     };
     try {
       const tx = new PgExecutor(query, this.names, {
-        prepared: this.preparedOn(client),
+        ...(this.executeByName ? { prepared: this.preparedOn(client) } : {}),
         ...(begin === null ? {} : { staged: new StagedWrites({ keepHeads: true }), begin }),
       });
       const value = await work(tx);
@@ -453,6 +462,7 @@ export class PgBackend implements SqlBackend {
       this.events.emit('committed');
       return value;
     } catch (err) {
+      if (isUnknownStatement(err)) this.noExecuteByName();
       const lostConnection = broken !== undefined || isConnectionError(err);
       let destroy = lostConnection;
       if (!lostConnection && !lone) {
@@ -525,7 +535,7 @@ export class PgBackend implements SqlBackend {
           await sleep(Math.random() * 5 * conflicts);
           continue;
         }
-        if (isStalePlan(err) && conflicts < MAX_CONFLICT_RETRIES) {
+        if ((isStalePlan(err) || isUnknownStatement(err)) && conflicts < MAX_CONFLICT_RETRIES) {
           conflicts++;
           this.names.reset();
           continue;

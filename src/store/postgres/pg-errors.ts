@@ -62,6 +62,15 @@ export function isStalePlan(err: unknown): boolean {
   return codeOf(err) === '0A000' && /cached plan must not change result type/.test(err instanceof Error ? err.message : '');
 }
 
+/**
+ * "prepared statement … does not exist" (26000): the server connection has no statement
+ * by a name this process prepared. A pooler that renames prepared statements (PgBouncer
+ * ≥ 1.21 in transaction mode) hides them from an `EXECUTE` by name.
+ */
+export function isUnknownStatement(err: unknown): boolean {
+  return codeOf(err) === '26000';
+}
+
 /** "relation does not exist": a fresh database without the table. */
 export function isUndefinedTable(err: unknown): boolean {
   return codeOf(err) === '42P01';
