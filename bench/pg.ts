@@ -3,10 +3,16 @@
  * PROCESSES on one database, and the round trips 4 idle workers make.
  *
  *   node bench/pg.ts [--db postgres://…] [--tasks 10000] [--workers 1,2,4] [--concurrency 16]
- *                    [--pool 8] [--idle-seconds 10] [--quick] [--json]
+ *                    [--pool 8] [--idle-seconds 10] [--quick] [--activity] [--json]
  *
  * --quick: 2,000 tasks and 3 idle seconds, unless --tasks / --idle-seconds say otherwise
  * (`npm run bench -- --db postgres://… --quick` passes it here).
+ *
+ * --activity: while the workers process, samples pg_stat_activity every ~2 ms and
+ * prints what the workers' server connections were doing: running a statement, or
+ * `idle in transaction` (the server waiting for the worker's next statement), and
+ * after which statement. The sampling costs the server CPU: read the rates of such a
+ * run as lower than a plain run's.
  *
  * Each worker count gets a fresh schema. The tasks are queued first (submit phase),
  * then the worker processes, already connected and idle, are told to start; the
@@ -43,6 +49,7 @@ function parsed() {
         'poll-ms': { type: 'string' },
         'idle-seconds': { type: 'string' },
         quick: { type: 'boolean', default: false },
+        activity: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         // internal: this process is one worker
         child: { type: 'string' },
@@ -171,6 +178,33 @@ interface W2Row {
   postgresCpuPct: number;
   postgresCpuUsPerTask: number;
   roundTripsPerTask: number;
+  /** --activity: samples of the workers' server connections, by state and statement, most first. */
+  activity?: Array<{ state: string; statement: string; samples: number }>;
+}
+
+/**
+ * Samples, until `stop` is aborted, the state of every connection to `schema`'s
+ * database but the sampler's own that is not idle: its state (with what it waits on,
+ * if anything) and the first words of its statement (the last one, when idle in a
+ * transaction).
+ */
+async function sampleActivity(stop: AbortSignal): Promise<Map<string, number>> {
+  const seen = new Map<string, number>();
+  await admin(async (c) => {
+    while (!stop.aborted) {
+      const { rows } = await c.query<{ state: string; statement: string }>(
+        `SELECT state || COALESCE(' (' || wait_event_type || ': ' || wait_event || ')', '') AS state,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 40) AS statement
+         FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname = current_database() AND state <> 'idle'`,
+      );
+      for (const r of rows) {
+        const key = `${r.state}\t${r.statement}`;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+      }
+      await sleep(2);
+    }
+  });
+  return seen;
 }
 
 async function w2(workers: number, tasks: number): Promise<W2Row> {
@@ -193,6 +227,8 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
     const pg0 = postgresCpuMs();
     const statsBefore = await Promise.all(children.map((c) => (c.proc.send({ stats: true }), c.next((m): m is { stats: PgStats; cpuMs: number } => 'stats' in m && !('stopped' in m)))));
     log(`W2 ×${workers}: go`);
+    const sampling = new AbortController();
+    const activity = args.activity ? sampleActivity(sampling.signal) : null;
     const start = Date.now();
     for (const c of children) c.proc.send({ go: true } satisfies ToChild);
     // The end is the last run's own finished_at (the workers' clock is this machine's):
@@ -208,6 +244,8 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
       }
     }
     const pgMs = postgresCpuMs() - pg0;
+    sampling.abort();
+    const sampled = activity ? [...(await activity)].map(([key, samples]) => ({ state: key.split('\t')[0]!, statement: key.split('\t')[1]!, samples })).sort((a, b) => b.samples - a.samples) : null;
     const processMs = lastDone - start;
     const stopped = await Promise.all(children.map((c) => (c.proc.send({ stop: true }), c.next((m): m is { stopped: true; stats: PgStats; cpuMs: number } => 'stopped' in m))));
     const workerCpuMs = stopped.reduce((s, m, i) => s + m.cpuMs - statsBefore[i]!.cpuMs, 0);
@@ -223,6 +261,7 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
       postgresCpuPct: Math.round((pgMs / processMs) * 100),
       postgresCpuUsPerTask: Math.round((pgMs * 1_000) / tasks),
       roundTripsPerTask: Math.round((roundTrips / tasks) * 10) / 10,
+      ...(sampled ? { activity: sampled } : {}),
     };
   } finally {
     await store.close();
@@ -286,6 +325,12 @@ async function main(): Promise<void> {
     );
   }
   console.log(`idle: ${idleResult.workers} workers make ${idleResult.roundTripsPerSec} round trips/s (${idleResult.transactionsPerSec} transactions/s) together`);
+  for (const r of result.w2) {
+    if (!r.activity) continue;
+    const total = r.activity.reduce((sum, a) => sum + a.samples, 0);
+    console.log(`\n${r.workers} worker(s): the workers' server connections while processing (${total} samples of those not idle)`);
+    for (const a of r.activity.slice(0, 12)) console.log(`${String(a.samples).padStart(7)}  ${a.state.padEnd(44)}  ${a.statement}`);
+  }
 }
 
 if (args.child) await child(args.child);
