@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { AgentFunction } from '../src/core/agent.ts';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
@@ -27,6 +28,21 @@ export function rerunWithFlags(flags: readonly string[], script: string): void {
   if (flags.every((flag) => process.execArgv.includes(flag))) return;
   const again = spawnSync(process.execPath, [...process.execArgv, ...flags, script, ...process.argv.slice(2)], { stdio: 'inherit' });
   process.exit(again.status ?? 1);
+}
+
+/** What a bench says of a bad option: `bench:<name>: <message>`, exit code 2. */
+export function badOption(name: string, message: string): never {
+  process.stderr.write(`bench:${name}: ${message}\n`);
+  process.exit(2);
+}
+
+/** A bench's options (node:util parseArgs, strict): an unknown or malformed one is a badOption. */
+export function benchArgs<const O extends ParseArgsOptionsConfig>(name: string, options: O): ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'] {
+  try {
+    return parseArgs({ options, strict: true }).values;
+  } catch (err) {
+    badOption(name, err instanceof Error ? err.message : String(err));
+  }
 }
 
 /** The worker options every workload uses. */

@@ -26,7 +26,6 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { silentLogger } from '../src/core/log.ts';
@@ -35,33 +34,23 @@ import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { PgBackend, type PgStats } from '../src/store/postgres/pg-backend.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
+import { benchArgs } from './harness.ts';
 
-function parsed() {
-  try {
-    return parseArgs({
-      options: {
-        db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
-        tasks: { type: 'string' },
-        workers: { type: 'string', default: '1,2,4' },
-        concurrency: { type: 'string', default: '16' },
-        pool: { type: 'string', default: '8' },
-        durability: { type: 'string', default: 'strict' },
-        'poll-ms': { type: 'string' },
-        'idle-seconds': { type: 'string' },
-        quick: { type: 'boolean', default: false },
-        activity: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        // internal: this process is one worker
-        child: { type: 'string' },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`bench:pg: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
-}
-const args = parsed();
+const args = benchArgs('pg', {
+  db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+  tasks: { type: 'string' },
+  workers: { type: 'string', default: '1,2,4' },
+  concurrency: { type: 'string', default: '16' },
+  pool: { type: 'string', default: '8' },
+  durability: { type: 'string', default: 'strict' },
+  'poll-ms': { type: 'string' },
+  'idle-seconds': { type: 'string' },
+  quick: { type: 'boolean', default: false },
+  activity: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  // internal: this process is one worker
+  child: { type: 'string' },
+});
 
 const CLK_TCK = 100;
 const log = (msg: string) => process.stderr.write(`bench:pg ${msg}\n`);
@@ -183,13 +172,13 @@ interface W2Row {
 }
 
 /**
- * Samples, until `stop` is aborted, the state of every connection to `schema`'s
- * database but the sampler's own that is not idle: its state (with what it waits on,
- * if anything) and the first words of its statement (the last one, when idle in a
- * transaction).
+ * Samples, until `stop` is aborted, every connection to the database but the
+ * sampler's own that is not idle: its state (with what it waits on, if anything) and
+ * the first words of its statement (the last one, when idle in a transaction).
+ * Resolves to the samples by state and statement, most first.
  */
-async function sampleActivity(stop: AbortSignal): Promise<Map<string, number>> {
-  const seen = new Map<string, number>();
+async function sampleActivity(stop: AbortSignal): Promise<NonNullable<W2Row['activity']>> {
+  const seen = new Map<string, { state: string; statement: string; samples: number }>();
   await admin(async (c) => {
     while (!stop.aborted) {
       const { rows } = await c.query<{ state: string; statement: string }>(
@@ -199,12 +188,14 @@ async function sampleActivity(stop: AbortSignal): Promise<Map<string, number>> {
       );
       for (const r of rows) {
         const key = `${r.state}\t${r.statement}`;
-        seen.set(key, (seen.get(key) ?? 0) + 1);
+        const had = seen.get(key);
+        if (had) had.samples++;
+        else seen.set(key, { ...r, samples: 1 });
       }
       await sleep(2);
     }
   });
-  return seen;
+  return [...seen.values()].sort((a, b) => b.samples - a.samples);
 }
 
 async function w2(workers: number, tasks: number): Promise<W2Row> {
@@ -245,7 +236,7 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
     }
     const pgMs = postgresCpuMs() - pg0;
     sampling.abort();
-    const sampled = activity ? [...(await activity)].map(([key, samples]) => ({ state: key.split('\t')[0]!, statement: key.split('\t')[1]!, samples })).sort((a, b) => b.samples - a.samples) : null;
+    const sampled = activity ? await activity : null;
     const processMs = lastDone - start;
     const stopped = await Promise.all(children.map((c) => (c.proc.send({ stop: true }), c.next((m): m is { stopped: true; stats: PgStats; cpuMs: number } => 'stopped' in m))));
     const workerCpuMs = stopped.reduce((s, m, i) => s + m.cpuMs - statsBefore[i]!.cpuMs, 0);

@@ -15,36 +15,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { parseArgs } from 'node:util';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import { openStore } from '../src/runtime/open-store.ts';
-import { makeRegistry, startWorker, trackStore } from './harness.ts';
+import { badOption, benchArgs, makeRegistry, startWorker, trackStore } from './harness.ts';
 
-function parsed() {
-  try {
-    return parseArgs({
-      options: {
-        tasks: { type: 'string', default: '3000' },
-        durability: { type: 'string', default: 'strict' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`bench:wal: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
-  }
-}
-const args = parsed();
+const args = benchArgs('wal', {
+  tasks: { type: 'string', default: '3000' },
+  durability: { type: 'string', default: 'strict' },
+  json: { type: 'boolean', default: false },
+});
 const tasks = Number(args.tasks);
-if (!Number.isInteger(tasks) || tasks < 1) {
-  process.stderr.write(`bench:wal: --tasks must be a whole number of at least 1 (got ${args.tasks})\n`);
-  process.exit(2);
-}
-if (args.durability !== 'strict' && args.durability !== 'fast') {
-  process.stderr.write(`bench:wal: --durability must be strict or fast (got ${args.durability})\n`);
-  process.exit(2);
-}
+if (!Number.isInteger(tasks) || tasks < 1) badOption('wal', `--tasks must be a whole number of at least 1 (got ${args.tasks})`);
+if (args.durability !== 'strict' && args.durability !== 'fast') badOption('wal', `--durability must be strict or fast (got ${args.durability})`);
 
 /** Frames of a WAL file: the page each one holds and whether it ends a commit (SQLite's file format, "WAL file format"). */
 function walFrames(file: string): Array<{ page: number; commit: boolean }> {
@@ -93,7 +75,7 @@ try {
   const commits = frames.filter((f) => f.commit).length;
   const byTree = new Map<string, number>();
   for (const f of frames) {
-    const name = owner.get(f.page) ?? (f.page === 1 ? 'sqlite_schema' : 'free or new page');
+    const name = owner.get(f.page) ?? 'a page free since'; // dbstat names every page in use, page 1 (sqlite_schema) too
     byTree.set(name, (byTree.get(name) ?? 0) + 1);
   }
   const rows = [...byTree].sort((a, b) => b[1] - a[1]).map(([tree, n]) => ({ tree, perTask: n / tasks, perCommit: n / commits }));

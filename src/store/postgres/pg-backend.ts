@@ -11,7 +11,7 @@ import { loadMigrations } from '../sql/migrator.ts';
 import { runStream, taskStream } from '../../audit/chain.ts';
 import type { Durability, StoreCapabilities } from '../store.ts';
 import { parsePgUrl, quoteIdent, type PgConfig } from './pg-config.ts';
-import { StoreUnavailableError, isConnectionError, isStalePlan, isStoreFault, isTransientConflict, isUnknownStatement } from './pg-errors.ts';
+import { StoreUnavailableError, isConnectionError, isStoreFault, isTransientConflict, isUnknownStatement, mustPrepareAgain } from './pg-errors.ts';
 import { BatchOutcomeUnknown, GroupCommitter } from './pg-group-commit.ts';
 import { PgListener } from './pg-listener.ts';
 import { PgLiveness } from './pg-liveness.ts';
@@ -358,7 +358,7 @@ export class PgBackend implements SqlBackend {
       try {
         return await this.pool.query<Record<string, unknown>>(q);
       } catch (err) {
-        if (isStalePlan(err) && attempt === 0) {
+        if (mustPrepareAgain(err) && attempt === 0) {
           this.names.reset();
           q = typeof q === 'string' ? q : { text: q.text, values: q.values ?? [] };
           continue;
@@ -395,16 +395,9 @@ export class PgBackend implements SqlBackend {
     } catch (failed) {
       const { err, lostConnection, committing } = failed as AttemptFailed;
       if (committing && lostConnection) throw new BatchOutcomeUnknown(err);
-      if (isStalePlan(err)) this.names.reset();
+      if (mustPrepareAgain(err)) this.names.reset();
       throw err;
     }
-  }
-
-  /** A statement this process prepared was not found by its name: stop EXECUTEing by name, and prepare every statement again. */
-  private noExecuteByName(): void {
-    if (this.executeByName) this.log.warn('PostgreSQL: a prepared statement was not found by its name (a pooler that renames them?); each BEGIN now goes in a round trip of its own');
-    this.executeByName = false;
-    this.names.reset();
   }
 
   private preparedOn(client: pg.PoolClient): Set<string> {
@@ -462,7 +455,11 @@ export class PgBackend implements SqlBackend {
       this.events.emit('committed');
       return value;
     } catch (err) {
-      if (isUnknownStatement(err)) this.noExecuteByName();
+      // Not found by its name: a pooler renames them, so no more EXECUTE by name (the caller prepares again: mustPrepareAgain).
+      if (isUnknownStatement(err) && this.executeByName) {
+        this.executeByName = false;
+        this.log.warn('PostgreSQL: a prepared statement was not found by its name (a pooler that renames them?); each BEGIN now goes in a round trip of its own');
+      }
       const lostConnection = broken !== undefined || isConnectionError(err);
       let destroy = lostConnection;
       if (!lostConnection && !lone) {
@@ -502,7 +499,7 @@ export class PgBackend implements SqlBackend {
       const { err, lostConnection } = failed as AttemptFailed;
       if (lostConnection) throw new StoreUnavailableError(`PostgreSQL: the connection broke during a commit; it may or may not have committed (${errorText(err)})`, err);
       if (isStoreFault(err)) throw new StoreUnavailableError(`PostgreSQL: ${errorText(err)}`, err);
-      if (isStalePlan(err)) this.names.reset();
+      if (mustPrepareAgain(err)) this.names.reset();
       return null;
     }
   }
@@ -535,7 +532,7 @@ export class PgBackend implements SqlBackend {
           await sleep(Math.random() * 5 * conflicts);
           continue;
         }
-        if ((isStalePlan(err) || isUnknownStatement(err)) && conflicts < MAX_CONFLICT_RETRIES) {
+        if (mustPrepareAgain(err) && conflicts < MAX_CONFLICT_RETRIES) {
           conflicts++;
           this.names.reset();
           continue;

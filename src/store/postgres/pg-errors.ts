@@ -57,11 +57,6 @@ export function isTransientConflict(err: unknown): boolean {
   return code === '40001' /* serialization_failure */ || code === '40P01' /* deadlock_detected */;
 }
 
-/** A prepared statement whose result columns changed under it (a migration ran meanwhile). */
-export function isStalePlan(err: unknown): boolean {
-  return codeOf(err) === '0A000' && /cached plan must not change result type/.test(err instanceof Error ? err.message : '');
-}
-
 /**
  * "prepared statement … does not exist" (26000): the server connection has no statement
  * by a name this process prepared. A pooler that renames prepared statements (PgBouncer
@@ -69,6 +64,15 @@ export function isStalePlan(err: unknown): boolean {
  */
 export function isUnknownStatement(err: unknown): boolean {
   return codeOf(err) === '26000';
+}
+
+/**
+ * A prepared statement that cannot run as prepared: its result columns changed under it
+ * (a migration ran meanwhile), or the connection has none by its name. Prepared again
+ * under new names (StatementNames.reset), the statement runs.
+ */
+export function mustPrepareAgain(err: unknown): boolean {
+  return isUnknownStatement(err) || (codeOf(err) === '0A000' && /cached plan must not change result type/.test(err instanceof Error ? err.message : ''));
 }
 
 /** "relation does not exist": a fresh database without the table. */
