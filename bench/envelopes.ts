@@ -8,7 +8,7 @@
  *      with the load of (1) running again (whose req/s with a stream client
  *      attached is reported too). Target p99 ≤ 50 ms.
  *
- *   node bench/envelopes.ts [--duration 5] [--connections 64] [--durability strict|fast] [--as gateway|up] [--no-stream] [--json]
+ *   node bench/envelopes.ts [--duration 5] [--connections 64] [--durability strict|fast] [--as gateway|up] [--no-stream] [--cpu-prof FILE] [--json]
  *
  * The gateway runs with the V8 flags the launcher gives `spine gateway` (none), or with
  * `--as up` those of `spine up` (bin/heap-flags.js): started without them, the bench
@@ -19,11 +19,11 @@
  * sub-millisecond).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { HEAP_FLAGS, heapFlagsOf } from '../bin/heap-flags.js';
 import { WebSocket } from 'ws';
@@ -41,31 +41,31 @@ import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability } from '../src/store/store.ts';
-import { rerunWithFlags } from './harness.ts';
+import { badOption, benchArgs, rerunWithFlags } from './harness.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
-const { values: args } = parseArgs({
-  allowNegative: true,
-  options: {
+const args = benchArgs('envelopes', {
     as: { type: 'string', default: 'gateway' },
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     durability: { type: 'string', default: 'strict' },
     json: { type: 'boolean', default: false },
+    /** --cpu-prof FILE: a V8 CPU profile of the gateway process during the first load only. */
+    'cpu-prof': { type: 'string' },
     /** --no-stream: skip the WebSocket probe (measures intake alone). */
     stream: { type: 'boolean', default: true },
     // internal: child roles
     role: { type: 'string' },
     url: { type: 'string' },
     token: { type: 'string' },
-  },
 });
 
 // The gateway runs with the flags of the command it stands for (bin/heap-flags.js).
-if (args.as !== 'gateway' && args.as !== 'up') {
-  console.error(`bench/envelopes: --as must be gateway or up (got ${JSON.stringify(args.as)})`);
-  process.exit(2);
+if (args.as !== 'gateway' && args.as !== 'up') badOption('envelopes', `--as must be gateway or up (got ${JSON.stringify(args.as)})`);
+if (args.durability !== 'strict' && args.durability !== 'fast') badOption('envelopes', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
+for (const name of ['duration', 'connections'] as const) {
+  if (!/^[1-9][0-9]*$/.test(args[name])) badOption('envelopes', `--${name} must be a positive whole number (got ${JSON.stringify(args[name])})`);
 }
 const gatewayFlags = heapFlagsOf(args.as);
 if (args.role === undefined) rerunWithFlags(gatewayFlags, fileURLToPath(import.meta.url));
@@ -142,6 +142,21 @@ function probeRole(url: string, token: string): void {
 }
 
 // ── parent ─────────────────────────────────────────────────────────────────────
+/** Starts V8's CPU profiler in this process; stop() returns the profile (.cpuprofile JSON). */
+async function startProfile(): Promise<{ stop(): Promise<object> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      return profile;
+    },
+  };
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -171,7 +186,7 @@ async function main(): Promise<void> {
   const seconds = Number(args.duration);
   const connections = Number(args.connections);
   const loadBefore = loadavg()[0]!;
-  const durability = args.durability as Durability;
+  const durability: Durability = args.durability === 'fast' ? 'fast' : 'strict';
   const dir = mkdtempSync(join(tmpdir(), 'spine-bench-gw-'));
   const store = openStore({ url: `sqlite:${join(dir, 'spine.db')}`, durability });
   await store.migrate();
@@ -184,12 +199,15 @@ async function main(): Promise<void> {
   await store.tokens.create({ id: newId('tok'), name: 'bench', hash: hashToken(secret), scopes: ['ingress:api', 'viewer'] }, Date.now());
   const gw = await startGateway({ store, intake, settings: { ...DEFAULT_GATEWAY, port: 0 } });
 
-  // Commit times: after every commit, the newest audit seq and when (the hub is told at the same moment).
+  // Commit times: after every commit, the newest audit seq and when (the hub is told at
+  // the same moment). Recorded from the stream phases on: the read per commit is the
+  // bench's, not the gateway's, and stays out of the intake-only figures.
   const commits: Array<[number, number]> = [];
-  store.onCommitted(() => {
-    const at = now();
-    void store.audit.latestSeq().then((seq) => commits.push([seq, at]));
-  });
+  const recordCommits = () =>
+    store.onCommitted(() => {
+      const at = now();
+      void store.audit.latestSeq().then((seq) => commits.push([seq, at]));
+    });
   const commitTime = (seq: number): number | undefined => {
     // First commit whose newest seq covers this one.
     let lo = 0;
@@ -216,25 +234,28 @@ async function main(): Promise<void> {
   const countRuns = async () => (await store.runs.list({ limit: 10_000_000 })).length;
   /** The gateway process's CPU per accepted envelope (warm-up included), to tell the server's cost from the machine's noise. */
   const cpuPerEnvelope: number[] = [];
-  const runLoad = async (): Promise<LoadResult> => {
+  const runLoad = async (profileTo?: string): Promise<LoadResult> => {
     const runsBefore = await countRuns();
+    const profiler = profileTo === undefined ? null : await startProfile();
     const cpu = process.cpuUsage();
     const loader = child('load', ['--url', gw.url, '--token', secret, '--duration', String(seconds), '--connections', String(connections)]);
     const result = await once(loader, (m) => (m as { result?: LoadResult }).result);
     const used = process.cpuUsage(cpu);
+    if (profiler) writeFileSync(profileTo!, JSON.stringify(await profiler.stop()));
     cpuPerEnvelope.push((used.user + used.system) / Math.max(1, (await countRuns()) - runsBefore));
     return result;
   };
 
   // Phase 1: intake throughput and latency, no stream client connected.
   log(`load: ${connections} connections for ${seconds} s (+1 s warm-up), durability ${durability}, ${cpus().length} cores…`);
-  const load = await runLoad();
+  const load = await runLoad(args['cpu-prof']);
 
   // Phases 2 and 3 need a WebSocket client (in a third process) following the stream.
   let paced: number[] = [];
   let underLoad: number[] = [];
   let loadStreaming: LoadResult | null = null;
   if (args.stream) {
+    recordCommits();
     const probe = child('probe', ['--url', gw.url, '--token', secret]);
     await once(probe, (m) => ((m as { ready?: boolean }).ready ? true : undefined));
     const phase = async (name: string): Promise<Array<[number, number]>> => {

@@ -36,10 +36,10 @@ export function badOption(name: string, message: string): never {
   process.exit(2);
 }
 
-/** A bench's options (node:util parseArgs, strict): an unknown or malformed one is a badOption. */
-export function benchArgs<const O extends ParseArgsOptionsConfig>(name: string, options: O): ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'] {
+/** A bench's options (node:util parseArgs, strict; `--no-x` turns a flag off): an unknown or malformed one is a badOption. */
+export function benchArgs<const O extends ParseArgsOptionsConfig>(name: string, options: O): ReturnType<typeof parseArgs<{ options: O; strict: true; allowNegative: true }>>['values'] {
   try {
-    return parseArgs({ options, strict: true }).values;
+    return parseArgs({ options, strict: true, allowNegative: true }).values;
   } catch (err) {
     badOption(name, err instanceof Error ? err.message : String(err));
   }
