@@ -11,16 +11,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { auditKeysFromPem, generateAuditKeyPem, seal } from '../src/audit/checkpoint.ts';
 import { verifyAudit } from '../src/audit/verify.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { AuditEntry } from '../src/store/store.ts';
+import { benchArgs, wholeOption } from './harness.ts';
 import { round } from './stats.ts';
 
-const { values } = parseArgs({ options: { events: { type: 'string' }, streams: { type: 'string' }, json: { type: 'boolean' } } });
-const EVENTS = Number(values.events ?? 1_000_000);
-const STREAMS = Number(values.streams ?? 20_000);
+const values = benchArgs('audit', { events: { type: 'string' }, streams: { type: 'string' }, json: { type: 'boolean' } });
+const EVENTS = wholeOption('audit', 'events', values.events) ?? 1_000_000;
+const STREAMS = wholeOption('audit', 'streams', values.streams) ?? 20_000;
 const BATCH = 500;
 
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-audit-'));

@@ -16,7 +16,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { ContractRegistry } from '../src/contracts/registry.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
@@ -28,10 +27,11 @@ import { compilePolicy, policySchema } from '../src/policy/rules.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { compileGates } from '../src/validation/config.ts';
 import { BreakerBoard, DEFAULT_BREAKERS, outcomeChange } from '../src/validation/breakers.ts';
+import { benchArgs, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({ options: { actions: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
-const N = Number(args.actions ?? 20_000);
+const args = benchArgs('boundary', { actions: { type: 'string' }, json: { type: 'boolean', default: false } });
+const N = wholeOption('boundary', 'actions', args.actions) ?? 20_000;
 
 // 20 contracts, one of which guards the tool we call.
 const contracts = new ContractRegistry();

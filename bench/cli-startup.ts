@@ -17,13 +17,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DatabaseSync } from 'node:sqlite';
 import { openStore } from '../src/runtime/open-store.ts';
+import { benchArgs, wholeOption } from './harness.ts';
 import { percentile } from './stats.ts';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '15' }, json: { type: 'boolean', default: false } }, strict: true });
-const RUNS = Number(args.runs);
+const args = benchArgs('cli', { runs: { type: 'string', default: '15' }, json: { type: 'boolean', default: false } });
+const RUNS = wholeOption('cli', 'runs', args.runs);
 const SEED = 10_000;
 const BIN = fileURLToPath(new URL('../bin/spine.js', import.meta.url));
 

@@ -45,6 +45,22 @@ export function benchArgs<const O extends ParseArgsOptionsConfig>(name: string, 
   }
 }
 
+/**
+ * A whole-number option's value, at least `min` (1 unless told), as Number() reads it
+ * (so `1e6` is a million); anything else is a badOption naming the option and what it
+ * got. An option not given stays undefined (the caller's default then applies).
+ */
+export function wholeOption(name: string, option: string, value: string, min?: number): number;
+export function wholeOption(name: string, option: string, value: string | undefined, min?: number): number | undefined;
+export function wholeOption(name: string, option: string, value: string | undefined, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/\S/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    badOption(name, `--${option} must be ${min === 1 ? 'a positive whole number' : `a whole number of at least ${min}`} (got ${JSON.stringify(value)})`);
+  }
+  return n;
+}
+
 /** The worker options every workload uses. */
 export const BENCH_WORKER: Partial<WorkerOptions> = { concurrency: 8, pollMs: 50, leaseMs: 30_000 };
 

@@ -13,7 +13,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
@@ -22,15 +21,12 @@ import { Intake } from '../src/intake/intake.ts';
 import { compileSchedules } from '../src/intake/schedules/config.ts';
 import { Scheduler } from '../src/intake/schedules/scheduler.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
-import { openBenchStore } from './harness.ts';
+import { benchArgs, openBenchStore, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: { db: { type: 'string' }, fires: { type: 'string' }, facts: { type: 'string' }, json: { type: 'boolean', default: false } },
-  strict: true,
-});
-const FIRES = Number(args.fires ?? 2_000);
-const FACTS = Number(args.facts ?? 20_000);
+const args = benchArgs('heartbeat', { db: { type: 'string' }, fires: { type: 'string' }, facts: { type: 'string' }, json: { type: 'boolean', default: false } });
+const FIRES = wholeOption('heartbeat', 'fires', args.fires) ?? 2_000;
+const FACTS = wholeOption('heartbeat', 'facts', args.facts, 0) ?? 20_000;
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-heartbeat-'));
 const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
 // A temp SQLite file or a fresh PostgreSQL schema, migrated, and removed afterwards.

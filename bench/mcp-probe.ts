@@ -10,16 +10,13 @@
  */
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { McpConnection, type ServerTarget } from '../src/tools/mcp/clients.ts';
+import { benchArgs, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: { pings: { type: 'string' }, spawns: { type: 'string' }, json: { type: 'boolean', default: false } },
-  strict: true,
-});
-const PINGS = Number(args.pings ?? 500);
-const SPAWNS = Number(args.spawns ?? 20);
+const args = benchArgs('mcp-probe', { pings: { type: 'string' }, spawns: { type: 'string' }, json: { type: 'boolean', default: false } });
+const PINGS = wholeOption('mcp-probe', 'pings', args.pings) ?? 500;
+const SPAWNS = wholeOption('mcp-probe', 'spawns', args.spawns) ?? 20;
 const target: ServerTarget = {
   kind: 'stdio',
   namespace: 'bench',

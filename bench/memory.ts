@@ -14,7 +14,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import { systemClock } from '../src/core/clock.ts';
@@ -26,18 +25,16 @@ import { createRegistry } from '../src/engine/registry.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { FactWrite } from '../src/store/memory.ts';
 import { searchMemory } from '../src/memory/search.ts';
+import { benchArgs, wholeOption } from './harness.ts';
 import { rawSqlite } from './raw-sqlite.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: { db: { type: 'string' }, facts: { type: 'string' }, ops: { type: 'string' }, vectors: { type: 'string' }, json: { type: 'boolean', default: false } },
-  strict: true,
-});
-const FACTS = Number(args.facts ?? 100_000);
+const args = benchArgs('memory', { db: { type: 'string' }, facts: { type: 'string' }, ops: { type: 'string' }, vectors: { type: 'string' }, json: { type: 'boolean', default: false } });
+const FACTS = wholeOption('memory', 'facts', args.facts) ?? 100_000;
 /** Facts given a vector (exact search scans them all); 0 skips the vector figures. */
-const VECTORS = Number(args.vectors ?? 10_000);
+const VECTORS = wholeOption('memory', 'vectors', args.vectors, 0) ?? 10_000;
 const DIMS = 384;
-const OPS = Number(args.ops ?? 5_000);
+const OPS = wholeOption('memory', 'ops', args.ops) ?? 5_000;
 const dir = mkdtempSync(join(tmpdir(), 'spine-bench-memory-'));
 const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
 const schema = `bench_mem_${randomBytes(4).toString('hex')}`;

@@ -14,7 +14,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { createHttpAgent } from '../src/agents/http/config.ts';
 import { systemClock } from '../src/core/clock.ts';
 import type { FieldIssue } from '../src/core/errors.ts';
@@ -29,13 +28,12 @@ import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import { registry, tempStore, finished } from '../test/helpers.ts';
+import { badOption, benchArgs, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: { calls: { type: 'string' }, durability: { type: 'string', default: 'strict' }, json: { type: 'boolean', default: false } },
-  strict: true,
-});
-const CALLS = Number(args.calls ?? 300);
+const args = benchArgs('mesh-shim', { calls: { type: 'string' }, durability: { type: 'string', default: 'strict' }, json: { type: 'boolean', default: false } });
+if (args.durability !== 'strict' && args.durability !== 'fast') badOption('mesh-shim', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
+const CALLS = wholeOption('mesh-shim', 'calls', args.calls) ?? 300;
 const WARMUP = Math.max(20, Math.floor(CALLS / 10));
 const durability = args.durability === 'fast' ? 'fast' : 'strict';
 

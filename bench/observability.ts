@@ -14,7 +14,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { chromium } from 'playwright-core';
 import { systemClock } from '../src/core/clock.ts';
@@ -29,11 +28,20 @@ import { startTraceFeed } from '../src/observability/trace-feed.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
-import { log, makeRegistry, openBenchStore, startWorker } from './harness.ts';
+import { badOption, benchArgs, log, makeRegistry, openBenchStore, startWorker, wholeOption } from './harness.ts';
 import { summarize } from './stats.ts';
 
-const { values: args } = parseArgs({ options: { tasks: { type: 'string', default: '3000' }, json: { type: 'boolean', default: false }, rate: { type: 'string', default: '100' }, parts: { type: 'string', default: 'metrics,traces' }, 'w2-only': { type: 'boolean', default: false }, seconds: { type: 'string', default: '5' } } });
-const TASKS = Number(args.tasks);
+const args = benchArgs('observability', { tasks: { type: 'string', default: '3000' }, json: { type: 'boolean', default: false }, rate: { type: 'string', default: '100' }, parts: { type: 'string', default: 'metrics,traces' }, 'w2-only': { type: 'boolean', default: false }, seconds: { type: 'string', default: '5' } });
+const TASKS = wholeOption('observability', 'tasks', args.tasks);
+// --rate (runs/s) and --seconds pace the dashboard probe: any positive number will do.
+for (const option of ['rate', 'seconds'] as const) {
+  const n = Number(args[option]);
+  if (!/\S/.test(args[option]) || !Number.isFinite(n) || n <= 0) badOption('observability', `--${option} must be a positive number (got ${JSON.stringify(args[option])})`);
+}
+// --parts: what "on" turns on, metrics and/or traces (empty: neither, an on/off run that measures the noise).
+if (args.parts.split(',').some((part) => part !== '' && part !== 'metrics' && part !== 'traces')) {
+  badOption('observability', `--parts must list metrics and/or traces, comma-separated (got ${JSON.stringify(args.parts)})`);
+}
 const root = mkdtempSync(join(tmpdir(), 'spine-bench-obs-'));
 
 async function w2(observed: boolean): Promise<{ perSec: number; cpuUsPerTask: number }> {

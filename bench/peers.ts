@@ -15,45 +15,33 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { HEAP_FLAGS } from '../bin/heap-flags.js';
 import type { Durability } from '../src/store/store.ts';
 import { barePostgres, bareSqlite, type BareQueue } from './bare.ts';
 import { bareW1, bareW2, bareW3 } from './bare-workloads.ts';
-import { BENCH_WORKER, log, rerunWithFlags } from './harness.ts';
+import { badOption, BENCH_WORKER, benchArgs, log, rerunWithFlags, wholeOption } from './harness.ts';
 import { round } from './stats.ts';
 import { w1, w2, w3, type WorkloadCtx } from './workloads.ts';
+
+const args = benchArgs('peers', {
+  db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL },
+  quick: { type: 'boolean', default: false },
+  durability: { type: 'string', default: 'strict' },
+  only: { type: 'string' },
+  tasks: { type: 'string' },
+  json: { type: 'boolean', default: false },
+});
+
+if (args.durability !== 'strict' && args.durability !== 'fast') badOption('peers', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
+if (args.db && !args.db.startsWith('postgres')) badOption('peers', `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(args.db)})`);
+const tasksFlag = wholeOption('peers', 'tasks', args.tasks);
+const only = (args.only ?? 'sqlite,postgres').split(',').map((s) => s.trim());
+if (only.some((backend) => backend !== 'sqlite' && backend !== 'postgres')) badOption('peers', `--only must list sqlite and/or postgres, comma-separated (got ${JSON.stringify(args.only)})`);
 
 // The workloads run with the heap flags `spine up` and `spine worker` run with, so the
 // memory figures are those of the processes Spine ships: started without them, this
 // bench starts itself again with them and waits.
 rerunWithFlags(HEAP_FLAGS, fileURLToPath(import.meta.url));
-
-const { values: args } = parseArgs({
-  options: {
-    db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL },
-    quick: { type: 'boolean', default: false },
-    durability: { type: 'string', default: 'strict' },
-    only: { type: 'string' },
-    tasks: { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
-
-if (args.durability !== 'strict' && args.durability !== 'fast') {
-  process.stderr.write(`bench:peers: --durability must be strict or fast, not "${args.durability}"\n`);
-  process.exit(2);
-}
-if (args.db && !args.db.startsWith('postgres')) {
-  process.stderr.write(`bench:peers: --db must be a postgres://… URL (SQLite is always measured), not "${args.db}"\n`);
-  process.exit(2);
-}
-const tasksFlag = args.tasks === undefined ? undefined : Number(args.tasks);
-if (tasksFlag !== undefined && !(Number.isInteger(tasksFlag) && tasksFlag > 0)) {
-  process.stderr.write(`bench:peers: --tasks must be a positive integer, not "${args.tasks}"\n`);
-  process.exit(2);
-}
 
 const durability: Durability = args.durability;
 const quick = args.quick;
@@ -128,7 +116,6 @@ function render(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
-  const only = (args.only ?? 'sqlite,postgres').split(',').map((s) => s.trim());
   const root = mkdtempSync(join(tmpdir(), 'spine-peers-'));
   const load0 = loadavg()[0]!;
   const t0 = performance.now();

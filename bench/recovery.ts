@@ -14,27 +14,24 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { silentLogger } from '../src/core/log.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { Children } from '../test/fixtures/child.ts';
-import { makeRegistry } from './harness.ts';
+import { badOption, benchArgs, makeRegistry, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    db: { type: 'string' },
-    trials: { type: 'string', default: '7' },
-    tasks: { type: 'string', default: '50' },
-    'lease-only': { type: 'boolean', default: false },
-  },
-  strict: true,
+const args = benchArgs('recovery', {
+  db: { type: 'string' },
+  trials: { type: 'string', default: '7' },
+  tasks: { type: 'string', default: '50' },
+  'lease-only': { type: 'boolean', default: false },
 });
-const TRIALS = Number(args.trials);
-const TASKS = Number(args.tasks);
+if (args.db && !args.db.startsWith('postgres')) badOption('recovery', `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(args.db)})`);
+const TRIALS = wholeOption('recovery', 'trials', args.trials);
+const TASKS = wholeOption('recovery', 'tasks', args.tasks);
 const LEASE_MS = 30_000;
 
 async function pgAdmin(url: string, sql: string): Promise<void> {

@@ -15,10 +15,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { Durability } from '../src/store/store.ts';
 import { HEAP_FLAGS } from '../bin/heap-flags.js';
-import { log } from './harness.ts';
+import { badOption, benchArgs, log } from './harness.ts';
 import { rawSqlite } from './raw-sqlite.ts';
 import { DURABILITIES, figures, renderNotes, renderTable, type Results } from './report.ts';
 import { aggregateW2, w1, w2, w3, type W2Result, type WorkloadCtx } from './workloads.ts';
@@ -39,33 +38,27 @@ if (dbAt >= 0) {
     const pg = spawnSync(process.execPath, [fileURLToPath(new URL('./pg.ts', import.meta.url)), '--db', url, ...rest], { stdio: 'inherit' });
     process.exit(pg.status ?? 1);
   }
-  process.stderr.write(`bench: --db ${url ?? ''}: only postgres://… is measured separately; the default bench is the embedded SQLite store\n`);
-  process.exit(2);
+  badOption('run', `--db takes a postgres://… URL, measured by bench/pg.ts; the default bench is the embedded SQLite store (got ${url === undefined ? 'nothing' : JSON.stringify(url)})`);
 }
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    durability: { type: 'string' },
-    inline: { type: 'boolean', default: false },
-    trace: { type: 'boolean', default: false },
-    // internal: run one workload in this (child) process and print its result as JSON
-    child: { type: 'string' },
-    dir: { type: 'string' },
-  },
-  strict: true,
+const args = benchArgs('run', {
+  quick: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  durability: { type: 'string' },
+  inline: { type: 'boolean', default: false },
+  trace: { type: 'boolean', default: false },
+  // internal: run one workload in this (child) process and print its result as JSON
+  child: { type: 'string' },
+  dir: { type: 'string' },
 });
 
-function pickList<T extends string>(flag: string, value: string | undefined, all: readonly T[]): T[] {
+/** The items of a comma-separated --`option` (all of them if not given); one not in `all` is a badOption. */
+function pickList<T extends string>(option: string, value: string | undefined, all: readonly T[]): T[] {
   if (!value) return [...all];
   const picked = value.split(',').map((s) => s.trim().toLowerCase());
   const bad = picked.filter((p) => !all.includes(p as T));
-  if (bad.length) {
-    process.stderr.write(`bench: unknown ${flag} ${bad.join(', ')} (expected ${all.join(', ')})\n`);
-    process.exit(2);
-  }
+  if (bad.length) badOption('run', `--${option}: unknown ${bad.map((b) => JSON.stringify(b)).join(', ')} (expected ${all.join(', ')}, comma-separated)`);
   return all.filter((a) => picked.includes(a));
 }
 
@@ -148,11 +141,11 @@ async function child(name: WorkloadName, durability: Durability): Promise<void> 
 async function main(): Promise<void> {
   const durabilities = pickList('durability', args.durability, DURABILITIES);
   if (args.child) {
-    const [name] = pickList('workload', args.child, WORKLOADS);
+    const [name] = pickList('child', args.child, WORKLOADS);
     await child(name!, durabilities[0]!);
     return;
   }
-  const only = pickList('workload', args.only, WORKLOADS);
+  const only = pickList('only', args.only, WORKLOADS);
   const root = mkdtempSync(join(tmpdir(), 'spine-bench-'));
   const cleanup = () => rmSync(root, { recursive: true, force: true });
   process.once('SIGINT', () => {

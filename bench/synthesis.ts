@@ -17,7 +17,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { FunctionAgent } from '../src/agents/function-agent.ts';
 import type { Claim } from '../src/core/brief.ts';
 import type { FieldIssue } from '../src/core/issues.ts';
@@ -32,15 +31,14 @@ import { compileSynthesis, type SynthesisSpec } from '../src/synthesis/config.ts
 import type { Lane } from '../src/synthesis/detect.ts';
 import { advance, ruleFor } from '../src/synthesis/resolve.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
-import { FinishWaiters, trackStore } from './harness.ts';
+import { badOption, benchArgs, FinishWaiters, trackStore, wholeOption } from './harness.ts';
 import { round, summarize, type Summary } from './stats.ts';
 
-const { values: args } = parseArgs({
-  options: { reps: { type: 'string' }, durability: { type: 'string' }, json: { type: 'boolean', default: false } },
-  strict: true,
-});
-const REPS = Number(args.reps ?? 20);
-const DURABILITY = (args.durability ?? 'fast') as Durability;
+const args = benchArgs('synthesis', { reps: { type: 'string' }, durability: { type: 'string' }, json: { type: 'boolean', default: false } });
+const REPS = wholeOption('synthesis', 'reps', args.reps) ?? 20;
+const durability = args.durability ?? 'fast';
+if (durability !== 'strict' && durability !== 'fast') badOption('synthesis', `--durability must be strict or fast (got ${JSON.stringify(durability)})`);
+const DURABILITY: Durability = durability;
 const CHILDREN = 100;
 const CLAIMS = 20;
 const TARGET_MS = 5;
