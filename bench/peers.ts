@@ -10,7 +10,10 @@
  *                       [--only sqlite,postgres] [--tasks N] [--json]
  *
  * --quick (2,000 W2 tasks, fewer W1/W3 runs) finishes in under a minute on 2 cores.
+ * Each backend is measured in a process of its own (this script, started again with
+ * --only), so that W2's peak RSS is that backend's, not what the other one left.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +38,7 @@ const args = benchArgs('peers', {
 if (args.durability !== 'strict' && args.durability !== 'fast') badOption('peers', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
 if (args.db && !args.db.startsWith('postgres')) badOption('peers', `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(args.db)})`);
 const tasksFlag = wholeOption('peers', 'tasks', args.tasks);
-const only = (args.only ?? 'sqlite,postgres').split(',').map((s) => s.trim());
+const only = [...new Set((args.only ?? 'sqlite,postgres').split(',').map((s) => s.trim()))];
 if (only.some((backend) => backend !== 'sqlite' && backend !== 'postgres')) badOption('peers', `--only must list sqlite and/or postgres, comma-separated (got ${JSON.stringify(args.only)})`);
 
 // The workloads run with the heap flags `spine up` and `spine worker` run with, so the
@@ -61,7 +64,15 @@ interface Row {
   limitRoundTripsPerTask?: number;
 }
 
-async function measure(backend: 'sqlite' | 'postgres', root: string, openBare: () => Promise<BareQueue>): Promise<Row[]> {
+type Backend = 'sqlite' | 'postgres';
+
+/** One backend's figures: the table's rows, and W2's peak RSS (this process's, sampled while processing). */
+interface Measured {
+  rows: Row[];
+  w2PeakRssMb: Partial<Record<Backend, number>>;
+}
+
+async function measure(backend: Backend, root: string, openBare: () => Promise<BareQueue>): Promise<Measured> {
   const ctx: WorkloadCtx = { root, durability, quick, trace: false, latencyOnly: true, tasks: sizes.w2Tasks, ...(backend === 'postgres' ? { db: args.db! } : {}) };
   const rows: Row[] = [];
   const row = (workload: string, unit: string, spine: number, limit: number, higherIsBetter: boolean, extra: Partial<Row> = {}) =>
@@ -96,7 +107,19 @@ async function measure(backend: 'sqlite' | 'postgres', root: string, openBare: (
     if (bad.length) log(`[${backend}] ${k}: runs not succeeded afterwards: ${JSON.stringify(Object.fromEntries(bad))}`);
   }
   log(`[${backend}] Spine W2 CPU ${s2.processCpuUsPerTask} µs/task while processing, peak RSS ${s2.rssPeakMb} MB`);
-  return rows;
+  return { rows, w2PeakRssMb: { [backend]: s2.rssPeakMb } };
+}
+
+/** Measures one backend in a child process (this script with --only and --json) and takes its figures. */
+function measureApart(backend: Backend): Measured {
+  const argv = [...process.execArgv, fileURLToPath(import.meta.url), '--only', backend, '--json', '--durability', durability];
+  if (quick) argv.push('--quick');
+  if (tasksFlag !== undefined) argv.push('--tasks', String(tasksFlag));
+  if (backend === 'postgres') argv.push('--db', args.db!);
+  const child = spawnSync(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (child.status !== 0) throw new Error(`bench:peers: measuring ${backend} failed (exit ${child.status ?? child.signal})`);
+  const { rows, w2PeakRssMb } = JSON.parse(child.stdout) as Measured;
+  return { rows, w2PeakRssMb };
 }
 
 function render(rows: Row[]): string {
@@ -119,12 +142,20 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'spine-peers-'));
   const load0 = loadavg()[0]!;
   const t0 = performance.now();
+  const backends = only.filter((b): b is Backend => {
+    if (b === 'postgres' && !args.db) log('PostgreSQL skipped: pass --db postgres://… (or set SPINE_BENCH_PG_URL)');
+    return b === 'sqlite' || (b === 'postgres' && args.db !== undefined);
+  });
   const rows: Row[] = [];
+  const w2PeakRssMb: Measured['w2PeakRssMb'] = {};
   try {
-    if (only.includes('sqlite')) rows.push(...(await measure('sqlite', root, async () => bareSqlite(root, durability))));
-    if (only.includes('postgres')) {
-      if (args.db) rows.push(...(await measure('postgres', root, () => barePostgres(args.db!, durability, concurrency))));
-      else log('PostgreSQL skipped: pass --db postgres://… (or set SPINE_BENCH_PG_URL)');
+    for (const backend of backends) {
+      const measured =
+        backends.length > 1
+          ? measureApart(backend)
+          : await measure(backend, root, backend === 'sqlite' ? async () => bareSqlite(root, durability) : () => barePostgres(args.db!, durability, concurrency));
+      rows.push(...measured.rows);
+      Object.assign(w2PeakRssMb, measured.w2PeakRssMb);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -138,7 +169,7 @@ async function main(): Promise<void> {
     seconds: round((performance.now() - t0) / 1000, 1),
   };
   if (args.json) {
-    process.stdout.write(JSON.stringify({ meta, rows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ meta, rows, w2PeakRssMb }, null, 2) + '\n');
     return;
   }
   process.stdout.write(
@@ -147,6 +178,10 @@ async function main(): Promise<void> {
       `load average (1 min) ${meta.loadAverage1m.before} before, ${meta.loadAverage1m.after} after; ${meta.seconds} s`,
       '',
       render(rows),
+      '',
+      `W2 peak RSS, each backend in a process of its own (target < 150 MB): ${Object.entries(w2PeakRssMb)
+        .map(([b, mb]) => `${b} ${mb} MB`)
+        .join(', ')}`,
       '',
       'limit: the same workload on a bare table (no turns, audit, leases or policy): PostgreSQL claims with one FOR UPDATE SKIP LOCKED statement and completes with one more (pool of 8); SQLite group-commits the claims and completions of one event-loop turn in one BEGIN IMMEDIATE transaction.',
       'statements or round trips per task (W2, processing phase): on PostgreSQL the round trips sent, BEGIN and COMMIT included; on SQLite the statements run (no network), transaction control included.',
