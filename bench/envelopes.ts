@@ -41,7 +41,7 @@ import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import type { Durability } from '../src/store/store.ts';
-import { badOption, benchArgs, rerunWithFlags } from './harness.ts';
+import { badOption, benchArgs, rerunWithFlags, wholeOption } from './harness.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -64,9 +64,8 @@ const args = benchArgs('envelopes', {
 // The gateway runs with the flags of the command it stands for (bin/heap-flags.js).
 if (args.as !== 'gateway' && args.as !== 'up') badOption('envelopes', `--as must be gateway or up (got ${JSON.stringify(args.as)})`);
 if (args.durability !== 'strict' && args.durability !== 'fast') badOption('envelopes', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
-for (const name of ['duration', 'connections'] as const) {
-  if (!/^[1-9][0-9]*$/.test(args[name])) badOption('envelopes', `--${name} must be a positive whole number (got ${JSON.stringify(args[name])})`);
-}
+const seconds = wholeOption('envelopes', 'duration', args.duration);
+const connections = wholeOption('envelopes', 'connections', args.connections);
 const gatewayFlags = heapFlagsOf(args.as);
 if (args.role === undefined) rerunWithFlags(gatewayFlags, fileURLToPath(import.meta.url));
 
@@ -183,8 +182,6 @@ function once<T>(cp: ChildProcess, pick: (m: unknown) => T | undefined): Promise
 }
 
 async function main(): Promise<void> {
-  const seconds = Number(args.duration);
-  const connections = Number(args.connections);
   const loadBefore = loadavg()[0]!;
   const durability: Durability = args.durability === 'fast' ? 'fast' : 'strict';
   const dir = mkdtempSync(join(tmpdir(), 'spine-bench-gw-'));
@@ -352,7 +349,7 @@ function log(msg: string): void {
 }
 
 if (args.role === 'load') {
-  const result = await loadRole(args.url!, args.token!, Number(args.duration), Number(args.connections));
+  const result = await loadRole(args.url!, args.token!, seconds, connections);
   process.send!({ result });
   process.disconnect();
 } else if (args.role === 'probe') {
