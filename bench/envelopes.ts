@@ -46,19 +46,19 @@ import { badOption, benchArgs, rerunWithFlags, wholeOption } from './harness.ts'
 const now = () => performance.timeOrigin + performance.now();
 
 const args = benchArgs('envelopes', {
-    as: { type: 'string', default: 'gateway' },
-    duration: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '64' },
-    durability: { type: 'string', default: 'strict' },
-    json: { type: 'boolean', default: false },
-    /** --cpu-prof FILE: a V8 CPU profile of the gateway process during the first load only. */
-    'cpu-prof': { type: 'string' },
-    /** --no-stream: skip the WebSocket probe (measures intake alone). */
-    stream: { type: 'boolean', default: true },
-    // internal: child roles
-    role: { type: 'string' },
-    url: { type: 'string' },
-    token: { type: 'string' },
+  as: { type: 'string', default: 'gateway' },
+  duration: { type: 'string', default: '5' },
+  connections: { type: 'string', default: '64' },
+  durability: { type: 'string', default: 'strict' },
+  json: { type: 'boolean', default: false },
+  /** --cpu-prof FILE: a V8 CPU profile of the gateway process during the first load only. */
+  'cpu-prof': { type: 'string' },
+  /** --no-stream: skip the WebSocket probe (measures intake alone). */
+  stream: { type: 'boolean', default: true },
+  // internal: child roles
+  role: { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
 });
 
 // The gateway runs with the flags of the command it stands for (bin/heap-flags.js).
