@@ -40,8 +40,7 @@ import { Intake } from '../src/intake/intake.ts';
 import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { openStore } from '../src/runtime/open-store.ts';
-import type { Durability } from '../src/store/store.ts';
-import { badOption, benchArgs, rerunWithFlags, wholeOption } from './harness.ts';
+import { badOption, benchArgs, durabilityOption, rerunWithFlags, wholeOption } from './harness.ts';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -63,7 +62,7 @@ const args = benchArgs('envelopes', {
 
 // The gateway runs with the flags of the command it stands for (bin/heap-flags.js).
 if (args.as !== 'gateway' && args.as !== 'up') badOption('envelopes', `--as must be gateway or up (got ${JSON.stringify(args.as)})`);
-if (args.durability !== 'strict' && args.durability !== 'fast') badOption('envelopes', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
+const durability = durabilityOption('envelopes', args.durability);
 const seconds = wholeOption('envelopes', 'duration', args.duration);
 const connections = wholeOption('envelopes', 'connections', args.connections);
 const gatewayFlags = heapFlagsOf(args.as);
@@ -183,7 +182,6 @@ function once<T>(cp: ChildProcess, pick: (m: unknown) => T | undefined): Promise
 
 async function main(): Promise<void> {
   const loadBefore = loadavg()[0]!;
-  const durability: Durability = args.durability === 'fast' ? 'fast' : 'strict';
   const dir = mkdtempSync(join(tmpdir(), 'spine-bench-gw-'));
   const store = openStore({ url: `sqlite:${join(dir, 'spine.db')}`, durability });
   await store.migrate();

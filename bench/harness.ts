@@ -61,6 +61,18 @@ export function wholeOption(name: string, option: string, value: string | undefi
   return n;
 }
 
+/** A bench's --durability: strict or fast; anything else is a badOption. */
+export function durabilityOption(name: string, value: string): Durability {
+  if (value !== 'strict' && value !== 'fast') badOption(name, `--durability must be strict or fast (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+/** A bench's --db where only PostgreSQL is measured apart (SQLite always is): a postgres://… URL, or not given. */
+export function pgUrlOption(name: string, value: string | undefined): string | undefined {
+  if (value !== undefined && value !== '' && !value.startsWith('postgres')) badOption(name, `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(value)})`);
+  return value || undefined;
+}
+
 /** The worker options every workload uses. */
 export const BENCH_WORKER: Partial<WorkerOptions> = { concurrency: 8, pollMs: 50, leaseMs: 30_000 };
 

@@ -28,14 +28,13 @@ import { compileBindings } from '../src/routing/bindings.ts';
 import { compileSessions } from '../src/routing/sessions.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import { registry, tempStore, finished } from '../test/helpers.ts';
-import { badOption, benchArgs, wholeOption } from './harness.ts';
+import { benchArgs, durabilityOption, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
 const args = benchArgs('mesh-shim', { calls: { type: 'string' }, durability: { type: 'string', default: 'strict' }, json: { type: 'boolean', default: false } });
-if (args.durability !== 'strict' && args.durability !== 'fast') badOption('mesh-shim', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
 const CALLS = wholeOption('mesh-shim', 'calls', args.calls) ?? 300;
 const WARMUP = Math.max(20, Math.floor(CALLS / 10));
-const durability = args.durability === 'fast' ? 'fast' : 'strict';
+const durability = durabilityOption('mesh-shim', args.durability);
 
 async function post(url: string, body: Json): Promise<number> {
   const t0 = performance.now();

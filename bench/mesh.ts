@@ -25,14 +25,13 @@ import type { AgentFunction } from '../src/core/agent.ts';
 import type { Registry } from '../src/engine/options.ts';
 import type { Store } from '../src/store/store.ts';
 import { submitRun } from '../test/fixtures/submit-run.ts';
-import { badOption, benchArgs, makeRegistry, openBenchStore, startWorker, wholeOption } from './harness.ts';
+import { benchArgs, durabilityOption, makeRegistry, openBenchStore, startWorker, wholeOption } from './harness.ts';
 import { round, summarize, type Summary } from './stats.ts';
 
 const args = benchArgs('mesh', { db: { type: 'string' }, calls: { type: 'string' }, durability: { type: 'string', default: 'strict' }, json: { type: 'boolean', default: false } });
-if (args.durability !== 'strict' && args.durability !== 'fast') badOption('mesh', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
 const CALLS = wholeOption('mesh', 'calls', args.calls) ?? 400;
 const WARMUP = Math.max(20, Math.floor(CALLS / 10));
-const durability = (args.durability === 'fast' ? 'fast' : 'strict');
+const durability = durabilityOption('mesh', args.durability);
 const pgUrl = args.db?.startsWith('postgres') ? args.db : null;
 
 type Mode = 'handoff' | 'direct' | 'directNoShadow';

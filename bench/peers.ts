@@ -19,10 +19,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HEAP_FLAGS } from '../bin/heap-flags.js';
-import type { Durability } from '../src/store/store.ts';
 import { barePostgres, bareSqlite, type BareQueue } from './bare.ts';
 import { bareW1, bareW2, bareW3 } from './bare-workloads.ts';
-import { badOption, BENCH_WORKER, benchArgs, log, rerunWithFlags, wholeOption } from './harness.ts';
+import { badOption, BENCH_WORKER, benchArgs, durabilityOption, log, pgUrlOption, rerunWithFlags, wholeOption } from './harness.ts';
 import { round } from './stats.ts';
 import { w1, w2, w3, type WorkloadCtx } from './workloads.ts';
 
@@ -35,8 +34,8 @@ const args = benchArgs('peers', {
   json: { type: 'boolean', default: false },
 });
 
-if (args.durability !== 'strict' && args.durability !== 'fast') badOption('peers', `--durability must be strict or fast (got ${JSON.stringify(args.durability)})`);
-if (args.db && !args.db.startsWith('postgres')) badOption('peers', `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(args.db)})`);
+const durability = durabilityOption('peers', args.durability);
+const db = pgUrlOption('peers', args.db);
 const tasksFlag = wholeOption('peers', 'tasks', args.tasks);
 const only = [...new Set((args.only ?? 'sqlite,postgres').split(',').map((s) => s.trim()))];
 if (only.some((backend) => backend !== 'sqlite' && backend !== 'postgres')) badOption('peers', `--only must list sqlite and/or postgres, comma-separated (got ${JSON.stringify(args.only)})`);
@@ -46,7 +45,6 @@ if (only.some((backend) => backend !== 'sqlite' && backend !== 'postgres')) badO
 // bench starts itself again with them and waits.
 rerunWithFlags(HEAP_FLAGS, fileURLToPath(import.meta.url));
 
-const durability: Durability = args.durability;
 const quick = args.quick;
 const sizes = { w1Runs: quick ? 20 : 200, w2Tasks: tasksFlag ?? (quick ? 2_000 : 10_000), w3Reps: quick ? 5 : 20, children: 100 };
 const concurrency = BENCH_WORKER.concurrency!;
@@ -73,7 +71,7 @@ interface Measured {
 }
 
 async function measure(backend: Backend, root: string, openBare: () => Promise<BareQueue>): Promise<Measured> {
-  const ctx: WorkloadCtx = { root, durability, quick, trace: false, latencyOnly: true, tasks: sizes.w2Tasks, ...(backend === 'postgres' ? { db: args.db! } : {}) };
+  const ctx: WorkloadCtx = { root, durability, quick, trace: false, latencyOnly: true, tasks: sizes.w2Tasks, ...(backend === 'postgres' ? { db: db! } : {}) };
   const rows: Row[] = [];
   const row = (workload: string, unit: string, spine: number, limit: number, higherIsBetter: boolean, extra: Partial<Row> = {}) =>
     rows.push({ backend, workload, unit, spine, limit, ratio: round(spine / limit, 3), higherIsBetter, ...extra });
@@ -115,7 +113,7 @@ function measureApart(backend: Backend): Measured {
   const argv = [...process.execArgv, fileURLToPath(import.meta.url), '--only', backend, '--json', '--durability', durability];
   if (quick) argv.push('--quick');
   if (tasksFlag !== undefined) argv.push('--tasks', String(tasksFlag));
-  if (backend === 'postgres') argv.push('--db', args.db!);
+  if (backend === 'postgres') argv.push('--db', db!);
   const child = spawnSync(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 16 << 20 });
   if (child.status !== 0) throw new Error(`bench:peers: measuring ${backend} failed (exit ${child.status ?? child.signal})`);
   const { rows, w2PeakRssMb } = JSON.parse(child.stdout) as Measured;
@@ -143,8 +141,8 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   const t0 = performance.now();
   const backends = only.filter((b): b is Backend => {
-    if (b === 'postgres' && !args.db) log('PostgreSQL skipped: pass --db postgres://… (or set SPINE_BENCH_PG_URL)');
-    return b === 'sqlite' || (b === 'postgres' && args.db !== undefined);
+    if (b === 'postgres' && !db) log('PostgreSQL skipped: pass --db postgres://… (or set SPINE_BENCH_PG_URL)');
+    return b === 'sqlite' || (b === 'postgres' && db !== undefined);
   });
   const rows: Row[] = [];
   const w2PeakRssMb: Measured['w2PeakRssMb'] = {};
@@ -153,7 +151,7 @@ async function main(): Promise<void> {
       const measured =
         backends.length > 1
           ? measureApart(backend)
-          : await measure(backend, root, backend === 'sqlite' ? async () => bareSqlite(root, durability) : () => barePostgres(args.db!, durability, concurrency));
+          : await measure(backend, root, backend === 'sqlite' ? async () => bareSqlite(root, durability) : () => barePostgres(db!, durability, concurrency));
       rows.push(...measured.rows);
       Object.assign(w2PeakRssMb, measured.w2PeakRssMb);
     }

@@ -34,7 +34,7 @@ import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { Worker } from '../src/engine/worker.ts';
 import { PgBackend, type PgStats } from '../src/store/postgres/pg-backend.ts';
 import { SqlStore } from '../src/store/sql/sql-store.ts';
-import { benchArgs } from './harness.ts';
+import { benchArgs, durabilityOption, wholeOption } from './harness.ts';
 
 const args = benchArgs('pg', {
   db: { type: 'string', default: process.env.SPINE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
@@ -51,6 +51,14 @@ const args = benchArgs('pg', {
   // internal: this process is one worker
   child: { type: 'string' },
 });
+
+const durability = durabilityOption('pg', args.durability);
+const concurrency = wholeOption('pg', 'concurrency', args.concurrency);
+const pool = wholeOption('pg', 'pool', args.pool);
+const pollMs = wholeOption('pg', 'poll-ms', args['poll-ms']);
+const tasksOption = wholeOption('pg', 'tasks', args.tasks);
+const idleSeconds = wholeOption('pg', 'idle-seconds', args['idle-seconds']);
+const workerCounts = args.workers.split(',').map((n) => wholeOption('pg', 'workers', n.trim()));
 
 const CLK_TCK = 100;
 const log = (msg: string) => process.stderr.write(`bench:pg ${msg}\n`);
@@ -69,13 +77,13 @@ type ToChild = { go: true } | { stop: true } | { stats: true };
 type FromChild = { ready: true } | { stats: PgStats; cpuMs: number } | { stopped: true; stats: PgStats; cpuMs: number };
 
 async function child(url: string): Promise<void> {
-  const backend = new PgBackend({ url, durability: args.durability === 'fast' ? 'fast' : 'strict' });
+  const backend = new PgBackend({ url, durability });
   const store = new SqlStore(backend);
   const registry = createRegistry({ agents: { noop: { agent: new FunctionAgent(() => ({ output: null })), timeoutMs: 30_000 } } });
   const options = {
-    concurrency: Number(args.concurrency),
+    concurrency,
     leaseMs: 30_000,
-    ...(args['poll-ms'] ? { pollMs: Number(args['poll-ms']) } : {}),
+    ...(pollMs !== undefined ? { pollMs } : {}),
   };
   let worker: Worker | null = null;
   const send = (m: FromChild) => process.send!(m);
@@ -112,7 +120,7 @@ interface Child {
 }
 
 function spawnWorker(url: string): Child {
-  const proc = fork(fileURLToPath(import.meta.url), [`--child=${url}`, `--concurrency=${args.concurrency}`, `--durability=${args.durability}`, ...(args['poll-ms'] ? [`--poll-ms=${args['poll-ms']}`] : [])], {
+  const proc = fork(fileURLToPath(import.meta.url), [`--child=${url}`, `--concurrency=${concurrency}`, `--durability=${durability}`, ...(pollMs !== undefined ? [`--poll-ms=${pollMs}`] : [])], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const waiting: Array<{ pred: (m: FromChild) => boolean; resolve: (m: FromChild) => void }> = [];
@@ -200,8 +208,8 @@ async function sampleActivity(stop: AbortSignal): Promise<NonNullable<W2Row['act
 
 async function w2(workers: number, tasks: number): Promise<W2Row> {
   const schema = `bench_${randomBytes(4).toString('hex')}`;
-  const url = urlFor(schema, Number(args.pool));
-  const backend = new PgBackend({ url, poolSize: 16, durability: args.durability === 'fast' ? 'fast' : 'strict' });
+  const url = urlFor(schema, pool);
+  const backend = new PgBackend({ url, poolSize: 16, durability });
   const store = new SqlStore(backend);
   try {
     await store.migrate();
@@ -262,7 +270,7 @@ async function w2(workers: number, tasks: number): Promise<W2Row> {
 
 async function idle(workers: number, seconds: number): Promise<{ workers: number; seconds: number; roundTripsPerSec: number; transactionsPerSec: number }> {
   const schema = `bench_${randomBytes(4).toString('hex')}`;
-  const url = urlFor(schema, Number(args.pool));
+  const url = urlFor(schema, pool);
   const store = new SqlStore(new PgBackend({ url }));
   try {
     await store.migrate();
@@ -285,18 +293,14 @@ async function idle(workers: number, seconds: number): Promise<{ workers: number
 }
 
 async function main(): Promise<void> {
-  const tasks = Number(args.tasks ?? (args.quick ? 2_000 : 10_000));
-  const counts = args.workers
-    .split(',')
-    .map(Number)
-    .filter((n) => n > 0);
+  const tasks = tasksOption ?? (args.quick ? 2_000 : 10_000);
   const rows: W2Row[] = [];
-  for (const n of counts) rows.push(await w2(n, tasks));
-  const idleResult = await idle(4, Number(args['idle-seconds'] ?? (args.quick ? 3 : 10)));
+  for (const n of workerCounts) rows.push(await w2(n, tasks));
+  const idleResult = await idle(4, idleSeconds ?? (args.quick ? 3 : 10));
   const base = rows.find((r) => r.workers === 1)?.tasksPerSec;
   const result = {
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?' },
-    settings: { concurrency: Number(args.concurrency), pool: Number(args.pool), durability: args.durability, pollMs: args['poll-ms'] ? Number(args['poll-ms']) : 'default' },
+    settings: { concurrency, pool, durability, pollMs: pollMs ?? 'default' },
     w2: rows.map((r) => ({ ...r, scaling: base ? Math.round((r.tasksPerSec / base) * 100) / 100 : null })),
     idle: idleResult,
     targets: {
@@ -308,7 +312,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  console.log(`PostgreSQL W2: ${tasks} no-op tasks, worker concurrency ${args.concurrency}, pool ${args.pool}, durability ${args.durability}; ${result.machine.cpus} CPUs (${result.machine.model})`);
+  console.log(`PostgreSQL W2: ${tasks} no-op tasks, worker concurrency ${concurrency}, pool ${pool}, durability ${durability}; ${result.machine.cpus} CPUs (${result.machine.model})`);
   console.log('workers  tasks/s  scaling  worker CPU  µs/task  postgres CPU  µs/task  round trips/task');
   for (const r of result.w2) {
     console.log(

@@ -20,7 +20,7 @@ import { Worker } from '../src/engine/worker.ts';
 import { openStore } from '../src/runtime/open-store.ts';
 import { parsePgUrl } from '../src/store/postgres/pg-config.ts';
 import { Children } from '../test/fixtures/child.ts';
-import { badOption, benchArgs, makeRegistry, wholeOption } from './harness.ts';
+import { benchArgs, makeRegistry, pgUrlOption, wholeOption } from './harness.ts';
 import { round, summarize } from './stats.ts';
 
 const args = benchArgs('recovery', {
@@ -29,7 +29,7 @@ const args = benchArgs('recovery', {
   tasks: { type: 'string', default: '50' },
   'lease-only': { type: 'boolean', default: false },
 });
-if (args.db && !args.db.startsWith('postgres')) badOption('recovery', `--db must be a postgres://… URL; SQLite is always measured (got ${JSON.stringify(args.db)})`);
+const DB = pgUrlOption('recovery', args.db);
 const TRIALS = wholeOption('recovery', 'trials', args.trials);
 const TASKS = wholeOption('recovery', 'tasks', args.tasks);
 const LEASE_MS = 30_000;
@@ -54,9 +54,9 @@ async function trial(backend: 'sqlite' | 'postgres', livenessMs: number): Promis
   let drop = async () => {};
   if (backend === 'postgres') {
     const schema = `bench_${randomBytes(4).toString('hex')}`;
-    await pgAdmin(args.db!, `CREATE SCHEMA "${schema}"`);
-    url = `${args.db}${args.db!.includes('?') ? '&' : '?'}schema=${schema}&pool=4`;
-    drop = () => pgAdmin(args.db!, `DROP SCHEMA "${schema}" CASCADE`);
+    await pgAdmin(DB!, `CREATE SCHEMA "${schema}"`);
+    url = `${DB}${DB!.includes('?') ? '&' : '?'}schema=${schema}&pool=4`;
+    drop = () => pgAdmin(DB!, `DROP SCHEMA "${schema}" CASCADE`);
   } else {
     url = `sqlite:${join(dir, 'spine.db')}`;
   }
@@ -101,7 +101,7 @@ async function trial(backend: 'sqlite' | 'postgres', livenessMs: number): Promis
   }
 }
 
-const backends: Array<'sqlite' | 'postgres'> = args.db ? ['sqlite', 'postgres'] : ['sqlite'];
+const backends: Array<'sqlite' | 'postgres'> = DB ? ['sqlite', 'postgres'] : ['sqlite'];
 console.log(`Recovery after SIGKILL — ${TASKS} stranded tasks, lease ${LEASE_MS / 1000} s, ${TRIALS} trials; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 console.log('backend     p50 ms   p90 ms    max ms   target');
 for (const backend of backends) {

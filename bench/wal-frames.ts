@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { submitRun } from '../test/fixtures/submit-run.ts';
 import { openStore } from '../src/runtime/open-store.ts';
-import { badOption, benchArgs, makeRegistry, startWorker, trackStore } from './harness.ts';
+import { badOption, benchArgs, durabilityOption, makeRegistry, startWorker, trackStore } from './harness.ts';
 
 const args = benchArgs('wal', {
   tasks: { type: 'string', default: '3000' },
@@ -26,7 +26,7 @@ const args = benchArgs('wal', {
 });
 const tasks = Number(args.tasks);
 if (!Number.isInteger(tasks) || tasks < 1) badOption('wal', `--tasks must be a whole number of at least 1 (got ${args.tasks})`);
-if (args.durability !== 'strict' && args.durability !== 'fast') badOption('wal', `--durability must be strict or fast (got ${args.durability})`);
+const durability = durabilityOption('wal', args.durability);
 
 /** Frames of a WAL file: the page each one holds and whether it ends a commit (SQLite's file format, "WAL file format"). */
 function walFrames(file: string): Array<{ page: number; commit: boolean }> {
@@ -45,7 +45,7 @@ function walFrames(file: string): Array<{ page: number; commit: boolean }> {
 
 const dir = mkdtempSync(join(tmpdir(), 'spine-wal-'));
 const file = join(dir, 'spine.db');
-const store = openStore({ url: `sqlite:${file}`, durability: args.durability });
+const store = openStore({ url: `sqlite:${file}`, durability });
 try {
   await store.migrate();
   const tracked = trackStore(store);
@@ -79,10 +79,10 @@ try {
     byTree.set(name, (byTree.get(name) ?? 0) + 1);
   }
   const rows = [...byTree].sort((a, b) => b[1] - a[1]).map(([tree, n]) => ({ tree, perTask: n / tasks, perCommit: n / commits }));
-  const summary = { tasks, durability: args.durability, commits, frames: frames.length, framesPerTask: frames.length / tasks, framesPerCommit: frames.length / commits, tasksPerCommit: tasks / commits };
+  const summary = { tasks, durability, commits, frames: frames.length, framesPerTask: frames.length / tasks, framesPerCommit: frames.length / commits, tasksPerCommit: tasks / commits };
   if (args.json) console.log(JSON.stringify({ ...summary, byTree: rows }, null, 2));
   else {
-    console.log(`SQLite W2, ${tasks} no-op tasks, one worker at concurrency 8, durability ${args.durability}: WAL frames of the processing phase`);
+    console.log(`SQLite W2, ${tasks} no-op tasks, one worker at concurrency 8, durability ${durability}: WAL frames of the processing phase`);
     console.log(`${summary.frames} frames in ${commits} commits: ${summary.framesPerTask.toFixed(2)} per task, ${summary.framesPerCommit.toFixed(1)} per commit of ${summary.tasksPerCommit.toFixed(1)} tasks`);
     console.log('');
     console.log(`${'b-tree'.padEnd(28)}  per task  per commit`);
